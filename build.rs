@@ -1,0 +1,43 @@
+//! Links pybridge to the exact libpython it is built against and records that
+//! interpreter's identity, so the engine can default to its standard library
+//! and a test can check that the running Python is the build's.
+
+use std::process::Command;
+
+fn main() {
+    pyo3_build_config::use_pyo3_cfgs();
+    let config = pyo3_build_config::get();
+
+    // An rpath to the build's libpython: without it the loader may pick up another
+    // copy of the same soname (Debian's /usr/lib libpython3.11, say).
+    pyo3_build_config::add_libpython_rpath_link_args();
+
+    let executable = config
+        .executable()
+        .expect("pyo3 found no Python executable; set PYO3_PYTHON")
+        .to_string();
+    let probe = Command::new(&executable)
+        .args([
+            "-c",
+            "import sys, sysconfig; print(sys.version.split()[0]); print(sys.prefix); \
+             print(sysconfig.get_config_var('LIBDIR') or '')",
+        ])
+        .output()
+        .expect("failed to run the build's Python");
+    assert!(
+        probe.status.success(),
+        "the build's Python failed to report itself"
+    );
+    let text = String::from_utf8(probe.stdout).expect("non-UTF-8 output from Python");
+    let mut lines = text.lines();
+    let version = lines.next().unwrap_or_default();
+    let prefix = lines.next().unwrap_or_default();
+    let libdir = lines.next().unwrap_or_default();
+
+    println!("cargo:rustc-env=PYB_BUILD_PYTHON_EXECUTABLE={executable}");
+    println!("cargo:rustc-env=PYB_BUILD_PYTHON_VERSION={version}");
+    println!("cargo:rustc-env=PYB_BUILD_PYTHON_PREFIX={prefix}");
+    println!("cargo:rustc-env=PYB_BUILD_PYTHON_LIBDIR={libdir}");
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    println!("cargo:rerun-if-changed=build.rs");
+}

@@ -1,0 +1,756 @@
+//! The engine's life: initialize (on an engine-owned thread), run, shut down
+//! from any thread under a deadline, and start again.
+//!
+//! The engine thread runs `Py_InitializeFromConfig` and, at the end,
+//! `Py_FinalizeEx`, so Python's main thread is never a host thread that may exit,
+//! block, or be the wrong one at shutdown. Shutdown closes the gate first (new
+//! GIL requests fail at once), then waits, with the deadline, for host threads
+//! to leave and non-daemon Python threads to finish; only then does it commit to
+//! finalizing. Until that commit a timeout reopens the gate and nothing is lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use pyo3::{Python, ffi};
+
+use crate::boundary::ffi_boundary;
+use crate::config::{EngineConfig, pyb_config};
+use crate::error::{Error, Result};
+use crate::gate::{self, EngineWord, GateState};
+use crate::interpreter::{self, PythonThread};
+use crate::stats;
+use crate::status::*;
+use crate::thread_slot::{Activity, ThreadSlot, all_slots};
+
+/// No engine: before the first initialize or after a successful shutdown.
+pub const PYB_STATE_UNINITIALIZED: i32 = 0;
+/// Python runs; GIL requests are accepted.
+pub const PYB_STATE_RUNNING: i32 = 1;
+/// A shutdown is in progress; new GIL requests fail with `PYB_E_SHUTTING_DOWN`.
+pub const PYB_STATE_SHUTTING_DOWN: i32 = 2;
+
+/// A timeout that never expires.
+pub const PYB_TIMEOUT_INFINITE: u32 = u32::MAX;
+/// `pyb_engine_shutdown` flag: raise `SystemExit` in running Python threads (and
+/// in host threads running Python) before waiting for them. The exception fires
+/// when each thread next runs Python code; it is withdrawn if the shutdown times out.
+pub const PYB_SHUTDOWN_INTERRUPT: u32 = 1;
+
+const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
+const ENGINE_THREAD_NAME: &str = "pybridge-python";
+/// Python's main thread gets the usual 8 MiB main-thread stack, not Rust's 2 MiB.
+const ENGINE_THREAD_STACK: usize = 8 << 20;
+
+static INTERPRETER: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
+static ENGINE_THREAD_TID: AtomicI32 = AtomicI32::new(0);
+/// Thread states of threads that exited while a shutdown was pending.
+static ORPHANS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+static LIFECYCLE: Mutex<Lifecycle> = Mutex::new(Lifecycle::new());
+static CHANGED: Condvar = Condvar::new();
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Uninitialized,
+    Initializing,
+    Running,
+    ShuttingDown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Pending,
+    Finalized,
+    /// The deadline passed before the commit; the engine runs on.
+    CalledOff(String),
+}
+
+#[derive(Debug)]
+struct ShutdownRequest {
+    serial: u64,
+    interrupt: bool,
+    taken_by_engine: bool,
+    committed: bool,
+    outcome: Outcome,
+    /// What the engine last found blocking it, for the timeout message.
+    blocker: String,
+}
+
+struct Lifecycle {
+    phase: Phase,
+    generation: u32,
+    guest: bool,
+    engine_thread: Option<JoinHandle<()>>,
+    request: Option<ShutdownRequest>,
+    request_serial: u64,
+    /// Native ids of daemon Python threads alive when the last interpreter was finalized.
+    lingering_threads: Vec<i64>,
+}
+
+impl Lifecycle {
+    const fn new() -> Self {
+        Lifecycle {
+            phase: Phase::Uninitialized,
+            generation: 0,
+            guest: false,
+            engine_thread: None,
+            request: None,
+            request_serial: 0,
+            lingering_threads: Vec::new(),
+        }
+    }
+
+    fn request(&mut self, serial: u64) -> Option<&mut ShutdownRequest> {
+        self.request
+            .as_mut()
+            .filter(|request| request.serial == serial)
+    }
+}
+
+/// The running interpreter (valid while the gate admits the caller).
+#[inline(always)]
+pub(crate) fn interpreter() -> *mut ffi::PyInterpreterState {
+    INTERPRETER.load(Ordering::Acquire)
+}
+
+pub(crate) fn is_engine_thread(slot: &ThreadSlot) -> bool {
+    slot.os_tid == ENGINE_THREAD_TID.load(Ordering::Relaxed)
+}
+
+pub(crate) fn adopt_orphan_thread_state(state: *mut ffi::PyThreadState) {
+    ORPHANS.lock().push(state as usize);
+}
+
+/// Starts the engine: Python is initialized on a new engine-owned thread, which
+/// stays Python's main thread until shutdown. Idempotent: when the engine already
+/// runs this returns `PYB_OK` at once; concurrent calls from many threads wait
+/// for the one that initializes and all return its result. `config` may be NULL
+/// for defaults; it is copied. When this returns, no host thread holds the GIL.
+///
+/// If Python is already initialized in this process (pybridge was loaded into
+/// a Python process), the engine adopts it as a guest and never finalizes it.
+///
+/// Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
+/// (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
+/// `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
+/// after `previous_threads_timeout_ms`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb_status {
+    ffi_boundary("pyb_engine_initialize", || {
+        initialize(EngineConfig::from_c(config)?)
+    })
+}
+
+/// Shuts the engine down from any thread, within `timeout_ms` (`PYB_TIMEOUT_INFINITE`
+/// to wait for ever).
+///
+/// New GIL requests fail at once with `PYB_E_SHUTTING_DOWN`. The call then waits
+/// until no host thread holds the GIL through pybridge or is inside an
+/// allow-threads region, and until non-daemon Python threads have finished; then
+/// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`. If the
+/// deadline passes first it returns `PYB_E_TIMEOUT`, the message names what
+/// blocked it, and the engine runs on exactly as before (try again later).
+/// Flags: `PYB_SHUTDOWN_INTERRUPT`. Concurrent calls join the shutdown in
+/// progress: exactly one finalizes, each returns when it ends or its own deadline
+/// passes. After `PYB_OK`, `pyb_engine_initialize` starts a fresh interpreter.
+///
+/// Errors: `PYB_E_WOULD_DEADLOCK` when the calling thread holds the GIL or is in
+/// an allow-threads region (nothing changes); `PYB_E_NOT_INITIALIZED`;
+/// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_engine_shutdown(timeout_ms: u32, flags: u32) -> pyb_status {
+    ffi_boundary("pyb_engine_shutdown", || shutdown(timeout_ms, flags))
+}
+
+/// `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING` or `PYB_STATE_SHUTTING_DOWN`. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_engine_state() -> i32 {
+    match gate::load().state() {
+        GateState::Closed => PYB_STATE_UNINITIALIZED,
+        GateState::Running => PYB_STATE_RUNNING,
+        GateState::ShuttingDown | GateState::Finalizing => PYB_STATE_SHUTTING_DOWN,
+    }
+}
+
+pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
+    let mut life = LIFECYCLE.lock();
+    loop {
+        match life.phase {
+            Phase::Running => return Ok(()),
+            Phase::Uninitialized => break,
+            Phase::Initializing | Phase::ShuttingDown => CHANGED.wait(&mut life),
+        }
+    }
+    life.phase = Phase::Initializing;
+    let lingering = std::mem::take(&mut life.lingering_threads);
+    let previous_engine = life.engine_thread.take();
+    drop(life);
+
+    let started = start(&config, previous_engine, &lingering);
+
+    let mut life = LIFECYCLE.lock();
+    let result = match started {
+        Ok((guest, engine_thread)) => {
+            life.generation = life.generation.wrapping_add(1).max(1);
+            life.guest = guest;
+            life.engine_thread = engine_thread;
+            life.phase = Phase::Running;
+            gate::store(EngineWord::new(life.generation, GateState::Running));
+            stats::ENGINES_STARTED.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "pybridge engine {} running ({})",
+                life.generation,
+                if guest {
+                    "guest in an existing interpreter"
+                } else {
+                    "owns its interpreter"
+                }
+            );
+            Ok(())
+        }
+        Err(error) => {
+            if error.status == PYB_E_TIMEOUT {
+                life.lingering_threads = lingering;
+            }
+            life.phase = Phase::Uninitialized;
+            Err(error)
+        }
+    };
+    CHANGED.notify_all();
+    result
+}
+
+fn start(
+    config: &EngineConfig,
+    previous_engine: Option<JoinHandle<()>>,
+    lingering: &[i64],
+) -> Result<(bool, Option<JoinHandle<()>>)> {
+    if let Some(handle) = previous_engine {
+        let _ = handle.join();
+    }
+    wait_for_threads_to_exit(lingering, config.previous_threads_timeout_ms)?;
+    gate::prepare();
+    // SAFETY: a plain query, safe before and after initialization.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        // SAFETY: the process's interpreter is alive; we only keep its pointer.
+        INTERPRETER.store(unsafe { ffi::PyInterpreterState_Main() }, Ordering::Release);
+        return Ok((true, None));
+    }
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let engine_config = config.clone();
+    let handle = std::thread::Builder::new()
+        .name(ENGINE_THREAD_NAME.to_string())
+        .stack_size(ENGINE_THREAD_STACK)
+        .spawn(move || engine_thread_main(engine_config, ready_tx))
+        .map_err(|err| {
+            Error::new(
+                PYB_E_INIT_FAILED,
+                format!("could not start the engine thread: {err}"),
+            )
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok((false, Some(handle))),
+        Ok(Err(error)) => {
+            let _ = handle.join();
+            Err(error)
+        }
+        Err(_) => {
+            let _ = handle.join();
+            Err(Error::new(
+                PYB_E_INIT_FAILED,
+                "the engine thread ended before Python was initialized",
+            ))
+        }
+    }
+}
+
+/// A daemon thread that sleeps through a finalization and wakes under a new
+/// interpreter runs on its freed thread state (crashed 5/15 runs on 3.12), so a
+/// new interpreter waits until the old one's threads are gone.
+fn wait_for_threads_to_exit(native_ids: &[i64], timeout_ms: u32) -> Result<()> {
+    let deadline = deadline_after(timeout_ms);
+    loop {
+        let alive: Vec<i64> = native_ids
+            .iter()
+            .copied()
+            .filter(|id| std::path::Path::new(&format!("/proc/self/task/{id}")).exists())
+            .collect();
+        if alive.is_empty() {
+            return Ok(());
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(Error::new(
+                PYB_E_TIMEOUT,
+                format!(
+                    "daemon Python thread(s) with native id(s) {alive:?} from the previous \
+                     interpreter are still alive after {timeout_ms} ms; starting a new \
+                     interpreter now could let them run on freed memory. Stop daemon threads \
+                     before shutdown (or shut down with PYB_SHUTDOWN_INTERRUPT), or raise \
+                     pyb_config.previous_threads_timeout_ms"
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn deadline_after(timeout_ms: u32) -> Option<Instant> {
+    (timeout_ms != PYB_TIMEOUT_INFINITE)
+        .then(|| Instant::now() + Duration::from_millis(timeout_ms as u64))
+}
+
+fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Result<()>>) {
+    // SAFETY: trivial libc call.
+    ENGINE_THREAD_TID.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    let main_state = match interpreter::start(&config) {
+        Ok(state) => state,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    // SAFETY: main_state belongs to the interpreter just started.
+    let interp = unsafe { ffi::PyThreadState_GetInterpreter(main_state) };
+    INTERPRETER.store(interp, Ordering::Release);
+    let _ = ready.send(Ok(()));
+    loop {
+        let (serial, interrupt) = {
+            let mut life = LIFECYCLE.lock();
+            loop {
+                match life.request.as_mut() {
+                    Some(request)
+                        if !request.taken_by_engine && request.outcome == Outcome::Pending =>
+                    {
+                        request.taken_by_engine = true;
+                        break (request.serial, request.interrupt);
+                    }
+                    _ => CHANGED.wait(&mut life),
+                }
+            }
+        };
+        if EngineShutdown::new(main_state, serial, interrupt).run() {
+            break;
+        }
+    }
+    ENGINE_THREAD_TID.store(0, Ordering::Relaxed);
+}
+
+/// One shutdown attempt, run on the engine thread.
+struct EngineShutdown {
+    main_state: *mut ffi::PyThreadState,
+    serial: u64,
+    interrupt: bool,
+    interrupted: Option<Vec<u64>>,
+    /// Per busy slot id: (scope serial, when first seen busy), for "held since".
+    first_seen: HashMap<u32, (u32, Instant)>,
+}
+
+impl EngineShutdown {
+    fn new(main_state: *mut ffi::PyThreadState, serial: u64, interrupt: bool) -> Self {
+        EngineShutdown {
+            main_state,
+            serial,
+            interrupt,
+            interrupted: None,
+            first_seen: HashMap::new(),
+        }
+    }
+
+    /// True when the interpreter was finalized; false when the attempt was called off.
+    fn run(mut self) -> bool {
+        loop {
+            if self.called_off() {
+                self.with_gil(|this| this.undo());
+                return false;
+            }
+            if self.interrupt && self.interrupted.is_none() {
+                self.with_gil(|this| this.interrupt_threads());
+            }
+            if let Some(blocker) = self.busy_host_thread() {
+                self.report_and_wait(blocker);
+                continue;
+            }
+            // SAFETY: the engine thread's own main state.
+            unsafe { ffi::PyEval_RestoreThread(self.main_state) };
+            if self.called_off() {
+                self.undo();
+                // SAFETY: GIL held on the main state.
+                unsafe { ffi::PyEval_SaveThread() };
+                return false;
+            }
+            // SAFETY: GIL held on this thread.
+            let py = unsafe { Python::assume_attached() };
+            let threads = interpreter::python_threads(py).unwrap_or_else(|err| {
+                log::error!(
+                    "could not list Python threads: {}",
+                    interpreter::describe_error(py, &err)
+                );
+                Vec::new()
+            });
+            let blocker = match threads.iter().find(|thread| !thread.daemon) {
+                Some(thread) => Some(format!("{} is still running", thread.describe())),
+                None => self.commit(),
+            };
+            if let Some(blocker) = blocker {
+                // SAFETY: GIL held on the main state.
+                unsafe { ffi::PyEval_SaveThread() };
+                self.report_and_wait(blocker);
+                continue;
+            }
+            self.finalize(&threads);
+            return true;
+        }
+    }
+
+    fn with_gil(&mut self, body: impl FnOnce(&mut Self)) {
+        // SAFETY: the engine thread's own main state; released before returning.
+        unsafe { ffi::PyEval_RestoreThread(self.main_state) };
+        body(self);
+        // SAFETY: GIL held on the main state.
+        unsafe { ffi::PyEval_SaveThread() };
+    }
+
+    fn called_off(&self) -> bool {
+        let mut life = LIFECYCLE.lock();
+        life.request(self.serial)
+            .is_none_or(|request| request.outcome != Outcome::Pending)
+    }
+
+    fn interrupt_threads(&mut self) {
+        // SAFETY: GIL held (called through with_gil).
+        let py = unsafe { Python::assume_attached() };
+        let mut idents: Vec<u64> = interpreter::python_threads(py)
+            .unwrap_or_default()
+            .iter()
+            .map(|thread| thread.ident)
+            .collect();
+        for slot in all_slots() {
+            if slot.busy.load(Ordering::Acquire) && !is_engine_thread(&slot) {
+                idents.push(slot.pthread_id);
+            }
+        }
+        idents.sort_unstable();
+        idents.dedup();
+        log::info!("shutdown interrupts {} thread(s)", idents.len());
+        interpreter::interrupt(&idents);
+        self.interrupted = Some(idents);
+    }
+
+    /// Puts back what the attempt changed. GIL held.
+    fn undo(&mut self) {
+        if let Some(idents) = self.interrupted.take() {
+            interpreter::withdraw_interrupt(&idents);
+        }
+        interpreter::delete_thread_states(std::mem::take(&mut *ORPHANS.lock()));
+    }
+
+    /// A host thread the shutdown must wait for, described for the message.
+    fn busy_host_thread(&mut self) -> Option<String> {
+        let now = Instant::now();
+        for slot in all_slots() {
+            if !slot.busy.load(Ordering::Acquire) || is_engine_thread(&slot) {
+                continue;
+            }
+            let serial = slot.scope_serial.load(Ordering::Relaxed);
+            let entry = self.first_seen.entry(slot.id).or_insert((serial, now));
+            if entry.0 != serial {
+                *entry = (serial, now);
+            }
+            let waited = now.duration_since(entry.1).as_millis();
+            let doing = match slot.activity() {
+                Activity::HoldingGil => "holds the GIL through pybridge",
+                Activity::AllowThreads => {
+                    "is inside an allow-threads region and will take the GIL back"
+                }
+                Activity::WaitingForGil => "is waiting to take the GIL",
+                Activity::Idle => "is inside a pybridge call",
+            };
+            return Some(format!(
+                "{} {doing} (for at least {waited} ms); release its GIL scope \
+                 (pyb_gil_release / pyb_end_allow_threads) so the engine can stop",
+                slot.describe()
+            ));
+        }
+        None
+    }
+
+    /// Closes the gate for good unless the attempt was called off or a thread
+    /// slipped inside; returns what blocks otherwise. GIL held.
+    fn commit(&mut self) -> Option<String> {
+        let mut life = LIFECYCLE.lock();
+        let Some(request) = life.request(self.serial) else {
+            return Some("the shutdown was called off".to_string());
+        };
+        if request.outcome != Outcome::Pending {
+            return Some("the shutdown was called off".to_string());
+        }
+        let generation = life.generation;
+        gate::store(EngineWord::new(generation, GateState::Finalizing));
+        gate::barrier();
+        if let Some(blocker) = self.busy_host_thread() {
+            gate::store(EngineWord::new(generation, GateState::ShuttingDown));
+            return Some(blocker);
+        }
+        if let Some(request) = life.request(self.serial) {
+            request.committed = true;
+        }
+        None
+    }
+
+    fn finalize(&mut self, threads: &[PythonThread]) {
+        let lingering: Vec<i64> = threads
+            .iter()
+            .filter_map(|thread| thread.native_id)
+            .collect();
+        // Py_FinalizeEx frees every thread state, orphans included.
+        ORPHANS.lock().clear();
+        let started = Instant::now();
+        let code = interpreter::finalize();
+        log::info!(
+            "Py_FinalizeEx returned {code} after {} ms",
+            started.elapsed().as_millis()
+        );
+        stats::INTERPRETERS_FINALIZED.fetch_add(1, Ordering::Relaxed);
+        INTERPRETER.store(std::ptr::null_mut(), Ordering::Release);
+        let mut life = LIFECYCLE.lock();
+        gate::store(EngineWord::new(life.generation, GateState::Closed));
+        life.lingering_threads = lingering;
+        life.phase = Phase::Uninitialized;
+        if let Some(request) = life.request(self.serial) {
+            request.outcome = Outcome::Finalized;
+        }
+        CHANGED.notify_all();
+    }
+
+    fn report_and_wait(&mut self, blocker: String) {
+        let mut life = LIFECYCLE.lock();
+        if let Some(request) = life.request(self.serial) {
+            request.blocker = blocker;
+        }
+        // Woken early when the attempt is called off.
+        CHANGED.wait_for(&mut life, Duration::from_millis(2));
+    }
+}
+
+pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
+    if flags & !KNOWN_SHUTDOWN_FLAGS != 0 {
+        return Err(Error::invalid_argument(format!(
+            "unknown shutdown flag bits {:#x}; use 0 or PYB_SHUTDOWN_INTERRUPT",
+            flags & !KNOWN_SHUTDOWN_FLAGS
+        )));
+    }
+    refuse_if_caller_blocks_shutdown()?;
+    let deadline = deadline_after(timeout_ms);
+    let mut life = LIFECYCLE.lock();
+    loop {
+        match life.phase {
+            Phase::Uninitialized => return Err(Error::not_initialized()),
+            Phase::Initializing => CHANGED.wait(&mut life),
+            Phase::ShuttingDown => return join_shutdown(life, deadline, timeout_ms),
+            Phase::Running => break,
+        }
+    }
+    life.request_serial += 1;
+    let serial = life.request_serial;
+    life.request = Some(ShutdownRequest {
+        serial,
+        interrupt: flags & PYB_SHUTDOWN_INTERRUPT != 0,
+        taken_by_engine: false,
+        committed: false,
+        outcome: Outcome::Pending,
+        blocker: "the engine thread has not reported yet".to_string(),
+    });
+    life.phase = Phase::ShuttingDown;
+    gate::store(EngineWord::new(life.generation, GateState::ShuttingDown));
+    gate::barrier();
+    log::info!("shutdown requested (timeout {timeout_ms} ms, flags {flags:#x})");
+    if life.guest {
+        return guest_shutdown(life, serial, deadline, timeout_ms);
+    }
+    CHANGED.notify_all();
+    let outcome = wait_for_outcome(&mut life, serial, deadline);
+    match outcome {
+        Outcome::Finalized => {
+            let engine_thread = life.engine_thread.take();
+            drop(life);
+            if let Some(handle) = engine_thread {
+                let _ = handle.join();
+            }
+            log::info!("shutdown complete");
+            Ok(())
+        }
+        Outcome::Pending if life.request(serial).is_some_and(|r| r.committed) => Err(Error::new(
+            PYB_E_TIMEOUT,
+            format!(
+                "Py_FinalizeEx is running on the engine thread and has not finished \
+                     within {timeout_ms} ms (an atexit handler or __del__ may be slow); the \
+                     engine becomes UNINITIALIZED when it returns: call pyb_engine_shutdown \
+                     again to wait for it"
+            ),
+        )),
+        Outcome::Pending | Outcome::CalledOff(_) => {
+            let blocker = call_off(&mut life, serial);
+            Err(timeout_error(timeout_ms, &blocker))
+        }
+    }
+}
+
+/// A shutdown from a thread the shutdown would have to wait for can never finish.
+fn refuse_if_caller_blocks_shutdown() -> Result<()> {
+    let Some(slot) = ThreadSlot::existing() else {
+        return Ok(());
+    };
+    let owner = slot.owner();
+    let reason = if owner.depth > 0 {
+        Some("the calling thread holds the GIL through pybridge; release it first")
+    } else if !owner.allow_frames.is_empty() {
+        Some("the calling thread is inside an allow-threads region; end it first")
+    } else if is_engine_thread(slot) {
+        Some("the engine thread cannot shut itself down; call from a host thread")
+    } else if crate::gil::pyb_gil_held() != 0 {
+        Some(
+            "the calling thread holds the GIL (it is a Python thread or used PyGILState); call from a thread that does not",
+        )
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::new(
+            PYB_E_WOULD_DEADLOCK,
+            format!("shutdown would wait for its own caller: {reason}; nothing was changed"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn wait_for_outcome(
+    life: &mut MutexGuard<'_, Lifecycle>,
+    serial: u64,
+    deadline: Option<Instant>,
+) -> Outcome {
+    loop {
+        let outcome = life
+            .request(serial)
+            .map_or(Outcome::Finalized, |request| request.outcome.clone());
+        if outcome != Outcome::Pending {
+            return outcome;
+        }
+        match deadline {
+            Some(deadline) => {
+                if CHANGED.wait_until(life, deadline).timed_out() {
+                    return life
+                        .request(serial)
+                        .map_or(Outcome::Finalized, |request| request.outcome.clone());
+                }
+            }
+            None => CHANGED.wait(life),
+        }
+    }
+}
+
+/// Ends a pending attempt at its deadline: reopen the gate; the engine thread
+/// undoes its interrupts when it notices. Returns what was blocking.
+fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
+    let generation = life.generation;
+    let blocker = match life.request(serial) {
+        Some(request) => {
+            let blocker = request.blocker.clone();
+            request.outcome = Outcome::CalledOff(blocker.clone());
+            blocker
+        }
+        None => "unknown".to_string(),
+    };
+    life.phase = Phase::Running;
+    gate::store(EngineWord::new(generation, GateState::Running));
+    stats::SHUTDOWN_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+    CHANGED.notify_all();
+    log::warn!("shutdown timed out and was called off: {blocker}");
+    blocker
+}
+
+fn timeout_error(timeout_ms: u32, blocker: &str) -> Error {
+    Error::new(
+        PYB_E_TIMEOUT,
+        format!(
+            "shutdown did not finish within {timeout_ms} ms and was called off; the engine \
+             runs on unchanged. Blocking: {blocker}"
+        ),
+    )
+}
+
+/// A second shutdown while one is in progress waits for the first one's outcome.
+fn join_shutdown(
+    mut life: MutexGuard<'_, Lifecycle>,
+    deadline: Option<Instant>,
+    timeout_ms: u32,
+) -> Result<()> {
+    let Some(serial) = life.request.as_ref().map(|request| request.serial) else {
+        return Err(Error::shutting_down());
+    };
+    match wait_for_outcome(&mut life, serial, deadline) {
+        Outcome::Finalized => Ok(()),
+        Outcome::CalledOff(blocker) => Err(Error::new(
+            PYB_E_TIMEOUT,
+            format!(
+                "the shutdown this call joined (started by another thread) timed out; the \
+                 engine runs on. Blocking: {blocker}"
+            ),
+        )),
+        Outcome::Pending => Err(Error::new(
+            PYB_E_TIMEOUT,
+            format!(
+                "another thread's shutdown is still in progress after {timeout_ms} ms; the \
+                 engine is still SHUTTING_DOWN"
+            ),
+        )),
+    }
+}
+
+/// A guest engine never finalizes the interpreter it found: it waits for host
+/// threads to leave, then closes the gate.
+fn guest_shutdown(
+    mut life: MutexGuard<'_, Lifecycle>,
+    serial: u64,
+    deadline: Option<Instant>,
+    timeout_ms: u32,
+) -> Result<()> {
+    let generation = life.generation;
+    let mut probe = EngineShutdown::new(std::ptr::null_mut(), serial, false);
+    loop {
+        let blocker = match probe.busy_host_thread() {
+            Some(blocker) => Some(blocker),
+            None => {
+                gate::store(EngineWord::new(generation, GateState::Finalizing));
+                gate::barrier();
+                let blocker = probe.busy_host_thread();
+                if blocker.is_some() {
+                    gate::store(EngineWord::new(generation, GateState::ShuttingDown));
+                }
+                blocker
+            }
+        };
+        let Some(blocker) = blocker else {
+            break;
+        };
+        if let Some(request) = life.request(serial) {
+            request.blocker = blocker;
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            let blocker = call_off(&mut life, serial);
+            return Err(timeout_error(timeout_ms, &blocker));
+        }
+        MutexGuard::unlocked(&mut life, || std::thread::sleep(Duration::from_millis(1)));
+    }
+    gate::store(EngineWord::new(generation, GateState::Closed));
+    INTERPRETER.store(std::ptr::null_mut(), Ordering::Release);
+    life.phase = Phase::Uninitialized;
+    if let Some(request) = life.request(serial) {
+        request.outcome = Outcome::Finalized;
+    }
+    CHANGED.notify_all();
+    log::info!("guest engine detached; the host's interpreter keeps running");
+    Ok(())
+}

@@ -1,0 +1,534 @@
+//! GIL scopes for host threads: acquire/release with nesting, allow-threads
+//! regions, and the persistent thread state each host thread keeps.
+//!
+//! Why persistent thread states: `PyGILState_Ensure` on a thread without one
+//! creates and deletes a thread state per call (about 380 ns against 60 ns),
+//! loses `threading.local`, and breaks extensions that cache thread states.
+
+use std::sync::atomic::Ordering;
+
+use pyo3::ffi;
+
+use crate::boundary::{ffi_boundary, out_ptr};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::gate::{self, EngineWord, GateState};
+use crate::stats;
+use crate::status::*;
+use crate::thread_slot::{Activity, AllowFrame, OwnerState, ThreadSlot, find_by_id};
+use crate::token::{MAX_POSITION, Token, TokenKind};
+
+/// A GIL scope token returned by `pyb_gil_acquire`; pass it to `pyb_gil_release`.
+#[allow(non_camel_case_types)]
+pub type pyb_gil = u64;
+
+/// An allow-threads token returned by `pyb_begin_allow_threads`; pass it to `pyb_end_allow_threads`.
+#[allow(non_camel_case_types)]
+pub type pyb_thread_token = u64;
+
+/// Takes the GIL for the calling thread and writes a token for the scope to `out`.
+///
+/// Any thread may call it. The first call on a thread creates that thread's
+/// Python thread state, which is kept and reused until the thread exits (so
+/// `threading.local` survives between scopes, and `PyGILState_Ensure` inside a
+/// scope nests). Scopes nest: an acquire on a thread that already holds the GIL
+/// through pybridge only counts. While the scope is open the thread may call the
+/// CPython C API directly. Release with `pyb_gil_release` on the same thread, in
+/// LIFO order. Blocks while another thread holds the GIL.
+///
+/// Errors: `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN` once a shutdown has
+/// begun (threads already inside may still nest); `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_gil_acquire(out: *mut pyb_gil) -> pyb_status {
+    ffi_boundary("pyb_gil_acquire", || {
+        let out = out_ptr(out, "out")?;
+        *out = acquire(ThreadSlot::current())?;
+        Ok(())
+    })
+}
+
+/// Closes the GIL scope `token` opened by `pyb_gil_acquire` on this thread.
+/// Closing the outermost scope gives the GIL away (unless the thread already
+/// held it before that scope, as a Python thread calling into the host does).
+///
+/// Errors: `PYB_E_WRONG_THREAD` (the token belongs to another thread);
+/// `PYB_E_BAD_TOKEN` (already released, out of LIFO order, an allow-threads
+/// token, or from an earlier engine). Nothing changes on error.
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_gil_release(token: pyb_gil) -> pyb_status {
+    ffi_boundary("pyb_gil_release", || {
+        let slot = ThreadSlot::existing().ok_or_else(|| misplaced_token(token, None))?;
+        release(slot, token)
+    })
+}
+
+/// 1 when the calling thread holds the GIL (through pybridge or any other way), else 0.
+/// Any thread; never blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_gil_held() -> i32 {
+    std::panic::catch_unwind(|| holds_gil(ThreadSlot::current())).unwrap_or(false) as i32
+}
+
+/// Releases the GIL held by the calling thread (all nesting levels) until the
+/// matching `pyb_end_allow_threads` on the same thread takes it back: wrap long
+/// native work in it so Python threads keep running. Inside the region the
+/// thread must not touch Python objects, but may open a new GIL scope.
+///
+/// On a thread that does not hold the GIL this succeeds with a token whose end
+/// does nothing, so `begin ... end` is always safe to write. A pending region
+/// keeps shutdown waiting (the thread will take the GIL back).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_begin_allow_threads(out: *mut pyb_thread_token) -> pyb_status {
+    ffi_boundary("pyb_begin_allow_threads", || {
+        let out = out_ptr(out, "out")?;
+        *out = begin_allow_threads(ThreadSlot::current())?;
+        Ok(())
+    })
+}
+
+/// Ends the allow-threads region `token` on the thread that began it, taking
+/// the GIL back (blocks until it is free) and restoring the nesting it had.
+///
+/// Errors: `PYB_E_WRONG_THREAD`; `PYB_E_BAD_TOKEN` (ended twice, out of order, a
+/// GIL scope opened inside the region is still open, or a GIL token).
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_end_allow_threads(token: pyb_thread_token) -> pyb_status {
+    ffi_boundary("pyb_end_allow_threads", || {
+        if let Some(Token {
+            kind: TokenKind::AllowThreadsNoop,
+            ..
+        }) = Token::decode(token)
+        {
+            return Ok(());
+        }
+        let slot = ThreadSlot::existing().ok_or_else(|| misplaced_token(token, None))?;
+        end_allow_threads(slot, token)
+    })
+}
+
+/// An open GIL scope for pybridge's own code; released on drop.
+pub(crate) struct GilScope {
+    slot: &'static ThreadSlot,
+    token: u64,
+}
+
+impl GilScope {
+    pub(crate) fn acquire() -> Result<GilScope> {
+        let slot = ThreadSlot::current();
+        let token = acquire(slot)?;
+        Ok(GilScope { slot, token })
+    }
+
+    /// pyo3's view of the held GIL, for code that uses pyo3's safe API.
+    pub(crate) fn python(&self) -> pyo3::Python<'_> {
+        // SAFETY: this scope holds the GIL on the calling thread.
+        unsafe { pyo3::Python::assume_attached() }
+    }
+}
+
+impl Drop for GilScope {
+    fn drop(&mut self) {
+        if let Err(error) = release(self.slot, self.token) {
+            log::error!(
+                "pybridge could not close its own GIL scope: {}",
+                error.message
+            );
+        }
+    }
+}
+
+#[inline(always)]
+fn make_token(slot: &ThreadSlot, owner: &OwnerState, kind: TokenKind, position: u32) -> u64 {
+    let epoch = match kind {
+        TokenKind::Gil => owner.epoch,
+        _ => owner.allow_serial,
+    };
+    Token {
+        generation: owner.generation,
+        slot_id: slot.id,
+        epoch,
+        kind,
+        position,
+    }
+    .encode()
+}
+
+#[inline(always)]
+pub(crate) fn acquire(slot: &ThreadSlot) -> Result<u64> {
+    let owner = slot.owner();
+    if owner.depth > 0 {
+        if owner.depth >= MAX_POSITION {
+            return Err(Error::invalid_argument(format!(
+                "GIL scopes nest at most {MAX_POSITION} deep on one thread; release some first"
+            )));
+        }
+        owner.depth += 1;
+        return Ok(make_token(slot, owner, TokenKind::Gil, owner.depth));
+    }
+    acquire_outermost(slot, owner)
+}
+
+#[inline]
+fn acquire_outermost(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
+    let inside_already = !owner.allow_frames.is_empty();
+    let word = gate::enter(&slot.busy);
+    if word.state() != GateState::Running {
+        if let Err(error) = admit_while_closing(slot, owner, word, inside_already) {
+            if !inside_already {
+                gate::leave(&slot.busy);
+            }
+            return Err(error);
+        }
+    }
+    if owner.generation != word.generation() || owner.tstate.is_null() {
+        if let Err(error) = attach_thread_state(owner, word.generation()) {
+            if !inside_already {
+                gate::leave(&slot.busy);
+            }
+            return Err(error);
+        }
+    }
+    // SAFETY: the gate admitted us, so the interpreter is alive; reading the
+    // current thread state is a plain load.
+    let current = unsafe { ffi::compat::PyThreadState_GetUnchecked() };
+    // A thread that already holds the GIL on its own thread state would deadlock
+    // on itself if it restored that state again (checked on 3.11-3.13).
+    owner.borrowed = current == owner.tstate;
+    if !owner.borrowed {
+        slot.set_activity(Activity::WaitingForGil);
+        // SAFETY: `tstate` is this thread's own, of the running interpreter.
+        unsafe { ffi::PyEval_RestoreThread(owner.tstate) };
+    }
+    slot.set_activity(Activity::HoldingGil);
+    owner.depth = 1;
+    owner.epoch = owner.epoch.wrapping_add(1);
+    slot.scope_serial.store(owner.epoch, Ordering::Relaxed);
+    Ok(make_token(slot, owner, TokenKind::Gil, 1))
+}
+
+/// The gate is not open: only threads the shutdown is already waiting for, or
+/// threads that hold the GIL anyway, may go on (they cannot delay shutdown).
+#[cold]
+#[inline(never)]
+fn admit_while_closing(
+    slot: &ThreadSlot,
+    owner: &mut OwnerState,
+    word: EngineWord,
+    inside_already: bool,
+) -> Result<()> {
+    match word.state() {
+        GateState::Closed => Err(Error::not_initialized()),
+        GateState::Running => Ok(()),
+        GateState::ShuttingDown if inside_already => Ok(()),
+        GateState::ShuttingDown => {
+            if thread_holds_gil(owner, word) {
+                Ok(())
+            } else {
+                Err(Error::shutting_down())
+            }
+        }
+        GateState::Finalizing => {
+            if engine::is_engine_thread(slot) {
+                Ok(())
+            } else {
+                Err(Error::shutting_down())
+            }
+        }
+    }
+}
+
+/// Finds or creates this thread's thread state for the running interpreter.
+#[cold]
+#[inline(never)]
+fn attach_thread_state(owner: &mut OwnerState, generation: u32) -> Result<()> {
+    // A state from an earlier interpreter died with it in Py_FinalizeEx: drop the pointer.
+    // SAFETY: the gate admitted us; these calls need no GIL.
+    let existing = unsafe { ffi::PyGILState_GetThisThreadState() };
+    if !existing.is_null() {
+        // A Python thread, or a thread that used PyGILState itself: one OS thread
+        // must not get a second state (that deadlocked on 3.11).
+        owner.tstate = existing;
+        owner.owns_tstate = false;
+    } else {
+        // SAFETY: as above; PyThreadState_New needs no GIL, and on its own thread
+        // the new state becomes the thread's PyGILState state (3.11-3.13).
+        let created = unsafe { ffi::PyThreadState_New(engine::interpreter()) };
+        if created.is_null() {
+            return Err(Error::new(
+                PYB_E_PYTHON,
+                "CPython could not allocate a thread state for this thread (out of memory?)",
+            ));
+        }
+        stats::THREAD_STATES_CREATED.fetch_add(1, Ordering::Relaxed);
+        owner.tstate = created;
+        owner.owns_tstate = true;
+    }
+    owner.generation = generation;
+    Ok(())
+}
+
+/// The thread state CPython would call this thread's own.
+fn own_thread_state(owner: &OwnerState, word: EngineWord) -> *mut ffi::PyThreadState {
+    if owner.generation == word.generation() && !owner.tstate.is_null() {
+        owner.tstate
+    } else {
+        // SAFETY: callers passed the gate; a plain lookup.
+        unsafe { ffi::PyGILState_GetThisThreadState() }
+    }
+}
+
+/// True when this thread holds the GIL on its own thread state. Call only from
+/// inside the gate with CPython alive.
+fn thread_holds_gil(owner: &OwnerState, word: EngineWord) -> bool {
+    // SAFETY: a plain load (global on 3.11, thread-local from 3.12).
+    let current = unsafe { ffi::compat::PyThreadState_GetUnchecked() };
+    !current.is_null() && current == own_thread_state(owner, word)
+}
+
+fn may_touch_cpython(slot: &ThreadSlot, word: EngineWord) -> bool {
+    match word.state() {
+        GateState::Running | GateState::ShuttingDown => true,
+        GateState::Finalizing => engine::is_engine_thread(slot),
+        GateState::Closed => false,
+    }
+}
+
+fn holds_gil(slot: &ThreadSlot) -> bool {
+    let owner = slot.owner();
+    if owner.depth > 0 {
+        return true;
+    }
+    let was_busy = slot.busy.load(Ordering::Relaxed);
+    let word = gate::enter(&slot.busy);
+    let held = may_touch_cpython(slot, word) && thread_holds_gil(owner, word);
+    if !was_busy {
+        gate::leave(&slot.busy);
+    }
+    held
+}
+
+#[inline(always)]
+pub(crate) fn release(slot: &ThreadSlot, value: u64) -> Result<()> {
+    let owner = slot.owner();
+    let expected = make_token(slot, owner, TokenKind::Gil, owner.depth);
+    if owner.depth == 0 || value != expected {
+        return Err(misplaced_token(value, Some(slot)));
+    }
+    owner.depth -= 1;
+    if owner.depth == 0 {
+        if !owner.borrowed {
+            slot.set_activity(Activity::Idle);
+            // SAFETY: this thread holds the GIL on `owner.tstate`.
+            unsafe { ffi::PyEval_SaveThread() };
+        }
+        if owner.allow_frames.is_empty() {
+            slot.set_activity(Activity::Idle);
+            gate::leave(&slot.busy);
+        } else {
+            slot.set_activity(Activity::AllowThreads);
+        }
+    }
+    Ok(())
+}
+
+/// Explains why `value` does not close the calling thread's innermost scope.
+#[cold]
+#[inline(never)]
+fn misplaced_token(value: u64, slot: Option<&ThreadSlot>) -> Error {
+    let bad = |message: String| Error::new(PYB_E_BAD_TOKEN, message);
+    let Some(token) = Token::decode(value) else {
+        return bad(format!("{value:#x} is not a pybridge token"));
+    };
+    let generation = gate::load().generation();
+    if !token.is_from_generation(generation) {
+        return bad(format!(
+            "token {value:#x} comes from an earlier engine (generation {}; now {}): \
+             tokens die with pyb_engine_shutdown",
+            token.generation,
+            generation & 0xffff
+        ));
+    }
+    if slot.is_none_or(|slot| slot.id != token.slot_id) {
+        return match find_by_id(token.slot_id) {
+            Some(other) => Error::new(
+                PYB_E_WRONG_THREAD,
+                format!(
+                    "token {value:#x} belongs to {}; release a scope on the thread that opened it",
+                    other.describe()
+                ),
+            ),
+            None => bad(format!(
+                "token {value:#x} belongs to no live thread: it was never issued or its thread has exited"
+            )),
+        };
+    }
+    let owner = slot.expect("checked above").owner();
+    let (open, what, closer) = match token.kind {
+        TokenKind::Gil => (owner.depth, "GIL scope", "pyb_gil_release"),
+        _ => (
+            owner.allow_frames.len() as u32,
+            "allow-threads region",
+            "pyb_end_allow_threads",
+        ),
+    };
+    if token.kind == TokenKind::Gil && !owner.allow_frames.is_empty() && owner.depth == 0 {
+        return bad(format!(
+            "token {value:#x} is a GIL scope opened before the allow-threads region this thread \
+             is in: call pyb_end_allow_threads first"
+        ));
+    }
+    if token.kind == TokenKind::AllowThreads && owner.depth > 0 {
+        return bad(format!(
+            "this thread still holds {} GIL scope(s) opened inside the allow-threads region: \
+             release them before pyb_end_allow_threads",
+            owner.depth
+        ));
+    }
+    if token.position < open {
+        return bad(format!(
+            "{what} token {value:#x} is not the innermost one ({} is open, this is {}): \
+             close scopes in LIFO order with {closer}",
+            open, token.position
+        ));
+    }
+    bad(format!(
+        "{what} token {value:#x} was already closed ({open} open on this thread); \
+         each token is closed exactly once"
+    ))
+}
+
+fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
+    let owner = slot.owner();
+    if owner.allow_frames.len() as u32 >= MAX_POSITION {
+        return Err(Error::invalid_argument(format!(
+            "allow-threads regions nest at most {MAX_POSITION} deep on one thread"
+        )));
+    }
+    let holding = if owner.depth > 0 {
+        true
+    } else {
+        // Maybe the thread holds the GIL without pybridge (a Python thread in a
+        // host function): look, from inside the gate.
+        let was_busy = slot.busy.load(Ordering::Relaxed);
+        let word = gate::enter(&slot.busy);
+        let held = may_touch_cpython(slot, word) && thread_holds_gil(owner, word);
+        if !held {
+            if !was_busy {
+                gate::leave(&slot.busy);
+            }
+            return Ok(Token {
+                generation: word.generation(),
+                slot_id: slot.id,
+                epoch: 0,
+                kind: TokenKind::AllowThreadsNoop,
+                position: 0,
+            }
+            .encode());
+        }
+        if owner.generation != word.generation() {
+            // Token generations must match the running engine.
+            owner.tstate = std::ptr::null_mut();
+            owner.generation = word.generation();
+        }
+        held
+    };
+    debug_assert!(holding);
+    slot.set_activity(Activity::AllowThreads);
+    // SAFETY: this thread holds the GIL; busy stays set until the region ends.
+    let saved = unsafe { ffi::PyEval_SaveThread() };
+    owner.allow_serial = owner.allow_serial.wrapping_add(1);
+    owner.allow_frames.push(AllowFrame {
+        saved_tstate: saved,
+        depth: owner.depth,
+        epoch: owner.epoch,
+        borrowed: owner.borrowed,
+        serial: owner.allow_serial,
+    });
+    owner.depth = 0;
+    owner.borrowed = false;
+    Ok(make_token(
+        slot,
+        owner,
+        TokenKind::AllowThreads,
+        owner.allow_frames.len() as u32,
+    ))
+}
+
+fn end_allow_threads(slot: &ThreadSlot, value: u64) -> Result<()> {
+    let owner = slot.owner();
+    let Some(top) = owner.allow_frames.last() else {
+        return Err(misplaced_token(value, Some(slot)));
+    };
+    let expected = Token {
+        generation: owner.generation,
+        slot_id: slot.id,
+        epoch: top.serial,
+        kind: TokenKind::AllowThreads,
+        position: owner.allow_frames.len() as u32,
+    }
+    .encode();
+    if value != expected || owner.depth > 0 {
+        return Err(misplaced_token(value, Some(slot)));
+    }
+    let frame = owner.allow_frames.pop().expect("checked above");
+    slot.set_activity(Activity::WaitingForGil);
+    // SAFETY: the thread state this thread saved at begin; the shutdown side
+    // waits for busy threads, so the interpreter is alive.
+    unsafe { ffi::PyEval_RestoreThread(frame.saved_tstate) };
+    owner.depth = frame.depth;
+    owner.epoch = frame.epoch;
+    owner.borrowed = frame.borrowed;
+    if owner.depth > 0 {
+        slot.set_activity(Activity::HoldingGil);
+    } else if owner.allow_frames.is_empty() {
+        // The thread holds the GIL the way it did before the region (not through pybridge).
+        slot.set_activity(Activity::Idle);
+        gate::leave(&slot.busy);
+    }
+    Ok(())
+}
+
+/// Frees the exiting thread's own thread state, if the engine still runs.
+pub(crate) fn release_on_thread_exit(slot: &ThreadSlot) {
+    let owner = slot.owner();
+    if owner.tstate.is_null() || !owner.owns_tstate {
+        return;
+    }
+    let inside = owner.depth > 0 || !owner.allow_frames.is_empty();
+    if inside {
+        log::warn!(
+            "{} exits with {} GIL scope(s) and {} allow-threads region(s) open; closing them",
+            slot.describe(),
+            owner.depth,
+            owner.allow_frames.len()
+        );
+    }
+    let holding = owner.depth > 0 && !owner.borrowed;
+    let word = gate::enter(&slot.busy);
+    let ours = owner.generation == word.generation();
+    let admitted = ours
+        && (word.state() == GateState::Running
+            || (inside && word.state() == GateState::ShuttingDown));
+    if admitted {
+        // SAFETY: admitted by the gate; the state is this thread's own. Clear may
+        // run Python code that calls back into pybridge: the slot is still valid.
+        unsafe {
+            if !holding {
+                ffi::PyEval_RestoreThread(owner.tstate);
+            }
+            owner.depth = owner.depth.max(1);
+            owner.borrowed = true;
+            ffi::PyThreadState_Clear(owner.tstate);
+            ffi::PyThreadState_DeleteCurrent();
+        }
+        stats::THREAD_STATES_DELETED.fetch_add(1, Ordering::Relaxed);
+    } else if ours && word.state() == GateState::ShuttingDown {
+        // The shutdown may still be called off: let the engine free it then.
+        engine::adopt_orphan_thread_state(owner.tstate);
+    }
+    owner.tstate = std::ptr::null_mut();
+    owner.depth = 0;
+    owner.allow_frames.clear();
+    slot.set_activity(Activity::Idle);
+    gate::leave(&slot.busy);
+}

@@ -1,0 +1,203 @@
+//! One record per host thread that has used pybridge: its persistent Python
+//! thread state, its GIL nesting, and the flags the shutdown side reads.
+//!
+//! The record lives in a process-wide registry (so shutdown can see every
+//! thread) and is reached from its own thread through one thread-local pointer
+//! (touched once per call: a thread-local lookup in a cdylib is a call to
+//! `__tls_get_addr`, 30-50% of a nested acquire, see CPYTHON-FACTS.md).
+
+use std::cell::{Cell, UnsafeCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+
+use parking_lot::Mutex;
+use pyo3::ffi;
+
+/// What a thread is doing, for the messages that name what blocks a shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Activity {
+    Idle = 0,
+    WaitingForGil = 1,
+    HoldingGil = 2,
+    AllowThreads = 3,
+}
+
+/// A region opened by `pyb_begin_allow_threads` that released the GIL: what to
+/// restore at the matching end.
+#[derive(Debug)]
+pub(crate) struct AllowFrame {
+    pub saved_tstate: *mut ffi::PyThreadState,
+    pub depth: u32,
+    pub epoch: u32,
+    pub borrowed: bool,
+    pub serial: u32,
+}
+
+/// State only the owning thread reads or writes.
+#[derive(Debug)]
+pub(crate) struct OwnerState {
+    /// This thread's persistent thread state; valid only while `generation`
+    /// equals the running engine's generation.
+    pub tstate: *mut ffi::PyThreadState,
+    /// True when pybridge created `tstate` and must delete it.
+    pub owns_tstate: bool,
+    pub generation: u32,
+    /// GIL nesting through pybridge; 0 = no scope open.
+    pub depth: u32,
+    /// Bumped on every outermost acquire, so a token from a closed scope never
+    /// matches a new one of the same depth.
+    pub epoch: u32,
+    /// The outermost scope found the GIL already held by this thread (a Python
+    /// thread calling into the host, or code inside `PyGILState_Ensure`), so
+    /// its release must not give the GIL away.
+    pub borrowed: bool,
+    pub allow_frames: Vec<AllowFrame>,
+    pub allow_serial: u32,
+}
+
+pub(crate) struct ThreadSlot {
+    /// Small unique number carried in tokens (20 bits are used).
+    pub id: u32,
+    /// The gate flag: set while the thread holds the GIL through pybridge, is in
+    /// an allow-threads region that will take it back, or is about to touch CPython.
+    pub busy: AtomicBool,
+    pub activity: AtomicU8,
+    /// Bumped on every outermost acquire; the shutdown side uses it to tell a
+    /// thread that kept the GIL from one that re-took it.
+    pub scope_serial: AtomicU32,
+    pub os_tid: i32,
+    pub pthread_id: libc::c_ulong,
+    pub name: String,
+    owner: UnsafeCell<OwnerState>,
+}
+
+// SAFETY: `owner` is touched only by the thread that owns the slot (enforced by
+// reaching it only through that thread's thread-local pointer); every other
+// field is atomic or immutable.
+unsafe impl Sync for ThreadSlot {}
+unsafe impl Send for ThreadSlot {}
+
+static REGISTRY: Mutex<Vec<Arc<ThreadSlot>>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+thread_local! {
+    static CURRENT: Cell<*const ThreadSlot> = const { Cell::new(std::ptr::null()) };
+    static EXIT_HOOK: ExitHook = const { ExitHook };
+}
+
+/// Its drop runs when the thread exits: it frees the thread state and unregisters.
+struct ExitHook;
+
+impl Drop for ExitHook {
+    fn drop(&mut self) {
+        let Ok(ptr) = CURRENT.try_with(|current| current.get()) else {
+            return;
+        };
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: the registry keeps the slot alive until `unregister` below.
+        let slot = unsafe { &*ptr };
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::gil::release_on_thread_exit(slot)
+        })) {
+            crate::boundary::panic_error(payload);
+        }
+        let _ = CURRENT.try_with(|current| current.set(std::ptr::null()));
+        REGISTRY
+            .lock()
+            .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr));
+    }
+}
+
+impl ThreadSlot {
+    /// The calling thread's slot, created on first use.
+    #[inline(always)]
+    pub(crate) fn current() -> &'static ThreadSlot {
+        let ptr = CURRENT.with(|current| current.get());
+        if ptr.is_null() {
+            return Self::create();
+        }
+        // SAFETY: the registry keeps the slot alive until this thread exits.
+        unsafe { &*ptr }
+    }
+
+    /// The calling thread's slot if it has one (no allocation).
+    #[inline(always)]
+    pub(crate) fn existing() -> Option<&'static ThreadSlot> {
+        let ptr = CURRENT.try_with(|current| current.get()).ok()?;
+        // SAFETY: as in `current`.
+        unsafe { ptr.as_ref() }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn create() -> &'static ThreadSlot {
+        let thread = std::thread::current();
+        let slot = Arc::new(ThreadSlot {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed) & crate::token::SLOT_ID_MASK,
+            busy: AtomicBool::new(false),
+            activity: AtomicU8::new(Activity::Idle as u8),
+            scope_serial: AtomicU32::new(0),
+            // SAFETY: trivial libc calls about the calling thread.
+            os_tid: unsafe { libc::gettid() },
+            pthread_id: unsafe { libc::pthread_self() } as libc::c_ulong,
+            name: thread.name().unwrap_or("unnamed").to_string(),
+            owner: UnsafeCell::new(OwnerState {
+                tstate: std::ptr::null_mut(),
+                owns_tstate: false,
+                generation: 0,
+                depth: 0,
+                epoch: 0,
+                borrowed: false,
+                allow_frames: Vec::new(),
+                allow_serial: 0,
+            }),
+        });
+        let ptr = Arc::as_ptr(&slot);
+        REGISTRY.lock().push(slot);
+        CURRENT.with(|current| current.set(ptr));
+        // Touch the hook so its destructor is registered for this thread.
+        EXIT_HOOK.with(|_| {});
+        // SAFETY: registered above; lives until this thread exits.
+        unsafe { &*ptr }
+    }
+
+    /// The owning thread's private state.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn owner(&self) -> &mut OwnerState {
+        // SAFETY: only the owning thread reaches its slot through `current` or
+        // `existing`, and no caller keeps two of these borrows at once.
+        unsafe { &mut *self.owner.get() }
+    }
+
+    pub(crate) fn set_activity(&self, activity: Activity) {
+        self.activity.store(activity as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn activity(&self) -> Activity {
+        match self.activity.load(Ordering::Relaxed) {
+            1 => Activity::WaitingForGil,
+            2 => Activity::HoldingGil,
+            3 => Activity::AllowThreads,
+            _ => Activity::Idle,
+        }
+    }
+
+    /// "thread 'name' (tid N)", for messages.
+    pub(crate) fn describe(&self) -> String {
+        format!("host thread '{}' (tid {})", self.name, self.os_tid)
+    }
+}
+
+/// A snapshot of every registered slot, for the shutdown side.
+pub(crate) fn all_slots() -> Vec<Arc<ThreadSlot>> {
+    REGISTRY.lock().clone()
+}
+
+/// The registered slot with this token id, if any.
+pub(crate) fn find_by_id(id: u32) -> Option<Arc<ThreadSlot>> {
+    REGISTRY.lock().iter().find(|slot| slot.id == id).cloned()
+}

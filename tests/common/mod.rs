@@ -1,0 +1,134 @@
+//! Shared helpers for the engine tests. Each test file is its own binary and the
+//! suite runs under cargo-nextest, so every test gets a fresh process (an engine
+//! shutdown ends that process's interpreter).
+#![allow(dead_code)]
+
+use std::ffi::{CStr, CString};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use pybridge::engine::*;
+use pybridge::gil::*;
+use pybridge::status::*;
+use pyo3::ffi;
+
+/// The status's name, so assertions print and compare names.
+pub fn name(status: pyb_status) -> &'static str {
+    pybridge::status::status_name(status).to_str().unwrap()
+}
+
+#[track_caller]
+pub fn expect(status: pyb_status, expected: pyb_status) {
+    assert_eq!(
+        name(status),
+        name(expected),
+        "last error: {}",
+        pybridge::error::last_error_message()
+    );
+}
+
+#[track_caller]
+pub fn ok(status: pyb_status) {
+    expect(status, PYB_OK);
+}
+
+pub fn initialize() {
+    ok(unsafe { pyb_engine_initialize(std::ptr::null()) });
+}
+
+pub fn acquire() -> pyb_gil {
+    let mut token = 0;
+    ok(unsafe { pyb_gil_acquire(&mut token) });
+    token
+}
+
+/// Runs `f` with the GIL held through pybridge.
+pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
+    let token = acquire();
+    let result = f();
+    ok(pyb_gil_release(token));
+    result
+}
+
+/// Runs Python statements in `__main__`; the GIL must be held. Panics on an exception.
+pub fn run_held(code: &str) {
+    let code = CString::new(code).unwrap();
+    let rc = unsafe { ffi::PyRun_SimpleString(code.as_ptr()) };
+    assert_eq!(rc, 0, "Python code failed: {}", code.to_string_lossy());
+}
+
+/// Runs Python statements in `__main__` under a pybridge GIL scope.
+pub fn run(code: &str) {
+    with_gil(|| run_held(code));
+}
+
+/// Evaluates a Python expression in `__main__` to an i64; the GIL must be held.
+pub fn eval_i64_held(expr: &str) -> i64 {
+    let expr = CString::new(expr).unwrap();
+    unsafe {
+        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
+        let globals = ffi::PyModule_GetDict(main);
+        let value = ffi::PyRun_String(expr.as_ptr(), ffi::Py_eval_input, globals, globals);
+        if value.is_null() {
+            ffi::PyErr_Print();
+            panic!("evaluation failed: {}", expr.to_string_lossy());
+        }
+        let result = ffi::PyLong_AsLongLong(value);
+        ffi::Py_DecRef(value);
+        result
+    }
+}
+
+pub fn eval_i64(expr: &str) -> i64 {
+    with_gil(|| eval_i64_held(expr))
+}
+
+/// Runs `f` on a new thread and fails the test if it does not finish in `limit`.
+#[track_caller]
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(_) => panic!("{what} did not finish within {limit:?} (hang)"),
+    }
+}
+
+/// Spawns a named thread.
+pub fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .unwrap()
+}
+
+pub fn last_error() -> String {
+    pybridge::error::last_error_message()
+}
+
+pub fn shutdown(timeout_ms: u32, flags: u32) -> pyb_status {
+    pyb_engine_shutdown(timeout_ms, flags)
+}
+
+pub fn elapsed_ms(start: Instant) -> u128 {
+    start.elapsed().as_millis()
+}
+
+pub fn c(text: &str) -> CString {
+    CString::new(text).unwrap()
+}
+
+pub fn cstr_to_string(ptr: *const std::ffi::c_char) -> String {
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}

@@ -33,6 +33,11 @@ pub fn ok(status: pyb_status) {
 }
 
 pub fn initialize() {
+    assert_eq!(
+        std::env::var("NEXTEST_EXECUTION_MODE").as_deref(),
+        Ok("process-per-test"),
+        "engine tests need a process each: run them with `cargo nextest run`"
+    );
     ok(unsafe { pyb_engine_initialize(std::ptr::null()) });
 }
 
@@ -131,4 +136,15 @@ pub fn cstr_to_string(ptr: *const std::ffi::c_char) -> String {
     unsafe { CStr::from_ptr(ptr) }
         .to_string_lossy()
         .into_owned()
+}
+
+pub fn stats() -> pybridge::stats::pyb_stats {
+    pybridge::stats::snapshot()
+}
+
+/// Begins an allow-threads region and returns its token.
+pub fn begin_allow() -> pyb_thread_token {
+    let mut token = 0;
+    ok(unsafe { pyb_begin_allow_threads(&mut token) });
+    token
 }

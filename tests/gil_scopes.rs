@@ -1,0 +1,314 @@
+//! GIL scopes on host threads: nesting, persistent thread states, allow-threads
+//! regions, and every misuse with its exact status.
+
+mod common;
+use common::*;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pybridge::engine::*;
+use pybridge::gil::*;
+use pybridge::status::*;
+use pyo3::ffi;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn eight_threads_ten_thousand_nested_scopes_keep_an_exact_count() {
+    within(LIMIT, "8 x 10,000 nested scopes", || {
+        initialize();
+        run("counter = 0");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                spawn(&format!("host-{i}"), || {
+                    for _ in 0..10_000 {
+                        let outer = acquire();
+                        let inner = acquire();
+                        // Read-modify-write across bytecodes: only exact if the GIL is really held.
+                        run_held("counter = counter + 1");
+                        ok(pyb_gil_release(inner));
+                        ok(pyb_gil_release(outer));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(eval_i64("counter"), 80_000);
+        // One persistent thread state per host thread (plus the main test thread).
+        assert_eq!(stats().thread_states_created, 9);
+        assert_eq!(stats().thread_states_deleted, 8);
+    });
+}
+
+#[test]
+fn a_thread_keeps_one_thread_state_and_its_threading_local() {
+    within(LIMIT, "persistent thread state", || {
+        initialize();
+        run("import threading\nlocal = threading.local()");
+        let created_before = stats().thread_states_created;
+        spawn("keeper", || {
+            run("local.value = 42");
+            for _ in 0..1000 {
+                assert_eq!(eval_i64("local.value"), 42);
+            }
+            // PyGILState_Ensure inside a scope nests on the same thread state.
+            with_gil(|| unsafe {
+                let mine = ffi::PyThreadState_Get();
+                let gstate = ffi::PyGILState_Ensure();
+                assert_eq!(ffi::PyThreadState_Get(), mine);
+                assert_eq!(ffi::PyGILState_Check(), 1);
+                ffi::PyGILState_Release(gstate);
+                assert_eq!(ffi::PyThreadState_Get(), mine);
+            });
+        })
+        .join()
+        .unwrap();
+        assert_eq!(stats().thread_states_created, created_before + 1);
+        // The thread exited: its state was deleted with it.
+        assert_eq!(stats().thread_states_deleted, 1);
+    });
+}
+
+#[test]
+fn gil_held_reports_every_way_of_holding_it() {
+    within(LIMIT, "pyb_gil_held", || {
+        assert_eq!(pyb_gil_held(), 0, "before initialization");
+        initialize();
+        assert_eq!(pyb_gil_held(), 0, "initialize leaves the GIL free");
+        let token = acquire();
+        assert_eq!(pyb_gil_held(), 1);
+        let allow = begin_allow();
+        assert_eq!(pyb_gil_held(), 0, "inside an allow-threads region");
+        ok(pyb_end_allow_threads(allow));
+        assert_eq!(pyb_gil_held(), 1);
+        ok(pyb_gil_release(token));
+        assert_eq!(pyb_gil_held(), 0);
+        // Held without pybridge: a Python thread calling back through ctypes-free C code
+        // is modelled by PyGILState_Ensure on a fresh thread.
+        spawn("gilstate", || {
+            let token = acquire();
+            let allow = begin_allow();
+            unsafe {
+                let gstate = ffi::PyGILState_Ensure();
+                assert_eq!(pyb_gil_held(), 1);
+                ffi::PyGILState_Release(gstate);
+            }
+            assert_eq!(pyb_gil_held(), 0);
+            ok(pyb_end_allow_threads(allow));
+            ok(pyb_gil_release(token));
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_python_thread_keeps_running_while_host_threads_hold_no_gil() {
+    within(LIMIT, "python thread runs", || {
+        initialize();
+        run(concat!(
+            "import threading, time\n",
+            "ticks = 0\n",
+            "stop = False\n",
+            "def tick():\n",
+            "    global ticks\n",
+            "    while not stop:\n",
+            "        ticks += 1\n",
+            "        time.sleep(0.001)\n",
+            "ticker = threading.Thread(target=tick, daemon=True)\n",
+            "ticker.start()\n"
+        ));
+        // The host does its own work without the GIL.
+        std::thread::sleep(Duration::from_millis(300));
+        let ticks = eval_i64("ticks");
+        assert!(
+            ticks >= 50,
+            "the Python thread ticked only {ticks} times in 300 ms"
+        );
+        run("stop = True\nticker.join()");
+    });
+}
+
+#[test]
+fn allow_threads_inside_a_scope_lets_another_thread_run_python() {
+    within(LIMIT, "allow threads", || {
+        initialize();
+        run("progress = 0");
+        let token = acquire();
+        let inner = acquire();
+        let allow = begin_allow();
+        // While this thread is in the region, another thread runs Python.
+        let other = spawn("other", || {
+            for _ in 0..100 {
+                run("progress += 1");
+            }
+        });
+        other.join().unwrap();
+        ok(pyb_end_allow_threads(allow));
+        // Back to the nesting we had: both tokens close in order.
+        assert_eq!(eval_i64_held("progress"), 100);
+        ok(pyb_gil_release(inner));
+        ok(pyb_gil_release(token));
+    });
+}
+
+#[test]
+fn allow_threads_without_the_gil_is_a_no_op() {
+    within(LIMIT, "no-op allow threads", || {
+        initialize();
+        let allow = begin_allow();
+        assert_eq!(pyb_gil_held(), 0);
+        ok(pyb_end_allow_threads(allow));
+        assert_eq!(pyb_gil_held(), 0);
+        // Also before initialization and after shutdown (the pythonnet sequence).
+        ok(shutdown(5000, 0));
+        let allow = begin_allow();
+        ok(pyb_end_allow_threads(allow));
+    });
+}
+
+#[test]
+fn a_scope_can_be_reopened_inside_an_allow_threads_region() {
+    within(LIMIT, "reacquire in region", || {
+        initialize();
+        let token = acquire();
+        let allow = begin_allow();
+        let again = acquire();
+        run_held("x = 1");
+        // Ending the region while a scope opened inside it is still open is refused.
+        expect(pyb_end_allow_threads(allow), PYB_E_BAD_TOKEN);
+        // Releasing the outer token while inside the region is refused too.
+        expect(pyb_gil_release(token), PYB_E_BAD_TOKEN);
+        ok(pyb_gil_release(again));
+        ok(pyb_end_allow_threads(allow));
+        ok(pyb_gil_release(token));
+        assert_eq!(eval_i64("x"), 1);
+    });
+}
+
+#[test]
+fn release_misuse_returns_exact_statuses_and_changes_nothing() {
+    within(LIMIT, "misuse", || {
+        initialize();
+        let outer = acquire();
+        let inner = acquire();
+        // Out of LIFO order.
+        expect(pyb_gil_release(outer), PYB_E_BAD_TOKEN);
+        assert!(last_error().contains("LIFO"), "{}", last_error());
+        // On another thread.
+        let status = spawn("thief", move || pyb_gil_release(inner))
+            .join()
+            .unwrap();
+        expect(status, PYB_E_WRONG_THREAD);
+        // An allow-threads end with a GIL token, and a made-up token.
+        expect(pyb_end_allow_threads(inner), PYB_E_BAD_TOKEN);
+        expect(pyb_gil_release(0), PYB_E_BAD_TOKEN);
+        expect(pyb_gil_release(u64::MAX), PYB_E_BAD_TOKEN);
+        // Still nested twice: both release in order.
+        assert_eq!(pyb_gil_held(), 1);
+        ok(pyb_gil_release(inner));
+        ok(pyb_gil_release(outer));
+        // Twice.
+        expect(pyb_gil_release(outer), PYB_E_BAD_TOKEN);
+        assert!(last_error().contains("already closed"), "{}", last_error());
+        // A token from a finished scope does not close a new scope at the same depth.
+        let fresh = acquire();
+        expect(pyb_gil_release(outer), PYB_E_BAD_TOKEN);
+        ok(pyb_gil_release(fresh));
+        // A NULL output pointer.
+        expect(
+            unsafe { pyb_gil_acquire(std::ptr::null_mut()) },
+            PYB_E_NULL_ARGUMENT,
+        );
+        expect(
+            unsafe { pyb_begin_allow_threads(std::ptr::null_mut()) },
+            PYB_E_NULL_ARGUMENT,
+        );
+        // The engine is still fully usable.
+        run("ok = 1");
+        assert_eq!(eval_i64("ok"), 1);
+    });
+}
+
+#[test]
+fn allow_threads_misuse_returns_exact_statuses() {
+    within(LIMIT, "allow misuse", || {
+        initialize();
+        let token = acquire();
+        let first = begin_allow();
+        let second = begin_allow(); // no GIL held now: a no-op region
+        ok(pyb_end_allow_threads(second));
+        let status = spawn("thief", move || pyb_end_allow_threads(first))
+            .join()
+            .unwrap();
+        expect(status, PYB_E_WRONG_THREAD);
+        ok(pyb_end_allow_threads(first));
+        expect(pyb_end_allow_threads(first), PYB_E_BAD_TOKEN);
+        ok(pyb_gil_release(token));
+    });
+}
+
+#[test]
+fn tokens_from_an_earlier_engine_are_refused() {
+    within(LIMIT, "earlier engine tokens", || {
+        initialize();
+        let old = acquire();
+        ok(pyb_gil_release(old));
+        ok(shutdown(5000, 0));
+        expect(unsafe { pyb_gil_acquire(&mut 0) }, PYB_E_NOT_INITIALIZED);
+        initialize();
+        let token = acquire();
+        expect(pyb_gil_release(old), PYB_E_BAD_TOKEN);
+        assert!(last_error().contains("earlier engine"), "{}", last_error());
+        ok(pyb_gil_release(token));
+    });
+}
+
+#[test]
+fn nesting_is_counted_on_the_thread() {
+    within(LIMIT, "deep nesting", || {
+        initialize();
+        let tokens: Vec<_> = (0..1000).map(|_| acquire()).collect();
+        assert_eq!(pyb_gil_held(), 1);
+        for token in tokens.into_iter().rev() {
+            ok(pyb_gil_release(token));
+        }
+        assert_eq!(pyb_gil_held(), 0);
+    });
+}
+
+#[test]
+fn contended_acquires_from_many_threads_all_make_progress() {
+    within(LIMIT, "contention", || {
+        initialize();
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let stop = stop.clone();
+                let done = done.clone();
+                spawn(&format!("contender-{i}"), move || {
+                    let mut mine = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        with_gil(|| ());
+                        mine += 1;
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                    mine
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        let counts: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(counts.iter().all(|&count| count > 0), "starved: {counts:?}");
+        assert_eq!(done.load(Ordering::Relaxed), 4);
+        assert_eq!(pyb_engine_state(), PYB_STATE_RUNNING);
+    });
+}

@@ -34,8 +34,9 @@ pub const PYB_STATE_SHUTTING_DOWN: i32 = 2;
 
 /// A timeout that never expires.
 pub const PYB_TIMEOUT_INFINITE: u32 = u32::MAX;
-/// `pyb_engine_shutdown` flag: raise `SystemExit` in running Python threads (and
-/// in host threads running Python) before waiting for them. The exception fires
+/// `pyb_engine_shutdown` flag: raise `SystemExit` in running Python threads, and
+/// `_pybridge_engine.ShutdownInterrupt` (a `BaseException`) in host threads
+/// inside a GIL scope, before waiting for them. The exception fires
 /// when each thread next runs Python code; it is withdrawn if the shutdown times out.
 pub const PYB_SHUTDOWN_INTERRUPT: u32 = 1;
 
@@ -420,22 +421,31 @@ impl EngineShutdown {
     }
 
     fn interrupt_threads(&mut self) {
+        // The GIL may have taken long to get: never interrupt for a called-off attempt.
+        if self.called_off() {
+            return;
+        }
         // SAFETY: GIL held (called through with_gil).
         let py = unsafe { Python::assume_attached() };
-        let mut idents: Vec<u64> = interpreter::python_threads(py)
+        let python_threads: Vec<u64> = interpreter::python_threads(py)
             .unwrap_or_default()
             .iter()
             .map(|thread| thread.ident)
             .collect();
-        for slot in all_slots() {
-            if slot.busy.load(Ordering::Acquire) && !is_engine_thread(&slot) {
-                idents.push(slot.pthread_id);
-            }
-        }
-        idents.sort_unstable();
-        idents.dedup();
-        log::info!("shutdown interrupts {} thread(s)", idents.len());
-        interpreter::interrupt(&idents);
+        let host_threads: Vec<u64> = all_slots()
+            .iter()
+            .filter(|slot| slot.busy.load(Ordering::Acquire) && !is_engine_thread(slot))
+            .map(|slot| slot.pthread_id)
+            .filter(|ident| !python_threads.contains(ident))
+            .collect();
+        log::info!(
+            "shutdown interrupts {} Python thread(s) and {} host thread(s)",
+            python_threads.len(),
+            host_threads.len()
+        );
+        interpreter::interrupt(py, &python_threads, &host_threads);
+        let mut idents = python_threads;
+        idents.extend(host_threads);
         self.interrupted = Some(idents);
     }
 

@@ -38,6 +38,9 @@ impl PythonThread {
 const HELPERS: &CStr = c"
 import threading
 
+class ShutdownInterrupt(BaseException):
+    'Raised in host threads running Python by pyb_engine_shutdown(PYB_SHUTDOWN_INTERRUPT).'
+
 def python_threads():
     main = threading.main_thread()
     return [
@@ -60,8 +63,13 @@ def extend_path(virtual_env, paths):
     sys.path[0:0] = list(paths)
 ";
 
+/// The engine's helper module, compiled once per interpreter (it is kept in
+/// `sys.modules`, so its exception class has one identity hosts can catch).
 fn helpers(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    PyModule::from_code(py, HELPERS, c"<pybridge>", c"_pybridge_engine")
+    match py.import("_pybridge_engine") {
+        Ok(module) => Ok(module),
+        Err(_) => PyModule::from_code(py, HELPERS, c"<pybridge>", c"_pybridge_engine"),
+    }
 }
 
 /// Starts CPython on the calling thread and returns its main thread state with
@@ -187,12 +195,27 @@ pub(crate) fn python_threads(py: Python<'_>) -> PyResult<Vec<PythonThread>> {
         .collect())
 }
 
-/// Raises `SystemExit` asynchronously in each thread (by thread ident); the
-/// exception fires when the thread next runs Python bytecode. GIL held.
-pub(crate) fn interrupt(idents: &[u64]) {
-    for ident in idents {
-        // SAFETY: GIL held; PyExc_SystemExit is a static type object.
-        unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, ffi::PyExc_SystemExit) };
+/// Raises an exception asynchronously in each thread (by thread ident); it
+/// fires when the thread next runs Python bytecode. Python threads get
+/// `SystemExit`, which `threading` ends quietly; host threads get
+/// `_pybridge_engine.ShutdownInterrupt` (a BaseException), because `SystemExit`
+/// reaching `PyRun_SimpleString` or `PyErr_Print` on a host thread calls
+/// `Py_Exit` and finalizes from the wrong thread. GIL held.
+pub(crate) fn interrupt(py: Python<'_>, python_threads: &[u64], host_threads: &[u64]) {
+    // SAFETY: static exception type objects.
+    let (system_exit, fallback) = unsafe { (ffi::PyExc_SystemExit, ffi::PyExc_KeyboardInterrupt) };
+    let host_exception = helpers(py)
+        .and_then(|module| module.getattr("ShutdownInterrupt"))
+        .map(|class| class.into_ptr())
+        .unwrap_or(fallback);
+    for (idents, exception) in [
+        (python_threads, system_exit),
+        (host_threads, host_exception),
+    ] {
+        for ident in idents {
+            // SAFETY: GIL held; `exception` is a live type object.
+            unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, exception) };
+        }
     }
 }
 

@@ -29,8 +29,9 @@
 // A timeout that never expires.
 #define PYB_TIMEOUT_INFINITE UINT32_MAX
 
-// `pyb_engine_shutdown` flag: raise `SystemExit` in running Python threads (and
-// in host threads running Python) before waiting for them. The exception fires
+// `pyb_engine_shutdown` flag: raise `SystemExit` in running Python threads, and
+// `_pybridge_engine.ShutdownInterrupt` (a `BaseException`) in host threads
+// inside a GIL scope, before waiting for them. The exception fires
 // when each thread next runs Python code; it is withdrawn if the shutdown times out.
 #define PYB_SHUTDOWN_INTERRUPT 1
 

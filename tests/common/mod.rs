@@ -148,3 +148,20 @@ pub fn begin_allow() -> pyb_thread_token {
     ok(unsafe { pyb_begin_allow_threads(&mut token) });
     token
 }
+
+unsafe extern "C" fn log_to_stderr(
+    level: i32,
+    message: *const std::ffi::c_char,
+    _: *mut std::ffi::c_void,
+) {
+    eprintln!("[pybridge {level}] {}", cstr_to_string(message));
+}
+
+/// Sends pybridge's log to stderr (shown for failing tests).
+pub fn log_to_test_output() {
+    ok(pybridge::logging::pyb_set_log_callback(
+        Some(log_to_stderr),
+        std::ptr::null_mut(),
+        5,
+    ));
+}

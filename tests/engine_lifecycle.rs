@@ -1,0 +1,401 @@
+//! Engine lifecycle: initialize from any thread (concurrently, idempotently),
+//! configuration, restart cycles, guest mode, diagnostics.
+
+mod common;
+use common::*;
+
+use std::ffi::c_char;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use pybridge::config::*;
+use pybridge::engine::*;
+use pybridge::error::pyb_last_error_message;
+use pybridge::gil::*;
+use pybridge::status::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn initialize_with(config: &pyb_config) -> pyb_status {
+    unsafe { pyb_engine_initialize(config) }
+}
+
+fn default_config() -> pyb_config {
+    let mut config = unsafe { std::mem::zeroed() };
+    ok(unsafe { pyb_config_default(&mut config) });
+    config
+}
+
+#[test]
+fn initialize_on_a_thread_that_then_exits() {
+    within(LIMIT, "init thread exits", || {
+        spawn("initializer", initialize).join().unwrap();
+        assert_eq!(pyb_engine_state(), PYB_STATE_RUNNING);
+        // The initializer is gone; Python's main thread is the engine's own.
+        run("import threading\nmain_name = threading.main_thread().name");
+        with_gil(|| assert_eq!(eval_i64_held("main_name == 'MainThread'"), 1));
+        spawn("user", || run("z = 3")).join().unwrap();
+        assert_eq!(eval_i64("z"), 3);
+        ok(spawn("stopper", || shutdown(5000, 0)).join().unwrap());
+    });
+}
+
+#[test]
+fn concurrent_initialize_starts_one_engine_and_everyone_gets_ok() {
+    within(LIMIT, "concurrent init", || {
+        let barrier = Arc::new(Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let barrier = barrier.clone();
+                spawn(&format!("init-{i}"), move || {
+                    barrier.wait();
+                    let status = unsafe { pyb_engine_initialize(std::ptr::null()) };
+                    // When initialize returns, this thread does not hold the GIL and may take it.
+                    assert_eq!(pyb_gil_held(), 0);
+                    run("import sys");
+                    status
+                })
+            })
+            .collect();
+        for thread in threads {
+            ok(thread.join().unwrap());
+        }
+        assert_eq!(stats().engines_started, 1);
+        initialize();
+        assert_eq!(stats().engines_started, 1, "initialize is idempotent");
+    });
+}
+
+#[test]
+fn twenty_cycles_each_from_different_threads() {
+    within(Duration::from_secs(120), "20 cycles", || {
+        for cycle in 0..20 {
+            spawn(&format!("init-{cycle}"), initialize).join().unwrap();
+            let user = spawn(&format!("user-{cycle}"), move || {
+                run(&format!("import threading, time\nvalue = {cycle}"));
+                // A daemon thread that outlives the interpreter briefly: the next
+                // initialize must wait for it to be gone.
+                run("threading.Thread(target=time.sleep, args=(0.02,), daemon=True).start()");
+                eval_i64("value")
+            });
+            assert_eq!(user.join().unwrap(), cycle);
+            ok(spawn(&format!("stop-{cycle}"), || shutdown(10_000, 0))
+                .join()
+                .unwrap());
+            assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
+        }
+        let stats = stats();
+        assert_eq!(stats.engines_started, 20);
+        assert_eq!(stats.interpreters_finalized, 20);
+    });
+}
+
+#[test]
+fn reinitialize_waits_for_daemon_threads_of_the_previous_interpreter() {
+    within(LIMIT, "lingering daemon", || {
+        initialize();
+        run(concat!(
+            "import threading, time\n",
+            "sleeper = threading.Thread(target=time.sleep, args=(1.5,), daemon=True)\n",
+            "sleeper.start()\n",
+            "native_id = sleeper.native_id\n"
+        ));
+        let native_id = eval_i64("native_id");
+        ok(shutdown(5000, 0));
+        // Too short a wait: refused with a message naming the thread.
+        let mut config = default_config();
+        config.previous_threads_timeout_ms = 0;
+        expect(initialize_with(&config), PYB_E_TIMEOUT);
+        assert!(
+            last_error().contains(&native_id.to_string()),
+            "{}",
+            last_error()
+        );
+        assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
+        // Default wait: returns once the sleeper is gone, then runs normally.
+        let start = Instant::now();
+        initialize();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(!std::path::Path::new(&format!("/proc/self/task/{native_id}")).exists());
+        assert_eq!(eval_i64("1 + 1"), 2);
+    });
+}
+
+#[test]
+fn config_adds_search_paths_and_a_virtual_environment() {
+    within(LIMIT, "config paths", || {
+        let dir = std::env::temp_dir().join(format!("pybridge-config-{}", std::process::id()));
+        let extra = dir.join("extra");
+        let site = dir.join("venv/lib/python3.11/site-packages");
+        let version = env!("PYB_BUILD_PYTHON_VERSION");
+        let short: Vec<&str> = version.split('.').take(2).collect();
+        let site = if short == ["3", "11"] {
+            site
+        } else {
+            dir.join(format!(
+                "venv/lib/python{}.{}/site-packages",
+                short[0], short[1]
+            ))
+        };
+        std::fs::create_dir_all(&extra).unwrap();
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::write(extra.join("extra_mod.py"), "ANSWER = 41\n").unwrap();
+        std::fs::write(site.join("venv_mod.py"), "ANSWER = 1\n").unwrap();
+        let extra_c = c(extra.to_str().unwrap());
+        let venv_c = c(dir.join("venv").to_str().unwrap());
+        let paths = [extra_c.as_ptr()];
+        let mut config = default_config();
+        config.module_search_paths = paths.as_ptr();
+        config.module_search_paths_len = 1;
+        config.virtual_env = venv_c.as_ptr();
+        ok(initialize_with(&config));
+        run("import extra_mod, venv_mod, sys\ntotal = extra_mod.ANSWER + venv_mod.ANSWER");
+        assert_eq!(eval_i64("total"), 42);
+        let first = format!("sys.path[0] == {:?}", extra.to_str().unwrap());
+        assert_eq!(eval_i64(&first), 1, "extra paths go first");
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn pythonpath_is_honoured_unless_isolated() {
+    within(LIMIT, "isolated", || {
+        let dir = std::env::temp_dir().join(format!("pybridge-pp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("from_env.py"), "X = 7\n").unwrap();
+        // SAFETY: this test's process is its own (nextest) and sets it before any thread reads it.
+        unsafe { std::env::set_var("PYTHONPATH", &dir) };
+        let mut config = default_config();
+        config.flags = PYB_CONFIG_ISOLATED;
+        ok(initialize_with(&config));
+        run("import importlib.util\nfound = importlib.util.find_spec('from_env') is not None");
+        assert_eq!(eval_i64("found"), 0, "isolated mode ignores PYTHONPATH");
+        ok(shutdown(5000, 0));
+        initialize();
+        run("import from_env");
+        assert_eq!(eval_i64("from_env.X"), 7);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn bad_configurations_are_refused_and_nothing_starts() {
+    within(LIMIT, "bad config", || {
+        let mut config = default_config();
+        config.struct_size = 8;
+        expect(initialize_with(&config), PYB_E_INVALID_ARGUMENT);
+        assert!(last_error().contains("struct_size"), "{}", last_error());
+
+        let mut config = default_config();
+        config.flags = 0x100;
+        expect(initialize_with(&config), PYB_E_INVALID_ARGUMENT);
+
+        let mut config = default_config();
+        config.module_search_paths_len = 2;
+        expect(initialize_with(&config), PYB_E_NULL_ARGUMENT);
+
+        let bad_utf8: &[u8] = b"/tmp/\xff\xfe\0";
+        let mut config = default_config();
+        config.virtual_env = bad_utf8.as_ptr().cast::<c_char>();
+        expect(initialize_with(&config), PYB_E_INVALID_ARGUMENT);
+        assert!(last_error().contains("UTF-8"), "{}", last_error());
+
+        let missing = c("/nonexistent/pybridge-venv");
+        let mut config = default_config();
+        config.virtual_env = missing.as_ptr();
+        expect(initialize_with(&config), PYB_E_INIT_FAILED);
+        assert!(
+            last_error().contains("FileNotFoundError"),
+            "{}",
+            last_error()
+        );
+
+        expect(
+            unsafe { pyb_config_default(std::ptr::null_mut()) },
+            PYB_E_NULL_ARGUMENT,
+        );
+        assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
+        assert_eq!(stats().engines_started, 0);
+        // After every refusal, a good configuration starts normally.
+        initialize();
+        assert_eq!(eval_i64("2 * 21"), 42);
+    });
+}
+
+#[test]
+fn the_running_python_is_the_one_pybridge_was_built_against() {
+    within(LIMIT, "python info", || {
+        initialize();
+        let mut buf = vec![0 as c_char; 4096];
+        let len = unsafe { pybridge::info::pyb_python_info(buf.as_mut_ptr(), buf.len()) };
+        let text = cstr_to_string(buf.as_ptr());
+        assert_eq!(text.len(), len);
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(&format!("{key}: ")))
+                .unwrap_or_else(|| panic!("no {key} in {text}"))
+                .to_string()
+        };
+        assert_eq!(field("version"), env!("PYB_BUILD_PYTHON_VERSION"));
+        assert_eq!(field("build_version"), env!("PYB_BUILD_PYTHON_VERSION"));
+        let libdir = std::fs::canonicalize(env!("PYB_BUILD_PYTHON_LIBDIR")).unwrap();
+        assert!(
+            field("library").starts_with(libdir.to_str().unwrap()),
+            "loaded {} instead of the build's libpython in {}",
+            field("library"),
+            libdir.display()
+        );
+        let prefix = std::fs::canonicalize(field("prefix")).unwrap();
+        assert!(
+            libdir.starts_with(&prefix),
+            "prefix {} vs {}",
+            prefix.display(),
+            libdir.display()
+        );
+        assert_eq!(
+            cstr_to_string(pybridge::info::pyb_version()),
+            env!("CARGO_PKG_VERSION")
+        );
+    });
+}
+
+#[test]
+fn status_names_and_last_error_messages() {
+    let names = [
+        (PYB_OK, "PYB_OK"),
+        (PYB_E_NOT_INITIALIZED, "PYB_E_NOT_INITIALIZED"),
+        (PYB_E_SHUTTING_DOWN, "PYB_E_SHUTTING_DOWN"),
+        (PYB_E_GIL_NOT_HELD, "PYB_E_GIL_NOT_HELD"),
+        (PYB_E_WRONG_THREAD, "PYB_E_WRONG_THREAD"),
+        (PYB_E_BAD_TOKEN, "PYB_E_BAD_TOKEN"),
+        (PYB_E_WOULD_DEADLOCK, "PYB_E_WOULD_DEADLOCK"),
+        (PYB_E_TIMEOUT, "PYB_E_TIMEOUT"),
+        (PYB_E_NULL_ARGUMENT, "PYB_E_NULL_ARGUMENT"),
+        (PYB_E_INVALID_ARGUMENT, "PYB_E_INVALID_ARGUMENT"),
+        (PYB_E_PYTHON, "PYB_E_PYTHON"),
+        (PYB_E_INIT_FAILED, "PYB_E_INIT_FAILED"),
+        (PYB_E_PANIC, "PYB_E_PANIC"),
+        (PYB_E_BAD_HANDLE, "PYB_E_BAD_HANDLE"),
+        (-9999, "PYB_E_UNKNOWN"),
+    ];
+    for (status, expected) in names {
+        assert_eq!(cstr_to_string(pyb_status_name(status)), expected);
+    }
+    // Before any failure the message is empty.
+    assert_eq!(
+        unsafe { pyb_last_error_message(std::ptr::null_mut(), 0) },
+        0
+    );
+    expect(unsafe { pyb_gil_acquire(&mut 0) }, PYB_E_NOT_INITIALIZED);
+    let full = unsafe { pyb_last_error_message(std::ptr::null_mut(), 0) };
+    let mut small = [0x55 as c_char; 16];
+    assert_eq!(
+        unsafe { pyb_last_error_message(small.as_mut_ptr(), small.len()) },
+        full
+    );
+    let truncated = cstr_to_string(small.as_ptr());
+    assert_eq!(truncated.len(), 15);
+    assert_eq!(truncated, "pyb_gil_acquire");
+    let whole = last_error();
+    assert_eq!(whole.len(), full);
+    assert!(whole.contains("PYB_E_NOT_INITIALIZED") && whole.contains("pyb_engine_initialize"));
+    // Messages are per thread.
+    let other = spawn("other", || unsafe {
+        pyb_last_error_message(std::ptr::null_mut(), 0)
+    });
+    assert_eq!(other.join().unwrap(), 0);
+}
+
+static LOG_RECORDS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn count_records(
+    level: i32,
+    message: *const c_char,
+    user_data: *mut std::ffi::c_void,
+) {
+    assert!((1..=5).contains(&level));
+    assert!(!cstr_to_string(message).is_empty());
+    assert_eq!(user_data as usize, 0xfeed);
+    LOG_RECORDS.fetch_add(1, Ordering::Relaxed);
+}
+
+#[test]
+fn log_records_reach_the_host_callback() {
+    within(LIMIT, "log callback", || {
+        use pybridge::logging::*;
+        ok(pyb_set_log_callback(
+            Some(count_records),
+            0xfeed as *mut _,
+            PYB_LOG_INFO,
+        ));
+        initialize();
+        let after_start = LOG_RECORDS.load(Ordering::Relaxed);
+        assert!(after_start >= 1, "the engine start is logged at INFO");
+        expect(
+            pyb_set_log_callback(Some(count_records), std::ptr::null_mut(), 9),
+            PYB_E_INVALID_ARGUMENT,
+        );
+        ok(pyb_set_log_callback(
+            None,
+            std::ptr::null_mut(),
+            PYB_LOG_OFF,
+        ));
+        ok(shutdown(5000, 0));
+        assert_eq!(
+            LOG_RECORDS.load(Ordering::Relaxed),
+            after_start,
+            "silent once removed"
+        );
+    });
+}
+
+#[test]
+fn a_guest_engine_adopts_an_existing_interpreter_and_never_finalizes_it() {
+    let exe = std::env::current_exe().unwrap();
+    let library = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libpybridge.so");
+    assert!(library.exists(), "{} missing", library.display());
+    let script = format!(
+        r#"
+import ctypes, sys, threading
+lib = ctypes.CDLL({library:?})
+assert lib.pyb_engine_initialize(None) == 0
+assert lib.pyb_engine_state() == 1
+# ctypes.CDLL releases the GIL around each call: pybridge takes it on this
+# thread's own state and gives it back within the call (pyb_python_info reads
+# sys.prefix under a GIL scope).
+def info():
+    buf = ctypes.create_string_buffer(4096)
+    lib.pyb_python_info(buf, 4096)
+    return buf.value.decode()
+assert ("prefix: " + sys.prefix) in info(), info()
+results = []
+w = threading.Thread(target=lambda: results.append(info())); w.start(); w.join()
+assert ("prefix: " + sys.prefix) in results[0], results
+token = ctypes.c_uint64()
+# Through PyDLL the GIL stays held: pybridge sees it and nests.
+plib = ctypes.PyDLL({library:?})
+assert plib.pyb_gil_held() == 1
+assert plib.pyb_gil_acquire(ctypes.byref(token)) == 0
+assert plib.pyb_gil_release(token) == 0
+assert lib.pyb_engine_shutdown(5000, 0) == 0
+assert lib.pyb_engine_state() == 0
+print("guest ok, python alive:", sum(range(10)))
+"#
+    );
+    let output = std::process::Command::new(env!("PYB_BUILD_PYTHON_EXECUTABLE"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("guest ok, python alive: 45"),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

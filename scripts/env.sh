@@ -1,0 +1,26 @@
+# Sourced by the other scripts: picks the Python pybridge is built against and
+# makes sure the tools the build needs are on PATH.
+set -euo pipefail
+
+PYB_PYTHON_VERSION="${PYB_PYTHON_VERSION:-3.11.7}"
+if [ -z "${PYO3_PYTHON:-}" ]; then
+  if command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/$PYB_PYTHON_VERSION/bin/python3" ]; then
+    PYO3_PYTHON="$(pyenv root)/versions/$PYB_PYTHON_VERSION/bin/python3"
+  else
+    PYO3_PYTHON="$(command -v python3)"
+  fi
+fi
+export PYO3_PYTHON
+# The library must be a shared-libpython build: pybridge links it and sets an rpath to it.
+if [ "$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("Py_ENABLE_SHARED"))')" != "1" ]; then
+  echo "error: $PYO3_PYTHON is not a shared-library build of CPython" >&2
+  exit 1
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest (once)..."
+    cargo install cargo-nextest --locked
+  fi
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: lints, the header check, the
+# Rust tests (each in its own process under cargo-nextest, because an engine
+# shutdown finalizes that process's interpreter), and the C host programs
+# (compiled with gcc -Wall -Wextra -Werror and run by tests/c_programs.rs).
+# The benchmark runs first so its figures show in the log; it never fails on them.
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+ensure_nextest
+echo "== building against $("$PYO3_PYTHON" -c 'import sys; print(sys.version.split()[0], sys.prefix)')"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then
+  cargo bench
+fi
+cargo nextest run --profile ci "$@"

@@ -47,8 +47,6 @@ const ENGINE_THREAD_STACK: usize = 8 << 20;
 
 static INTERPRETER: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
 static ENGINE_THREAD_TID: AtomicI32 = AtomicI32::new(0);
-/// Thread states of threads that exited while a shutdown was pending.
-static ORPHANS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 static LIFECYCLE: Mutex<Lifecycle> = Mutex::new(Lifecycle::new());
 static CHANGED: Condvar = Condvar::new();
@@ -119,10 +117,6 @@ pub(crate) fn interpreter() -> *mut ffi::PyInterpreterState {
 
 pub(crate) fn is_engine_thread(slot: &ThreadSlot) -> bool {
     slot.os_tid == ENGINE_THREAD_TID.load(Ordering::Relaxed)
-}
-
-pub(crate) fn adopt_orphan_thread_state(state: *mut ffi::PyThreadState) {
-    ORPHANS.lock().push(state as usize);
 }
 
 /// Starts the engine: Python is initialized on a new engine-owned thread, which
@@ -454,7 +448,6 @@ impl EngineShutdown {
         if let Some(idents) = self.interrupted.take() {
             interpreter::withdraw_interrupt(&idents);
         }
-        interpreter::delete_thread_states(std::mem::take(&mut *ORPHANS.lock()));
     }
 
     /// A host thread the shutdown must wait for, described for the message.
@@ -515,8 +508,6 @@ impl EngineShutdown {
             .iter()
             .filter_map(|thread| thread.native_id)
             .collect();
-        // Py_FinalizeEx frees every thread state, orphans included.
-        ORPHANS.lock().clear();
         let started = Instant::now();
         let code = interpreter::finalize();
         log::info!(

@@ -522,9 +522,14 @@ pub(crate) fn release_on_thread_exit(slot: &ThreadSlot) {
             ffi::PyThreadState_DeleteCurrent();
         }
         stats::THREAD_STATES_DELETED.fetch_add(1, Ordering::Relaxed);
-    } else if ours && word.state() == GateState::ShuttingDown {
-        // The shutdown may still be called off: let the engine free it then.
-        engine::adopt_orphan_thread_state(owner.tstate);
+    } else if ours && word.state() != GateState::Closed {
+        // Left in the interpreter's list: Py_FinalizeEx frees it. Deleting it from
+        // another thread is not safe: on 3.12+ that unbinds the *deleting* thread's
+        // PyGILState state (unbind_gilstate_tstate clears the caller's TSS slot).
+        log::debug!(
+            "{} exited during a shutdown; its thread state is left for finalization",
+            slot.describe()
+        );
     }
     owner.tstate = std::ptr::null_mut();
     owner.depth = 0;

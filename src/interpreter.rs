@@ -227,18 +227,6 @@ pub(crate) fn withdraw_interrupt(idents: &[u64]) {
     }
 }
 
-/// Frees thread states whose threads exited while a shutdown was pending. GIL held.
-pub(crate) fn delete_thread_states(states: Vec<usize>) {
-    for state in states {
-        let state = state as *mut ffi::PyThreadState;
-        // SAFETY: states pybridge created whose threads are gone; GIL held.
-        unsafe {
-            ffi::PyThreadState_Clear(state);
-            ffi::PyThreadState_Delete(state);
-        }
-    }
-}
-
 /// `Py_FinalizeEx` on the engine thread, which holds the GIL on its main state.
 pub(crate) fn finalize() -> i32 {
     // SAFETY: called on the thread that initialized Python, with its state current.

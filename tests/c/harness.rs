@@ -1,0 +1,246 @@
+//! Builds and runs the C host programs for `tests/c_programs.rs` and
+//! `benches/gil_roundtrip.rs` (both include this file with `#[path]`).
+//!
+//! Programs are compiled as strict C11 against the committed header and the
+//! Python pybridge was built with, linked to the `libpybridge.so` that Cargo
+//! built next to the running test or bench binary, and run under a deadline.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The warnings every C and C++ host program is built with.
+pub const STRICT: &[&str] = &["-Wall", "-Wextra", "-Werror", "-pedantic"];
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn header_dir() -> PathBuf {
+    repo_root().join("bindings/c")
+}
+
+/// Compiler and linker flags for embedding the build's Python, the equivalent of
+/// `python3.X-config --includes` and `--ldflags --embed`, read from its sysconfig
+/// (which also works for a venv's interpreter, where no `-config` script sits beside it).
+pub struct PythonFlags {
+    pub cflags: Vec<String>,
+    pub ldflags: Vec<String>,
+    pub libdir: PathBuf,
+}
+
+pub fn python_flags() -> PythonFlags {
+    let executable = env!("PYB_BUILD_PYTHON_EXECUTABLE");
+    let script = "import sys, sysconfig as s\n\
+                  p = s.get_paths(); v = s.get_config_var\n\
+                  print(p['include']); print(p['platinclude'])\n\
+                  print(v('LIBDIR') or ''); print(v('LDVERSION') or '')\n\
+                  print(v('LIBS') or ''); print(v('SYSLIBS') or '')";
+    let output = Command::new(executable)
+        .args(["-c", script])
+        .output()
+        .unwrap_or_else(|err| panic!("could not run the build's Python {executable}: {err}"));
+    assert!(
+        output.status.success(),
+        "{executable} failed to report its sysconfig: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("non-UTF-8 sysconfig output");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "unexpected sysconfig output: {text}");
+    let libdir = if lines[2].is_empty() {
+        PathBuf::from(env!("PYB_BUILD_PYTHON_LIBDIR"))
+    } else {
+        PathBuf::from(lines[2])
+    };
+    let mut cflags = vec![format!("-I{}", lines[0])];
+    if lines[1] != lines[0] {
+        cflags.push(format!("-I{}", lines[1]));
+    }
+    let mut ldflags = vec![
+        format!("-L{}", libdir.display()),
+        format!("-lpython{}", lines[3]),
+    ];
+    ldflags.extend(lines[4].split_whitespace().map(str::to_string));
+    ldflags.extend(lines[5].split_whitespace().map(str::to_string));
+    PythonFlags {
+        cflags,
+        ldflags,
+        libdir,
+    }
+}
+
+/// The directory holding the `libpybridge.so` built with the running binary.
+///
+/// `current_exe()` is `target/<profile>/deps/<name>-<hash>`. Cargo writes the
+/// cdylib into that same `deps/` directory when it builds test or bench targets,
+/// and copies it up to `target/<profile>/` only for `cargo build`; so `deps/`
+/// (always as fresh as this binary) comes first and `target/<profile>/` is the fallback.
+pub fn pybridge_lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe
+        .parent()
+        .expect("the binary has a directory")
+        .to_path_buf();
+    let profile = deps.parent().expect("deps/ has a parent").to_path_buf();
+    for dir in [&deps, &profile] {
+        if dir.join("libpybridge.so").is_file() {
+            return dir.clone();
+        }
+    }
+    panic!(
+        "libpybridge.so is in neither {} nor {}: is `cdylib` still in [lib] crate-type?",
+        deps.display(),
+        profile.display()
+    );
+}
+
+/// A fresh directory for one test's build products under Cargo's target tmp dir.
+pub fn work_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("c_programs")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+    dir
+}
+
+/// Runs a compiler; on failure returns its command line and full output.
+pub fn run_compiler(mut command: Command) -> Result<(), String> {
+    let line = format!("{command:?}");
+    let output = command
+        .output()
+        .map_err(|err| format!("could not start {line}: {err}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{line}\nfailed with {}:\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Compiles and links one C host program (`source`, relative to the repository
+/// root) into `dir`, against the header, libpybridge and the build's libpython,
+/// with rpaths to both libraries. Returns the executable, or gcc's output.
+pub fn build_c_program(source: &str, dir: &Path, optimize: &str) -> Result<PathBuf, String> {
+    let python = python_flags();
+    let lib_dir = pybridge_lib_dir();
+    let source = repo_root().join(source);
+    let exe = dir.join(source.file_stem().expect("a file name"));
+    let mut gcc = Command::new("gcc");
+    gcc.arg("-std=c11")
+        .args(STRICT)
+        .args([optimize, "-g", "-pthread"])
+        .arg(format!("-I{}", header_dir().display()))
+        .args(&python.cflags)
+        .arg(&source)
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lpybridge")
+        .args(&python.ldflags)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", python.libdir.display()));
+    run_compiler(gcc)?;
+    Ok(exe)
+}
+
+/// What a finished (or killed) program did.
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+}
+
+impl Outcome {
+    /// The last non-empty line of stdout.
+    pub fn last_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or("")
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "exit: {}{} after {:.1} s\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.status,
+            if self.timed_out {
+                " (KILLED at the deadline)"
+            } else {
+                ""
+            },
+            self.elapsed.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
+    pipe.map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    })
+}
+
+/// Runs `exe` with `args`; kills it when it passes `deadline`. With `capture`
+/// false the program writes straight to this process's stdout and stderr.
+pub fn run_with_deadline(exe: &Path, args: &[&str], deadline: Duration, capture: bool) -> Outcome {
+    let piped = || {
+        if capture {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        }
+    };
+    let mut child: Child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(piped())
+        .stderr(piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("could not start {}: {err}", exe.display()));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let started = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait after kill");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    let join = |handle: Option<JoinHandle<String>>| {
+        handle
+            .map(|handle| handle.join().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    Outcome {
+        status,
+        stdout: join(out),
+        stderr: join(err),
+        elapsed,
+        timed_out,
+    }
+}

@@ -1,0 +1,159 @@
+//! Builds the C host programs in `tests/c/` with strict warnings against the
+//! committed header, runs them under a deadline and checks what they report.
+//! Also checks that the header compiles on its own as C11 and as C++17.
+
+#[path = "c/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use harness::*;
+
+/// A host program that runs longer than this has hung.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Builds `source`, runs it, and returns its outcome after checking that it
+/// exited with status 0 within the deadline and printed `last_line` last.
+fn build_and_run(name: &str, source: &str, last_line: &str) -> Outcome {
+    let dir = work_dir(name);
+    let exe = build_c_program(source, &dir, "-O1").unwrap_or_else(|gcc| panic!("{gcc}"));
+    let outcome = run_with_deadline(&exe, &[], DEADLINE, true);
+    assert!(
+        !outcome.timed_out,
+        "{source} did not finish within {DEADLINE:?} and was killed\n{}",
+        outcome.describe()
+    );
+    assert!(
+        outcome.status.success(),
+        "{source} failed\n{}",
+        outcome.describe()
+    );
+    assert_eq!(
+        outcome.last_line(),
+        last_line,
+        "{source} did not end with the expected line\n{}",
+        outcome.describe()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+#[test]
+fn engine_host_passes_every_check() {
+    let outcome = build_and_run(
+        "engine_host",
+        "tests/c/engine_host.c",
+        "engine_host: all checks passed",
+    );
+    for line in [
+        "engine_host: 4 threads x 2000 scopes: counter = 8000",
+        "engine_host: out-of-order release -> PYB_E_BAD_TOKEN",
+        "engine_host: release on another thread -> PYB_E_WRONG_THREAD",
+        "engine_host: acquire after shutdown -> PYB_E_NOT_INITIALIZED",
+    ] {
+        assert!(
+            outcome.stdout.lines().any(|printed| printed == line),
+            "missing line {line:?}\n{}",
+            outcome.describe()
+        );
+    }
+}
+
+#[test]
+fn demo_runs_and_shuts_down_from_another_thread() {
+    let outcome = build_and_run("demo", "tests/c/demo.c", "demo: done");
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    let position = |wanted: &str| {
+        lines
+            .iter()
+            .position(|line| line.starts_with(wanted))
+            .unwrap_or_else(|| panic!("missing line {wanted:?}\n{}", outcome.describe()))
+    };
+    position("host thread 1: math.factorial(20) = 2432902008176640000");
+    position("host thread 2: statistics.median([3, 1, 4, 1, 5]) = 3");
+    position("host thread 3: hashlib.sha256(b'pybridge').hexdigest()[:16] = 76f4f752f8e5b90d");
+    position("python thread: tick 2");
+    position("python thread: tick 3");
+    // The Python thread ran while the host was in its allow-threads region.
+    assert!(
+        position("python thread: tick 1") < position("host: C work done without the GIL"),
+        "the Python thread did not run during the host's C work\n{}",
+        outcome.describe()
+    );
+    position("shutdown from another thread: PYB_OK in ");
+}
+
+/// Uses every declaration of the header so a wrong prototype or a missing
+/// include inside it fails to compile. Compiled, never run.
+const HEADER_ALONE: &str = r#"#include "pybridge.h"
+#include "pybridge.h" /* twice: the include guard must hold */
+
+int header_check(void);
+
+static void on_log(int32_t level, const char *message, void *user_data) {
+    (void)level;
+    (void)message;
+    (void)user_data;
+}
+
+int header_check(void) {
+    struct pyb_config config;
+    pyb_stats stats;
+    pyb_gil gil = 0;
+    pyb_thread_token region = 0;
+    pyb_log_callback callback = on_log;
+    char buf[64];
+    int failures = 0;
+    failures += pyb_config_default(&config) != PYB_OK;
+    config.flags = PYB_CONFIG_ISOLATED;
+    config.previous_threads_timeout_ms = PYB_TIMEOUT_INFINITE;
+    failures += pyb_engine_initialize(&config) != PYB_OK;
+    failures += pyb_engine_state() != PYB_STATE_RUNNING;
+    failures += pyb_gil_acquire(&gil) != PYB_OK;
+    failures += pyb_begin_allow_threads(&region) != PYB_OK;
+    failures += pyb_end_allow_threads(region) != PYB_OK;
+    failures += pyb_gil_release(gil) != PYB_OK;
+    failures += pyb_gil_held();
+    stats.struct_size = sizeof stats;
+    failures += pyb_stats_get(&stats) != PYB_OK;
+    failures += pyb_set_log_callback(callback, NULL, PYB_LOG_TRACE) != PYB_OK;
+    failures += pyb_last_error_message(buf, sizeof buf) > 0;
+    failures += pyb_python_info(NULL, 0) == 0;
+    failures += pyb_engine_shutdown(PYB_TIMEOUT_INFINITE, PYB_SHUTDOWN_INTERRUPT) != PYB_OK;
+    failures += pyb_version()[0] == '\0';
+    failures += pyb_status_name(PYB_E_BAD_HANDLE)[0] == '\0';
+    return failures;
+}
+"#;
+
+fn compile_header_alone(compiler: &str, std: &str, file_name: &str) {
+    let dir = work_dir(&format!("header-{compiler}"));
+    let source = dir.join(file_name);
+    std::fs::write(&source, HEADER_ALONE).unwrap();
+    let mut command = Command::new(compiler);
+    command
+        .arg(std)
+        .args(STRICT)
+        .arg(format!("-I{}", header_dir().display()))
+        .arg("-c")
+        .arg(&source)
+        .arg("-o")
+        .arg(dir.join("header_alone.o"));
+    if let Err(output) = run_compiler(command) {
+        panic!("bindings/c/pybridge.h does not compile on its own as {std}:\n{output}");
+    }
+    assert!(Path::new(&dir.join("header_alone.o")).is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn header_compiles_alone_as_c11() {
+    compile_header_alone("gcc", "-std=c11", "header_alone.c");
+}
+
+#[test]
+fn header_compiles_alone_as_cpp17() {
+    compile_header_alone("g++", "-std=c++17", "header_alone.cpp");
+}

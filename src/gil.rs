@@ -180,7 +180,8 @@ fn acquire_outermost(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
             return Err(error);
         }
     }
-    if owner.generation != word.generation() || owner.tstate.is_null() {
+    if owner.generation != word.generation() || owner.tstate.is_null() || adopted_state_gone(owner)
+    {
         if let Err(error) = attach_thread_state(owner, word.generation()) {
             if !inside_already {
                 gate::leave(&slot.busy);
@@ -235,6 +236,15 @@ fn admit_while_closing(
             }
         }
     }
+}
+
+/// A state pybridge adopted from `PyGILState` belongs to whoever created it: a
+/// host that calls `PyGILState_Release` to zero deletes it under us. Checked on
+/// the adopted path only (a thread-specific-storage read).
+#[inline(always)]
+fn adopted_state_gone(owner: &OwnerState) -> bool {
+    // SAFETY: callers passed the gate; a plain lookup.
+    !owner.owns_tstate && unsafe { ffi::PyGILState_GetThisThreadState() } != owner.tstate
 }
 
 /// Finds or creates this thread's thread state for the running interpreter.
@@ -397,7 +407,7 @@ fn misplaced_token(value: u64, slot: Option<&ThreadSlot>) -> Error {
     ))
 }
 
-fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
+pub(crate) fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
     let owner = slot.owner();
     if owner.allow_frames.len() as u32 >= MAX_POSITION {
         return Err(Error::invalid_argument(format!(
@@ -454,7 +464,7 @@ fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
     ))
 }
 
-fn end_allow_threads(slot: &ThreadSlot, value: u64) -> Result<()> {
+pub(crate) fn end_allow_threads(slot: &ThreadSlot, value: u64) -> Result<()> {
     let owner = slot.owner();
     let Some(top) = owner.allow_frames.last() else {
         return Err(misplaced_token(value, Some(slot)));

@@ -312,3 +312,28 @@ fn contended_acquires_from_many_threads_all_make_progress() {
         assert_eq!(pyb_engine_state(), PYB_STATE_RUNNING);
     });
 }
+
+#[test]
+fn a_pygilstate_state_deleted_by_the_host_is_not_reused() {
+    within(LIMIT, "adopted state deleted", || {
+        initialize();
+        let created_before = stats().thread_states_created;
+        spawn("gilstate-host", || unsafe {
+            // The host takes the GIL its own way; pybridge adopts that state.
+            let gstate = ffi::PyGILState_Ensure();
+            let token = acquire();
+            run_held("a = 1");
+            ok(pyb_gil_release(token));
+            // Releasing to zero deletes the state CPython created for the host.
+            ffi::PyGILState_Release(gstate);
+            // pybridge must notice and give the thread a state of its own.
+            let token = acquire();
+            run_held("a = a + 1");
+            ok(pyb_gil_release(token));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(eval_i64("a"), 2);
+        assert_eq!(stats().thread_states_created, created_before + 2);
+    });
+}

@@ -88,7 +88,8 @@ pub fn eval_i64(expr: &str) -> i64 {
     with_gil(|| eval_i64_held(expr))
 }
 
-/// Runs `f` on a new thread and fails the test if it does not finish in `limit`.
+/// Runs `f` on a new thread and fails the test if it does not finish in `limit`
+/// (a panic inside `f` fails the test with its own message).
 #[track_caller]
 pub fn within<T: Send + 'static>(
     limit: Duration,
@@ -96,12 +97,18 @@ pub fn within<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let worker = std::thread::spawn(move || {
         let _ = tx.send(f());
     });
     match rx.recv_timeout(limit) {
         Ok(value) => value,
-        Err(_) => panic!("{what} did not finish within {limit:?} (hang)"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the scenario thread ended without a result"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not finish within {limit:?} (hang)")
+        }
     }
 }
 

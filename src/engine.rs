@@ -508,6 +508,7 @@ impl EngineShutdown {
             .iter()
             .filter_map(|thread| thread.native_id)
             .collect();
+        crate::object::on_engine_finalize();
         let started = Instant::now();
         let code = interpreter::finalize();
         log::info!(

@@ -11,6 +11,20 @@ use crate::status::*;
 pub struct Error {
     pub status: pyb_status,
     pub message: String,
+    /// Set for `PYB_E_PYTHON` errors that came from a Python exception.
+    pub python: Option<Box<PythonError>>,
+}
+
+/// The parts of a Python exception, kept apart for `pyb_last_error_python_*`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PythonError {
+    /// `ZeroDivisionError` for builtins, else `module.QualifiedName`.
+    pub type_name: String,
+    /// `str(exception)`.
+    pub message: String,
+    /// What Python would print for it (`traceback.format_exception`): the
+    /// traceback, chained exceptions, and the final `Type: message` line.
+    pub traceback: String,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -20,7 +34,15 @@ impl Error {
         Error {
             status,
             message: message.into(),
+            python: None,
         }
+    }
+
+    /// Prefixes the message with what it is about, for example `args[2]`.
+    #[cold]
+    pub fn context(mut self, what: &str) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
     }
 
     pub fn null_argument(name: &str) -> Self {
@@ -50,9 +72,15 @@ impl Error {
     }
 }
 
+#[derive(Default)]
+struct LastError {
+    text: String,
+    python: Option<Box<PythonError>>,
+}
+
 thread_local! {
     // Written only on failure, so successful calls never touch this slot.
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError::default());
 }
 
 /// Records `error` as the calling thread's last error. Quietly does nothing while
@@ -64,14 +92,82 @@ pub(crate) fn record(function: &str, error: &Error) {
         error.message
     );
     log::debug!("{text}");
-    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = text);
+    let python = error.python.clone();
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = LastError { text, python });
 }
 
 /// The calling thread's last error message, for Rust-side users and tests.
 pub fn last_error_message() -> String {
     LAST_ERROR
-        .try_with(|slot| slot.borrow().clone())
+        .try_with(|slot| slot.borrow().text.clone())
         .unwrap_or_default()
+}
+
+/// The Python exception behind the calling thread's last error, if it was one.
+pub fn last_python_error() -> Option<PythonError> {
+    LAST_ERROR
+        .try_with(|slot| slot.borrow().python.as_deref().cloned())
+        .ok()
+        .flatten()
+}
+
+/// Takes the current Python exception off the interpreter and turns it into a
+/// `PYB_E_PYTHON` error whose message is `Type: message` plus the traceback.
+/// The GIL must be held. Formatting runs Python code; if that fails too, the
+/// error keeps what it could read.
+#[cold]
+#[inline(never)]
+pub(crate) fn python_error(py: pyo3::Python<'_>) -> Error {
+    let Some(exception) = pyo3::PyErr::take(py) else {
+        return Error::new(
+            PYB_E_PYTHON,
+            "a Python call failed without setting an exception",
+        );
+    };
+    let detail = describe_exception(py, &exception);
+    let mut message = format!("{}: {}", detail.type_name, detail.message);
+    if !detail.traceback.is_empty() {
+        message.push('\n');
+        message.push_str(&detail.traceback);
+    }
+    Error {
+        status: PYB_E_PYTHON,
+        message,
+        python: Some(Box::new(detail)),
+    }
+}
+
+fn describe_exception(py: pyo3::Python<'_>, exception: &pyo3::PyErr) -> PythonError {
+    use pyo3::types::{PyAnyMethods, PyStringMethods, PyTypeMethods};
+    let kind = exception.get_type(py);
+    let qualname = kind
+        .qualname()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "<unknown exception type>".to_string());
+    let type_name = match kind.module() {
+        Ok(module) if module.to_string_lossy() != "builtins" => {
+            format!("{}.{qualname}", module.to_string_lossy())
+        }
+        _ => qualname,
+    };
+    let value = exception.value(py);
+    let message = value
+        .str()
+        .map(|text| text.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "<str() of the exception failed>".to_string());
+    let traceback = py
+        .import("traceback")
+        .and_then(|module| module.call_method1("format_exception", (value,)))
+        .and_then(|lines| lines.extract::<Vec<String>>())
+        .map(|lines| lines.concat().trim_end().to_string())
+        .unwrap_or_else(|_| format!("{type_name}: {message}"));
+    // A failure inside formatting must not stay pending on the interpreter.
+    let _ = pyo3::PyErr::take(py);
+    PythonError {
+        type_name,
+        message,
+        traceback,
+    }
 }
 
 /// Copies the calling thread's last error message into `buf` and returns its full
@@ -88,4 +184,47 @@ pub unsafe extern "C" fn pyb_last_error_message(buf: *mut c_char, buf_len: usize
     let message = last_error_message();
     // SAFETY: the caller promises `buf` points to `buf_len` writable bytes.
     unsafe { crate::boundary::copy_to_c_buffer(message.as_bytes(), buf, buf_len) }
+}
+
+/// Like `pyb_last_error_message`, for the Python exception type name of the
+/// calling thread's last error (`ZeroDivisionError`, `json.decoder.JSONDecodeError`,
+/// `pybridge.HostError`). Returns 0 when the last error was not a Python exception.
+/// Any thread; the GIL does not matter.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_last_error_python_type(buf: *mut c_char, buf_len: usize) -> usize {
+    let text = last_python_error().map(|error| error.type_name);
+    // SAFETY: the caller promises `buf` points to `buf_len` writable bytes.
+    unsafe { copy_python_part(text, buf, buf_len) }
+}
+
+/// Like `pyb_last_error_message`, for `str(exception)` of the calling thread's
+/// last Python error. Returns 0 when the last error was not a Python exception
+/// (or its message is empty). Any thread; the GIL does not matter.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_last_error_python_message(buf: *mut c_char, buf_len: usize) -> usize {
+    let text = last_python_error().map(|error| error.message);
+    // SAFETY: as above.
+    unsafe { copy_python_part(text, buf, buf_len) }
+}
+
+/// Like `pyb_last_error_message`, for the formatted traceback of the calling
+/// thread's last Python error, exactly as Python would print it (including
+/// chained exceptions and the final `Type: message` line). Returns 0 when the
+/// last error was not a Python exception. Any thread; the GIL does not matter.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_last_error_python_traceback(
+    buf: *mut c_char,
+    buf_len: usize,
+) -> usize {
+    let text = last_python_error().map(|error| error.traceback);
+    // SAFETY: as above.
+    unsafe { copy_python_part(text, buf, buf_len) }
+}
+
+/// # Safety
+/// `buf` must be NULL or point to `buf_len` writable bytes.
+unsafe fn copy_python_part(text: Option<String>, buf: *mut c_char, buf_len: usize) -> usize {
+    let text = text.unwrap_or_default();
+    // SAFETY: forwarded from the caller.
+    unsafe { crate::boundary::copy_to_c_buffer(text.as_bytes(), buf, buf_len) }
 }

@@ -5,6 +5,9 @@
 //! behaviour they expose:
 //! - `engine`: initialize on an engine-owned thread, shut down from any thread.
 //! - `gil`: GIL scopes, allow-threads regions, persistent thread states.
+//! - `value`, `object`: tagged values and object handles, and conversions.
+//! - `call`: run code, import, attributes, items, calls, iteration, containers.
+//! - `host_function`: native functions Python can call.
 //! - `config`, `status`, `error`, `logging`, `stats`, `info`: what hosts configure and read.
 //! - private plumbing: `gate` (entry gating), `thread_slot` (per-thread records),
 //!   `token`, `boundary` (panic boundary, pointer checks), `interpreter`
@@ -16,15 +19,19 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod boundary;
+pub mod call;
 pub mod config;
 pub mod engine;
 pub mod error;
 mod gate;
 pub mod gil;
+pub mod host_function;
 pub mod info;
 mod interpreter;
 pub mod logging;
+pub mod object;
 pub mod stats;
 pub mod status;
 mod thread_slot;
 mod token;
+pub mod value;

@@ -39,6 +39,13 @@ pub const PYB_E_INIT_FAILED: pyb_status = -11;
 pub const PYB_E_PANIC: pyb_status = -12;
 /// The object handle is not live: released, from a shut-down engine, or never issued.
 pub const PYB_E_BAD_HANDLE: pyb_status = -13;
+/// The value is not of the type the call needs (a non-str where a str was asked,
+/// a list where an int was asked, a scope that is not a dict); the message names both types.
+pub const PYB_E_WRONG_TYPE: pyb_status = -14;
+/// The value has the right type but does not fit the target: an int outside
+/// int64, a float-convertible int too large for a double, a str with no UTF-8
+/// form (lone surrogates), a caller buffer too small for the result.
+pub const PYB_E_OUT_OF_RANGE: pyb_status = -15;
 
 /// Every status with its name, in ABI order.
 const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
@@ -56,6 +63,8 @@ const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
     (PYB_E_INIT_FAILED, c"PYB_E_INIT_FAILED"),
     (PYB_E_PANIC, c"PYB_E_PANIC"),
     (PYB_E_BAD_HANDLE, c"PYB_E_BAD_HANDLE"),
+    (PYB_E_WRONG_TYPE, c"PYB_E_WRONG_TYPE"),
+    (PYB_E_OUT_OF_RANGE, c"PYB_E_OUT_OF_RANGE"),
 ];
 
 /// The status constant's own name as a string, for example `"PYB_E_TIMEOUT"`;

@@ -10,6 +10,7 @@
 #ifndef PYBRIDGE_H
 #define PYBRIDGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -35,6 +36,11 @@
 // when each thread next runs Python code; it is withdrawn if the shutdown times out.
 #define PYB_SHUTDOWN_INTERRUPT 1
 
+// `pyb_register_function` flag: release the GIL while the host function runs,
+// so other Python threads run meanwhile. The function then must not touch
+// Python objects except through pybridge calls (which take the GIL themselves).
+#define PYB_FN_RELEASE_GIL 1
+
 // Log levels, most severe first; a callback receives records up to its `max_level`.
 #define PYB_LOG_OFF 0
 
@@ -48,10 +54,67 @@
 
 #define PYB_LOG_TRACE 5
 
+// `None`; no payload.
+#define PYB_VALUE_NONE 0
+
+// `bool`; payload `data.boolean`.
+#define PYB_VALUE_BOOL 1
+
+// `int` that fits in int64; payload `data.int64`.
+#define PYB_VALUE_INT 2
+
+// `float`; payload `data.float64`.
+#define PYB_VALUE_FLOAT 3
+
+// `str`; payload `data.str`: UTF-8 bytes and their length (embedded NULs allowed;
+// results are also NUL-terminated after `len` bytes).
+#define PYB_VALUE_STR 4
+
+// `bytes`; payload `data.str`: the bytes and their length.
+#define PYB_VALUE_BYTES 5
+
+// Any other Python object; payload `data.object`, a `pyb_object` handle.
+#define PYB_VALUE_OBJECT 6
+
 // The result of every fallible pybridge call: `PYB_OK` (0) or a negative error.
 // After an error, `pyb_last_error_message` on the same thread says what happened
 // and what to do.
 typedef int32_t pyb_status;
+
+// A handle to a Python object; 0 is "no object". The caller of a function
+// that returns one owns it: release it with `pyb_object_release`.
+typedef uint64_t pyb_object;
+
+// A byte string with an explicit length: the payload of `PYB_VALUE_STR` and
+// `PYB_VALUE_BYTES`. `ptr` may be NULL only when `len` is 0.
+typedef struct pyb_str {
+  const char *ptr;
+  size_t len;
+} pyb_str;
+
+// The payload of a `pyb_value`; which field is meaningful depends on `tag`.
+typedef union pyb_value_data {
+  bool boolean;
+  int64_t int64;
+  double float64;
+  struct pyb_str str;
+  pyb_object object;
+} pyb_value_data;
+
+// A value crossing the boundary: `tag` is one of `PYB_VALUE_*`.
+//
+// A value the host passes in is only read during the call; an `OBJECT` value
+// passed in is borrowed (the host keeps its handle). An `OBJECT` value written
+// to an output is a new handle the caller owns: release it with
+// `pyb_object_release`. `STR`/`BYTES` outputs point into a per-thread buffer,
+// valid until the next pybridge call on the same thread that writes a
+// `pyb_value`. Results: `None`, exact `bool`, exact `int` within int64, exact
+// `float`, exact `str` and exact `bytes` come back as plain values; anything
+// else (subclasses, larger ints, containers) as an `OBJECT` handle.
+typedef struct pyb_value {
+  uint32_t tag;
+  union pyb_value_data data;
+} pyb_value;
 
 // Settings for `pyb_engine_initialize`. Fill it with `pyb_config_default`, then
 // change what you need; strings are UTF-8 and are copied during the call.
@@ -80,6 +143,23 @@ typedef uint64_t pyb_gil;
 
 // An allow-threads token returned by `pyb_begin_allow_threads`; pass it to `pyb_end_allow_threads`.
 typedef uint64_t pyb_thread_token;
+
+// A host function: reads `nargs` arguments from `args`, writes its result to
+// `*result` (preset to None) and returns `PYB_OK`, or returns an error status
+// (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
+// Python. STR/BYTES arguments point into the Python objects and OBJECT
+// arguments are temporary handles: both are valid until the function returns
+// (clone a handle to keep it). A STR/BYTES result must stay valid until the
+// function returns (pybridge copies it then); an OBJECT result handle passes
+// to pybridge, which releases it (returning an argument handle is fine). It
+// must not let an exception or panic unwind out of it.
+typedef pyb_status (*pyb_host_fn)(const struct pyb_value *args,
+                                  size_t nargs,
+                                  struct pyb_value *result,
+                                  void *user_data);
+
+// Frees a host function's `user_data` when the engine shuts down.
+typedef void (*pyb_free_fn)(void *user_data);
 
 // Receives one log record: its `PYB_LOG_*` level, a NUL-terminated UTF-8
 // message valid only during the call, and the host's `user_data`. Called on
@@ -145,9 +225,148 @@ typedef struct pyb_stats {
 // The object handle is not live: released, from a shut-down engine, or never issued.
 #define PYB_E_BAD_HANDLE -13
 
+// The value is not of the type the call needs (a non-str where a str was asked,
+// a list where an int was asked, a scope that is not a dict); the message names both types.
+#define PYB_E_WRONG_TYPE -14
+
+// The value has the right type but does not fit the target: an int outside
+// int64, a float-convertible int too large for a double, a str with no UTF-8
+// form (lone surrogates), a caller buffer too small for the result.
+#define PYB_E_OUT_OF_RANGE -15
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Runs Python statements (a script) in `scope`: 0 for `__main__`, or a handle
+// from `pyb_scope_new`. `filename` (UTF-8, may be NULL for `"<pybridge>"`) is
+// what tracebacks and `__file__`-less code show. Any thread; takes the GIL for
+// the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (a syntax error or an exception: type, message and
+// traceback in the last error), `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT`
+// (not UTF-8), `PYB_E_BAD_HANDLE`, `PYB_E_WRONG_TYPE` (scope is not a dict).
+pyb_status pyb_run(const char *code, const char *filename, pyb_object scope);
+
+// Evaluates one Python expression in `scope` (0 for `__main__`) and writes its
+// value to `out`. `filename` as for `pyb_run`. Any thread; takes the GIL for
+// the call if needed.
+//
+// Errors: as `pyb_run`.
+pyb_status pyb_eval(const char *expr,
+                    const char *filename,
+                    pyb_object scope,
+                    struct pyb_value *out);
+
+// Writes a handle to a fresh namespace (a dict with `__builtins__` and
+// `__name__ = "__pybridge__"`) to `out`, for `pyb_run`/`pyb_eval`: scripts in
+// different scopes cannot see each other's globals. The caller owns the
+// handle. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_scope_new(pyb_object *out);
+
+// Imports the module `name` (UTF-8, dotted names allowed) and writes a handle
+// to it to `out`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (`ModuleNotFoundError` or an error while importing),
+// `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT`.
+pyb_status pyb_import(const char *name, pyb_object *out);
+
+// Writes `object.name` to `out`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (`AttributeError`, or a property raised),
+// `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT`.
+pyb_status pyb_getattr(pyb_object object, const char *name, struct pyb_value *out);
+
+// Sets `object.name = value`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON`, `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`,
+// `PYB_E_INVALID_ARGUMENT` (bad value).
+pyb_status pyb_setattr(pyb_object object, const char *name, const struct pyb_value *value);
+
+// Writes `object[key]` to `out`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (`KeyError`, `IndexError`, `TypeError`, ...),
+// `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT`.
+pyb_status pyb_getitem(pyb_object object, const struct pyb_value *key, struct pyb_value *out);
+
+// Sets `object[key] = value`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON`, `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT`.
+pyb_status pyb_setitem(pyb_object object,
+                       const struct pyb_value *key,
+                       const struct pyb_value *value);
+
+// Writes `len(object)` to `out`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (`TypeError`: no length), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_len(pyb_object object, size_t *out);
+
+// Writes a handle to `iter(object)` to `out`; step it with `pyb_iter_next`.
+// Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (`TypeError`: not iterable), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_iter(pyb_object object, pyb_object *out);
+
+// Advances an iterator: writes the next item to `out` and `false` to
+// `done_out`, or, when the iterator is exhausted, `None` to `out` and `true`
+// to `done_out`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (the iterator raised), `PYB_E_WRONG_TYPE` (not an
+// iterator: call `pyb_iter` first), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_iter_next(pyb_object iterator, struct pyb_value *out, bool *done_out);
+
+// Calls `callable(*args, **kwargs)` and writes the result to `out`. `args`
+// holds `nargs` positional values followed by `nkwargs` keyword values whose
+// names (UTF-8) are in `kwnames`; both arrays may be NULL when empty. Any
+// thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (the call raised), `PYB_E_BAD_HANDLE`,
+// `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (a bad value; the message
+// names `args[i]`).
+pyb_status pyb_call(pyb_object callable,
+                    const struct pyb_value *args,
+                    size_t nargs,
+                    const char *const *kwnames,
+                    size_t nkwargs,
+                    struct pyb_value *out);
+
+// Calls `object.name(*args, **kwargs)` and writes the result to `out`;
+// arguments as for `pyb_call`. Any thread; takes the GIL for the call if needed.
+//
+// Errors: as `pyb_call`, plus `PYB_E_PYTHON` with `AttributeError` when there
+// is no such method.
+pyb_status pyb_call_method(pyb_object object,
+                           const char *name,
+                           const struct pyb_value *args,
+                           size_t nargs,
+                           const char *const *kwnames,
+                           size_t nkwargs,
+                           struct pyb_value *out);
+
+// Builds a tuple from `count` values and writes a handle to it to `out`.
+// `items` may be NULL when `count` is 0. Any thread; takes the GIL if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (names `items[i]`), `PYB_E_BAD_HANDLE`.
+pyb_status pyb_tuple_new(const struct pyb_value *items, size_t count, pyb_object *out);
+
+// Builds a list from `count` values and writes a handle to it to `out`.
+// `items` may be NULL when `count` is 0. Any thread; takes the GIL if needed.
+//
+// Errors: as `pyb_tuple_new`.
+pyb_status pyb_list_new(const struct pyb_value *items, size_t count, pyb_object *out);
+
+// Builds a dict from `count` key/value pairs (`keys[i]: values[i]`; later
+// duplicates win) and writes a handle to it to `out`. The arrays may be NULL
+// when `count` is 0. Any thread; takes the GIL if needed.
+//
+// Errors: `PYB_E_PYTHON` (an unhashable key), `PYB_E_NULL_ARGUMENT`,
+// `PYB_E_INVALID_ARGUMENT`, `PYB_E_BAD_HANDLE`.
+pyb_status pyb_dict_new(const struct pyb_value *keys,
+                        const struct pyb_value *values,
+                        size_t count,
+                        pyb_object *out);
 
 // Writes the default configuration to `out`. Any thread.
 pyb_status pyb_config_default(struct pyb_config *out);
@@ -199,6 +418,23 @@ int32_t pyb_engine_state(void);
 // Any thread; the GIL does not matter.
 size_t pyb_last_error_message(char *buf, size_t buf_len);
 
+// Like `pyb_last_error_message`, for the Python exception type name of the
+// calling thread's last error (`ZeroDivisionError`, `json.decoder.JSONDecodeError`,
+// `pybridge.HostError`). Returns 0 when the last error was not a Python exception.
+// Any thread; the GIL does not matter.
+size_t pyb_last_error_python_type(char *buf, size_t buf_len);
+
+// Like `pyb_last_error_message`, for `str(exception)` of the calling thread's
+// last Python error. Returns 0 when the last error was not a Python exception
+// (or its message is empty). Any thread; the GIL does not matter.
+size_t pyb_last_error_python_message(char *buf, size_t buf_len);
+
+// Like `pyb_last_error_message`, for the formatted traceback of the calling
+// thread's last Python error, exactly as Python would print it (including
+// chained exceptions and the final `Type: message` line). Returns 0 when the
+// last error was not a Python exception. Any thread; the GIL does not matter.
+size_t pyb_last_error_python_traceback(char *buf, size_t buf_len);
+
 // Takes the GIL for the calling thread and writes a token for the scope to `out`.
 //
 // Any thread may call it. The first call on a thread creates that thread's
@@ -243,6 +479,35 @@ pyb_status pyb_begin_allow_threads(pyb_thread_token *out);
 // GIL scope opened inside the region is still open, or a GIL token).
 pyb_status pyb_end_allow_threads(pyb_thread_token token);
 
+// Sets the message of the error the calling host function is about to return:
+// Python sees `pybridge.HostError(message)`. Call it on the thread running the
+// host function, before returning a non-OK status. The message is copied.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8).
+pyb_status pyb_set_error(const char *message);
+
+// Makes `fn` callable from Python as `module.name(*args)` (positional
+// arguments only). The module is imported if it exists, else created and put
+// in `sys.modules`, so `import module` works; a later registration of the
+// same name replaces the attribute. Flags: `PYB_FN_RELEASE_GIL`.
+//
+// `user_data` is passed to every call. Registrations live as long as the
+// engine: at shutdown (on the engine thread, with the GIL held, after every
+// host function has returned) pybridge calls `free_user_data(user_data)` once
+// if it is not NULL; it must not call into pybridge. On error nothing is
+// registered and `user_data` stays the caller's. A failing call raises
+// `pybridge.HostError` (a `RuntimeError` subclass).
+//
+// Any thread; takes the GIL for the call if needed. Errors:
+// `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8, empty or dotted
+// module name, unknown flags), `PYB_E_PYTHON` (importing `module` failed).
+pyb_status pyb_register_function(const char *module,
+                                 const char *name,
+                                 pyb_host_fn function,
+                                 void *user_data,
+                                 pyb_free_fn free_user_data,
+                                 uint32_t flags);
+
 // pybridge's version, e.g. `"0.1.0"`. Static string; any thread.
 const char *pyb_version(void);
 
@@ -261,6 +526,73 @@ size_t pyb_python_info(char *buf, size_t buf_len);
 // Records come from the Rust `log` crate: if the host process already installed
 // another `log` logger (a Rust host), records go to that one instead.
 pyb_status pyb_set_log_callback(pyb_log_callback callback, void *user_data, int32_t max_level);
+
+// Releases an object handle. Any thread, with or without the GIL; never
+// blocks: without the GIL the release is queued and applied the next time a
+// thread enters pybridge with the GIL (or at shutdown). `pyb_object_release(0)`
+// does nothing.
+//
+// Errors: `PYB_E_BAD_HANDLE` (already released, from a shut-down engine, or
+// never issued).
+pyb_status pyb_object_release(pyb_object object);
+
+// Writes a second handle to the same object to `out`; both must be released.
+// Any thread; takes the GIL for the call if the thread does not hold it.
+//
+// Errors: `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`, `PYB_E_NOT_INITIALIZED`,
+// `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_object_clone(pyb_object object, pyb_object *out);
+
+// Makes a Python object from `value` and writes a new handle to it to `out`
+// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
+// example, to return a string a host function built in memory it frees
+// before returning. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
+// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
+pyb_status pyb_object_from_value(const struct pyb_value *value, pyb_object *out);
+
+// Writes the value of an `int` (or `int` subclass such as `bool`) to `out`.
+// Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE` (not an int; floats are not truncated),
+// `PYB_E_OUT_OF_RANGE` (outside int64), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_int64(pyb_object object, int64_t *out);
+
+// Writes the value of a `float` or `int` (or subclass) as a double to `out`.
+// Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE`, `PYB_E_OUT_OF_RANGE` (an int too large for a
+// double), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_double(pyb_object object, double *out);
+
+// Writes the object's truth value (Python's `bool(x)`) to `out`. Any thread;
+// takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (its `__bool__` or `__len__` raised), `PYB_E_BAD_HANDLE`,
+// `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_bool(pyb_object object, bool *out);
+
+// Copies the UTF-8 text of a `str` (or subclass) into `buf` with a NUL after
+// it, and writes its length in bytes (without the NUL; embedded NULs are kept)
+// to `len_out`. Pass `buf = NULL` to ask only for the length; otherwise
+// `buf_len` must be at least that length + 1. Any thread; takes the GIL for
+// the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE` (not a str), `PYB_E_OUT_OF_RANGE` (`buf_len` too
+// small: nothing is written, the message gives the size needed; or the str
+// has lone surrogates, which have no UTF-8 form), `PYB_E_BAD_HANDLE`,
+// `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_string(pyb_object object, char *buf, size_t buf_len, size_t *len_out);
+
+// Copies the contents of a `bytes` or `bytearray` (or subclass) into `buf` and
+// writes its length to `len_out`. Pass `buf = NULL` to ask only for the
+// length; otherwise `buf_len` must be at least that length. Any thread; takes
+// the GIL for the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE` (not bytes or bytearray), `PYB_E_OUT_OF_RANGE`
+// (`buf_len` too small; nothing is written), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_bytes(pyb_object object, uint8_t *buf, size_t buf_len, size_t *len_out);
 
 // Fills `out` (whose `struct_size` the caller sets) with the counters. Any thread.
 pyb_status pyb_stats_get(struct pyb_stats *out);

@@ -1,0 +1,472 @@
+//! Host functions: native callbacks that Python code calls as `module.name(...)`.
+//!
+//! A call from Python lands in `trampoline`, which converts the arguments to
+//! `pyb_value`s (text and bytes point into the argument objects, no copies),
+//! calls the host, and turns its result or failure into a Python result or
+//! exception. With `PYB_FN_RELEASE_GIL` the GIL is given away around the host
+//! call (boost.python's per-function call policy). While the host code runs
+//! the thread sits inside a pybridge GIL scope, so a shutdown waits for it
+//! instead of finalizing the interpreter under it.
+
+use std::cell::RefCell;
+use std::ffi::{CString, c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::ffi;
+
+use crate::boundary::{ffi_boundary, utf8_arg};
+use crate::error::{Error, Result, python_error};
+use crate::gil::{self, GilScope};
+use crate::object::{self, GilCell, pyb_object};
+use crate::status::*;
+use crate::thread_slot::ThreadSlot;
+use crate::value::{self, PYB_VALUE_OBJECT, pyb_value};
+
+/// `pyb_register_function` flag: release the GIL while the host function runs,
+/// so other Python threads run meanwhile. The function then must not touch
+/// Python objects except through pybridge calls (which take the GIL themselves).
+pub const PYB_FN_RELEASE_GIL: u32 = 1;
+
+const KNOWN_FLAGS: u32 = PYB_FN_RELEASE_GIL;
+
+/// A host function: reads `nargs` arguments from `args`, writes its result to
+/// `*result` (preset to None) and returns `PYB_OK`, or returns an error status
+/// (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
+/// Python. STR/BYTES arguments point into the Python objects and OBJECT
+/// arguments are temporary handles: both are valid until the function returns
+/// (clone a handle to keep it). A STR/BYTES result must stay valid until the
+/// function returns (pybridge copies it then); an OBJECT result handle passes
+/// to pybridge, which releases it (returning an argument handle is fine). It
+/// must not let an exception or panic unwind out of it.
+#[allow(non_camel_case_types)]
+pub type pyb_host_fn = Option<
+    unsafe extern "C" fn(
+        args: *const pyb_value,
+        nargs: usize,
+        result: *mut pyb_value,
+        user_data: *mut c_void,
+    ) -> pyb_status,
+>;
+
+/// Frees a host function's `user_data` when the engine shuts down.
+#[allow(non_camel_case_types)]
+pub type pyb_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+struct Registration {
+    /// `module.name`, for messages.
+    qualified_name: String,
+    function:
+        unsafe extern "C" fn(*const pyb_value, usize, *mut pyb_value, *mut c_void) -> pyb_status,
+    user_data: *mut c_void,
+    free_user_data: pyb_free_fn,
+    release_gil: bool,
+    /// Cleared at the engine's end, when `user_data` is freed.
+    alive: AtomicBool,
+}
+
+// SAFETY: `user_data` is the host's; pybridge only hands it back to the host's
+// own functions, which the host promised may run on any thread.
+unsafe impl Send for Registration {}
+unsafe impl Sync for Registration {}
+
+/// Per-engine state: the registrations (freed at the engine's end) and the
+/// `pybridge.HostError` type. GIL-protected.
+struct HostState {
+    registrations: Vec<Arc<Registration>>,
+    host_error: *mut ffi::PyObject,
+}
+
+static HOST: GilCell<HostState> = GilCell::new(HostState {
+    registrations: Vec::new(),
+    host_error: std::ptr::null_mut(),
+});
+
+const CAPSULE_NAME: &std::ffi::CStr = c"pybridge.host_function";
+
+thread_local! {
+    /// The message a host function set with `pyb_set_error` during its call.
+    static HOST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Sets the message of the error the calling host function is about to return:
+/// Python sees `pybridge.HostError(message)`. Call it on the thread running the
+/// host function, before returning a non-OK status. The message is copied.
+///
+/// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_set_error(message: *const c_char) -> pyb_status {
+    ffi_boundary("pyb_set_error", || {
+        let message = utf8_arg(message, "message")?.to_string();
+        HOST_ERROR.with(|slot| *slot.borrow_mut() = Some(message));
+        Ok(())
+    })
+}
+
+/// Makes `fn` callable from Python as `module.name(*args)` (positional
+/// arguments only). The module is imported if it exists, else created and put
+/// in `sys.modules`, so `import module` works; a later registration of the
+/// same name replaces the attribute. Flags: `PYB_FN_RELEASE_GIL`.
+///
+/// `user_data` is passed to every call. Registrations live as long as the
+/// engine: at shutdown (on the engine thread, with the GIL held, after every
+/// host function has returned) pybridge calls `free_user_data(user_data)` once
+/// if it is not NULL; it must not call into pybridge. On error nothing is
+/// registered and `user_data` stays the caller's. A failing call raises
+/// `pybridge.HostError` (a `RuntimeError` subclass).
+///
+/// Any thread; takes the GIL for the call if needed. Errors:
+/// `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8, empty or dotted
+/// module name, unknown flags), `PYB_E_PYTHON` (importing `module` failed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_register_function(
+    module: *const c_char,
+    name: *const c_char,
+    function: pyb_host_fn,
+    user_data: *mut c_void,
+    free_user_data: pyb_free_fn,
+    flags: u32,
+) -> pyb_status {
+    ffi_boundary("pyb_register_function", || {
+        let module_name = utf8_arg(module, "module")?;
+        let function_name = utf8_arg(name, "name")?;
+        let function = function.ok_or_else(|| Error::null_argument("fn"))?;
+        if module_name.is_empty() || module_name.contains('.') || function_name.is_empty() {
+            return Err(Error::invalid_argument(format!(
+                "module {module_name:?} and name {function_name:?} must be non-empty, and the \
+                 module a top-level name (no dots)"
+            )));
+        }
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::invalid_argument(format!(
+                "unknown host function flag bits {:#x}; use 0 or PYB_FN_RELEASE_GIL",
+                flags & !KNOWN_FLAGS
+            )));
+        }
+        let gil = object::enter()?;
+        let py = gil.python();
+        host_error_type(py)?;
+        let registration = Arc::new(Registration {
+            qualified_name: format!("{module_name}.{function_name}"),
+            function,
+            user_data,
+            free_user_data,
+            release_gil: flags & PYB_FN_RELEASE_GIL != 0,
+            alive: AtomicBool::new(true),
+        });
+        // SAFETY: GIL held; references are balanced on every path.
+        unsafe {
+            let module = module_object(py, module)?;
+            let installed = install(py, module, name, &registration);
+            ffi::Py_DecRef(module);
+            installed?;
+            HOST.get().registrations.push(registration);
+        }
+        Ok(())
+    })
+}
+
+/// The module named `name`: imported if it exists, else created in `sys.modules`.
+/// A new reference. GIL held.
+unsafe fn module_object(py: pyo3::Python<'_>, name: *const c_char) -> Result<*mut ffi::PyObject> {
+    // SAFETY: GIL held; `name` is a checked C string.
+    unsafe {
+        let module = ffi::PyImport_ImportModule(name);
+        if !module.is_null() {
+            return Ok(module);
+        }
+        if ffi::PyErr_ExceptionMatches(ffi::PyExc_ModuleNotFoundError) == 0 {
+            return Err(python_error(py));
+        }
+        ffi::PyErr_Clear();
+        let module = ffi::PyModule_New(name);
+        if module.is_null()
+            || ffi::PyDict_SetItemString(ffi::PyImport_GetModuleDict(), name, module) != 0
+        {
+            ffi::Py_XDECREF(module);
+            return Err(python_error(py));
+        }
+        Ok(module)
+    }
+}
+
+/// Creates the function object and sets it as `module.name`. GIL held.
+unsafe fn install(
+    py: pyo3::Python<'_>,
+    module: *mut ffi::PyObject,
+    name: *const c_char,
+    registration: &Arc<Registration>,
+) -> Result<()> {
+    // CPython keeps pointers to the method definition and its name for the life
+    // of every function object made from it, which may outlive the engine's
+    // bookkeeping: they are leaked (a few dozen bytes per registration).
+    // SAFETY: `name` is a checked C string.
+    let name_copy: &'static std::ffi::CStr = Box::leak(
+        unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_owned()
+            .into_boxed_c_str(),
+    );
+    let definition: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
+        ml_name: name_copy.as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunctionFast: trampoline,
+        },
+        ml_flags: ffi::METH_FASTCALL,
+        ml_doc: c"A host function registered through pybridge.".as_ptr(),
+    }));
+    let payload = Box::into_raw(Box::new(Arc::clone(registration)));
+    // SAFETY: GIL held; the capsule owns `payload` and frees it in its destructor.
+    unsafe {
+        let capsule = ffi::PyCapsule_New(payload.cast(), CAPSULE_NAME.as_ptr(), Some(drop_capsule));
+        if capsule.is_null() {
+            drop(Box::from_raw(payload));
+            return Err(python_error(py));
+        }
+        let module_name = ffi::PyModule_GetNameObject(module);
+        let function = ffi::PyCFunction_NewEx(definition, capsule, module_name);
+        ffi::Py_XDECREF(module_name);
+        ffi::Py_DecRef(capsule);
+        if function.is_null() {
+            return Err(python_error(py));
+        }
+        let status = ffi::PyObject_SetAttrString(module, name, function);
+        ffi::Py_DecRef(function);
+        if status != 0 {
+            return Err(python_error(py));
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn drop_capsule(capsule: *mut ffi::PyObject) {
+    // SAFETY: our capsules hold a boxed Arc; GIL held by CPython here.
+    unsafe {
+        let payload = ffi::PyCapsule_GetPointer(capsule, CAPSULE_NAME.as_ptr());
+        if payload.is_null() {
+            ffi::PyErr_Clear();
+        } else {
+            drop(Box::from_raw(payload.cast::<Arc<Registration>>()));
+        }
+    }
+}
+
+/// The engine's `pybridge.HostError`, created (with its module) on first use. GIL held.
+fn host_error_type(py: pyo3::Python<'_>) -> Result<*mut ffi::PyObject> {
+    // SAFETY: GIL held; the borrow ends before any Python code runs.
+    let existing = unsafe { HOST.get() }.host_error;
+    if !existing.is_null() {
+        return Ok(existing);
+    }
+    // SAFETY: GIL held; references are balanced on every path.
+    unsafe {
+        let kind = ffi::PyErr_NewExceptionWithDoc(
+            c"pybridge.HostError".as_ptr(),
+            c"Raised in Python when a pybridge host function fails; the message is the host's."
+                .as_ptr(),
+            ffi::PyExc_RuntimeError,
+            std::ptr::null_mut(),
+        );
+        if kind.is_null() {
+            return Err(python_error(py));
+        }
+        let module = match module_object(py, c"pybridge".as_ptr()) {
+            Ok(module) => module,
+            Err(error) => {
+                ffi::Py_DecRef(kind);
+                return Err(error);
+            }
+        };
+        let status = ffi::PyObject_SetAttrString(module, c"HostError".as_ptr(), kind);
+        ffi::Py_DecRef(module);
+        if status != 0 {
+            ffi::Py_DecRef(kind);
+            return Err(python_error(py));
+        }
+        HOST.get().host_error = kind;
+        Ok(kind)
+    }
+}
+
+/// Drops every registration (calling `free_user_data`) and the `HostError`
+/// type before `Py_FinalizeEx`. Engine thread, GIL held.
+pub(crate) fn on_engine_finalize() {
+    // SAFETY: GIL held; the borrow ends before any Python code or host code runs.
+    let (registrations, host_error) = unsafe {
+        let state = HOST.get();
+        (
+            std::mem::take(&mut state.registrations),
+            std::mem::replace(&mut state.host_error, std::ptr::null_mut()),
+        )
+    };
+    for registration in registrations {
+        registration.alive.store(false, Ordering::Release);
+        if let Some(free) = registration.free_user_data {
+            let user_data = registration.user_data;
+            // SAFETY: the host's own function and data; called exactly once.
+            if catch_unwind(AssertUnwindSafe(|| unsafe { free(user_data) })).is_err() {
+                log::error!("free_user_data of {} panicked", registration.qualified_name);
+            }
+        }
+    }
+    // SAFETY: GIL held; our reference from PyErr_NewException.
+    unsafe { ffi::Py_XDECREF(host_error) };
+}
+
+/// Python's entry into every host function (METH_FASTCALL; `capsule` is `self`).
+unsafe extern "C" fn trampoline(
+    capsule: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this with the GIL held and `nargs` arguments at `args`.
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
+        call_host(capsule, args, nargs)
+    }));
+    let message = match outcome {
+        Ok(Ok(result)) => return result,
+        Ok(Err(error)) => error.message,
+        Err(payload) => crate::boundary::panic_error(payload).message,
+    };
+    // SAFETY: the calling thread holds the GIL (it is running Python code).
+    unsafe { raise_host_error(&message) };
+    std::ptr::null_mut()
+}
+
+/// Raises `pybridge.HostError(message)` (or `RuntimeError` once the engine's
+/// type is gone). GIL held.
+unsafe fn raise_host_error(message: &str) {
+    let text = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
+    // SAFETY: GIL held; the borrow ends before PyErr_SetString runs any code.
+    unsafe {
+        let mut kind = HOST.get().host_error;
+        if kind.is_null() {
+            kind = ffi::PyExc_RuntimeError;
+        }
+        ffi::PyErr_SetString(kind, text.as_ptr());
+    }
+}
+
+/// Arguments as values; small counts stay on the stack.
+const INLINE_ARGS: usize = 8;
+
+unsafe fn call_host(
+    capsule: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> Result<*mut ffi::PyObject> {
+    // SAFETY: our function objects' `self` is one of our capsules.
+    let registration = unsafe {
+        let payload = ffi::PyCapsule_GetPointer(capsule, CAPSULE_NAME.as_ptr());
+        &**(payload as *const Arc<Registration>)
+    };
+    // The scope marks this thread busy for the engine's gate until the host
+    // function has returned, so a shutdown waits for it.
+    let gil = GilScope::acquire()?;
+    object::drain_release_queue();
+    if !registration.alive.load(Ordering::Acquire) {
+        return Err(Error::new(
+            PYB_E_SHUTTING_DOWN,
+            format!(
+                "host function {} was unregistered when the engine shut down",
+                registration.qualified_name
+            ),
+        ));
+    }
+    let nargs = nargs.max(0) as usize;
+    let objects: &[*mut ffi::PyObject] = if nargs == 0 {
+        &[]
+    } else {
+        // SAFETY: CPython passes `nargs` argument pointers.
+        unsafe { std::slice::from_raw_parts(args, nargs) }
+    };
+    let mut inline = [pyb_value::none(); INLINE_ARGS];
+    let mut heap = Vec::new();
+    let values: &mut [pyb_value] = if nargs <= INLINE_ARGS {
+        &mut inline[..nargs]
+    } else {
+        heap.resize(nargs, pyb_value::none());
+        &mut heap
+    };
+    let mut temporaries: Vec<pyb_object> = Vec::new();
+    let converted = objects
+        .iter()
+        .zip(values.iter_mut())
+        .try_for_each(|(&object, value)| {
+            *value = value::borrow_from_python(object, &mut temporaries)?;
+            Ok(())
+        });
+    let outcome = converted.and_then(|()| invoke(registration, values));
+    let result = match outcome {
+        Ok((PYB_OK, result)) => python_result(&result, &temporaries),
+        Ok((status, _)) => Err(host_failure(registration, status)),
+        Err(error) => Err(error),
+    };
+    for handle in temporaries {
+        // The host may have released an argument handle itself: that is fine.
+        let _ = object::release(handle);
+    }
+    drop(gil);
+    result
+}
+
+/// Calls the host function, without the GIL if it asked for that. Returns its
+/// status and result with the GIL held again.
+fn invoke(registration: &Registration, args: &[pyb_value]) -> Result<(pyb_status, pyb_value)> {
+    HOST_ERROR.with(|slot| slot.borrow_mut().take());
+    let mut result = pyb_value::none();
+    let call = |result: &mut pyb_value| {
+        // SAFETY: the host's function with the arguments it asked for.
+        unsafe {
+            (registration.function)(args.as_ptr(), args.len(), result, registration.user_data)
+        }
+    };
+    if !registration.release_gil {
+        let status = call(&mut result);
+        return Ok((status, result));
+    }
+    let slot = ThreadSlot::current();
+    let token = gil::begin_allow_threads(slot)?;
+    let status = call(&mut result);
+    if let Err(error) = gil::end_allow_threads(slot, token) {
+        // Only possible when the host left a GIL scope open inside the function;
+        // that scope holds the GIL, so raising the error is still safe.
+        log::error!(
+            "host function {} returned with unbalanced GIL scopes: {}",
+            registration.qualified_name,
+            error.message
+        );
+        return Err(error.context(&format!(
+            "host function {} left a GIL scope open",
+            registration.qualified_name
+        )));
+    }
+    Ok((status, result))
+}
+
+/// Turns the host's result into a new reference. An OBJECT result handle is
+/// consumed (unless it is one of the argument handles, released anyway).
+fn python_result(result: &pyb_value, temporaries: &[pyb_object]) -> Result<*mut ffi::PyObject> {
+    let object = value::to_python(result).map_err(|error| error.context("host function result"))?;
+    if result.tag == PYB_VALUE_OBJECT {
+        // SAFETY: the tag says the payload is a handle.
+        let handle = unsafe { result.data.object };
+        if !temporaries.contains(&handle) {
+            let _ = object::release(handle);
+        }
+    }
+    Ok(object)
+}
+
+fn host_failure(registration: &Registration, status: pyb_status) -> Error {
+    let message = HOST_ERROR
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_else(|| {
+            format!(
+                "host function {} failed with {} (it set no message with pyb_set_error)",
+                registration.qualified_name,
+                status_name(status).to_string_lossy()
+            )
+        });
+    Error::new(status, message)
+}

@@ -1,0 +1,578 @@
+//! `pyb_object`: handles to Python objects, and the functions that create,
+//! clone, release and convert them.
+//!
+//! A handle is a `uint64_t`: slot index + 1 in the low 32 bits, the slot's
+//! generation in the next 31 (bumped each time the slot is reused), bit 63
+//! never set. A released handle, a handle from a shut-down engine (the engine's
+//! end frees every slot, so the next use of the slot has a new generation) and
+//! a made-up number all fail the lookup with `PYB_E_BAD_HANDLE`; nothing ever
+//! dereferences a handle as a pointer.
+//!
+//! Locking: the table's mutable parts (object pointers, free list) are touched
+//! only by a thread holding the GIL, so the GIL is their lock and the hot path
+//! takes no other. Each slot's `key` (the handle currently valid for it) is an
+//! atomic so that `pyb_object_release` can work without the GIL: it marks the
+//! key "release pending" with one compare-and-swap (which also catches a double
+//! release) and queues the handle; whoever next enters pybridge with the GIL
+//! drains the queue. Slots live in fixed chunks that are never moved or freed,
+//! so reading a key needs no lock either.
+
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use pyo3::ffi;
+
+use crate::boundary::{ffi_boundary, out_ptr};
+use crate::error::{Error, Result, python_error};
+use crate::gil::GilScope;
+use crate::status::*;
+use crate::thread_slot::ThreadSlot;
+use crate::value::{self, pyb_value};
+
+/// A handle to a Python object; 0 is "no object". The caller of a function
+/// that returns one owns it: release it with `pyb_object_release`.
+#[allow(non_camel_case_types)]
+pub type pyb_object = u64;
+
+const CHUNK_BITS: u32 = 12;
+const CHUNK_LEN: usize = 1 << CHUNK_BITS;
+const MAX_CHUNKS: usize = 4096;
+/// At most this many handles are live at once (16,777,216).
+const MAX_SLOTS: usize = CHUNK_LEN * MAX_CHUNKS;
+const INDEX_MASK: u64 = 0xffff_ffff;
+const GENERATION_MASK: u32 = 0x7fff_ffff;
+/// Set in a slot's key while its release waits in the queue; never in a handle.
+const PENDING: u64 = 1 << 63;
+
+struct Slot {
+    /// The handle valid for this slot (with `PENDING` while queued), or 0 when free.
+    key: AtomicU64,
+    /// GIL-protected: the owned reference behind the handle.
+    object: Cell<*mut ffi::PyObject>,
+    /// GIL-protected: the generation of the last handle issued for this slot.
+    generation: Cell<u32>,
+}
+
+static CHUNKS: [AtomicPtr<Slot>; MAX_CHUNKS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS];
+
+/// State whose only lock is the GIL: read or write it only while the calling
+/// thread holds the GIL, and never keep the borrow across a call that may run
+/// Python code (which may switch threads or re-enter pybridge).
+pub(crate) struct GilCell<T>(UnsafeCell<T>);
+
+// SAFETY: all access goes through `get`, whose contract (GIL held, borrow not
+// kept across Python code) makes it exclusive.
+unsafe impl<T> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        GilCell(UnsafeCell::new(value))
+    }
+
+    /// # Safety
+    /// The calling thread holds the GIL; the borrow ends before any Python code runs.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get(&self) -> &mut T {
+        // SAFETY: exclusive by the contract above.
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+struct Table {
+    free: Vec<u32>,
+    /// Slots handed out so far (the next never-used index).
+    used: usize,
+}
+
+static TABLE: GilCell<Table> = GilCell::new(Table {
+    free: Vec::new(),
+    used: 0,
+});
+
+static RELEASE_QUEUE: Mutex<Vec<pyb_object>> = Mutex::new(Vec::new());
+static RELEASES_QUEUED: AtomicBool = AtomicBool::new(false);
+
+fn slot(handle: pyb_object) -> Option<&'static Slot> {
+    let index = (handle & INDEX_MASK).checked_sub(1)? as usize;
+    if handle & PENDING != 0 || index >= MAX_SLOTS {
+        return None;
+    }
+    let chunk = CHUNKS[index >> CHUNK_BITS].load(Ordering::Acquire);
+    // SAFETY: published chunks are never freed; the index is inside the chunk.
+    unsafe { chunk.as_ref().map(|_| &*chunk.add(index & (CHUNK_LEN - 1))) }
+}
+
+#[cold]
+#[inline(never)]
+fn bad_handle(handle: pyb_object) -> Error {
+    let why = if handle == 0 {
+        "is 0 (no object); pass a handle pybridge returned".to_string()
+    } else {
+        match slot(handle) {
+            None => "was never issued by pybridge".to_string(),
+            Some(slot) if slot.key.load(Ordering::Relaxed) == handle | PENDING => {
+                "was released (its release is queued)".to_string()
+            }
+            Some(_) => "was released, or comes from an engine that has since shut down \
+                        (handles die with pyb_engine_shutdown)"
+                .to_string(),
+        }
+    };
+    Error::new(PYB_E_BAD_HANDLE, format!("object handle {handle:#x} {why}"))
+}
+
+/// Stores an owned reference and returns its new handle. GIL held.
+pub(crate) fn insert(object: *mut ffi::PyObject) -> Result<pyb_object> {
+    // SAFETY: GIL held; no Python code runs while the table is borrowed.
+    let table = unsafe { TABLE.get() };
+    let index = match table.free.pop() {
+        Some(index) => index as usize,
+        None => {
+            if table.used == MAX_SLOTS {
+                // SAFETY: GIL held; we own the reference we could not store.
+                unsafe { ffi::Py_DecRef(object) };
+                return Err(Error::new(
+                    PYB_E_OUT_OF_RANGE,
+                    format!("{MAX_SLOTS} object handles are live; release some first"),
+                ));
+            }
+            let index = table.used;
+            if index % CHUNK_LEN == 0 {
+                let chunk: Box<[Slot]> = (0..CHUNK_LEN)
+                    .map(|_| Slot {
+                        key: AtomicU64::new(0),
+                        object: Cell::new(std::ptr::null_mut()),
+                        generation: Cell::new(0),
+                    })
+                    .collect();
+                let chunk = Box::leak(chunk).as_mut_ptr();
+                CHUNKS[index >> CHUNK_BITS].store(chunk, Ordering::Release);
+            }
+            table.used += 1;
+            index
+        }
+    };
+    let handle_for_slot = |generation: u32| ((generation as u64) << 32) | (index as u64 + 1);
+    let slot = slot(handle_for_slot(1)).expect("slot was just allocated");
+    let generation = match slot.generation.get().wrapping_add(1) & GENERATION_MASK {
+        0 => 1,
+        generation => generation,
+    };
+    slot.generation.set(generation);
+    slot.object.set(object);
+    let handle = handle_for_slot(generation);
+    slot.key.store(handle, Ordering::Release);
+    Ok(handle)
+}
+
+/// The object behind a live handle, borrowed. GIL held.
+#[inline]
+pub(crate) fn borrow(handle: pyb_object) -> Result<*mut ffi::PyObject> {
+    match slot(handle) {
+        Some(slot) if slot.key.load(Ordering::Acquire) == handle => Ok(slot.object.get()),
+        _ => Err(bad_handle(handle)),
+    }
+}
+
+/// A new reference to the object behind a live handle. GIL held.
+#[inline]
+pub(crate) fn new_reference(handle: pyb_object) -> Result<*mut ffi::PyObject> {
+    let object = borrow(handle)?;
+    // SAFETY: GIL held; the handle keeps the object alive.
+    unsafe { ffi::Py_IncRef(object) };
+    Ok(object)
+}
+
+/// Frees a slot whose key the caller has just cleared, returning its reference. GIL held.
+fn take_slot(handle: pyb_object, slot: &Slot) -> *mut ffi::PyObject {
+    let object = slot.object.replace(std::ptr::null_mut());
+    // SAFETY: GIL held; the borrow ends before the caller decrefs.
+    unsafe { TABLE.get() }
+        .free
+        .push(((handle & INDEX_MASK) - 1) as u32);
+    object
+}
+
+/// Releases a handle. With the GIL held through pybridge the reference is
+/// dropped now; otherwise the release is queued and never blocks.
+pub(crate) fn release(handle: pyb_object) -> Result<()> {
+    if handle == 0 {
+        return Ok(());
+    }
+    let slot = slot(handle).ok_or_else(|| bad_handle(handle))?;
+    let holds_gil = ThreadSlot::existing().is_some_and(|thread| thread.owner().depth > 0);
+    if holds_gil {
+        slot.key
+            .compare_exchange(handle, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| bad_handle(handle))?;
+        let object = take_slot(handle, slot);
+        // SAFETY: GIL held; the reference was the handle's. May run __del__.
+        unsafe { ffi::Py_DecRef(object) };
+        return Ok(());
+    }
+    slot.key
+        .compare_exchange(
+            handle,
+            handle | PENDING,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .map_err(|_| bad_handle(handle))?;
+    RELEASE_QUEUE.lock().push(handle);
+    RELEASES_QUEUED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Applies queued releases. GIL held; costs one relaxed load when none are queued.
+#[inline(always)]
+pub(crate) fn drain_release_queue() {
+    if RELEASES_QUEUED.load(Ordering::Relaxed) {
+        drain_release_queue_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drain_release_queue_slow() {
+    RELEASES_QUEUED.store(false, Ordering::Relaxed);
+    let queued = std::mem::take(&mut *RELEASE_QUEUE.lock());
+    let objects: Vec<*mut ffi::PyObject> = queued
+        .into_iter()
+        .filter_map(|handle| {
+            let slot = slot(handle)?;
+            // The engine's end may have freed it already.
+            slot.key
+                .compare_exchange(handle | PENDING, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .ok()?;
+            Some(take_slot(handle, slot))
+        })
+        .collect();
+    decref_all(objects);
+}
+
+fn decref_all(objects: Vec<*mut ffi::PyObject>) {
+    for object in objects {
+        // SAFETY: GIL held; each is a reference a handle owned. May run __del__.
+        unsafe { ffi::Py_DecRef(object) };
+    }
+}
+
+/// Takes the GIL for one object call (nesting if the thread already holds it)
+/// and applies queued releases.
+#[inline(always)]
+pub(crate) fn enter() -> Result<GilScope> {
+    let scope = GilScope::acquire()?;
+    drain_release_queue();
+    Ok(scope)
+}
+
+/// `enter` for a call about `handle`: with no engine running, a handle can only
+/// be stale, so that is what the caller hears.
+#[inline(always)]
+pub(crate) fn enter_for(handle: pyb_object) -> Result<GilScope> {
+    enter().map_err(|error| {
+        if error.status == PYB_E_NOT_INITIALIZED && handle != 0 {
+            bad_handle(handle)
+        } else {
+            error
+        }
+    })
+}
+
+/// Frees every handle and the host-function registrations before `Py_FinalizeEx`.
+/// Called once by the engine thread, GIL held, after no host thread is inside.
+pub(crate) fn on_engine_finalize() {
+    // Dropping references runs __del__, which may create or release handles:
+    // repeat until the table is empty (bounded, in case it never settles).
+    for _ in 0..16 {
+        RELEASE_QUEUE.lock().clear();
+        RELEASES_QUEUED.store(false, Ordering::Relaxed);
+        // SAFETY: GIL held; the borrow ends before the decrefs below.
+        let used = unsafe { TABLE.get() }.used;
+        let mut objects = Vec::new();
+        for index in 0..used {
+            let handle = index as u64 + 1;
+            let slot = slot(handle).expect("used slots are allocated");
+            let key = slot.key.swap(0, Ordering::AcqRel);
+            if key != 0 {
+                objects.push(take_slot(handle, slot));
+            }
+        }
+        if objects.is_empty() {
+            break;
+        }
+        log::debug!(
+            "engine end releases {} live object handle(s)",
+            objects.len()
+        );
+        decref_all(objects);
+    }
+    crate::host_function::on_engine_finalize();
+}
+
+/// Releases an object handle. Any thread, with or without the GIL; never
+/// blocks: without the GIL the release is queued and applied the next time a
+/// thread enters pybridge with the GIL (or at shutdown). `pyb_object_release(0)`
+/// does nothing.
+///
+/// Errors: `PYB_E_BAD_HANDLE` (already released, from a shut-down engine, or
+/// never issued).
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_object_release(object: pyb_object) -> pyb_status {
+    ffi_boundary("pyb_object_release", || release(object))
+}
+
+/// Writes a second handle to the same object to `out`; both must be released.
+/// Any thread; takes the GIL for the call if the thread does not hold it.
+///
+/// Errors: `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`, `PYB_E_NOT_INITIALIZED`,
+/// `PYB_E_SHUTTING_DOWN`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_clone(object: pyb_object, out: *mut pyb_object) -> pyb_status {
+    ffi_boundary("pyb_object_clone", || {
+        let out = out_ptr(out, "out")?;
+        let _gil = enter_for(object)?;
+        *out = insert(new_reference(object)?)?;
+        Ok(())
+    })
+}
+
+/// Makes a Python object from `value` and writes a new handle to it to `out`
+/// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
+/// example, to return a string a host function built in memory it frees
+/// before returning. Any thread; takes the GIL for the call if needed.
+///
+/// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
+/// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_from_value(
+    value: *const pyb_value,
+    out: *mut pyb_object,
+) -> pyb_status {
+    ffi_boundary("pyb_object_from_value", || {
+        // SAFETY: a non-NULL value is promised readable.
+        let value = unsafe { value.as_ref() }.ok_or_else(|| Error::null_argument("value"))?;
+        let out = out_ptr(out, "out")?;
+        let _gil = enter()?;
+        *out = insert(value::to_python(value)?)?;
+        Ok(())
+    })
+}
+
+/// Runs `body` on the object behind `handle` with the GIL held, keeping the
+/// object alive even if Python code releases the handle meanwhile.
+pub(crate) fn with_object<T>(
+    handle: pyb_object,
+    body: impl FnOnce(pyo3::Python<'_>, *mut ffi::PyObject) -> Result<T>,
+) -> Result<T> {
+    let gil = enter_for(handle)?;
+    let object = new_reference(handle)?;
+    let result = body(gil.python(), object);
+    // SAFETY: GIL held; the reference taken above.
+    unsafe { ffi::Py_DecRef(object) };
+    result
+}
+
+/// The object's type name, for messages. GIL held.
+pub(crate) fn type_name(object: *mut ffi::PyObject) -> String {
+    // SAFETY: GIL held; tp_name is a NUL-terminated static string.
+    unsafe { std::ffi::CStr::from_ptr((*ffi::Py_TYPE(object)).tp_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn wrong_type(object: *mut ffi::PyObject, wanted: &str) -> Error {
+    Error::new(
+        PYB_E_WRONG_TYPE,
+        format!("the object is a '{}', not {wanted}", type_name(object)),
+    )
+}
+
+/// Writes the value of an `int` (or `int` subclass such as `bool`) to `out`.
+/// Any thread; takes the GIL for the call if needed.
+///
+/// Errors: `PYB_E_WRONG_TYPE` (not an int; floats are not truncated),
+/// `PYB_E_OUT_OF_RANGE` (outside int64), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_to_int64(object: pyb_object, out: *mut i64) -> pyb_status {
+    ffi_boundary("pyb_object_to_int64", || {
+        let out = out_ptr(out, "out")?;
+        *out = with_object(object, |_, object| {
+            // SAFETY: GIL held; `object` is live.
+            unsafe {
+                if ffi::PyLong_Check(object) == 0 {
+                    return Err(wrong_type(object, "an int"));
+                }
+                let mut overflow = 0;
+                let value = ffi::PyLong_AsLongLongAndOverflow(object, &mut overflow);
+                if overflow != 0 {
+                    return Err(Error::new(
+                        PYB_E_OUT_OF_RANGE,
+                        "the int does not fit in int64 (it is outside -2**63 .. 2**63-1); \
+                         convert it in Python (str(n)) or keep it as an object",
+                    ));
+                }
+                Ok(value)
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Writes the value of a `float` or `int` (or subclass) as a double to `out`.
+/// Any thread; takes the GIL for the call if needed.
+///
+/// Errors: `PYB_E_WRONG_TYPE`, `PYB_E_OUT_OF_RANGE` (an int too large for a
+/// double), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_to_double(object: pyb_object, out: *mut f64) -> pyb_status {
+    ffi_boundary("pyb_object_to_double", || {
+        let out = out_ptr(out, "out")?;
+        *out = with_object(object, |py, object| {
+            // SAFETY: GIL held; `object` is live.
+            unsafe {
+                if ffi::PyFloat_Check(object) == 0 && ffi::PyLong_Check(object) == 0 {
+                    return Err(wrong_type(object, "a float or an int"));
+                }
+                let value = ffi::PyFloat_AsDouble(object);
+                if value == -1.0 && !ffi::PyErr_Occurred().is_null() {
+                    let mut error = python_error(py);
+                    error.status = PYB_E_OUT_OF_RANGE;
+                    return Err(error);
+                }
+                Ok(value)
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Writes the object's truth value (Python's `bool(x)`) to `out`. Any thread;
+/// takes the GIL for the call if needed.
+///
+/// Errors: `PYB_E_PYTHON` (its `__bool__` or `__len__` raised), `PYB_E_BAD_HANDLE`,
+/// `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_to_bool(object: pyb_object, out: *mut bool) -> pyb_status {
+    ffi_boundary("pyb_object_to_bool", || {
+        let out = out_ptr(out, "out")?;
+        *out = with_object(object, |py, object| {
+            // SAFETY: GIL held; `object` is live.
+            match unsafe { ffi::PyObject_IsTrue(object) } {
+                -1 => Err(python_error(py)),
+                truth => Ok(truth != 0),
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Copies the UTF-8 text of a `str` (or subclass) into `buf` with a NUL after
+/// it, and writes its length in bytes (without the NUL; embedded NULs are kept)
+/// to `len_out`. Pass `buf = NULL` to ask only for the length; otherwise
+/// `buf_len` must be at least that length + 1. Any thread; takes the GIL for
+/// the call if needed.
+///
+/// Errors: `PYB_E_WRONG_TYPE` (not a str), `PYB_E_OUT_OF_RANGE` (`buf_len` too
+/// small: nothing is written, the message gives the size needed; or the str
+/// has lone surrogates, which have no UTF-8 form), `PYB_E_BAD_HANDLE`,
+/// `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_to_string(
+    object: pyb_object,
+    buf: *mut c_char,
+    buf_len: usize,
+    len_out: *mut usize,
+) -> pyb_status {
+    ffi_boundary("pyb_object_to_string", || {
+        let len_out = out_ptr(len_out, "len_out")?;
+        *len_out = with_object(object, |py, object| {
+            // SAFETY: GIL held; `object` is live.
+            unsafe {
+                if ffi::PyUnicode_Check(object) == 0 {
+                    return Err(wrong_type(object, "a str"));
+                }
+                let mut len = 0;
+                let data = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
+                if data.is_null() {
+                    let mut error = python_error(py);
+                    error.status = PYB_E_OUT_OF_RANGE;
+                    return Err(error.context("the str has no UTF-8 form"));
+                }
+                let text = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
+                copy_out(text, buf.cast(), buf_len, true)
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Copies the contents of a `bytes` or `bytearray` (or subclass) into `buf` and
+/// writes its length to `len_out`. Pass `buf = NULL` to ask only for the
+/// length; otherwise `buf_len` must be at least that length. Any thread; takes
+/// the GIL for the call if needed.
+///
+/// Errors: `PYB_E_WRONG_TYPE` (not bytes or bytearray), `PYB_E_OUT_OF_RANGE`
+/// (`buf_len` too small; nothing is written), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_to_bytes(
+    object: pyb_object,
+    buf: *mut u8,
+    buf_len: usize,
+    len_out: *mut usize,
+) -> pyb_status {
+    ffi_boundary("pyb_object_to_bytes", || {
+        let len_out = out_ptr(len_out, "len_out")?;
+        *len_out = with_object(object, |_, object| {
+            // SAFETY: GIL held; `object` is live; the buffers stay put while we hold the GIL.
+            unsafe {
+                let (data, len) = if ffi::PyBytes_Check(object) != 0 {
+                    (ffi::PyBytes_AsString(object), ffi::PyBytes_Size(object))
+                } else if ffi::PyByteArray_Check(object) != 0 {
+                    (
+                        ffi::PyByteArray_AsString(object),
+                        ffi::PyByteArray_Size(object),
+                    )
+                } else {
+                    return Err(wrong_type(object, "bytes or a bytearray"));
+                };
+                let bytes = if len == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(data.cast::<u8>(), len as usize)
+                };
+                copy_out(bytes, buf, buf_len, false)
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Copies `bytes` (and a NUL if `terminate`) into a host buffer that must fit
+/// all of it; NULL asks for the length only. Returns the length.
+unsafe fn copy_out(bytes: &[u8], buf: *mut u8, buf_len: usize, terminate: bool) -> Result<usize> {
+    if buf.is_null() {
+        return Ok(bytes.len());
+    }
+    let needed = bytes.len() + terminate as usize;
+    if buf_len < needed {
+        return Err(Error::new(
+            PYB_E_OUT_OF_RANGE,
+            format!(
+                "the buffer holds {buf_len} bytes but {needed} are needed; pass buf = NULL \
+                 to ask for the length first"
+            ),
+        ));
+    }
+    // SAFETY: the host promises `buf_len >= needed` writable bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+        if terminate {
+            *buf.add(bytes.len()) = 0;
+        }
+    }
+    Ok(bytes.len())
+}

@@ -4,6 +4,7 @@
 # shutdown finalizes that process's interpreter), and the C host programs
 # (compiled with gcc -Wall -Wextra -Werror and run by tests/c_programs.rs).
 # The benchmark runs first so its figures show in the log; it never fails on them.
+# The engine tests also run against the image's other CPython versions.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_nextest
@@ -13,4 +14,8 @@ cargo clippy --all-targets -- -D warnings
 if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then
   cargo bench
 fi
+if [ "${PYB_SKIP_OTHER_PYTHONS:-0}" != "1" ]; then
+  bash scripts/test-python-versions.sh
+fi
+# Last, so the log ends with the main run's summary.
 cargo nextest run --profile ci "$@"

@@ -87,7 +87,15 @@ struct Lifecycle {
     request_serial: u64,
     /// Native ids of daemon Python threads alive when the last interpreter was finalized.
     lingering_threads: Vec<i64>,
+    /// Whether the process's first engine was isolated (see `ISOLATION_STICKS`).
+    first_isolation: Option<bool>,
 }
+
+/// CPython 3.10 keeps the runtime's pre-configuration (which decides whether
+/// environment variables count) from the first initialization to the end of
+/// the process; a later start with the other isolation would silently get the
+/// first one's. Measured with the pyenv 3.10.13 build; 3.11-3.13 reset it.
+const ISOLATION_STICKS: bool = cfg!(not(Py_3_11));
 
 impl Lifecycle {
     const fn new() -> Self {
@@ -99,6 +107,7 @@ impl Lifecycle {
             request: None,
             request_serial: 0,
             lingering_threads: Vec::new(),
+            first_isolation: None,
         }
     }
 
@@ -179,6 +188,20 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
             Phase::Initializing | Phase::ShuttingDown => CHANGED.wait(&mut life),
         }
     }
+    if let Some(first) = life.first_isolation.filter(|_| ISOLATION_STICKS) {
+        if first != config.isolated {
+            return Err(Error::invalid_argument(format!(
+                "this CPython (before 3.11) keeps the first initialization's pre-configuration \
+                 for the whole process: the first engine was {}, so this one cannot be {}",
+                if first { "isolated" } else { "not isolated" },
+                if config.isolated {
+                    "isolated"
+                } else {
+                    "not isolated"
+                },
+            )));
+        }
+    }
     life.phase = Phase::Initializing;
     let lingering = std::mem::take(&mut life.lingering_threads);
     let previous_engine = life.engine_thread.take();
@@ -191,6 +214,7 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
         Ok((guest, engine_thread)) => {
             life.generation = life.generation.wrapping_add(1).max(1);
             life.guest = guest;
+            life.first_isolation.get_or_insert(config.isolated);
             life.engine_thread = engine_thread;
             life.phase = Phase::Running;
             gate::store(EngineWord::new(life.generation, GateState::Running));

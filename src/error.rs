@@ -157,7 +157,11 @@ fn describe_exception(py: pyo3::Python<'_>, exception: &pyo3::PyErr) -> PythonEr
         .unwrap_or_else(|_| "<str() of the exception failed>".to_string());
     let traceback = py
         .import("traceback")
-        .and_then(|module| module.call_method1("format_exception", (value,)))
+        // The traceback goes in explicitly: an exception raised from C on 3.11
+        // is fetched unnormalized, without `__traceback__` set.
+        .and_then(|module| {
+            module.call_method1("format_exception", (&kind, value, exception.traceback(py)))
+        })
         .and_then(|lines| lines.extract::<Vec<String>>())
         .map(|lines| lines.concat().trim_end().to_string())
         .unwrap_or_else(|_| format!("{type_name}: {message}"));

@@ -1,0 +1,266 @@
+//! Host functions: registration, arguments and results, errors, the
+//! release-GIL policy, re-entry, and their life with the engine.
+
+mod common;
+mod common_objects;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use common_objects::*;
+use pybridge::call::*;
+use pybridge::gil::*;
+use pybridge::host_function::*;
+use pybridge::object::*;
+use pybridge::status::*;
+use pybridge::value::*;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn python_calls_host_functions_with_plain_and_object_arguments() {
+    within(LIMIT, "arguments", || {
+        initialize();
+        register("host", "add", 0, |args, result| {
+            *result = pyb_value::from_i64(args[0].as_i64().unwrap() + args[1].as_i64().unwrap());
+            PYB_OK
+        });
+        register("host", "describe", 0, |args, result| {
+            let parts: Vec<String> = args.iter().map(|arg| format!("{arg:?}")).collect();
+            // The text must outlive the call: keep it in a handle, which passes to pybridge.
+            let text = parts.join(" ");
+            let mut handle = 0;
+            ok(unsafe { pyb_object_from_value(&pyb_value::from_text(&text), &mut handle) });
+            *result = pyb_value::from_object(handle);
+            PYB_OK
+        });
+        register("host", "length", 0, |args, result| {
+            let mut len = 0;
+            let status = unsafe { pyb_len(args[0].as_object().unwrap(), &mut len) };
+            *result = pyb_value::from_i64(len as i64);
+            status
+        });
+        register("host", "identity", 0, |args, result| {
+            *result = args[0];
+            PYB_OK
+        });
+        exec("import host");
+        assert_eq!(eval_int("host.add(40, 2)"), 42);
+        assert_eq!(
+            eval_text("host.describe(None, True, -7, 2.5, 'h\u{e9}\\0', b'\\xff')"),
+            "None Bool(true) Int(-7) Float(2.5) Str(\"h\u{e9}\\0\") Bytes(\"\u{fffd}\")"
+        );
+        assert_eq!(eval_int("host.length([1, 2, 3])"), 3);
+        assert!(eval_bool("(lambda x: host.identity(x) is x)(object())"));
+        assert!(eval_bool("host.identity('text') == 'text'"));
+        assert_eq!(eval_text("host.add.__name__"), "add");
+        assert_eq!(eval_text("host.add.__module__"), "host");
+        expect_python(try_eval_in(0, "host.add(1, b=2)").unwrap_err(), "TypeError");
+    });
+}
+
+#[test]
+fn a_failing_host_function_raises_host_error_with_its_message() {
+    within(LIMIT, "host errors", || {
+        initialize();
+        register("host", "fail", 0, |_, _| {
+            set_error("the device is unplugged");
+            PYB_E_INVALID_ARGUMENT
+        });
+        register("host", "fail_quietly", 0, |_, _| PYB_E_TIMEOUT);
+        register("host", "bad_result", 0, |_, result| {
+            *result = pyb_value::from_raw(PYB_VALUE_STR, b"\xff\xfe");
+            PYB_OK
+        });
+        exec("import host, pybridge");
+        let status = unsafe { pyb_run(c"host.fail()".as_ptr(), c"caller.py".as_ptr(), 0) };
+        expect_python(status, "pybridge.HostError");
+        let (_, message, traceback) = python_parts();
+        assert_eq!(message, "the device is unplugged");
+        assert!(
+            traceback.contains("File \"caller.py\", line 1"),
+            "{traceback}"
+        );
+        exec(
+            "try:\n    host.fail()\nexcept RuntimeError as e:\n    caught = (type(e) is pybridge.HostError, str(e))",
+        );
+        assert!(eval_bool("caught == (True, 'the device is unplugged')"));
+        expect_python(
+            try_eval_in(0, "host.fail_quietly()").unwrap_err(),
+            "pybridge.HostError",
+        );
+        assert_eq!(
+            python_parts().1,
+            "host function host.fail_quietly failed with PYB_E_TIMEOUT (it set no message with pyb_set_error)"
+        );
+        expect_python(
+            try_eval_in(0, "host.bad_result()").unwrap_err(),
+            "pybridge.HostError",
+        );
+        assert!(
+            python_parts().1.contains("not valid UTF-8"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(eval_int("1 + 1"), 2);
+    });
+}
+
+#[test]
+fn modules_are_importable_and_existing_modules_are_extended() {
+    within(LIMIT, "modules", || {
+        initialize();
+        exec(
+            "import types, sys\nsys.modules['existing'] = types.ModuleType('existing')\nexisting = sys.modules['existing']\nexisting.keep = 1",
+        );
+        register("existing", "seven", 0, |_, result| {
+            *result = pyb_value::from_i64(7);
+            PYB_OK
+        });
+        register("fresh_module", "eight", 0, |_, result| {
+            *result = pyb_value::from_i64(8);
+            PYB_OK
+        });
+        let mut scope = 0;
+        ok(unsafe { pyb_scope_new(&mut scope) });
+        exec_in(
+            scope,
+            "import existing, fresh_module\nfrom fresh_module import eight",
+        );
+        assert_eq!(
+            eval_in(scope, "existing.seven() + existing.keep").as_i64(),
+            Some(8)
+        );
+        assert_eq!(eval_in(scope, "eight()").as_i64(), Some(8));
+        // Registering again replaces the function.
+        register("fresh_module", "eight", 0, |_, result| {
+            *result = pyb_value::from_i64(-8);
+            PYB_OK
+        });
+        assert_eq!(eval_in(scope, "fresh_module.eight()").as_i64(), Some(-8));
+        release(scope);
+    });
+}
+
+#[test]
+fn release_gil_policy_lets_python_run_and_pybridge_calls_still_work() {
+    within(LIMIT, "release policy", || {
+        initialize();
+        register("host", "without_gil", PYB_FN_RELEASE_GIL, |args, result| {
+            let held_inside = pyb_gil_held();
+            // pybridge calls take the GIL themselves inside the function.
+            let doubled = call(args[0].as_object().unwrap(), &[pyb_value::from_i64(21)]);
+            let mut list = 0;
+            ok(unsafe {
+                pyb_list_new(
+                    [pyb_value::from_i64(held_inside as i64), doubled].as_ptr(),
+                    2,
+                    &mut list,
+                )
+            });
+            *result = pyb_value::from_object(list);
+            PYB_OK
+        });
+        register("host", "with_gil", 0, |_, result| {
+            let held = pyb_gil_held();
+            let mut token = 0;
+            ok(unsafe { pyb_begin_allow_threads(&mut token) });
+            let released = pyb_gil_held();
+            ok(pyb_end_allow_threads(token));
+            *result = pyb_value::from_i64(held as i64 * 10 + released as i64);
+            PYB_OK
+        });
+        exec("import host");
+        assert!(eval_bool("host.without_gil(lambda n: n * 2) == [0, 42]"));
+        assert_eq!(eval_int("host.with_gil()"), 10);
+        // Called from a Python thread, too.
+        exec(
+            "import threading\nout = []\nt = threading.Thread(target=lambda: out.append(host.without_gil(lambda n: -n)))\nt.start()\nt.join()",
+        );
+        assert!(eval_bool("out == [[0, -21]]"));
+    });
+}
+
+#[test]
+fn host_functions_can_be_reentered_through_python() {
+    within(LIMIT, "re-entry", || {
+        initialize();
+        let depth_seen = Arc::new(AtomicUsize::new(0));
+        let seen = depth_seen.clone();
+        for (name, flags) in [("down", 0), ("down_released", PYB_FN_RELEASE_GIL)] {
+            let seen = seen.clone();
+            register("host", name, flags, move |args, result| {
+                let n = args[0].as_i64().unwrap();
+                seen.fetch_max(n as usize, Ordering::SeqCst);
+                *result = if n == 0 {
+                    pyb_value::from_i64(0)
+                } else {
+                    // Back into Python, which calls this function again.
+                    let step = eval_object("step");
+                    let inner = try_call(step, &[pyb_value::from_i64(n - 1)]);
+                    release(step);
+                    match inner {
+                        Ok(value) => pyb_value::from_i64(value.as_i64().unwrap() + 1),
+                        Err(status) => return status,
+                    }
+                };
+                PYB_OK
+            });
+        }
+        exec(
+            "import host\ndef step(n):\n    return host.down(n) if n % 2 else host.down_released(n)",
+        );
+        assert_eq!(eval_int("step(20)"), 20);
+        assert_eq!(depth_seen.load(Ordering::SeqCst), 20);
+    });
+}
+
+#[test]
+fn shutdown_waits_for_a_running_host_function_then_frees_user_data() {
+    within(LIMIT, "shutdown and host functions", || {
+        initialize();
+        let finished = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let mark = finished.clone();
+        register("host", "slow", PYB_FN_RELEASE_GIL, move |_, _| {
+            std::thread::sleep(Duration::from_millis(300));
+            *mark.lock().unwrap() = Some(Instant::now());
+            PYB_OK
+        });
+        register("host", "other", 0, |_, _| PYB_OK);
+        let freed_before = FREED.load(Ordering::SeqCst);
+        let runner = spawn("runner", || exec("import host\nhost.slow()"));
+        std::thread::sleep(Duration::from_millis(50));
+        // A short deadline times out while the host function runs, and changes nothing.
+        expect(shutdown(50, 0), PYB_E_TIMEOUT);
+        assert!(last_error().contains("runner"), "{}", last_error());
+        assert_eq!(FREED.load(Ordering::SeqCst), freed_before);
+        let stopper = spawn("stopper", || {
+            let status = shutdown(10_000, 0);
+            (status, Instant::now())
+        });
+        runner.join().unwrap();
+        let (status, stopped) = stopper.join().unwrap();
+        ok(status);
+        let finished = finished
+            .lock()
+            .unwrap()
+            .expect("the host function finished");
+        assert!(
+            finished <= stopped,
+            "shutdown returned before the host function did"
+        );
+        assert_eq!(
+            FREED.load(Ordering::SeqCst),
+            freed_before + 2,
+            "each user_data freed once"
+        );
+        initialize();
+        expect_python(
+            try_eval_in(0, "__import__('host')").unwrap_err(),
+            "ModuleNotFoundError",
+        );
+        assert_eq!(FREED.load(Ordering::SeqCst), freed_before + 2);
+    });
+}

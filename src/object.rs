@@ -203,7 +203,13 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
         return Ok(());
     }
     let slot = slot(handle).ok_or_else(|| bad_handle(handle))?;
-    let holds_gil = ThreadSlot::existing().is_some_and(|thread| thread.owner().depth > 0);
+    let holds_gil = ThreadSlot::existing().is_some_and(|thread| {
+        let owner = thread.owner();
+        // A pybridge scope is open, and the GIL is really ours right now (a
+        // ctypes call inside the scope, for one, runs without it).
+        // SAFETY: a plain load of the current thread state.
+        owner.depth > 0 && unsafe { ffi::compat::PyThreadState_GetUnchecked() } == owner.tstate
+    });
     if holds_gil {
         slot.key
             .compare_exchange(handle, 0, Ordering::AcqRel, Ordering::Relaxed)

@@ -36,7 +36,9 @@ pub const PYB_VALUE_BYTES: u32 = 5;
 pub const PYB_VALUE_OBJECT: u32 = 6;
 
 /// A byte string with an explicit length: the payload of `PYB_VALUE_STR` and
-/// `PYB_VALUE_BYTES`. `ptr` may be NULL only when `len` is 0.
+/// `PYB_VALUE_BYTES`. `ptr` may be NULL only when `len` is 0. Lengths above
+/// `PTRDIFF_MAX` are refused; a length longer than the memory behind `ptr`
+/// cannot be detected.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy)]

@@ -439,3 +439,32 @@ fn python_errors_have_type_message_and_traceback_and_are_cleared() {
         assert_eq!(eval_int("40 + 2"), 42);
     });
 }
+
+static CTYPES_HANDLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CTYPES_STATUS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
+
+extern "C" fn release_from_ctypes() {
+    let handle = CTYPES_HANDLE.load(std::sync::atomic::Ordering::SeqCst);
+    let status = pyb_object_release(handle);
+    CTYPES_STATUS.store(status, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn release_inside_a_scope_but_without_the_gil_is_queued() {
+    within(LIMIT, "release under ctypes", || {
+        initialize();
+        // ctypes gives the GIL away around foreign calls, while this thread's
+        // pybridge scope (from pyb_run) stays open.
+        exec("import weakref\nclass C:\n    pass\nobj = C()\nref = weakref.ref(obj)");
+        let handle = eval_object("obj");
+        exec("del obj");
+        CTYPES_HANDLE.store(handle, std::sync::atomic::Ordering::SeqCst);
+        let address = release_from_ctypes as *const () as usize;
+        exec(&format!(
+            "import ctypes\nctypes.CFUNCTYPE(None)({address})()\nalive_after_call = ref() is not None"
+        ));
+        ok(CTYPES_STATUS.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(eval_bool("alive_after_call"), "released without the GIL");
+        assert!(eval_bool("ref() is None"), "the queued release was applied");
+    });
+}

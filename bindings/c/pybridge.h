@@ -86,7 +86,9 @@ typedef int32_t pyb_status;
 typedef uint64_t pyb_object;
 
 // A byte string with an explicit length: the payload of `PYB_VALUE_STR` and
-// `PYB_VALUE_BYTES`. `ptr` may be NULL only when `len` is 0.
+// `PYB_VALUE_BYTES`. `ptr` may be NULL only when `len` is 0. Lengths above
+// `PTRDIFF_MAX` are refused; a length longer than the memory behind `ptr`
+// cannot be detected.
 typedef struct pyb_str {
   const char *ptr;
   size_t len;

@@ -172,9 +172,20 @@ fn release_gil_policy_lets_python_run_and_pybridge_calls_still_work() {
             *result = pyb_value::from_i64(held as i64 * 10 + released as i64);
             PYB_OK
         });
+        register("host", "scoped", PYB_FN_RELEASE_GIL, |_, result| {
+            // A GIL scope inside a released host function takes the GIL back.
+            let before = pyb_gil_held();
+            let scope = acquire();
+            let inside = pyb_gil_held();
+            ok(pyb_gil_release(scope));
+            let after = pyb_gil_held();
+            *result = pyb_value::from_i64(before as i64 * 100 + inside as i64 * 10 + after as i64);
+            PYB_OK
+        });
         exec("import host");
         assert!(eval_bool("host.without_gil(lambda n: n * 2) == [0, 42]"));
         assert_eq!(eval_int("host.with_gil()"), 10);
+        assert_eq!(eval_int("host.scoped()"), 10);
         // Called from a Python thread, too.
         exec(
             "import threading\nout = []\nt = threading.Thread(target=lambda: out.append(host.without_gil(lambda n: -n)))\nt.start()\nt.join()",

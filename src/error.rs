@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 
+use pyo3::ffi;
+
 use crate::status::*;
 
 /// A failed call: the status the host sees and the message it can read afterwards.
@@ -115,16 +117,23 @@ pub fn last_python_error() -> Option<PythonError> {
 /// `PYB_E_PYTHON` error whose message is `Type: message` plus the traceback.
 /// The GIL must be held. Formatting runs Python code; if that fails too, the
 /// error keeps what it could read.
+///
+/// Raw C API only: pyo3's `PyErr` defers decrefs into a process-wide pool when
+/// it does not know the GIL is held, and its interned names are cached in
+/// statics; both outlive an interpreter, and a later engine then frees dead
+/// objects (double free measured on 3.12.1).
 #[cold]
 #[inline(never)]
-pub(crate) fn python_error(py: pyo3::Python<'_>) -> Error {
-    let Some(exception) = pyo3::PyErr::take(py) else {
+pub(crate) fn python_error(_py: pyo3::Python<'_>) -> Error {
+    // SAFETY: the caller holds the GIL.
+    let Some(exception) = (unsafe { fetch_exception() }) else {
         return Error::new(
             PYB_E_PYTHON,
             "a Python call failed without setting an exception",
         );
     };
-    let detail = describe_exception(py, &exception);
+    // SAFETY: as above; `exception` owns its references.
+    let detail = unsafe { describe_exception(&exception) };
     let mut message = format!("{}: {}", detail.type_name, detail.message);
     if !detail.traceback.is_empty() {
         message.push('\n');
@@ -137,40 +146,149 @@ pub(crate) fn python_error(py: pyo3::Python<'_>) -> Error {
     }
 }
 
-fn describe_exception(py: pyo3::Python<'_>, exception: &pyo3::PyErr) -> PythonError {
-    use pyo3::types::{PyAnyMethods, PyStringMethods, PyTypeMethods};
-    let kind = exception.get_type(py);
-    let qualname = kind
-        .qualname()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "<unknown exception type>".to_string());
-    let type_name = match kind.module() {
-        Ok(module) if module.to_string_lossy() != "builtins" => {
-            format!("{}.{qualname}", module.to_string_lossy())
+/// A fetched exception: type, normalized value and traceback (may be NULL), owned.
+struct Fetched {
+    kind: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+    traceback: *mut ffi::PyObject,
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        // SAFETY: the GIL is held while a `Fetched` lives; these are our references.
+        unsafe {
+            ffi::Py_XDECREF(self.kind);
+            ffi::Py_XDECREF(self.value);
+            ffi::Py_XDECREF(self.traceback);
         }
-        _ => qualname,
-    };
-    let value = exception.value(py);
-    let message = value
-        .str()
-        .map(|text| text.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "<str() of the exception failed>".to_string());
-    let traceback = py
-        .import("traceback")
-        // The traceback goes in explicitly: an exception raised from C on 3.11
-        // is fetched unnormalized, without `__traceback__` set.
-        .and_then(|module| {
-            module.call_method1("format_exception", (&kind, value, exception.traceback(py)))
-        })
-        .and_then(|lines| lines.extract::<Vec<String>>())
-        .map(|lines| lines.concat().trim_end().to_string())
-        .unwrap_or_else(|_| format!("{type_name}: {message}"));
-    // A failure inside formatting must not stay pending on the interpreter.
-    let _ = pyo3::PyErr::take(py);
-    PythonError {
-        type_name,
-        message,
-        traceback,
+    }
+}
+
+/// Takes the pending exception off the thread state. GIL held.
+unsafe fn fetch_exception() -> Option<Fetched> {
+    // SAFETY: the caller holds the GIL.
+    unsafe {
+        #[cfg(Py_3_12)]
+        {
+            let value = ffi::PyErr_GetRaisedException();
+            if value.is_null() {
+                return None;
+            }
+            let kind = ffi::Py_TYPE(value).cast::<ffi::PyObject>();
+            ffi::Py_IncRef(kind);
+            let traceback = ffi::PyException_GetTraceback(value);
+            Some(Fetched {
+                kind,
+                value,
+                traceback,
+            })
+        }
+        #[cfg(not(Py_3_12))]
+        {
+            let mut kind = std::ptr::null_mut();
+            let mut value = std::ptr::null_mut();
+            let mut traceback = std::ptr::null_mut();
+            ffi::PyErr_Fetch(&mut kind, &mut value, &mut traceback);
+            if kind.is_null() {
+                return None;
+            }
+            // Exceptions raised from C arrive unnormalized, without `__traceback__` (3.11).
+            ffi::PyErr_NormalizeException(&mut kind, &mut value, &mut traceback);
+            if !traceback.is_null() && !value.is_null() {
+                ffi::PyException_SetTraceback(value, traceback);
+            }
+            Some(Fetched {
+                kind,
+                value,
+                traceback,
+            })
+        }
+    }
+}
+
+/// The text of a new reference to a str (consumed), or `None` (error cleared). GIL held.
+unsafe fn take_text(object: *mut ffi::PyObject) -> Option<String> {
+    // SAFETY: the caller holds the GIL; `object` is ours or NULL.
+    unsafe {
+        if object.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let mut len = 0;
+        let data = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
+        let text = if data.is_null() {
+            ffi::PyErr_Clear();
+            None
+        } else {
+            let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        };
+        ffi::Py_DecRef(object);
+        text
+    }
+}
+
+unsafe fn describe_exception(exception: &Fetched) -> PythonError {
+    // SAFETY: the caller holds the GIL; every new reference is consumed.
+    unsafe {
+        let attribute = |name: &std::ffi::CStr| {
+            take_text(ffi::PyObject_GetAttrString(exception.kind, name.as_ptr()))
+        };
+        let qualname =
+            attribute(c"__qualname__").unwrap_or_else(|| "<unknown exception type>".to_string());
+        let type_name = match attribute(c"__module__") {
+            Some(module) if module != "builtins" => format!("{module}.{qualname}"),
+            _ => qualname,
+        };
+        let message = if exception.value.is_null() {
+            String::new()
+        } else {
+            take_text(ffi::PyObject_Str(exception.value))
+                .unwrap_or_else(|| "<str() of the exception failed>".to_string())
+        };
+        let traceback =
+            format_exception(exception).unwrap_or_else(|| format!("{type_name}: {message}"));
+        PythonError {
+            type_name,
+            message,
+            traceback,
+        }
+    }
+}
+
+/// `"".join(traceback.format_exception(type, value, tb))`, trimmed. GIL held.
+unsafe fn format_exception(exception: &Fetched) -> Option<String> {
+    // SAFETY: the caller holds the GIL; every new reference is released.
+    unsafe {
+        let module = ffi::PyImport_ImportModule(c"traceback".as_ptr());
+        if module.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let none = ffi::Py_None();
+        let or_none = |object: *mut ffi::PyObject| if object.is_null() { none } else { object };
+        let lines = ffi::PyObject_CallMethod(
+            module,
+            c"format_exception".as_ptr(),
+            c"(OOO)".as_ptr(),
+            exception.kind,
+            or_none(exception.value),
+            or_none(exception.traceback),
+        );
+        ffi::Py_DecRef(module);
+        if lines.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let empty = ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0);
+        let joined = if empty.is_null() {
+            std::ptr::null_mut()
+        } else {
+            ffi::PyUnicode_Join(empty, lines)
+        };
+        ffi::Py_XDECREF(empty);
+        ffi::Py_DecRef(lines);
+        take_text(joined).map(|text| text.trim_end().to_string())
     }
 }
 

@@ -11,7 +11,11 @@
  *   (d) PyGILState_Ensure + PyGILState_Release on a thread without a thread
  *                 state (what hosts do without pybridge), for reference;
  *   (e) nested PyGILState_Ensure + PyGILState_Release with the GIL held on the
- *                 raw thread's state: the same-run reference for (c).
+ *                 raw thread's state: the same-run reference for (c);
+ *   (f) raw call: take the GIL, call a Python add(i, 1) with two int64 values,
+ *                 convert the int result, release (raw C API, persistent state);
+ *   (g) pyb_call: the same sequence through pybridge: one pyb_call, which
+ *                 takes and drops the GIL itself.
  * Rounds interleave the cases (in a rotating order) so drift on a shared
  * machine hits all of them alike; each measurement is the fastest of 10
  * batches, and the report gives per-case medians over the rounds.
@@ -30,7 +34,7 @@
 
 #include "pybridge.h"
 
-enum { RAW, ROUND_TRIP, NESTED, GILSTATE, NESTED_GILSTATE, CASES };
+enum { RAW, ROUND_TRIP, NESTED, GILSTATE, NESTED_GILSTATE, RAW_CALL, PYB_CALL, CASES };
 
 static const char *const CASE_NAMES[CASES] = {
     "(a) raw PyEval_RestoreThread+SaveThread",
@@ -38,10 +42,12 @@ static const char *const CASE_NAMES[CASES] = {
     "(c) nested pyb_gil_acquire+release",
     "(d) PyGILState_Ensure+Release, no tstate",
     "(e) nested PyGILState_Ensure+Release",
+    "(f) raw GIL + call add(i, 1) + convert",
+    "(g) pyb_call add(i, 1), one native call",
 };
 
 /* Operations per measurement: about 10-20 ms each. */
-static const long ITERATIONS[CASES] = {200000, 200000, 1000000, 50000, 1000000};
+static const long ITERATIONS[CASES] = {200000, 200000, 1000000, 50000, 1000000, 100000, 100000};
 
 #define MAX_ROUNDS 64
 #define QUIT (-1)
@@ -152,12 +158,49 @@ static double measure_nested_gilstate(long n) {
     return ns;
 }
 
+static PyObject *add_function;  /* __main__.add, for the raw case */
+static pyb_object add_handle;    /* the same function, for pyb_call */
+
+static double measure_raw_call(long n) {
+    double start = now_ns();
+    for (long i = 0; i < n; i++) {
+        PyEval_RestoreThread(raw_state);
+        PyObject *args[2] = {PyLong_FromLongLong(i), PyLong_FromLongLong(1)};
+        PyObject *result = PyObject_Vectorcall(add_function, args, 2, NULL);
+        long long sum = result != NULL ? PyLong_AsLongLong(result) : -1;
+        Py_XDECREF(result);
+        Py_DECREF(args[0]);
+        Py_DECREF(args[1]);
+        PyEval_SaveThread();
+        if (sum != i + 1) {
+            fail("raw add(%ld, 1) returned %lld", i, sum);
+        }
+    }
+    return (now_ns() - start) / (double)n;
+}
+
+static double measure_pyb_call(long n) {
+    double start = now_ns();
+    for (long i = 0; i < n; i++) {
+        pyb_value args[2] = {{.tag = PYB_VALUE_INT, .data.int64 = i},
+                             {.tag = PYB_VALUE_INT, .data.int64 = 1}};
+        pyb_value result;
+        check("pyb_call", pyb_call(add_handle, args, 2, NULL, 0, &result));
+        if (result.tag != PYB_VALUE_INT || result.data.int64 != i + 1) {
+            fail("pyb_call add(%ld, 1) returned tag %u", i, result.tag);
+        }
+    }
+    return (now_ns() - start) / (double)n;
+}
+
 static double measure_batch(int which, long n) {
     switch (which) {
     case RAW: return measure_raw(n);
     case ROUND_TRIP: return measure_round_trip(n);
     case NESTED: return measure_nested(n);
     case GILSTATE: return measure_gilstate(n);
+    case RAW_CALL: return measure_raw_call(n);
+    case PYB_CALL: return measure_pyb_call(n);
     default: return measure_nested_gilstate(n);
     }
 }
@@ -275,16 +318,28 @@ int main(int argc, char **argv) {
     check("pyb_gil_acquire", pyb_gil_acquire(&gil));
     interpreter = PyInterpreterState_Get();
     check("pyb_gil_release", pyb_gil_release(gil));
+    check("pyb_run", pyb_run("def add(a, b):\n    return a + b\n", "<gil_bench>", 0));
+    pyb_value add;
+    check("pyb_eval", pyb_eval("add", "<gil_bench>", 0, &add));
+    if (add.tag != PYB_VALUE_OBJECT) {
+        fail("eval of add gave tag %u", add.tag);
+    }
+    add_handle = add.data.object;
+    check("pyb_gil_acquire", pyb_gil_acquire(&gil));
+    add_function = PyDict_GetItemString(PyModule_GetDict(PyImport_AddModule("__main__")), "add");
+    Py_INCREF(add_function);
+    check("pyb_gil_release", pyb_gil_release(gil));
 
     struct worker raw, pyb, gilstate;
     worker_start(&raw, raw_setup, raw_teardown);
     worker_start(&pyb, pyb_setup, NULL);
     worker_start(&gilstate, NULL, NULL);
-    struct worker *runs_on[CASES] = {&raw, &pyb, &pyb, &gilstate, &raw};
+    struct worker *runs_on[CASES] = {&raw, &pyb, &pyb, &gilstate, &raw, &raw, &pyb};
 
     /* One unrecorded warm-up round, then the measured ones. */
     double ns[CASES][MAX_ROUNDS];
     double ratio[MAX_ROUNDS];
+    double call_ratio[MAX_ROUNDS];
     for (int round = -1; round < rounds; round++) {
         double this_round[CASES];
         for (int k = 0; k < CASES; k++) {
@@ -296,12 +351,17 @@ int main(int argc, char **argv) {
                 ns[which][round] = this_round[which];
             }
             ratio[round] = this_round[ROUND_TRIP] / this_round[RAW];
+            call_ratio[round] = this_round[PYB_CALL] / this_round[RAW_CALL];
         }
     }
 
     worker_stop(&raw);
     worker_stop(&pyb);
     worker_stop(&gilstate);
+    check("pyb_gil_acquire", pyb_gil_acquire(&gil));
+    Py_DECREF(add_function);
+    check("pyb_gil_release", pyb_gil_release(gil));
+    check("pyb_object_release", pyb_object_release(add_handle));
     check("pyb_engine_shutdown", pyb_engine_shutdown(10000, 0));
 
     printf("gil_bench: CPython %s, pybridge %s, %d interleaved rounds%s: median ns per op "
@@ -321,6 +381,11 @@ int main(int argc, char **argv) {
     printf("nested acquire+release: %.1f ns (target < 15 ns); nested PyGILState_Ensure+Release "
            "%.1f ns in this run\n",
            med[NESTED], med[NESTED_GILSTATE]);
+    double call_round_ratio = median(call_ratio, rounds);
+    printf("call add(i, 1): pyb_call %.1f ns vs raw C API %.1f ns = %.2fx (target <= 1.50x); "
+           "per-round ratio median %.2fx (%.2f-%.2fx)\n",
+           med[PYB_CALL], med[RAW_CALL], med[PYB_CALL] / med[RAW_CALL], call_round_ratio,
+           call_ratio[0], call_ratio[rounds - 1]);
     printf("PyGILState_Ensure+Release without a thread state: %.1f ns = %.1fx the raw round "
            "trip (reference)\n",
            med[GILSTATE], med[GILSTATE] / med[RAW]);

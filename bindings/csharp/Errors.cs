@@ -1,0 +1,173 @@
+using System;
+using System.Text;
+using PyBridge.Interop;
+
+namespace PyBridge
+{
+    /// <summary>A Python exception raised by code pybridge ran: the Python type name,
+    /// <c>str(exception)</c> and the formatted Python traceback. <see cref="Exception.Message"/>
+    /// is pybridge's message (type, text and traceback).</summary>
+    public class PythonException : Exception
+    {
+        public string PythonTypeName { get; private set; }
+        public string PythonMessage { get; private set; }
+        public string PythonTraceback { get; private set; }
+
+        public PythonException(string message, string typeName, string pythonMessage, string traceback)
+            : base(message)
+        {
+            PythonTypeName = typeName;
+            PythonMessage = pythonMessage;
+            PythonTraceback = traceback;
+        }
+    }
+
+    /// <summary>A pybridge status without a closer .NET equivalent (PYB_E_PANIC,
+    /// PYB_E_INIT_FAILED or an unknown status).</summary>
+    public class PyBridgeException : Exception
+    {
+        public PyBridgeException(string message) : base(message) { }
+    }
+
+    /// <summary>Status to .NET exception, in one place. The last error is per thread
+    /// and is read here, synchronously, on the thread that got the status.</summary>
+    public static class PyStatus
+    {
+        /// <summary>Key under which every exception made here stores the status name in <see cref="Exception.Data"/>.</summary>
+        public const string DataKey = "PyBridge.Status";
+
+        /// <summary>The status constant's name, e.g. "PYB_E_TIMEOUT".</summary>
+        public static string Name(int status)
+        {
+            return Utf8.FromNative(Native.pyb_status_name(status));
+        }
+
+        /// <summary>Throws the exception for a failing status; does nothing for PYB_OK.</summary>
+        public static void Check(int status)
+        {
+            if (status != Native.PYB_OK)
+                throw ToException(status);
+        }
+
+        /// <summary>The exception for a failing status, built from this thread's last error.
+        /// PYB_E_PYTHON: <see cref="PythonException"/>; PYB_E_TIMEOUT: <see cref="TimeoutException"/>;
+        /// PYB_E_BAD_HANDLE: <see cref="ObjectDisposedException"/>; NOT_INITIALIZED, SHUTTING_DOWN,
+        /// GIL_NOT_HELD, WRONG_THREAD, BAD_TOKEN, WOULD_DEADLOCK: <see cref="InvalidOperationException"/>;
+        /// NULL_ARGUMENT: <see cref="ArgumentNullException"/>; INVALID_ARGUMENT: <see cref="ArgumentException"/>;
+        /// WRONG_TYPE: <see cref="InvalidCastException"/>; OUT_OF_RANGE: <see cref="OverflowException"/>;
+        /// others: <see cref="PyBridgeException"/>.</summary>
+        public static Exception ToException(int status)
+        {
+            string name = Name(status);
+            string detail = LastError.Message;
+            string message = detail.Length == 0 ? name : name + ": " + detail;
+            Exception e;
+            switch (status)
+            {
+                case Native.PYB_E_PYTHON:
+                    e = new PythonException(message, LastError.PythonType, LastError.PythonMessage, LastError.PythonTraceback);
+                    break;
+                case Native.PYB_E_TIMEOUT:
+                    e = new TimeoutException(message);
+                    break;
+                case Native.PYB_E_BAD_HANDLE:
+                    e = new ObjectDisposedException("PyObject", message);
+                    break;
+                case Native.PYB_E_NOT_INITIALIZED:
+                case Native.PYB_E_SHUTTING_DOWN:
+                case Native.PYB_E_GIL_NOT_HELD:
+                case Native.PYB_E_WRONG_THREAD:
+                case Native.PYB_E_BAD_TOKEN:
+                case Native.PYB_E_WOULD_DEADLOCK:
+                    e = new InvalidOperationException(message);
+                    break;
+                case Native.PYB_E_NULL_ARGUMENT:
+                    e = new ArgumentNullException(null, message);
+                    break;
+                case Native.PYB_E_INVALID_ARGUMENT:
+                    e = new ArgumentException(message);
+                    break;
+                case Native.PYB_E_WRONG_TYPE:
+                    e = new InvalidCastException(message);
+                    break;
+                case Native.PYB_E_OUT_OF_RANGE:
+                    e = new OverflowException(message);
+                    break;
+                default:
+                    e = new PyBridgeException(message);
+                    break;
+            }
+            e.Data[DataKey] = name;
+            return e;
+        }
+    }
+
+    /// <summary>The calling thread's last pybridge error (valid right after a failing call,
+    /// on the same thread: read it before an <c>await</c>).</summary>
+    public static unsafe class LastError
+    {
+        internal delegate UIntPtr Reader(byte* buf, UIntPtr len);
+
+        public static string Message { get { return Read(Native.pyb_last_error_message); } }
+        public static string PythonType { get { return Read(Native.pyb_last_error_python_type); } }
+        public static string PythonMessage { get { return Read(Native.pyb_last_error_python_message); } }
+        public static string PythonTraceback { get { return Read(Native.pyb_last_error_python_traceback); } }
+
+        internal static string Read(Reader reader)
+        {
+            byte* small = stackalloc byte[512];
+            int len = (int)reader(small, (UIntPtr)512);
+            if (len < 512)
+                return Utf8.Decode(small, len);
+            // Loop: the text may change between the calls only if this thread fails again, which it
+            // does not here, but stay correct anyway.
+            while (true)
+            {
+                byte[] buf = new byte[len + 1];
+                fixed (byte* p = buf)
+                {
+                    int again = (int)reader(p, (UIntPtr)buf.Length);
+                    if (again <= len)
+                        return Utf8.Decode(p, again);
+                    len = again;
+                }
+            }
+        }
+    }
+
+    internal static unsafe class Utf8
+    {
+        internal static readonly UTF8Encoding Strict = new UTF8Encoding(false, true);
+
+        /// <summary>NUL-terminated UTF-8, or null for null. An embedded NUL is refused
+        /// (the C side would silently cut the text there).</summary>
+        internal static byte[] Encode(string s, string paramName)
+        {
+            if (s == null)
+                return null;
+            if (s.IndexOf('\0') >= 0)
+                throw new ArgumentException("the string contains a NUL character", paramName);
+            int n = Strict.GetByteCount(s);
+            byte[] b = new byte[n + 1];
+            Strict.GetBytes(s, 0, s.Length, b, 0);
+            return b;
+        }
+
+        internal static string Decode(byte* p, int len)
+        {
+            if (len == 0)
+                return string.Empty;
+            return Encoding.UTF8.GetString(p, len);
+        }
+
+        internal static string FromNative(IntPtr p)
+        {
+            if (p == IntPtr.Zero)
+                return null;
+            byte* b = (byte*)p;
+            int n = 0;
+            while (b[n] != 0) n++;
+            return Decode(b, n);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+using System;
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Threading;
+using PyBridge.Interop;
+
+namespace PyBridge
+{
+    /// <summary>One static native entry point for every registered delegate; user_data is the
+    /// registration's id in <see cref="registry"/>, which keeps the delegate alive until pybridge
+    /// calls the free function at shutdown.</summary>
+    internal static unsafe class HostFunctions
+    {
+        private static readonly ConcurrentDictionary<long, PyHostFunction> registry = new ConcurrentDictionary<long, PyHostFunction>();
+        private static long nextId;
+        private static readonly PybHostFn trampoline = Trampoline;
+        private static readonly PybFreeFn free = Free;
+        private static readonly IntPtr trampolinePtr = Marshal.GetFunctionPointerForDelegate(trampoline);
+        private static readonly IntPtr freePtr = Marshal.GetFunctionPointerForDelegate(free);
+
+        internal static int Count { get { return registry.Count; } }
+
+        internal static void Register(string module, string name, PyHostFunction function, bool releaseGil)
+        {
+            if (function == null) throw new ArgumentNullException("function");
+            byte[] m = Utf8.Encode(module, "module");
+            byte[] n = Utf8.Encode(name, "name");
+            if (m == null) throw new ArgumentNullException("module");
+            if (n == null) throw new ArgumentNullException("name");
+            long id = Interlocked.Increment(ref nextId);
+            registry[id] = function;
+            int status = Native.pyb_register_function(m, n, trampolinePtr, (IntPtr)id, freePtr,
+                releaseGil ? Native.PYB_FN_RELEASE_GIL : 0);
+            if (status != Native.PYB_OK)
+            {
+                Exception e = PyStatus.ToException(status); // reads the last error before anything else runs
+                PyHostFunction ignored;
+                registry.TryRemove(id, out ignored);
+                throw e;
+            }
+        }
+
+        private static void Free(IntPtr userData)
+        {
+            PyHostFunction ignored;
+            registry.TryRemove((long)userData, out ignored);
+        }
+
+        private static int Trampoline(PybValue* args, UIntPtr nargs, PybValue* result, IntPtr userData)
+        {
+            try
+            {
+                PyHostFunction function;
+                if (!registry.TryGetValue((long)userData, out function))
+                    return Fail("pybridge C# binding: no delegate registered under id " + (long)userData);
+                int n = (int)(ulong)nargs;
+                object[] a = new object[n];
+                for (int i = 0; i < n; i++)
+                {
+                    if (args[i].Tag == Native.PYB_VALUE_OBJECT)
+                    {
+                        // Argument handles die when the call returns: give the delegate its own.
+                        ulong clone;
+                        PyStatus.Check(Native.pyb_object_clone(args[i].Object, out clone));
+                        a[i] = new PyObject(clone);
+                    }
+                    else
+                    {
+                        a[i] = Values.FromValue(ref args[i]);
+                    }
+                }
+                object r = function(a);
+                WriteResult(r, result);
+                return Native.PYB_OK;
+            }
+            catch (Exception e)
+            {
+                return Fail(e.GetType().FullName + ": " + e.Message);
+            }
+        }
+
+        private static void WriteResult(object r, PybValue* result)
+        {
+            int offset = 0;
+            if (r == null || r is long || r is int || r is double || r is bool || r is float
+                || r is short || r is byte || r is sbyte || r is ushort || r is uint || r is ulong)
+            {
+                Values.ToValue(r, result, null, ref offset);
+                return;
+            }
+            // Strings, bytes and objects go back as a handle pybridge takes over.
+            PyObject o = r as PyObject;
+            ulong h;
+            if (o != null)
+            {
+                ulong raw = o.Enter();
+                try { PyStatus.Check(Native.pyb_object_clone(raw, out h)); }
+                finally { o.Leave(); }
+            }
+            else
+            {
+                Ops.Run(Ops.Op.FromValue, null, new object[] { r }, null, out h);
+            }
+            result->Tag = Native.PYB_VALUE_OBJECT;
+            result->Object = h;
+        }
+
+        private static int Fail(string message)
+        {
+            try
+            {
+                Native.pyb_set_error(Utf8.Encode(message.Replace('\0', ' '), "message"));
+            }
+            catch
+            {
+                // Encoding cannot fail after the NUL replacement; stay safe regardless.
+            }
+            return Native.PYB_E_PYTHON;
+        }
+    }
+}

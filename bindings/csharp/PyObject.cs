@@ -1,0 +1,522 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using PyBridge.Interop;
+
+namespace PyBridge
+{
+    /// <summary>Owns one pyb_object handle. ReleaseHandle calls pyb_object_release, which any
+    /// thread may call without the GIL and which never blocks, so the finalizer thread may run
+    /// it at any time, also after the engine shut down (the release then reports a stale handle,
+    /// which is ignored: the object is already gone).</summary>
+    public sealed class PyObjectHandle : SafeHandle
+    {
+        // pyb_object is uint64_t on every platform, wider than IntPtr on 32-bit: keep it here
+        // and give the base class a placeholder so IsClosed/AddRef work as usual.
+        internal readonly ulong Raw;
+
+        internal PyObjectHandle(ulong raw) : base(IntPtr.Zero, true)
+        {
+            Raw = raw;
+            SetHandle(raw == 0 ? IntPtr.Zero : new IntPtr(1));
+        }
+
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+
+        protected override bool ReleaseHandle()
+        {
+            Native.pyb_object_release(Raw);
+            return true;
+        }
+    }
+
+    /// <summary>A reference to a Python object. Dispose it (or let the GC finalize it) to release
+    /// the reference; every member may be called from any thread, with or without a GIL scope
+    /// (pybridge takes the GIL for each call when the thread does not hold it).</summary>
+    public class PyObject : IDisposable
+    {
+        internal readonly PyObjectHandle Handle;
+
+        internal PyObject(ulong raw)
+        {
+            Handle = new PyObjectHandle(raw);
+        }
+
+        /// <summary>The SafeHandle behind this object.</summary>
+        public SafeHandle SafeHandle { get { return Handle; } }
+
+        /// <summary>The raw pyb_object handle, for calls to <see cref="Native"/>; valid until Dispose.</summary>
+        public ulong DangerousGetHandle()
+        {
+            ThrowIfDisposed();
+            return Handle.Raw;
+        }
+
+        public bool IsDisposed { get { return Handle.IsClosed; } }
+
+        /// <summary>Releases the reference; a second call does nothing.</summary>
+        public void Dispose()
+        {
+            Handle.Dispose();
+        }
+
+        internal void ThrowIfDisposed()
+        {
+            if (Handle.IsClosed)
+                throw new ObjectDisposedException("PyObject", "PyObject was disposed");
+        }
+
+        // AddRef/Release around every native use: Dispose on another thread cannot free the
+        // handle in the middle of a call.
+        internal ulong Enter()
+        {
+            bool ok = false;
+            Handle.DangerousAddRef(ref ok);
+            return Handle.Raw;
+        }
+
+        internal void Leave()
+        {
+            Handle.DangerousRelease();
+        }
+
+        // ---- construction and conversions ----
+
+        /// <summary>A Python object from a .NET value (null, bool, integer, double, string, byte[],
+        /// or a PyObject, which is cloned).</summary>
+        public static unsafe PyObject From(object value)
+        {
+            object[] items = { value };
+            ulong h;
+            Ops.Run(Ops.Op.FromValue, null, items, null, out h);
+            return new PyObject(h);
+        }
+
+        public static PyObject From(long value) { return From((object)value); }
+        public static PyObject From(double value) { return From((object)value); }
+        public static PyObject From(bool value) { return From((object)value); }
+        public static PyObject From(string value) { return From((object)value); }
+        public static PyObject From(byte[] value) { return From((object)value); }
+
+        /// <summary>A new tuple of the given values.</summary>
+        public static PyObject NewTuple(params object[] items)
+        {
+            ulong h;
+            Ops.Run(Ops.Op.Tuple, null, items ?? new object[0], null, out h);
+            return new PyObject(h);
+        }
+
+        /// <summary>A new list of the given values.</summary>
+        public static PyObject NewList(params object[] items)
+        {
+            ulong h;
+            Ops.Run(Ops.Op.List, null, items ?? new object[0], null, out h);
+            return new PyObject(h);
+        }
+
+        /// <summary>A new dict with the given entries.</summary>
+        public static PyObject NewDict(IDictionary items)
+        {
+            if (items == null) throw new ArgumentNullException("items");
+            object[] kv = new object[items.Count * 2];
+            int i = 0;
+            foreach (DictionaryEntry e in items)
+            {
+                kv[i] = e.Key;
+                kv[items.Count + i] = e.Value;
+                i++;
+            }
+            ulong h;
+            Ops.Run(Ops.Op.Dict, null, kv, null, out h);
+            return new PyObject(h);
+        }
+
+        /// <summary>A second reference to the same object; dispose both.</summary>
+        public PyObject Clone()
+        {
+            ulong raw = Enter();
+            try
+            {
+                ulong h;
+                PyStatus.Check(Native.pyb_object_clone(raw, out h));
+                return new PyObject(h);
+            }
+            finally { Leave(); }
+        }
+
+        /// <summary>The value of a Python int (or subclass such as bool).
+        /// InvalidCastException: not an int; OverflowException: outside int64.</summary>
+        public long ToInt64()
+        {
+            ulong raw = Enter();
+            try
+            {
+                long v;
+                PyStatus.Check(Native.pyb_object_to_int64(raw, out v));
+                return v;
+            }
+            finally { Leave(); }
+        }
+
+        /// <summary>The value of a Python float or int as a double.</summary>
+        public double ToDouble()
+        {
+            ulong raw = Enter();
+            try
+            {
+                double v;
+                PyStatus.Check(Native.pyb_object_to_double(raw, out v));
+                return v;
+            }
+            finally { Leave(); }
+        }
+
+        /// <summary>Python's <c>bool(x)</c>.</summary>
+        public bool ToBoolean()
+        {
+            ulong raw = Enter();
+            try
+            {
+                bool v;
+                PyStatus.Check(Native.pyb_object_to_bool(raw, out v));
+                return v;
+            }
+            finally { Leave(); }
+        }
+
+        /// <summary>The text of a Python str (InvalidCastException for any other type).</summary>
+        public unsafe string AsString()
+        {
+            ulong raw = Enter();
+            try
+            {
+                UIntPtr len;
+                PyStatus.Check(Native.pyb_object_to_string(raw, null, UIntPtr.Zero, out len));
+                byte[] buf = new byte[(int)(ulong)len + 1];
+                fixed (byte* p = buf)
+                {
+                    PyStatus.Check(Native.pyb_object_to_string(raw, p, (UIntPtr)buf.Length, out len));
+                    return Utf8.Decode(p, (int)(ulong)len);
+                }
+            }
+            finally { Leave(); }
+        }
+
+        /// <summary>The contents of a Python bytes or bytearray.</summary>
+        public unsafe byte[] ToBytes()
+        {
+            ulong raw = Enter();
+            try
+            {
+                UIntPtr len;
+                PyStatus.Check(Native.pyb_object_to_bytes(raw, null, UIntPtr.Zero, out len));
+                byte[] buf = new byte[(int)(ulong)len];
+                fixed (byte* p = buf)
+                {
+                    PyStatus.Check(Native.pyb_object_to_bytes(raw, p, (UIntPtr)buf.Length, out len));
+                }
+                if ((int)(ulong)len != buf.Length)
+                    throw new PyBridgeException("bytearray changed size during the copy");
+                return buf;
+            }
+            finally { Leave(); }
+        }
+
+        /// <summary>Converts to long, int, double, bool, string, byte[] or PyObject (a clone).</summary>
+        public T As<T>()
+        {
+            if (typeof(T) == typeof(PyObject)) return (T)(object)Clone();
+            if (typeof(T) == typeof(long)) return (T)(object)ToInt64();
+            if (typeof(T) == typeof(int)) return (T)(object)checked((int)ToInt64());
+            if (typeof(T) == typeof(double)) return (T)(object)ToDouble();
+            if (typeof(T) == typeof(bool)) return (T)(object)ToBoolean();
+            if (typeof(T) == typeof(string)) return (T)(object)AsString();
+            if (typeof(T) == typeof(byte[])) return (T)(object)ToBytes();
+            throw new InvalidCastException("PyObject.As<T> does not convert to " + typeof(T).FullName);
+        }
+
+        /// <summary>Python's <c>str(x)</c>; for a disposed object, "&lt;disposed PyObject&gt;".</summary>
+        public override string ToString()
+        {
+            if (IsDisposed) return "<disposed PyObject>";
+            return CallMethod<string>("__str__");
+        }
+
+        // ---- attributes, items, length, iteration ----
+
+        public object GetAttr(string name)
+        {
+            byte[] n = Utf8.Encode(name, "name");
+            if (n == null) throw new ArgumentNullException("name");
+            ulong raw = Enter();
+            try
+            {
+                PybValue v;
+                PyStatus.Check(Native.pyb_getattr(raw, n, out v));
+                return Values.FromValue(ref v);
+            }
+            finally { Leave(); }
+        }
+
+        public T GetAttr<T>(string name) { return Values.To<T>(GetAttr(name)); }
+
+        public void SetAttr(string name, object value)
+        {
+            byte[] n = Utf8.Encode(name, "name");
+            if (n == null) throw new ArgumentNullException("name");
+            ulong ignored;
+            Ops.Run(Ops.Op.SetAttr, n, new object[] { value }, this, out ignored);
+        }
+
+        /// <summary>Python's <c>hasattr(x, name)</c>.</summary>
+        public bool HasAttr(string name)
+        {
+            try
+            {
+                object v = GetAttr(name);
+                IDisposable d = v as IDisposable;
+                if (d != null) d.Dispose();
+                return true;
+            }
+            catch (PythonException e)
+            {
+                if (e.PythonTypeName == "AttributeError") return false;
+                throw;
+            }
+        }
+
+        public object GetItem(object key)
+        {
+            ulong ignored;
+            PybValue v = Ops.Run(Ops.Op.GetItem, null, new object[] { key }, this, out ignored);
+            return Values.FromValue(ref v);
+        }
+
+        public T GetItem<T>(object key) { return Values.To<T>(GetItem(key)); }
+
+        public void SetItem(object key, object value)
+        {
+            ulong ignored;
+            Ops.Run(Ops.Op.SetItem, null, new object[] { key, value }, this, out ignored);
+        }
+
+        /// <summary><c>x[key]</c>, read and written.</summary>
+        public object this[object key]
+        {
+            get { return GetItem(key); }
+            set { SetItem(key, value); }
+        }
+
+        /// <summary>Python's <c>len(x)</c>.</summary>
+        public long Length
+        {
+            get
+            {
+                ulong raw = Enter();
+                try
+                {
+                    UIntPtr n;
+                    PyStatus.Check(Native.pyb_len(raw, out n));
+                    return (long)(ulong)n;
+                }
+                finally { Leave(); }
+            }
+        }
+
+        /// <summary>Iterates <c>iter(x)</c>, converting each item like a call result.</summary>
+        public IEnumerable<object> Iterate()
+        {
+            ulong it;
+            ulong raw = Enter();
+            try { PyStatus.Check(Native.pyb_iter(raw, out it)); }
+            finally { Leave(); }
+            return IterateFrom(new PyObject(it));
+        }
+
+        private static IEnumerable<object> IterateFrom(PyObject iterator)
+        {
+            using (iterator)
+            {
+                while (true)
+                {
+                    PybValue v;
+                    bool done;
+                    ulong raw = iterator.Enter();
+                    try { PyStatus.Check(Native.pyb_iter_next(raw, out v, out done)); }
+                    finally { iterator.Leave(); }
+                    if (done) yield break;
+                    yield return Values.FromValue(ref v);
+                }
+            }
+        }
+
+        // ---- calls ----
+
+        /// <summary><c>x(*args)</c>; the result converted (None: null, bool, long, double, string,
+        /// byte[], or a PyObject the caller owns).</summary>
+        public object Call(params object[] args)
+        {
+            return CallKw(args, null);
+        }
+
+        public T Call<T>(params object[] args) { return Values.To<T>(CallKw(args, null)); }
+
+        /// <summary><c>x(*args, **kwargs)</c>.</summary>
+        public object CallKw(object[] args, IDictionary<string, object> kwargs)
+        {
+            ulong ignored;
+            string[] names;
+            object[] items = Ops.Join(args, kwargs, out names);
+            PybValue v = Ops.Run(Ops.Op.Call, null, items, this, out ignored, names);
+            return Values.FromValue(ref v);
+        }
+
+        public T CallKw<T>(object[] args, IDictionary<string, object> kwargs) { return Values.To<T>(CallKw(args, kwargs)); }
+
+        /// <summary><c>x.name(*args)</c>.</summary>
+        public object CallMethod(string name, params object[] args)
+        {
+            return CallMethodKw(name, args, null);
+        }
+
+        public T CallMethod<T>(string name, params object[] args) { return Values.To<T>(CallMethodKw(name, args, null)); }
+
+        /// <summary><c>x.name(*args, **kwargs)</c>.</summary>
+        public object CallMethodKw(string name, object[] args, IDictionary<string, object> kwargs)
+        {
+            byte[] n = Utf8.Encode(name, "name");
+            if (n == null) throw new ArgumentNullException("name");
+            ulong ignored;
+            string[] names;
+            object[] items = Ops.Join(args, kwargs, out names);
+            PybValue v = Ops.Run(Ops.Op.CallMethod, n, items, this, out ignored, names);
+            return Values.FromValue(ref v);
+        }
+
+        public T CallMethodKw<T>(string name, object[] args, IDictionary<string, object> kwargs)
+        {
+            return Values.To<T>(CallMethodKw(name, args, kwargs));
+        }
+    }
+
+    /// <summary>A namespace (a dict with <c>__builtins__</c>) for <see cref="PyEngine.Run"/> and
+    /// <see cref="PyEngine.Eval"/>: scripts in different scopes do not see each other's globals.</summary>
+    public sealed class PyScope : PyObject
+    {
+        internal PyScope(ulong raw) : base(raw) { }
+
+        /// <summary>Runs statements in this scope.</summary>
+        public void Run(string code, string filename = null) { PyEngine.Run(code, this, filename); }
+
+        /// <summary>Evaluates an expression in this scope.</summary>
+        public object Eval(string expression, string filename = null) { return PyEngine.Eval(expression, this, filename); }
+
+        public T Eval<T>(string expression, string filename = null) { return PyEngine.Eval<T>(expression, this, filename); }
+    }
+
+    /// <summary>The operations that pass arrays of values; one marshalling path for all.</summary>
+    internal static unsafe class Ops
+    {
+        internal enum Op { Call, CallMethod, SetAttr, GetItem, SetItem, FromValue, Tuple, List, Dict }
+
+        private const int StackValues = 16;
+
+        internal static object[] Join(object[] args, IDictionary<string, object> kwargs, out string[] names)
+        {
+            if (args == null) args = new object[0];
+            if (kwargs == null || kwargs.Count == 0) { names = null; return args; }
+            object[] all = new object[args.Length + kwargs.Count];
+            Array.Copy(args, all, args.Length);
+            names = new string[kwargs.Count];
+            int i = 0;
+            foreach (KeyValuePair<string, object> kv in kwargs)
+            {
+                names[i] = kv.Key;
+                all[args.Length + i] = kv.Value;
+                i++;
+            }
+            return all;
+        }
+
+        /// <summary>Marshals <paramref name="items"/> (and keyword names for the calls), runs
+        /// <paramref name="op"/> on <paramref name="target"/> and checks the status. Returns the
+        /// value output; <paramref name="obj"/> gets the handle output of FromValue/Tuple/List/Dict.</summary>
+        internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out ulong obj, string[] kwnames = null)
+        {
+            int count = items.Length;
+            int nkw = kwnames == null ? 0 : kwnames.Length;
+            int scratchSize = Values.ScratchSize(items, kwnames);
+            byte[] scratch = scratchSize == 0 ? null : new byte[scratchSize];
+            PybValue[] heapValues = count > StackValues ? new PybValue[count] : null;
+            PybValue* stackValues = stackalloc PybValue[StackValues];
+            IntPtr* kw = stackalloc IntPtr[nkw == 0 ? 1 : nkw];
+            ulong raw = 0;
+            bool entered = false;
+            int added = 0;
+            PybValue result = default(PybValue);
+            obj = 0;
+            fixed (byte* s = scratch)
+            fixed (PybValue* hv = heapValues)
+            {
+                PybValue* values = hv != null ? hv : stackValues;
+                try
+                {
+                    int offset = 0;
+                    Values.Fill(items, values, s, ref offset, ref added);
+                    for (int i = 0; i < nkw; i++)
+                    {
+                        kw[i] = (IntPtr)(s + offset);
+                        fixed (char* c = kwnames[i])
+                            offset += Utf8.Strict.GetBytes(c, kwnames[i].Length, s + offset, int.MaxValue);
+                        s[offset++] = 0;
+                    }
+                    if (target != null)
+                    {
+                        raw = target.Enter();
+                        entered = true;
+                    }
+                    int status;
+                    UIntPtr npos = (UIntPtr)(count - nkw);
+                    switch (op)
+                    {
+                        case Op.Call:
+                            status = Native.pyb_call(raw, values, npos, nkw == 0 ? null : kw, (UIntPtr)nkw, out result);
+                            break;
+                        case Op.CallMethod:
+                            status = Native.pyb_call_method(raw, name, values, npos, nkw == 0 ? null : kw, (UIntPtr)nkw, out result);
+                            break;
+                        case Op.SetAttr:
+                            status = Native.pyb_setattr(raw, name, values);
+                            break;
+                        case Op.GetItem:
+                            status = Native.pyb_getitem(raw, values, out result);
+                            break;
+                        case Op.SetItem:
+                            status = Native.pyb_setitem(raw, values, values + 1);
+                            break;
+                        case Op.FromValue:
+                            status = Native.pyb_object_from_value(values, out obj);
+                            break;
+                        case Op.Tuple:
+                            status = Native.pyb_tuple_new(values, (UIntPtr)count, out obj);
+                            break;
+                        case Op.List:
+                            status = Native.pyb_list_new(values, (UIntPtr)count, out obj);
+                            break;
+                        default:
+                            status = Native.pyb_dict_new(values, values + count / 2, (UIntPtr)(count / 2), out obj);
+                            break;
+                    }
+                    PyStatus.Check(status);
+                }
+                finally
+                {
+                    if (entered) target.Leave();
+                    Values.Unpin(items, added);
+                }
+            }
+            return result;
+        }
+    }
+}

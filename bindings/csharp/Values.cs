@@ -1,0 +1,181 @@
+using System;
+using System.Runtime.InteropServices;
+using PyBridge.Interop;
+
+namespace PyBridge
+{
+    /// <summary>.NET values to and from pyb_value. Plain values travel by value:
+    /// null = None, bool, integers (as int64), double/float, string (UTF-8), byte[];
+    /// a <see cref="PyObject"/> travels as a borrowed handle.</summary>
+    internal static unsafe class Values
+    {
+        /// <summary>Bytes of scratch space the string/bytes payloads and keyword names need.</summary>
+        internal static int ScratchSize(object[] items, string[] kwnames)
+        {
+            int n = 0;
+            if (items != null)
+            {
+                for (int i = 0; i < items.Length; i++)
+                {
+                    string s = items[i] as string;
+                    if (s != null) n += Utf8.Strict.GetByteCount(s) + 1;
+                    else
+                    {
+                        byte[] b = items[i] as byte[];
+                        if (b != null) n += b.Length;
+                    }
+                }
+            }
+            if (kwnames != null)
+            {
+                for (int i = 0; i < kwnames.Length; i++)
+                {
+                    if (kwnames[i] == null) throw new ArgumentNullException("kwargs", "a keyword name is null");
+                    if (kwnames[i].IndexOf('\0') >= 0) throw new ArgumentException("a keyword name contains a NUL character", "kwargs");
+                    n += Utf8.Strict.GetByteCount(kwnames[i]) + 1;
+                }
+            }
+            return n;
+        }
+
+        /// <summary>Fills <paramref name="values"/> from <paramref name="items"/>, copying payloads into
+        /// <paramref name="scratch"/> at <paramref name="offset"/>. Each PyObject item gets a DangerousAddRef;
+        /// <paramref name="added"/> counts the items processed so <see cref="Unpin"/> releases exactly those.</summary>
+        internal static void Fill(object[] items, PybValue* values, byte* scratch, ref int offset, ref int added)
+        {
+            for (int i = 0; i < items.Length; i++)
+            {
+                ToValue(items[i], values + i, scratch, ref offset);
+                added = i + 1;
+            }
+        }
+
+        internal static void Unpin(object[] items, int added)
+        {
+            for (int i = 0; i < added; i++)
+            {
+                PyObject o = items[i] as PyObject;
+                if (o != null) o.Handle.DangerousRelease();
+            }
+        }
+
+        internal static void ToValue(object item, PybValue* v, byte* scratch, ref int offset)
+        {
+            v->Object = 0;
+            v->Str.Len = UIntPtr.Zero;
+            if (item == null) { v->Tag = Native.PYB_VALUE_NONE; return; }
+            if (item is long) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (long)item; return; }
+            if (item is int) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (int)item; return; }
+            if (item is double) { v->Tag = Native.PYB_VALUE_FLOAT; v->Float64 = (double)item; return; }
+            if (item is bool) { v->Tag = Native.PYB_VALUE_BOOL; v->Boolean = (bool)item ? (byte)1 : (byte)0; return; }
+            string s = item as string;
+            if (s != null)
+            {
+                int n;
+                fixed (char* c = s) n = Utf8.Strict.GetBytes(c, s.Length, scratch + offset, int.MaxValue);
+                v->Tag = Native.PYB_VALUE_STR;
+                v->Str.Ptr = (IntPtr)(scratch + offset);
+                v->Str.Len = (UIntPtr)n;
+                scratch[offset + n] = 0;
+                offset += n + 1;
+                return;
+            }
+            byte[] b = item as byte[];
+            if (b != null)
+            {
+                v->Tag = Native.PYB_VALUE_BYTES;
+                v->Str.Ptr = (IntPtr)(scratch + offset);
+                v->Str.Len = (UIntPtr)b.Length;
+                if (b.Length > 0) Marshal.Copy(b, 0, (IntPtr)(scratch + offset), b.Length);
+                offset += b.Length;
+                return;
+            }
+            PyObject o = item as PyObject;
+            if (o != null)
+            {
+                bool ok = false;
+                o.Handle.DangerousAddRef(ref ok); // throws ObjectDisposedException when disposed
+                v->Tag = Native.PYB_VALUE_OBJECT;
+                v->Object = o.Handle.Raw;
+                return;
+            }
+            if (item is float) { v->Tag = Native.PYB_VALUE_FLOAT; v->Float64 = (float)item; return; }
+            if (item is short) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (short)item; return; }
+            if (item is byte) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (byte)item; return; }
+            if (item is sbyte) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (sbyte)item; return; }
+            if (item is ushort) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (ushort)item; return; }
+            if (item is uint) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (uint)item; return; }
+            if (item is ulong)
+            {
+                ulong u = (ulong)item;
+                if (u > long.MaxValue) throw new OverflowException("ulong " + u + " does not fit in int64; pass a PyObject instead");
+                v->Tag = Native.PYB_VALUE_INT; v->Int64 = (long)u; return;
+            }
+            throw new ArgumentException("cannot pass a " + item.GetType().FullName +
+                " to Python: use null, bool, an integer type, double, float, string, byte[] or PyObject");
+        }
+
+        /// <summary>Converts a result value; an OBJECT result becomes an owned PyObject.
+        /// STR/BYTES results are copied at once (they point into a per-thread buffer).</summary>
+        internal static object FromValue(ref PybValue v)
+        {
+            switch (v.Tag)
+            {
+                case Native.PYB_VALUE_NONE: return null;
+                case Native.PYB_VALUE_BOOL: return v.Boolean != 0;
+                case Native.PYB_VALUE_INT: return v.Int64;
+                case Native.PYB_VALUE_FLOAT: return v.Float64;
+                case Native.PYB_VALUE_STR: return Utf8.Decode((byte*)v.Str.Ptr, checked((int)(ulong)v.Str.Len));
+                case Native.PYB_VALUE_BYTES:
+                    {
+                        byte[] b = new byte[checked((int)(ulong)v.Str.Len)];
+                        if (b.Length > 0) Marshal.Copy(v.Str.Ptr, b, 0, b.Length);
+                        return b;
+                    }
+                case Native.PYB_VALUE_OBJECT: return new PyObject(v.Object);
+                default: throw new PyBridgeException("pybridge returned an unknown value tag " + v.Tag);
+            }
+        }
+
+        /// <summary>Converts a result to T: plain values directly (int to double allowed,
+        /// int64 to int checked), a PyObject through its conversion functions (then disposed),
+        /// or any value to a PyObject.</summary>
+        internal static T To<T>(object value)
+        {
+            if (value is T)
+                return (T)value;
+            Type t = typeof(T);
+            if (t == typeof(object))
+                return (T)value;
+            if (t == typeof(PyObject))
+                return (T)(object)PyObject.From(value);
+            if (value == null)
+            {
+                if (!t.IsValueType || Nullable.GetUnderlyingType(t) != null)
+                    return default(T);
+                throw new InvalidCastException("Python returned None, which cannot convert to " + t.FullName);
+            }
+            PyObject o = value as PyObject;
+            if (o != null)
+            {
+                using (o)
+                {
+                    if (t == typeof(long)) return (T)(object)o.ToInt64();
+                    if (t == typeof(int)) return (T)(object)checked((int)o.ToInt64());
+                    if (t == typeof(double)) return (T)(object)o.ToDouble();
+                    if (t == typeof(bool)) return (T)(object)o.ToBoolean();
+                    if (t == typeof(string)) return (T)(object)o.AsString();
+                    if (t == typeof(byte[])) return (T)(object)o.ToBytes();
+                }
+                throw new InvalidCastException("cannot convert a Python object to " + t.FullName);
+            }
+            if (value is long)
+            {
+                long l = (long)value;
+                if (t == typeof(int)) return (T)(object)checked((int)l);
+                if (t == typeof(double)) return (T)(object)(double)l;
+            }
+            throw new InvalidCastException("cannot convert " + value.GetType().FullName + " (" + value + ") to " + t.FullName);
+        }
+    }
+}

@@ -402,11 +402,8 @@ impl EngineShutdown {
             }
             // SAFETY: GIL held on this thread.
             let py = unsafe { Python::assume_attached() };
-            let threads = interpreter::python_threads(py).unwrap_or_else(|err| {
-                log::error!(
-                    "could not list Python threads: {}",
-                    interpreter::describe_error(py, &err)
-                );
+            let threads = interpreter::python_threads(py).unwrap_or_else(|error| {
+                log::error!("could not list Python threads: {}", error.message);
                 Vec::new()
             });
             let blocker = match threads.iter().find(|thread| !thread.daemon) {
@@ -770,6 +767,15 @@ fn guest_shutdown(
         }
         MutexGuard::unlocked(&mut life, || std::thread::sleep(Duration::from_millis(1)));
     }
+    // Handles and host functions die with the engine here too, but the host's
+    // interpreter lives on, so take its GIL the ordinary way to drop them.
+    MutexGuard::unlocked(&mut life, || {
+        // SAFETY: the guest interpreter is alive; PyGILState works on any of its threads.
+        let gstate = unsafe { ffi::PyGILState_Ensure() };
+        crate::object::on_engine_finalize();
+        // SAFETY: pairs with the Ensure above.
+        unsafe { ffi::PyGILState_Release(gstate) };
+    });
     gate::store(EngineWord::new(generation, GateState::Closed));
     INTERPRETER.store(std::ptr::null_mut(), Ordering::Release);
     life.phase = Phase::Uninitialized;

@@ -162,10 +162,30 @@ pub(crate) fn acquire(slot: &ThreadSlot) -> Result<u64> {
                 "GIL scopes nest at most {MAX_POSITION} deep on one thread; release some first"
             )));
         }
+        // An open scope normally means the GIL is held, but code inside it may
+        // have given the GIL away (a ctypes call, Py_BEGIN_ALLOW_THREADS) and
+        // called back into pybridge: then this scope must take it back.
+        // SAFETY: a plain load (global on 3.11, thread-local from 3.12).
+        if unsafe { ffi::compat::PyThreadState_GetUnchecked() } != owner.tstate {
+            return retake_nested(slot, owner);
+        }
         owner.depth += 1;
         return Ok(make_token(slot, owner, TokenKind::Gil, owner.depth));
     }
     acquire_outermost(slot, owner)
+}
+
+#[cold]
+#[inline(never)]
+fn retake_nested(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
+    slot.set_activity(Activity::WaitingForGil);
+    // SAFETY: this thread's own state, saved by whoever released the GIL under
+    // the open scope; the thread is busy, so the interpreter is alive.
+    unsafe { ffi::PyEval_RestoreThread(owner.tstate) };
+    slot.set_activity(Activity::HoldingGil);
+    owner.depth += 1;
+    owner.retaken.push(owner.depth);
+    Ok(make_token(slot, owner, TokenKind::Gil, owner.depth))
 }
 
 #[inline]
@@ -306,7 +326,9 @@ fn may_touch_cpython(slot: &ThreadSlot, word: EngineWord) -> bool {
 fn holds_gil(slot: &ThreadSlot) -> bool {
     let owner = slot.owner();
     if owner.depth > 0 {
-        return true;
+        // Busy already, so CPython is alive; the GIL may have been given away inside the scope.
+        // SAFETY: a plain load.
+        return unsafe { ffi::compat::PyThreadState_GetUnchecked() } == owner.tstate;
     }
     let was_busy = slot.busy.load(Ordering::Relaxed);
     let word = gate::enter(&slot.busy);
@@ -323,6 +345,12 @@ pub(crate) fn release(slot: &ThreadSlot, value: u64) -> Result<()> {
     let expected = make_token(slot, owner, TokenKind::Gil, owner.depth);
     if owner.depth == 0 || value != expected {
         return Err(misplaced_token(value, Some(slot)));
+    }
+    if owner.retaken.last() == Some(&owner.depth) {
+        owner.retaken.pop();
+        // Hand the GIL back to whoever gave it away under the enclosing scope.
+        // SAFETY: this thread holds the GIL on `owner.tstate`.
+        unsafe { ffi::PyEval_SaveThread() };
     }
     owner.depth -= 1;
     if owner.depth == 0 {

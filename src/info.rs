@@ -4,8 +4,6 @@ use std::ffi::{CStr, c_char};
 
 use pyo3::ffi;
 
-use pyo3::prelude::*;
-
 use crate::gil::GilScope;
 
 /// pybridge's version, e.g. `"0.1.0"`. Static string; any thread.
@@ -38,10 +36,22 @@ pub fn python_info() -> String {
         .to_string();
     let prefix = GilScope::acquire()
         .ok()
-        .and_then(|scope| {
-            let sys = scope.python().import("sys").ok()?;
-            let prefix = sys.getattr("prefix").ok()?;
-            Some(prefix.to_string())
+        .and_then(|_scope| {
+            // SAFETY: the scope holds the GIL; sys.prefix is a borrowed str (raw C
+            // API: pyo3's error and name caches outlive an interpreter).
+            unsafe {
+                let prefix = ffi::PySys_GetObject(c"prefix".as_ptr());
+                let utf8 = if prefix.is_null() {
+                    std::ptr::null()
+                } else {
+                    ffi::PyUnicode_AsUTF8(prefix)
+                };
+                if utf8.is_null() {
+                    ffi::PyErr_Clear();
+                    return None;
+                }
+                Some(CStr::from_ptr(utf8).to_string_lossy().into_owned())
+            }
         })
         .unwrap_or_else(|| "(engine not running)".to_string());
     format!(

@@ -6,9 +6,7 @@
 
 use std::ffi::{CStr, CString};
 
-use pyo3::prelude::*;
-use pyo3::types::{PyList, PyModule};
-use pyo3::{PyErr, ffi};
+use pyo3::{Python, ffi};
 
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
@@ -63,13 +61,74 @@ def extend_path(virtual_env, paths):
     sys.path[0:0] = list(paths)
 ";
 
+/// An owned reference, released on drop. Everything here uses the raw C API:
+/// pyo3's `PyErr` and interned names keep objects in process-wide statics that
+/// outlive an interpreter (a double free after a restart was measured on 3.12).
+struct Owned(*mut ffi::PyObject);
+
+impl Owned {
+    /// Takes a new reference from a C API call; NULL means a Python error.
+    fn new(py: Python<'_>, object: *mut ffi::PyObject) -> Result<Owned> {
+        if object.is_null() {
+            Err(crate::error::python_error(py))
+        } else {
+            Ok(Owned(object))
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: every `Owned` lives inside a region that holds the GIL.
+        unsafe { ffi::Py_DECREF(self.0) };
+    }
+}
+
 /// The engine's helper module, compiled once per interpreter (it is kept in
 /// `sys.modules`, so its exception class has one identity hosts can catch).
-fn helpers(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    match py.import("_pybridge_engine") {
-        Ok(module) => Ok(module),
-        Err(_) => PyModule::from_code(py, HELPERS, c"<pybridge>", c"_pybridge_engine"),
+fn helpers(py: Python<'_>) -> Result<Owned> {
+    // SAFETY: GIL held (the `py` token says so).
+    unsafe {
+        let existing = ffi::PyImport_ImportModule(c"_pybridge_engine".as_ptr());
+        if !existing.is_null() {
+            return Ok(Owned(existing));
+        }
+        ffi::PyErr_Clear();
+        let code = Owned::new(
+            py,
+            ffi::Py_CompileString(HELPERS.as_ptr(), c"<pybridge>".as_ptr(), ffi::Py_file_input),
+        )?;
+        Owned::new(
+            py,
+            ffi::PyImport_ExecCodeModuleEx(
+                c"_pybridge_engine".as_ptr(),
+                code.0,
+                c"<pybridge>".as_ptr(),
+            ),
+        )
     }
+}
+
+/// Calls `_pybridge_engine.<name>(*args)`; steals nothing.
+fn call_helper(py: Python<'_>, name: &CStr, args: &[*mut ffi::PyObject]) -> Result<Owned> {
+    let module = helpers(py)?;
+    // SAFETY: GIL held; `args` are live references the caller keeps.
+    unsafe {
+        let function = Owned::new(py, ffi::PyObject_GetAttrString(module.0, name.as_ptr()))?;
+        let tuple = Owned::new(py, ffi::PyTuple_New(args.len() as ffi::Py_ssize_t))?;
+        for (index, arg) in args.iter().enumerate() {
+            ffi::Py_INCREF(*arg);
+            ffi::PyTuple_SetItem(tuple.0, index as ffi::Py_ssize_t, *arg);
+        }
+        Owned::new(py, ffi::PyObject_CallObject(function.0, tuple.0))
+    }
+}
+
+fn text(py: Python<'_>, value: &str) -> Result<Owned> {
+    // SAFETY: GIL held; the bytes are valid UTF-8 of the given length.
+    Owned::new(py, unsafe {
+        ffi::PyUnicode_FromStringAndSize(value.as_ptr().cast(), value.len() as ffi::Py_ssize_t)
+    })
 }
 
 /// Starts CPython on the calling thread and returns its main thread state with
@@ -111,24 +170,40 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
         }
         let py = Python::assume_attached();
         if let Err(error) = prepare(py, config) {
-            let message = describe_error(py, &error);
             ffi::Py_FinalizeEx();
             return Err(Error::new(
                 PYB_E_INIT_FAILED,
-                format!("Python started but could not be set up: {message}"),
+                format!("Python started but could not be set up: {}", error.message),
             ));
         }
         Ok(ffi::PyEval_SaveThread())
     }
 }
 
-fn prepare(py: Python<'_>, config: &EngineConfig) -> PyResult<()> {
+fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
     // Importing threading here makes this thread threading's main thread.
-    py.import("threading")?;
-    let paths = PyList::new(py, &config.module_search_paths)?;
-    helpers(py)?
-        .getattr("extend_path")?
-        .call1((config.virtual_env.as_deref(), paths))?;
+    // SAFETY: GIL held.
+    Owned::new(py, unsafe {
+        ffi::PyImport_ImportModule(c"threading".as_ptr())
+    })?;
+    // SAFETY: GIL held.
+    let paths = Owned::new(py, unsafe { ffi::PyList_New(0) })?;
+    for path in &config.module_search_paths {
+        let item = text(py, path)?;
+        // SAFETY: GIL held; both are live.
+        if unsafe { ffi::PyList_Append(paths.0, item.0) } != 0 {
+            return Err(crate::error::python_error(py));
+        }
+    }
+    let virtual_env = match &config.virtual_env {
+        Some(path) => text(py, path)?,
+        // SAFETY: Py_None is immortal enough to borrow; Owned releases the new reference.
+        None => unsafe {
+            ffi::Py_INCREF(ffi::Py_None());
+            Owned(ffi::Py_None())
+        },
+    };
+    call_helper(py, c"extend_path", &[virtual_env.0, paths.0])?;
     Ok(())
 }
 
@@ -170,29 +245,34 @@ fn c_text(text: *const std::ffi::c_char) -> String {
         .into_owned()
 }
 
-/// "Type: message", for errors raised by the engine's own Python code.
-pub(crate) fn describe_error(py: Python<'_>, error: &PyErr) -> String {
-    let type_name = error
-        .get_type(py)
-        .name()
-        .map(|name| name.to_string())
-        .unwrap_or_else(|_| "Exception".to_string());
-    format!("{type_name}: {}", error.value(py))
-}
-
 /// The interpreter's Python-created threads that are still alive. GIL held.
-pub(crate) fn python_threads(py: Python<'_>) -> PyResult<Vec<PythonThread>> {
-    let rows: Vec<(u64, Option<i64>, String, bool)> =
-        helpers(py)?.getattr("python_threads")?.call0()?.extract()?;
-    Ok(rows
-        .into_iter()
-        .map(|(ident, native_id, name, daemon)| PythonThread {
-            ident,
-            native_id,
-            name,
-            daemon,
-        })
-        .collect())
+pub(crate) fn python_threads(py: Python<'_>) -> Result<Vec<PythonThread>> {
+    let rows = call_helper(py, c"python_threads", &[])?;
+    // SAFETY: GIL held; the helper returns a list of (int, int|None, str, bool) tuples.
+    unsafe {
+        let count = ffi::PyList_Size(rows.0);
+        let mut threads = Vec::with_capacity(count.max(0) as usize);
+        for index in 0..count {
+            let row = ffi::PyList_GetItem(rows.0, index);
+            let field = |at: ffi::Py_ssize_t| ffi::PyTuple_GetItem(row, at);
+            let native_id = field(1);
+            let name = ffi::PyUnicode_AsUTF8(field(2));
+            threads.push(PythonThread {
+                ident: ffi::PyLong_AsUnsignedLongLong(field(0)),
+                native_id: (native_id != ffi::Py_None()).then(|| ffi::PyLong_AsLongLong(native_id)),
+                name: if name.is_null() {
+                    "?".to_string()
+                } else {
+                    CStr::from_ptr(name).to_string_lossy().into_owned()
+                },
+                daemon: ffi::PyObject_IsTrue(field(3)) == 1,
+            });
+        }
+        if !ffi::PyErr_Occurred().is_null() {
+            return Err(crate::error::python_error(py));
+        }
+        Ok(threads)
+    }
 }
 
 /// Raises an exception asynchronously in each thread (by thread ident); it
@@ -204,14 +284,15 @@ pub(crate) fn python_threads(py: Python<'_>) -> PyResult<Vec<PythonThread>> {
 pub(crate) fn interrupt(py: Python<'_>, python_threads: &[u64], host_threads: &[u64]) {
     // SAFETY: static exception type objects.
     let (system_exit, fallback) = unsafe { (ffi::PyExc_SystemExit, ffi::PyExc_KeyboardInterrupt) };
-    let host_exception = helpers(py)
-        .and_then(|module| module.getattr("ShutdownInterrupt"))
-        .map(|class| class.into_ptr())
-        .unwrap_or(fallback);
-    for (idents, exception) in [
-        (python_threads, system_exit),
-        (host_threads, host_exception),
-    ] {
+    // The module in sys.modules keeps the class alive while it is pending.
+    let host_exception = helpers(py).and_then(|module| {
+        // SAFETY: GIL held.
+        Owned::new(py, unsafe {
+            ffi::PyObject_GetAttrString(module.0, c"ShutdownInterrupt".as_ptr())
+        })
+    });
+    let host_type = host_exception.as_ref().map_or(fallback, |class| class.0);
+    for (idents, exception) in [(python_threads, system_exit), (host_threads, host_type)] {
         for ident in idents {
             // SAFETY: GIL held; `exception` is a live type object.
             unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, exception) };

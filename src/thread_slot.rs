@@ -54,6 +54,10 @@ pub(crate) struct OwnerState {
     pub borrowed: bool,
     pub allow_frames: Vec<AllowFrame>,
     pub allow_serial: u32,
+    /// Depths of nested scopes that found the GIL given away under them (by
+    /// ctypes or a C extension's Py_BEGIN_ALLOW_THREADS inside an outer scope)
+    /// and took it back; their release gives it away again.
+    pub retaken: Vec<u32>,
 }
 
 pub(crate) struct ThreadSlot {
@@ -153,6 +157,7 @@ impl ThreadSlot {
                 borrowed: false,
                 allow_frames: Vec::new(),
                 allow_serial: 0,
+                retaken: Vec::new(),
             }),
         });
         let ptr = Arc::as_ptr(&slot);

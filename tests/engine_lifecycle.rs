@@ -394,8 +394,14 @@ plib = ctypes.PyDLL({library:?})
 assert plib.pyb_gil_held() == 1
 assert plib.pyb_gil_acquire(ctypes.byref(token)) == 0
 assert plib.pyb_gil_release(token) == 0
+handle = ctypes.c_uint64()
+assert lib.pyb_import(b"math", ctypes.byref(handle)) == 0
 assert lib.pyb_engine_shutdown(5000, 0) == 0
 assert lib.pyb_engine_state() == 0
+# Handles die with the guest engine too, even though Python lives on.
+assert lib.pyb_engine_initialize(None) == 0
+assert lib.pyb_object_release(handle) == -13, "PYB_E_BAD_HANDLE"
+assert lib.pyb_engine_shutdown(5000, 0) == 0
 print("guest ok, python alive:", sum(range(10)))
 "#
     );

@@ -337,3 +337,28 @@ fn a_pygilstate_state_deleted_by_the_host_is_not_reused() {
         assert_eq!(stats().thread_states_created, created_before + 2);
     });
 }
+
+#[test]
+fn a_scope_whose_gil_was_given_away_inside_takes_it_back() {
+    within(LIMIT, "ctypes inside a scope", || {
+        initialize();
+        // ctypes CFUNCTYPE calls release the GIL around the foreign call, inside
+        // our open scope; the called pybridge functions must notice.
+        let held = pyb_gil_held as *const () as usize;
+        let info = pybridge::info::pyb_python_info as *const () as usize;
+        let token = acquire();
+        run_held(&format!(
+            "import ctypes, sys\n\
+             held = ctypes.CFUNCTYPE(ctypes.c_int32)({held})()\n\
+             info = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)({info})\n\
+             buf = ctypes.create_string_buffer(4096)\n\
+             info(buf, 4096)\n\
+             prefix_ok = ('prefix: ' + sys.prefix) in buf.value.decode()\n"
+        ));
+        assert_eq!(eval_i64_held("held"), 0, "ctypes gave the GIL away");
+        assert_eq!(eval_i64_held("prefix_ok"), 1, "a nested scope took it back");
+        assert_eq!(pyb_gil_held(), 1);
+        ok(pyb_gil_release(token));
+        assert_eq!(pyb_gil_held(), 0);
+    });
+}

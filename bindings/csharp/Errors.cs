@@ -60,7 +60,8 @@ namespace PyBridge
         {
             string name = Name(status);
             string detail = LastError.Message;
-            string message = detail.Length == 0 ? name : name + ": " + detail;
+            // pybridge's message already starts with the function and status names.
+            string message = detail.Length == 0 ? name : detail;
             Exception e;
             switch (status)
             {

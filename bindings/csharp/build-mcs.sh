@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds bindings/csharp with Mono's mcs into OUT_DIR (argument 1), copies libpybridge.so
+# there (so DllImport("pybridge") finds it on Mono and CoreCLR alike) and writes
+# OUT_DIR/coreclr.runtimeconfig.json for `dotnet exec --runtimeconfig`.
+# PYB_LIB_DIR: where libpybridge.so is (default: ${CARGO_TARGET_DIR:-target}/release).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+OUT_DIR="$1"
+LIB_DIR="${PYB_LIB_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
+mkdir -p "$OUT_DIR"
+if [ ! -f "$LIB_DIR/libpybridge.so" ]; then
+  echo "error: $LIB_DIR/libpybridge.so not found (cargo build --release, or set PYB_LIB_DIR)" >&2
+  exit 1
+fi
+cp "$LIB_DIR/libpybridge.so" "$OUT_DIR/"
+mcs -nologo -warnaserror -unsafe -optimize+ -debug -target:library -out:"$OUT_DIR/PyBridge.dll" \
+  "$ROOT"/bindings/csharp/*.cs
+cat > "$OUT_DIR/coreclr.runtimeconfig.json" <<'JSON'
+{
+  "runtimeOptions": {
+    "tfm": "netcoreapp3.1",
+    "framework": { "name": "Microsoft.NETCore.App", "version": "3.1.0" }
+  }
+}
+JSON

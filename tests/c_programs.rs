@@ -157,3 +157,24 @@ fn header_compiles_alone_as_c11() {
 fn header_compiles_alone_as_cpp17() {
     compile_header_alone("g++", "-std=c++17", "header_alone.cpp");
 }
+
+#[test]
+fn objects_host_runs_the_issue_3_scenarios_from_c() {
+    let outcome = build_and_run(
+        "objects_host",
+        "tests/c/objects_host.c",
+        "objects_host: all checks passed",
+    );
+    for line in [
+        "objects_host: 20 runs x 50 messages: every callback arrived",
+        "objects_host: 1/0 -> PYB_E_PYTHON",
+        "objects_host: made-up handle -> PYB_E_BAD_HANDLE",
+        "objects_host: released handle -> PYB_E_BAD_HANDLE",
+    ] {
+        assert!(
+            outcome.stdout.lines().any(|printed| printed == line),
+            "missing line {line:?}\n{}",
+            outcome.describe()
+        );
+    }
+}

@@ -16,7 +16,8 @@ for version in ${PYB_EXTRA_PYTHONS:-3.10.13 3.12.1 3.13.0}; do
   echo "== CPython $version"
   if ! PYO3_PYTHON="$python" CARGO_TARGET_DIR="target/python-$version" \
       cargo nextest run --profile ci --test smoke --test gil_scopes --test shutdown \
-      --test engine_lifecycle --test c_programs; then
+      --test engine_lifecycle --test c_programs --test objects --test host_functions \
+      --test scenarios --test bad_input; then
     echo "== CPython $version: FAILED"
     status=1
   fi

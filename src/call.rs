@@ -482,18 +482,18 @@ pub unsafe extern "C" fn pyb_iter_next(
 /// optionally `self`, then the converted values; and the kwnames tuple.
 fn call_arguments(
     py: pyo3::Python<'_>,
-    receiver: Option<*mut ffi::PyObject>,
+    refs: &mut Refs,
+    receiver: *mut ffi::PyObject,
     args: &[pyb_value],
     kwnames: &[*const c_char],
-) -> Result<(Refs, *mut ffi::PyObject)> {
-    let mut refs = Refs::with_capacity(args.len() + 2);
+) -> Result<*mut ffi::PyObject> {
+    // Filled in place: the reference array is too big to move around by value
+    // on the hottest call path.
     refs.push(std::ptr::null_mut());
-    if let Some(receiver) = receiver {
-        refs.push(receiver);
-    }
+    refs.push(receiver);
     refs.push_values(args, "args")?;
     if kwnames.is_empty() {
-        return Ok((refs, std::ptr::null_mut()));
+        return Ok(std::ptr::null_mut());
     }
     // SAFETY: GIL held; the tuple is filled completely before use.
     unsafe {
@@ -512,7 +512,7 @@ fn call_arguments(
                 }
             }
         }
-        Ok((refs, names))
+        Ok(names)
     }
 }
 
@@ -556,7 +556,8 @@ pub unsafe extern "C" fn pyb_call(
         let gil = enter_for(callable)?;
         let py = gil.python();
         let function = new_reference(callable)?;
-        let (mut refs, names) = call_arguments(py, Some(function), args, kwnames)?;
+        let mut refs = Refs::with_capacity(args.len() + 2);
+        let names = call_arguments(py, &mut refs, function, args, kwnames)?;
         // The callable rides in slot 1 so that it is released with the arguments.
         // SAFETY: GIL held; `refs` holds [reserved, callable, args...].
         let result = unsafe {
@@ -598,7 +599,8 @@ pub unsafe extern "C" fn pyb_call_method(
         let gil = enter_for(object)?;
         let py = gil.python();
         let receiver = new_reference(object)?;
-        let (mut refs, names) = call_arguments(py, Some(receiver), args, kwnames)?;
+        let mut refs = Refs::with_capacity(args.len() + 2);
+        let names = call_arguments(py, &mut refs, receiver, args, kwnames)?;
         let method = new_str(py, method);
         // SAFETY: GIL held; `refs` holds [reserved, self, args...].
         let result = method.map(|method| unsafe {

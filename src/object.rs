@@ -182,7 +182,7 @@ pub(crate) fn borrow(handle: pyb_object) -> Result<*mut ffi::PyObject> {
 pub(crate) fn new_reference(handle: pyb_object) -> Result<*mut ffi::PyObject> {
     let object = borrow(handle)?;
     // SAFETY: GIL held; the handle keeps the object alive.
-    unsafe { ffi::Py_IncRef(object) };
+    unsafe { ffi::Py_INCREF(object) };
     Ok(object)
 }
 

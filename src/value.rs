@@ -234,7 +234,7 @@ pub(crate) fn to_python(value: &pyb_value) -> Result<*mut ffi::PyObject> {
         let object = match value.tag {
             PYB_VALUE_NONE => {
                 let none = ffi::Py_None();
-                ffi::Py_IncRef(none);
+                ffi::Py_INCREF(none);
                 return Ok(none);
             }
             PYB_VALUE_BOOL => {
@@ -243,7 +243,7 @@ pub(crate) fn to_python(value: &pyb_value) -> Result<*mut ffi::PyObject> {
                 } else {
                     ffi::Py_False()
                 };
-                ffi::Py_IncRef(truth);
+                ffi::Py_INCREF(truth);
                 return Ok(truth);
             }
             PYB_VALUE_INT => ffi::PyLong_FromLongLong(value.data.int64),
@@ -389,7 +389,7 @@ pub(crate) fn from_python(object: *mut ffi::PyObject) -> Result<pyb_value> {
             Some(Plain::Bytes(bytes)) => buffered(PYB_VALUE_BYTES, bytes),
             None => return object::insert(object).map(pyb_value::from_object),
         };
-        ffi::Py_DecRef(object);
+        ffi::Py_DECREF(object);
         Ok(value)
     }
 }

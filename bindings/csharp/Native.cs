@@ -94,6 +94,13 @@ namespace PyBridge.Interop
         public const uint PYB_SHUTDOWN_INTERRUPT = 1;
         public const uint PYB_FN_RELEASE_GIL = 1;
 
+        public const int PYB_LOG_OFF = 0;
+        public const int PYB_LOG_ERROR = 1;
+        public const int PYB_LOG_WARN = 2;
+        public const int PYB_LOG_INFO = 3;
+        public const int PYB_LOG_DEBUG = 4;
+        public const int PYB_LOG_TRACE = 5;
+
         public const uint PYB_VALUE_NONE = 0;
         public const uint PYB_VALUE_BOOL = 1;
         public const uint PYB_VALUE_INT = 2;

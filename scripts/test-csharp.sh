@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the C# binding and its tests with Mono's mcs and runs every test on BOTH Mono and
+# CoreCLR 3.1 (dotnetcore2), each test in its own process under `timeout` (a shutdown finalizes
+# the process's interpreter, so engine tests cannot share a process). Installs the runtimes first
+# (scripts/install-csharp.sh); a missing runtime is a failure, never a skip. Ends with one line
+# "N passed, N failed" (totals over both runtimes); exits non-zero if anything failed.
+# PYB_LIB_DIR: where libpybridge.so is (default ${CARGO_TARGET_DIR:-target}/release, built here).
+# PYB_CS_TESTS="A B": run only these tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+bash scripts/install-csharp.sh || echo "warning: scripts/install-csharp.sh failed" >&2
+set -e
+source scripts/env.sh
+set +e
+if [ -z "${PYB_LIB_DIR:-}" ]; then
+  cargo build --release || { echo "0 passed, 1 failed"; exit 1; }
+fi
+OUT="${CARGO_TARGET_DIR:-target}/csharp-tests"
+if ! bash bindings/csharp/build-mcs.sh "$OUT" ||
+   ! mcs -nologo -warnaserror -unsafe -debug -r:"$OUT/PyBridge.dll" -r:System.Core.dll \
+       -out:"$OUT/tests.exe" tests/csharp/*.cs; then
+  echo "C# build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+DOTNET="$ROOT/.deps/dotnetcore2/dotnetcore2/bin/dotnet"
+export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PYB_ROOT="$ROOT"
+PER_TEST_TIMEOUT="${PYB_CS_TEST_TIMEOUT:-120}"
+
+passed=0
+failed=0
+run_test() { # runtime test
+  case "$1" in
+    mono) timeout -k 5 "$PER_TEST_TIMEOUT" mono --debug "$OUT/tests.exe" "$2" ;;
+    coreclr) timeout -k 5 "$PER_TEST_TIMEOUT" "$DOTNET" exec --runtimeconfig "$OUT/coreclr.runtimeconfig.json" "$OUT/tests.exe" "$2" ;;
+  esac
+}
+for runtime in mono coreclr; do
+  echo "== C# tests on $runtime"
+  if [ "$runtime" = mono ] && ! command -v mono >/dev/null 2>&1; then
+    echo "FAIL: mono not found"; failed=$((failed + 1)); continue
+  fi
+  if [ "$runtime" = coreclr ] && [ ! -x "$DOTNET" ]; then
+    echo "FAIL: $DOTNET not found"; failed=$((failed + 1)); continue
+  fi
+  tests="${PYB_CS_TESTS:-$(run_test "$runtime" --list)}"
+  if [ -z "$tests" ]; then
+    echo "FAIL: could not list the tests on $runtime"; failed=$((failed + 1)); continue
+  fi
+  for t in $tests; do
+    log="$(run_test "$runtime" "$t" 2>&1)"
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q "^PASS $t " <<<"$log"; then
+      passed=$((passed + 1))
+      echo "[$runtime] $(grep "^PASS $t " <<<"$log")"
+      grep "^  " <<<"$log" | sed "s/^/[$runtime]/"
+    else
+      failed=$((failed + 1))
+      [ $rc -eq 124 ] && echo "[$runtime] FAIL $t: killed by timeout after ${PER_TEST_TIMEOUT}s"
+      echo "[$runtime] FAIL $t (exit $rc):"
+      sed 's/^/    /' <<<"$log"
+    fi
+  done
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,783 @@
+// The C# binding's tests. Each runs in its own process (see Runner.cs); each starts the engine itself.
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+using System.Threading;
+using PyBridge;
+using PyBridge.Interop;
+
+public static class Tests
+{
+    static string Root { get { return Environment.GetEnvironmentVariable("PYB_ROOT") ?? "."; } }
+
+    static readonly TimeSpan Ten = TimeSpan.FromSeconds(10);
+
+    static void BusyFor(TimeSpan t)
+    {
+        Stopwatch s = Stopwatch.StartNew();
+        long x = 0;
+        while (s.Elapsed < t) for (int i = 0; i < 10000; i++) x += i % 7;
+        GC.KeepAlive(x);
+    }
+
+    // A daemon Python thread that increments ticker.count every `period` seconds.
+    static void StartTicker(double period)
+    {
+        PyEngine.Run(@"
+import threading
+class _Ticker:
+    def __init__(self, period):
+        self.count = 0
+        self.period = period
+        self.stop = threading.Event()
+    def run(self):
+        while not self.stop.wait(self.period):
+            self.count += 1
+ticker = _Ticker(" + period.ToString(System.Globalization.CultureInfo.InvariantCulture) + @")
+threading.Thread(target=ticker.run, daemon=True).start()
+");
+    }
+
+    static long Ticks() { return PyEngine.Eval<long>("ticker.count"); }
+
+    // ---------------------------------------------------------------- ABI and coverage
+
+    [Test]
+    public static void NativeDeclarationsMatchHeader()
+    {
+        string header = File.ReadAllText(Path.Combine(Root, "bindings/c/pybridge.h"));
+        var declared = new SortedSet<string>();
+        foreach (Match m in Regex.Matches(header, @"^[A-Za-z_][^(/#\n]*?\b(pyb_[a-z0-9_]+)\(", RegexOptions.Multiline))
+            declared.Add(m.Groups[1].Value);
+        var imported = new SortedSet<string>();
+        foreach (MethodInfo m in typeof(Native).GetMethods(BindingFlags.Public | BindingFlags.Static))
+        {
+            var attr = (DllImportAttribute)m.GetCustomAttributes(typeof(DllImportAttribute), false).FirstOrDefault();
+            if (attr == null) continue;
+            Assert.Equal("pybridge", attr.Value, m.Name + " library");
+            imported.Add(attr.EntryPoint ?? m.Name);
+        }
+        Assert.True(declared.Count >= 40, "the header parse found " + declared.Count + " functions");
+        Assert.Equal("", string.Join(" ", declared.Except(imported)), "header functions without a DllImport");
+        Assert.Equal("", string.Join(" ", imported.Except(declared)), "DllImports not in the header");
+        // Every PYB_ constant in the header has the same value in Native.
+        foreach (Match m in Regex.Matches(header, @"^#define (PYB_[A-Z0-9_]+) (-?\d+)$", RegexOptions.Multiline))
+        {
+            FieldInfo f = typeof(Native).GetField(m.Groups[1].Value);
+            Assert.True(f != null, "Native declares " + m.Groups[1].Value);
+            Assert.Equal(m.Groups[2].Value, Convert.ToInt64(f.GetValue(null)).ToString(), m.Groups[1].Value);
+        }
+        if (IntPtr.Size == 8)
+        {
+            Assert.Equal(24, Marshal.SizeOf(typeof(PybValue)), "sizeof(pyb_value)");
+            Assert.Equal(48, Marshal.SizeOf(typeof(PybConfig)), "sizeof(pyb_config)");
+            Assert.Equal(48, Marshal.SizeOf(typeof(PybStats)), "sizeof(pyb_stats)");
+            Assert.Equal(16, Marshal.SizeOf(typeof(PybStr)), "sizeof(pyb_str)");
+        }
+        PybConfig c;
+        Assert.Equal(0, Native.pyb_config_default(out c), "pyb_config_default");
+        Assert.Equal(10000u, c.PreviousThreadsTimeoutMs, "default previous_threads_timeout_ms");
+    }
+
+    [Test]
+    public static void EveryPublicMemberIsTested()
+    {
+        string source = File.ReadAllText(Path.Combine(Root, "tests/csharp/Tests.cs"));
+        var missing = new List<string>();
+        foreach (Type t in typeof(PyEngine).Assembly.GetExportedTypes())
+        {
+            if (t.Namespace != "PyBridge" || typeof(Delegate).IsAssignableFrom(t)) continue;
+            if (source.IndexOf(t.Name, StringComparison.Ordinal) < 0) missing.Add(t.Name);
+            foreach (MemberInfo m in t.GetMembers(BindingFlags.Public | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly))
+            {
+                var method = m as MethodBase;
+                if (method != null && (method.IsSpecialName || method.IsConstructor)) continue;
+                if (t.IsEnum) continue;
+                string needle = m.Name == "Item" ? "[\"" : "." + m.Name; // the indexer: d["key"]
+                if (source.IndexOf(needle, StringComparison.Ordinal) < 0)
+                    missing.Add(t.Name + "." + m.Name);
+            }
+        }
+        Assert.Equal("", string.Join(", ", missing.Distinct()), "public members never named in Tests.cs");
+    }
+
+    // ---------------------------------------------------------------- engine
+
+    [Test]
+    public static void LifecycleVersionInfoStats()
+    {
+        Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state before");
+        PyEngineStats before = PyEngine.GetStats();
+        PyEngine.Initialize();
+        PyEngine.Initialize(); // idempotent
+        Assert.Equal(PyEngineState.Running, PyEngine.State, "state after Initialize");
+        Assert.True(Regex.IsMatch(PyEngine.Version, @"^\d+\.\d+\.\d+"), "Version " + PyEngine.Version);
+        Assert.Contains("version: 3.", PyEngine.PythonInfo, "PythonInfo");
+        Assert.Equal(3L, PyEngine.Eval<long>("1 + 2"), "Eval");
+        PyEngine.Shutdown(Ten);
+        Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state after Shutdown");
+        PyEngineStats after = PyEngine.GetStats();
+        Assert.Equal(before.EnginesStarted + 1, after.EnginesStarted, "EnginesStarted");
+        Assert.Equal(before.InterpretersFinalized + 1, after.InterpretersFinalized, "InterpretersFinalized");
+        Assert.Equal(before.ShutdownTimeouts, after.ShutdownTimeouts, "ShutdownTimeouts");
+        Assert.True(after.ThreadStatesCreated >= 1, "ThreadStatesCreated " + after.ThreadStatesCreated);
+        Assert.True(after.ThreadStatesDeleted >= 0, "ThreadStatesDeleted");
+        // A second engine in the same process, from another thread.
+        Assert.Within(Ten, "re-initialize", () => { PyEngine.Initialize(); Assert.Equal(7L, PyEngine.Eval<long>("7"), "second engine"); });
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void InitializeWithOptions()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "pyb-cs-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "cs_mod.py"), "VALUE = 'from cs_mod'\n");
+            var options = new PyEngineOptions();
+            options.ModuleSearchPaths = new[] { dir };
+            options.Isolated = true;
+            options.PreviousThreadsTimeout = TimeSpan.FromSeconds(3);
+            options.PythonHome = null;
+            options.VirtualEnv = null;
+            PyEngine.Initialize(options);
+            using (PyObject m = PyEngine.Import("cs_mod"))
+                Assert.Equal("from cs_mod", m.GetAttr<string>("VALUE"), "module from ModuleSearchPaths");
+            Assert.Equal(dir, PyEngine.Eval<string>("__import__('sys').path[0]"), "sys.path[0]");
+            Assert.Equal(1L, PyEngine.Eval<long>("__import__('sys').flags.isolated"), "isolated");
+        }
+        finally { Directory.Delete(dir, true); }
+        PyEngine.Shutdown(Ten);
+        var bad = new PyEngineOptions();
+        bad.PythonHome = "/nonexistent/python/home";
+        Exception e = null;
+        try { PyEngine.Initialize(bad); } catch (Exception x) { e = x; }
+        Assert.True(e is PyBridgeException || e is ArgumentException, "bad PythonHome throws, got " + e);
+        Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state after a failed initialize");
+    }
+
+    [Test]
+    public static void LogCallbackReceivesRecords()
+    {
+        var records = new List<string>();
+        PyEngine.SetLogCallback((level, message) => { lock (records) records.Add(level + " " + message); }, PyLogLevel.Info);
+        PyEngine.Initialize();
+        PyEngine.Shutdown(Ten);
+        PyEngine.SetLogCallback(null, PyLogLevel.Off);
+        lock (records)
+        {
+            Assert.True(records.Any(r => r.StartsWith("Info ") && r.Contains("shutdown complete")), "log records: " + string.Join(" | ", records));
+            Assert.True(records.All(r => !r.StartsWith("Debug ") && !r.StartsWith("Trace ")), "no record above Info");
+        }
+        int n = records.Count;
+        PyEngine.Initialize();
+        PyEngine.Shutdown(Ten);
+        Assert.Equal(n, records.Count, "no records after SetLogCallback(null)");
+    }
+
+    // ---------------------------------------------------------------- values and objects
+
+    [Test]
+    public static void Conversions()
+    {
+        PyEngine.Initialize();
+        Assert.Equal(null, PyEngine.Eval("None"), "None");
+        Assert.Equal((object)true, PyEngine.Eval("True"), "bool");
+        Assert.Equal((object)(-5L), PyEngine.Eval("-5"), "int");
+        Assert.Equal((object)2.5, PyEngine.Eval("2.5"), "float");
+        Assert.Equal((object)"h\u00e9llo \u2603 \U0001D11E", PyEngine.Eval("'h\\xe9llo \\u2603 \\U0001D11E'"), "str");
+        Assert.Equal("a\0b", PyEngine.Eval<string>("'a\\0b'"), "str with NUL");
+        Assert.Bytes(new byte[] { 0, 1, 255 }, PyEngine.Eval<byte[]>("b'\\x00\\x01\\xff'"), "bytes");
+        Assert.Equal(long.MaxValue, PyEngine.Eval<long>("2**63 - 1"), "int64 max");
+        Assert.Equal(3.0, PyEngine.Eval<double>("3"), "int as double");
+        Assert.Equal(42, PyEngine.Eval<int>("42"), "int as int");
+        Assert.Throws<OverflowException>(null, () => PyEngine.Eval<int>("2**40"), "int64 to int");
+        Assert.Throws<InvalidCastException>(null, () => PyEngine.Eval<long>("None"), "None as long");
+        Assert.Equal(null, PyEngine.Eval<long?>("None"), "None as long?");
+        using (PyObject big = (PyObject)PyEngine.Eval("2**70"))
+        {
+            Assert.Throws<OverflowException>("PYB_E_OUT_OF_RANGE", () => big.ToInt64(), "2**70 ToInt64");
+            Assert.Equal(Math.Pow(2, 70), big.ToDouble(), "2**70 ToDouble");
+            Assert.Equal("1180591620717411303424", big.ToString(), "ToString is str()");
+        }
+        using (PyObject o = PyObject.From(123L)) Assert.Equal(123L, o.ToInt64(), "From(long)");
+        using (PyObject o = PyObject.From(0.25)) Assert.Equal(0.25, o.ToDouble(), "From(double)");
+        using (PyObject o = PyObject.From(true)) Assert.Equal(true, o.ToBoolean(), "From(bool)");
+        using (PyObject o = PyObject.From("\u2603")) Assert.Equal("\u2603", o.AsString(), "From(string)");
+        using (PyObject o = PyObject.From(new byte[] { 9, 8 })) Assert.Bytes(new byte[] { 9, 8 }, o.ToBytes(), "From(byte[])");
+        using (PyObject o = PyObject.From((object)7))
+        {
+            Assert.Equal(7L, o.As<long>(), "As<long>");
+            Assert.Equal(7, o.As<int>(), "As<int>");
+            Assert.Equal(7.0, o.As<double>(), "As<double>");
+            Assert.Equal(true, o.As<bool>(), "As<bool>");
+            Assert.Throws<InvalidCastException>("PYB_E_WRONG_TYPE", () => o.As<string>(), "int As<string>");
+            Assert.Throws<InvalidCastException>("PYB_E_WRONG_TYPE", () => o.As<byte[]>(), "int As<byte[]>");
+            using (PyObject c = o.As<PyObject>()) Assert.Equal(7L, c.ToInt64(), "As<PyObject>");
+        }
+        using (PyObject s = PyObject.From("x"))
+            Assert.Throws<InvalidCastException>("PYB_E_WRONG_TYPE", () => s.ToInt64(), "str ToInt64");
+        using (PyObject e = PyObject.From(""))
+            Assert.Equal(false, e.ToBoolean(), "bool('')");
+        Assert.Throws<ArgumentException>(null, () => PyObject.From(new object()), "From(object)");
+        Assert.Throws<OverflowException>(null, () => PyObject.From((object)ulong.MaxValue), "From(ulong.MaxValue)");
+        Assert.Throws<ArgumentException>(null, () => PyEngine.Run("x = 1\0"), "code with NUL");
+        using (PyObject l = PyEngine.Eval<PyObject>("[1, 'two', 3.0, None, b'4']"))
+        {
+            Assert.Equal(5L, l.Length, "Length");
+            var items = l.Iterate().ToList();
+            Assert.Equal("1|two|3|null|System.Byte[]", string.Join("|", items.Select(i => i == null ? "null" : i.ToString())), "Iterate");
+        }
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void CallsPositionalAndKeyword()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("def f(a, b=2, *rest, c=3, **kw):\n    return f'{a!r}-{b!r}-{rest!r}-{c!r}-{sorted(kw.items())!r}'\n" +
+                     "class K:\n    def m(self, x, y=0):\n        return x * 10 + y\nk = K()\n");
+        using (PyObject f = PyEngine.Eval<PyObject>("f"))
+        using (PyObject k = PyEngine.Eval<PyObject>("k"))
+        {
+            Assert.Equal((object)"1-2-()-3-[]", f.Call(1L), "Call");
+            Assert.Equal("'x'-True-(None, 1.5, b'z')-3-[]", f.Call<string>("x", true, null, 1.5, new byte[] { 122 }), "Call<T>");
+            var kw = new Dictionary<string, object> { { "c", "C" }, { "\u00e9t\u00e9", 1L } };
+            Assert.Equal((object)"5-6-()-'C'-[('\u00e9t\u00e9', 1)]", f.CallKw(new object[] { 5L, 6 }, kw), "CallKw");
+            Assert.Equal("5-2-()-3-[]", f.CallKw<string>(new object[] { 5L }, null), "CallKw<T> without kwargs");
+            Assert.Equal((object)42L, k.CallMethod("m", 4L, 2L), "CallMethod");
+            Assert.Equal(40L, k.CallMethod<long>("m", 4L), "CallMethod<T>");
+            Assert.Equal((object)13L, k.CallMethodKw("m", new object[] { 1L }, new Dictionary<string, object> { { "y", 3L } }), "CallMethodKw");
+            Assert.Equal(13L, k.CallMethodKw<long>("m", new object[] { 1L }, new Dictionary<string, object> { { "y", 3L } }), "CallMethodKw<T>");
+            // Many arguments (beyond the stack buffer) and a PyObject argument.
+            object[] many = Enumerable.Range(0, 40).Select(i => (object)(long)i).ToArray();
+            using (PyObject sum = PyEngine.Eval<PyObject>("lambda *a: sum(a)"))
+                Assert.Equal(780L, sum.Call<long>(many), "40 arguments");
+            using (PyObject list = PyObject.NewList(1L, 2L))
+            using (PyObject len = PyEngine.Eval<PyObject>("len"))
+                Assert.Equal(2L, len.Call<long>(list), "PyObject argument");
+            Assert.Throws<PythonException>("PYB_E_PYTHON", () => f.Call(), "missing argument");
+            Assert.Throws<PythonException>("PYB_E_PYTHON", () => k.CallMethod("nope"), "no such method");
+        }
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void AttributesItemsContainers()
+    {
+        PyEngine.Initialize();
+        using (PyObject ns = PyEngine.Eval<PyObject>("__import__('types').SimpleNamespace()"))
+        {
+            ns.SetAttr("x", 5L);
+            Assert.Equal((object)5L, ns.GetAttr("x"), "GetAttr");
+            Assert.Equal(5L, ns.GetAttr<long>("x"), "GetAttr<T>");
+            Assert.True(ns.HasAttr("x"), "HasAttr x");
+            Assert.True(!ns.HasAttr("y"), "HasAttr y");
+            Assert.Throws<PythonException>("PYB_E_PYTHON", () => ns.GetAttr("y"), "missing attribute");
+        }
+        using (PyObject d = PyObject.NewDict(new Dictionary<object, object> { { "a", 1L }, { 2L, "b" } }))
+        {
+            Assert.Equal((object)1L, d.GetItem("a"), "GetItem");
+            Assert.Equal("b", d.GetItem<string>(2L), "GetItem<T>");
+            d.SetItem("c", 3.5);
+            d["e"] = true;
+            Assert.Equal((object)3.5, d["c"], "indexer");
+            Assert.Equal(4L, d.Length, "dict Length");
+            var ex = Assert.Throws<PythonException>("PYB_E_PYTHON", () => d.GetItem("zz"), "missing key");
+            Assert.Equal("KeyError", ex.PythonTypeName, "KeyError");
+        }
+        using (PyObject t = PyObject.NewTuple(1L, "x", null))
+        {
+            Assert.Equal("(1, 'x', None)", t.CallMethod<string>("__repr__"), "NewTuple");
+            using (PyObject c = t.Clone())
+            {
+                Assert.True(c.DangerousGetHandle() != t.DangerousGetHandle(), "Clone is a second handle");
+                Assert.Equal(3L, c.Length, "clone Length");
+                Assert.True(c.SafeHandle is PyObjectHandle && !c.SafeHandle.IsInvalid, "SafeHandle is a PyObjectHandle");
+            }
+        }
+        using (PyObject l = PyObject.NewList()) Assert.Equal("[]", l.ToString(), "empty NewList");
+        using (PyObject nothing = PyObject.NewTuple()) Assert.Equal(0L, nothing.Length, "empty NewTuple");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void Scopes()
+    {
+        PyEngine.Initialize();
+        using (PyScope a = PyEngine.NewScope())
+        using (PyScope b = PyEngine.NewScope())
+        {
+            a.Run("x = 1");
+            b.Run("x = 2", "b.py");
+            Assert.Equal((object)1L, a.Eval("x"), "scope a");
+            Assert.Equal(2L, b.Eval<long>("x"), "scope b");
+            PyEngine.Run("y = x * 100", a);
+            Assert.Equal(100L, PyEngine.Eval<long>("y", a), "Run/Eval with a scope");
+            Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("x"), "__main__ does not see scope globals");
+            var e = Assert.Throws<PythonException>("PYB_E_PYTHON", () => b.Run("def g():\n    raise KeyError('k')\ng()", "script.py"), "raise in scope");
+            Assert.Contains("File \"script.py\", line 2, in g", e.PythonTraceback, "filename in traceback");
+        }
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void PythonExceptionsAndStatusMapping()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("class AppError(Exception):\n    pass\ndef boom():\n    raise AppError('bad thing')\n", null, "app.py");
+        var e = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("boom()"), "AppError");
+        Assert.Equal("__main__.AppError", e.PythonTypeName.Replace("builtins.", ""), "PythonTypeName");
+        Assert.Equal("bad thing", e.PythonMessage, "PythonMessage");
+        Assert.Contains("line 4, in boom", e.PythonTraceback, "PythonTraceback");
+        Assert.True(e.PythonTraceback.TrimEnd().EndsWith("AppError: bad thing"), "traceback ends with the exception: " + e.PythonTraceback);
+        Assert.Contains("bad thing", e.Message, "Message is pybridge's message");
+        // The last error is per thread and still readable right after the failure.
+        Assert.Equal("bad thing", LastError.PythonMessage, "LastError.PythonMessage");
+        Assert.Equal(e.PythonTypeName, LastError.PythonType, "LastError.PythonType");
+        Assert.Contains("AppError", LastError.PythonTraceback, "LastError.PythonTraceback");
+        Assert.Contains("bad thing", LastError.Message, "LastError.Message");
+        var syntax = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("def ("), "syntax error");
+        Assert.Equal("SyntaxError", syntax.PythonTypeName, "SyntaxError");
+        var missing = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Import("no_such_module_xyz"), "import");
+        Assert.Equal("ModuleNotFoundError", missing.PythonTypeName, "ModuleNotFoundError");
+        // One place maps statuses to exceptions.
+        var expected = new Dictionary<int, Type> {
+            { Native.PYB_E_NOT_INITIALIZED, typeof(InvalidOperationException) },
+            { Native.PYB_E_SHUTTING_DOWN, typeof(InvalidOperationException) },
+            { Native.PYB_E_GIL_NOT_HELD, typeof(InvalidOperationException) },
+            { Native.PYB_E_WRONG_THREAD, typeof(InvalidOperationException) },
+            { Native.PYB_E_BAD_TOKEN, typeof(InvalidOperationException) },
+            { Native.PYB_E_WOULD_DEADLOCK, typeof(InvalidOperationException) },
+            { Native.PYB_E_TIMEOUT, typeof(TimeoutException) },
+            { Native.PYB_E_NULL_ARGUMENT, typeof(ArgumentNullException) },
+            { Native.PYB_E_INVALID_ARGUMENT, typeof(ArgumentException) },
+            { Native.PYB_E_PYTHON, typeof(PythonException) },
+            { Native.PYB_E_INIT_FAILED, typeof(PyBridgeException) },
+            { Native.PYB_E_PANIC, typeof(PyBridgeException) },
+            { Native.PYB_E_BAD_HANDLE, typeof(ObjectDisposedException) },
+            { Native.PYB_E_WRONG_TYPE, typeof(InvalidCastException) },
+            { Native.PYB_E_OUT_OF_RANGE, typeof(OverflowException) },
+            { -99, typeof(PyBridgeException) } };
+        foreach (var kv in expected)
+        {
+            Exception x = PyStatus.ToException(kv.Key);
+            Assert.Equal(kv.Value, x.GetType(), "exception for " + PyStatus.Name(kv.Key));
+            Assert.Equal(PyStatus.Name(kv.Key), x.Data[PyStatus.DataKey] as string, "status in Data");
+        }
+        Assert.Equal("PYB_E_TIMEOUT", PyStatus.Name(-7), "PyStatus.Name");
+        Assert.Equal("PYB_E_UNKNOWN", PyStatus.Name(-99), "unknown status name");
+        PyStatus.Check(Native.PYB_OK);
+        Assert.Throws<ArgumentException>("PYB_E_INVALID_ARGUMENT", () => PyStatus.Check(Native.PYB_E_INVALID_ARGUMENT), "Check throws");
+        PyEngine.Shutdown(Ten);
+    }
+
+    // ---------------------------------------------------------------- GIL and threads
+
+    [Test]
+    public static void GilScopesNestAndMisuse()
+    {
+        PyEngine.Initialize();
+        Assert.True(!PyEngine.IsGilHeld, "no GIL after Initialize");
+        using (PyGil outer = PyEngine.Gil())
+        {
+            Assert.True(PyEngine.IsGilHeld, "GIL inside a scope");
+            using (PyEngine.Gil()) Assert.True(PyEngine.IsGilHeld, "nested");
+            Assert.True(PyEngine.IsGilHeld, "still held after the nested scope");
+            // Misuse: release on another thread, out of order.
+            Exception other = null;
+            var t = new Thread(() => { try { outer.Dispose(); } catch (Exception x) { other = x; } });
+            t.Start(); t.Join();
+            Assert.True(other is InvalidOperationException, "Dispose on another thread: " + other);
+            Assert.Equal("PYB_E_WRONG_THREAD", other.Data[PyStatus.DataKey] as string, "status");
+            PyGil inner = PyEngine.Gil();
+            Assert.Throws<InvalidOperationException>("PYB_E_BAD_TOKEN", () => outer.Dispose(), "out of LIFO order");
+            inner.Dispose();
+            inner.Dispose(); // twice: nothing
+        }
+        Assert.True(!PyEngine.IsGilHeld, "released");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void AllowThreadsRegions()
+    {
+        PyEngine.Initialize();
+        using (PyEngine.Gil())
+        {
+            using (PyAllowThreads region = PyEngine.AllowThreads())
+            {
+                Assert.True(!PyEngine.IsGilHeld, "no GIL inside AllowThreads");
+                using (PyEngine.Gil()) Assert.True(PyEngine.IsGilHeld, "a GIL scope inside the region");
+                region.Dispose();
+                Assert.True(PyEngine.IsGilHeld, "GIL back after the region");
+            }
+            PyThreadToken token = PyEngine.BeginAllowThreads();
+            Assert.True(!PyEngine.IsGilHeld, "no GIL after BeginAllowThreads");
+            Exception other = null;
+            var t = new Thread(() => { try { PyEngine.EndAllowThreads(token); } catch (Exception x) { other = x; } });
+            t.Start(); t.Join();
+            Assert.True(other is InvalidOperationException, "EndAllowThreads on another thread: " + other);
+            PyEngine.EndAllowThreads(token);
+            Assert.True(PyEngine.IsGilHeld, "GIL back after EndAllowThreads");
+            Assert.Throws<InvalidOperationException>("PYB_E_BAD_TOKEN", () => PyEngine.EndAllowThreads(token), "ended twice");
+        }
+        // Without the GIL, Begin/End is a no-op pair (pythonnet's pattern is always safe).
+        PyThreadToken noop = PyEngine.BeginAllowThreads();
+        PyEngine.EndAllowThreads(noop);
+        Assert.True(!PyEngine.IsGilHeld, "still no GIL");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void PythonThreadTicksDuringCSharpWork()
+    {
+        PyEngine.Initialize();
+        StartTicker(0.05);
+        long a = Ticks();
+        BusyFor(TimeSpan.FromMilliseconds(600)); // no GIL held: the Python thread runs
+        long b = Ticks();
+        Assert.True(b - a >= 6, "ticks during 600 ms of C# work without the GIL (50 ms period): " + (b - a));
+        // The measurement can fail: while this thread holds the GIL, the ticker cannot run.
+        // Read the counter with getattr, not Eval: evaluating bytecode lets CPython hand the GIL to
+        // a waiting thread (switch interval), a plain getattr on an instance does not.
+        using (PyObject ticker = PyEngine.Eval<PyObject>("ticker"))
+        using (PyEngine.Gil())
+        {
+            long c = ticker.GetAttr<long>("count");
+            BusyFor(TimeSpan.FromMilliseconds(400));
+            long d = ticker.GetAttr<long>("count");
+            Assert.Equal(c, d, "ticks while C# holds the GIL for 400 ms");
+            using (PyEngine.AllowThreads()) BusyFor(TimeSpan.FromMilliseconds(400));
+            long e = ticker.GetAttr<long>("count");
+            Assert.True(e - d >= 4, "ticks during 400 ms of AllowThreads: " + (e - d));
+        }
+        PyEngine.Run("ticker.stop.set()");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void SecondThreadImportsAndCalls()
+    {
+        PyEngine.Initialize();
+        string result = null;
+        Assert.Within(Ten, "second thread", () =>
+        {
+            using (PyObject json = PyEngine.Import("json"))
+                result = json.CallMethodKw<string>("dumps", new object[] { PyObject.NewList(3L, "a") }, new Dictionary<string, object> { { "separators", PyObject.NewTuple(",", ":") } });
+        });
+        Assert.Equal("[3,\"a\"]", result, "json.dumps from a second thread");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void EightThreadsTenThousandCallsEach()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("calls = 0\ndef add(a, b):\n    global calls\n    calls += 1\n    return a + b\n");
+        using (PyObject add = PyEngine.Eval<PyObject>("add"))
+        {
+            long total = 0;
+            var threads = new List<Thread>();
+            Exception failure = null;
+            for (int t = 0; t < 8; t++)
+            {
+                threads.Add(new Thread(() =>
+                {
+                    try
+                    {
+                        long sum = 0;
+                        for (long i = 0; i < 10000; i++) sum += add.Call<long>(i, 1L);
+                        Interlocked.Add(ref total, sum);
+                    }
+                    catch (Exception e) { failure = e; }
+                }));
+            }
+            Stopwatch sw = Stopwatch.StartNew();
+            Assert.Within(TimeSpan.FromSeconds(60), "8 x 10,000 calls", () =>
+            {
+                foreach (var t in threads) t.Start();
+                foreach (var t in threads) t.Join();
+            });
+            Assert.True(failure == null, "no thread failed: " + failure);
+            Assert.Equal(8L * 50005000L, total, "sum of add(i, 1) over 8 x 10,000 calls");
+            Assert.Equal(80000L, PyEngine.Eval<long>("calls"), "calls seen by Python");
+            Console.WriteLine("  8 threads x 10,000 calls: {0} ms ({1:F2} us per call)", sw.ElapsedMilliseconds, sw.Elapsed.TotalMilliseconds * 1000 / 80000);
+        }
+        PyEngine.Shutdown(Ten);
+    }
+
+    // ---------------------------------------------------------------- host functions
+
+    [Test]
+    public static void HostFunctionsArgumentsResultsErrors()
+    {
+        PyEngine.Initialize();
+        int before = PyEngine.RegisteredFunctionCount;
+        string seenTypes = null;
+        PyEngine.RegisterFunction("cs", "describe", args =>
+        {
+            seenTypes = string.Join(",", args.Select(x => x == null ? "null" : x.GetType().Name));
+            foreach (var x in args) { var p = x as PyObject; if (p != null) p.Dispose(); }
+            return args.Length;
+        });
+        Assert.Equal(3L, PyEngine.Eval<long>("__import__('cs').describe(None, True, 1)"), "int result");
+        Assert.Equal(5L, PyEngine.Eval<long>("__import__('cs').describe(1.5, 's', b'b', [1], 2**80)"), "5 args");
+        Assert.Equal("Double,String,Byte[],PyObject,PyObject", seenTypes, "argument types");
+        // Results of every kind.
+        object[] results = { null, true, 7L, 2.5, "\u2603", new byte[] { 1, 2 } };
+        PyEngine.RegisterFunction("cs", "pick", args => results[(long)args[0]]);
+        Assert.Equal("None|True|7|2.5|'\u2603'|b'\\x01\\x02'", PyEngine.Eval<string>("'|'.join(repr(__import__('cs').pick(i)) for i in range(6))"), "results");
+        // A PyObject argument kept past the call, and a PyObject result.
+        PyObject kept = null;
+        PyEngine.RegisterFunction("cs", "keep", args => { kept = (PyObject)args[0]; return kept; });
+        Assert.Equal(true, PyEngine.Eval<bool>("(lambda l: __import__('cs').keep(l) is l)([1, 2])"), "object identity");
+        Assert.Equal(2L, kept.Length, "argument kept after the call");
+        kept.Dispose();
+        // An exception in the delegate becomes pybridge.HostError with the .NET message.
+        PyEngine.RegisterFunction("cs", "fail", args => { throw new ArgumentException("no good"); });
+        var e = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("__import__('cs').fail()"), "delegate threw");
+        Assert.Equal("pybridge.HostError", e.PythonTypeName, "HostError");
+        Assert.Equal("System.ArgumentException: no good", e.PythonMessage, "HostError message");
+        Assert.Equal("System.ArgumentException: no good|True", CatchInPython(), "caught in Python as a RuntimeError");
+        // Unsupported result type: also a HostError, with the binding's message.
+        PyEngine.RegisterFunction("cs", "weird", args => new object());
+        var w = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("__import__('cs').weird()"), "bad result");
+        Assert.Contains("cannot pass a System.Object to Python", w.PythonMessage, "bad result message");
+        // Kept alive while registered: the lambdas above have no other reference.
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+        Assert.Equal(3L, PyEngine.Eval<long>("__import__('cs').describe(1, 2, 3)"), "callable after GC");
+        Assert.Equal(before + 5, PyEngine.RegisteredFunctionCount, "RegisteredFunctionCount");
+        // Called from a Python thread.
+        PyEngine.Run("import threading, cs\nout = []\nth = threading.Thread(target=lambda: out.append(cs.describe(1, 2)))\nth.start(); th.join()");
+        Assert.Equal(2L, PyEngine.Eval<long>("out[0]"), "called from a Python thread");
+        Assert.Throws<ArgumentException>("PYB_E_INVALID_ARGUMENT", () => PyEngine.RegisterFunction("a.b", "f", args => null), "dotted module");
+        Assert.Equal(before + 5, PyEngine.RegisteredFunctionCount, "a failed registration keeps nothing");
+        PyEngine.Shutdown(Ten);
+        Assert.Equal(0, PyEngine.RegisteredFunctionCount, "delegates let go at shutdown");
+    }
+
+    static string CatchInPython()
+    {
+        PyEngine.Run("import cs\ntry:\n    cs.fail()\nexcept RuntimeError as e:\n    caught = f'{e}|{isinstance(e, RuntimeError)}'\n");
+        return PyEngine.Eval<string>("caught");
+    }
+
+    [Test]
+    public static void HostFunctionReleasingTheGilLetsPythonRun()
+    {
+        PyEngine.Initialize();
+        StartTicker(0.05);
+        // work(ticker, ms) -> (ticks seen during the C# work, GIL held during it); the counter is
+        // read with getattr, which runs no bytecode and so never hands the GIL over.
+        PyHostFunction work = args =>
+        {
+            using (PyObject ticker = (PyObject)args[0])
+            {
+                long before = ticker.GetAttr<long>("count");
+                bool held = PyEngine.IsGilHeld;
+                BusyFor(TimeSpan.FromMilliseconds((long)args[1]));
+                return PyObject.NewTuple(ticker.GetAttr<long>("count") - before, held);
+            }
+        };
+        PyEngine.RegisterFunction("cs", "work", work, releaseGil: true);
+        PyEngine.RegisterFunction("cs", "work_holding", work);
+        PyEngine.Run("import cs\ndef timed(f, ms):\n    return f(ticker, ms)\n");
+        using (PyObject r = PyEngine.Eval<PyObject>("timed(cs.work, 600)"))
+        {
+            Assert.True(r.GetItem<long>(0L) >= 6, "ticks during a 600 ms release-GIL host function: " + r.GetItem<long>(0L));
+            Assert.Equal(false, r.GetItem<bool>(1L), "the release-GIL function runs without the GIL");
+        }
+        using (PyObject r = PyEngine.Eval<PyObject>("timed(cs.work_holding, 300)"))
+        {
+            Assert.Equal(0L, r.GetItem<long>(0L), "ticks during a 300 ms host function that keeps the GIL");
+            Assert.Equal(true, r.GetItem<bool>(1L), "the default policy keeps the GIL");
+        }
+        PyEngine.Run("ticker.stop.set()");
+        PyEngine.Shutdown(Ten);
+    }
+
+    // ---------------------------------------------------------------- shutdown and misuse
+
+    [Test]
+    public static void EndAllowThreadsThenShutdownFromAnotherThread()
+    {
+        PyEngine.Initialize();
+        StartTicker(0.1);
+        PyThreadToken token = PyEngine.BeginAllowThreads();
+        BusyFor(TimeSpan.FromMilliseconds(100));
+        PyEngine.EndAllowThreads(token);
+        TimeSpan took = Assert.Within(TimeSpan.FromSeconds(5), "Shutdown from another thread", () => PyEngine.Shutdown(TimeSpan.FromSeconds(3)));
+        Assert.True(took < TimeSpan.FromSeconds(3), "returned within its timeout: " + took.TotalMilliseconds + " ms");
+        Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state");
+        Console.WriteLine("  shutdown from another thread took {0:F1} ms", took.TotalMilliseconds);
+    }
+
+    [Test]
+    public static void ShutdownTimesOutWhileAnotherThreadHoldsTheGil()
+    {
+        PyEngine.Initialize();
+        long timeoutsBefore = PyEngine.GetStats().ShutdownTimeouts;
+        var holding = new ManualResetEventSlim();
+        var release = new ManualResetEventSlim();
+        var holder = new Thread(() => { using (PyEngine.Gil()) { holding.Set(); release.Wait(); } });
+        holder.Start();
+        Assert.True(holding.Wait(Ten), "holder took the GIL");
+        Stopwatch sw = Stopwatch.StartNew();
+        var e = Assert.Throws<TimeoutException>("PYB_E_TIMEOUT", () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(300)), "shutdown while another thread holds the GIL");
+        long ms = sw.ElapsedMilliseconds;
+        Assert.True(ms >= 290 && ms < 1300, "timed out after its 300 ms deadline: " + ms + " ms");
+        Assert.True(e.Message.Length > 20, "message names what blocked: " + e.Message);
+        Assert.Equal(PyEngineState.Running, PyEngine.State, "engine runs on after a timeout");
+        Assert.Equal(timeoutsBefore + 1, PyEngine.GetStats().ShutdownTimeouts, "ShutdownTimeouts");
+        release.Set();
+        holder.Join();
+        Assert.Within(Ten, "second shutdown", () => PyEngine.Shutdown(TimeSpan.FromSeconds(5)));
+        Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state");
+    }
+
+    [Test]
+    public static void ShutdownInsideAGilScopeWouldDeadlock()
+    {
+        PyEngine.Initialize();
+        using (PyEngine.Gil())
+            Assert.Throws<InvalidOperationException>("PYB_E_WOULD_DEADLOCK", () => PyEngine.Shutdown(Ten), "shutdown holding the GIL");
+        Assert.Throws<ArgumentOutOfRangeException>(null, () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(-5)), "negative timeout");
+        PyEngine.Shutdown(Timeout.InfiniteTimeSpan);
+    }
+
+    [Test]
+    public static void ShutdownInterruptStopsANonDaemonPythonThread()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("import threading, time\ndef spin():\n    while True:\n        time.sleep(0.01)\nthreading.Thread(target=spin, daemon=False).start()\n");
+        Assert.Throws<TimeoutException>("PYB_E_TIMEOUT", () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(200)), "a non-daemon thread blocks shutdown");
+        Assert.Within(Ten, "interrupting shutdown", () => PyEngine.Shutdown(TimeSpan.FromSeconds(5), interrupt: true));
+        Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state");
+    }
+
+    [Test]
+    public static void UseAfterShutdown()
+    {
+        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Run("1"), "Run before Initialize");
+        PyEngine.Initialize();
+        PyObject survivor = PyEngine.Eval<PyObject>("[1, 2, 3]");
+        PyScope scope = PyEngine.NewScope();
+        PyEngine.Shutdown(Ten);
+        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Run("1"), "Run");
+        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Eval("1"), "Eval");
+        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Import("os"), "Import");
+        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Gil(), "Gil");
+        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Shutdown(Ten), "Shutdown twice");
+        Assert.Throws<ObjectDisposedException>("PYB_E_BAD_HANDLE", () => survivor.ToInt64(), "object from a shut-down engine");
+        Assert.Throws<ObjectDisposedException>("PYB_E_BAD_HANDLE", () => scope.Run("x = 1"), "scope from a shut-down engine");
+        survivor.Dispose(); // releasing a stale handle is quiet
+        scope.Dispose();
+        // A new engine does not accept the old handles either.
+        PyEngine.Initialize();
+        PyObject old = PyEngine.Eval<PyObject>("object()");
+        PyEngine.Shutdown(Ten);
+        PyEngine.Initialize();
+        Assert.Throws<ObjectDisposedException>("PYB_E_BAD_HANDLE", () => old.Call(), "handle from an earlier engine");
+        old.Dispose();
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void DisposeTwiceAndUseAfterDispose()
+    {
+        PyEngine.Initialize();
+        PyObject o = PyEngine.Eval<PyObject>("[1]");
+        Assert.True(!o.IsDisposed, "not disposed yet");
+        o.Dispose();
+        o.Dispose();
+        Assert.True(o.IsDisposed, "IsDisposed");
+        Assert.Equal("<disposed PyObject>", o.ToString(), "ToString after Dispose");
+        Assert.Throws<ObjectDisposedException>(null, () => o.ToInt64(), "use after Dispose");
+        Assert.Throws<ObjectDisposedException>(null, () => o.DangerousGetHandle(), "DangerousGetHandle after Dispose");
+        using (PyObject len = PyEngine.Eval<PyObject>("len"))
+            Assert.Throws<ObjectDisposedException>(null, () => len.Call(o), "a disposed argument");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void ReleaseOnAnotherThreadWithoutTheGil()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("import weakref\nclass T: pass\nrefs = []\ndef make():\n    t = T()\n    refs.append(weakref.ref(t))\n    return t\n");
+        var objects = Enumerable.Range(0, 100).Select(i => PyEngine.Eval<PyObject>("make()")).ToList();
+        Assert.Equal(100L, PyEngine.Eval<long>("sum(r() is not None for r in refs)"), "alive before");
+        Assert.Within(Ten, "dispose on another thread", () =>
+        {
+            Assert.True(!PyEngine.IsGilHeld, "the other thread has no GIL");
+            foreach (var o in objects) o.Dispose();
+        });
+        Assert.Equal(0L, PyEngine.Eval<long>("sum(r() is not None for r in refs)"), "released after the queue drained");
+        PyEngine.Shutdown(Ten);
+    }
+
+    static WeakReference MakeGarbage(int n)
+    {
+        var list = Enumerable.Range(0, n).Select(i => PyEngine.Eval<PyObject>("make()")).ToList();
+        return new WeakReference(list[0]);
+    }
+
+    [Test]
+    public static void FinalizerReleasesHandlesWhileRunningAndAfterShutdown()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("import weakref\nclass T: pass\nrefs = []\ndef make():\n    t = T()\n    refs.append(weakref.ref(t))\n    return t\n");
+        WeakReference w = MakeGarbage(200);
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+        Assert.True(!w.IsAlive, "the PyObjects were collected");
+        Assert.Equal(0L, PyEngine.Eval<long>("sum(r() is not None for r in refs)"), "finalized handles released the objects");
+        // Now garbage that is finalized only after the engine is gone.
+        WeakReference late = MakeGarbage(200);
+        PyEngine.Shutdown(Ten);
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+        Assert.True(!late.IsAlive, "collected after shutdown");
+        // And after a restart the stale releases changed nothing in the new engine.
+        PyEngine.Initialize();
+        Assert.Equal(6L, PyEngine.Eval<long>("len([1, 2, 3]) * 2"), "new engine works");
+        PyEngine.Shutdown(Ten);
+    }
+
+    // ---------------------------------------------------------------- figures (never fail on them)
+
+    [Test]
+    public static void Benchmark()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("def add(a, b):\n    return a + b\n");
+        const int N = 200000;
+        using (PyObject add = PyEngine.Eval<PyObject>("add"))
+        {
+            for (int round = 0; round < 3; round++)
+            {
+                Stopwatch sw = Stopwatch.StartNew();
+                for (int i = 0; i < N; i++) Native.pyb_gil_held();
+                double empty = sw.Elapsed.TotalMilliseconds * 1e6 / N;
+                sw.Restart();
+                for (int i = 0; i < N; i++) using (PyEngine.Gil()) { }
+                double gil = sw.Elapsed.TotalMilliseconds * 1e6 / N;
+                sw.Restart();
+                long s = 0;
+                for (long i = 0; i < N; i++) s += add.Call<long>(i, 1L);
+                double call = sw.Elapsed.TotalMilliseconds * 1e6 / N;
+                sw.Restart();
+                using (PyEngine.Gil()) for (long i = 0; i < N; i++) s += add.Call<long>(i, 1L);
+                double callHeld = sw.Elapsed.TotalMilliseconds * 1e6 / N;
+                Console.WriteLine("  round {0}: P/Invoke pyb_gil_held {1:F1} ns | using (PyEngine.Gil()) {{}} {2:F1} ns | add.Call<long>(i, 1) {3:F1} ns ({4:F1}x the Gil scope) | same inside one Gil scope {5:F1} ns",
+                    round, empty, gil, call, call / gil, callHeld);
+                GC.KeepAlive(s);
+            }
+        }
+        PyEngine.Shutdown(Ten);
+    }
+}

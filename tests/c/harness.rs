@@ -1,9 +1,12 @@
-//! Builds and runs the C host programs for `tests/c_programs.rs` and
-//! `benches/gil_roundtrip.rs` (both include this file with `#[path]`).
+//! Builds and runs the C and C++ host programs for `tests/c_programs.rs`,
+//! `tests/cpp_programs.rs` and `benches/gil_roundtrip.rs` (all include this
+//! file with `#[path]`).
 //!
-//! Programs are compiled as strict C11 against the committed header and the
-//! Python pybridge was built with, linked to the `libpybridge.so` that Cargo
-//! built next to the running test or bench binary, and run under a deadline.
+//! C programs are compiled as strict C11 against the committed header and the
+//! Python pybridge was built with; C++ programs as strict C++17 against
+//! `bindings/cpp/pybridge.hpp`, which needs no CPython header. Both are linked to
+//! the `libpybridge.so` that Cargo built next to the running test or bench
+//! binary, and run under a deadline.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -21,6 +24,10 @@ pub fn repo_root() -> &'static Path {
 
 pub fn header_dir() -> PathBuf {
     repo_root().join("bindings/c")
+}
+
+pub fn cpp_header_dir() -> PathBuf {
+    repo_root().join("bindings/cpp")
 }
 
 /// Compiler and linker flags for embedding the build's Python, the equivalent of
@@ -153,6 +160,41 @@ pub fn build_c_program(source: &str, dir: &Path, optimize: &str) -> Result<PathB
     Ok(exe)
 }
 
+/// Compiles and links one C++ host program (`source`, relative to the
+/// repository root) into `dir` as strict C++17 with `extra` flags (sanitizers,
+/// say), against `bindings/cpp/pybridge.hpp` and libpybridge only: the C++
+/// wrapper needs no CPython header or library. The rpath to the build's
+/// libpython is the one libpybridge carries; it is repeated here so the
+/// linker finds libpython when it checks libpybridge's dependencies.
+pub fn build_cpp_program(
+    source: &str,
+    dir: &Path,
+    optimize: &str,
+    extra: &[&str],
+    exe_name: &str,
+) -> Result<PathBuf, String> {
+    let python = python_flags();
+    let lib_dir = pybridge_lib_dir();
+    let source = repo_root().join(source);
+    let exe = dir.join(exe_name);
+    let mut gxx = Command::new("g++");
+    gxx.arg("-std=c++17")
+        .args(STRICT)
+        .args([optimize, "-g", "-pthread"])
+        .args(extra)
+        .arg(format!("-I{}", cpp_header_dir().display()))
+        .arg(format!("-I{}", header_dir().display()))
+        .arg(&source)
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lpybridge")
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", python.libdir.display()));
+    run_compiler(gxx)?;
+    Ok(exe)
+}
+
 /// What a finished (or killed) program did.
 pub struct Outcome {
     pub status: ExitStatus,
@@ -201,6 +243,17 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>>
 /// Runs `exe` with `args`; kills it when it passes `deadline`. With `capture`
 /// false the program writes straight to this process's stdout and stderr.
 pub fn run_with_deadline(exe: &Path, args: &[&str], deadline: Duration, capture: bool) -> Outcome {
+    run_with_deadline_env(exe, args, deadline, capture, &[])
+}
+
+/// Like `run_with_deadline`, with extra environment variables for the program.
+pub fn run_with_deadline_env(
+    exe: &Path,
+    args: &[&str],
+    deadline: Duration,
+    capture: bool,
+    env: &[(&str, String)],
+) -> Outcome {
     let piped = || {
         if capture {
             Stdio::piped()
@@ -210,6 +263,7 @@ pub fn run_with_deadline(exe: &Path, args: &[&str], deadline: Duration, capture:
     };
     let mut child: Child = Command::new(exe)
         .args(args)
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(piped())
         .stderr(piped())

@@ -1,0 +1,996 @@
+// pybridge.hpp: header-only C++17 wrapper over pybridge's C ABI
+// (bindings/c/pybridge.h). Users need neither Python.h nor any CPython header.
+//
+// Types, in wasmtime's .hh style:
+//   Engine        the process's engine: initialize, shutdown from any thread,
+//                 register C++ callables as Python functions.
+//   Gil           scoped GIL acquisition; move-only; nests.
+//   AllowThreads  scoped release of the GIL inside a GIL scope (or inside a
+//                 host function), for long native work.
+//   Object        move-only owning handle to a Python object; copy with clone();
+//                 may be destroyed on any thread, with or without the GIL, even
+//                 after the engine shut down.
+//   Value         an owned value crossing the boundary: None, bool, int64, double,
+//                 str, bytes or an Object.
+//   Error         the exception every failing call throws: status, its name, the
+//                 message and, for Python errors, type, message and traceback.
+//
+// Threading: every call may be made on any thread and takes the GIL itself when
+// the thread does not hold it. Error details are per thread: an Error is built
+// on the thread whose call failed, right after it failed.
+//
+// Exceptions exist only on the C++ side: a host function that throws returns
+// an error status to pybridge, and Python sees pybridge.HostError with the C++
+// message. Nothing unwinds through Rust or CPython frames.
+
+#ifndef PYBRIDGE_HPP
+#define PYBRIDGE_HPP
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pybridge.h"
+
+namespace pybridge {
+
+// ---------------------------------------------------------------- errors
+
+namespace detail {
+
+// Reads one of the thread-local last-error strings (`pyb_last_error_*`).
+inline std::string read_last(size_t (*read)(char *, size_t)) {
+  size_t length = read(nullptr, 0);
+  if (length == 0) {
+    return std::string();
+  }
+  std::string text(length + 1, '\0');
+  size_t written = read(&text[0], text.size());
+  text.resize(written < length ? written : length);
+  return text;
+}
+
+}  // namespace detail
+
+// A failed pybridge call. `status()` is never PYB_OK.
+class Error : public std::exception {
+ public:
+  Error(pyb_status status, std::string message, std::string python_type = std::string(),
+        std::string python_message = std::string(), std::string traceback = std::string())
+      : status_(status),
+        message_(std::move(message)),
+        python_type_(std::move(python_type)),
+        python_message_(std::move(python_message)),
+        traceback_(std::move(traceback)) {
+    what_ = std::string(status_name()) + ": " + message_;
+  }
+
+  // The error of the last failing pybridge call on this thread, which returned
+  // `status`. Call it right after that call, on the same thread.
+  static Error last(pyb_status status) {
+    return Error(status, detail::read_last(pyb_last_error_message),
+                 detail::read_last(pyb_last_error_python_type),
+                 detail::read_last(pyb_last_error_python_message),
+                 detail::read_last(pyb_last_error_python_traceback));
+  }
+
+  pyb_status status() const noexcept { return status_; }
+  // The status constant's name, e.g. "PYB_E_TIMEOUT".
+  const char *status_name() const noexcept { return pyb_status_name(status_); }
+  // pybridge's message: what happened and what to do.
+  const std::string &message() const noexcept { return message_; }
+  bool is_python() const noexcept { return status_ == PYB_E_PYTHON; }
+  // For Python errors: the exception's qualified type name ("ZeroDivisionError"),
+  // str(exception), and the traceback as Python prints it. Empty otherwise.
+  const std::string &python_type() const noexcept { return python_type_; }
+  const std::string &python_message() const noexcept { return python_message_; }
+  const std::string &traceback() const noexcept { return traceback_; }
+  // "<status name>: <message>".
+  const char *what() const noexcept override { return what_.c_str(); }
+
+ private:
+  pyb_status status_;
+  std::string message_;
+  std::string python_type_;
+  std::string python_message_;
+  std::string traceback_;
+  std::string what_;
+};
+
+namespace detail {
+
+inline void check(pyb_status status) {
+  if (status != PYB_OK) {
+    throw Error::last(status);
+  }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- objects
+
+class Value;
+class ValueRef;
+
+namespace detail {
+
+// The UTF-8 text of a str object behind a borrowed handle.
+inline std::string string_of(pyb_object handle) {
+  for (;;) {
+    size_t length = 0;
+    check(pyb_object_to_string(handle, nullptr, 0, &length));
+    std::string text(length + 1, '\0');
+    pyb_status status = pyb_object_to_string(handle, &text[0], text.size(), &length);
+    if (status == PYB_E_OUT_OF_RANGE && length + 1 > text.size()) {
+      continue;  // a str subclass changed in between: ask again
+    }
+    check(status);
+    text.resize(length);
+    return text;
+  }
+}
+
+// The contents of a bytes or bytearray object behind a borrowed handle.
+inline std::vector<std::byte> bytes_of(pyb_object handle) {
+  for (;;) {
+    size_t length = 0;
+    check(pyb_object_to_bytes(handle, nullptr, 0, &length));
+    std::vector<std::byte> bytes(length);
+    pyb_status status =
+        pyb_object_to_bytes(handle, reinterpret_cast<uint8_t *>(bytes.data()), bytes.size(), &length);
+    if (status == PYB_E_OUT_OF_RANGE && length > bytes.size()) {
+      continue;  // a bytearray grew in between: ask again
+    }
+    check(status);
+    bytes.resize(length);
+    return bytes;
+  }
+}
+
+}  // namespace detail
+
+// A move-only owning handle to a Python object; the empty handle is 0.
+// Destroying it releases the handle: safe on any thread, with or without the
+// GIL, never blocks, and harmless after the engine shut down.
+class Object {
+ public:
+  Object() noexcept = default;
+  // Takes ownership of a handle a C function returned.
+  explicit Object(pyb_object owned) noexcept : handle_(owned) {}
+  Object(const Object &) = delete;
+  Object &operator=(const Object &) = delete;
+  Object(Object &&other) noexcept : handle_(other.into_raw()) {}
+  Object &operator=(Object &&other) noexcept {
+    if (this != &other) {
+      reset();
+      handle_ = other.into_raw();
+    }
+    return *this;
+  }
+  ~Object() { reset(); }
+
+  // The raw handle, still owned by this object.
+  pyb_object capi() const noexcept { return handle_; }
+  // Gives up ownership: the caller must release the returned handle.
+  pyb_object into_raw() noexcept {
+    pyb_object handle = handle_;
+    handle_ = 0;
+    return handle;
+  }
+  // Releases the handle now. A handle from a shut-down engine is already dead:
+  // its PYB_E_BAD_HANDLE is expected and ignored.
+  void reset() noexcept {
+    if (handle_ != 0) {
+      (void)pyb_object_release(handle_);
+      handle_ = 0;
+    }
+  }
+  explicit operator bool() const noexcept { return handle_ != 0; }
+
+  // A second owning handle to the same Python object.
+  Object clone() const {
+    pyb_object copy = 0;
+    detail::check(pyb_object_clone(handle_, &copy));
+    return Object(copy);
+  }
+
+  int64_t to_int64() const {
+    int64_t out = 0;
+    detail::check(pyb_object_to_int64(handle_, &out));
+    return out;
+  }
+  double to_double() const {
+    double out = 0;
+    detail::check(pyb_object_to_double(handle_, &out));
+    return out;
+  }
+  // Python's bool(x).
+  bool to_bool() const {
+    bool out = false;
+    detail::check(pyb_object_to_bool(handle_, &out));
+    return out;
+  }
+  std::string to_string() const { return detail::string_of(handle_); }
+  std::vector<std::byte> to_bytes() const { return detail::bytes_of(handle_); }
+
+  size_t len() const {
+    size_t out = 0;
+    detail::check(pyb_len(handle_, &out));
+    return out;
+  }
+
+  // Defined after Value.
+  Value attr(const char *name) const;
+  void set_attr(const char *name, const Value &value) const;
+  Value item(const ValueRef &key) const;
+  void set_item(const ValueRef &key, const ValueRef &value) const;
+  template <class... A>
+  Value call(A &&...args) const;
+  template <class... A>
+  Value call_method(const char *name, A &&...args) const;
+  // iter(object); step it with next().
+  Object iter() const {
+    pyb_object out = 0;
+    detail::check(pyb_iter(handle_, &out));
+    return Object(out);
+  }
+  // The iterator's next item, or nullopt when it is exhausted.
+  std::optional<Value> next() const;
+
+ private:
+  pyb_object handle_ = 0;
+};
+
+// What a Value holds; the numbers are the C API's PYB_VALUE_* tags.
+enum class Kind : uint32_t {
+  none = PYB_VALUE_NONE,
+  boolean = PYB_VALUE_BOOL,
+  int64 = PYB_VALUE_INT,
+  float64 = PYB_VALUE_FLOAT,
+  str = PYB_VALUE_STR,
+  bytes = PYB_VALUE_BYTES,
+  object = PYB_VALUE_OBJECT,
+};
+
+namespace detail {
+
+inline const char *kind_name(uint32_t tag) {
+  switch (tag) {
+    case PYB_VALUE_NONE: return "None";
+    case PYB_VALUE_BOOL: return "bool";
+    case PYB_VALUE_INT: return "int";
+    case PYB_VALUE_FLOAT: return "float";
+    case PYB_VALUE_STR: return "str";
+    case PYB_VALUE_BYTES: return "bytes";
+    case PYB_VALUE_OBJECT: return "object";
+    default: return "unknown";
+  }
+}
+
+[[noreturn]] inline void wrong_type(uint32_t tag, const char *wanted) {
+  throw Error(PYB_E_WRONG_TYPE,
+              std::string("expected ") + wanted + ", got a " + kind_name(tag) + " value");
+}
+
+// Conversions of a borrowed pyb_value (an argument, or a Value's view). OBJECT
+// values go through the C API, which takes the GIL if needed.
+inline int64_t as_int64(const pyb_value &v) {
+  switch (v.tag) {
+    case PYB_VALUE_INT: return v.data.int64;
+    case PYB_VALUE_BOOL: return v.data.boolean ? 1 : 0;  // bool is an int subclass
+    case PYB_VALUE_OBJECT: {
+      int64_t out = 0;
+      check(pyb_object_to_int64(v.data.object, &out));
+      return out;
+    }
+    default: wrong_type(v.tag, "an int");
+  }
+}
+
+inline double as_double(const pyb_value &v) {
+  switch (v.tag) {
+    case PYB_VALUE_FLOAT: return v.data.float64;
+    case PYB_VALUE_INT: return static_cast<double>(v.data.int64);
+    case PYB_VALUE_BOOL: return v.data.boolean ? 1.0 : 0.0;
+    case PYB_VALUE_OBJECT: {
+      double out = 0;
+      check(pyb_object_to_double(v.data.object, &out));
+      return out;
+    }
+    default: wrong_type(v.tag, "a float or int");
+  }
+}
+
+// Python's truth value.
+inline bool as_bool(const pyb_value &v) {
+  switch (v.tag) {
+    case PYB_VALUE_NONE: return false;
+    case PYB_VALUE_BOOL: return v.data.boolean;
+    case PYB_VALUE_INT: return v.data.int64 != 0;
+    case PYB_VALUE_FLOAT: return v.data.float64 != 0.0;
+    case PYB_VALUE_STR:
+    case PYB_VALUE_BYTES: return v.data.str.len != 0;
+    case PYB_VALUE_OBJECT: {
+      bool out = false;
+      check(pyb_object_to_bool(v.data.object, &out));
+      return out;
+    }
+    default: wrong_type(v.tag, "a value with a truth value");
+  }
+}
+
+inline std::string_view view(const pyb_str &s) {
+  return s.len == 0 ? std::string_view() : std::string_view(s.ptr, s.len);
+}
+
+}  // namespace detail
+
+// An owned value: None, bool, int64, double, str (UTF-8), bytes or an Object.
+// Move-only (an Object inside cannot be copied without the GIL): use clone().
+class Value {
+ public:
+  Value() noexcept = default;
+  Value(std::nullptr_t) noexcept {}
+  Value(bool b) noexcept : kind_(Kind::boolean) { scalar_.boolean = b; }
+  template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  Value(T i) : kind_(Kind::int64) {
+    if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(int64_t)) {
+      if (i > static_cast<T>(std::numeric_limits<int64_t>::max())) {
+        throw Error(PYB_E_OUT_OF_RANGE, "unsigned value does not fit in int64");
+      }
+    }
+    scalar_.int64 = static_cast<int64_t>(i);
+  }
+  Value(double d) noexcept : kind_(Kind::float64) { scalar_.float64 = d; }
+  Value(std::string s) noexcept : kind_(Kind::str), text_(std::move(s)) {}
+  Value(std::string_view s) : kind_(Kind::str), text_(s) {}
+  Value(const char *s) : kind_(Kind::str), text_(s) {}
+  Value(const std::vector<std::byte> &b)
+      : kind_(Kind::bytes), text_(reinterpret_cast<const char *>(b.data()), b.size()) {}
+  Value(Object o) noexcept : kind_(o ? Kind::object : Kind::none), object_(std::move(o)) {}
+
+  // A bytes value from raw bytes.
+  static Value bytes(std::string_view raw) {
+    Value v{std::string(raw)};
+    v.kind_ = Kind::bytes;
+    return v;
+  }
+
+  // Takes over a value a C function wrote to an output: copies STR/BYTES out of
+  // pybridge's per-thread buffer and takes ownership of an OBJECT handle.
+  static Value adopt(const pyb_value &out) {
+    Value v;
+    switch (out.tag) {
+      case PYB_VALUE_NONE: break;
+      case PYB_VALUE_BOOL: v = Value(out.data.boolean); break;
+      case PYB_VALUE_INT: v = Value(out.data.int64); break;
+      case PYB_VALUE_FLOAT: v = Value(out.data.float64); break;
+      case PYB_VALUE_STR: v = Value(std::string(detail::view(out.data.str))); break;
+      case PYB_VALUE_BYTES: v = bytes(detail::view(out.data.str)); break;
+      case PYB_VALUE_OBJECT: v = Value(Object(out.data.object)); break;
+      default: throw Error(PYB_E_INVALID_ARGUMENT, "pybridge returned an unknown value tag");
+    }
+    return v;
+  }
+
+  Value(Value &&) noexcept = default;
+  Value &operator=(Value &&) noexcept = default;
+  Value(const Value &) = delete;
+  Value &operator=(const Value &) = delete;
+
+  // A copy; an Object inside is cloned (takes the GIL if needed).
+  Value clone() const {
+    Value v;
+    v.kind_ = kind_;
+    v.scalar_ = scalar_;
+    v.text_ = text_;
+    if (object_) {
+      v.object_ = object_.clone();
+    }
+    return v;
+  }
+
+  Kind kind() const noexcept { return kind_; }
+  bool is_none() const noexcept { return kind_ == Kind::none; }
+
+  // A borrowed C view: STR/BYTES point into this Value and an OBJECT handle
+  // stays owned by it; valid while the Value lives unchanged.
+  pyb_value capi() const noexcept {
+    pyb_value v{};
+    v.tag = static_cast<uint32_t>(kind_);
+    switch (kind_) {
+      case Kind::none: break;
+      case Kind::boolean: v.data.boolean = scalar_.boolean; break;
+      case Kind::int64: v.data.int64 = scalar_.int64; break;
+      case Kind::float64: v.data.float64 = scalar_.float64; break;
+      case Kind::str:
+      case Kind::bytes: v.data.str = pyb_str{text_.data(), text_.size()}; break;
+      case Kind::object: v.data.object = object_.capi(); break;
+    }
+    return v;
+  }
+
+  int64_t to_int64() const { return detail::as_int64(capi()); }
+  double to_double() const { return detail::as_double(capi()); }
+  bool to_bool() const { return detail::as_bool(capi()); }
+  // The text of a str (or of a str object).
+  std::string to_string() const {
+    if (kind_ == Kind::str) {
+      return text_;
+    }
+    if (kind_ == Kind::object) {
+      return object_.to_string();
+    }
+    detail::wrong_type(capi().tag, "a str");
+  }
+  // A view of a plain str value's text, valid while this Value lives.
+  std::string_view string_view() const {
+    if (kind_ != Kind::str) {
+      detail::wrong_type(capi().tag, "a str");
+    }
+    return text_;
+  }
+  std::vector<std::byte> to_bytes() const {
+    if (kind_ == Kind::bytes) {
+      const std::byte *begin = reinterpret_cast<const std::byte *>(text_.data());
+      return std::vector<std::byte>(begin, begin + text_.size());
+    }
+    if (kind_ == Kind::object) {
+      return object_.to_bytes();
+    }
+    detail::wrong_type(capi().tag, "bytes");
+  }
+  // The value as a Python object: the Object itself for an OBJECT value (this
+  // Value becomes None), a new object otherwise.
+  Object into_object() {
+    if (kind_ == Kind::object) {
+      kind_ = Kind::none;
+      return std::move(object_);
+    }
+    pyb_value raw = capi();
+    pyb_object out = 0;
+    detail::check(pyb_object_from_value(&raw, &out));
+    return Object(out);
+  }
+  // The Object inside an OBJECT value (nullptr otherwise).
+  const Object *object() const noexcept { return kind_ == Kind::object ? &object_ : nullptr; }
+
+  // value.as<T>() for T in int64_t (and other integers), double, bool,
+  // std::string, std::vector<std::byte>.
+  template <class T>
+  T as() const {
+    if constexpr (std::is_same_v<T, bool>) {
+      return to_bool();
+    } else if constexpr (std::is_integral_v<T>) {
+      return static_cast<T>(to_int64());
+    } else if constexpr (std::is_floating_point_v<T>) {
+      return static_cast<T>(to_double());
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      return to_string();
+    } else {
+      static_assert(std::is_same_v<T, std::vector<std::byte>>, "unsupported conversion");
+      return to_bytes();
+    }
+  }
+
+ private:
+  Kind kind_ = Kind::none;
+  union Scalar {
+    bool boolean;
+    int64_t int64;
+    double float64;
+  } scalar_{};
+  std::string text_;
+  Object object_;
+};
+
+// An argument for a call: borrows a Value or Object, or holds a converted one.
+// Built in place for the duration of one call; not copyable or movable.
+class ValueRef {
+ public:
+  ValueRef(const Value &v) noexcept : borrowed_(&v) {}
+  ValueRef(const Object &o) noexcept : object_(o.capi()), is_object_(true) {}
+  template <class T,
+            std::enable_if_t<!std::is_same_v<std::decay_t<T>, Value> &&
+                                 !std::is_same_v<std::decay_t<T>, Object> &&
+                                 std::is_constructible_v<Value, T &&>,
+                             int> = 0>
+  ValueRef(T &&v) : owned_(std::forward<T>(v)) {}
+  ValueRef(const ValueRef &) = delete;
+  ValueRef &operator=(const ValueRef &) = delete;
+
+  pyb_value capi() const noexcept {
+    if (borrowed_ != nullptr) {
+      return borrowed_->capi();
+    }
+    if (is_object_) {
+      pyb_value v{};
+      v.tag = PYB_VALUE_OBJECT;
+      v.data.object = object_;
+      return v;
+    }
+    return owned_.capi();
+  }
+
+ private:
+  const Value *borrowed_ = nullptr;
+  pyb_object object_ = 0;
+  bool is_object_ = false;
+  Value owned_;
+};
+
+inline Value Object::attr(const char *name) const {
+  pyb_value out{};
+  detail::check(pyb_getattr(handle_, name, &out));
+  return Value::adopt(out);
+}
+
+inline void Object::set_attr(const char *name, const Value &value) const {
+  pyb_value raw = value.capi();
+  detail::check(pyb_setattr(handle_, name, &raw));
+}
+
+inline Value Object::item(const ValueRef &key) const {
+  pyb_value raw = key.capi();
+  pyb_value out{};
+  detail::check(pyb_getitem(handle_, &raw, &out));
+  return Value::adopt(out);
+}
+
+inline void Object::set_item(const ValueRef &key, const ValueRef &value) const {
+  pyb_value raw_key = key.capi();
+  pyb_value raw_value = value.capi();
+  detail::check(pyb_setitem(handle_, &raw_key, &raw_value));
+}
+
+namespace detail {
+
+// Converts the arguments into pyb_values that stay valid for the whole call
+// (Values and Objects are borrowed, anything else is converted into a holder),
+// runs `call(args, nargs, &out)` and adopts its output.
+template <class Call, class... A>
+Value with_args(Call &&call, A &&...args) {
+  std::array<std::optional<Value>, sizeof...(A)> holders{};
+  std::array<pyb_value, sizeof...(A)> raw{};
+  size_t i = 0;
+  auto fill = [&](auto &&arg) {
+    using T = std::decay_t<decltype(arg)>;
+    if constexpr (std::is_same_v<T, Value>) {
+      raw[i] = arg.capi();
+    } else if constexpr (std::is_same_v<T, Object>) {
+      raw[i].tag = PYB_VALUE_OBJECT;
+      raw[i].data.object = arg.capi();
+    } else {
+      holders[i].emplace(std::forward<decltype(arg)>(arg));
+      raw[i] = holders[i]->capi();
+    }
+    ++i;
+  };
+  (fill(std::forward<A>(args)), ...);
+  (void)fill;
+  pyb_value out{};
+  check(call(raw.data(), raw.size(), &out));
+  return Value::adopt(out);
+}
+
+}  // namespace detail
+
+template <class... A>
+Value Object::call(A &&...args) const {
+  return detail::with_args(
+      [this](const pyb_value *raw, size_t n, pyb_value *out) {
+        return pyb_call(handle_, raw, n, nullptr, 0, out);
+      },
+      std::forward<A>(args)...);
+}
+
+template <class... A>
+Value Object::call_method(const char *name, A &&...args) const {
+  return detail::with_args(
+      [this, name](const pyb_value *raw, size_t n, pyb_value *out) {
+        return pyb_call_method(handle_, name, raw, n, nullptr, 0, out);
+      },
+      std::forward<A>(args)...);
+}
+
+inline std::optional<Value> Object::next() const {
+  pyb_value out{};
+  bool done = false;
+  detail::check(pyb_iter_next(handle_, &out, &done));
+  if (done) {
+    return std::nullopt;
+  }
+  return Value::adopt(out);
+}
+
+// ---------------------------------------------------------------- running code
+
+// Runs statements in `scope` (an empty Object means __main__). `filename`
+// shows in tracebacks. Any thread; takes the GIL if needed.
+inline void run(const std::string &code, const Object &scope = Object(),
+                const char *filename = nullptr) {
+  detail::check(pyb_run(code.c_str(), filename, scope.capi()));
+}
+
+// Evaluates one expression in `scope` (empty: __main__).
+inline Value eval(const std::string &expression, const Object &scope = Object(),
+                  const char *filename = nullptr) {
+  pyb_value out{};
+  detail::check(pyb_eval(expression.c_str(), filename, scope.capi(), &out));
+  return Value::adopt(out);
+}
+
+// A fresh globals dict for run/eval: scripts in different scopes do not see
+// each other's globals.
+inline Object new_scope() {
+  pyb_object out = 0;
+  detail::check(pyb_scope_new(&out));
+  return Object(out);
+}
+
+inline Object import_module(const char *name) {
+  pyb_object out = 0;
+  detail::check(pyb_import(name, &out));
+  return Object(out);
+}
+
+// ---------------------------------------------------------------- GIL
+
+// Takes the GIL for this thread for its lifetime (pyb_gil_acquire). Scopes
+// nest; destroy them on the thread that made them, innermost first. Move-only
+// (moving keeps it on the same thread). Throws Error with PYB_E_NOT_INITIALIZED
+// or PYB_E_SHUTTING_DOWN when the engine is not accepting GIL requests.
+class Gil {
+ public:
+  Gil() { detail::check(pyb_gil_acquire(&token_)); }
+  Gil(const Gil &) = delete;
+  Gil &operator=(const Gil &) = delete;
+  Gil(Gil &&other) noexcept : token_(other.token_), active_(other.active_) {
+    other.active_ = false;
+  }
+  Gil &operator=(Gil &&other) noexcept {
+    if (this != &other) {
+      close();
+      token_ = other.token_;
+      active_ = other.active_;
+      other.active_ = false;
+    }
+    return *this;
+  }
+  ~Gil() { close(); }
+
+  // Ends the scope now, reporting a misuse (wrong thread, out of order) as an Error.
+  void release() {
+    if (active_) {
+      active_ = false;
+      detail::check(pyb_gil_release(token_));
+    }
+  }
+  // True when the calling thread holds the GIL (through pybridge or otherwise).
+  static bool held() noexcept { return pyb_gil_held() != 0; }
+  pyb_gil capi() const noexcept { return token_; }
+
+ private:
+  void close() noexcept {
+    if (active_) {
+      active_ = false;
+      (void)pyb_gil_release(token_);
+    }
+  }
+  pyb_gil token_ = 0;
+  bool active_ = true;
+};
+
+// Releases the GIL this thread holds (all nesting levels) for its lifetime, and
+// takes it back when destroyed (blocking until it is free): wrap long native
+// work in it. Inside, touch no Python objects except through pybridge calls.
+// On a thread without the GIL it does nothing. Bound to its thread: neither
+// copyable nor movable.
+class AllowThreads {
+ public:
+  AllowThreads() { detail::check(pyb_begin_allow_threads(&token_)); }
+  AllowThreads(const AllowThreads &) = delete;
+  AllowThreads &operator=(const AllowThreads &) = delete;
+  ~AllowThreads() { (void)pyb_end_allow_threads(token_); }
+
+ private:
+  pyb_thread_token token_ = 0;
+};
+
+// ---------------------------------------------------------------- host functions
+
+// The arguments of a host function call. Views into Python objects: valid
+// until the host function returns (use Arg::object() or copy to keep one).
+class Arg {
+ public:
+  explicit Arg(const pyb_value &raw) noexcept : raw_(&raw) {}
+  Kind kind() const noexcept { return static_cast<Kind>(raw_->tag); }
+  bool is_none() const noexcept { return raw_->tag == PYB_VALUE_NONE; }
+  int64_t to_int64() const { return detail::as_int64(*raw_); }
+  double to_double() const { return detail::as_double(*raw_); }
+  bool to_bool() const { return detail::as_bool(*raw_); }
+  // The UTF-8 text of a str argument, valid until the host function returns.
+  std::string_view string_view() const {
+    if (raw_->tag == PYB_VALUE_STR) {
+      return detail::view(raw_->data.str);
+    }
+    detail::wrong_type(raw_->tag, "a str");
+  }
+  std::string to_string() const {
+    if (raw_->tag == PYB_VALUE_OBJECT) {
+      return detail::string_of(raw_->data.object);  // a str subclass
+    }
+    return std::string(string_view());
+  }
+  std::vector<std::byte> to_bytes() const {
+    if (raw_->tag == PYB_VALUE_OBJECT) {
+      return detail::bytes_of(raw_->data.object);  // a bytearray or subclass
+    }
+    if (raw_->tag != PYB_VALUE_BYTES) {
+      detail::wrong_type(raw_->tag, "bytes");
+    }
+    const std::byte *begin = reinterpret_cast<const std::byte *>(raw_->data.str.ptr);
+    return std::vector<std::byte>(begin, begin + raw_->data.str.len);
+  }
+  // An owning handle to the argument as a Python object, usable after the call
+  // (on any thread).
+  Object object() const {
+    pyb_object out = 0;
+    if (raw_->tag == PYB_VALUE_OBJECT) {
+      detail::check(pyb_object_clone(raw_->data.object, &out));
+    } else {
+      detail::check(pyb_object_from_value(raw_, &out));
+    }
+    return Object(out);
+  }
+  const pyb_value &capi() const noexcept { return *raw_; }
+
+ private:
+  const pyb_value *raw_;
+};
+
+class Args {
+ public:
+  Args(const pyb_value *args, size_t count) noexcept : args_(args), count_(count) {}
+  size_t size() const noexcept { return count_; }
+  Arg operator[](size_t i) const noexcept { return Arg(args_[i]); }
+  // Like operator[], but throws PYB_E_INVALID_ARGUMENT when there is no argument i.
+  Arg at(size_t i) const {
+    if (i >= count_) {
+      throw Error(PYB_E_INVALID_ARGUMENT, "expected at least " + std::to_string(i + 1) +
+                                              " arguments, got " + std::to_string(count_));
+    }
+    return Arg(args_[i]);
+  }
+  // Throws PYB_E_INVALID_ARGUMENT unless exactly `n` arguments were passed.
+  void expect(size_t n) const {
+    if (count_ != n) {
+      throw Error(PYB_E_INVALID_ARGUMENT, "expected " + std::to_string(n) +
+                                              " arguments, got " + std::to_string(count_));
+    }
+  }
+
+ private:
+  const pyb_value *args_;
+  size_t count_;
+};
+
+// Whether the GIL is held while a host function runs.
+enum class GilPolicy {
+  // The function runs with the GIL, like a C extension function.
+  hold,
+  // PYB_FN_RELEASE_GIL: other Python threads run meanwhile; the function touches
+  // Python only through pybridge calls (which take the GIL themselves).
+  release,
+};
+
+namespace detail {
+
+// A STR/BYTES result must outlive the host function (pybridge copies it after
+// the return): it is kept here until the next host function on this thread
+// returns one. A nested host call finishes before its caller writes its result.
+inline Value &result_slot() {
+  thread_local Value slot;
+  return slot;
+}
+
+inline pyb_status fail_host(pyb_status status, const char *message) noexcept {
+  if (pyb_set_error(message) != PYB_OK) {
+    (void)pyb_set_error("C++ exception whose message is not UTF-8");
+  }
+  return status == PYB_OK ? PYB_E_PYTHON : status;
+}
+
+template <class F>
+struct HostFunction {
+  F function;
+
+  static pyb_status call(const pyb_value *args, size_t nargs, pyb_value *result,
+                         void *user_data) noexcept {
+    try {
+      F &function = static_cast<HostFunction *>(user_data)->function;
+      using R = std::invoke_result_t<F &, Args>;
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(function, Args(args, nargs));
+      } else {
+        Value value(std::invoke(function, Args(args, nargs)));
+        if (value.kind() == Kind::object) {
+          // pybridge takes over (and releases) an OBJECT result handle.
+          result->tag = PYB_VALUE_OBJECT;
+          result->data.object = value.into_object().into_raw();
+        } else {
+          Value &slot = result_slot();
+          slot = std::move(value);
+          *result = slot.capi();
+        }
+      }
+      return PYB_OK;
+    } catch (const Error &error) {
+      return fail_host(error.status(), error.message().c_str());
+    } catch (const std::exception &error) {
+      return fail_host(PYB_E_PYTHON, error.what());
+    } catch (...) {
+      return fail_host(PYB_E_PYTHON, "unknown C++ exception");
+    }
+  }
+
+  // Runs at shutdown on the engine thread; the capture's destructor must not
+  // call into pybridge (so a capture must not own an Object then).
+  static void free(void *user_data) noexcept { delete static_cast<HostFunction *>(user_data); }
+};
+
+}  // namespace detail
+
+// Makes `function` callable from Python as `module.name(*args)`. `function`
+// takes `pybridge::Args` and returns void (None), a Value or anything a Value
+// is made from. Its captures live on the heap until the engine shuts down,
+// when the engine thread destroys them. An exception it throws becomes
+// pybridge.HostError(message) in Python (an Error keeps its status). Any thread.
+template <class F>
+void register_function(const char *module, const char *name, F &&function,
+                       GilPolicy policy = GilPolicy::hold) {
+  using Holder = detail::HostFunction<std::decay_t<F>>;
+  static_assert(std::is_invocable_v<std::decay_t<F> &, Args>,
+                "a host function takes pybridge::Args");
+  auto *holder = new Holder{std::forward<F>(function)};
+  uint32_t flags = policy == GilPolicy::release ? PYB_FN_RELEASE_GIL : 0;
+  pyb_status status = pyb_register_function(module, name, &Holder::call, holder, &Holder::free, flags);
+  if (status != PYB_OK) {
+    Error error = Error::last(status);
+    delete holder;  // on error the user data stays ours
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------- engine
+
+// How pyb_engine_initialize sets Python up. Empty strings mean "default".
+struct Options {
+  std::string python_home;
+  std::string virtual_env;
+  std::vector<std::string> module_search_paths;
+  // Ignore PYTHON* environment variables, the user site and the current directory.
+  bool isolated = false;
+  // How long to wait for a previous interpreter's daemon threads; nullopt: default.
+  std::optional<std::chrono::milliseconds> previous_threads_timeout;
+};
+
+enum class State {
+  uninitialized = PYB_STATE_UNINITIALIZED,
+  running = PYB_STATE_RUNNING,
+  shutting_down = PYB_STATE_SHUTTING_DOWN,
+};
+
+enum class ShutdownMode {
+  // Wait for host threads to leave their GIL scopes and for non-daemon Python threads.
+  wait,
+  // PYB_SHUTDOWN_INTERRUPT: first raise SystemExit in Python threads and
+  // _pybridge_engine.ShutdownInterrupt in host threads running Python.
+  interrupt,
+};
+
+namespace detail {
+
+template <class Rep, class Period>
+uint32_t to_timeout_ms(std::chrono::duration<Rep, Period> timeout) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  if (ms < 0) {
+    return 0;
+  }
+  if (static_cast<unsigned long long>(ms) >= PYB_TIMEOUT_INFINITE) {
+    return PYB_TIMEOUT_INFINITE - 1;  // finite stays finite
+  }
+  return static_cast<uint32_t>(ms);
+}
+
+}  // namespace detail
+
+// The process's one engine. A cheap, copyable name for it: destroying an Engine
+// does not shut anything down (call shutdown(), from any thread).
+class Engine {
+ public:
+  Engine() noexcept = default;
+
+  // Starts the engine (pyb_engine_initialize): Python runs on an engine-owned
+  // thread. Idempotent while it runs. Any thread that holds no GIL scope.
+  static Engine initialize(const Options &options = Options()) {
+    pyb_config config{};
+    detail::check(pyb_config_default(&config));
+    config.struct_size = sizeof config;
+    if (!options.python_home.empty()) {
+      config.python_home = options.python_home.c_str();
+    }
+    if (!options.virtual_env.empty()) {
+      config.virtual_env = options.virtual_env.c_str();
+    }
+    std::vector<const char *> paths;
+    for (const std::string &path : options.module_search_paths) {
+      paths.push_back(path.c_str());
+    }
+    config.module_search_paths = paths.empty() ? nullptr : paths.data();
+    config.module_search_paths_len = paths.size();
+    if (options.isolated) {
+      config.flags |= PYB_CONFIG_ISOLATED;
+    }
+    if (options.previous_threads_timeout) {
+      config.previous_threads_timeout_ms = detail::to_timeout_ms(*options.previous_threads_timeout);
+    }
+    detail::check(pyb_engine_initialize(&config));
+    return Engine();
+  }
+
+  static State state() noexcept { return static_cast<State>(pyb_engine_state()); }
+
+  // Shuts down from any thread that holds no GIL scope and is in no
+  // allow-threads region, waiting at most `timeout`. Throws Error:
+  // PYB_E_TIMEOUT (the engine runs on unchanged), PYB_E_WOULD_DEADLOCK,
+  // PYB_E_NOT_INITIALIZED.
+  template <class Rep, class Period>
+  void shutdown(std::chrono::duration<Rep, Period> timeout,
+                ShutdownMode mode = ShutdownMode::wait) const {
+    detail::check(try_shutdown(timeout, mode));
+  }
+  // Shuts down, waiting as long as it takes.
+  void shutdown(ShutdownMode mode = ShutdownMode::wait) const {
+    detail::check(pyb_engine_shutdown(PYB_TIMEOUT_INFINITE, flags(mode)));
+  }
+  // As shutdown(), returning the status instead of throwing.
+  template <class Rep, class Period>
+  pyb_status try_shutdown(std::chrono::duration<Rep, Period> timeout,
+                          ShutdownMode mode = ShutdownMode::wait) const noexcept {
+    return pyb_engine_shutdown(detail::to_timeout_ms(timeout), flags(mode));
+  }
+
+  template <class F>
+  void register_function(const char *module, const char *name, F &&function,
+                         GilPolicy policy = GilPolicy::hold) const {
+    pybridge::register_function(module, name, std::forward<F>(function), policy);
+  }
+
+ private:
+  static uint32_t flags(ShutdownMode mode) noexcept {
+    return mode == ShutdownMode::interrupt ? PYB_SHUTDOWN_INTERRUPT : 0;
+  }
+};
+
+// Process-wide counters (pyb_stats_get). Any thread.
+inline pyb_stats stats() {
+  pyb_stats out{};
+  out.struct_size = sizeof out;
+  detail::check(pyb_stats_get(&out));
+  return out;
+}
+
+}  // namespace pybridge
+
+#endif  // PYBRIDGE_HPP

@@ -1,0 +1,308 @@
+//! Builds the C++ host programs in `tests/cpp/` with `g++ -std=c++17 -Wall
+//! -Wextra -Werror -pedantic` against `bindings/cpp/pybridge.hpp`, runs each
+//! under a deadline and checks its exit status and last line; then builds and
+//! runs each again under AddressSanitizer (with LeakSanitizer) and
+//! UndefinedBehaviorSanitizer, which must report nothing. Also checks that the
+//! C++ header compiles on its own, and that the README shows
+//! `tests/cpp/readme_example.cpp` verbatim.
+//!
+//! Under the sanitizers, libasan must be the first runtime loaded: the host
+//! executable is instrumented and links it first, so that holds; libpybridge
+//! and libpython are not instrumented, and their mallocs go through ASan's
+//! interceptors like everything else. Their code has no frame pointers, so the
+//! leak checker unwinds slowly (`fast_unwind_on_malloc=0`) to see the frames
+//! `tests/cpp/lsan.supp` names.
+
+#[path = "c/harness.rs"]
+mod harness;
+
+use std::process::Command;
+use std::time::Duration;
+
+use harness::*;
+
+/// A host program that runs longer than this has hung (sanitized builds run
+/// several times slower than plain ones).
+const DEADLINE: Duration = Duration::from_secs(90);
+
+const SANITIZE: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-fno-sanitize-recover=undefined",
+];
+
+/// Builds `tests/cpp/<name>.cpp` (sanitized or not), runs it, and returns its
+/// outcome after checking that it exited with status 0 within the deadline,
+/// printed `last_line` last and, sanitized, that no sanitizer reported anything.
+fn build_and_run(name: &str, last_line: &str, sanitized: bool) -> Outcome {
+    let source = format!("tests/cpp/{name}.cpp");
+    let tag = if sanitized { "asan" } else { "plain" };
+    let dir = work_dir(&format!("cpp-{name}-{tag}"));
+    let extra: &[&str] = if sanitized { SANITIZE } else { &[] };
+    let exe = build_cpp_program(&source, &dir, "-O1", extra, name)
+        .unwrap_or_else(|output| panic!("{output}"));
+    let env: Vec<(&str, String)> = if sanitized {
+        let suppressions = repo_root().join("tests/cpp/lsan.supp");
+        vec![
+            (
+                "ASAN_OPTIONS",
+                "detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0:malloc_context_size=64"
+                    .to_string(),
+            ),
+            (
+                "LSAN_OPTIONS",
+                format!(
+                    "suppressions={}:print_suppressions=0",
+                    suppressions.display()
+                ),
+            ),
+            (
+                "UBSAN_OPTIONS",
+                "halt_on_error=1:print_stacktrace=1".to_string(),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
+    let outcome = run_with_deadline_env(&exe, &[], DEADLINE, true, &env);
+    assert!(
+        !outcome.timed_out,
+        "{source} ({tag}) did not finish within {DEADLINE:?} and was killed\n{}",
+        outcome.describe()
+    );
+    assert!(
+        outcome.status.success(),
+        "{source} ({tag}) failed\n{}",
+        outcome.describe()
+    );
+    assert_eq!(
+        outcome.last_line(),
+        last_line,
+        "{source} ({tag}) did not end with the expected line\n{}",
+        outcome.describe()
+    );
+    for report in [
+        "ERROR: AddressSanitizer",
+        "ERROR: LeakSanitizer",
+        "runtime error:",
+        "WARNING: AddressSanitizer",
+    ] {
+        assert!(
+            !outcome.stderr.contains(report),
+            "{source} ({tag}): sanitizer report {report:?}\n{}",
+            outcome.describe()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+/// Asserts that stdout holds `line` exactly.
+fn has_line(outcome: &Outcome, line: &str) {
+    assert!(
+        outcome.stdout.lines().any(|printed| printed == line),
+        "missing line {line:?}\n{}",
+        outcome.describe()
+    );
+}
+
+fn thread_pool(sanitized: bool) {
+    let outcome = build_and_run("thread_pool", "thread_pool: all checks passed", sanitized);
+    has_line(
+        &outcome,
+        "thread_pool: 8 threads x 1000 rounds, 8 thread states, local.rounds = 1100 each",
+    );
+    println!("{}", outcome.stdout);
+}
+
+fn c_extension(sanitized: bool) {
+    let outcome = build_and_run("c_extension", "c_extension: all checks passed", sanitized);
+    assert!(
+        outcome.stdout.lines().any(|line| line.starts_with(
+            "c_extension: AllowThreads: 4 Python threads inside the C work at once (max 4)"
+        )),
+        "{}",
+        outcome.describe()
+    );
+    println!("{}", outcome.stdout);
+}
+
+fn native_worker(sanitized: bool) {
+    let outcome = build_and_run(
+        "native_worker",
+        "native_worker: all checks passed",
+        sanitized,
+    );
+    for line in [
+        "native_worker: 1000 of 1000 callbacks arrived on the worker thread",
+        "native_worker: shutdown from the worker holding the GIL -> PYB_E_WOULD_DEADLOCK",
+        "native_worker: host function captures freed: 1",
+    ] {
+        has_line(&outcome, line);
+    }
+    println!("{}", outcome.stdout);
+}
+
+fn shutdown_race(sanitized: bool) {
+    let outcome = build_and_run(
+        "shutdown_race",
+        "shutdown_race: all checks passed",
+        sanitized,
+    );
+    has_line(
+        &outcome,
+        "shutdown_race: endless Python loop on a host thread -> PYB_E_PYTHON _pybridge_engine.ShutdownInterrupt",
+    );
+    assert!(
+        outcome.stdout.lines().any(|line| line
+            .starts_with("shutdown_race: shutdown from a non-initializing thread -> PYB_OK in ")),
+        "{}",
+        outcome.describe()
+    );
+    println!("{}", outcome.stdout);
+}
+
+fn readme_example(sanitized: bool) {
+    let outcome = build_and_run("readme_example", "readme_example: done", sanitized);
+    has_line(&outcome, "10! = 3628800");
+    has_line(&outcome, "20! = 2432902008176640000");
+}
+
+#[test]
+fn thread_pool_8_threads_1000_rounds_overlap() {
+    thread_pool(false);
+}
+
+#[test]
+fn thread_pool_under_sanitizers() {
+    thread_pool(true);
+}
+
+#[test]
+fn c_extension_allow_threads_runs_python_threads_in_parallel() {
+    c_extension(false);
+}
+
+#[test]
+fn c_extension_under_sanitizers() {
+    c_extension(true);
+}
+
+#[test]
+fn native_worker_callbacks_then_shutdown_from_the_worker() {
+    native_worker(false);
+}
+
+#[test]
+fn native_worker_under_sanitizers() {
+    native_worker(true);
+}
+
+#[test]
+fn shutdown_race_every_call_succeeds_or_has_a_documented_status() {
+    shutdown_race(false);
+}
+
+#[test]
+fn shutdown_race_under_sanitizers() {
+    shutdown_race(true);
+}
+
+#[test]
+fn readme_example_runs() {
+    readme_example(false);
+}
+
+#[test]
+fn readme_example_under_sanitizers() {
+    readme_example(true);
+}
+
+/// Uses the C++ header twice and on its own, so a missing include, a broken
+/// guard or a warning inside it fails to compile. Compiled, never run.
+const HPP_ALONE: &str = r#"#include "pybridge.hpp"
+#include "pybridge.hpp" // twice: the include guard must hold
+
+int hpp_check();
+
+int hpp_check() {
+    pybridge::Options options;
+    options.isolated = true;
+    pybridge::Engine engine = pybridge::Engine::initialize(options);
+    pybridge::Object math = pybridge::import_module("math");
+    pybridge::Value five = math.call_method("factorial", 5);
+    std::string text("text");
+    std::vector<std::byte> bytes{std::byte{1}};
+    math.call(five, math, text, std::string_view("view"), "literal", 1.5, true, bytes, nullptr);
+    pybridge::Object scope = pybridge::new_scope();
+    scope.set_item("k", five);
+    pybridge::run("x = 1", scope, "<check>");
+    int64_t x = pybridge::eval("x", scope).as<int64_t>();
+    engine.register_function(
+        "m", "f", [text](pybridge::Args args) { return args.at(0).to_int64() + int64_t(text.size()); },
+        pybridge::GilPolicy::release);
+    engine.register_function("m", "g", [](pybridge::Args) {});
+    {
+        pybridge::Gil gil;
+        pybridge::Gil nested = std::move(gil);
+        pybridge::AllowThreads nogil;
+    }
+    try {
+        engine.shutdown(std::chrono::seconds(1), pybridge::ShutdownMode::interrupt);
+    } catch (const pybridge::Error &error) {
+        return error.status() + int(error.python_type().size() + error.traceback().size());
+    }
+    return int(x + five.to_int64() + math.attr("pi").as<double>() + pybridge::stats().engines_started);
+}
+"#;
+
+#[test]
+fn cpp_header_compiles_alone_and_twice_as_cpp17() {
+    let dir = work_dir("hpp-alone");
+    let source = dir.join("hpp_alone.cpp");
+    std::fs::write(&source, HPP_ALONE).unwrap();
+    let object = dir.join("hpp_alone.o");
+    let mut command = Command::new("g++");
+    command
+        .arg("-std=c++17")
+        .args(STRICT)
+        .arg(format!("-I{}", cpp_header_dir().display()))
+        .arg(format!("-I{}", header_dir().display()))
+        .arg("-c")
+        .arg(&source)
+        .arg("-o")
+        .arg(&object);
+    if let Err(output) = run_compiler(command) {
+        panic!("bindings/cpp/pybridge.hpp does not compile on its own as C++17:\n{output}");
+    }
+    assert!(object.is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's C++ example must be `tests/cpp/readme_example.cpp` verbatim
+/// (which the tests above compile and run), inside a ```cpp block.
+fn readme_shows_example(readme: &str, example: &str) -> bool {
+    readme.contains(&format!("```cpp\n{example}```"))
+}
+
+#[test]
+fn readme_contains_the_tested_cpp_example() {
+    let example = std::fs::read_to_string(repo_root().join("tests/cpp/readme_example.cpp"))
+        .expect("tests/cpp/readme_example.cpp");
+    // The check itself, on a README with and without the block.
+    assert!(readme_shows_example(
+        &format!("# x\n\n```cpp\n{example}```\n"),
+        &example
+    ));
+    assert!(!readme_shows_example(
+        &format!("# x\n\n```c\n{example}```\n"),
+        &example
+    ));
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    assert!(
+        readme_shows_example(&readme, &example),
+        "README.md must show tests/cpp/readme_example.cpp verbatim: paste the whole file \
+         between a line \"```cpp\" and a line \"```\" (the file ends with a newline, so the \
+         closing fence starts its own line). The file is:\n{example}"
+    );
+}

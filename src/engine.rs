@@ -180,8 +180,17 @@ pub extern "C" fn pyb_engine_state() -> i32 {
 }
 
 pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
+    let on_engine_thread = ThreadSlot::existing().is_some_and(is_engine_thread);
     let mut life = LIFECYCLE.lock();
     loop {
+        if on_engine_thread && life.phase != Phase::Running {
+            // Python code run by finalization (atexit, __del__) calling back in.
+            return Err(Error::new(
+                PYB_E_WOULD_DEADLOCK,
+                "pyb_engine_initialize was called on the engine thread while the engine \
+                 stops; it would wait for itself",
+            ));
+        }
         match life.phase {
             Phase::Running => return Ok(()),
             Phase::Uninitialized => break,

@@ -442,35 +442,30 @@ pub(crate) fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
             "allow-threads regions nest at most {MAX_POSITION} deep on one thread"
         )));
     }
-    let holding = if owner.depth > 0 {
-        true
-    } else {
-        // Maybe the thread holds the GIL without pybridge (a Python thread in a
-        // host function): look, from inside the gate.
-        let was_busy = slot.busy.load(Ordering::Relaxed);
-        let word = gate::enter(&slot.busy);
-        let held = may_touch_cpython(slot, word) && thread_holds_gil(owner, word);
-        if !held {
-            if !was_busy {
-                gate::leave(&slot.busy);
-            }
-            return Ok(Token {
-                generation: word.generation(),
-                slot_id: slot.id,
-                epoch: 0,
-                kind: TokenKind::AllowThreadsNoop,
-                position: 0,
-            }
-            .encode());
+    // Does this thread hold the GIL? Through pybridge as a rule, but code inside
+    // a scope may have given it away (ctypes), and a Python thread calling a
+    // host function holds it without pybridge: ask CPython, from inside the gate.
+    let was_busy = slot.busy.load(Ordering::Relaxed);
+    let word = gate::enter(&slot.busy);
+    if !(may_touch_cpython(slot, word) && thread_holds_gil(owner, word)) {
+        if !was_busy {
+            gate::leave(&slot.busy);
         }
-        if owner.generation != word.generation() {
-            // Token generations must match the running engine.
-            owner.tstate = std::ptr::null_mut();
-            owner.generation = word.generation();
+        return Ok(Token {
+            generation: word.generation(),
+            slot_id: slot.id,
+            epoch: 0,
+            kind: TokenKind::AllowThreadsNoop,
+            position: 0,
         }
-        held
-    };
-    debug_assert!(holding);
+        .encode());
+    }
+    if owner.depth == 0 && owner.generation != word.generation() {
+        // Token generations must match the running engine; a state cached from
+        // an earlier engine is gone with it.
+        owner.tstate = std::ptr::null_mut();
+        owner.generation = word.generation();
+    }
     slot.set_activity(Activity::AllowThreads);
     // SAFETY: this thread holds the GIL; busy stays set until the region ends.
     let saved = unsafe { ffi::PyEval_SaveThread() };

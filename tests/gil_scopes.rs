@@ -362,3 +362,23 @@ fn a_scope_whose_gil_was_given_away_inside_takes_it_back() {
         assert_eq!(pyb_gil_held(), 0);
     });
 }
+
+#[test]
+fn allow_threads_where_the_gil_was_given_away_inside_a_scope_is_a_no_op() {
+    within(LIMIT, "allow threads after ctypes released", || {
+        initialize();
+        let begin = pyb_begin_allow_threads as *const () as usize;
+        let end = pyb_end_allow_threads as *const () as usize;
+        let token = acquire();
+        // Inside a ctypes call (GIL given away) the region must not release again.
+        run_held(&format!(
+            "import ctypes\n\
+             token = ctypes.c_uint64()\n\
+             begin = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_uint64))({begin})\n\
+             end = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_uint64)({end})\n\
+             statuses = (begin(ctypes.byref(token)), end(token.value))\n"
+        ));
+        assert_eq!(eval_i64_held("statuses == (0, 0)"), 1);
+        ok(pyb_gil_release(token));
+    });
+}

@@ -124,6 +124,10 @@ fn c_extension(sanitized: bool) {
         "{}",
         outcome.describe()
     );
+    has_line(
+        &outcome,
+        "c_extension: C++ exceptions became pybridge.HostError with their messages",
+    );
     println!("{}", outcome.stdout);
 }
 

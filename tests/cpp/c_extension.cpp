@@ -6,6 +6,7 @@
 // control: its calls never overlap.
 #include <atomic>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "common.hpp"
@@ -150,6 +151,64 @@ int main() {
                    parallel.max_inside);
         TEST_CHECK(control.max_inside == 1 && control.met == 0,
                    "with the GIL held %d met, max %d inside", control.met, control.max_inside);
+        return 0;
+    });
+
+    // The wrapper's other promises: exceptions become Python exceptions with
+    // the C++ message, and values convert both ways.
+    test::guarded("wrapper", [&] {
+        engine.register_function("ext", "throws", [](pybridge::Args args) -> int64_t {
+            if (args.at(0).to_bool()) {
+                throw std::runtime_error("boom from C++");
+            }
+            throw pybridge::Error(PYB_E_OUT_OF_RANGE, "a pybridge::Error from C++");
+        });
+        engine.register_function("ext", "echo", [](pybridge::Args args) {
+            args.expect(1);
+            pybridge::Arg arg = args[0];
+            switch (arg.kind()) {
+                case pybridge::Kind::str: return pybridge::Value(arg.string_view());
+                case pybridge::Kind::bytes: return pybridge::Value(arg.to_bytes());
+                case pybridge::Kind::float64: return pybridge::Value(arg.to_double());
+                case pybridge::Kind::boolean: return pybridge::Value(arg.to_bool());
+                case pybridge::Kind::int64: return pybridge::Value(arg.to_int64());
+                default: return pybridge::Value(arg.object());
+            }
+        });
+        pybridge::run(R"(
+import ext, pybridge
+try:
+    ext.throws(True)
+except pybridge.HostError as e:
+    first = (type(e).__name__, str(e))
+try:
+    ext.throws(False)
+except pybridge.HostError as e:
+    second = str(e)
+echoed = [ext.echo(x) for x in ("héllo", b"\x00\xff", 2.5, True, -2**63, [1, 2])]
+)");
+        pybridge::Object first = pybridge::eval("first").into_object();
+        TEST_CHECK(first.item(0).to_string() == "HostError", "%s", first.item(0).to_string().c_str());
+        TEST_CHECK(first.item(1).to_string() == "boom from C++", "%s", first.item(1).to_string().c_str());
+        std::string second = pybridge::eval("second").to_string();
+        TEST_CHECK(second == "a pybridge::Error from C++", "%s", second.c_str());
+        TEST_CHECK(pybridge::eval("echoed == ['h\u00e9llo', b'\\x00\\xff', 2.5, True, -2**63, [1, 2]]")
+                       .to_bool(),
+                   "echo round trip: %s", pybridge::eval("repr(echoed)").to_string().c_str());
+        std::vector<std::byte> bytes = pybridge::eval("echoed[1]").to_bytes();
+        TEST_CHECK(bytes.size() == 2 && bytes[1] == std::byte{0xff}, "bytes");
+        try {
+            pybridge::run("1 / 0", pybridge::Object(), "<zero>");
+            test::fail("1 / 0 did not throw");
+        } catch (const pybridge::Error &error) {
+            TEST_CHECK(error.status() == PYB_E_PYTHON && std::string(error.status_name()) == "PYB_E_PYTHON" &&
+                           error.python_type() == "ZeroDivisionError" &&
+                           error.python_message() == "division by zero" &&
+                           error.traceback().find("<zero>") != std::string::npos,
+                       "%s / %s / %s", error.what(), error.python_type().c_str(),
+                       error.traceback().c_str());
+        }
+        std::puts("c_extension: C++ exceptions became pybridge.HostError with their messages");
         return 0;
     });
 

@@ -9,8 +9,15 @@ use pyo3::ffi;
 use crate::status::*;
 
 /// A failed call: the status the host sees and the message it can read afterwards.
+///
+/// Boxed so that `Result<T>` stays two words: every exported function returns
+/// through it on the GIL and call paths, and a 40-byte error made each of
+/// those results a memory copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<ErrorDetail>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetail {
     pub status: pyb_status,
     pub message: String,
     /// Set for `PYB_E_PYTHON` errors that came from a Python exception.
@@ -31,13 +38,32 @@ pub struct PythonError {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl std::ops::Deref for Error {
+    type Target = ErrorDetail;
+
+    fn deref(&self) -> &ErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut ErrorDetail {
+        &mut self.0
+    }
+}
+
 impl Error {
     pub fn new(status: pyb_status, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorDetail {
             status,
             message: message.into(),
             python: None,
-        }
+        }))
+    }
+
+    /// The message, taken out of the error.
+    pub fn into_message(self) -> String {
+        self.0.message
     }
 
     /// Prefixes the message with what it is about, for example `args[2]`.
@@ -139,11 +165,11 @@ pub(crate) fn python_error(_py: pyo3::Python<'_>) -> Error {
         message.push('\n');
         message.push_str(&detail.traceback);
     }
-    Error {
+    Error(Box::new(ErrorDetail {
         status: PYB_E_PYTHON,
         message,
         python: Some(Box::new(detail)),
-    }
+    }))
 }
 
 /// A fetched exception: type, normalized value and traceback (may be NULL), owned.

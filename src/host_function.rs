@@ -325,8 +325,8 @@ unsafe extern "C" fn trampoline(
     }));
     let message = match outcome {
         Ok(Ok(result)) => return result,
-        Ok(Err(error)) => error.message,
-        Err(payload) => crate::boundary::panic_error(payload).message,
+        Ok(Err(error)) => error.into_message(),
+        Err(payload) => crate::boundary::panic_error(payload).into_message(),
     };
     // SAFETY: the calling thread holds the GIL (it is running Python code).
     unsafe { raise_host_error(&message) };

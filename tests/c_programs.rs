@@ -40,6 +40,17 @@ fn build_and_run(name: &str, source: &str, last_line: &str) -> Outcome {
     outcome
 }
 
+/// Checks that each of `lines` was printed, exactly, on a line of its own.
+fn assert_printed(outcome: &Outcome, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            outcome.stdout.lines().any(|printed| printed == *line),
+            "missing line {line:?}\n{}",
+            outcome.describe()
+        );
+    }
+}
+
 #[test]
 fn engine_host_passes_every_check() {
     let outcome = build_and_run(
@@ -47,18 +58,15 @@ fn engine_host_passes_every_check() {
         "tests/c/engine_host.c",
         "engine_host: all checks passed",
     );
-    for line in [
-        "engine_host: 4 threads x 2000 scopes: counter = 8000",
-        "engine_host: out-of-order release -> PYB_E_BAD_TOKEN",
-        "engine_host: release on another thread -> PYB_E_WRONG_THREAD",
-        "engine_host: acquire after shutdown -> PYB_E_NOT_INITIALIZED",
-    ] {
-        assert!(
-            outcome.stdout.lines().any(|printed| printed == line),
-            "missing line {line:?}\n{}",
-            outcome.describe()
-        );
-    }
+    assert_printed(
+        &outcome,
+        &[
+            "engine_host: 4 threads x 2000 scopes: counter = 8000",
+            "engine_host: out-of-order release -> PYB_E_BAD_TOKEN",
+            "engine_host: release on another thread -> PYB_E_WRONG_THREAD",
+            "engine_host: acquire after shutdown -> PYB_E_NOT_INITIALIZED",
+        ],
+    );
 }
 
 #[test]
@@ -165,16 +173,13 @@ fn objects_host_runs_the_issue_3_scenarios_from_c() {
         "tests/c/objects_host.c",
         "objects_host: all checks passed",
     );
-    for line in [
-        "objects_host: 20 runs x 50 messages: every callback arrived",
-        "objects_host: 1/0 -> PYB_E_PYTHON",
-        "objects_host: made-up handle -> PYB_E_BAD_HANDLE",
-        "objects_host: released handle -> PYB_E_BAD_HANDLE",
-    ] {
-        assert!(
-            outcome.stdout.lines().any(|printed| printed == line),
-            "missing line {line:?}\n{}",
-            outcome.describe()
-        );
-    }
+    assert_printed(
+        &outcome,
+        &[
+            "objects_host: 20 runs x 50 messages: every callback arrived",
+            "objects_host: 1/0 -> PYB_E_PYTHON",
+            "objects_host: made-up handle -> PYB_E_BAD_HANDLE",
+            "objects_host: released handle -> PYB_E_BAD_HANDLE",
+        ],
+    );
 }

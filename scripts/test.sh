@@ -4,7 +4,8 @@
 # shutdown finalizes that process's interpreter), and the C host programs
 # (compiled with gcc -Wall -Wextra -Werror and run by tests/c_programs.rs).
 # The benchmark runs first so its figures show in the log; it never fails on them.
-# The engine tests also run against the image's other CPython versions.
+# The engine tests also run against the image's other CPython versions, and the
+# C# tests on Mono and CoreCLR.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_nextest
@@ -13,6 +14,10 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then
   cargo bench
+fi
+if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
+  # The C# binding's tests on Mono and CoreCLR (installs both if missing).
+  bash scripts/test-csharp.sh
 fi
 if [ "${PYB_SKIP_OTHER_PYTHONS:-0}" != "1" ]; then
   bash scripts/test-python-versions.sh

@@ -267,6 +267,7 @@ fn start(
         INTERPRETER.store(unsafe { ffi::PyInterpreterState_Main() }, Ordering::Release);
         return Ok((true, None));
     }
+    crate::info::promote_libpython_to_global();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let engine_config = config.clone();
     let handle = std::thread::Builder::new()

@@ -183,3 +183,34 @@ fn objects_host_runs_the_issue_3_scenarios_from_c() {
         ],
     );
 }
+
+#[test]
+fn a_host_that_dlopens_pybridge_locally_can_import_extension_modules() {
+    // Built without linking pybridge or libpython: the program loads pybridge
+    // with dlopen(RTLD_LOCAL), as CoreCLR does.
+    let dir = work_dir("dlopen_host");
+    let exe = dir.join("dlopen_host");
+    let mut gcc = Command::new("gcc");
+    gcc.arg("-std=c11")
+        .args(STRICT)
+        .arg(format!("-I{}", header_dir().display()))
+        .arg(repo_root().join("tests/c/dlopen_host.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg("-ldl");
+    run_compiler(gcc).unwrap_or_else(|gcc| panic!("{gcc}"));
+    let library = pybridge_lib_dir().join("libpybridge.so");
+    let outcome = run_with_deadline(&exe, &[library.to_str().unwrap()], DEADLINE, true);
+    assert!(
+        !outcome.timed_out && outcome.status.success(),
+        "dlopen_host failed\n{}",
+        outcome.describe()
+    );
+    assert_eq!(
+        outcome.last_line(),
+        "dlopen_host: extension modules import with RTLD_LOCAL",
+        "{}",
+        outcome.describe()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -97,7 +97,6 @@ namespace PyBridge
         /// returns no thread holds the GIL, so any thread may use Python at once.</summary>
         public static unsafe void Initialize(PyEngineOptions options)
         {
-            LibPython.PromoteToGlobal();
             if (options == null)
             {
                 PyStatus.Check(Native.pyb_engine_initialize(null));

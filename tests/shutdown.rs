@@ -237,6 +237,10 @@ fn concurrent_shutdowns_finalize_exactly_once() {
     within(LIMIT, "concurrent shutdowns", || {
         initialize();
         run("x = 1");
+        // A thread holding the GIL keeps the first shutdown waiting, so all six
+        // calls are in progress together (finalization alone takes ~3 ms on
+        // 3.12, and a late caller would rightly get PYB_E_NOT_INITIALIZED).
+        let (release, holder) = hold_gil_on_another_thread();
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
         let stoppers: Vec<_> = (0..6)
             .map(|i| {
@@ -247,6 +251,10 @@ fn concurrent_shutdowns_finalize_exactly_once() {
                 })
             })
             .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(pyb_engine_state(), PYB_STATE_SHUTTING_DOWN);
+        release.send(()).unwrap();
+        holder.join().unwrap();
         for stopper in stoppers {
             ok(stopper.join().unwrap());
         }

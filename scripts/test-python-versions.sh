@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds pybridge against each other CPython the image has (pyenv shared builds)
-# and runs the engine and C host tests on it: thread-state and finalization
-# rules differ between 3.10, 3.12 and 3.13 (see shared/CPYTHON-FACTS.md).
+# and runs the whole Rust-driven suite (engine, objects, C and C++ hosts with
+# sanitizers) on it: thread-state and finalization rules differ between 3.10,
+# 3.12 and 3.13 (see shared/CPYTHON-FACTS.md).
 # Versions that are not installed are reported and skipped.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -15,9 +16,7 @@ for version in ${PYB_EXTRA_PYTHONS:-3.10.13 3.12.1 3.13.0}; do
   fi
   echo "== CPython $version"
   if ! PYO3_PYTHON="$python" CARGO_TARGET_DIR="target/python-$version" \
-      cargo nextest run --profile ci --test smoke --test gil_scopes --test shutdown \
-      --test engine_lifecycle --test c_programs --test objects --test host_functions \
-      --test scenarios --test bad_input; then
+      cargo nextest run --profile ci; then
     echo "== CPython $version: FAILED"
     status=1
   fi

@@ -3,9 +3,12 @@
 set -euo pipefail
 
 PYB_PYTHON_VERSION="${PYB_PYTHON_VERSION:-3.11.7}"
+# pyenv's shared CPython builds; found without the pyenv command on PATH too.
+PYENV_ROOT="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
+export PYENV_ROOT
 if [ -z "${PYO3_PYTHON:-}" ]; then
-  if command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/$PYB_PYTHON_VERSION/bin/python3" ]; then
-    PYO3_PYTHON="$(pyenv root)/versions/$PYB_PYTHON_VERSION/bin/python3"
+  if [ -x "$PYENV_ROOT/versions/$PYB_PYTHON_VERSION/bin/python3" ]; then
+    PYO3_PYTHON="$PYENV_ROOT/versions/$PYB_PYTHON_VERSION/bin/python3"
   else
     PYO3_PYTHON="$(command -v python3)"
   fi

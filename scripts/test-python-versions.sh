@@ -9,7 +9,7 @@ source scripts/env.sh
 ensure_nextest
 status=0
 for version in ${PYB_EXTRA_PYTHONS:-3.10.13 3.12.1 3.13.0}; do
-  python="$(pyenv root 2>/dev/null)/versions/$version/bin/python3"
+  python="$PYENV_ROOT/versions/$version/bin/python3"
   if [ ! -x "$python" ]; then
     echo "== CPython $version: not installed, skipped"
     continue

@@ -5,6 +5,14 @@
 use std::process::Command;
 
 fn main() {
+    // One initial-exec thread-local pointer (see the file for why it is C).
+    cc::Build::new()
+        .file("src/current_slot.c")
+        .flag("-fPIC")
+        .opt_level(2)
+        .compile("pybridge_current_slot");
+    println!("cargo:rerun-if-changed=src/current_slot.c");
+
     pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();
 

@@ -3,10 +3,11 @@
 //!
 //! The record lives in a process-wide registry (so shutdown can see every
 //! thread) and is reached from its own thread through one thread-local pointer
-//! (touched once per call: a thread-local lookup in a cdylib is a call to
-//! `__tls_get_addr`, 30-50% of a nested acquire, see CPYTHON-FACTS.md).
+//! kept in initial-exec TLS by `src/current_slot.c`: a Rust `thread_local!` in
+//! a cdylib costs a `__tls_get_addr` call, 30-50% of a nested acquire (see
+//! CPYTHON-FACTS.md). Rust TLS is used only for the thread-exit hook.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
@@ -85,8 +86,23 @@ unsafe impl Send for ThreadSlot {}
 static REGISTRY: Mutex<Vec<Arc<ThreadSlot>>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
+unsafe extern "C" {
+    fn pyb_current_slot_get() -> *const std::ffi::c_void;
+    fn pyb_current_slot_set(slot: *const std::ffi::c_void);
+}
+
+#[inline(always)]
+fn current_ptr() -> *const ThreadSlot {
+    // SAFETY: reads the calling thread's own thread-local pointer.
+    unsafe { pyb_current_slot_get() }.cast()
+}
+
+fn set_current_ptr(slot: *const ThreadSlot) {
+    // SAFETY: writes the calling thread's own thread-local pointer.
+    unsafe { pyb_current_slot_set(slot.cast()) }
+}
+
 thread_local! {
-    static CURRENT: Cell<*const ThreadSlot> = const { Cell::new(std::ptr::null()) };
     static EXIT_HOOK: ExitHook = const { ExitHook };
 }
 
@@ -95,9 +111,7 @@ struct ExitHook;
 
 impl Drop for ExitHook {
     fn drop(&mut self) {
-        let Ok(ptr) = CURRENT.try_with(|current| current.get()) else {
-            return;
-        };
+        let ptr = current_ptr();
         if ptr.is_null() {
             return;
         }
@@ -108,7 +122,7 @@ impl Drop for ExitHook {
         })) {
             crate::boundary::panic_error(payload);
         }
-        let _ = CURRENT.try_with(|current| current.set(std::ptr::null()));
+        set_current_ptr(std::ptr::null());
         REGISTRY
             .lock()
             .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr));
@@ -119,7 +133,7 @@ impl ThreadSlot {
     /// The calling thread's slot, created on first use.
     #[inline(always)]
     pub(crate) fn current() -> &'static ThreadSlot {
-        let ptr = CURRENT.with(|current| current.get());
+        let ptr = current_ptr();
         if ptr.is_null() {
             return Self::create();
         }
@@ -130,7 +144,7 @@ impl ThreadSlot {
     /// The calling thread's slot if it has one (no allocation).
     #[inline(always)]
     pub(crate) fn existing() -> Option<&'static ThreadSlot> {
-        let ptr = CURRENT.try_with(|current| current.get()).ok()?;
+        let ptr = current_ptr();
         // SAFETY: as in `current`.
         unsafe { ptr.as_ref() }
     }
@@ -162,7 +176,7 @@ impl ThreadSlot {
         });
         let ptr = Arc::as_ptr(&slot);
         REGISTRY.lock().push(slot);
-        CURRENT.with(|current| current.set(ptr));
+        set_current_ptr(ptr);
         // Touch the hook so its destructor is registered for this thread.
         EXIT_HOOK.with(|_| {});
         // SAFETY: registered above; lives until this thread exits.

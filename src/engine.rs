@@ -373,8 +373,7 @@ struct EngineShutdown {
     serial: u64,
     interrupt: bool,
     interrupted: Option<Vec<u64>>,
-    /// Per busy slot id: (scope serial, when first seen busy), for "held since".
-    first_seen: HashMap<u32, (u32, Instant)>,
+    busy: BusyWatch,
 }
 
 impl EngineShutdown {
@@ -384,7 +383,7 @@ impl EngineShutdown {
             serial,
             interrupt,
             interrupted: None,
-            first_seen: HashMap::new(),
+            busy: BusyWatch::default(),
         }
     }
 
@@ -398,7 +397,7 @@ impl EngineShutdown {
             if self.interrupt && self.interrupted.is_none() {
                 self.with_gil(|this| this.interrupt_threads());
             }
-            if let Some(blocker) = self.busy_host_thread() {
+            if let Some(blocker) = self.busy.blocker() {
                 self.report_and_wait(blocker);
                 continue;
             }
@@ -481,36 +480,6 @@ impl EngineShutdown {
         }
     }
 
-    /// A host thread the shutdown must wait for, described for the message.
-    fn busy_host_thread(&mut self) -> Option<String> {
-        let now = Instant::now();
-        for slot in all_slots() {
-            if !slot.busy.load(Ordering::Acquire) || is_engine_thread(&slot) {
-                continue;
-            }
-            let serial = slot.scope_serial.load(Ordering::Relaxed);
-            let entry = self.first_seen.entry(slot.id).or_insert((serial, now));
-            if entry.0 != serial {
-                *entry = (serial, now);
-            }
-            let waited = now.duration_since(entry.1).as_millis();
-            let doing = match slot.activity() {
-                Activity::HoldingGil => "holds the GIL through pybridge",
-                Activity::AllowThreads => {
-                    "is inside an allow-threads region and will take the GIL back"
-                }
-                Activity::WaitingForGil => "is waiting to take the GIL",
-                Activity::Idle => "is inside a pybridge call",
-            };
-            return Some(format!(
-                "{} {doing} (for at least {waited} ms); release its GIL scope \
-                 (pyb_gil_release / pyb_end_allow_threads) so the engine can stop",
-                slot.describe()
-            ));
-        }
-        None
-    }
-
     /// Closes the gate for good unless the attempt was called off or a thread
     /// slipped inside; returns what blocks otherwise. GIL held.
     fn commit(&mut self) -> Option<String> {
@@ -521,11 +490,7 @@ impl EngineShutdown {
         if request.outcome != Outcome::Pending {
             return Some("the shutdown was called off".to_string());
         }
-        let generation = life.generation;
-        gate::store(EngineWord::new(generation, GateState::Finalizing));
-        gate::barrier();
-        if let Some(blocker) = self.busy_host_thread() {
-            gate::store(EngineWord::new(generation, GateState::ShuttingDown));
+        if let Some(blocker) = close_gate_for_good(life.generation, &mut self.busy) {
             return Some(blocker);
         }
         if let Some(request) = life.request(self.serial) {
@@ -566,6 +531,59 @@ impl EngineShutdown {
         // Woken early when the attempt is called off.
         CHANGED.wait_for(&mut life, Duration::from_millis(2));
     }
+}
+
+/// Watches host threads inside the gate, remembering since when each has been
+/// seen there (per scope), for the messages that name what blocks a shutdown.
+#[derive(Default)]
+struct BusyWatch {
+    /// Per slot id: (scope serial, when first seen busy in that scope).
+    first_seen: HashMap<u32, (u32, Instant)>,
+}
+
+impl BusyWatch {
+    /// A host thread the shutdown must wait for, described for the message.
+    fn blocker(&mut self) -> Option<String> {
+        let now = Instant::now();
+        for slot in all_slots() {
+            if !slot.busy.load(Ordering::Acquire) || is_engine_thread(&slot) {
+                continue;
+            }
+            let serial = slot.scope_serial.load(Ordering::Relaxed);
+            let entry = self.first_seen.entry(slot.id).or_insert((serial, now));
+            if entry.0 != serial {
+                *entry = (serial, now);
+            }
+            let waited = now.duration_since(entry.1).as_millis();
+            let doing = match slot.activity() {
+                Activity::HoldingGil => "holds the GIL through pybridge",
+                Activity::AllowThreads => {
+                    "is inside an allow-threads region and will take the GIL back"
+                }
+                Activity::WaitingForGil => "is waiting to take the GIL",
+                Activity::Idle => "is inside a pybridge call",
+            };
+            return Some(format!(
+                "{} {doing} (for at least {waited} ms); release its GIL scope \
+                 (pyb_gil_release / pyb_end_allow_threads) so the engine can stop",
+                slot.describe()
+            ));
+        }
+        None
+    }
+}
+
+/// Moves the gate to `Finalizing` unless a thread slipped inside between the
+/// last look and now (the barrier makes every busy flag visible); then it goes
+/// back to `ShuttingDown` and the blocker is returned.
+fn close_gate_for_good(generation: u32, busy: &mut BusyWatch) -> Option<String> {
+    gate::store(EngineWord::new(generation, GateState::Finalizing));
+    gate::barrier();
+    let blocker = busy.blocker();
+    if blocker.is_some() {
+        gate::store(EngineWord::new(generation, GateState::ShuttingDown));
+    }
+    blocker
 }
 
 pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
@@ -751,20 +769,11 @@ fn guest_shutdown(
     timeout_ms: u32,
 ) -> Result<()> {
     let generation = life.generation;
-    let mut probe = EngineShutdown::new(std::ptr::null_mut(), serial, false);
+    let mut busy = BusyWatch::default();
     loop {
-        let blocker = match probe.busy_host_thread() {
-            Some(blocker) => Some(blocker),
-            None => {
-                gate::store(EngineWord::new(generation, GateState::Finalizing));
-                gate::barrier();
-                let blocker = probe.busy_host_thread();
-                if blocker.is_some() {
-                    gate::store(EngineWord::new(generation, GateState::ShuttingDown));
-                }
-                blocker
-            }
-        };
+        let blocker = busy
+            .blocker()
+            .or_else(|| close_gate_for_good(generation, &mut busy));
         let Some(blocker) = blocker else {
             break;
         };

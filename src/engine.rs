@@ -549,7 +549,7 @@ impl BusyWatch {
             if !slot.busy.load(Ordering::Acquire) || is_engine_thread(&slot) {
                 continue;
             }
-            let serial = slot.scope_serial.load(Ordering::Relaxed);
+            let serial = slot.epoch.load(Ordering::Relaxed);
             let entry = self.first_seen.entry(slot.id).or_insert((serial, now));
             if entry.0 != serial {
                 *entry = (serial, now);

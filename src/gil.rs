@@ -32,8 +32,10 @@ pub type pyb_thread_token = u64;
 /// Python thread state, which is kept and reused until the thread exits (so
 /// `threading.local` survives between scopes, and `PyGILState_Ensure` inside a
 /// scope nests). Scopes nest: an acquire on a thread that already holds the GIL
-/// through pybridge only counts. While the scope is open the thread may call the
-/// CPython C API directly. Release with `pyb_gil_release` on the same thread, in
+/// through pybridge only counts; if code inside the open scope gave the GIL
+/// away (a ctypes call, `Py_BEGIN_ALLOW_THREADS`), the inner scope takes it
+/// back and its release gives it away again. While the scope is open the
+/// thread may call the CPython C API directly. Release with `pyb_gil_release` on the same thread, in
 /// LIFO order. Blocks while another thread holds the GIL.
 ///
 /// Errors: `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN` once a shutdown has
@@ -140,7 +142,7 @@ impl Drop for GilScope {
 #[inline(always)]
 fn make_token(slot: &ThreadSlot, owner: &OwnerState, kind: TokenKind, position: u32) -> u64 {
     let epoch = match kind {
-        TokenKind::Gil => owner.epoch,
+        TokenKind::Gil => slot.epoch.load(Ordering::Relaxed),
         _ => owner.allow_serial,
     };
     Token {
@@ -222,8 +224,8 @@ fn acquire_outermost(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
     }
     slot.set_activity(Activity::HoldingGil);
     owner.depth = 1;
-    owner.epoch = owner.epoch.wrapping_add(1);
-    slot.scope_serial.store(owner.epoch, Ordering::Relaxed);
+    let epoch = slot.epoch.load(Ordering::Relaxed).wrapping_add(1);
+    slot.epoch.store(epoch, Ordering::Relaxed);
     Ok(make_token(slot, owner, TokenKind::Gil, 1))
 }
 
@@ -473,7 +475,7 @@ pub(crate) fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
     owner.allow_frames.push(AllowFrame {
         saved_tstate: saved,
         depth: owner.depth,
-        epoch: owner.epoch,
+        epoch: slot.epoch.load(Ordering::Relaxed),
         borrowed: owner.borrowed,
         serial: owner.allow_serial,
     });
@@ -509,7 +511,7 @@ pub(crate) fn end_allow_threads(slot: &ThreadSlot, value: u64) -> Result<()> {
     // waits for busy threads, so the interpreter is alive.
     unsafe { ffi::PyEval_RestoreThread(frame.saved_tstate) };
     owner.depth = frame.depth;
-    owner.epoch = frame.epoch;
+    slot.epoch.store(frame.epoch, Ordering::Relaxed);
     owner.borrowed = frame.borrowed;
     if owner.depth > 0 {
         slot.set_activity(Activity::HoldingGil);

@@ -46,9 +46,6 @@ pub(crate) struct OwnerState {
     pub generation: u32,
     /// GIL nesting through pybridge; 0 = no scope open.
     pub depth: u32,
-    /// Bumped on every outermost acquire, so a token from a closed scope never
-    /// matches a new one of the same depth.
-    pub epoch: u32,
     /// The outermost scope found the GIL already held by this thread (a Python
     /// thread calling into the host, or code inside `PyGILState_Ensure`), so
     /// its release must not give the GIL away.
@@ -68,9 +65,11 @@ pub(crate) struct ThreadSlot {
     /// an allow-threads region that will take it back, or is about to touch CPython.
     pub busy: AtomicBool,
     pub activity: AtomicU8,
-    /// Bumped on every outermost acquire; the shutdown side uses it to tell a
-    /// thread that kept the GIL from one that re-took it.
-    pub scope_serial: AtomicU32,
+    /// Bumped by the owner on every outermost acquire: tokens carry it, so a
+    /// token from a closed scope never matches a new one of the same depth, and
+    /// the shutdown side uses it to tell a thread that kept the GIL from one
+    /// that took it again. Atomic only so the shutdown side may read it.
+    pub epoch: AtomicU32,
     pub os_tid: i32,
     pub pthread_id: libc::c_ulong,
     pub name: String,
@@ -157,7 +156,7 @@ impl ThreadSlot {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed) & crate::token::SLOT_ID_MASK,
             busy: AtomicBool::new(false),
             activity: AtomicU8::new(Activity::Idle as u8),
-            scope_serial: AtomicU32::new(0),
+            epoch: AtomicU32::new(0),
             // SAFETY: trivial libc calls about the calling thread.
             os_tid: unsafe { libc::gettid() },
             pthread_id: unsafe { libc::pthread_self() } as libc::c_ulong,
@@ -167,7 +166,6 @@ impl ThreadSlot {
                 owns_tstate: false,
                 generation: 0,
                 depth: 0,
-                epoch: 0,
                 borrowed: false,
                 allow_frames: Vec::new(),
                 allow_serial: 0,

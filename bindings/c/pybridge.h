@@ -443,8 +443,10 @@ size_t pyb_last_error_python_traceback(char *buf, size_t buf_len);
 // Python thread state, which is kept and reused until the thread exits (so
 // `threading.local` survives between scopes, and `PyGILState_Ensure` inside a
 // scope nests). Scopes nest: an acquire on a thread that already holds the GIL
-// through pybridge only counts. While the scope is open the thread may call the
-// CPython C API directly. Release with `pyb_gil_release` on the same thread, in
+// through pybridge only counts; if code inside the open scope gave the GIL
+// away (a ctypes call, `Py_BEGIN_ALLOW_THREADS`), the inner scope takes it
+// back and its release gives it away again. While the scope is open the
+// thread may call the CPython C API directly. Release with `pyb_gil_release` on the same thread, in
 // LIFO order. Blocks while another thread holds the GIL.
 //
 // Errors: `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN` once a shutdown has

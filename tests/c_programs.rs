@@ -20,22 +20,7 @@ fn build_and_run(name: &str, source: &str, last_line: &str) -> Outcome {
     let dir = work_dir(name);
     let exe = build_c_program(source, &dir, "-O1").unwrap_or_else(|gcc| panic!("{gcc}"));
     let outcome = run_with_deadline(&exe, &[], DEADLINE, true);
-    assert!(
-        !outcome.timed_out,
-        "{source} did not finish within {DEADLINE:?} and was killed\n{}",
-        outcome.describe()
-    );
-    assert!(
-        outcome.status.success(),
-        "{source} failed\n{}",
-        outcome.describe()
-    );
-    assert_eq!(
-        outcome.last_line(),
-        last_line,
-        "{source} did not end with the expected line\n{}",
-        outcome.describe()
-    );
+    outcome.assert_finished(source, last_line);
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
@@ -43,11 +28,7 @@ fn build_and_run(name: &str, source: &str, last_line: &str) -> Outcome {
 /// Checks that each of `lines` was printed, exactly, on a line of its own.
 fn assert_printed(outcome: &Outcome, lines: &[&str]) {
     for line in lines {
-        assert!(
-            outcome.stdout.lines().any(|printed| printed == *line),
-            "missing line {line:?}\n{}",
-            outcome.describe()
-        );
+        outcome.assert_printed(line);
     }
 }
 
@@ -201,16 +182,9 @@ fn a_host_that_dlopens_pybridge_locally_can_import_extension_modules() {
     run_compiler(gcc).unwrap_or_else(|gcc| panic!("{gcc}"));
     let library = pybridge_lib_dir().join("libpybridge.so");
     let outcome = run_with_deadline(&exe, &[library.to_str().unwrap()], DEADLINE, true);
-    assert!(
-        !outcome.timed_out && outcome.status.success(),
-        "dlopen_host failed\n{}",
-        outcome.describe()
-    );
-    assert_eq!(
-        outcome.last_line(),
+    outcome.assert_finished(
+        "dlopen_host",
         "dlopen_host: extension modules import with RTLD_LOCAL",
-        "{}",
-        outcome.describe()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

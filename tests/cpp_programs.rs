@@ -65,22 +65,7 @@ fn build_and_run(name: &str, last_line: &str, sanitized: bool) -> Outcome {
         Vec::new()
     };
     let outcome = run_with_deadline_env(&exe, &[], DEADLINE, true, &env);
-    assert!(
-        !outcome.timed_out,
-        "{source} ({tag}) did not finish within {DEADLINE:?} and was killed\n{}",
-        outcome.describe()
-    );
-    assert!(
-        outcome.status.success(),
-        "{source} ({tag}) failed\n{}",
-        outcome.describe()
-    );
-    assert_eq!(
-        outcome.last_line(),
-        last_line,
-        "{source} ({tag}) did not end with the expected line\n{}",
-        outcome.describe()
-    );
+    outcome.assert_finished(&format!("{source} ({tag})"), last_line);
     for report in [
         "ERROR: AddressSanitizer",
         "ERROR: LeakSanitizer",
@@ -97,19 +82,9 @@ fn build_and_run(name: &str, last_line: &str, sanitized: bool) -> Outcome {
     outcome
 }
 
-/// Asserts that stdout holds `line` exactly.
-fn has_line(outcome: &Outcome, line: &str) {
-    assert!(
-        outcome.stdout.lines().any(|printed| printed == line),
-        "missing line {line:?}\n{}",
-        outcome.describe()
-    );
-}
-
 fn thread_pool(sanitized: bool) {
     let outcome = build_and_run("thread_pool", "thread_pool: all checks passed", sanitized);
-    has_line(
-        &outcome,
+    outcome.assert_printed(
         "thread_pool: 8 threads x 1000 rounds, 8 thread states, local.rounds = 1100 each",
     );
     println!("{}", outcome.stdout);
@@ -124,8 +99,7 @@ fn c_extension(sanitized: bool) {
         "{}",
         outcome.describe()
     );
-    has_line(
-        &outcome,
+    outcome.assert_printed(
         "c_extension: C++ exceptions became pybridge.HostError with their messages",
     );
     println!("{}", outcome.stdout);
@@ -142,7 +116,7 @@ fn native_worker(sanitized: bool) {
         "native_worker: shutdown from the worker holding the GIL -> PYB_E_WOULD_DEADLOCK",
         "native_worker: host function captures freed: 1",
     ] {
-        has_line(&outcome, line);
+        outcome.assert_printed(line);
     }
     println!("{}", outcome.stdout);
 }
@@ -153,9 +127,7 @@ fn shutdown_race(sanitized: bool) {
         "shutdown_race: all checks passed",
         sanitized,
     );
-    has_line(
-        &outcome,
-        "shutdown_race: endless Python loop on a host thread -> PYB_E_PYTHON _pybridge_engine.ShutdownInterrupt",
+    outcome.assert_printed("shutdown_race: endless Python loop on a host thread -> PYB_E_PYTHON _pybridge_engine.ShutdownInterrupt",
     );
     assert!(
         outcome.stdout.lines().any(|line| line
@@ -168,8 +140,8 @@ fn shutdown_race(sanitized: bool) {
 
 fn readme_example(sanitized: bool) {
     let outcome = build_and_run("readme_example", "readme_example: done", sanitized);
-    has_line(&outcome, "10! = 3628800");
-    has_line(&outcome, "20! = 2432902008176640000");
+    outcome.assert_printed("10! = 3628800");
+    outcome.assert_printed("20! = 2432902008176640000");
 }
 
 #[test]

@@ -214,6 +214,32 @@ impl Outcome {
             .unwrap_or("")
     }
 
+    /// Asserts that the program finished within its deadline, exited with
+    /// status 0 and printed `last_line` last; `what` names it in failures.
+    pub fn assert_finished(&self, what: &str, last_line: &str) {
+        assert!(
+            !self.timed_out,
+            "{what} did not finish in time and was killed\n{}",
+            self.describe()
+        );
+        assert!(self.status.success(), "{what} failed\n{}", self.describe());
+        assert_eq!(
+            self.last_line(),
+            last_line,
+            "{what} did not end with the expected line\n{}",
+            self.describe()
+        );
+    }
+
+    /// Asserts that stdout holds `line` exactly, on a line of its own.
+    pub fn assert_printed(&self, line: &str) {
+        assert!(
+            self.stdout.lines().any(|printed| printed == line),
+            "missing line {line:?}\n{}",
+            self.describe()
+        );
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "exit: {}{} after {:.1} s\n--- stdout ---\n{}--- stderr ---\n{}",

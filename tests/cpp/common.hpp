@@ -18,19 +18,23 @@ namespace test {
 
 extern const char *const program;  // each program defines its name
 
-// Prints why and exits at once: _Exit, because exit() from a worker thread
-// would run static destructors while other threads still run.
+// Prints "<program>: FAILED: <prefix><message>" and exits at once: _Exit,
+// because exit() from a worker thread would run static destructors while other
+// threads still run.
+[[noreturn]] inline void vfail(const char *prefix, const char *format, std::va_list args) {
+    std::fprintf(stderr, "%s: FAILED: %s", program, prefix);
+    std::vfprintf(stderr, format, args);
+    std::fputc('\n', stderr);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(1);
+}
+
 [[noreturn]] inline void fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
 [[noreturn]] inline void fail(const char *format, ...) {
     std::va_list args;
     va_start(args, format);
-    std::fprintf(stderr, "%s: FAILED: ", program);
-    std::vfprintf(stderr, format, args);
-    std::fputc('\n', stderr);
-    va_end(args);
-    std::fflush(stdout);
-    std::fflush(stderr);
-    std::_Exit(1);
+    vfail("", format, args);
 }
 
 // Fails with "file:line: condition: message" unless `condition` holds.
@@ -39,15 +43,11 @@ extern const char *const program;  // each program defines its name
     __attribute__((format(printf, 4, 5)));
 [[noreturn]] inline void fail_check(const char *file, int line, const char *condition,
                                     const char *format, ...) {
+    char where[512];
+    std::snprintf(where, sizeof where, "%s:%d: %s: ", file, line, condition);
     std::va_list args;
     va_start(args, format);
-    std::fprintf(stderr, "%s: FAILED: %s:%d: %s: ", program, file, line, condition);
-    std::vfprintf(stderr, format, args);
-    std::fputc('\n', stderr);
-    va_end(args);
-    std::fflush(stdout);
-    std::fflush(stderr);
-    std::_Exit(1);
+    vfail(where, format, args);
 }
 
 #define TEST_CHECK(condition, ...)                                            \

@@ -551,29 +551,7 @@ pub unsafe extern "C" fn pyb_call(
     out: *mut pyb_value,
 ) -> pyb_status {
     ffi_boundary("pyb_call", || {
-        let (args, kwnames) = call_inputs(args, nargs, kwnames, nkwargs)?;
-        check_out(out, "out")?;
-        let gil = enter_for(callable)?;
-        let py = gil.python();
-        let function = new_reference(callable)?;
-        let mut refs = Refs::with_capacity(args.len() + 2);
-        let names = call_arguments(py, &mut refs, function, args, kwnames)?;
-        // The callable rides in slot 1 so that it is released with the arguments.
-        // SAFETY: GIL held; `refs` holds [reserved, callable, args...].
-        let result = unsafe {
-            let vector = refs.as_mut_ptr().add(2);
-            let result = ffi::PyObject_Vectorcall(
-                function,
-                vector,
-                nargs | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
-                names,
-            );
-            ffi::Py_XDECREF(names);
-            result
-        };
-        drop(refs);
-        *out_ptr(out, "out")? = result_value(py, result)?;
-        Ok(())
+        invoke(callable, None, args, nargs, kwnames, nkwargs, out)
     })
 }
 
@@ -594,32 +572,56 @@ pub unsafe extern "C" fn pyb_call_method(
 ) -> pyb_status {
     ffi_boundary("pyb_call_method", || {
         let method = utf8_arg(name, "name")?;
-        let (args, kwnames) = call_inputs(args, nargs, kwnames, nkwargs)?;
-        check_out(out, "out")?;
-        let gil = enter_for(object)?;
-        let py = gil.python();
-        let receiver = new_reference(object)?;
-        let mut refs = Refs::with_capacity(args.len() + 2);
-        let names = call_arguments(py, &mut refs, receiver, args, kwnames)?;
-        let method = new_str(py, method);
-        // SAFETY: GIL held; `refs` holds [reserved, self, args...].
-        let result = method.map(|method| unsafe {
-            let result = ffi::PyObject_VectorcallMethod(
-                method,
-                refs.as_mut_ptr().add(1),
-                (nargs + 1) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
-                names,
-            );
-            ffi::Py_DecRef(method);
-            result
-        });
-        // SAFETY: GIL held.
-        unsafe { ffi::Py_XDECREF(names) };
-        let result = result?;
-        drop(refs);
-        *out_ptr(out, "out")? = result_value(py, result)?;
-        Ok(())
+        invoke(object, Some(method), args, nargs, kwnames, nkwargs, out)
     })
+}
+
+/// `target(*args, **kwargs)`, or `target.method(...)` when `method` is given:
+/// the body of `pyb_call` and `pyb_call_method`.
+fn invoke(
+    target: pyb_object,
+    method: Option<&str>,
+    args: *const pyb_value,
+    nargs: usize,
+    kwnames: *const *const c_char,
+    nkwargs: usize,
+    out: *mut pyb_value,
+) -> Result<()> {
+    let (args, kwnames) = call_inputs(args, nargs, kwnames, nkwargs)?;
+    check_out(out, "out")?;
+    let gil = enter_for(target)?;
+    let py = gil.python();
+    let target = new_reference(target)?;
+    // `refs` holds [reserved, target, args...] and releases them all on drop;
+    // the reserved slot lets CPython prepend `self` without copying.
+    let mut refs = Refs::with_capacity(args.len() + 2);
+    let names = call_arguments(py, &mut refs, target, args, kwnames)?;
+    // SAFETY: GIL held; `refs` is laid out as described above.
+    let result = unsafe {
+        let result = match method {
+            None => Ok(ffi::PyObject_Vectorcall(
+                target,
+                refs.as_mut_ptr().add(2),
+                nargs | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+                names,
+            )),
+            Some(method) => new_str(py, method).map(|method| {
+                let result = ffi::PyObject_VectorcallMethod(
+                    method,
+                    refs.as_mut_ptr().add(1),
+                    (nargs + 1) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+                    names,
+                );
+                ffi::Py_DecRef(method);
+                result
+            }),
+        };
+        ffi::Py_XDECREF(names);
+        result
+    }?;
+    drop(refs);
+    *out_ptr(out, "out")? = result_value(py, result)?;
+    Ok(())
 }
 
 /// Builds a sequence from `count` values with `build` (a tuple or list constructor).

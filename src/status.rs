@@ -46,6 +46,18 @@ pub const PYB_E_WRONG_TYPE: pyb_status = -14;
 /// int64, a float-convertible int too large for a double, a str with no UTF-8
 /// form (lone surrogates), a caller buffer too small for the result.
 pub const PYB_E_OUT_OF_RANGE: pyb_status = -15;
+/// The shutdown's deadline passed after it reached its point of no return
+/// (finalization has begun, or `PYB_SHUTDOWN_INTERRUPT` delivered its
+/// interrupts): it cannot be called off, it goes on in the background, and the
+/// engine accepts no new work. The message names what it still waits for; call
+/// `pyb_engine_shutdown` again to wait for the end.
+pub const PYB_E_SHUTDOWN_COMMITTED: pyb_status = -16;
+/// A size the caller passed asks for more memory than can be allocated;
+/// nothing was changed and the engine stays usable.
+pub const PYB_E_OUT_OF_MEMORY: pyb_status = -17;
+/// The process is a `fork()` child of the process that started the engine:
+/// pybridge cannot run here (the engine thread did not survive the fork).
+pub const PYB_E_FORKED: pyb_status = -18;
 
 /// Every status with its name, in ABI order.
 const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
@@ -65,6 +77,9 @@ const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
     (PYB_E_BAD_HANDLE, c"PYB_E_BAD_HANDLE"),
     (PYB_E_WRONG_TYPE, c"PYB_E_WRONG_TYPE"),
     (PYB_E_OUT_OF_RANGE, c"PYB_E_OUT_OF_RANGE"),
+    (PYB_E_SHUTDOWN_COMMITTED, c"PYB_E_SHUTDOWN_COMMITTED"),
+    (PYB_E_OUT_OF_MEMORY, c"PYB_E_OUT_OF_MEMORY"),
+    (PYB_E_FORKED, c"PYB_E_FORKED"),
 ];
 
 /// The status constant's own name as a string, for example `"PYB_E_TIMEOUT"`;

@@ -236,6 +236,21 @@ typedef struct pyb_stats {
 // form (lone surrogates), a caller buffer too small for the result.
 #define PYB_E_OUT_OF_RANGE -15
 
+// The shutdown's deadline passed after it reached its point of no return
+// (finalization has begun, or `PYB_SHUTDOWN_INTERRUPT` delivered its
+// interrupts): it cannot be called off, it goes on in the background, and the
+// engine accepts no new work. The message names what it still waits for; call
+// `pyb_engine_shutdown` again to wait for the end.
+#define PYB_E_SHUTDOWN_COMMITTED -16
+
+// A size the caller passed asks for more memory than can be allocated;
+// nothing was changed and the engine stays usable.
+#define PYB_E_OUT_OF_MEMORY -17
+
+// The process is a `fork()` child of the process that started the engine:
+// pybridge cannot run here (the engine thread did not survive the fork).
+#define PYB_E_FORKED -18
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -50,11 +50,12 @@ namespace PyBridge
         }
 
         /// <summary>The exception for a failing status, built from this thread's last error.
-        /// PYB_E_PYTHON: <see cref="PythonException"/>; PYB_E_TIMEOUT: <see cref="TimeoutException"/>;
+        /// PYB_E_PYTHON: <see cref="PythonException"/>; PYB_E_TIMEOUT, SHUTDOWN_COMMITTED: <see cref="TimeoutException"/>;
         /// PYB_E_BAD_HANDLE: <see cref="ObjectDisposedException"/>; NOT_INITIALIZED, SHUTTING_DOWN,
-        /// GIL_NOT_HELD, WRONG_THREAD, BAD_TOKEN, WOULD_DEADLOCK: <see cref="InvalidOperationException"/>;
+        /// GIL_NOT_HELD, WRONG_THREAD, BAD_TOKEN, WOULD_DEADLOCK, FORKED: <see cref="InvalidOperationException"/>;
         /// NULL_ARGUMENT: <see cref="ArgumentNullException"/>; INVALID_ARGUMENT: <see cref="ArgumentException"/>;
         /// WRONG_TYPE: <see cref="InvalidCastException"/>; OUT_OF_RANGE: <see cref="OverflowException"/>;
+        /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>;
         /// others: <see cref="PyBridgeException"/>.</summary>
         public static Exception ToException(int status)
         {
@@ -69,6 +70,7 @@ namespace PyBridge
                     e = new PythonException(message, LastError.PythonType, LastError.PythonMessage, LastError.PythonTraceback);
                     break;
                 case Native.PYB_E_TIMEOUT:
+                case Native.PYB_E_SHUTDOWN_COMMITTED:
                     e = new TimeoutException(message);
                     break;
                 case Native.PYB_E_BAD_HANDLE:
@@ -80,6 +82,7 @@ namespace PyBridge
                 case Native.PYB_E_WRONG_THREAD:
                 case Native.PYB_E_BAD_TOKEN:
                 case Native.PYB_E_WOULD_DEADLOCK:
+                case Native.PYB_E_FORKED:
                     e = new InvalidOperationException(message);
                     break;
                 case Native.PYB_E_NULL_ARGUMENT:
@@ -93,6 +96,9 @@ namespace PyBridge
                     break;
                 case Native.PYB_E_OUT_OF_RANGE:
                     e = new OverflowException(message);
+                    break;
+                case Native.PYB_E_OUT_OF_MEMORY:
+                    e = new InsufficientMemoryException(message);
                     break;
                 default:
                     e = new PyBridgeException(message);

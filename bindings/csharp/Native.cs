@@ -85,6 +85,9 @@ namespace PyBridge.Interop
         public const int PYB_E_BAD_HANDLE = -13;
         public const int PYB_E_WRONG_TYPE = -14;
         public const int PYB_E_OUT_OF_RANGE = -15;
+        public const int PYB_E_SHUTDOWN_COMMITTED = -16;
+        public const int PYB_E_OUT_OF_MEMORY = -17;
+        public const int PYB_E_FORKED = -18;
 
         public const uint PYB_CONFIG_ISOLATED = 1;
         public const int PYB_STATE_UNINITIALIZED = 0;

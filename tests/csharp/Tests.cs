@@ -364,6 +364,9 @@ threading.Thread(target=ticker.run, daemon=True).start()
             { Native.PYB_E_BAD_HANDLE, typeof(ObjectDisposedException) },
             { Native.PYB_E_WRONG_TYPE, typeof(InvalidCastException) },
             { Native.PYB_E_OUT_OF_RANGE, typeof(OverflowException) },
+            { Native.PYB_E_SHUTDOWN_COMMITTED, typeof(TimeoutException) },
+            { Native.PYB_E_OUT_OF_MEMORY, typeof(InsufficientMemoryException) },
+            { Native.PYB_E_FORKED, typeof(InvalidOperationException) },
             { -99, typeof(PyBridgeException) } };
         foreach (var kv in expected)
         {

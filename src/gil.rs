@@ -195,7 +195,7 @@ fn acquire_outermost(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
     let inside_already = !owner.allow_frames.is_empty();
     let word = gate::enter(&slot.busy);
     if word.state() != GateState::Running {
-        if let Err(error) = admit_while_closing(slot, owner, word, inside_already) {
+        if let Err(error) = admit_while_closing(owner, word, inside_already) {
             if !inside_already {
                 gate::leave(&slot.busy);
             }
@@ -234,7 +234,6 @@ fn acquire_outermost(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
 #[cold]
 #[inline(never)]
 fn admit_while_closing(
-    slot: &ThreadSlot,
     owner: &mut OwnerState,
     word: EngineWord,
     inside_already: bool,
@@ -250,13 +249,9 @@ fn admit_while_closing(
                 Err(Error::shutting_down())
             }
         }
-        GateState::Finalizing => {
-            if engine::is_engine_thread(slot) {
-                Ok(())
-            } else {
-                Err(Error::shutting_down())
-            }
-        }
+        // The engine thread too: Python code run by finalization (atexit, __del__,
+        // free_user_data) must not make handles that would outlive the interpreter.
+        GateState::Finalizing => Err(Error::shutting_down()),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::boundary::ffi_boundary;
 use crate::config::{EngineConfig, pyb_config};
 use crate::error::{Error, Result};
 use crate::gate::{self, EngineWord, GateState};
-use crate::interpreter::{self, PythonThread};
+use crate::interpreter::{self, Interrupts, PythonThread};
 use crate::stats;
 use crate::status::*;
 use crate::thread_slot::{Activity, ThreadSlot, all_slots};
@@ -34,10 +34,20 @@ pub const PYB_STATE_SHUTTING_DOWN: i32 = 2;
 
 /// A timeout that never expires.
 pub const PYB_TIMEOUT_INFINITE: u32 = u32::MAX;
-/// `pyb_engine_shutdown` flag: raise `SystemExit` in running Python threads, and
+/// `pyb_engine_shutdown` flag: stop threads that run Python instead of only
+/// waiting for them. The shutdown raises `SystemExit` in Python threads and
 /// `_pybridge_engine.ShutdownInterrupt` (a `BaseException`) in host threads
-/// inside a GIL scope, before waiting for them. The exception fires
-/// when each thread next runs Python code; it is withdrawn if the shutdown times out.
+/// inside a GIL scope; each fires when its thread next runs Python bytecode.
+///
+/// Interrupting is a point of no return, so it happens only when the stop can
+/// follow: never while a host thread is inside an allow-threads region (native
+/// work an exception cannot stop; the shutdown waits, and at its deadline
+/// returns `PYB_E_TIMEOUT` having changed nothing), and never in a thread
+/// whose Python stack is inside the import system, `threading`, `logging`,
+/// `queue`, `concurrent.futures` or `multiprocessing` (an exception there can
+/// leave a lock held that finalization needs; the thread is interrupted once it
+/// has left them). Once a thread was interrupted the shutdown never reverts:
+/// past the deadline it returns `PYB_E_SHUTDOWN_COMMITTED` and carries on.
 pub const PYB_SHUTDOWN_INTERRUPT: u32 = 1;
 
 const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
@@ -67,12 +77,22 @@ enum Outcome {
     CalledOff(String),
 }
 
+/// Why a shutdown can no longer be called off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commitment {
+    /// Threads were interrupted (`PYB_SHUTDOWN_INTERRUPT`).
+    Interrupted,
+    /// The gate closed for good: `Py_FinalizeEx` runs or is about to.
+    Finalizing,
+}
+
 #[derive(Debug)]
 struct ShutdownRequest {
     serial: u64,
     interrupt: bool,
     taken_by_engine: bool,
-    committed: bool,
+    /// Set, under the lifecycle lock, before the first irreversible step.
+    committed: Option<Commitment>,
     outcome: Outcome,
     /// What the engine last found blocking it, for the timeout message.
     blocker: String,
@@ -154,16 +174,26 @@ pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb
 /// New GIL requests fail at once with `PYB_E_SHUTTING_DOWN`. The call then waits
 /// until no host thread holds the GIL through pybridge or is inside an
 /// allow-threads region, and until non-daemon Python threads have finished; then
-/// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`. If the
-/// deadline passes first it returns `PYB_E_TIMEOUT`, the message names what
-/// blocked it, and the engine runs on exactly as before (try again later).
+/// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`.
+///
+/// If the deadline passes first, the outcome depends on whether the shutdown
+/// passed its point of no return (threads interrupted, see
+/// `PYB_SHUTDOWN_INTERRUPT`, or `Py_FinalizeEx` begun):
+/// - before it: `PYB_E_TIMEOUT`, the message names what blocked it, and the
+///   engine runs on exactly as before, with no exception pending anywhere (try
+///   again later);
+/// - after it: `PYB_E_SHUTDOWN_COMMITTED`; the state stays `SHUTTING_DOWN`
+///   until the shutdown ends and then becomes `UNINITIALIZED`. Call
+///   `pyb_engine_shutdown` again to wait for it.
+///
 /// Flags: `PYB_SHUTDOWN_INTERRUPT`. Concurrent calls join the shutdown in
 /// progress: exactly one finalizes, each returns when it ends or its own deadline
 /// passes. After `PYB_OK`, `pyb_engine_initialize` starts a fresh interpreter.
 ///
 /// Errors: `PYB_E_WOULD_DEADLOCK` when the calling thread holds the GIL or is in
 /// an allow-threads region (nothing changes); `PYB_E_NOT_INITIALIZED`;
-/// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`.
+/// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`;
+/// `PYB_E_SHUTDOWN_COMMITTED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_engine_shutdown(timeout_ms: u32, flags: u32) -> pyb_status {
     ffi_boundary("pyb_engine_shutdown", || shutdown(timeout_ms, flags))
@@ -372,7 +402,8 @@ struct EngineShutdown {
     main_state: *mut ffi::PyThreadState,
     serial: u64,
     interrupt: bool,
-    interrupted: Option<Vec<u64>>,
+    /// Idents of the threads already interrupted (each is interrupted once).
+    interrupted: Vec<u64>,
     busy: BusyWatch,
 }
 
@@ -382,7 +413,7 @@ impl EngineShutdown {
             main_state,
             serial,
             interrupt,
-            interrupted: None,
+            interrupted: Vec::new(),
             busy: BusyWatch::default(),
         }
     }
@@ -391,20 +422,25 @@ impl EngineShutdown {
     fn run(mut self) -> bool {
         loop {
             if self.called_off() {
-                self.with_gil(|this| this.undo());
                 return false;
             }
-            if self.interrupt && self.interrupted.is_none() {
+            let blocker = self.busy.blocker();
+            if let Some(blocker) = &blocker {
+                // Before the GIL is taken below, which may take a switch interval.
+                self.report(blocker.clone());
+            }
+            if self.interrupt {
+                // Every poll: threads skipped last time (inside a lock-taking
+                // module, or while a region was open) may be interruptible now.
                 self.with_gil(|this| this.interrupt_threads());
             }
-            if let Some(blocker) = self.busy.blocker() {
+            if let Some(blocker) = blocker {
                 self.report_and_wait(blocker);
                 continue;
             }
             // SAFETY: the engine thread's own main state.
             unsafe { ffi::PyEval_RestoreThread(self.main_state) };
             if self.called_off() {
-                self.undo();
                 // SAFETY: GIL held on the main state.
                 unsafe { ffi::PyEval_SaveThread() };
                 return false;
@@ -444,9 +480,22 @@ impl EngineShutdown {
             .is_none_or(|request| request.outcome != Outcome::Pending)
     }
 
+    /// Interrupts the threads that run Python and may be interrupted now (see
+    /// `PYB_SHUTDOWN_INTERRUPT`). The first one delivered commits the shutdown,
+    /// under the lifecycle lock, so a caller at its deadline either calls the
+    /// attempt off before anything was delivered or finds it committed. GIL held.
     fn interrupt_threads(&mut self) {
         // The GIL may have taken long to get: never interrupt for a called-off attempt.
         if self.called_off() {
+            return;
+        }
+        if let Some(slot) = all_slots().into_iter().find(|slot| {
+            slot.busy.load(Ordering::Acquire) && slot.activity() == Activity::AllowThreads
+        }) {
+            log::debug!(
+                "shutdown interrupts nothing while {} is in an allow-threads region",
+                slot.describe()
+            );
             return;
         }
         // SAFETY: GIL held (called through with_gil).
@@ -455,29 +504,59 @@ impl EngineShutdown {
             .unwrap_or_default()
             .iter()
             .map(|thread| thread.ident)
+            .filter(|ident| !self.interrupted.contains(ident))
             .collect();
         let host_threads: Vec<u64> = all_slots()
             .iter()
             .filter(|slot| slot.busy.load(Ordering::Acquire) && !is_engine_thread(slot))
             .map(|slot| slot.pthread_id)
-            .filter(|ident| !python_threads.contains(ident))
+            .filter(|ident| !python_threads.contains(ident) && !self.interrupted.contains(ident))
             .collect();
-        log::info!(
-            "shutdown interrupts {} Python thread(s) and {} host thread(s)",
-            python_threads.len(),
-            host_threads.len()
-        );
-        interpreter::interrupt(py, &python_threads, &host_threads);
-        let mut idents = python_threads;
-        idents.extend(host_threads);
-        self.interrupted = Some(idents);
-    }
-
-    /// Puts back what the attempt changed. GIL held.
-    fn undo(&mut self) {
-        if let Some(idents) = self.interrupted.take() {
-            interpreter::withdraw_interrupt(&idents);
+        if python_threads.is_empty() && host_threads.is_empty() {
+            return;
         }
+        // From here on no bytecode runs, so no thread moves until the raise.
+        let ready = Interrupts::new(py).and_then(|interrupts| {
+            let targets = [python_threads.as_slice(), host_threads.as_slice()].concat();
+            let safe = interrupts.interruptible(py, &targets)?;
+            Ok((interrupts, safe))
+        });
+        let (interrupts, safe) = match ready {
+            Ok(ready) => ready,
+            Err(error) => {
+                log::error!("shutdown could not interrupt threads: {}", error.message);
+                return;
+            }
+        };
+        let python_now: Vec<u64> = python_threads
+            .into_iter()
+            .filter(|i| safe.contains(i))
+            .collect();
+        let host_now: Vec<u64> = host_threads
+            .into_iter()
+            .filter(|i| safe.contains(i))
+            .collect();
+        if python_now.is_empty() && host_now.is_empty() {
+            return;
+        }
+        {
+            let mut life = LIFECYCLE.lock();
+            let Some(request) = life
+                .request(self.serial)
+                .filter(|request| request.outcome == Outcome::Pending)
+            else {
+                return;
+            };
+            request.committed.get_or_insert(Commitment::Interrupted);
+            interrupts.raise_in(&python_now, &host_now);
+        }
+        log::info!(
+            "shutdown interrupted {} Python thread(s) and {} host thread(s); it cannot be called off now",
+            python_now.len(),
+            host_now.len()
+        );
+        self.interrupted.extend(python_now);
+        self.interrupted.extend(host_now);
     }
 
     /// Closes the gate for good unless the attempt was called off or a thread
@@ -494,7 +573,7 @@ impl EngineShutdown {
             return Some(blocker);
         }
         if let Some(request) = life.request(self.serial) {
-            request.committed = true;
+            request.committed = Some(Commitment::Finalizing);
         }
         None
     }
@@ -521,6 +600,12 @@ impl EngineShutdown {
             request.outcome = Outcome::Finalized;
         }
         CHANGED.notify_all();
+    }
+
+    fn report(&mut self, blocker: String) {
+        if let Some(request) = LIFECYCLE.lock().request(self.serial) {
+            request.blocker = blocker;
+        }
     }
 
     fn report_and_wait(&mut self, blocker: String) {
@@ -610,7 +695,7 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
         serial,
         interrupt: flags & PYB_SHUTDOWN_INTERRUPT != 0,
         taken_by_engine: false,
-        committed: false,
+        committed: None,
         outcome: Outcome::Pending,
         blocker: "the engine thread has not reported yet".to_string(),
     });
@@ -633,15 +718,9 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
             log::info!("shutdown complete");
             Ok(())
         }
-        Outcome::Pending if life.request(serial).is_some_and(|r| r.committed) => Err(Error::new(
-            PYB_E_TIMEOUT,
-            format!(
-                "Py_FinalizeEx is running on the engine thread and has not finished \
-                     within {timeout_ms} ms (an atexit handler or __del__ may be slow); the \
-                     engine becomes UNINITIALIZED when it returns: call pyb_engine_shutdown \
-                     again to wait for it"
-            ),
-        )),
+        Outcome::Pending if life.request(serial).is_some_and(|r| r.committed.is_some()) => {
+            Err(committed_error(&mut life, serial, timeout_ms))
+        }
         Outcome::Pending | Outcome::CalledOff(_) => {
             let blocker = call_off(&mut life, serial);
             Err(timeout_error(timeout_ms, &blocker))
@@ -702,8 +781,8 @@ fn wait_for_outcome(
     }
 }
 
-/// Ends a pending attempt at its deadline: reopen the gate; the engine thread
-/// undoes its interrupts when it notices. Returns what was blocking.
+/// Ends a pending attempt at its deadline, before its point of no return (so
+/// nothing was interrupted): reopen the gate. Returns what was blocking.
 fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
     let generation = life.generation;
     let blocker = match life.request(serial) {
@@ -720,6 +799,30 @@ fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
     CHANGED.notify_all();
     log::warn!("shutdown timed out and was called off: {blocker}");
     blocker
+}
+
+/// The deadline passed after the point of no return: the shutdown carries on.
+fn committed_error(life: &mut MutexGuard<'_, Lifecycle>, serial: u64, timeout_ms: u32) -> Error {
+    let Some(request) = life.request(serial) else {
+        return Error::new(PYB_E_SHUTDOWN_COMMITTED, "the shutdown is finishing");
+    };
+    let what = match request.committed {
+        Some(Commitment::Finalizing) => "Py_FinalizeEx is running on the engine thread (an \
+             atexit handler or __del__ may be slow)"
+            .to_string(),
+        _ => format!(
+            "it interrupted threads (PYB_SHUTDOWN_INTERRUPT), so it cannot be called off, \
+             and it waits for them to leave. Blocking: {}",
+            request.blocker
+        ),
+    };
+    Error::new(
+        PYB_E_SHUTDOWN_COMMITTED,
+        format!(
+            "shutdown did not finish within {timeout_ms} ms but carries on: {what}. The engine \
+             becomes UNINITIALIZED when it ends; call pyb_engine_shutdown again to wait for it"
+        ),
+    )
 }
 
 fn timeout_error(timeout_ms: u32, blocker: &str) -> Error {
@@ -750,11 +853,14 @@ fn join_shutdown(
                  engine runs on. Blocking: {blocker}"
             ),
         )),
+        Outcome::Pending if life.request(serial).is_some_and(|r| r.committed.is_some()) => {
+            Err(committed_error(&mut life, serial, timeout_ms))
+        }
         Outcome::Pending => Err(Error::new(
             PYB_E_TIMEOUT,
             format!(
                 "another thread's shutdown is still in progress after {timeout_ms} ms; the \
-                 engine is still SHUTTING_DOWN"
+                 engine is still SHUTTING_DOWN (this call changed nothing)"
             ),
         )),
     }

@@ -186,6 +186,13 @@ fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
     Owned::new(py, unsafe {
         ffi::PyImport_ImportModule(c"threading".as_ptr())
     })?;
+    // Error formatting (src/error.rs) needs traceback. Imported now, no
+    // interrupt can ever land inside that import; importing it lazily, on the
+    // first error, raced with interrupting shutdowns (see docs/CPYTHON-NOTES.md).
+    // SAFETY: GIL held.
+    Owned::new(py, unsafe {
+        ffi::PyImport_ImportModule(c"traceback".as_ptr())
+    })?;
     // SAFETY: GIL held.
     let paths = Owned::new(py, unsafe { ffi::PyList_New(0) })?;
     for path in &config.module_search_paths {
@@ -275,36 +282,135 @@ pub(crate) fn python_threads(py: Python<'_>) -> Result<Vec<PythonThread>> {
     }
 }
 
-/// Raises an exception asynchronously in each thread (by thread ident); it
-/// fires when the thread next runs Python bytecode. Python threads get
-/// `SystemExit`, which `threading` ends quietly; host threads get
-/// `_pybridge_engine.ShutdownInterrupt` (a BaseException), because `SystemExit`
-/// reaching `PyRun_SimpleString` or `PyErr_Print` on a host thread calls
-/// `Py_Exit` and finalizes from the wrong thread. GIL held.
-pub(crate) fn interrupt(py: Python<'_>, python_threads: &[u64], host_threads: &[u64]) {
-    // SAFETY: static exception type objects.
-    let (system_exit, fallback) = unsafe { (ffi::PyExc_SystemExit, ffi::PyExc_KeyboardInterrupt) };
-    // The module in sys.modules keeps the class alive while it is pending.
-    let host_exception = helpers(py).and_then(|module| {
+/// Standard-library modules that take locks which finalization needs again
+/// (the import system's module locks, `threading`'s start and shutdown
+/// handshakes, `logging`'s handler locks, queues and futures) in the
+/// `acquire(); try:` pattern. An exception raised between the two leaves the
+/// lock held for good: on 3.11 every later import hung, and `Thread.start()`
+/// waited for ever (see docs/CPYTHON-NOTES.md, "Interrupting threads").
+const LOCK_TAKING_MODULES: [&str; 8] = [
+    "importlib",
+    "_frozen_importlib",
+    "zipimport",
+    "threading",
+    "logging",
+    "queue",
+    "concurrent.futures",
+    "multiprocessing",
+];
+
+fn is_lock_taking_module(name: &str) -> bool {
+    LOCK_TAKING_MODULES.iter().any(|module| {
+        name.strip_prefix(module)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('_'))
+    })
+}
+
+/// The asynchronous exceptions a shutdown raises: `SystemExit` in Python
+/// threads, which `threading` ends quietly, and
+/// `_pybridge_engine.ShutdownInterrupt` (a BaseException) in host threads,
+/// because `SystemExit` reaching `PyRun_SimpleString` or `PyErr_Print` on a
+/// host thread calls `Py_Exit` and finalizes from the wrong thread.
+pub(crate) struct Interrupts {
+    host_exception: Owned,
+}
+
+impl Interrupts {
+    /// GIL held.
+    pub(crate) fn new(py: Python<'_>) -> Result<Interrupts> {
+        let module = helpers(py)?;
         // SAFETY: GIL held.
-        Owned::new(py, unsafe {
+        let host_exception = Owned::new(py, unsafe {
             ffi::PyObject_GetAttrString(module.0, c"ShutdownInterrupt".as_ptr())
-        })
-    });
-    let host_type = host_exception.as_ref().map_or(fallback, |class| class.0);
-    for (idents, exception) in [(python_threads, system_exit), (host_threads, host_type)] {
-        for ident in idents {
-            // SAFETY: GIL held; `exception` is a live type object.
-            unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, exception) };
+        })?;
+        Ok(Interrupts { host_exception })
+    }
+
+    /// The threads (by ident) an exception may be raised in now: those whose
+    /// innermost Python frame is not in a lock-taking module. The exception
+    /// fires in that frame; the frames below it are paused at a call, inside
+    /// the `try` or `with` that guards any lock they took, so they release it
+    /// as the exception passes. A thread with no Python frame is safe too: its
+    /// next bytecode is the first of a function, before any lock is taken.
+    /// (Every Python thread has `threading` frames at the bottom of its stack,
+    /// so looking deeper would never interrupt one.) Runs no bytecode, and holds the
+    /// cyclic GC off, so no other thread can run (and move) between this look
+    /// and `raise_in`, as long as the caller keeps the GIL. GIL held.
+    pub(crate) fn interruptible(&self, py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
+        // SAFETY: GIL held throughout; every reference taken is released.
+        unsafe {
+            let gc_was_enabled = ffi::PyGC_Disable();
+            let result = interruptible_now(py, idents);
+            if gc_was_enabled != 0 {
+                ffi::PyGC_Enable();
+            }
+            result
+        }
+    }
+
+    /// Raises the exceptions; each fires when its thread next runs Python
+    /// bytecode. Runs no Python code. GIL held.
+    pub(crate) fn raise_in(&self, python_threads: &[u64], host_threads: &[u64]) {
+        // SAFETY: static exception type object.
+        let system_exit = unsafe { ffi::PyExc_SystemExit };
+        for (idents, exception) in [
+            (python_threads, system_exit),
+            (host_threads, self.host_exception.0),
+        ] {
+            for ident in idents {
+                // SAFETY: GIL held; `exception` is a live type object.
+                unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, exception) };
+            }
         }
     }
 }
 
-/// Withdraws interrupts that have not fired yet (a shutdown was called off). GIL held.
-pub(crate) fn withdraw_interrupt(idents: &[u64]) {
-    for ident in idents {
-        // SAFETY: GIL held; NULL clears a pending asynchronous exception.
-        unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, std::ptr::null_mut()) };
+/// See `Interrupts::interruptible`. GIL held, GC off.
+unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
+    // SAFETY (whole body): GIL held; borrowed references are used while their owner lives.
+    unsafe {
+        let current_frames = ffi::PySys_GetObject(c"_current_frames".as_ptr());
+        if current_frames.is_null() {
+            return Err(Error::new(PYB_E_PYTHON, "sys._current_frames is missing"));
+        }
+        let frames = Owned::new(py, ffi::PyObject_CallNoArgs(current_frames))?;
+        let mut safe = Vec::new();
+        for ident in idents {
+            let key = Owned::new(py, ffi::PyLong_FromUnsignedLongLong(*ident))?;
+            let top = ffi::PyDict_GetItemWithError(frames.0, key.0);
+            if top.is_null() && !ffi::PyErr_Occurred().is_null() {
+                return Err(crate::error::python_error(py));
+            }
+            if !frame_takes_locks(py, top)? {
+                safe.push(*ident);
+            }
+        }
+        Ok(safe)
+    }
+}
+
+/// True when `frame` (borrowed; may be NULL) runs code of a lock-taking module.
+unsafe fn frame_takes_locks(py: Python<'_>, frame: *mut ffi::PyObject) -> Result<bool> {
+    if frame.is_null() {
+        return Ok(false);
+    }
+    // SAFETY (whole body): GIL held; `frame` is a live frame the caller keeps.
+    unsafe {
+        let globals = Owned::new(
+            py,
+            ffi::PyObject_GetAttrString(frame, c"f_globals".as_ptr()),
+        )?;
+        let name = ffi::PyDict_GetItemString(globals.0, c"__name__".as_ptr());
+        if name.is_null() || ffi::PyUnicode_Check(name) == 0 {
+            return Ok(false);
+        }
+        let utf8 = ffi::PyUnicode_AsUTF8(name);
+        if utf8.is_null() {
+            return Err(crate::error::python_error(py));
+        }
+        Ok(is_lock_taking_module(
+            &CStr::from_ptr(utf8).to_string_lossy(),
+        ))
     }
 }
 

@@ -30,10 +30,20 @@
 // A timeout that never expires.
 #define PYB_TIMEOUT_INFINITE UINT32_MAX
 
-// `pyb_engine_shutdown` flag: raise `SystemExit` in running Python threads, and
+// `pyb_engine_shutdown` flag: stop threads that run Python instead of only
+// waiting for them. The shutdown raises `SystemExit` in Python threads and
 // `_pybridge_engine.ShutdownInterrupt` (a `BaseException`) in host threads
-// inside a GIL scope, before waiting for them. The exception fires
-// when each thread next runs Python code; it is withdrawn if the shutdown times out.
+// inside a GIL scope; each fires when its thread next runs Python bytecode.
+//
+// Interrupting is a point of no return, so it happens only when the stop can
+// follow: never while a host thread is inside an allow-threads region (native
+// work an exception cannot stop; the shutdown waits, and at its deadline
+// returns `PYB_E_TIMEOUT` having changed nothing), and never in a thread
+// whose Python stack is inside the import system, `threading`, `logging`,
+// `queue`, `concurrent.futures` or `multiprocessing` (an exception there can
+// leave a lock held that finalization needs; the thread is interrupted once it
+// has left them). Once a thread was interrupted the shutdown never reverts:
+// past the deadline it returns `PYB_E_SHUTDOWN_COMMITTED` and carries on.
 #define PYB_SHUTDOWN_INTERRUPT 1
 
 // `pyb_register_function` flag: release the GIL while the host function runs,
@@ -409,16 +419,26 @@ pyb_status pyb_engine_initialize(const struct pyb_config *config);
 // New GIL requests fail at once with `PYB_E_SHUTTING_DOWN`. The call then waits
 // until no host thread holds the GIL through pybridge or is inside an
 // allow-threads region, and until non-daemon Python threads have finished; then
-// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`. If the
-// deadline passes first it returns `PYB_E_TIMEOUT`, the message names what
-// blocked it, and the engine runs on exactly as before (try again later).
+// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`.
+//
+// If the deadline passes first, the outcome depends on whether the shutdown
+// passed its point of no return (threads interrupted, see
+// `PYB_SHUTDOWN_INTERRUPT`, or `Py_FinalizeEx` begun):
+// - before it: `PYB_E_TIMEOUT`, the message names what blocked it, and the
+//   engine runs on exactly as before, with no exception pending anywhere (try
+//   again later);
+// - after it: `PYB_E_SHUTDOWN_COMMITTED`; the state stays `SHUTTING_DOWN`
+//   until the shutdown ends and then becomes `UNINITIALIZED`. Call
+//   `pyb_engine_shutdown` again to wait for it.
+//
 // Flags: `PYB_SHUTDOWN_INTERRUPT`. Concurrent calls join the shutdown in
 // progress: exactly one finalizes, each returns when it ends or its own deadline
 // passes. After `PYB_OK`, `pyb_engine_initialize` starts a fresh interpreter.
 //
 // Errors: `PYB_E_WOULD_DEADLOCK` when the calling thread holds the GIL or is in
 // an allow-threads region (nothing changes); `PYB_E_NOT_INITIALIZED`;
-// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`.
+// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`;
+// `PYB_E_SHUTDOWN_COMMITTED`.
 pyb_status pyb_engine_shutdown(uint32_t timeout_ms, uint32_t flags);
 
 // `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING` or `PYB_STATE_SHUTTING_DOWN`. Any thread.

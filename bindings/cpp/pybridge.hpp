@@ -895,7 +895,9 @@ enum class ShutdownMode {
   // Wait for host threads to leave their GIL scopes and for non-daemon Python threads.
   wait,
   // PYB_SHUTDOWN_INTERRUPT: first raise SystemExit in Python threads and
-  // _pybridge_engine.ShutdownInterrupt in host threads running Python.
+  // _pybridge_engine.ShutdownInterrupt in host threads running Python. Once a
+  // thread is interrupted the shutdown cannot be called off: a deadline then
+  // gives PYB_E_SHUTDOWN_COMMITTED (see pybridge.h).
   interrupt,
 };
 

@@ -154,9 +154,11 @@ namespace PyBridge
 
         /// <summary>Shuts the engine down from any thread not inside a GIL scope or allow-threads
         /// region, waiting at most <paramref name="timeout"/> (Timeout.InfiniteTimeSpan: for ever).
-        /// TimeoutException when the deadline passes (the engine runs on unchanged; its message names
-        /// what blocked). <paramref name="interrupt"/> raises SystemExit in Python threads and
-        /// ShutdownInterrupt in host threads running Python first.</summary>
+        /// TimeoutException when the deadline passes: with status PYB_E_TIMEOUT the engine runs on
+        /// unchanged (its message names what blocked); with PYB_E_SHUTDOWN_COMMITTED the shutdown passed
+        /// its point of no return and carries on (call Shutdown again to wait for it).
+        /// <paramref name="interrupt"/> raises SystemExit in Python threads and ShutdownInterrupt in
+        /// host threads running Python first (see PYB_SHUTDOWN_INTERRUPT in pybridge.h).</summary>
         public static void Shutdown(TimeSpan timeout, bool interrupt = false)
         {
             uint ms = Milliseconds(timeout);

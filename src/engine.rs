@@ -31,6 +31,14 @@ pub const PYB_STATE_UNINITIALIZED: i32 = 0;
 pub const PYB_STATE_RUNNING: i32 = 1;
 /// A shutdown is in progress; new GIL requests fail with `PYB_E_SHUTTING_DOWN`.
 pub const PYB_STATE_SHUTTING_DOWN: i32 = 2;
+/// This process is a `fork()` child of a process whose engine was running (or
+/// starting, or stopping). The child has only the forking thread, so its copy
+/// of the engine is closed for good: every call that would start, enter or stop
+/// it returns `PYB_E_FORKED` at once. GIL scopes the forking thread had open
+/// go on working until it closes them, so Python's own `os.fork()` and
+/// multiprocessing's fork start method keep working. A process forked while no
+/// engine ran is an ordinary process and may start its own.
+pub const PYB_STATE_FORKED: i32 = 3;
 
 /// A timeout that never expires.
 pub const PYB_TIMEOUT_INFINITE: u32 = u32::MAX;
@@ -160,7 +168,8 @@ pub(crate) fn is_engine_thread(slot: &ThreadSlot) -> bool {
 /// Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
 /// (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
 /// `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
-/// after `previous_threads_timeout_ms`).
+/// after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
+/// process whose engine ran, see `PYB_STATE_FORKED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb_status {
     ffi_boundary("pyb_engine_initialize", || {
@@ -193,23 +202,43 @@ pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb
 /// Errors: `PYB_E_WOULD_DEADLOCK` when the calling thread holds the GIL or is in
 /// an allow-threads region (nothing changes); `PYB_E_NOT_INITIALIZED`;
 /// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`;
-/// `PYB_E_SHUTDOWN_COMMITTED`.
+/// `PYB_E_SHUTDOWN_COMMITTED`; `PYB_E_FORKED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_engine_shutdown(timeout_ms: u32, flags: u32) -> pyb_status {
     ffi_boundary("pyb_engine_shutdown", || shutdown(timeout_ms, flags))
 }
 
-/// `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING` or `PYB_STATE_SHUTTING_DOWN`. Any thread.
+/// `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING`, `PYB_STATE_SHUTTING_DOWN`
+/// or `PYB_STATE_FORKED`. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_engine_state() -> i32 {
     match gate::load().state() {
         GateState::Closed => PYB_STATE_UNINITIALIZED,
         GateState::Running => PYB_STATE_RUNNING,
         GateState::ShuttingDown | GateState::Finalizing => PYB_STATE_SHUTTING_DOWN,
+        GateState::Forked => PYB_STATE_FORKED,
     }
 }
 
+/// Checked before any lock: in a fork() child a lock may belong to a vanished thread.
+fn refuse_if_forked() -> Result<()> {
+    if gate::load().state() == GateState::Forked {
+        return Err(Error::forked());
+    }
+    Ok(())
+}
+
+/// For the fork() child handler, on the child's only thread: true when no
+/// engine runs and no lifecycle step was in progress at the fork. Never waits.
+pub(crate) fn idle_for_fork() -> bool {
+    LIFECYCLE
+        .try_lock()
+        .is_some_and(|life| life.phase == Phase::Uninitialized)
+}
+
 pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
+    refuse_if_forked()?;
+    crate::fork::watch_for_fork();
     let on_engine_thread = ThreadSlot::existing().is_some_and(is_engine_thread);
     let mut life = LIFECYCLE.lock();
     loop {
@@ -678,6 +707,7 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
             flags & !KNOWN_SHUTDOWN_FLAGS
         )));
     }
+    refuse_if_forked()?;
     refuse_if_caller_blocks_shutdown()?;
     let deadline = deadline_after(timeout_ms);
     let mut life = LIFECYCLE.lock();

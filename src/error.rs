@@ -91,6 +91,17 @@ impl Error {
         )
     }
 
+    pub fn forked() -> Self {
+        Error::new(
+            PYB_E_FORKED,
+            "this process is a fork() child of a process whose pybridge engine was running: \
+             the engine thread and every other thread are gone here, so this copy of the engine \
+             is closed for good (only GIL scopes the forking thread had open still work). Run \
+             Python in a child with exec (subprocess, multiprocessing's spawn or forkserver), \
+             or fork before pyb_engine_initialize / after pyb_engine_shutdown",
+        )
+    }
+
     pub fn shutting_down() -> Self {
         Error::new(
             PYB_E_SHUTTING_DOWN,

@@ -10,7 +10,7 @@
 //! Measured: a shared atomic counter cost 1.30-1.33x the raw GIL round trip,
 //! per-thread flags with membarrier 1.12-1.16x (see CPYTHON-FACTS.md).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, compiler_fence, fence};
 
 /// Gate states. `Finalizing` is reported to hosts as shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub(crate) enum GateState {
     ShuttingDown = 2,
     /// `Py_FinalizeEx` runs or is about to: only the engine thread touches CPython.
     Finalizing = 3,
+    /// This process is a `fork()` child of one whose engine was running (see `fork`).
+    Forked = 4,
 }
 
 /// The engine word: generation in the high bits, gate state in the low byte.
@@ -48,6 +50,7 @@ impl EngineWord {
             1 => GateState::Running,
             2 => GateState::ShuttingDown,
             3 => GateState::Finalizing,
+            4 => GateState::Forked,
             _ => GateState::Closed,
         }
     }
@@ -88,31 +91,46 @@ pub(crate) fn leave(busy: &AtomicBool) {
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 
+/// Whether this process registered for expedited membarrier: 0 not yet tried,
+/// 1 registered, 2 not available.
+static MEMBARRIER: AtomicU8 = AtomicU8::new(0);
+
 /// Registers the process for expedited membarrier once; on success the GIL path
 /// drops its hardware fence. Kernels without it keep the fence (correct, slower).
+/// Runs before each engine starts, with no engine running.
 pub(crate) fn prepare() {
-    static REGISTERED: once_cell::sync::OnceCell<bool> = once_cell::sync::OnceCell::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        // SAFETY: plain syscall with integer arguments.
-        let result = unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-                0,
-                0,
-            )
-        };
-        if result != 0 {
-            log::warn!(
-                "membarrier is not available ({}); the GIL path keeps a full fence",
-                std::io::Error::last_os_error()
-            );
-        }
-        result == 0
-    });
-    if ok {
+    if MEMBARRIER.load(Ordering::Acquire) == 0 {
+        MEMBARRIER.store(if register_membarrier() { 1 } else { 2 }, Ordering::Release);
+    }
+    if MEMBARRIER.load(Ordering::Acquire) == 1 {
         FENCE_ON_ENTRY.store(false, Ordering::SeqCst);
     }
+}
+
+/// In a `fork()` child: register again before the next engine rather than rely
+/// on the kernel carrying the parent's registration over; a full fence until then.
+pub(crate) fn forget_membarrier() {
+    FENCE_ON_ENTRY.store(true, Ordering::SeqCst);
+    MEMBARRIER.store(0, Ordering::Release);
+}
+
+fn register_membarrier() -> bool {
+    // SAFETY: plain syscall with integer arguments.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+            0,
+            0,
+        )
+    };
+    if result != 0 {
+        log::warn!(
+            "membarrier is not available ({}); the GIL path keeps a full fence",
+            std::io::Error::last_os_error()
+        );
+    }
+    result == 0
 }
 
 /// The shutdown side's half of the handshake: after this returns, every thread

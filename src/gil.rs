@@ -252,6 +252,11 @@ fn admit_while_closing(
         // The engine thread too: Python code run by finalization (atexit, __del__,
         // free_user_data) must not make handles that would outlive the interpreter.
         GateState::Finalizing => Err(Error::shutting_down()),
+        // A fork() child: the thread that forked goes on inside its open scopes
+        // and regions, and so does code that holds the GIL anyway (Python code
+        // after os.fork() calling a host function); nothing else gets in.
+        GateState::Forked if inside_already || thread_holds_gil(owner, word) => Ok(()),
+        GateState::Forked => Err(Error::forked()),
     }
 }
 
@@ -314,7 +319,8 @@ fn thread_holds_gil(owner: &OwnerState, word: EngineWord) -> bool {
 
 fn may_touch_cpython(slot: &ThreadSlot, word: EngineWord) -> bool {
     match word.state() {
-        GateState::Running | GateState::ShuttingDown => true,
+        // The callers go on to ask whether this thread holds the GIL.
+        GateState::Running | GateState::ShuttingDown | GateState::Forked => true,
         GateState::Finalizing => engine::is_engine_thread(slot),
         GateState::Closed => false,
     }

@@ -9,7 +9,8 @@
 //! - `call`: run code, import, attributes, items, calls, iteration, containers.
 //! - `host_function`: native functions Python can call.
 //! - `config`, `status`, `error`, `logging`, `stats`, `info`: what hosts configure and read.
-//! - private plumbing: `gate` (entry gating), `thread_slot` (per-thread records),
+//! - private plumbing: `gate` (entry gating), `fork` (a fork() child's engine is
+//!   closed for good), `thread_slot` (per-thread records),
 //!   `token`, `boundary` (panic boundary, pointer checks), `interpreter`
 //!   (the engine thread's CPython work).
 
@@ -23,6 +24,7 @@ pub mod call;
 pub mod config;
 pub mod engine;
 pub mod error;
+mod fork;
 mod gate;
 pub mod gil;
 pub mod host_function;

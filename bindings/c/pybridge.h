@@ -27,6 +27,15 @@
 // A shutdown is in progress; new GIL requests fail with `PYB_E_SHUTTING_DOWN`.
 #define PYB_STATE_SHUTTING_DOWN 2
 
+// This process is a `fork()` child of a process whose engine was running (or
+// starting, or stopping). The child has only the forking thread, so its copy
+// of the engine is closed for good: every call that would start, enter or stop
+// it returns `PYB_E_FORKED` at once. GIL scopes the forking thread had open
+// go on working until it closes them, so Python's own `os.fork()` and
+// multiprocessing's fork start method keep working. A process forked while no
+// engine ran is an ordinary process and may start its own.
+#define PYB_STATE_FORKED 3
+
 // A timeout that never expires.
 #define PYB_TIMEOUT_INFINITE UINT32_MAX
 
@@ -410,7 +419,8 @@ pyb_status pyb_config_default(struct pyb_config *out);
 // Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
 // (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
 // `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
-// after `previous_threads_timeout_ms`).
+// after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
+// process whose engine ran, see `PYB_STATE_FORKED`).
 pyb_status pyb_engine_initialize(const struct pyb_config *config);
 
 // Shuts the engine down from any thread, within `timeout_ms` (`PYB_TIMEOUT_INFINITE`
@@ -438,10 +448,11 @@ pyb_status pyb_engine_initialize(const struct pyb_config *config);
 // Errors: `PYB_E_WOULD_DEADLOCK` when the calling thread holds the GIL or is in
 // an allow-threads region (nothing changes); `PYB_E_NOT_INITIALIZED`;
 // `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`;
-// `PYB_E_SHUTDOWN_COMMITTED`.
+// `PYB_E_SHUTDOWN_COMMITTED`; `PYB_E_FORKED`.
 pyb_status pyb_engine_shutdown(uint32_t timeout_ms, uint32_t flags);
 
-// `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING` or `PYB_STATE_SHUTTING_DOWN`. Any thread.
+// `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING`, `PYB_STATE_SHUTTING_DOWN`
+// or `PYB_STATE_FORKED`. Any thread.
 int32_t pyb_engine_state(void);
 
 // Copies the calling thread's last error message into `buf` and returns its full

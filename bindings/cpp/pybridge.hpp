@@ -889,6 +889,8 @@ enum class State {
   uninitialized = PYB_STATE_UNINITIALIZED,
   running = PYB_STATE_RUNNING,
   shutting_down = PYB_STATE_SHUTTING_DOWN,
+  // A fork() child of a process whose engine ran: closed for good (see pybridge.h).
+  forked = PYB_STATE_FORKED,
 };
 
 enum class ShutdownMode {

@@ -6,7 +6,9 @@ using PyBridge.Interop;
 
 namespace PyBridge
 {
-    public enum PyEngineState { Uninitialized = 0, Running = 1, ShuttingDown = 2 }
+    /// <summary>Forked: this process is a fork() child of one whose engine ran; its copy of the
+    /// engine is closed for good (PYB_STATE_FORKED in pybridge.h).</summary>
+    public enum PyEngineState { Uninitialized = 0, Running = 1, ShuttingDown = 2, Forked = 3 }
 
     public enum PyLogLevel { Off = 0, Error = 1, Warn = 2, Info = 3, Debug = 4, Trace = 5 }
 

@@ -1,0 +1,43 @@
+//! `fork()` in a process that runs the engine.
+//!
+//! A child has one thread: the one that forked. The engine thread, every other
+//! host thread and every Python thread are gone, so the interpreter cannot be
+//! shut down (finalization runs on the engine thread) and a GIL held by another
+//! thread at the fork is never released. The child's copy of the engine is
+//! therefore closed for good: every call that would start or enter it returns
+//! `PYB_E_FORKED` at once, before taking any lock (a lock held by a vanished
+//! thread would hang it). Only the forking thread's scopes that were already
+//! open go on working, which is what Python's own `os.fork()` and
+//! multiprocessing's fork start method need: the child runs Python on that
+//! thread, inside the host's scope, and leaves with `os._exit`.
+//!
+//! A process forked while no engine runs (never started, or cleanly shut down,
+//! with no lifecycle step in progress) is an ordinary process: it may start its
+//! own engine.
+
+use std::sync::Once;
+
+use crate::gate::{self, EngineWord, GateState};
+
+/// Registers the child handler once per process, before the first engine starts.
+pub(crate) fn watch_for_fork() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: registers a plain `extern "C"` function; no other arguments.
+        let result = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        if result != 0 {
+            log::warn!("pthread_atfork failed ({result}); a fork() child would not be fenced off");
+        }
+    });
+}
+
+/// Runs in the child, on its only thread, right after `fork()`: only atomics,
+/// and a `try_lock` that never waits.
+extern "C" fn in_child() {
+    let word = gate::load();
+    if word.state() == GateState::Closed && crate::engine::idle_for_fork() {
+        gate::forget_membarrier();
+        return;
+    }
+    gate::store(EngineWord::new(word.generation(), GateState::Forked));
+}

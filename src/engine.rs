@@ -652,7 +652,7 @@ impl EngineShutdown {
 #[derive(Default)]
 struct BusyWatch {
     /// Per slot id: (scope serial, when first seen busy in that scope).
-    first_seen: HashMap<u32, (u32, Instant)>,
+    first_seen: HashMap<u64, (u32, Instant)>,
 }
 
 impl BusyWatch {

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::gate::{self, EngineWord, GateState};
 use crate::stats;
 use crate::status::*;
-use crate::thread_slot::{Activity, AllowFrame, OwnerState, ThreadSlot, find_by_id};
-use crate::token::{MAX_POSITION, Token, TokenKind};
+use crate::thread_slot::{Activity, AllowFrame, OwnerState, ThreadSlot, issuer_of};
+use crate::token::{MAX_DEPTH, Token, TokenKind};
 
 /// A GIL scope token returned by `pyb_gil_acquire`; pass it to `pyb_gil_release`.
 #[allow(non_camel_case_types)]
@@ -89,20 +89,16 @@ pub unsafe extern "C" fn pyb_begin_allow_threads(out: *mut pyb_thread_token) -> 
 }
 
 /// Ends the allow-threads region `token` on the thread that began it, taking
-/// the GIL back (blocks until it is free) and restoring the nesting it had.
+/// the GIL back (blocks until it is free) and restoring the nesting it had. A
+/// region begun without the GIL (a no-op region) ends without touching the
+/// GIL, but its token is checked all the same.
 ///
 /// Errors: `PYB_E_WRONG_THREAD`; `PYB_E_BAD_TOKEN` (ended twice, out of order, a
-/// GIL scope opened inside the region is still open, or a GIL token).
+/// GIL scope opened inside the region is still open, a GIL token, or a value
+/// pybridge never issued). Nothing changes on error.
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_end_allow_threads(token: pyb_thread_token) -> pyb_status {
     ffi_boundary("pyb_end_allow_threads", || {
-        if let Some(Token {
-            kind: TokenKind::AllowThreadsNoop,
-            ..
-        }) = Token::decode(token)
-        {
-            return Ok(());
-        }
         let slot = ThreadSlot::existing().ok_or_else(|| misplaced_token(token, None))?;
         end_allow_threads(slot, token)
     })
@@ -139,29 +135,21 @@ impl Drop for GilScope {
     }
 }
 
+/// Issues the token of a new GIL scope and records it as the innermost.
 #[inline(always)]
-fn make_token(slot: &ThreadSlot, owner: &OwnerState, kind: TokenKind, position: u32) -> u64 {
-    let epoch = match kind {
-        TokenKind::Gil => slot.epoch.load(Ordering::Relaxed),
-        _ => owner.allow_serial,
-    };
-    Token {
-        generation: owner.generation,
-        slot_id: slot.id,
-        epoch,
-        kind,
-        position,
-    }
-    .encode()
+fn open_scope(slot: &ThreadSlot, owner: &mut OwnerState) -> u64 {
+    let token = owner.issue(slot.id, TokenKind::Gil);
+    owner.scope_tokens.push(token);
+    token
 }
 
 #[inline(always)]
 pub(crate) fn acquire(slot: &ThreadSlot) -> Result<u64> {
     let owner = slot.owner();
     if owner.depth > 0 {
-        if owner.depth >= MAX_POSITION {
+        if owner.depth >= MAX_DEPTH {
             return Err(Error::invalid_argument(format!(
-                "GIL scopes nest at most {MAX_POSITION} deep on one thread; release some first"
+                "GIL scopes nest at most {MAX_DEPTH} deep on one thread; release some first"
             )));
         }
         // An open scope normally means the GIL is held, but code inside it may
@@ -172,7 +160,7 @@ pub(crate) fn acquire(slot: &ThreadSlot) -> Result<u64> {
             return retake_nested(slot, owner);
         }
         owner.depth += 1;
-        return Ok(make_token(slot, owner, TokenKind::Gil, owner.depth));
+        return Ok(open_scope(slot, owner));
     }
     acquire_outermost(slot, owner)
 }
@@ -187,7 +175,7 @@ fn retake_nested(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
     slot.set_activity(Activity::HoldingGil);
     owner.depth += 1;
     owner.retaken.push(owner.depth);
-    Ok(make_token(slot, owner, TokenKind::Gil, owner.depth))
+    Ok(open_scope(slot, owner))
 }
 
 #[inline]
@@ -226,7 +214,7 @@ fn acquire_outermost(slot: &ThreadSlot, owner: &mut OwnerState) -> Result<u64> {
     owner.depth = 1;
     let epoch = slot.epoch.load(Ordering::Relaxed).wrapping_add(1);
     slot.epoch.store(epoch, Ordering::Relaxed);
-    Ok(make_token(slot, owner, TokenKind::Gil, 1))
+    Ok(open_scope(slot, owner))
 }
 
 /// The gate is not open: only threads the shutdown is already waiting for, or
@@ -296,6 +284,7 @@ fn attach_thread_state(owner: &mut OwnerState, generation: u32) -> Result<()> {
         owner.owns_tstate = true;
     }
     owner.generation = generation;
+    owner.generation_start = owner.serials.peek();
     Ok(())
 }
 
@@ -345,10 +334,11 @@ fn holds_gil(slot: &ThreadSlot) -> bool {
 #[inline(always)]
 pub(crate) fn release(slot: &ThreadSlot, value: u64) -> Result<()> {
     let owner = slot.owner();
-    let expected = make_token(slot, owner, TokenKind::Gil, owner.depth);
-    if owner.depth == 0 || value != expected {
+    // depth > 0: the innermost token belongs to a scope of the current region.
+    if owner.depth == 0 || owner.scope_tokens.last() != Some(&value) {
         return Err(misplaced_token(value, Some(slot)));
     }
+    owner.scope_tokens.pop();
     if owner.retaken.last() == Some(&owner.depth) {
         owner.retaken.pop();
         // Hand the GIL back to whoever gave it away under the enclosing scope.
@@ -372,7 +362,8 @@ pub(crate) fn release(slot: &ThreadSlot, value: u64) -> Result<()> {
     Ok(())
 }
 
-/// Explains why `value` does not close the calling thread's innermost scope.
+/// Explains why `value` does not close the calling thread's innermost scope
+/// or region. Error path only: it may take locks and search.
 #[cold]
 #[inline(never)]
 fn misplaced_token(value: u64, slot: Option<&ThreadSlot>) -> Error {
@@ -380,69 +371,78 @@ fn misplaced_token(value: u64, slot: Option<&ThreadSlot>) -> Error {
     let Some(token) = Token::decode(value) else {
         return bad(format!("{value:#x} is not a pybridge token"));
     };
-    let generation = gate::load().generation();
-    if !token.is_from_generation(generation) {
-        return bad(format!(
-            "token {value:#x} comes from an earlier engine (generation {}; now {}): \
-             tokens die with pyb_engine_shutdown",
-            token.generation,
-            generation & 0xffff
-        ));
-    }
-    if slot.is_none_or(|slot| slot.id != token.slot_id) {
-        return match find_by_id(token.slot_id) {
-            Some(other) => Error::new(
+    let issuer = issuer_of(token);
+    let slot = match (slot, issuer) {
+        (_, None) => {
+            return bad(format!(
+                "token {value:#x} belongs to no live thread: it was never issued or its \
+                 thread has exited"
+            ));
+        }
+        (Some(slot), Some(issuer)) if issuer.id == slot.id => slot,
+        (_, Some(issuer)) => {
+            return Error::new(
                 PYB_E_WRONG_THREAD,
                 format!(
-                    "token {value:#x} belongs to {}; release a scope on the thread that opened it",
-                    other.describe()
+                    "token {value:#x} belongs to {}; close a scope or region on the thread \
+                     that opened it",
+                    issuer.describe()
                 ),
-            ),
-            None => bad(format!(
-                "token {value:#x} belongs to no live thread: it was never issued or its thread has exited"
-            )),
-        };
-    }
-    let owner = slot.expect("checked above").owner();
-    let (open, what, closer) = match token.kind {
-        TokenKind::Gil => (owner.depth, "GIL scope", "pyb_gil_release"),
-        _ => (
-            owner.allow_frames.len() as u32,
+            );
+        }
+    };
+    let owner = slot.owner();
+    let (open, what, closer): (Vec<u64>, _, _) = match token.kind {
+        TokenKind::Gil => (owner.scope_tokens.clone(), "GIL scope", "pyb_gil_release"),
+        TokenKind::AllowThreads => (
+            owner.allow_frames.iter().map(|frame| frame.token).collect(),
+            "allow-threads region",
+            "pyb_end_allow_threads",
+        ),
+        TokenKind::AllowThreadsNoop => (
+            owner.noop_regions.clone(),
             "allow-threads region",
             "pyb_end_allow_threads",
         ),
     };
-    if token.kind == TokenKind::Gil && !owner.allow_frames.is_empty() && owner.depth == 0 {
+    if let Some(position) = open.iter().position(|&open| open == value) {
+        if token.kind == TokenKind::Gil && owner.depth == 0 && !owner.allow_frames.is_empty() {
+            return bad(format!(
+                "token {value:#x} is a GIL scope opened before the allow-threads region this \
+                 thread is in: call pyb_end_allow_threads first"
+            ));
+        }
+        if token.kind == TokenKind::AllowThreads && owner.depth > 0 {
+            return bad(format!(
+                "this thread still holds {} GIL scope(s) opened inside the allow-threads \
+                 region: release them before pyb_end_allow_threads",
+                owner.depth
+            ));
+        }
         return bad(format!(
-            "token {value:#x} is a GIL scope opened before the allow-threads region this thread \
-             is in: call pyb_end_allow_threads first"
+            "{what} token {value:#x} is not the innermost one ({} open, this is number {}): \
+             close them in LIFO order with {closer}",
+            open.len(),
+            position + 1
         ));
     }
-    if token.kind == TokenKind::AllowThreads && owner.depth > 0 {
+    if token.serial < owner.generation_start {
         return bad(format!(
-            "this thread still holds {} GIL scope(s) opened inside the allow-threads region: \
-             release them before pyb_end_allow_threads",
-            owner.depth
-        ));
-    }
-    if token.position < open {
-        return bad(format!(
-            "{what} token {value:#x} is not the innermost one ({} is open, this is {}): \
-             close scopes in LIFO order with {closer}",
-            open, token.position
+            "token {value:#x} comes from an earlier engine: tokens die with pyb_engine_shutdown"
         ));
     }
     bad(format!(
-        "{what} token {value:#x} was already closed ({open} open on this thread); \
-         each token is closed exactly once"
+        "{what} token {value:#x} was already closed ({} open on this thread); each token \
+         is closed exactly once, with {closer}",
+        open.len()
     ))
 }
 
 pub(crate) fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
     let owner = slot.owner();
-    if owner.allow_frames.len() as u32 >= MAX_POSITION {
+    if (owner.allow_frames.len() + owner.noop_regions.len()) as u32 >= MAX_DEPTH {
         return Err(Error::invalid_argument(format!(
-            "allow-threads regions nest at most {MAX_POSITION} deep on one thread"
+            "allow-threads regions nest at most {MAX_DEPTH} deep on one thread"
         )));
     }
     // Does this thread hold the GIL? Through pybridge as a rule, but code inside
@@ -454,56 +454,43 @@ pub(crate) fn begin_allow_threads(slot: &ThreadSlot) -> Result<u64> {
         if !was_busy {
             gate::leave(&slot.busy);
         }
-        return Ok(Token {
-            generation: word.generation(),
-            slot_id: slot.id,
-            epoch: 0,
-            kind: TokenKind::AllowThreadsNoop,
-            position: 0,
-        }
-        .encode());
+        let token = owner.issue(slot.id, TokenKind::AllowThreadsNoop);
+        owner.noop_regions.push(token);
+        return Ok(token);
     }
     if owner.depth == 0 && owner.generation != word.generation() {
         // Token generations must match the running engine; a state cached from
         // an earlier engine is gone with it.
         owner.tstate = std::ptr::null_mut();
         owner.generation = word.generation();
+        owner.generation_start = owner.serials.peek();
     }
     slot.set_activity(Activity::AllowThreads);
     // SAFETY: this thread holds the GIL; busy stays set until the region ends.
     let saved = unsafe { ffi::PyEval_SaveThread() };
-    owner.allow_serial = owner.allow_serial.wrapping_add(1);
+    let token = owner.issue(slot.id, TokenKind::AllowThreads);
     owner.allow_frames.push(AllowFrame {
         saved_tstate: saved,
         depth: owner.depth,
         epoch: slot.epoch.load(Ordering::Relaxed),
         borrowed: owner.borrowed,
-        serial: owner.allow_serial,
+        token,
     });
     owner.depth = 0;
     owner.borrowed = false;
-    Ok(make_token(
-        slot,
-        owner,
-        TokenKind::AllowThreads,
-        owner.allow_frames.len() as u32,
-    ))
+    Ok(token)
 }
 
 pub(crate) fn end_allow_threads(slot: &ThreadSlot, value: u64) -> Result<()> {
     let owner = slot.owner();
+    if owner.noop_regions.last() == Some(&value) {
+        owner.noop_regions.pop();
+        return Ok(());
+    }
     let Some(top) = owner.allow_frames.last() else {
         return Err(misplaced_token(value, Some(slot)));
     };
-    let expected = Token {
-        generation: owner.generation,
-        slot_id: slot.id,
-        epoch: top.serial,
-        kind: TokenKind::AllowThreads,
-        position: owner.allow_frames.len() as u32,
-    }
-    .encode();
-    if value != expected || owner.depth > 0 {
+    if value != top.token || owner.depth > 0 {
         return Err(misplaced_token(value, Some(slot)));
     }
     let frame = owner.allow_frames.pop().expect("checked above");
@@ -570,6 +557,8 @@ pub(crate) fn release_on_thread_exit(slot: &ThreadSlot) {
     owner.tstate = std::ptr::null_mut();
     owner.depth = 0;
     owner.allow_frames.clear();
+    owner.scope_tokens.clear();
+    owner.noop_regions.clear();
     slot.set_activity(Activity::Idle);
     gate::leave(&slot.busy);
 }

@@ -8,11 +8,14 @@
 //! CPYTHON-FACTS.md). Rust TLS is used only for the thread-exit hook.
 
 use std::cell::UnsafeCell;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use pyo3::ffi;
+
+use crate::token::{Serials, Token, TokenKind};
 
 /// What a thread is doing, for the messages that name what blocks a shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +35,8 @@ pub(crate) struct AllowFrame {
     pub depth: u32,
     pub epoch: u32,
     pub borrowed: bool,
-    pub serial: u32,
+    /// The region's token.
+    pub token: u64,
 }
 
 /// State only the owning thread reads or writes.
@@ -51,7 +55,16 @@ pub(crate) struct OwnerState {
     /// its release must not give the GIL away.
     pub borrowed: bool,
     pub allow_frames: Vec<AllowFrame>,
-    pub allow_serial: u32,
+    /// Tokens of the open GIL scopes, innermost last (those opened inside an
+    /// allow-threads region sit above the ones opened before it).
+    pub scope_tokens: Vec<u64>,
+    /// Tokens of the open no-op allow-threads regions, innermost last.
+    pub noop_regions: Vec<u64>,
+    /// Where this thread's token serials come from.
+    pub serials: Serials,
+    /// The first serial issued under the current `generation`: older tokens
+    /// of this thread come from an earlier engine (for messages only).
+    pub generation_start: u64,
     /// Depths of nested scopes that found the GIL given away under them (by
     /// ctypes or a C extension's Py_BEGIN_ALLOW_THREADS inside an outer scope)
     /// and took it back; their release gives it away again.
@@ -59,8 +72,8 @@ pub(crate) struct OwnerState {
 }
 
 pub(crate) struct ThreadSlot {
-    /// Small unique number carried in tokens (20 bits are used).
-    pub id: u32,
+    /// Unique for the life of the process.
+    pub id: u64,
     /// The gate flag: set while the thread holds the GIL through pybridge, is in
     /// an allow-threads region that will take it back, or is about to touch CPython.
     pub busy: AtomicBool,
@@ -83,7 +96,11 @@ unsafe impl Sync for ThreadSlot {}
 unsafe impl Send for ThreadSlot {}
 
 static REGISTRY: Mutex<Vec<Arc<ThreadSlot>>> = Mutex::new(Vec::new());
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Which live thread (slot id) each token-serial block was given to: error
+/// messages name the thread a misplaced token belongs to. One entry per 2^16
+/// tokens a thread issues; removed when the thread exits.
+static BLOCK_OWNERS: Mutex<Option<HashMap<u64, u64>>> = Mutex::new(None);
 
 unsafe extern "C" {
     fn pyb_current_slot_get() -> *const std::ffi::c_void;
@@ -122,6 +139,9 @@ impl Drop for ExitHook {
             crate::boundary::panic_error(payload);
         }
         set_current_ptr(std::ptr::null());
+        if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
+            owners.retain(|_, id| *id != slot.id);
+        }
         REGISTRY
             .lock()
             .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr));
@@ -153,7 +173,7 @@ impl ThreadSlot {
     fn create() -> &'static ThreadSlot {
         let thread = std::thread::current();
         let slot = Arc::new(ThreadSlot {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed) & crate::token::SLOT_ID_MASK,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             busy: AtomicBool::new(false),
             activity: AtomicU8::new(Activity::Idle as u8),
             epoch: AtomicU32::new(0),
@@ -168,7 +188,10 @@ impl ThreadSlot {
                 depth: 0,
                 borrowed: false,
                 allow_frames: Vec::new(),
-                allow_serial: 0,
+                scope_tokens: Vec::new(),
+                noop_regions: Vec::new(),
+                serials: Serials::new(),
+                generation_start: 0,
                 retaken: Vec::new(),
             }),
         });
@@ -214,7 +237,22 @@ pub(crate) fn all_slots() -> Vec<Arc<ThreadSlot>> {
     REGISTRY.lock().clone()
 }
 
-/// The registered slot with this token id, if any.
-pub(crate) fn find_by_id(id: u32) -> Option<Arc<ThreadSlot>> {
+impl OwnerState {
+    /// A new token of `kind` for the thread whose slot id is `slot_id`.
+    #[inline(always)]
+    pub(crate) fn issue(&mut self, slot_id: u64, kind: TokenKind) -> u64 {
+        let serial = self.serials.take(|block| {
+            BLOCK_OWNERS
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .insert(block, slot_id);
+        });
+        Token { serial, kind }.encode()
+    }
+}
+
+/// The live thread a token was issued to, if it is still alive.
+pub(crate) fn issuer_of(token: Token) -> Option<Arc<ThreadSlot>> {
+    let id = *BLOCK_OWNERS.lock().as_ref()?.get(&token.block())?;
     REGISTRY.lock().iter().find(|slot| slot.id == id).cloned()
 }

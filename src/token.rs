@@ -1,65 +1,109 @@
-//! GIL and allow-threads tokens: plain `uint64_t` values that identify a scope
-//! well enough to catch misuse (wrong thread, released twice, out of LIFO order,
-//! from an earlier engine) without any lookup on the fast path.
+//! GIL and allow-threads tokens: plain `uint64_t` values, each issued once for
+//! the life of the process, so a token can only ever close the scope or
+//! region it was issued for.
 //!
-//! Layout: generation (16 bits) | thread slot id (20) | epoch (12) | kind (2) | position (14).
-//! Generation and slot id start at 1, so 0 is never a valid token.
+//! Layout: serial (62 bits) | kind (2 bits). Each thread draws serials from
+//! its own block of 2^16, taken from a process-wide counter when the last one
+//! runs out, so issuing a token touches no shared memory 65,535 times in
+//! 65,536. The first block is 1, so every value below 2^18 (0 included) is
+//! never a token. 2^62 serials last 14,000 years at 10 million scopes a
+//! second. Validation compares a value with the thread's innermost open
+//! token; only error messages look further (`gil::misplaced_token`).
 
-pub(crate) const SLOT_ID_MASK: u32 = (1 << 20) - 1;
-const EPOCH_MASK: u32 = (1 << 12) - 1;
-const POSITION_BITS: u32 = 14;
-/// Deepest GIL nesting (and allow-threads nesting) a token can express.
-pub(crate) const MAX_POSITION: u32 = (1 << POSITION_BITS) - 1;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// log2 of the serials in one block.
+pub(crate) const BLOCK_BITS: u32 = 16;
+const KIND_BITS: u32 = 2;
+/// Deepest GIL nesting (and allow-threads nesting) on one thread.
+pub(crate) const MAX_DEPTH: u32 = (1 << 14) - 1;
+
+/// The next block to hand out; block 0 is never issued.
+static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenKind {
     Gil = 0,
     AllowThreads = 1,
-    /// An allow-threads region begun on a thread that did not hold the GIL: its end does nothing.
+    /// An allow-threads region begun on a thread that did not hold the GIL:
+    /// its end changes nothing, but it is checked like any other.
     AllowThreadsNoop = 2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token {
-    pub generation: u32,
-    pub slot_id: u32,
-    pub epoch: u32,
+    pub serial: u64,
     pub kind: TokenKind,
-    pub position: u32,
 }
 
 impl Token {
     #[inline(always)]
     pub(crate) fn encode(self) -> u64 {
-        ((self.generation as u64 & 0xffff) << 48)
-            | ((self.slot_id & SLOT_ID_MASK) as u64) << 28
-            | ((self.epoch & EPOCH_MASK) as u64) << 16
-            | (self.kind as u64) << POSITION_BITS
-            | (self.position & MAX_POSITION) as u64
+        (self.serial << KIND_BITS) | self.kind as u64
     }
 
-    /// Splits a value into fields; `None` when the kind bits are impossible.
-    #[inline(always)]
+    /// Splits a value into fields; `None` when no token ever has this value.
     pub(crate) fn decode(value: u64) -> Option<Token> {
-        let kind = match (value >> POSITION_BITS) & 3 {
+        let kind = match value & ((1 << KIND_BITS) - 1) {
             0 => TokenKind::Gil,
             1 => TokenKind::AllowThreads,
             2 => TokenKind::AllowThreadsNoop,
             _ => return None,
         };
-        Some(Token {
-            generation: (value >> 48) as u32,
-            slot_id: ((value >> 28) as u32) & SLOT_ID_MASK,
-            epoch: ((value >> 16) as u32) & EPOCH_MASK,
-            kind,
-            position: (value as u32) & MAX_POSITION,
-        })
+        let serial = value >> KIND_BITS;
+        (serial >> BLOCK_BITS != 0).then_some(Token { serial, kind })
     }
 
-    /// True when this token was issued under engine generation `generation`.
+    /// The block the serial came from, which names the issuing thread.
+    pub(crate) fn block(self) -> u64 {
+        self.serial >> BLOCK_BITS
+    }
+}
+
+/// One thread's supply of serials.
+#[derive(Debug)]
+pub(crate) struct Serials {
+    next: u64,
+    end: u64,
+}
+
+impl Serials {
+    pub(crate) const fn new() -> Self {
+        Serials { next: 0, end: 0 }
+    }
+
+    /// The next serial; `on_new_block` is told of each block taken.
     #[inline(always)]
-    pub(crate) fn is_from_generation(&self, generation: u32) -> bool {
-        self.generation == generation & 0xffff
+    pub(crate) fn take(&mut self, on_new_block: impl FnOnce(u64)) -> u64 {
+        if self.next == self.end {
+            self.refill(on_new_block);
+        }
+        let serial = self.next;
+        self.next += 1;
+        serial
+    }
+
+    /// The serial `take` will return next (a fresh block's first when none is left).
+    pub(crate) fn peek(&self) -> u64 {
+        if self.next == self.end {
+            // Every serial of a later block is higher than every earlier one.
+            self.end
+        } else {
+            self.next
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, on_new_block: impl FnOnce(u64)) {
+        let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            block < 1 << (64 - KIND_BITS - BLOCK_BITS),
+            "pybridge ran out of token serials"
+        );
+        on_new_block(block);
+        self.next = block << BLOCK_BITS;
+        self.end = self.next + (1 << BLOCK_BITS);
     }
 }
 
@@ -68,20 +112,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips() {
+    fn round_trips_and_refuses_impossible_values() {
         let token = Token {
-            generation: 0x1_2345,
-            slot_id: 77,
-            epoch: 4095,
-            kind: TokenKind::AllowThreads,
-            position: 3,
+            serial: (1 << 61) + 5,
+            kind: TokenKind::AllowThreadsNoop,
         };
-        let decoded = Token::decode(token.encode()).unwrap();
-        assert!(decoded.is_from_generation(0x1_2345));
-        assert_eq!(decoded.slot_id, 77);
-        assert_eq!(decoded.epoch, 4095);
-        assert_eq!(decoded.kind, TokenKind::AllowThreads);
-        assert_eq!(decoded.position, 3);
-        assert_eq!(Token::decode(3 << POSITION_BITS), None);
+        assert_eq!(Token::decode(token.encode()), Some(token));
+        assert_eq!(Token::decode(0), None, "0 is never a token");
+        assert_eq!(Token::decode(3), None, "kind 3 does not exist");
+        assert_eq!(
+            Token::decode((1 << BLOCK_BITS) - 1),
+            None,
+            "block 0 is never issued"
+        );
+    }
+
+    #[test]
+    fn a_thread_takes_a_new_block_when_its_serials_run_out() {
+        let mut serials = Serials::new();
+        let mut blocks = Vec::new();
+        let first = serials.take(|block| blocks.push(block));
+        let mut last = first;
+        for _ in 1..(1 << BLOCK_BITS) {
+            last = serials.take(|block| blocks.push(block));
+        }
+        assert_eq!(blocks.len(), 1, "one block covers 2^16 serials");
+        assert_eq!(last - first, (1 << BLOCK_BITS) - 1);
+        let peeked = serials.peek();
+        let next = serials.take(|block| blocks.push(block));
+        assert_eq!(
+            blocks.len(),
+            2,
+            "the 2^16+1st serial comes from a new block"
+        );
+        assert!(next > last && peeked <= next);
+        assert_eq!(next >> BLOCK_BITS, blocks[1]);
+    }
+
+    /// Slot numbers once wrapped after 2^20 threads, so a thread could close
+    /// another's scope; serials come from one counter, so even with more
+    /// threads than that in between, two threads never share a value.
+    #[test]
+    fn threads_never_share_a_token_however_many_came_between() {
+        let mut first_thread = Serials::new();
+        let early = first_thread.take(|_| {});
+        // 2^21 threads, each taking its one block.
+        NEXT_BLOCK.fetch_add(1 << 21, Ordering::Relaxed);
+        let mut late_thread = Serials::new();
+        let mut late_block = 0;
+        let late = late_thread.take(|block| late_block = block);
+        assert_ne!(early >> BLOCK_BITS, late_block);
+        assert_ne!(early, late);
+        let more_early = first_thread.take(|_| panic!("still within its first block"));
+        assert_ne!(more_early, late);
     }
 }

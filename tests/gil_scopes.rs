@@ -382,3 +382,90 @@ fn allow_threads_where_the_gil_was_given_away_inside_a_scope_is_a_no_op() {
         ok(pyb_gil_release(token));
     });
 }
+
+/// A deterministic stream of 64-bit values (xorshift64*), for forged tokens.
+fn forged_values(seed: u64, count: usize) -> impl Iterator<Item = u64> {
+    let mut state = seed;
+    (0..count).map(move |_| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+#[test]
+fn a_million_forged_tokens_close_nothing() {
+    within(LIMIT, "forged tokens", || {
+        initialize();
+        let scope = acquire();
+        let region = begin_allow();
+        assert_eq!(pyb_gil_held(), 0);
+        let accepted = forged_values(0x5eed, 1_000_000)
+            .filter(|&value| value != region && pyb_end_allow_threads(value) == PYB_OK)
+            .count();
+        assert_eq!(accepted, 0, "forged values ended the allow-threads region");
+        assert_eq!(pyb_gil_held(), 0, "the region is still open");
+        ok(pyb_end_allow_threads(region));
+        assert_eq!(pyb_gil_held(), 1);
+        let inner = acquire();
+        let accepted = forged_values(0xfeed, 1_000_000)
+            .filter(|&value| value != inner && pyb_gil_release(value) == PYB_OK)
+            .count();
+        assert_eq!(accepted, 0, "forged values closed the scope");
+        ok(pyb_gil_release(inner));
+        ok(pyb_gil_release(scope));
+        assert_eq!(pyb_gil_held(), 0);
+    });
+}
+
+#[test]
+fn a_stale_no_op_token_does_not_end_a_real_region() {
+    within(LIMIT, "stale no-op token", || {
+        initialize();
+        // Without the GIL the region is a no-op, and its token is still checked.
+        let noop = begin_allow();
+        ok(pyb_end_allow_threads(noop));
+        expect(pyb_end_allow_threads(noop), PYB_E_BAD_TOKEN);
+        assert!(last_error().contains("already closed"), "{}", last_error());
+        let scope = acquire();
+        let real = begin_allow();
+        expect(pyb_end_allow_threads(noop), PYB_E_BAD_TOKEN);
+        assert_eq!(pyb_gil_held(), 0, "the real region is still open");
+        // A no-op token ends only on its own thread.
+        let other = spawn("no-op-owner", begin_allow).join().unwrap();
+        expect(pyb_end_allow_threads(other), PYB_E_BAD_TOKEN);
+        ok(pyb_end_allow_threads(real));
+        ok(pyb_gil_release(scope));
+    });
+}
+
+#[test]
+fn a_token_never_comes_back_however_many_scopes_follow() {
+    within(LIMIT, "token reuse", || {
+        initialize();
+        let first = acquire();
+        ok(pyb_gil_release(first));
+        let mut seen = std::collections::HashSet::from([first]);
+        // The old layout's 12-bit epoch gave scope 4,097 the first scope's token.
+        for _ in 0..4095 {
+            let token = acquire();
+            assert!(seen.insert(token), "token {token:#x} was issued twice");
+            ok(pyb_gil_release(token));
+        }
+        let live = acquire();
+        assert!(seen.insert(live), "scope 4,097 got an earlier token");
+        expect(pyb_gil_release(first), PYB_E_BAD_TOKEN);
+        assert!(last_error().contains("already closed"), "{}", last_error());
+        assert_eq!(pyb_gil_held(), 1, "the live scope is still open");
+        ok(pyb_gil_release(live));
+        for _ in 0..10_000 {
+            let nested_outer = acquire();
+            let nested_inner = acquire();
+            assert!(seen.insert(nested_outer) && seen.insert(nested_inner));
+            ok(pyb_gil_release(nested_inner));
+            ok(pyb_gil_release(nested_outer));
+        }
+        assert_eq!(seen.len(), 4097 + 20_000);
+    });
+}

@@ -523,10 +523,13 @@ int32_t pyb_gil_held(void);
 pyb_status pyb_begin_allow_threads(pyb_thread_token *out);
 
 // Ends the allow-threads region `token` on the thread that began it, taking
-// the GIL back (blocks until it is free) and restoring the nesting it had.
+// the GIL back (blocks until it is free) and restoring the nesting it had. A
+// region begun without the GIL (a no-op region) ends without touching the
+// GIL, but its token is checked all the same.
 //
 // Errors: `PYB_E_WRONG_THREAD`; `PYB_E_BAD_TOKEN` (ended twice, out of order, a
-// GIL scope opened inside the region is still open, or a GIL token).
+// GIL scope opened inside the region is still open, a GIL token, or a value
+// pybridge never issued). Nothing changes on error.
 pyb_status pyb_end_allow_threads(pyb_thread_token token);
 
 // Sets the message of the error the calling host function is about to return:

@@ -86,3 +86,20 @@ pub(crate) unsafe fn copy_to_c_buffer(bytes: &[u8], buf: *mut c_char, buf_len: u
     }
     bytes.len()
 }
+
+/// Makes room for `count` more items in `vec`, where `count` comes from the
+/// host: a count no allocator can satisfy (a 2^40 length with a short array)
+/// is `PYB_E_OUT_OF_MEMORY`, not the process-ending abort of `Vec::with_capacity`.
+/// Call it before reading the host's array, so a wrong count is caught first.
+pub(crate) fn reserve_for_host_count<T>(vec: &mut Vec<T>, count: usize, name: &str) -> Result<()> {
+    vec.try_reserve_exact(count).map_err(|_| {
+        Error::new(
+            PYB_E_OUT_OF_MEMORY,
+            format!(
+                "`{name}` asks for {count} items ({} bytes), which cannot be allocated; \
+                 is the count right? Nothing was changed",
+                count.saturating_mul(std::mem::size_of::<T>())
+            ),
+        )
+    })
+}

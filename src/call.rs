@@ -13,7 +13,7 @@ use std::ffi::c_char;
 
 use pyo3::ffi;
 
-use crate::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, utf8_arg};
+use crate::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, reserve_for_host_count, utf8_arg};
 use crate::error::{Error, Result, python_error};
 use crate::object::{
     self, borrow, enter, enter_for, insert, new_reference, pyb_object, with_object,
@@ -33,16 +33,23 @@ struct Refs {
 const INLINE_REFS: usize = 10;
 
 impl Refs {
-    fn with_capacity(capacity: usize) -> Refs {
+    /// Room for up to `INLINE_REFS` references, on the stack.
+    fn new() -> Refs {
         Refs {
             inline: [std::ptr::null_mut(); INLINE_REFS],
-            heap: if capacity > INLINE_REFS {
-                Vec::with_capacity(capacity)
-            } else {
-                Vec::new()
-            },
+            heap: Vec::new(),
             len: 0,
         }
+    }
+
+    /// Room for `capacity` references, a count the host chose (see
+    /// `reserve_for_host_count`); `name` is the argument it came from.
+    fn with_capacity(capacity: usize, name: &str) -> Result<Refs> {
+        let mut refs = Refs::new();
+        if capacity > INLINE_REFS {
+            reserve_for_host_count(&mut refs.heap, capacity, name)?;
+        }
+        Ok(refs)
     }
 
     /// Takes ownership of `object` (NULL is allowed: a reserved slot).
@@ -331,7 +338,7 @@ pub unsafe extern "C" fn pyb_setattr(
         let value = slice_arg(value, 1, "value")?;
         let gil = enter_for(object)?;
         let target = new_reference(object)?;
-        let mut refs = Refs::with_capacity(2);
+        let mut refs = Refs::new();
         refs.push(target);
         refs.push_values(value, "value")?;
         let value = refs.as_slice()[1];
@@ -357,7 +364,7 @@ pub unsafe extern "C" fn pyb_getitem(
         let key = slice_arg(key, 1, "key")?;
         check_out(out, "out")?;
         let gil = enter_for(object)?;
-        let mut refs = Refs::with_capacity(2);
+        let mut refs = Refs::new();
         refs.push(new_reference(object)?);
         refs.push_values(key, "key")?;
         let [target, key] = refs.as_slice() else {
@@ -385,7 +392,7 @@ pub unsafe extern "C" fn pyb_setitem(
         let key = slice_arg(key, 1, "key")?;
         let value = slice_arg(value, 1, "value")?;
         let gil = enter_for(object)?;
-        let mut refs = Refs::with_capacity(3);
+        let mut refs = Refs::new();
         refs.push(new_reference(object)?);
         refs.push_values(key, "key")?;
         refs.push_values(value, "value")?;
@@ -540,7 +547,7 @@ fn call_inputs<'a>(
 ///
 /// Errors: `PYB_E_PYTHON` (the call raised), `PYB_E_BAD_HANDLE`,
 /// `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (a bad value; the message
-/// names `args[i]`).
+/// names `args[i]`), `PYB_E_OUT_OF_MEMORY` (`nargs` too large to allocate for).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_call(
     callable: pyb_object,
@@ -594,7 +601,7 @@ fn invoke(
     let target = new_reference(target)?;
     // `refs` holds [reserved, target, args...] and releases them all on drop;
     // the reserved slot lets CPython prepend `self` without copying.
-    let mut refs = Refs::with_capacity(args.len() + 2);
+    let mut refs = Refs::with_capacity(args.len() + 2, "nargs")?;
     let names = call_arguments(py, &mut refs, target, args, kwnames)?;
     // SAFETY: GIL held; `refs` is laid out as described above.
     let result = unsafe {
@@ -636,7 +643,7 @@ fn build_sequence(
     check_out(out, "out")?;
     let gil = enter()?;
     let py = gil.python();
-    let mut refs = Refs::with_capacity(count);
+    let mut refs = Refs::with_capacity(count, "count")?;
     refs.push_values(items, "items")?;
     // SAFETY: GIL held; each SET steals one reference, taken over from `refs`.
     let handle = unsafe {
@@ -658,7 +665,8 @@ fn build_sequence(
 /// Builds a tuple from `count` values and writes a handle to it to `out`.
 /// `items` may be NULL when `count` is 0. Any thread; takes the GIL if needed.
 ///
-/// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (names `items[i]`), `PYB_E_BAD_HANDLE`.
+/// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (names `items[i]`), `PYB_E_BAD_HANDLE`,
+/// `PYB_E_OUT_OF_MEMORY` (`count` too large to allocate for).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_tuple_new(
     items: *const pyb_value,
@@ -702,7 +710,8 @@ pub unsafe extern "C" fn pyb_list_new(
 /// when `count` is 0. Any thread; takes the GIL if needed.
 ///
 /// Errors: `PYB_E_PYTHON` (an unhashable key), `PYB_E_NULL_ARGUMENT`,
-/// `PYB_E_INVALID_ARGUMENT`, `PYB_E_BAD_HANDLE`.
+/// `PYB_E_INVALID_ARGUMENT`, `PYB_E_BAD_HANDLE`, `PYB_E_OUT_OF_MEMORY` (`count`
+/// too large to allocate for).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_dict_new(
     keys: *const pyb_value,
@@ -716,7 +725,7 @@ pub unsafe extern "C" fn pyb_dict_new(
         check_out(out, "out")?;
         let gil = enter()?;
         let py = gil.python();
-        let mut refs = Refs::with_capacity(2 * count + 1);
+        let mut refs = Refs::with_capacity(2 * count + 1, "count")?;
         // SAFETY: GIL held.
         let dict = unsafe { ffi::PyDict_New() };
         if dict.is_null() {

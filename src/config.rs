@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use crate::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, utf8_arg};
+use crate::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, reserve_for_host_count, utf8_arg};
 use crate::error::{Error, Result};
 
 /// Ignore `PYTHONHOME`, `PYTHONPATH` and the other environment variables, the
@@ -97,7 +97,12 @@ impl EngineConfig {
         if config.module_search_paths.is_null() && config.module_search_paths_len != 0 {
             return Err(Error::null_argument("pyb_config.module_search_paths"));
         }
-        let mut module_search_paths = Vec::with_capacity(config.module_search_paths_len);
+        let mut module_search_paths = Vec::new();
+        reserve_for_host_count(
+            &mut module_search_paths,
+            config.module_search_paths_len,
+            "pyb_config.module_search_paths_len",
+        )?;
         for index in 0..config.module_search_paths_len {
             // SAFETY: the array is promised to hold `module_search_paths_len` entries.
             let entry = unsafe { *config.module_search_paths.add(index) };

@@ -167,6 +167,7 @@ pub(crate) fn is_engine_thread(slot: &ThreadSlot) -> bool {
 ///
 /// Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
 /// (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
+/// `PYB_E_OUT_OF_MEMORY` (`module_search_paths_len` too large to allocate for),
 /// `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
 /// after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
 /// process whose engine ran, see `PYB_STATE_FORKED`).

@@ -33,6 +33,8 @@ struct Fixture {
 }
 
 const MADE_UP: pyb_object = 0x0000_0042_0000_0007;
+/// 2^40: a length that passes the size checks but that no allocator can satisfy.
+const HUGE_COUNT: usize = 1 << 40;
 const INVALID_UTF8: *const c_char = c"caf\xe9".as_ptr();
 
 fn value(tag: u32) -> pyb_value {
@@ -229,6 +231,49 @@ fn rows() -> Vec<Row> {
             "call: nargs + nkwargs overflow",
             PYB_E_INVALID_ARGUMENT,
             |f| pyb_call(f.failing, one.as_ptr(), usize::MAX, null(), 1, out)
+        ),
+        // A count no allocator can satisfy, with a one-item array: refused
+        // before the array is read, and the process lives on.
+        row!("call: 2^40 nargs", PYB_E_OUT_OF_MEMORY, |f| pyb_call(
+            f.failing,
+            one.as_ptr(),
+            HUGE_COUNT,
+            null(),
+            0,
+            out
+        )),
+        row!("call_method: 2^40 nargs", PYB_E_OUT_OF_MEMORY, |f| {
+            pyb_call_method(
+                f.list,
+                c"append".as_ptr(),
+                one.as_ptr(),
+                HUGE_COUNT,
+                null(),
+                0,
+                out,
+            )
+        }),
+        row!("tuple_new: 2^40 items", PYB_E_OUT_OF_MEMORY, |f| {
+            pyb_tuple_new(one.as_ptr(), HUGE_COUNT, handle)
+        }),
+        row!("list_new: 2^40 items", PYB_E_OUT_OF_MEMORY, |f| {
+            pyb_list_new(one.as_ptr(), HUGE_COUNT, handle)
+        }),
+        row!("dict_new: 2^40 pairs", PYB_E_OUT_OF_MEMORY, |f| {
+            pyb_dict_new(one.as_ptr(), one.as_ptr(), HUGE_COUNT, handle)
+        }),
+        row!(
+            "engine_initialize: 2^40 module_search_paths",
+            PYB_E_OUT_OF_MEMORY,
+            |f| {
+                let paths = [c"/tmp".as_ptr()];
+                let config = pybridge::config::pyb_config {
+                    module_search_paths: paths.as_ptr(),
+                    module_search_paths_len: HUGE_COUNT,
+                    ..Default::default()
+                };
+                pybridge::engine::pyb_engine_initialize(&config)
+            }
         ),
         row!("call: huge nargs", PYB_E_INVALID_ARGUMENT, |f| pyb_call(
             f.failing,
@@ -619,5 +664,26 @@ fn every_bad_input_returns_its_status_and_leaves_the_engine_usable() {
             assert_eq!(pybridge::gil::pyb_gil_held(), 0, "after {what}");
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
+}
+
+#[test]
+fn a_count_no_allocator_can_satisfy_names_the_argument_and_the_size() {
+    within(Duration::from_secs(60), "out of memory message", || {
+        initialize();
+        let one = [pyb_value::from_i64(1)];
+        let mut handle = 0;
+        expect(
+            unsafe { pyb_tuple_new(one.as_ptr(), HUGE_COUNT, &mut handle) },
+            PYB_E_OUT_OF_MEMORY,
+        );
+        let message = last_error();
+        assert!(
+            message.contains("`count` asks for 1099511627776 items (8796093022208 bytes)"),
+            "{message}"
+        );
+        assert_eq!(handle, 0, "no handle was written");
+        ok(unsafe { pyb_tuple_new(one.as_ptr(), 1, &mut handle) });
+        release(handle);
     });
 }

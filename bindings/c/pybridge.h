@@ -360,7 +360,7 @@ pyb_status pyb_iter_next(pyb_object iterator, struct pyb_value *out, bool *done_
 //
 // Errors: `PYB_E_PYTHON` (the call raised), `PYB_E_BAD_HANDLE`,
 // `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (a bad value; the message
-// names `args[i]`).
+// names `args[i]`), `PYB_E_OUT_OF_MEMORY` (`nargs` too large to allocate for).
 pyb_status pyb_call(pyb_object callable,
                     const struct pyb_value *args,
                     size_t nargs,
@@ -384,7 +384,8 @@ pyb_status pyb_call_method(pyb_object object,
 // Builds a tuple from `count` values and writes a handle to it to `out`.
 // `items` may be NULL when `count` is 0. Any thread; takes the GIL if needed.
 //
-// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (names `items[i]`), `PYB_E_BAD_HANDLE`.
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (names `items[i]`), `PYB_E_BAD_HANDLE`,
+// `PYB_E_OUT_OF_MEMORY` (`count` too large to allocate for).
 pyb_status pyb_tuple_new(const struct pyb_value *items, size_t count, pyb_object *out);
 
 // Builds a list from `count` values and writes a handle to it to `out`.
@@ -398,7 +399,8 @@ pyb_status pyb_list_new(const struct pyb_value *items, size_t count, pyb_object 
 // when `count` is 0. Any thread; takes the GIL if needed.
 //
 // Errors: `PYB_E_PYTHON` (an unhashable key), `PYB_E_NULL_ARGUMENT`,
-// `PYB_E_INVALID_ARGUMENT`, `PYB_E_BAD_HANDLE`.
+// `PYB_E_INVALID_ARGUMENT`, `PYB_E_BAD_HANDLE`, `PYB_E_OUT_OF_MEMORY` (`count`
+// too large to allocate for).
 pyb_status pyb_dict_new(const struct pyb_value *keys,
                         const struct pyb_value *values,
                         size_t count,
@@ -418,6 +420,7 @@ pyb_status pyb_config_default(struct pyb_config *out);
 //
 // Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
 // (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
+// `PYB_E_OUT_OF_MEMORY` (`module_search_paths_len` too large to allocate for),
 // `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
 // after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
 // process whose engine ran, see `PYB_STATE_FORKED`).

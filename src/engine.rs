@@ -616,6 +616,7 @@ impl EngineShutdown {
         crate::object::on_engine_finalize();
         let started = Instant::now();
         let code = interpreter::finalize();
+        crate::object::on_engine_finalized();
         log::info!(
             "Py_FinalizeEx returned {code} after {} ms",
             started.elapsed().as_millis()
@@ -931,6 +932,7 @@ fn guest_shutdown(
         crate::object::on_engine_finalize();
         // SAFETY: pairs with the Ensure above.
         unsafe { ffi::PyGILState_Release(gstate) };
+        crate::object::on_engine_finalized();
     });
     gate::store(EngineWord::new(generation, GateState::Closed));
     INTERPRETER.store(std::ptr::null_mut(), Ordering::Release);

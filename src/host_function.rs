@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pyo3::ffi;
 
@@ -199,32 +199,33 @@ unsafe fn install(
     registration: &Arc<Registration>,
 ) -> Result<()> {
     // CPython keeps pointers to the method definition and its name for the life
-    // of every function object made from it, which may outlive the engine's
-    // bookkeeping: they are leaked (a few dozen bytes per registration).
+    // of the function object, which also holds the capsule (its `self`): so
+    // the capsule owns them, and they go when the last function made from
+    // them does (CPython's own meth_dealloc releases `self` last for this).
     // SAFETY: `name` is a checked C string.
-    let name_copy: &'static std::ffi::CStr = Box::leak(
-        unsafe { std::ffi::CStr::from_ptr(name) }
-            .to_owned()
-            .into_boxed_c_str(),
-    );
-    let definition: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
-        ml_name: name_copy.as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer {
-            PyCFunctionFast: trampoline,
+    let name_copy = unsafe { std::ffi::CStr::from_ptr(name) }.to_owned();
+    let payload = Box::into_raw(Box::new(CapsulePayload {
+        registration: Arc::clone(registration),
+        definition: ffi::PyMethodDef {
+            ml_name: name_copy.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionFast: trampoline,
+            },
+            ml_flags: ffi::METH_FASTCALL,
+            ml_doc: c"A host function registered through pybridge.".as_ptr(),
         },
-        ml_flags: ffi::METH_FASTCALL,
-        ml_doc: c"A host function registered through pybridge.".as_ptr(),
+        name: name_copy,
     }));
-    let payload = Box::into_raw(Box::new(Arc::clone(registration)));
+    LIVE_DEFINITIONS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: GIL held; the capsule owns `payload` and frees it in its destructor.
     unsafe {
         let capsule = ffi::PyCapsule_New(payload.cast(), CAPSULE_NAME.as_ptr(), Some(drop_capsule));
         if capsule.is_null() {
-            drop(Box::from_raw(payload));
+            drop_payload(payload);
             return Err(python_error(py));
         }
         let module_name = ffi::PyModule_GetNameObject(module);
-        let function = ffi::PyCFunction_NewEx(definition, capsule, module_name);
+        let function = ffi::PyCFunction_NewEx(&mut (*payload).definition, capsule, module_name);
         ffi::Py_XDECREF(module_name);
         ffi::Py_DecRef(capsule);
         if function.is_null() {
@@ -246,9 +247,36 @@ unsafe extern "C" fn drop_capsule(capsule: *mut ffi::PyObject) {
         if payload.is_null() {
             ffi::PyErr_Clear();
         } else {
-            drop(Box::from_raw(payload.cast::<Arc<Registration>>()));
+            drop_payload(payload.cast());
         }
     }
+}
+
+/// What a host function's capsule owns.
+struct CapsulePayload {
+    registration: Arc<Registration>,
+    /// Pointed to by every function object made from it; `ml_name` points into `name`.
+    definition: ffi::PyMethodDef,
+    /// Never read: kept so the bytes `definition.ml_name` points to stay alive.
+    #[allow(dead_code)]
+    name: std::ffi::CString,
+}
+
+/// Method definitions alive now (one per live registration's function object).
+static LIVE_DEFINITIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many host-function method definitions are alive, for tests: the ones
+/// whose function objects Python still holds.
+pub fn live_definitions() -> usize {
+    LIVE_DEFINITIONS.load(Ordering::Relaxed)
+}
+
+/// # Safety
+/// `payload` came from `Box::into_raw` in `install` and is dropped once.
+unsafe fn drop_payload(payload: *mut CapsulePayload) {
+    // SAFETY: as the contract says.
+    drop(unsafe { Box::from_raw(payload) });
+    LIVE_DEFINITIONS.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The engine's `pybridge.HostError`, created (with its module) on first use. GIL held.
@@ -358,7 +386,7 @@ unsafe fn call_host(
     // SAFETY: our function objects' `self` is one of our capsules.
     let registration = unsafe {
         let payload = ffi::PyCapsule_GetPointer(capsule, CAPSULE_NAME.as_ptr());
-        &**(payload as *const Arc<Registration>)
+        &*(*(payload as *const CapsulePayload)).registration
     };
     // The scope marks this thread busy for the engine's gate until the host
     // function has returned, so a shutdown waits for it.

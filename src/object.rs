@@ -14,12 +14,21 @@
 //! atomic so that `pyb_object_release` can work without the GIL: it marks the
 //! key "release pending" with one compare-and-swap (which also catches a double
 //! release) and queues the handle; whoever next enters pybridge with the GIL
-//! drains the queue. Slots live in fixed chunks that are never moved or freed,
-//! so reading a key needs no lock either.
+//! drains the queue. Slots live in fixed chunks that never move while an
+//! engine runs, so reading a key needs no lock either.
+//!
+//! Memory: the chunks are mapped directly (`mmap`) and unmapped when the
+//! engine that filled them has ended, so a table filled to millions of handles
+//! gives its memory back to the system. Readers without the GIL (a release
+//! from a thread outside pybridge, an error message) announce themselves in
+//! `LOCK_FREE_READERS`; the engine's end unpublishes the chunks first, then
+//! waits for that count to reach zero before unmapping, so no reader can hold
+//! a pointer into a chunk that is gone. A new table's slots start at a
+//! generation above every handle the old one issued, so old handles stay dead.
 
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use pyo3::ffi;
@@ -57,6 +66,31 @@ struct Slot {
 
 static CHUNKS: [AtomicPtr<Slot>; MAX_CHUNKS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS];
+const CHUNK_BYTES: usize = CHUNK_LEN * std::mem::size_of::<Slot>();
+
+/// The highest generation any ended engine's table issued: a handle no table
+/// holds with a generation up to this one comes from an ended engine.
+static RETIRED_GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// Threads reading slots without the GIL right now (see the module comment).
+static LOCK_FREE_READERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a slot read without the GIL; the engine's end waits for it before
+/// unmapping chunks.
+struct LockFreeRead;
+
+impl LockFreeRead {
+    fn begin() -> LockFreeRead {
+        LOCK_FREE_READERS.fetch_add(1, Ordering::SeqCst);
+        LockFreeRead
+    }
+}
+
+impl Drop for LockFreeRead {
+    fn drop(&mut self) {
+        LOCK_FREE_READERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// State whose only lock is the GIL: read or write it only while the calling
 /// thread holds the GIL, and never keep the borrow across a call that may run
@@ -85,11 +119,14 @@ struct Table {
     free: Vec<u32>,
     /// Slots handed out so far (the next never-used index).
     used: usize,
+    /// The generation new slots start from: above every handle of earlier tables.
+    base_generation: u32,
 }
 
 static TABLE: GilCell<Table> = GilCell::new(Table {
     free: Vec::new(),
     used: 0,
+    base_generation: 0,
 });
 
 static RELEASE_QUEUE: Mutex<Vec<pyb_object>> = Mutex::new(Vec::new());
@@ -100,18 +137,26 @@ fn slot(handle: pyb_object) -> Option<&'static Slot> {
     if handle & PENDING != 0 || index >= MAX_SLOTS {
         return None;
     }
-    let chunk = CHUNKS[index >> CHUNK_BITS].load(Ordering::Acquire);
-    // SAFETY: published chunks are never freed; the index is inside the chunk.
+    let chunk = CHUNKS[index >> CHUNK_BITS].load(Ordering::SeqCst);
+    // SAFETY: a published chunk stays mapped while the caller holds the GIL or
+    // a `LockFreeRead` (see the module comment); the index is inside the chunk.
     unsafe { chunk.as_ref().map(|_| &*chunk.add(index & (CHUNK_LEN - 1))) }
 }
 
 #[cold]
 #[inline(never)]
 fn bad_handle(handle: pyb_object) -> Error {
+    let _reading = LockFreeRead::begin();
     let why = if handle == 0 {
         "is 0 (no object); pass a handle pybridge returned".to_string()
     } else {
+        let generation = (handle >> 32) as u32 & GENERATION_MASK;
         match slot(handle) {
+            None if generation != 0 && generation <= RETIRED_GENERATION.load(Ordering::Relaxed) => {
+                "comes from an engine that has since shut down (handles die with \
+                 pyb_engine_shutdown)"
+                    .to_string()
+            }
             None => "was never issued by pybridge".to_string(),
             Some(slot) if slot.key.load(Ordering::Relaxed) == handle | PENDING => {
                 "was released (its release is queued)".to_string()
@@ -141,15 +186,11 @@ pub(crate) fn insert(object: *mut ffi::PyObject) -> Result<pyb_object> {
             }
             let index = table.used;
             if index % CHUNK_LEN == 0 {
-                let chunk: Box<[Slot]> = (0..CHUNK_LEN)
-                    .map(|_| Slot {
-                        key: AtomicU64::new(0),
-                        object: Cell::new(std::ptr::null_mut()),
-                        generation: Cell::new(0),
-                    })
-                    .collect();
-                let chunk = Box::leak(chunk).as_mut_ptr();
-                CHUNKS[index >> CHUNK_BITS].store(chunk, Ordering::Release);
+                let chunk = map_chunk(table.base_generation).inspect_err(|_| {
+                    // SAFETY: GIL held; we own the reference we could not store.
+                    unsafe { ffi::Py_DecRef(object) };
+                })?;
+                CHUNKS[index >> CHUNK_BITS].store(chunk, Ordering::SeqCst);
             }
             table.used += 1;
             index
@@ -166,6 +207,77 @@ pub(crate) fn insert(object: *mut ffi::PyObject) -> Result<pyb_object> {
     let handle = handle_for_slot(generation);
     slot.key.store(handle, Ordering::Release);
     Ok(handle)
+}
+
+/// A new chunk of free slots whose generations start at `generation`.
+fn map_chunk(generation: u32) -> Result<*mut Slot> {
+    // SAFETY: an anonymous private mapping; all-zero bytes are a valid `Slot`
+    // (a 0 key, a NULL object, generation 0).
+    let memory = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            CHUNK_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if memory == libc::MAP_FAILED {
+        return Err(Error::new(
+            PYB_E_OUT_OF_MEMORY,
+            format!(
+                "no memory for {CHUNK_LEN} more object handles: {}",
+                std::io::Error::last_os_error()
+            ),
+        ));
+    }
+    let chunk = memory.cast::<Slot>();
+    for index in 0..CHUNK_LEN {
+        // SAFETY: inside the mapping just made, which no one else sees yet.
+        unsafe { (*chunk.add(index)).generation.set(generation) };
+    }
+    Ok(chunk)
+}
+
+/// Gives the table's memory back once its engine has ended: every handle is
+/// dead by then (`on_engine_finalize` cleared them), no thread holds this
+/// engine's GIL, and readers without it are waited for. Called by the thread
+/// ending the engine, after `Py_FinalizeEx` (or after a guest engine detached).
+pub(crate) fn on_engine_finalized() {
+    // SAFETY: no thread can be inside pybridge with the GIL now, so the table
+    // is ours alone, as the GIL would make it.
+    let table = unsafe { TABLE.get() };
+    let chunks = table.used.div_ceil(CHUNK_LEN);
+    let mut highest = table.base_generation;
+    let mut unpublished = Vec::with_capacity(chunks);
+    for published in &CHUNKS[..chunks] {
+        let chunk = published.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        for index in 0..CHUNK_LEN {
+            // SAFETY: still mapped; the generation is only written under the GIL.
+            highest = highest.max(unsafe { (*chunk.add(index)).generation.get() });
+        }
+        unpublished.push(chunk);
+    }
+    // A reader that loaded a chunk pointer before the swaps above has
+    // announced itself already; later readers find no chunk.
+    while LOCK_FREE_READERS.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+    for chunk in unpublished {
+        // SAFETY: mapped by `map_chunk` with this size; no reader can reach it now.
+        unsafe { libc::munmap(chunk.cast(), CHUNK_BYTES) };
+    }
+    RETIRED_GENERATION.store(highest, Ordering::Relaxed);
+    let freed = table.used;
+    *table = Table {
+        free: Vec::new(),
+        used: 0,
+        base_generation: highest,
+    };
+    if freed > 0 {
+        log::debug!("engine end unmapped the table of {freed} object handle slots");
+    }
 }
 
 /// The object behind a live handle, borrowed. GIL held.
@@ -202,7 +314,6 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
     if handle == 0 {
         return Ok(());
     }
-    let slot = slot(handle).ok_or_else(|| bad_handle(handle))?;
     let holds_gil = ThreadSlot::existing().is_some_and(|thread| {
         let owner = thread.owner();
         // A pybridge scope is open, and the GIL is really ours right now (a
@@ -210,6 +321,9 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
         // SAFETY: a plain load of the current thread state.
         owner.depth > 0 && unsafe { ffi::compat::PyThreadState_GetUnchecked() } == owner.tstate
     });
+    // Without the GIL the engine may be ending under us: hold its chunks mapped.
+    let _reading = (!holds_gil).then(LockFreeRead::begin);
+    let slot = slot(handle).ok_or_else(|| bad_handle(handle))?;
     if holds_gil {
         slot.key
             .compare_exchange(handle, 0, Ordering::AcqRel, Ordering::Relaxed)

@@ -275,3 +275,71 @@ fn shutdown_waits_for_a_running_host_function_then_frees_user_data() {
         assert_eq!(FREED.load(Ordering::SeqCst), freed_before + 2);
     });
 }
+
+/// What code run by the engine's end got back from `pyb_eval`: (status, tag of the value).
+static DURING_FINALIZATION: std::sync::Mutex<Vec<(&str, pyb_status, u32)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn eval_during_finalization(who: &'static str) {
+    let mut value = pyb_value::none();
+    let status = unsafe { pyb_eval(c"[1, 2, 3]".as_ptr(), std::ptr::null(), 0, &mut value) };
+    DURING_FINALIZATION
+        .lock()
+        .unwrap()
+        .push((who, status, value.tag));
+}
+
+unsafe extern "C" fn free_by_evaluating(_: *mut std::ffi::c_void) {
+    eval_during_finalization("free_user_data");
+}
+
+unsafe extern "C" fn evaluate_from_python(
+    _: *const pyb_value,
+    _: usize,
+    _: *mut pyb_value,
+    _: *mut std::ffi::c_void,
+) -> pyb_status {
+    eval_during_finalization("__del__");
+    PYB_OK
+}
+
+/// Code that the engine's end runs (free_user_data, a `__del__` run by
+/// Py_FinalizeEx) cannot make handles: they would outlive the interpreter
+/// and were a use-after-free in the next engine.
+#[test]
+fn code_run_by_the_engines_end_cannot_make_handles() {
+    within(LIMIT, "handles during finalization", || {
+        initialize();
+        ok(unsafe {
+            pyb_register_function(
+                c"host".as_ptr(),
+                c"evaluate".as_ptr(),
+                Some(evaluate_from_python),
+                std::ptr::null_mut(),
+                Some(free_by_evaluating),
+                0,
+            )
+        });
+        exec(concat!(
+            "import host\n",
+            "class CallsHostWhenCollected:\n",
+            "    def __del__(self, evaluate=host.evaluate):\n",
+            "        evaluate()\n",
+            "kept_until_the_end = CallsHostWhenCollected()\n",
+        ));
+        ok(shutdown(10_000, 0));
+        let seen = DURING_FINALIZATION.lock().unwrap().clone();
+        assert!(
+            seen.iter().any(|(who, _, _)| *who == "free_user_data"),
+            "free_user_data ran: {seen:?}"
+        );
+        for (who, status, tag) in &seen {
+            assert_eq!(name(*status), "PYB_E_SHUTTING_DOWN", "{who}");
+            assert_eq!(*tag, PYB_VALUE_NONE, "{who} got no value");
+        }
+        // The next engine works, and nothing from the last one lingers.
+        initialize();
+        assert_eq!(eval_int("len([1, 2, 3])"), 3);
+        ok(shutdown(10_000, 0));
+    });
+}

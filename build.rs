@@ -12,6 +12,18 @@ fn main() {
         .opt_level(2)
         .compile("pybridge_current_slot");
     println!("cargo:rerun-if-changed=src/current_slot.c");
+    // The one C++ frame every host function is called through (see the file).
+    cc::Build::new()
+        .cpp(true)
+        .file("src/host_call.cpp")
+        .flag("-fPIC")
+        .flag("-std=c++17")
+        .flag("-Wall")
+        .flag("-Wextra")
+        .flag("-Werror")
+        .opt_level(2)
+        .compile("pybridge_host_call");
+    println!("cargo:rerun-if-changed=src/host_call.cpp");
 
     pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();

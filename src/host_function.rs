@@ -9,7 +9,7 @@
 //! instead of finalizing the interpreter under it.
 
 use std::cell::RefCell;
-use std::ffi::{CString, c_char, c_void};
+use std::ffi::{CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -38,8 +38,13 @@ const KNOWN_FLAGS: u32 = PYB_FN_RELEASE_GIL;
 /// arguments are temporary handles: both are valid until the function returns
 /// (clone a handle to keep it). A STR/BYTES result must stay valid until the
 /// function returns (pybridge copies it then); an OBJECT result handle passes
-/// to pybridge, which releases it (returning an argument handle is fine). It
-/// must not let an exception or panic unwind out of it.
+/// to pybridge, which releases it (returning an argument handle is fine).
+///
+/// A C++ exception that escapes it is caught at the boundary (one C++ frame,
+/// `src/host_call.cpp`) and raised in Python as `pybridge.HostError`: "host
+/// function module.name threw a C++ exception: <what()>" (or "... that is not a
+/// std::exception"); the result it may have written is discarded. Other
+/// unwinding (a Rust panic, `longjmp`) must not leave it.
 #[allow(non_camel_case_types)]
 pub type pyb_host_fn = Option<
     unsafe extern "C" fn(
@@ -57,8 +62,7 @@ pub type pyb_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 struct Registration {
     /// `module.name`, for messages.
     qualified_name: String,
-    function:
-        unsafe extern "C" fn(*const pyb_value, usize, *mut pyb_value, *mut c_void) -> pyb_status,
+    function: HostFunction,
     user_data: *mut c_void,
     free_user_data: pyb_free_fn,
     release_gil: bool,
@@ -443,12 +447,7 @@ unsafe fn call_host(
 fn invoke(registration: &Registration, args: &[pyb_value]) -> Result<(pyb_status, pyb_value)> {
     HOST_ERROR.with(|slot| slot.borrow_mut().take());
     let mut result = pyb_value::none();
-    let call = |result: &mut pyb_value| {
-        // SAFETY: the host's function with the arguments it asked for.
-        unsafe {
-            (registration.function)(args.as_ptr(), args.len(), result, registration.user_data)
-        }
-    };
+    let call = |result: &mut pyb_value| call_guarded(registration, args, result);
     if !registration.release_gil {
         let status = call(&mut result);
         return Ok((status, result));
@@ -470,6 +469,67 @@ fn invoke(registration: &Registration, args: &[pyb_value]) -> Result<(pyb_status
         )));
     }
     Ok((status, result))
+}
+
+unsafe extern "C" {
+    /// `src/host_call.cpp`: calls `function`, catching any C++ exception.
+    fn pyb_call_host_guarded(
+        function: HostFunction,
+        args: *const pyb_value,
+        nargs: usize,
+        result: *mut pyb_value,
+        user_data: *mut c_void,
+        thrown: *mut c_int,
+        what: *mut c_char,
+        what_len: usize,
+    ) -> pyb_status;
+}
+
+type HostFunction =
+    unsafe extern "C" fn(*const pyb_value, usize, *mut pyb_value, *mut c_void) -> pyb_status;
+
+/// Calls the host function through the C++ frame that stops exceptions; a
+/// thrown exception becomes a failure whose message names it.
+fn call_guarded(
+    registration: &Registration,
+    args: &[pyb_value],
+    result: &mut pyb_value,
+) -> pyb_status {
+    let mut thrown: c_int = 0;
+    let mut what = [0 as c_char; 512];
+    // SAFETY: the host's function with the arguments it asked for; the buffer
+    // and flag outlive the call.
+    let status = unsafe {
+        pyb_call_host_guarded(
+            registration.function,
+            args.as_ptr(),
+            args.len(),
+            result,
+            registration.user_data,
+            &mut thrown,
+            what.as_mut_ptr(),
+            what.len(),
+        )
+    };
+    if thrown == 0 {
+        return status;
+    }
+    // SAFETY: the guard NUL-terminated the buffer.
+    let what = unsafe { std::ffi::CStr::from_ptr(what.as_ptr()) }.to_string_lossy();
+    let message = if thrown == 1 {
+        format!(
+            "host function {} threw a C++ exception: {what}",
+            registration.qualified_name
+        )
+    } else {
+        format!(
+            "host function {} threw a C++ exception that is not a std::exception",
+            registration.qualified_name
+        )
+    };
+    *result = pyb_value::none();
+    HOST_ERROR.with(|slot| *slot.borrow_mut() = Some(message));
+    PYB_E_PYTHON
 }
 
 /// Turns the host's result into a new reference. An OBJECT result handle is

@@ -138,6 +138,17 @@ fn shutdown_race(sanitized: bool) {
     println!("{}", outcome.stdout);
 }
 
+fn raw_host_exceptions(sanitized: bool) {
+    let outcome = build_and_run(
+        "raw_host_exceptions",
+        "raw_host_exceptions: all checks passed",
+        sanitized,
+    );
+    outcome.assert_printed(
+        "raw_host_exceptions: 2 kinds of C++ exception became pybridge.HostError, 1000 more caught",
+    );
+}
+
 fn readme_example(sanitized: bool) {
     let outcome = build_and_run("readme_example", "readme_example: done", sanitized);
     outcome.assert_printed("10! = 3628800");
@@ -182,6 +193,16 @@ fn shutdown_race_every_call_succeeds_or_has_a_documented_status() {
 #[test]
 fn shutdown_race_under_sanitizers() {
     shutdown_race(true);
+}
+
+#[test]
+fn cpp_exceptions_from_raw_c_host_functions_become_host_errors() {
+    raw_host_exceptions(false);
+}
+
+#[test]
+fn cpp_exceptions_from_raw_c_host_functions_under_sanitizers() {
+    raw_host_exceptions(true);
 }
 
 #[test]

@@ -172,8 +172,13 @@ typedef uint64_t pyb_thread_token;
 // arguments are temporary handles: both are valid until the function returns
 // (clone a handle to keep it). A STR/BYTES result must stay valid until the
 // function returns (pybridge copies it then); an OBJECT result handle passes
-// to pybridge, which releases it (returning an argument handle is fine). It
-// must not let an exception or panic unwind out of it.
+// to pybridge, which releases it (returning an argument handle is fine).
+//
+// A C++ exception that escapes it is caught at the boundary (one C++ frame,
+// `src/host_call.cpp`) and raised in Python as `pybridge.HostError`: "host
+// function module.name threw a C++ exception: <what()>" (or "... that is not a
+// std::exception"); the result it may have written is discarded. Other
+// unwinding (a Rust panic, `longjmp`) must not leave it.
 typedef pyb_status (*pyb_host_fn)(const struct pyb_value *args,
                                   size_t nargs,
                                   struct pyb_value *result,
@@ -181,6 +186,8 @@ typedef pyb_status (*pyb_host_fn)(const struct pyb_value *args,
 
 // Frees a host function's `user_data` when the engine shuts down.
 typedef void (*pyb_free_fn)(void *user_data);
+
+typedef pyb_status (*HostFunction)(const struct pyb_value*, size_t, struct pyb_value*, void*);
 
 // Receives one log record: its `PYB_LOG_*` level, a NUL-terminated UTF-8
 // message valid only during the call, and the host's `user_data`. Called on
@@ -563,6 +570,16 @@ pyb_status pyb_register_function(const char *module,
                                  void *user_data,
                                  pyb_free_fn free_user_data,
                                  uint32_t flags);
+
+// `src/host_call.cpp`: calls `function`, catching any C++ exception.
+extern pyb_status pyb_call_host_guarded(HostFunction function,
+                                        const struct pyb_value *args,
+                                        size_t nargs,
+                                        struct pyb_value *result,
+                                        void *user_data,
+                                        int *thrown,
+                                        char *what,
+                                        size_t what_len);
 
 // pybridge's version, e.g. `"0.1.0"`. Static string; any thread.
 const char *pyb_version(void);

@@ -8,6 +8,13 @@ use crate::error::{Error, Result};
 /// Ignore `PYTHONHOME`, `PYTHONPATH` and the other environment variables, the
 /// user site directory and the current directory (CPython's isolated configuration).
 pub const PYB_CONFIG_ISOLATED: u32 = 1;
+/// Ignore SIGPIPE, as the `python` program does, so that writing to a closed
+/// pipe or socket raises `BrokenPipeError` instead of killing the host. Off by
+/// default: pybridge starts Python with its signal handlers off, because the
+/// process's signals belong to the host, and with the default disposition
+/// such a write ends the whole process (exit status 141). The setting is
+/// process-wide and stays after shutdown.
+pub const PYB_CONFIG_IGNORE_SIGPIPE: u32 = 2;
 
 /// Settings for `pyb_engine_initialize`. Fill it with `pyb_config_default`, then
 /// change what you need; strings are UTF-8 and are copied during the call.
@@ -38,7 +45,7 @@ pub struct pyb_config {
 unsafe impl Send for pyb_config {}
 
 const DEFAULT_PREVIOUS_THREADS_TIMEOUT_MS: u32 = 10_000;
-const KNOWN_FLAGS: u32 = PYB_CONFIG_ISOLATED;
+const KNOWN_FLAGS: u32 = PYB_CONFIG_ISOLATED | PYB_CONFIG_IGNORE_SIGPIPE;
 
 impl Default for pyb_config {
     fn default() -> Self {
@@ -70,6 +77,7 @@ pub(crate) struct EngineConfig {
     pub virtual_env: Option<String>,
     pub module_search_paths: Vec<String>,
     pub isolated: bool,
+    pub ignore_sigpipe: bool,
     pub previous_threads_timeout_ms: u32,
 }
 
@@ -116,6 +124,7 @@ impl EngineConfig {
                 .map(str::to_string),
             module_search_paths,
             isolated: config.flags & PYB_CONFIG_ISOLATED != 0,
+            ignore_sigpipe: config.flags & PYB_CONFIG_IGNORE_SIGPIPE != 0,
             previous_threads_timeout_ms: config.previous_threads_timeout_ms,
         })
     }

@@ -144,6 +144,10 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
         }
         // Signal handlers belong to the host process.
         py_config.install_signal_handlers = 0;
+        if config.ignore_sigpipe {
+            // What CPython's own signal setup would do (PYB_CONFIG_IGNORE_SIGPIPE).
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
         py_config.parse_argv = 0;
         // Python derives its prefix from the program name; the host's own
         // executable (mono, dotnet, a C++ app) would lead it to the wrong stdlib.

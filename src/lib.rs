@@ -11,7 +11,8 @@
 //! - `config`, `status`, `error`, `logging`, `stats`, `info`: what hosts configure and read.
 //! - private plumbing: `gate` (entry gating), `fork` (a fork() child's engine is
 //!   closed for good), `thread_slot` (per-thread records),
-//!   `token`, `boundary` (panic boundary, pointer checks), `interpreter`
+//!   `token`, `boundary` (panic boundary, pointer checks), `stack_check`
+//!   (warns of thread stacks too small for CPython), `interpreter`
 //!   (the engine thread's CPython work).
 
 // The exported functions check every pointer for NULL; their one remaining
@@ -32,6 +33,7 @@ pub mod info;
 mod interpreter;
 pub mod logging;
 pub mod object;
+mod stack_check;
 pub mod stats;
 pub mod status;
 mod thread_slot;

@@ -195,6 +195,7 @@ impl ThreadSlot {
                 retaken: Vec::new(),
             }),
         });
+        crate::stack_check::warn_if_stack_too_small(|| slot.describe());
         let ptr = Arc::as_ptr(&slot);
         REGISTRY.lock().push(slot);
         set_current_ptr(ptr);

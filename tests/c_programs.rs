@@ -188,3 +188,31 @@ fn a_host_that_dlopens_pybridge_locally_can_import_extension_modules() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `tests/c/sigpipe_host.c` with `mode` ("ignore" or "default").
+fn sigpipe_host(mode: &str) -> Outcome {
+    let dir = work_dir(&format!("sigpipe_host-{mode}"));
+    let exe = build_c_program("tests/c/sigpipe_host.c", &dir, "-O1")
+        .unwrap_or_else(|gcc| panic!("{gcc}"));
+    let outcome = run_with_deadline(&exe, &[mode], DEADLINE, true);
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+#[test]
+fn a_write_to_a_closed_pipe_kills_the_host_unless_sigpipe_is_ignored() {
+    use std::os::unix::process::ExitStatusExt;
+    let ignored = sigpipe_host("ignore");
+    ignored.assert_finished(
+        "sigpipe_host ignore",
+        "sigpipe_host: EPIPE, and BrokenPipeError in Python",
+    );
+    let default = sigpipe_host("default");
+    assert_eq!(
+        default.status.signal(),
+        Some(libc::SIGPIPE),
+        "without PYB_CONFIG_IGNORE_SIGPIPE the write kills the host: {}",
+        default.describe()
+    );
+    default.assert_printed("sigpipe_host: writing to a closed pipe");
+}

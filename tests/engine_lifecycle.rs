@@ -416,3 +416,65 @@ print("guest ok, python alive:", sum(range(10)))
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+static STACK_WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn keep_stack_warnings(
+    level: i32,
+    message: *const c_char,
+    _: *mut std::ffi::c_void,
+) {
+    let message = cstr_to_string(message);
+    if level == pybridge::logging::PYB_LOG_WARN && message.contains("KiB stack") {
+        STACK_WARNINGS.lock().unwrap().push(message);
+    }
+}
+
+/// Enters pybridge once on a new thread with a stack of `kib` KiB.
+fn enter_on_thread_with_stack(name: &str, kib: usize) {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(kib << 10)
+        .spawn(|| {
+            let token = acquire();
+            ok(pyb_gil_release(token));
+            let token = acquire();
+            ok(pyb_gil_release(token));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_thread_with_too_small_a_stack_is_named_in_one_warning() {
+    within(LIMIT, "stack warning", || {
+        use pybridge::logging::*;
+        ok(pyb_set_log_callback(
+            Some(keep_stack_warnings),
+            std::ptr::null_mut(),
+            PYB_LOG_WARN,
+        ));
+        initialize();
+        enter_on_thread_with_stack("small-stack", 256);
+        enter_on_thread_with_stack("large-stack", 16 << 10);
+        let warnings: Vec<String> = STACK_WARNINGS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|message| message.contains("-stack'"))
+            .cloned()
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        let minor = eval_i64("__import__('sys').version_info[1]");
+        let minimum = if minor >= 13 { 4096 } else { 1024 };
+        assert!(
+            warnings[0].contains("host thread 'small-stack'")
+                && warnings[0].contains("has a 256 KiB stack")
+                && warnings[0].contains(&format!("at least {minimum} KiB")),
+            "{}",
+            warnings[0]
+        );
+        ok(shutdown(5000, 0));
+    });
+}

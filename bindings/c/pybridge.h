@@ -18,6 +18,14 @@
 // user site directory and the current directory (CPython's isolated configuration).
 #define PYB_CONFIG_ISOLATED 1
 
+// Ignore SIGPIPE, as the `python` program does, so that writing to a closed
+// pipe or socket raises `BrokenPipeError` instead of killing the host. Off by
+// default: pybridge starts Python with its signal handlers off, because the
+// process's signals belong to the host, and with the default disposition
+// such a write ends the whole process (exit status 141). The setting is
+// process-wide and stays after shutdown.
+#define PYB_CONFIG_IGNORE_SIGPIPE 2
+
 // No engine: before the first initialize or after a successful shutdown.
 #define PYB_STATE_UNINITIALIZED 0
 

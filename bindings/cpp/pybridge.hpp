@@ -881,6 +881,10 @@ struct Options {
   std::vector<std::string> module_search_paths;
   // Ignore PYTHON* environment variables, the user site and the current directory.
   bool isolated = false;
+  // PYB_CONFIG_IGNORE_SIGPIPE: ignore SIGPIPE process-wide, as the python
+  // program does, so a write to a closed pipe raises BrokenPipeError instead
+  // of killing the host. Off by default: signals belong to the host.
+  bool ignore_sigpipe = false;
   // How long to wait for a previous interpreter's daemon threads; nullopt: default.
   std::optional<std::chrono::milliseconds> previous_threads_timeout;
 };
@@ -945,6 +949,9 @@ class Engine {
     config.module_search_paths_len = paths.size();
     if (options.isolated) {
       config.flags |= PYB_CONFIG_ISOLATED;
+    }
+    if (options.ignore_sigpipe) {
+      config.flags |= PYB_CONFIG_IGNORE_SIGPIPE;
     }
     if (options.previous_threads_timeout) {
       config.previous_threads_timeout_ms = detail::to_timeout_ms(*options.previous_threads_timeout);

@@ -90,6 +90,7 @@ namespace PyBridge.Interop
         public const int PYB_E_FORKED = -18;
 
         public const uint PYB_CONFIG_ISOLATED = 1;
+        public const uint PYB_CONFIG_IGNORE_SIGPIPE = 2;
         public const int PYB_STATE_UNINITIALIZED = 0;
         public const int PYB_STATE_RUNNING = 1;
         public const int PYB_STATE_SHUTTING_DOWN = 2;

@@ -23,6 +23,10 @@ namespace PyBridge
         public string[] ModuleSearchPaths { get; set; }
         /// <summary>Ignore PYTHONHOME, PYTHONPATH and friends, the user site directory and the current directory.</summary>
         public bool Isolated { get; set; }
+        /// <summary>Ignore SIGPIPE process-wide, as the python program does, so a write to a closed
+        /// pipe raises BrokenPipeError instead of killing the process (PYB_CONFIG_IGNORE_SIGPIPE).
+        /// Off by default: signals belong to the host. (.NET on Linux ignores SIGPIPE already.)</summary>
+        public bool IgnoreSigpipe { get; set; }
         /// <summary>How long to wait for daemon threads of a previous interpreter; null: 10 s.</summary>
         public TimeSpan? PreviousThreadsTimeout { get; set; }
     }
@@ -126,6 +130,7 @@ namespace PyBridge
                 }
                 config.ModuleSearchPathsLen = (UIntPtr)paths.Length;
                 if (options.Isolated) config.Flags |= Native.PYB_CONFIG_ISOLATED;
+                if (options.IgnoreSigpipe) config.Flags |= Native.PYB_CONFIG_IGNORE_SIGPIPE;
                 if (options.PreviousThreadsTimeout.HasValue)
                     config.PreviousThreadsTimeoutMs = Milliseconds(options.PreviousThreadsTimeout.Value);
                 PyStatus.Check(Native.pyb_engine_initialize(&config));

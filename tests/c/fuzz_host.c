@@ -1,0 +1,491 @@
+/*
+ * A seeded fuzzer for pybridge's headline promise: many host threads doing
+ * random things with Python while a controller shuts the engine down (with
+ * random short deadlines, with or without PYB_SHUTDOWN_INTERRUPT) and starts
+ * it again.
+ *
+ *   fuzz_host <seed> <interrupt 0|1> [threads (6)] [ops per thread (1000)]
+ *
+ * Workers: nested GIL scopes, allow-threads regions, runs, errors and their
+ * formatting, imports, Python threads started and joined, objects handed to
+ * another thread and released or used there, host functions that re-enter
+ * pybridge, and short-lived threads that exit with scopes open.
+ *
+ * Checked: every status is one the header documents for that call; every
+ * shutdown returns within its deadline + 1 s; after PYB_E_TIMEOUT the engine
+ * runs; a handle never works in a later engine; no ShutdownInterrupt reaches
+ * a thread unless its shutdown passed the point of no return; no call hangs
+ * (a watchdog); the final shutdown succeeds and the process exits 0. Any
+ * failure prints "FAIL seed=<n> interrupt=<0|1> ..." to replay it with the
+ * same arguments (thread scheduling aside, a seed replays the same choices).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pybridge.h"
+
+#define MAX_THREADS 16
+#define HANDOFF_SLOTS 16
+#define MAX_ATTEMPTS 65536
+#define DEADLINE_SLACK_MS 1000
+#define HANG_MS 20000
+
+static unsigned long long seed;
+static int interrupt;
+static int thread_count = 6;
+static int ops_per_thread = 1000;
+
+static atomic_int workers_done;
+static atomic_llong progress_ms[MAX_THREADS + 1];
+static const char *_Atomic current_op[MAX_THREADS + 1];
+
+/* The engine's life, as the controller saw it. */
+static atomic_int engine_epoch;  /* bumped after each shutdown that stopped the engine */
+static atomic_int attempts;      /* shutdown attempts started */
+static _Atomic int attempt_outcome[MAX_ATTEMPTS];
+enum { OUTCOME_PENDING, OUTCOME_STOPPED, OUTCOME_TIMEOUT };
+/* Attempts current when a ShutdownInterrupt reached a worker. */
+static atomic_int interrupt_seen_at[4096];
+static atomic_int interrupts_seen;
+
+/* Objects handed between threads: handle and the engine epoch that made it. */
+struct handoff {
+    pyb_object handle;
+    int epoch;
+};
+static pthread_mutex_t handoff_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handoff handoff[HANDOFF_SLOTS];
+
+static atomic_llong ops_done, cycles_done, timeouts, commits, thread_exits_open;
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fail(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fail(const char *format, ...) {
+    char message[2048];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    char last[1024];
+    pyb_last_error_message(last, sizeof last);
+    fprintf(stderr, "FAIL seed=%llu interrupt=%d threads=%d ops=%d: %s (last error: %s)\n", seed,
+            interrupt, thread_count, ops_per_thread, message, last);
+    fflush(stderr);
+    _exit(1);
+}
+
+static uint64_t next_random(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+static int below(uint64_t *state, int n) { return (int)(next_random(state) % (uint64_t)n); }
+
+static void sleep_us(long us) {
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Fails unless `status` is one of the `count` statuses that follow. */
+static void allowed(const char *what, pyb_status status, int count, ...) {
+    va_list args;
+    va_start(args, count);
+    for (int i = 0; i < count; i++) {
+        if (va_arg(args, int) == status) {
+            va_end(args);
+            return;
+        }
+    }
+    va_end(args);
+    fail("%s returned %s, which the header does not document for it here", what,
+         pyb_status_name(status));
+}
+
+static int last_error_contains(const char *text) {
+    char message[4096];
+    pyb_last_error_message(message, sizeof message);
+    return strstr(message, text) != NULL;
+}
+
+/* A PYB_E_PYTHON from code that raises nothing itself: only an interrupt may cause it. */
+static void unexpected_python_error(const char *what, pyb_status status) {
+    if (status != PYB_E_PYTHON) {
+        return;
+    }
+    if (!last_error_contains("ShutdownInterrupt")) {
+        fail("%s raised a Python error", what);
+    }
+    if (!interrupt) {
+        fail("%s got a ShutdownInterrupt, but no shutdown interrupts", what);
+    }
+    int at = atomic_fetch_add(&interrupts_seen, 1);
+    if (at < 4096) {
+        atomic_store(&interrupt_seen_at[at], atomic_load(&attempts));
+    }
+}
+
+#define ENGINE_BUSY PYB_E_NOT_INITIALIZED, PYB_E_SHUTTING_DOWN
+
+static void run_code(const char *what, const char *code) {
+    pyb_status status = pyb_run(code, "<fuzz>", 0);
+    allowed(what, status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
+    unexpected_python_error(what, status);
+}
+
+static void op_nested_scopes(uint64_t *rng) {
+    pyb_gil tokens[4];
+    int depth = 1 + below(rng, 3), opened = 0;
+    for (; opened < depth; opened++) {
+        pyb_status status = pyb_gil_acquire(&tokens[opened]);
+        allowed("pyb_gil_acquire", status, 3, PYB_OK, ENGINE_BUSY);
+        if (status != PYB_OK) {
+            if (opened > 0) {
+                fail("a nested pyb_gil_acquire failed with %s", pyb_status_name(status));
+            }
+            return;
+        }
+        if (pyb_gil_held() != 1) {
+            fail("pyb_gil_held is 0 inside a scope");
+        }
+    }
+    run_code("pyb_run in a scope", "x = sum(range(50))");
+    while (opened-- > 0) {
+        allowed("pyb_gil_release", pyb_gil_release(tokens[opened]), 1, PYB_OK);
+    }
+}
+
+static void op_allow_threads(uint64_t *rng) {
+    pyb_gil scope = 0;
+    int holding = below(rng, 2);
+    if (holding) {
+        pyb_status status = pyb_gil_acquire(&scope);
+        allowed("pyb_gil_acquire", status, 3, PYB_OK, ENGINE_BUSY);
+        holding = status == PYB_OK;
+    }
+    pyb_thread_token region;
+    allowed("pyb_begin_allow_threads", pyb_begin_allow_threads(&region), 1, PYB_OK);
+    if (pyb_gil_held() != 0) {
+        fail("pyb_gil_held is 1 inside an allow-threads region");
+    }
+    /* Now and then long enough native work to make a shutdown time out. */
+    sleep_us(below(rng, 8) == 0 ? 20000 + below(rng, 40000) : below(rng, 2000));
+    allowed("pyb_end_allow_threads", pyb_end_allow_threads(region), 1, PYB_OK);
+    if (holding) {
+        allowed("pyb_gil_release", pyb_gil_release(scope), 1, PYB_OK);
+    }
+}
+
+static void op_error(void) {
+    pyb_status status = pyb_run("def f():\n    raise KeyError('fuzz')\nf()\n", "<fuzz>", 0);
+    allowed("pyb_run raising", status, 3, PYB_E_PYTHON, ENGINE_BUSY);
+    if (status == PYB_E_PYTHON && !last_error_contains("KeyError")) {
+        unexpected_python_error("pyb_run raising KeyError", status);
+    }
+}
+
+static void op_handoff(uint64_t *rng) {
+    int slot = below(rng, HANDOFF_SLOTS);
+    pthread_mutex_lock(&handoff_lock);
+    struct handoff taken = handoff[slot];
+    handoff[slot].handle = 0;
+    pthread_mutex_unlock(&handoff_lock);
+    if (taken.handle != 0) {
+        int epoch_before = atomic_load(&engine_epoch);
+        if (below(rng, 2)) {
+            size_t length = 0;
+            pyb_status status = pyb_len(taken.handle, &length);
+            allowed("pyb_len", status, 3, PYB_OK, PYB_E_BAD_HANDLE, PYB_E_SHUTTING_DOWN);
+            if (status == PYB_OK && (epoch_before != taken.epoch || length != 3)) {
+                fail("a handle from engine %d worked in engine %d (len %zu)", taken.epoch,
+                     epoch_before, length);
+            }
+            /* RUNNING after the call means a later engine (its epoch was bumped
+             * first) or this handle's own, which must have accepted it. */
+            if (status == PYB_E_BAD_HANDLE && pyb_engine_state() == PYB_STATE_RUNNING &&
+                atomic_load(&engine_epoch) == taken.epoch) {
+                fail("a live handle of this engine was refused");
+            }
+        }
+        pyb_status status = pyb_object_release(taken.handle);
+        allowed("pyb_object_release", status, 2, PYB_OK, PYB_E_BAD_HANDLE);
+        if (status == PYB_OK && atomic_load(&engine_epoch) != taken.epoch &&
+            epoch_before != taken.epoch) {
+            fail("a handle from engine %d was released in engine %d", taken.epoch, epoch_before);
+        }
+        return;
+    }
+    int epoch = atomic_load(&engine_epoch);
+    pyb_value value;
+    pyb_status status = pyb_eval("[1, 2, 3]", "<fuzz>", 0, &value);
+    allowed("pyb_eval", status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
+    unexpected_python_error("pyb_eval", status);
+    if (status != PYB_OK) {
+        return;
+    }
+    if (value.tag != PYB_VALUE_OBJECT) {
+        fail("pyb_eval of a list gave tag %u", value.tag);
+    }
+    pthread_mutex_lock(&handoff_lock);
+    struct handoff old = handoff[slot];
+    handoff[slot] = (struct handoff){value.data.object, epoch};
+    pthread_mutex_unlock(&handoff_lock);
+    if (old.handle != 0) {
+        allowed("pyb_object_release", pyb_object_release(old.handle), 2, PYB_OK,
+                PYB_E_BAD_HANDLE);
+    }
+}
+
+static void *exit_with_scopes_open(void *arg) {
+    int with_region = *(int *)arg;
+    pyb_gil scope;
+    if (pyb_gil_acquire(&scope) == PYB_OK && with_region) {
+        pyb_thread_token region;
+        allowed("pyb_begin_allow_threads", pyb_begin_allow_threads(&region), 1, PYB_OK);
+    }
+    return NULL; /* exits with its scope (and region) open */
+}
+
+static void op_thread_exit_open(uint64_t *rng) {
+    int with_region = below(rng, 2);
+    pthread_t child;
+    if (pthread_create(&child, NULL, exit_with_scopes_open, &with_region) != 0) {
+        fail("pthread_create");
+    }
+    pthread_join(child, NULL);
+    atomic_fetch_add(&thread_exits_open, 1);
+}
+
+static void op_host_function(void) {
+    const char *what = "host function re-entering pybridge";
+    pyb_status status = pyb_run("import fuzz_host\nassert fuzz_host.reenter() == 2\n", "<fuzz>", 0);
+    allowed(what, status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
+    /* Between a restart and the controller's registration the module is missing. */
+    if (status == PYB_E_PYTHON && last_error_contains("No module named 'fuzz_host'")) {
+        return;
+    }
+    unexpected_python_error(what, status);
+}
+
+static pyb_status reenter(const pyb_value *args, size_t nargs, pyb_value *result, void *data) {
+    (void)args, (void)nargs, (void)data;
+    pyb_status status = pyb_eval("1 + 1", "<reenter>", 0, result);
+    /* During finalization the gate refuses even nested entries. */
+    allowed("pyb_eval inside a host function", status, 3, PYB_OK, PYB_E_PYTHON,
+            PYB_E_SHUTTING_DOWN);
+    if (status != PYB_OK) {
+        /* Pass the reason (a ShutdownInterrupt, say) on to the Python caller. */
+        char message[2048];
+        pyb_last_error_message(message, sizeof message);
+        pyb_set_error(message);
+    }
+    return status;
+}
+
+/* Each worker re-imports its own module: popping one that another thread is
+ * importing is a race inside importlib itself (KeyError), not pybridge's. */
+static void op_reimport(int index) {
+    static const char *const modules[MAX_THREADS] = {
+        "colorsys", "fnmatch", "shlex",    "sched",  "quopri",  "calendar", "glob",  "pprint",
+        "cmd",      "graphlib", "keyword", "tabnanny", "zipapp", "filecmp", "netrc", "fractions"};
+    char code[256];
+    snprintf(code, sizeof code, "import sys\nsys.modules.pop('%s', None)\nimport %s\n",
+             modules[index], modules[index]);
+    run_code("re-import", code);
+}
+
+static void *worker(void *arg) {
+    int index = (int)(intptr_t)arg;
+    uint64_t rng = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)index + 1;
+    for (int op = 0; op < ops_per_thread; op++) {
+        atomic_store(&progress_ms[index], now_ms());
+        int choice = below(&rng, 10);
+        static const char *const names[] = {
+            "nested scopes", "allow-threads", "run", "error", "handoff",
+            "import", "python thread", "host function", "thread exit", "handoff"};
+        atomic_store(&current_op[index], names[choice]);
+        switch (choice) {
+        case 0: op_nested_scopes(&rng); break;
+        case 1: op_allow_threads(&rng); break;
+        case 2:
+            /* Busy in Python for a few ms: where an interrupt lands. */
+            run_code("pyb_run", "import time\n"
+                                "def spin():\n"
+                                "    end = time.monotonic() + 0.004\n"
+                                "    while time.monotonic() < end:\n"
+                                "        pass\n"
+                                "spin()\n");
+            break;
+        case 3: op_error(); break;
+        case 4: case 9: op_handoff(&rng); break;
+        case 5: op_reimport(index); break;
+        case 6:
+            /* Locals: __main__ is shared by every worker. */
+            run_code("python thread", "import threading\n"
+                                      "def start_and_join():\n"
+                                      "    t = threading.Thread(target=lambda: sum(range(1000)))\n"
+                                      "    t.start()\n"
+                                      "    t.join()\n"
+                                      "start_and_join()\n");
+            break;
+        case 7: op_host_function(); break;
+        case 8: op_thread_exit_open(&rng); break;
+        }
+        atomic_fetch_add(&ops_done, 1);
+    }
+    atomic_store(&progress_ms[index], 0);
+    atomic_fetch_add(&workers_done, 1);
+    return NULL;
+}
+
+static void start_engine(void) {
+    allowed("pyb_engine_initialize", pyb_engine_initialize(NULL), 1, PYB_OK);
+    allowed("pyb_register_function",
+            pyb_register_function("fuzz_host", "reenter", reenter, NULL, NULL, 0), 1, PYB_OK);
+}
+
+static void *controller(void *arg) {
+    uint64_t rng = seed ^ 0xc0ffee;
+    int index = (int)(intptr_t)arg;
+    while (atomic_load(&workers_done) < thread_count) {
+        atomic_store(&progress_ms[index], now_ms());
+        atomic_store(&current_op[index], "controller sleep");
+        sleep_us(1000 + below(&rng, 10000));
+        uint32_t timeout = (uint32_t)below(&rng, 40);
+        uint32_t flags = interrupt && below(&rng, 4) != 0 ? PYB_SHUTDOWN_INTERRUPT : 0;
+        int attempt = atomic_load(&attempts);
+        if (attempt >= MAX_ATTEMPTS) {
+            break;
+        }
+        atomic_store(&current_op[index], "pyb_engine_shutdown");
+        atomic_store(&attempts, attempt + 1);
+        long long start = now_ms();
+        pyb_status status = pyb_engine_shutdown(timeout, flags);
+        long long took = now_ms() - start;
+        allowed("pyb_engine_shutdown", status, 3, PYB_OK, PYB_E_TIMEOUT,
+                PYB_E_SHUTDOWN_COMMITTED);
+        if (took > (long long)timeout + DEADLINE_SLACK_MS) {
+            fail("pyb_engine_shutdown(%u) returned after %lld ms", timeout, took);
+        }
+        if (status == PYB_E_TIMEOUT) {
+            atomic_store(&attempt_outcome[attempt], OUTCOME_TIMEOUT);
+            atomic_fetch_add(&timeouts, 1);
+            if (pyb_engine_state() != PYB_STATE_RUNNING) {
+                fail("the engine is not RUNNING after PYB_E_TIMEOUT");
+            }
+            continue;
+        }
+        if (status == PYB_E_SHUTDOWN_COMMITTED) {
+            atomic_fetch_add(&commits, 1);
+            start = now_ms();
+            status = pyb_engine_shutdown(10000, 0);
+            allowed("pyb_engine_shutdown after COMMITTED", status, 2, PYB_OK,
+                    PYB_E_NOT_INITIALIZED);
+            if (now_ms() - start > 10000 + DEADLINE_SLACK_MS) {
+                fail("waiting for a committed shutdown took %lld ms", now_ms() - start);
+            }
+        }
+        atomic_store(&attempt_outcome[attempt], OUTCOME_STOPPED);
+        if (pyb_engine_state() != PYB_STATE_UNINITIALIZED) {
+            fail("the engine is not UNINITIALIZED after its shutdown");
+        }
+        atomic_fetch_add(&engine_epoch, 1);
+        atomic_fetch_add(&cycles_done, 1);
+        atomic_store(&current_op[index], "pyb_engine_initialize");
+        start_engine();
+    }
+    atomic_store(&progress_ms[index], 0);
+    return NULL;
+}
+
+static void *watchdog(void *arg) {
+    (void)arg;
+    for (;;) {
+        sleep_us(100000);
+        long long now = now_ms();
+        for (int i = 0; i <= thread_count; i++) {
+            long long last = atomic_load(&progress_ms[i]);
+            if (last != 0 && now - last > HANG_MS) {
+                fail("thread %d hung for %lld ms in '%s' (cycles %lld, ops %lld)", i, now - last,
+                     atomic_load(&current_op[i]), (long long)atomic_load(&cycles_done),
+                     (long long)atomic_load(&ops_done));
+            }
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: fuzz_host <seed> <interrupt 0|1> [threads] [ops per thread]\n");
+        return 2;
+    }
+    seed = strtoull(argv[1], NULL, 10);
+    interrupt = atoi(argv[2]) != 0;
+    if (argc > 3) {
+        thread_count = atoi(argv[3]);
+    }
+    if (argc > 4) {
+        ops_per_thread = atoi(argv[4]);
+    }
+    if (thread_count < 1 || thread_count > MAX_THREADS || ops_per_thread < 1) {
+        fprintf(stderr, "threads must be 1..%d and ops >= 1\n", MAX_THREADS);
+        return 2;
+    }
+    start_engine();
+    pthread_t threads[MAX_THREADS + 2];
+    pthread_create(&threads[MAX_THREADS + 1], NULL, watchdog, NULL);
+    for (int i = 0; i < thread_count; i++) {
+        pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
+    }
+    pthread_create(&threads[MAX_THREADS], NULL, controller, (void *)(intptr_t)thread_count);
+    for (int i = 0; i < thread_count; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    pthread_join(threads[MAX_THREADS], NULL);
+
+    /* A ShutdownInterrupt may only come from an attempt that went on to stop the engine. */
+    int seen = atomic_load(&interrupts_seen);
+    for (int i = 0; i < seen && i < 4096; i++) {
+        int attempt = atomic_load(&interrupt_seen_at[i]) - 1;
+        if (attempt < 0 || atomic_load(&attempt_outcome[attempt]) != OUTCOME_STOPPED) {
+            fail("a ShutdownInterrupt reached a thread during attempt %d, which did not stop "
+                 "the engine (outcome %d)",
+                 attempt, attempt < 0 ? -1 : atomic_load(&attempt_outcome[attempt]));
+        }
+    }
+    for (int slot = 0; slot < HANDOFF_SLOTS; slot++) {
+        if (handoff[slot].handle != 0) {
+            allowed("pyb_object_release", pyb_object_release(handoff[slot].handle), 2, PYB_OK,
+                    PYB_E_BAD_HANDLE);
+        }
+    }
+    long long start = now_ms();
+    pyb_status status = pyb_engine_shutdown(10000, 0);
+    if (status != PYB_OK) {
+        fail("the final shutdown returned %s after %lld ms", pyb_status_name(status),
+             now_ms() - start);
+    }
+    printf("fuzz_host: seed %llu interrupt %d: %lld ops, %lld restarts, %lld timeouts, %lld "
+           "committed, %d interrupts seen, %lld thread exits with scopes open\n",
+           seed, interrupt, (long long)ops_done, (long long)cycles_done, (long long)timeouts,
+           (long long)commits, seen, (long long)thread_exits_open);
+    printf("fuzz_host: ok\n");
+    return 0;
+}

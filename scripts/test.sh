@@ -5,7 +5,7 @@
 # (compiled with gcc -Wall -Wextra -Werror and run by tests/c_programs.rs).
 # The benchmark runs first so its figures show in the log; it never fails on them.
 # The engine tests also run against the image's other CPython versions, and the
-# C# tests on Mono and CoreCLR.
+# C# tests on Mono and CoreCLR; a short fuzz sweep runs under ThreadSanitizer.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_nextest
@@ -18,6 +18,10 @@ fi
 if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
   # The C# binding's tests on Mono and CoreCLR (installs both if missing).
   bash scripts/test-csharp.sh
+fi
+if [ "${PYB_SKIP_TSAN:-0}" != "1" ]; then
+  # A short fuzz sweep under ThreadSanitizer (about 30 s; see the script).
+  bash scripts/fuzz-tsan.sh 8
 fi
 if [ "${PYB_SKIP_OTHER_PYTHONS:-0}" != "1" ]; then
   bash scripts/test-python-versions.sh

@@ -195,8 +195,6 @@ typedef pyb_status (*pyb_host_fn)(const struct pyb_value *args,
 // Frees a host function's `user_data` when the engine shuts down.
 typedef void (*pyb_free_fn)(void *user_data);
 
-typedef pyb_status (*HostFunction)(const struct pyb_value*, size_t, struct pyb_value*, void*);
-
 // Receives one log record: its `PYB_LOG_*` level, a NUL-terminated UTF-8
 // message valid only during the call, and the host's `user_data`. Called on
 // whatever thread logs, possibly with the GIL held: keep it short and do not
@@ -578,16 +576,6 @@ pyb_status pyb_register_function(const char *module,
                                  void *user_data,
                                  pyb_free_fn free_user_data,
                                  uint32_t flags);
-
-// `src/host_call.cpp`: calls `function`, catching any C++ exception.
-extern pyb_status pyb_call_host_guarded(HostFunction function,
-                                        const struct pyb_value *args,
-                                        size_t nargs,
-                                        struct pyb_value *result,
-                                        void *user_data,
-                                        int *thrown,
-                                        char *what,
-                                        size_t what_len);
 
 // pybridge's version, e.g. `"0.1.0"`. Static string; any thread.
 const char *pyb_version(void);

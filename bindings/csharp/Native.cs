@@ -94,6 +94,7 @@ namespace PyBridge.Interop
         public const int PYB_STATE_UNINITIALIZED = 0;
         public const int PYB_STATE_RUNNING = 1;
         public const int PYB_STATE_SHUTTING_DOWN = 2;
+        public const int PYB_STATE_FORKED = 3;
         public const uint PYB_TIMEOUT_INFINITE = uint.MaxValue;
         public const uint PYB_SHUTDOWN_INTERRUPT = 1;
         public const uint PYB_FN_RELEASE_GIL = 1;

@@ -143,6 +143,8 @@ threading.Thread(target=ticker.run, daemon=True).start()
             var options = new PyEngineOptions();
             options.ModuleSearchPaths = new[] { dir };
             options.Isolated = true;
+            // .NET runtimes ignore SIGPIPE already; the flag must be accepted and leave it ignored.
+            options.IgnoreSigpipe = true;
             options.PreviousThreadsTimeout = TimeSpan.FromSeconds(3);
             options.PythonHome = null;
             options.VirtualEnv = null;
@@ -151,6 +153,8 @@ threading.Thread(target=ticker.run, daemon=True).start()
                 Assert.Equal("from cs_mod", m.GetAttr<string>("VALUE"), "module from ModuleSearchPaths");
             Assert.Equal(dir, PyEngine.Eval<string>("__import__('sys').path[0]"), "sys.path[0]");
             Assert.Equal(1L, PyEngine.Eval<long>("__import__('sys').flags.isolated"), "isolated");
+            Assert.Equal(1L, PyEngine.Eval<long>(
+                "int(__import__('signal').getsignal(13) == __import__('signal').SIG_IGN)"), "SIGPIPE ignored");
         }
         finally { Directory.Delete(dir, true); }
         PyEngine.Shutdown(Ten);

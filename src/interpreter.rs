@@ -59,6 +59,35 @@ def extend_path(virtual_env, paths):
         else:
             raise FileNotFoundError('no site-packages under virtual environment ' + virtual_env)
     sys.path[0:0] = list(paths)
+
+class ReinitGuard:
+    'Refuses extension modules CPython crashes re-initializing (src/reinit_guard.rs).'
+    def __init__(self, hazards, refused, message):
+        self.hazards = frozenset(hazards)
+        self.refused = frozenset(refused)
+        self.message = message
+        self.seen = set()
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.refused:
+            raise ImportError(self.message % name, name=name)
+        if name in self.hazards:
+            self.seen.add(name)
+        return None
+
+reinit_guard = None
+
+def guard_reimports(hazards, refused, message):
+    global reinit_guard
+    import sys
+    reinit_guard = ReinitGuard(hazards, refused, message)
+    sys.meta_path.insert(0, reinit_guard)
+
+def initialized_hazards():
+    import sys
+    if reinit_guard is None:
+        return []
+    return sorted(reinit_guard.seen | (reinit_guard.hazards & set(sys.modules)))
 ";
 
 /// An owned reference, released on drop. Everything here uses the raw C API:
@@ -175,6 +204,7 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
         let py = Python::assume_attached();
         if let Err(error) = prepare(py, config) {
             ffi::Py_FinalizeEx();
+            crate::reinit_guard::note_loaded_extension_files();
             return Err(Error::new(
                 PYB_E_INIT_FAILED,
                 format!("Python started but could not be set up: {}", error.message),
@@ -185,6 +215,8 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
 }
 
 fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
+    // First, so that no import below can reach a module that would crash.
+    guard_reimports(py)?;
     // Importing threading here makes this thread threading's main thread.
     // SAFETY: GIL held.
     Owned::new(py, unsafe {
@@ -216,6 +248,56 @@ fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
     };
     call_helper(py, c"extend_path", &[virtual_env.0, paths.0])?;
     Ok(())
+}
+
+/// Installs the import hook of src/reinit_guard.rs in the new interpreter.
+fn guard_reimports(py: Python<'_>) -> Result<()> {
+    let hazards = string_list(py, crate::reinit_guard::hazards())?;
+    let refused = string_list(py, &crate::reinit_guard::refused())?;
+    let message = text(py, &crate::reinit_guard::refusal_message())?;
+    call_helper(py, c"guard_reimports", &[hazards.0, refused.0, message.0])?;
+    Ok(())
+}
+
+fn string_list(py: Python<'_>, items: &[&str]) -> Result<Owned> {
+    // SAFETY: GIL held.
+    let list = Owned::new(py, unsafe { ffi::PyList_New(0) })?;
+    for item in items {
+        let item = text(py, item)?;
+        // SAFETY: GIL held; both are live.
+        if unsafe { ffi::PyList_Append(list.0, item.0) } != 0 {
+            return Err(crate::error::python_error(py));
+        }
+    }
+    Ok(list)
+}
+
+/// Hands the hazards this interpreter initialized to src/reinit_guard.rs.
+/// Best effort: a failure here is caught again after finalization, from the
+/// loaded extension files.
+fn note_initialized_hazards(py: Python<'_>) {
+    let Ok(names) = call_helper(py, c"initialized_hazards", &[]) else {
+        // SAFETY: GIL held.
+        unsafe { ffi::PyErr_Clear() };
+        return;
+    };
+    // SAFETY: GIL held; `names` is a list of str made by the helper.
+    unsafe {
+        let count = ffi::PyList_Size(names.0);
+        let mut found = Vec::new();
+        for index in 0..count.max(0) {
+            let mut length: ffi::Py_ssize_t = 0;
+            let utf8 =
+                ffi::PyUnicode_AsUTF8AndSize(ffi::PyList_GetItem(names.0, index), &mut length);
+            if utf8.is_null() {
+                ffi::PyErr_Clear();
+                continue;
+            }
+            let bytes = std::slice::from_raw_parts(utf8.cast::<u8>(), length as usize);
+            found.push(String::from_utf8_lossy(bytes).into_owned());
+        }
+        crate::reinit_guard::note_initialized(found.iter().map(String::as_str));
+    }
 }
 
 enum Field {
@@ -420,6 +502,12 @@ unsafe fn frame_takes_locks(py: Python<'_>, frame: *mut ffi::PyObject) -> Result
 
 /// `Py_FinalizeEx` on the engine thread, which holds the GIL on its main state.
 pub(crate) fn finalize() -> i32 {
-    // SAFETY: called on the thread that initialized Python, with its state current.
-    unsafe { ffi::Py_FinalizeEx() }
+    // SAFETY: called on the thread that initialized Python, with its state
+    // current, so the GIL is held.
+    let py = unsafe { Python::assume_attached() };
+    note_initialized_hazards(py);
+    // SAFETY: as above.
+    let code = unsafe { ffi::Py_FinalizeEx() };
+    crate::reinit_guard::note_loaded_extension_files();
+    code
 }

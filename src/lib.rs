@@ -13,7 +13,8 @@
 //!   closed for good), `thread_slot` (per-thread records),
 //!   `token`, `boundary` (panic boundary, pointer checks), `stack_check`
 //!   (warns of thread stacks too small for CPython), `interpreter`
-//!   (the engine thread's CPython work).
+//!   (the engine thread's CPython work), `reinit_guard` (refuses extension
+//!   modules CPython crashes on when a re-initialized engine imports them again).
 
 // The exported functions check every pointer for NULL; their one remaining
 // contract (non-NULL pointers are valid) is the C convention the header states
@@ -33,6 +34,7 @@ pub mod info;
 mod interpreter;
 pub mod logging;
 pub mod object;
+mod reinit_guard;
 mod stack_check;
 pub mod stats;
 pub mod status;

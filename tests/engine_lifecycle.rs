@@ -478,3 +478,78 @@ fn a_thread_with_too_small_a_stack_is_named_in_one_warning() {
         ok(shutdown(5000, 0));
     });
 }
+
+/// The per-cycle checks of the two tests below: which extension modules the
+/// guard refuses (src/reinit_guard.rs), given those an earlier engine in this
+/// process initialized (`EARLIER`), and that the standard library still works
+/// through their pure-Python versions.
+const REINIT_CHECKS: &str = r#"
+import sys
+minor = sys.version_info[:2]
+# Measured to crash a re-initialized interpreter (docs/CPYTHON-NOTES.md).
+HAZARDS = {
+    (3, 11): {'_zoneinfo'},
+    (3, 12): {'_asyncio', '_ctypes', '_datetime', '_decimal', '_hashlib', '_ssl', '_zoneinfo'},
+}
+ALL = sorted(HAZARDS[(3, 12)])
+
+def refused(name):
+    try:
+        __import__(name)
+    except ImportError as error:
+        assert 'pybridge refuses to import ' + name + ': CPython ' in str(error), str(error)
+        return True
+    return False
+
+EARLIER = set(ALL) if EARLIER == 'ALL' else EARLIER
+found = {name: refused(name) for name in ALL}
+expected = {name: name in EARLIER and name in HAZARDS.get(minor, ()) for name in ALL}
+assert found == expected, (found, expected)
+import asyncio, datetime, decimal, hashlib, zoneinfo
+assert datetime.date(2024, 2, 28) + datetime.timedelta(days=2) == datetime.date(2024, 3, 1)
+assert decimal.Decimal('1.1') + decimal.Decimal('2.2') == decimal.Decimal('3.3')
+assert hashlib.sha256(b'pybridge').hexdigest() == '76f4f752f8e5b90d9d55ad41375c12482f5f5953946a69890e0bc7cfa393ca53'
+async def answer():
+    return 42
+assert asyncio.run(answer()) == 42
+# 3.12 has datetime's pure-Python version in its own module; older versions inline it.
+assert ('_pydatetime' in sys.modules) == ('_datetime' in EARLIER and minor == (3, 12))
+"#;
+
+fn reinit_checks(earlier: &str) -> String {
+    format!("EARLIER = {earlier}\n{REINIT_CHECKS}")
+}
+
+#[test]
+fn extension_modules_cpython_cannot_initialize_twice_are_refused_after_a_restart() {
+    // Without the guard: a double free in _datetime's init on 3.12 in the second
+    // cycle, and "deallocating None" from _zoneinfo on 3.11 in the fourth.
+    within(
+        LIMIT,
+        "5 cycles importing datetime, decimal, asyncio",
+        || {
+            for cycle in 0..5 {
+                initialize();
+                let earlier = if cycle == 0 { "set()" } else { "'ALL'" };
+                spawn("user", move || run(&reinit_checks(earlier)))
+                    .join()
+                    .unwrap();
+                ok(shutdown(10_000, 0));
+            }
+        },
+    );
+}
+
+#[test]
+fn a_module_first_initialized_by_atexit_code_is_refused_too() {
+    // The guard's import hook never sees an import made while Py_FinalizeEx
+    // runs atexit handlers; the loaded extension file gives it away.
+    within(LIMIT, "atexit import", || {
+        initialize();
+        run("import atexit\natexit.register(lambda: __import__('_decimal'))");
+        ok(shutdown(10_000, 0));
+        initialize();
+        run(&reinit_checks("{'_decimal'}"));
+        ok(shutdown(10_000, 0));
+    });
+}

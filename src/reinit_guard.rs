@@ -1,0 +1,151 @@
+//! Extension modules that CPython cannot initialize a second time in one
+//! process. After `pyb_engine_shutdown` and `pyb_engine_initialize`, importing
+//! one of them again crashes the process inside the module's own init function
+//! (double free, segfault, or a fatal refcount error), measured in
+//! docs/CPYTHON-NOTES.md ("Extension modules that crash a re-initialized
+//! interpreter"). pybridge turns that crash into an `ImportError` with a
+//! message: the module's pure-Python twin, where CPython has one (datetime,
+//! decimal, zoneinfo, asyncio, hashlib), takes over without the host noticing.
+//!
+//! Only modules this process has already initialized are refused, so a first
+//! interpreter, or a later one that never met them before, keeps the C versions.
+//! What was initialized is learned two ways: the guard's import hook notes every
+//! hazardous name it sees (this covers modules linked into libpython), and after
+//! `Py_FinalizeEx` the loaded shared objects show which extension files were
+//! ever opened (this covers imports the hook did not see: before it was
+//! installed, or from `atexit` code during finalization).
+
+use std::collections::BTreeSet;
+use std::ffi::CStr;
+
+use parking_lot::Mutex;
+use pyo3::ffi;
+
+/// Every hazardous module this process has initialized, over all engines.
+static INITIALIZED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+/// The modules the running CPython crashes on when a later interpreter imports
+/// them again. Measured on 3.10.13, 3.11.7, 3.12.1 and 3.13.0 over every
+/// standard-library module (see docs/CPYTHON-NOTES.md); 3.10 and 3.13 had none.
+pub(crate) fn hazards() -> &'static [&'static str] {
+    match running_minor_version() {
+        // `_zoneinfo` drops a reference to None on every cycle; the fourth
+        // import aborts with "deallocating None".
+        Some(11) => &["_zoneinfo"],
+        Some(12) => &[
+            "_asyncio",
+            "_ctypes",
+            "_datetime",
+            "_decimal",
+            "_hashlib",
+            "_ssl",
+            "_zoneinfo",
+        ],
+        _ => &[],
+    }
+}
+
+/// The hazards a new interpreter must refuse: those an earlier one initialized.
+pub(crate) fn refused() -> Vec<&'static str> {
+    INITIALIZED.lock().iter().copied().collect()
+}
+
+/// The `ImportError` text; `%s` is the module name (filled in by the hook).
+pub(crate) fn refusal_message() -> String {
+    format!(
+        "pybridge refuses to import %s: CPython {} crashes when this extension module is \
+         initialized a second time in one process, which a re-initialized engine would do \
+         (see docs/CPYTHON-NOTES.md in pybridge); its pure-Python version is used where the \
+         standard library has one, and a new process gets the C version back",
+        running_version()
+    )
+}
+
+/// Records hazards the import hook saw (names outside the list are ignored).
+pub(crate) fn note_initialized<'a>(names: impl IntoIterator<Item = &'a str>) {
+    let hazards = hazards();
+    let mut initialized = INITIALIZED.lock();
+    for name in names {
+        if let Some(known) = hazards.iter().find(|known| **known == name) {
+            initialized.insert(known);
+        }
+    }
+}
+
+/// After `Py_FinalizeEx`: CPython never unloads an extension's shared object,
+/// so any hazard whose file is mapped has been initialized in this process.
+pub(crate) fn note_loaded_extension_files() {
+    let hazards = hazards();
+    if hazards.is_empty() {
+        return;
+    }
+    let mut files: Vec<String> = Vec::new();
+    // SAFETY: the callback only reads the entry dl_iterate_phdr hands it and
+    // pushes to the Vec passed as `data`.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(collect_file_name),
+            (&mut files as *mut Vec<String>).cast(),
+        );
+    }
+    note_initialized(files.iter().filter_map(|path| extension_module_name(path)));
+}
+
+unsafe extern "C" fn collect_file_name(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: dl_iterate_phdr passes a valid entry and our `data` pointer.
+    unsafe {
+        let name = (*info).dlpi_name;
+        if !name.is_null() {
+            let files = &mut *data.cast::<Vec<String>>();
+            files.push(CStr::from_ptr(name).to_string_lossy().into_owned());
+        }
+    }
+    0
+}
+
+/// `/…/lib-dynload/_datetime.cpython-312-x86_64-linux-gnu.so` → `_datetime`.
+fn extension_module_name(path: &str) -> Option<&str> {
+    let file = path.rsplit('/').next()?;
+    let (module, rest) = file.split_once('.')?;
+    (rest.ends_with(".so") || rest == "so").then_some(module)
+}
+
+fn running_version() -> String {
+    // SAFETY: Py_GetVersion returns a static string and is safe at any time.
+    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+    version
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn running_minor_version() -> Option<u32> {
+    let version = running_version();
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("3"), Some(minor)) => minor.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_file_names_give_module_names() {
+        assert_eq!(
+            extension_module_name("/x/lib-dynload/_datetime.cpython-312-x86_64-linux-gnu.so"),
+            Some("_datetime")
+        );
+        assert_eq!(extension_module_name("/x/_zoneinfo.so"), Some("_zoneinfo"));
+        assert_eq!(extension_module_name("/usr/lib/libpython3.12.so.1.0"), None);
+        assert_eq!(extension_module_name("linux-vdso.so.1"), None);
+        assert_eq!(extension_module_name(""), None);
+    }
+}

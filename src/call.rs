@@ -18,25 +18,30 @@ use crate::error::{Error, Result, python_error};
 use crate::object::{
     self, borrow, enter, enter_for, insert, new_reference, pyb_object, with_object,
 };
+use crate::owned::{Owned, ptr_or_null};
 use crate::status::*;
 use crate::value::{from_python, pyb_value, slice_arg, to_python};
 
 const DEFAULT_FILENAME: &str = "<pybridge>";
 
-/// Owned references, dropped together; small counts stay on the stack.
-struct Refs {
-    inline: [*mut ffi::PyObject; INLINE_REFS],
-    heap: Vec<*mut ffi::PyObject>,
+/// Owned references, dropped together; small counts stay on the stack. Laid
+/// out as a `*mut PyObject` array (see `Owned`), NULL for an empty slot, so a
+/// vectorcall can take it as it is.
+struct Refs<'py> {
+    py: pyo3::Python<'py>,
+    inline: [Option<Owned<'py>>; INLINE_REFS],
+    heap: Vec<Option<Owned<'py>>>,
     len: usize,
 }
 
 const INLINE_REFS: usize = 10;
 
-impl Refs {
+impl<'py> Refs<'py> {
     /// Room for up to `INLINE_REFS` references, on the stack.
-    fn new() -> Refs {
+    fn new(py: pyo3::Python<'py>) -> Refs<'py> {
         Refs {
-            inline: [std::ptr::null_mut(); INLINE_REFS],
+            py,
+            inline: [const { None }; INLINE_REFS],
             heap: Vec::new(),
             len: 0,
         }
@@ -44,42 +49,54 @@ impl Refs {
 
     /// Room for `capacity` references, a count the host chose (see
     /// `reserve_for_host_count`); `name` is the argument it came from.
-    fn with_capacity(capacity: usize, name: &str) -> Result<Refs> {
-        let mut refs = Refs::new();
+    fn with_capacity(py: pyo3::Python<'py>, capacity: usize, name: &str) -> Result<Refs<'py>> {
+        let mut refs = Refs::new(py);
         if capacity > INLINE_REFS {
             reserve_for_host_count(&mut refs.heap, capacity, name)?;
         }
         Ok(refs)
     }
 
-    /// Takes ownership of `object` (NULL is allowed: a reserved slot).
-    fn push(&mut self, object: *mut ffi::PyObject) {
+    /// Takes ownership of `object` (`None`: a reserved, NULL slot).
+    fn push(&mut self, object: Option<Owned<'py>>) {
         if self.len < INLINE_REFS && self.heap.is_empty() {
             self.inline[self.len] = object;
         } else {
             if self.heap.is_empty() {
-                self.heap.extend_from_slice(&self.inline[..self.len]);
-                self.inline = [std::ptr::null_mut(); INLINE_REFS];
+                self.heap
+                    .extend(self.inline[..self.len].iter_mut().map(Option::take));
             }
             self.heap.push(object);
         }
         self.len += 1;
     }
 
+    /// Takes ownership of a new reference (`object` must not be NULL).
+    fn push_raw(&mut self, object: *mut ffi::PyObject) {
+        // SAFETY: GIL held (the token); the caller gives up its reference.
+        let owned = unsafe { Owned::from_raw(self.py, object) };
+        debug_assert!(owned.is_some(), "push_raw takes a non-NULL reference");
+        self.push(owned);
+    }
+
     fn as_mut_ptr(&mut self) -> *mut *mut ffi::PyObject {
-        if self.heap.is_empty() {
+        let slots = if self.heap.is_empty() {
             self.inline.as_mut_ptr()
         } else {
             self.heap.as_mut_ptr()
-        }
+        };
+        // `Option<Owned>` has the layout of a `*mut PyObject` (see `Owned`).
+        slots.cast()
     }
 
     fn as_slice(&self) -> &[*mut ffi::PyObject] {
-        if self.heap.is_empty() {
+        let slots: &[Option<Owned<'py>>] = if self.heap.is_empty() {
             &self.inline[..self.len]
         } else {
             &self.heap
-        }
+        };
+        // SAFETY: same layout (see `Owned`); the view borrows `self`.
+        unsafe { std::slice::from_raw_parts(slots.as_ptr().cast(), slots.len()) }
     }
 
     /// Converts host values to Python and takes ownership of the results.
@@ -87,31 +104,18 @@ impl Refs {
         for (index, value) in values.iter().enumerate() {
             let object =
                 to_python(value).map_err(|error| error.context(&format!("{name}[{index}]")))?;
-            self.push(object);
+            self.push_raw(object);
         }
         Ok(())
     }
 }
 
-impl Drop for Refs {
-    fn drop(&mut self) {
-        for &object in self.as_slice() {
-            // SAFETY: callers hold the GIL while a Refs lives; NULL entries are skipped.
-            unsafe { ffi::Py_XDECREF(object) };
-        }
-    }
-}
-
-/// A new Python str from UTF-8 text. GIL held.
-fn new_str(py: pyo3::Python<'_>, text: &str) -> Result<*mut ffi::PyObject> {
-    // SAFETY: GIL held; `text` is valid UTF-8 of the given length.
-    let object =
-        unsafe { ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as isize) };
-    if object.is_null() {
-        Err(python_error(py))
-    } else {
-        Ok(object)
-    }
+/// A new Python str from UTF-8 text.
+fn new_str<'py>(py: pyo3::Python<'py>, text: &str) -> Result<Owned<'py>> {
+    // SAFETY: GIL held (the token); `text` is valid UTF-8 of the given length.
+    Owned::new(py, unsafe {
+        ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as isize)
+    })
 }
 
 /// Turns a new reference (or NULL with an exception set) into a result value.
@@ -182,24 +186,21 @@ fn run_code(
     let globals = scope_globals(py, scope)?;
     let code = std::ffi::CString::new(code).expect("came from a C string");
     let filename = std::ffi::CString::new(filename).expect("came from a C string");
-    // SAFETY: GIL held; `globals` is a live dict (a handle or __main__ keeps it alive:
-    // a release of the scope handle inside the code only queues or needs this thread).
-    unsafe {
-        ffi::Py_IncRef(globals);
-        let compiled = ffi::Py_CompileString(code.as_ptr(), filename.as_ptr(), mode);
-        let result = if compiled.is_null() {
-            std::ptr::null_mut()
-        } else {
-            let result = ffi::PyEval_EvalCode(compiled, globals, globals);
-            ffi::Py_DecRef(compiled);
-            result
-        };
-        ffi::Py_DecRef(globals);
-        if result.is_null() {
-            return Err(python_error(py));
-        }
-        Ok((gil, result))
-    }
+    // SAFETY: GIL held; `globals` is a live dict, held for the run (a release
+    // of the scope handle inside the code only queues or needs this thread).
+    let result = unsafe {
+        let globals = Owned::from_borrowed(py, globals);
+        let compiled = Owned::new(
+            py,
+            ffi::Py_CompileString(code.as_ptr(), filename.as_ptr(), mode),
+        )?;
+        Owned::new(
+            py,
+            ffi::PyEval_EvalCode(compiled.as_ptr(), globals.as_ptr(), globals.as_ptr()),
+        )?
+        .into_raw()
+    };
+    Ok((gil, result))
 }
 
 /// Runs Python statements (a script) in `scope`: 0 for `__main__`, or a handle
@@ -256,30 +257,17 @@ pub unsafe extern "C" fn pyb_scope_new(out: *mut pyb_object) -> pyb_status {
         let out = out_ptr(out, "out")?;
         let gil = enter()?;
         let py = gil.python();
-        // SAFETY: GIL held; references are balanced below.
+        // SAFETY: GIL held; `dict` and `name` own their references.
         unsafe {
-            let dict = ffi::PyDict_New();
-            if dict.is_null() {
+            let dict = Owned::new(py, ffi::PyDict_New())?;
+            let name = new_str(py, "__pybridge__")?;
+            let builtins = ffi::PyEval_GetBuiltins();
+            if ffi::PyDict_SetItemString(dict.as_ptr(), c"__name__".as_ptr(), name.as_ptr()) != 0
+                || ffi::PyDict_SetItemString(dict.as_ptr(), c"__builtins__".as_ptr(), builtins) != 0
+            {
                 return Err(python_error(py));
             }
-            let name = new_str(py, "__pybridge__");
-            let filled = name.and_then(|name| {
-                let status = ffi::PyDict_SetItemString(dict, c"__name__".as_ptr(), name);
-                ffi::Py_DecRef(name);
-                let builtins = ffi::PyEval_GetBuiltins();
-                if status != 0
-                    || ffi::PyDict_SetItemString(dict, c"__builtins__".as_ptr(), builtins) != 0
-                {
-                    Err(python_error(py))
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(error) = filled {
-                ffi::Py_DecRef(dict);
-                return Err(error);
-            }
-            *out = insert(dict)?;
+            *out = insert(dict.into_raw())?;
         }
         Ok(())
     })
@@ -338,8 +326,8 @@ pub unsafe extern "C" fn pyb_setattr(
         let value = slice_arg(value, 1, "value")?;
         let gil = enter_for(object)?;
         let target = new_reference(object)?;
-        let mut refs = Refs::new();
-        refs.push(target);
+        let mut refs = Refs::new(gil.python());
+        refs.push_raw(target);
         refs.push_values(value, "value")?;
         let value = refs.as_slice()[1];
         // SAFETY: GIL held; both objects are live; `name` is a checked C string.
@@ -364,8 +352,8 @@ pub unsafe extern "C" fn pyb_getitem(
         let key = slice_arg(key, 1, "key")?;
         check_out(out, "out")?;
         let gil = enter_for(object)?;
-        let mut refs = Refs::new();
-        refs.push(new_reference(object)?);
+        let mut refs = Refs::new(gil.python());
+        refs.push_raw(new_reference(object)?);
         refs.push_values(key, "key")?;
         let [target, key] = refs.as_slice() else {
             unreachable!("two references were pushed")
@@ -392,8 +380,8 @@ pub unsafe extern "C" fn pyb_setitem(
         let key = slice_arg(key, 1, "key")?;
         let value = slice_arg(value, 1, "value")?;
         let gil = enter_for(object)?;
-        let mut refs = Refs::new();
-        refs.push(new_reference(object)?);
+        let mut refs = Refs::new(gil.python());
+        refs.push_raw(new_reference(object)?);
         refs.push_values(key, "key")?;
         refs.push_values(value, "value")?;
         let [target, key, value] = refs.as_slice() else {
@@ -487,39 +475,34 @@ pub unsafe extern "C" fn pyb_iter_next(
 
 /// Builds the call arguments: a reserved slot (for PY_VECTORCALL_ARGUMENTS_OFFSET),
 /// optionally `self`, then the converted values; and the kwnames tuple.
-fn call_arguments(
-    py: pyo3::Python<'_>,
-    refs: &mut Refs,
+fn call_arguments<'py>(
+    py: pyo3::Python<'py>,
+    refs: &mut Refs<'py>,
     receiver: *mut ffi::PyObject,
     args: &[pyb_value],
     kwnames: &[*const c_char],
-) -> Result<*mut ffi::PyObject> {
+) -> Result<Option<Owned<'py>>> {
     // Filled in place: the reference array is too big to move around by value
     // on the hottest call path.
-    refs.push(std::ptr::null_mut());
-    refs.push(receiver);
+    refs.push(None);
+    refs.push_raw(receiver);
     refs.push_values(args, "args")?;
     if kwnames.is_empty() {
-        return Ok(std::ptr::null_mut());
+        return Ok(None);
     }
-    // SAFETY: GIL held; the tuple is filled completely before use.
+    // SAFETY: GIL held; the tuple is filled completely before use (an
+    // unfilled slot is NULL, which its deallocation skips).
     unsafe {
-        let names = ffi::PyTuple_New(kwnames.len() as isize);
-        if names.is_null() {
-            return Err(python_error(py));
-        }
+        let names = Owned::new(py, ffi::PyTuple_New(kwnames.len() as isize))?;
         for (index, &name) in kwnames.iter().enumerate() {
-            let text = utf8_arg(name, &format!("kwnames[{index}]"));
-            let item = text.and_then(|text| new_str(py, text));
-            match item {
-                Ok(item) => ffi::PyTuple_SET_ITEM(names, index as isize, item),
-                Err(error) => {
-                    ffi::Py_DecRef(names);
-                    return Err(error);
-                }
-            }
+            let text = utf8_arg(name, &format!("kwnames[{index}]"))?;
+            ffi::PyTuple_SET_ITEM(
+                names.as_ptr(),
+                index as isize,
+                new_str(py, text)?.into_raw(),
+            );
         }
-        Ok(names)
+        Ok(Some(names))
     }
 }
 
@@ -601,31 +584,26 @@ fn invoke(
     let target = new_reference(target)?;
     // `refs` holds [reserved, target, args...] and releases them all on drop;
     // the reserved slot lets CPython prepend `self` without copying.
-    let mut refs = Refs::with_capacity(args.len() + 2, "nargs")?;
+    let mut refs = Refs::with_capacity(py, args.len() + 2, "nargs")?;
     let names = call_arguments(py, &mut refs, target, args, kwnames)?;
+    let names = ptr_or_null(&names);
     // SAFETY: GIL held; `refs` is laid out as described above.
     let result = unsafe {
-        let result = match method {
-            None => Ok(ffi::PyObject_Vectorcall(
+        match method {
+            None => ffi::PyObject_Vectorcall(
                 target,
                 refs.as_mut_ptr().add(2),
                 nargs | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
                 names,
-            )),
-            Some(method) => new_str(py, method).map(|method| {
-                let result = ffi::PyObject_VectorcallMethod(
-                    method,
-                    refs.as_mut_ptr().add(1),
-                    (nargs + 1) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
-                    names,
-                );
-                ffi::Py_DecRef(method);
-                result
-            }),
-        };
-        ffi::Py_XDECREF(names);
-        result
-    }?;
+            ),
+            Some(method) => ffi::PyObject_VectorcallMethod(
+                new_str(py, method)?.as_ptr(),
+                refs.as_mut_ptr().add(1),
+                (nargs + 1) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+                names,
+            ),
+        }
+    };
     drop(refs);
     *out_ptr(out, "out")? = result_value(py, result)?;
     Ok(())
@@ -643,19 +621,16 @@ fn build_sequence(
     check_out(out, "out")?;
     let gil = enter()?;
     let py = gil.python();
-    let mut refs = Refs::with_capacity(count, "count")?;
+    let mut refs = Refs::with_capacity(py, count, "count")?;
     refs.push_values(items, "items")?;
     // SAFETY: GIL held; each SET steals one reference, taken over from `refs`.
     let handle = unsafe {
-        let sequence = new(count as isize);
-        if sequence.is_null() {
-            return Err(python_error(py));
-        }
+        let sequence = Owned::new(py, new(count as isize))?;
         for (index, item) in refs.as_slice().iter().enumerate() {
             ffi::Py_IncRef(*item);
-            set(sequence, index as isize, *item);
+            set(sequence.as_ptr(), index as isize, *item);
         }
-        insert(sequence)?
+        insert(sequence.into_raw())?
     };
     drop(refs);
     *out_ptr(out, "out")? = handle;
@@ -725,26 +700,20 @@ pub unsafe extern "C" fn pyb_dict_new(
         check_out(out, "out")?;
         let gil = enter()?;
         let py = gil.python();
-        let mut refs = Refs::with_capacity(2 * count + 1, "count")?;
+        let mut refs = Refs::with_capacity(py, 2 * count + 1, "count")?;
         // SAFETY: GIL held.
-        let dict = unsafe { ffi::PyDict_New() };
-        if dict.is_null() {
-            return Err(python_error(py));
-        }
-        refs.push(dict);
+        let dict = Owned::new(py, unsafe { ffi::PyDict_New() })?;
         refs.push_values(keys, "keys")?;
         refs.push_values(values, "values")?;
         let all = refs.as_slice();
         for index in 0..count {
-            let (key, value) = (all[1 + index], all[1 + count + index]);
+            let (key, value) = (all[index], all[count + index]);
             // SAFETY: GIL held; all live.
-            if unsafe { ffi::PyDict_SetItem(dict, key, value) } != 0 {
+            if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key, value) } != 0 {
                 return Err(python_error(py).context(&format!("keys[{index}]")));
             }
         }
-        // SAFETY: GIL held; the handle takes its own reference.
-        unsafe { ffi::Py_IncRef(dict) };
-        let handle = insert(dict)?;
+        let handle = insert(dict.into_raw())?;
         drop(refs);
         *out_ptr(out, "out")? = handle;
         Ok(())

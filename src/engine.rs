@@ -240,7 +240,7 @@ pub(crate) fn idle_for_fork() -> bool {
 pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     refuse_if_forked()?;
     crate::fork::watch_for_fork();
-    let on_engine_thread = ThreadSlot::existing().is_some_and(is_engine_thread);
+    let on_engine_thread = ThreadSlot::existing().is_some_and(|thread| is_engine_thread(&thread));
     let mut life = LIFECYCLE.lock();
     loop {
         if on_engine_thread && life.phase != Phase::Running {
@@ -766,13 +766,13 @@ fn refuse_if_caller_blocks_shutdown() -> Result<()> {
         return Ok(());
     };
     let owner = slot.owner();
-    let reason = if owner.depth > 0 {
+    let reason = if owner.depth.get() > 0 {
         Some("the calling thread holds the GIL through pybridge; release it first")
     } else if !owner.allow_frames.is_empty() {
         Some("the calling thread is inside an allow-threads region; end it first")
-    } else if is_engine_thread(slot) {
+    } else if is_engine_thread(&slot) {
         Some("the engine thread cannot shut itself down; call from a host thread")
-    } else if crate::gil::pyb_gil_held() != 0 {
+    } else if crate::gil::holds_gil(slot) {
         Some(
             "the calling thread holds the GIL (it is a Python thread or used PyGILState); call from a thread that does not",
         )

@@ -6,6 +6,8 @@ use std::ffi::c_char;
 
 use pyo3::ffi;
 
+use crate::owned::Owned;
+
 use crate::status::*;
 
 /// A failed call: the status the host sees and the message it can read afterwards.
@@ -161,16 +163,14 @@ pub fn last_python_error() -> Option<PythonError> {
 /// objects (double free measured on 3.12.1).
 #[cold]
 #[inline(never)]
-pub(crate) fn python_error(_py: pyo3::Python<'_>) -> Error {
-    // SAFETY: the caller holds the GIL.
-    let Some(exception) = (unsafe { fetch_exception() }) else {
+pub(crate) fn python_error(py: pyo3::Python<'_>) -> Error {
+    let Some(exception) = fetch_exception(py) else {
         return Error::new(
             PYB_E_PYTHON,
             "a Python call failed without setting an exception",
         );
     };
-    // SAFETY: as above; `exception` owns its references.
-    let detail = unsafe { describe_exception(&exception) };
+    let detail = describe_exception(py, &exception);
     let mut message = format!("{}: {}", detail.type_name, detail.message);
     if !detail.traceback.is_empty() {
         message.push('\n');
@@ -183,40 +183,25 @@ pub(crate) fn python_error(_py: pyo3::Python<'_>) -> Error {
     }))
 }
 
-/// A fetched exception: type, normalized value and traceback (may be NULL), owned.
-struct Fetched {
-    kind: *mut ffi::PyObject,
-    value: *mut ffi::PyObject,
-    traceback: *mut ffi::PyObject,
+/// A fetched exception: type, normalized value and traceback.
+struct Fetched<'py> {
+    kind: Owned<'py>,
+    value: Option<Owned<'py>>,
+    traceback: Option<Owned<'py>>,
 }
 
-impl Drop for Fetched {
-    fn drop(&mut self) {
-        // SAFETY: the GIL is held while a `Fetched` lives; these are our references.
-        unsafe {
-            ffi::Py_XDECREF(self.kind);
-            ffi::Py_XDECREF(self.value);
-            ffi::Py_XDECREF(self.traceback);
-        }
-    }
-}
-
-/// Takes the pending exception off the thread state. GIL held.
-unsafe fn fetch_exception() -> Option<Fetched> {
-    // SAFETY: the caller holds the GIL.
+/// Takes the pending exception off the thread state.
+fn fetch_exception(py: pyo3::Python<'_>) -> Option<Fetched<'_>> {
+    // SAFETY: GIL held (the token); each call hands us new references.
     unsafe {
         #[cfg(Py_3_12)]
         {
-            let value = ffi::PyErr_GetRaisedException();
-            if value.is_null() {
-                return None;
-            }
-            let kind = ffi::Py_TYPE(value).cast::<ffi::PyObject>();
-            ffi::Py_IncRef(kind);
-            let traceback = ffi::PyException_GetTraceback(value);
+            let value = Owned::from_raw(py, ffi::PyErr_GetRaisedException())?;
+            let kind = Owned::from_borrowed(py, ffi::Py_TYPE(value.as_ptr()).cast());
+            let traceback = Owned::from_raw(py, ffi::PyException_GetTraceback(value.as_ptr()));
             Some(Fetched {
                 kind,
-                value,
+                value: Some(value),
                 traceback,
             })
         }
@@ -235,98 +220,95 @@ unsafe fn fetch_exception() -> Option<Fetched> {
                 ffi::PyException_SetTraceback(value, traceback);
             }
             Some(Fetched {
-                kind,
-                value,
-                traceback,
+                kind: Owned::from_raw(py, kind)?,
+                value: Owned::from_raw(py, value),
+                traceback: Owned::from_raw(py, traceback),
             })
         }
     }
 }
 
-/// The text of a new reference to a str (consumed), or `None` (error cleared). GIL held.
-unsafe fn take_text(object: *mut ffi::PyObject) -> Option<String> {
-    // SAFETY: the caller holds the GIL; `object` is ours or NULL.
+/// The text of a str a call returned, or `None` (its error cleared).
+fn take_text(py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Option<String> {
+    let object = owned_or_cleared(py, object)?;
+    let mut len = 0;
+    // SAFETY: as above; the UTF-8 buffer lives as long as `object`.
     unsafe {
-        if object.is_null() {
+        let data = ffi::PyUnicode_AsUTF8AndSize(object.as_ptr(), &mut len);
+        if data.is_null() {
             ffi::PyErr_Clear();
             return None;
         }
-        let mut len = 0;
-        let data = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
-        let text = if data.is_null() {
-            ffi::PyErr_Clear();
-            None
-        } else {
-            let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
-            Some(String::from_utf8_lossy(bytes).into_owned())
-        };
-        ffi::Py_DecRef(object);
-        text
+        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
+        Some(String::from_utf8_lossy(bytes).into_owned())
     }
 }
 
-unsafe fn describe_exception(exception: &Fetched) -> PythonError {
-    // SAFETY: the caller holds the GIL; every new reference is consumed.
-    unsafe {
-        let attribute = |name: &std::ffi::CStr| {
-            take_text(ffi::PyObject_GetAttrString(exception.kind, name.as_ptr()))
-        };
-        let qualname =
-            attribute(c"__qualname__").unwrap_or_else(|| "<unknown exception type>".to_string());
-        let type_name = match attribute(c"__module__") {
-            Some(module) if module != "builtins" => format!("{module}.{qualname}"),
-            _ => qualname,
-        };
-        let message = if exception.value.is_null() {
-            String::new()
-        } else {
-            take_text(ffi::PyObject_Str(exception.value))
-                .unwrap_or_else(|| "<str() of the exception failed>".to_string())
-        };
-        let traceback =
-            format_exception(exception).unwrap_or_else(|| format!("{type_name}: {message}"));
-        PythonError {
-            type_name,
-            message,
-            traceback,
-        }
+fn describe_exception(py: pyo3::Python<'_>, exception: &Fetched<'_>) -> PythonError {
+    let attribute = |name: &std::ffi::CStr| {
+        // SAFETY: GIL held; the type is live.
+        take_text(py, unsafe {
+            ffi::PyObject_GetAttrString(exception.kind.as_ptr(), name.as_ptr())
+        })
+    };
+    let qualname =
+        attribute(c"__qualname__").unwrap_or_else(|| "<unknown exception type>".to_string());
+    let type_name = match attribute(c"__module__") {
+        Some(module) if module != "builtins" => format!("{module}.{qualname}"),
+        _ => qualname,
+    };
+    let message = match &exception.value {
+        None => String::new(),
+        // SAFETY: GIL held; the value is live.
+        Some(value) => take_text(py, unsafe { ffi::PyObject_Str(value.as_ptr()) })
+            .unwrap_or_else(|| "<str() of the exception failed>".to_string()),
+    };
+    let traceback =
+        format_exception(py, exception).unwrap_or_else(|| format!("{type_name}: {message}"));
+    PythonError {
+        type_name,
+        message,
+        traceback,
     }
 }
 
-/// `"".join(traceback.format_exception(type, value, tb))`, trimmed. GIL held.
-unsafe fn format_exception(exception: &Fetched) -> Option<String> {
-    // SAFETY: the caller holds the GIL; every new reference is released.
+/// `"".join(traceback.format_exception(type, value, tb))`, trimmed.
+fn format_exception(py: pyo3::Python<'_>, exception: &Fetched<'_>) -> Option<String> {
+    // SAFETY: GIL held (the token); every reference is owned by an `Owned`.
     unsafe {
-        let module = ffi::PyImport_ImportModule(c"traceback".as_ptr());
-        if module.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
+        let module = owned_or_cleared(py, ffi::PyImport_ImportModule(c"traceback".as_ptr()))?;
         let none = ffi::Py_None();
-        let or_none = |object: *mut ffi::PyObject| if object.is_null() { none } else { object };
-        let lines = ffi::PyObject_CallMethod(
-            module,
-            c"format_exception".as_ptr(),
-            c"(OOO)".as_ptr(),
-            exception.kind,
-            or_none(exception.value),
-            or_none(exception.traceback),
-        );
-        ffi::Py_DecRef(module);
-        if lines.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        let empty = ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0);
-        let joined = if empty.is_null() {
-            std::ptr::null_mut()
-        } else {
-            ffi::PyUnicode_Join(empty, lines)
+        let or_none = |object: &Option<Owned<'_>>| match object {
+            Some(object) => object.as_ptr(),
+            None => none,
         };
-        ffi::Py_XDECREF(empty);
-        ffi::Py_DecRef(lines);
-        take_text(joined).map(|text| text.trim_end().to_string())
+        let lines = owned_or_cleared(
+            py,
+            ffi::PyObject_CallMethod(
+                module.as_ptr(),
+                c"format_exception".as_ptr(),
+                c"(OOO)".as_ptr(),
+                exception.kind.as_ptr(),
+                or_none(&exception.value),
+                or_none(&exception.traceback),
+            ),
+        )?;
+        let empty = owned_or_cleared(py, ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0))?;
+        take_text(py, ffi::PyUnicode_Join(empty.as_ptr(), lines.as_ptr()))
+            .map(|text| text.trim_end().to_string())
     }
+}
+
+/// Takes a new reference, or clears the error a NULL left. Error formatting
+/// cannot use `Owned::new`: its error path would format again.
+fn owned_or_cleared(py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Option<Owned<'_>> {
+    // SAFETY: GIL held (the token); `object` is a new reference or NULL.
+    let owned = unsafe { Owned::from_raw(py, object) };
+    if owned.is_none() {
+        // SAFETY: as above.
+        unsafe { ffi::PyErr_Clear() };
+    }
+    owned
 }
 
 /// Copies the calling thread's last error message into `buf` and returns its full

@@ -8,7 +8,7 @@
 //! flag. Either the shutdown side sees the flag, or the thread sees the closed
 //! gate (Dekker's pattern with the expensive fence moved to the rare side).
 //! Measured: a shared atomic counter cost 1.30-1.33x the raw GIL round trip,
-//! per-thread flags with membarrier 1.12-1.16x (see CPYTHON-FACTS.md).
+//! per-thread flags with membarrier 1.12-1.16x (see docs/CPYTHON-NOTES.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, compiler_fence, fence};
 
@@ -145,5 +145,31 @@ pub(crate) fn barrier() {
             result, 0,
             "membarrier failed after a successful registration"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_word_keeps_generation_and_state_apart() {
+        let states = [
+            GateState::Closed,
+            GateState::Running,
+            GateState::ShuttingDown,
+            GateState::Finalizing,
+            GateState::Forked,
+        ];
+        for generation in [0, 1, 255, 256, u32::MAX] {
+            for state in states {
+                let word = EngineWord::new(generation, state);
+                assert_eq!(word.generation(), generation);
+                assert_eq!(word.state(), state);
+            }
+        }
+        // A byte no state uses reads as closed: never as a state that admits.
+        assert_eq!(EngineWord(0x1_ff).state(), GateState::Closed);
+        assert_eq!(EngineWord(0x1_ff).generation(), 1);
     }
 }

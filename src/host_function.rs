@@ -14,12 +14,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use pyo3::ffi;
+use pyo3::{Python, ffi};
 
 use crate::boundary::{ffi_boundary, utf8_arg};
 use crate::error::{Error, Result, python_error};
 use crate::gil::{self, GilScope};
 use crate::object::{self, GilCell, pyb_object};
+use crate::owned::{Owned, ptr_or_null};
 use crate::status::*;
 use crate::thread_slot::ThreadSlot;
 use crate::value::{self, PYB_VALUE_OBJECT, pyb_value};
@@ -81,6 +82,10 @@ struct HostState {
     registrations: Vec<Arc<Registration>>,
     host_error: *mut ffi::PyObject,
 }
+
+// SAFETY: `host_error` is a reference owned by the state and touched only under
+// the GIL (the `GilCell`), as pyo3's `Py<T>` is `Send`.
+unsafe impl Send for HostState {}
 
 static HOST: GilCell<HostState> = GilCell::new(HostState {
     registrations: Vec::new(),
@@ -159,36 +164,32 @@ pub unsafe extern "C" fn pyb_register_function(
             release_gil: flags & PYB_FN_RELEASE_GIL != 0,
             alive: AtomicBool::new(true),
         });
-        // SAFETY: GIL held; references are balanced on every path.
+        // SAFETY: GIL held; `module` is a checked C string.
         unsafe {
             let module = module_object(py, module)?;
-            let installed = install(py, module, name, &registration);
-            ffi::Py_DecRef(module);
-            installed?;
-            HOST.get().registrations.push(registration);
+            install(py, module.as_ptr(), name, &registration)?;
         }
+        HOST.with(py, |state| state.registrations.push(registration));
         Ok(())
     })
 }
 
 /// The module named `name`: imported if it exists, else created in `sys.modules`.
-/// A new reference. GIL held.
-unsafe fn module_object(py: pyo3::Python<'_>, name: *const c_char) -> Result<*mut ffi::PyObject> {
-    // SAFETY: GIL held; `name` is a checked C string.
+///
+/// # Safety
+/// `name` is a valid C string.
+unsafe fn module_object<'py>(py: pyo3::Python<'py>, name: *const c_char) -> Result<Owned<'py>> {
+    // SAFETY: GIL held (the token); `name` is a valid C string.
     unsafe {
-        let module = ffi::PyImport_ImportModule(name);
-        if !module.is_null() {
+        if let Some(module) = Owned::from_raw(py, ffi::PyImport_ImportModule(name)) {
             return Ok(module);
         }
         if ffi::PyErr_ExceptionMatches(ffi::PyExc_ModuleNotFoundError) == 0 {
             return Err(python_error(py));
         }
         ffi::PyErr_Clear();
-        let module = ffi::PyModule_New(name);
-        if module.is_null()
-            || ffi::PyDict_SetItemString(ffi::PyImport_GetModuleDict(), name, module) != 0
-        {
-            ffi::Py_XDECREF(module);
+        let module = Owned::new(py, ffi::PyModule_New(name))?;
+        if ffi::PyDict_SetItemString(ffi::PyImport_GetModuleDict(), name, module.as_ptr()) != 0 {
             return Err(python_error(py));
         }
         Ok(module)
@@ -224,20 +225,21 @@ unsafe fn install(
     // SAFETY: GIL held; the capsule owns `payload` and frees it in its destructor.
     unsafe {
         let capsule = ffi::PyCapsule_New(payload.cast(), CAPSULE_NAME.as_ptr(), Some(drop_capsule));
-        if capsule.is_null() {
+        let Some(capsule) = Owned::from_raw(py, capsule) else {
             drop_payload(payload);
             return Err(python_error(py));
-        }
-        let module_name = ffi::PyModule_GetNameObject(module);
-        let function = ffi::PyCFunction_NewEx(&mut (*payload).definition, capsule, module_name);
-        ffi::Py_XDECREF(module_name);
-        ffi::Py_DecRef(capsule);
-        if function.is_null() {
-            return Err(python_error(py));
-        }
-        let status = ffi::PyObject_SetAttrString(module, name, function);
-        ffi::Py_DecRef(function);
-        if status != 0 {
+        };
+        // NULL (no name) is allowed: the function then has no __module__.
+        let module_name = Owned::from_raw(py, ffi::PyModule_GetNameObject(module));
+        let function = Owned::new(
+            py,
+            ffi::PyCFunction_NewEx(
+                &mut (*payload).definition,
+                capsule.as_ptr(),
+                ptr_or_null(&module_name),
+            ),
+        )?;
+        if ffi::PyObject_SetAttrString(module, name, function.as_ptr()) != 0 {
             return Err(python_error(py));
         }
     }
@@ -285,37 +287,29 @@ unsafe fn drop_payload(payload: *mut CapsulePayload) {
 
 /// The engine's `pybridge.HostError`, created (with its module) on first use. GIL held.
 fn host_error_type(py: pyo3::Python<'_>) -> Result<*mut ffi::PyObject> {
-    // SAFETY: GIL held; the borrow ends before any Python code runs.
-    let existing = unsafe { HOST.get() }.host_error;
+    let existing = HOST.with(py, |state| state.host_error);
     if !existing.is_null() {
         return Ok(existing);
     }
-    // SAFETY: GIL held; references are balanced on every path.
+    // SAFETY: GIL held (the token); every reference is owned by an `Owned`.
     unsafe {
-        let kind = ffi::PyErr_NewExceptionWithDoc(
-            c"pybridge.HostError".as_ptr(),
-            c"Raised in Python when a pybridge host function fails; the message is the host's."
-                .as_ptr(),
-            ffi::PyExc_RuntimeError,
-            std::ptr::null_mut(),
-        );
-        if kind.is_null() {
+        let kind = Owned::new(
+            py,
+            ffi::PyErr_NewExceptionWithDoc(
+                c"pybridge.HostError".as_ptr(),
+                c"Raised in Python when a pybridge host function fails; the message is the host's."
+                    .as_ptr(),
+                ffi::PyExc_RuntimeError,
+                std::ptr::null_mut(),
+            ),
+        )?;
+        let module = module_object(py, c"pybridge".as_ptr())?;
+        if ffi::PyObject_SetAttrString(module.as_ptr(), c"HostError".as_ptr(), kind.as_ptr()) != 0 {
             return Err(python_error(py));
         }
-        let module = match module_object(py, c"pybridge".as_ptr()) {
-            Ok(module) => module,
-            Err(error) => {
-                ffi::Py_DecRef(kind);
-                return Err(error);
-            }
-        };
-        let status = ffi::PyObject_SetAttrString(module, c"HostError".as_ptr(), kind);
-        ffi::Py_DecRef(module);
-        if status != 0 {
-            ffi::Py_DecRef(kind);
-            return Err(python_error(py));
-        }
-        HOST.get().host_error = kind;
+        // The engine state keeps this reference until `on_engine_finalize`.
+        let kind = kind.into_raw();
+        HOST.with(py, |state| state.host_error = kind);
         Ok(kind)
     }
 }
@@ -323,14 +317,14 @@ fn host_error_type(py: pyo3::Python<'_>) -> Result<*mut ffi::PyObject> {
 /// Drops every registration (calling `free_user_data`) and the `HostError`
 /// type before `Py_FinalizeEx`. Engine thread, GIL held.
 pub(crate) fn on_engine_finalize() {
-    // SAFETY: GIL held; the borrow ends before any Python code or host code runs.
-    let (registrations, host_error) = unsafe {
-        let state = HOST.get();
+    // SAFETY: this function's contract: the engine thread holds the GIL.
+    let py = unsafe { Python::assume_attached() };
+    let (registrations, host_error) = HOST.with(py, |state| {
         (
             std::mem::take(&mut state.registrations),
             std::mem::replace(&mut state.host_error, std::ptr::null_mut()),
         )
-    };
+    });
     for registration in registrations {
         registration.alive.store(false, Ordering::Release);
         if let Some(free) = registration.free_user_data {
@@ -369,9 +363,9 @@ unsafe extern "C" fn trampoline(
 /// type is gone). GIL held.
 unsafe fn raise_host_error(message: &str) {
     let text = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
-    // SAFETY: GIL held; the borrow ends before PyErr_SetString runs any code.
+    // SAFETY: GIL held (this function's contract).
     unsafe {
-        let mut kind = HOST.get().host_error;
+        let mut kind = HOST.with(Python::assume_attached(), |state| state.host_error);
         if kind.is_null() {
             kind = ffi::PyExc_RuntimeError;
         }

@@ -2,7 +2,7 @@
 //! look at its threads, interrupt them, and finalize it. Everything here runs
 //! on the engine thread, which is Python's main thread for its whole life
 //! (`Py_FinalizeEx` must run there: on another thread it hangs on 3.11/3.12
-//! and crashes on 3.13+, see CPYTHON-FACTS.md).
+//! and crashes on 3.13+, see docs/CPYTHON-NOTES.md).
 
 use std::ffi::{CStr, CString};
 
@@ -10,6 +10,7 @@ use pyo3::{Python, ffi};
 
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
+use crate::owned::Owned;
 use crate::status::*;
 
 /// A `threading` thread other than the main thread and host (dummy) threads.
@@ -90,37 +91,14 @@ def initialized_hazards():
     return sorted(reinit_guard.seen | (reinit_guard.hazards & set(sys.modules)))
 ";
 
-/// An owned reference, released on drop. Everything here uses the raw C API:
-/// pyo3's `PyErr` and interned names keep objects in process-wide statics that
-/// outlive an interpreter (a double free after a restart was measured on 3.12).
-struct Owned(*mut ffi::PyObject);
-
-impl Owned {
-    /// Takes a new reference from a C API call; NULL means a Python error.
-    fn new(py: Python<'_>, object: *mut ffi::PyObject) -> Result<Owned> {
-        if object.is_null() {
-            Err(crate::error::python_error(py))
-        } else {
-            Ok(Owned(object))
-        }
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        // SAFETY: every `Owned` lives inside a region that holds the GIL.
-        unsafe { ffi::Py_DECREF(self.0) };
-    }
-}
-
 /// The engine's helper module, compiled once per interpreter (it is kept in
 /// `sys.modules`, so its exception class has one identity hosts can catch).
-fn helpers(py: Python<'_>) -> Result<Owned> {
+fn helpers(py: Python<'_>) -> Result<Owned<'_>> {
     // SAFETY: GIL held (the `py` token says so).
     unsafe {
         let existing = ffi::PyImport_ImportModule(c"_pybridge_engine".as_ptr());
-        if !existing.is_null() {
-            return Ok(Owned(existing));
+        if let Some(existing) = Owned::from_raw(py, existing) {
+            return Ok(existing);
         }
         ffi::PyErr_Clear();
         let code = Owned::new(
@@ -131,7 +109,7 @@ fn helpers(py: Python<'_>) -> Result<Owned> {
             py,
             ffi::PyImport_ExecCodeModuleEx(
                 c"_pybridge_engine".as_ptr(),
-                code.0,
+                code.as_ptr(),
                 c"<pybridge>".as_ptr(),
             ),
         )
@@ -139,21 +117,31 @@ fn helpers(py: Python<'_>) -> Result<Owned> {
 }
 
 /// Calls `_pybridge_engine.<name>(*args)`; steals nothing.
-fn call_helper(py: Python<'_>, name: &CStr, args: &[*mut ffi::PyObject]) -> Result<Owned> {
+fn call_helper<'py>(
+    py: Python<'py>,
+    name: &CStr,
+    args: &[*mut ffi::PyObject],
+) -> Result<Owned<'py>> {
     let module = helpers(py)?;
     // SAFETY: GIL held; `args` are live references the caller keeps.
     unsafe {
-        let function = Owned::new(py, ffi::PyObject_GetAttrString(module.0, name.as_ptr()))?;
+        let function = Owned::new(
+            py,
+            ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()),
+        )?;
         let tuple = Owned::new(py, ffi::PyTuple_New(args.len() as ffi::Py_ssize_t))?;
         for (index, arg) in args.iter().enumerate() {
             ffi::Py_INCREF(*arg);
-            ffi::PyTuple_SetItem(tuple.0, index as ffi::Py_ssize_t, *arg);
+            ffi::PyTuple_SetItem(tuple.as_ptr(), index as ffi::Py_ssize_t, *arg);
         }
-        Owned::new(py, ffi::PyObject_CallObject(function.0, tuple.0))
+        Owned::new(
+            py,
+            ffi::PyObject_CallObject(function.as_ptr(), tuple.as_ptr()),
+        )
     }
 }
 
-fn text(py: Python<'_>, value: &str) -> Result<Owned> {
+fn text<'py>(py: Python<'py>, value: &str) -> Result<Owned<'py>> {
     // SAFETY: GIL held; the bytes are valid UTF-8 of the given length.
     Owned::new(py, unsafe {
         ffi::PyUnicode_FromStringAndSize(value.as_ptr().cast(), value.len() as ffi::Py_ssize_t)
@@ -234,19 +222,16 @@ fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
     for path in &config.module_search_paths {
         let item = text(py, path)?;
         // SAFETY: GIL held; both are live.
-        if unsafe { ffi::PyList_Append(paths.0, item.0) } != 0 {
+        if unsafe { ffi::PyList_Append(paths.as_ptr(), item.as_ptr()) } != 0 {
             return Err(crate::error::python_error(py));
         }
     }
     let virtual_env = match &config.virtual_env {
         Some(path) => text(py, path)?,
-        // SAFETY: Py_None is immortal enough to borrow; Owned releases the new reference.
-        None => unsafe {
-            ffi::Py_INCREF(ffi::Py_None());
-            Owned(ffi::Py_None())
-        },
+        // SAFETY: GIL held; None is always live.
+        None => unsafe { Owned::from_borrowed(py, ffi::Py_None()) },
     };
-    call_helper(py, c"extend_path", &[virtual_env.0, paths.0])?;
+    call_helper(py, c"extend_path", &[virtual_env.as_ptr(), paths.as_ptr()])?;
     Ok(())
 }
 
@@ -255,17 +240,21 @@ fn guard_reimports(py: Python<'_>) -> Result<()> {
     let hazards = string_list(py, crate::reinit_guard::hazards())?;
     let refused = string_list(py, &crate::reinit_guard::refused())?;
     let message = text(py, &crate::reinit_guard::refusal_message())?;
-    call_helper(py, c"guard_reimports", &[hazards.0, refused.0, message.0])?;
+    call_helper(
+        py,
+        c"guard_reimports",
+        &[hazards.as_ptr(), refused.as_ptr(), message.as_ptr()],
+    )?;
     Ok(())
 }
 
-fn string_list(py: Python<'_>, items: &[&str]) -> Result<Owned> {
+fn string_list<'py>(py: Python<'py>, items: &[&str]) -> Result<Owned<'py>> {
     // SAFETY: GIL held.
     let list = Owned::new(py, unsafe { ffi::PyList_New(0) })?;
     for item in items {
         let item = text(py, item)?;
         // SAFETY: GIL held; both are live.
-        if unsafe { ffi::PyList_Append(list.0, item.0) } != 0 {
+        if unsafe { ffi::PyList_Append(list.as_ptr(), item.as_ptr()) } != 0 {
             return Err(crate::error::python_error(py));
         }
     }
@@ -283,12 +272,14 @@ fn note_initialized_hazards(py: Python<'_>) {
     };
     // SAFETY: GIL held; `names` is a list of str made by the helper.
     unsafe {
-        let count = ffi::PyList_Size(names.0);
+        let count = ffi::PyList_Size(names.as_ptr());
         let mut found = Vec::new();
         for index in 0..count.max(0) {
             let mut length: ffi::Py_ssize_t = 0;
-            let utf8 =
-                ffi::PyUnicode_AsUTF8AndSize(ffi::PyList_GetItem(names.0, index), &mut length);
+            let utf8 = ffi::PyUnicode_AsUTF8AndSize(
+                ffi::PyList_GetItem(names.as_ptr(), index),
+                &mut length,
+            );
             if utf8.is_null() {
                 ffi::PyErr_Clear();
                 continue;
@@ -343,10 +334,10 @@ pub(crate) fn python_threads(py: Python<'_>) -> Result<Vec<PythonThread>> {
     let rows = call_helper(py, c"python_threads", &[])?;
     // SAFETY: GIL held; the helper returns a list of (int, int|None, str, bool) tuples.
     unsafe {
-        let count = ffi::PyList_Size(rows.0);
+        let count = ffi::PyList_Size(rows.as_ptr());
         let mut threads = Vec::with_capacity(count.max(0) as usize);
         for index in 0..count {
-            let row = ffi::PyList_GetItem(rows.0, index);
+            let row = ffi::PyList_GetItem(rows.as_ptr(), index);
             let field = |at: ffi::Py_ssize_t| ffi::PyTuple_GetItem(row, at);
             let native_id = field(1);
             let name = ffi::PyUnicode_AsUTF8(field(2));
@@ -397,17 +388,17 @@ fn is_lock_taking_module(name: &str) -> bool {
 /// `_pybridge_engine.ShutdownInterrupt` (a BaseException) in host threads,
 /// because `SystemExit` reaching `PyRun_SimpleString` or `PyErr_Print` on a
 /// host thread calls `Py_Exit` and finalizes from the wrong thread.
-pub(crate) struct Interrupts {
-    host_exception: Owned,
+pub(crate) struct Interrupts<'py> {
+    host_exception: Owned<'py>,
 }
 
-impl Interrupts {
+impl<'py> Interrupts<'py> {
     /// GIL held.
-    pub(crate) fn new(py: Python<'_>) -> Result<Interrupts> {
+    pub(crate) fn new(py: Python<'py>) -> Result<Interrupts<'py>> {
         let module = helpers(py)?;
         // SAFETY: GIL held.
         let host_exception = Owned::new(py, unsafe {
-            ffi::PyObject_GetAttrString(module.0, c"ShutdownInterrupt".as_ptr())
+            ffi::PyObject_GetAttrString(module.as_ptr(), c"ShutdownInterrupt".as_ptr())
         })?;
         Ok(Interrupts { host_exception })
     }
@@ -441,7 +432,7 @@ impl Interrupts {
         let system_exit = unsafe { ffi::PyExc_SystemExit };
         for (idents, exception) in [
             (python_threads, system_exit),
-            (host_threads, self.host_exception.0),
+            (host_threads, self.host_exception.as_ptr()),
         ] {
             for ident in idents {
                 // SAFETY: GIL held; `exception` is a live type object.
@@ -463,7 +454,7 @@ unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> 
         let mut safe = Vec::new();
         for ident in idents {
             let key = Owned::new(py, ffi::PyLong_FromUnsignedLongLong(*ident))?;
-            let top = ffi::PyDict_GetItemWithError(frames.0, key.0);
+            let top = ffi::PyDict_GetItemWithError(frames.as_ptr(), key.as_ptr());
             if top.is_null() && !ffi::PyErr_Occurred().is_null() {
                 return Err(crate::error::python_error(py));
             }
@@ -486,7 +477,7 @@ unsafe fn frame_takes_locks(py: Python<'_>, frame: *mut ffi::PyObject) -> Result
             py,
             ffi::PyObject_GetAttrString(frame, c"f_globals".as_ptr()),
         )?;
-        let name = ffi::PyDict_GetItemString(globals.0, c"__name__".as_ptr());
+        let name = ffi::PyDict_GetItemString(globals.as_ptr(), c"__name__".as_ptr());
         if name.is_null() || ffi::PyUnicode_Check(name) == 0 {
             return Ok(false);
         }

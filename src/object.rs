@@ -31,7 +31,7 @@ use std::ffi::c_char;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use pyo3::ffi;
+use pyo3::{Python, ffi};
 
 use crate::boundary::{ffi_boundary, out_ptr};
 use crate::error::{Error, Result, python_error};
@@ -95,23 +95,52 @@ impl Drop for LockFreeRead {
 /// State whose only lock is the GIL: read or write it only while the calling
 /// thread holds the GIL, and never keep the borrow across a call that may run
 /// Python code (which may switch threads or re-enter pybridge).
-pub(crate) struct GilCell<T>(UnsafeCell<T>);
+pub(crate) struct GilCell<T> {
+    value: UnsafeCell<T>,
+    /// Set while `with` lends the value out: a nested `with` on the same cell
+    /// (from code run inside the closure) panics instead of aliasing it.
+    lent: Cell<bool>,
+}
 
-// SAFETY: all access goes through `get`, whose contract (GIL held, borrow not
-// kept across Python code) makes it exclusive.
-unsafe impl<T> Sync for GilCell<T> {}
+// SAFETY: the value is reached only through `with`, which requires the GIL
+// token, so one thread at a time; the `lent` flag, written only under the GIL
+// too, rules out a second borrow on that thread. `T: Send` because successive
+// GIL holders are different threads.
+unsafe impl<T: Send> Sync for GilCell<T> {}
 
 impl<T> GilCell<T> {
     pub(crate) const fn new(value: T) -> Self {
-        GilCell(UnsafeCell::new(value))
+        GilCell {
+            value: UnsafeCell::new(value),
+            lent: Cell::new(false),
+        }
+    }
+
+    /// Lends the value to `f`; the `Python` token proves the GIL is held.
+    /// Keep `f` short: it must not run Python code, which could re-enter.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+        assert!(
+            !self.lent.replace(true),
+            "pybridge bug: a GilCell was borrowed twice"
+        );
+        struct Return<'a>(&'a Cell<bool>);
+        impl Drop for Return<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _return = Return(&self.lent);
+        // SAFETY: exclusive: the GIL keeps other threads out, `lent` this one.
+        f(unsafe { &mut *self.value.get() })
     }
 
     /// # Safety
-    /// The calling thread holds the GIL; the borrow ends before any Python code runs.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn get(&self) -> &mut T {
+    /// No other thread can reach the cell (the interpreter whose GIL guards it
+    /// is gone, and no thread is inside pybridge), and `f` does not re-enter.
+    pub(crate) unsafe fn with_exclusive<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         // SAFETY: exclusive by the contract above.
-        unsafe { &mut *self.0.get() }
+        f(unsafe { &mut *self.value.get() })
     }
 }
 
@@ -132,11 +161,25 @@ static TABLE: GilCell<Table> = GilCell::new(Table {
 static RELEASE_QUEUE: Mutex<Vec<pyb_object>> = Mutex::new(Vec::new());
 static RELEASES_QUEUED: AtomicBool = AtomicBool::new(false);
 
-fn slot(handle: pyb_object) -> Option<&'static Slot> {
+/// A handle's bits: the slot index + 1 in the low 32 (so 0 is never a
+/// handle), the slot's generation in the next 31, and 0 in the top bit, which
+/// marks a slot key whose release is queued (`PENDING`).
+fn encode_handle(index: usize, generation: u32) -> pyb_object {
+    ((generation as u64) << 32) | (index as u64 + 1)
+}
+
+/// The slot index a handle names, if it could name one.
+fn handle_index(handle: pyb_object) -> Option<usize> {
     let index = (handle & INDEX_MASK).checked_sub(1)? as usize;
-    if handle & PENDING != 0 || index >= MAX_SLOTS {
-        return None;
-    }
+    (handle & PENDING == 0 && index < MAX_SLOTS).then_some(index)
+}
+
+fn handle_generation(handle: pyb_object) -> u32 {
+    (handle >> 32) as u32 & GENERATION_MASK
+}
+
+fn slot(handle: pyb_object) -> Option<&'static Slot> {
+    let index = handle_index(handle)?;
     let chunk = CHUNKS[index >> CHUNK_BITS].load(Ordering::SeqCst);
     // SAFETY: a published chunk stays mapped while the caller holds the GIL or
     // a `LockFreeRead` (see the module comment); the index is inside the chunk.
@@ -150,7 +193,7 @@ fn bad_handle(handle: pyb_object) -> Error {
     let why = if handle == 0 {
         "is 0 (no object); pass a handle pybridge returned".to_string()
     } else {
-        let generation = (handle >> 32) as u32 & GENERATION_MASK;
+        let generation = handle_generation(handle);
         match slot(handle) {
             None if generation != 0 && generation <= RETIRED_GENERATION.load(Ordering::Relaxed) => {
                 "comes from an engine that has since shut down (handles die with \
@@ -171,42 +214,47 @@ fn bad_handle(handle: pyb_object) -> Error {
 
 /// Stores an owned reference and returns its new handle. GIL held.
 pub(crate) fn insert(object: *mut ffi::PyObject) -> Result<pyb_object> {
-    // SAFETY: GIL held; no Python code runs while the table is borrowed.
-    let table = unsafe { TABLE.get() };
-    let index = match table.free.pop() {
-        Some(index) => index as usize,
-        None => {
-            if table.used == MAX_SLOTS {
-                // SAFETY: GIL held; we own the reference we could not store.
-                unsafe { ffi::Py_DecRef(object) };
-                return Err(Error::new(
-                    PYB_E_OUT_OF_RANGE,
-                    format!("{MAX_SLOTS} object handles are live; release some first"),
-                ));
-            }
-            let index = table.used;
-            if index % CHUNK_LEN == 0 {
-                let chunk = map_chunk(table.base_generation).inspect_err(|_| {
-                    // SAFETY: GIL held; we own the reference we could not store.
-                    unsafe { ffi::Py_DecRef(object) };
-                })?;
-                CHUNKS[index >> CHUNK_BITS].store(chunk, Ordering::SeqCst);
-            }
-            table.used += 1;
-            index
+    // SAFETY: this function's contract: the caller holds the GIL.
+    let py = unsafe { Python::assume_attached() };
+    let index = match TABLE.with(py, take_free_index) {
+        Ok(index) => index,
+        Err(error) => {
+            // SAFETY: GIL held; we own the reference we could not store. Outside
+            // the table's borrow: this may run __del__, which may make handles.
+            unsafe { ffi::Py_DecRef(object) };
+            return Err(error);
         }
     };
-    let handle_for_slot = |generation: u32| ((generation as u64) << 32) | (index as u64 + 1);
-    let slot = slot(handle_for_slot(1)).expect("slot was just allocated");
+    let slot = slot(encode_handle(index, 1)).expect("slot was just allocated");
     let generation = match slot.generation.get().wrapping_add(1) & GENERATION_MASK {
         0 => 1,
         generation => generation,
     };
     slot.generation.set(generation);
     slot.object.set(object);
-    let handle = handle_for_slot(generation);
+    let handle = encode_handle(index, generation);
     slot.key.store(handle, Ordering::Release);
     Ok(handle)
+}
+
+/// Insert's table step: a free slot's index, mapping a new chunk when needed.
+fn take_free_index(table: &mut Table) -> Result<usize> {
+    if let Some(index) = table.free.pop() {
+        return Ok(index as usize);
+    }
+    if table.used == MAX_SLOTS {
+        return Err(Error::new(
+            PYB_E_OUT_OF_RANGE,
+            format!("{MAX_SLOTS} object handles are live; release some first"),
+        ));
+    }
+    let index = table.used;
+    if index % CHUNK_LEN == 0 {
+        let chunk = map_chunk(table.base_generation)?;
+        CHUNKS[index >> CHUNK_BITS].store(chunk, Ordering::SeqCst);
+    }
+    table.used += 1;
+    Ok(index)
 }
 
 /// A new chunk of free slots whose generations start at `generation`.
@@ -247,7 +295,10 @@ fn map_chunk(generation: u32) -> Result<*mut Slot> {
 pub(crate) fn on_engine_finalized() {
     // SAFETY: no thread can be inside pybridge with the GIL now, so the table
     // is ours alone, as the GIL would make it.
-    let table = unsafe { TABLE.get() };
+    unsafe { TABLE.with_exclusive(unmap_table) };
+}
+
+fn unmap_table(table: &mut Table) {
     let chunks = table.used.div_ceil(CHUNK_LEN);
     let mut highest = table.base_generation;
     let mut unpublished = Vec::with_capacity(chunks);
@@ -301,10 +352,11 @@ pub(crate) fn new_reference(handle: pyb_object) -> Result<*mut ffi::PyObject> {
 /// Frees a slot whose key the caller has just cleared, returning its reference. GIL held.
 fn take_slot(handle: pyb_object, slot: &Slot) -> *mut ffi::PyObject {
     let object = slot.object.replace(std::ptr::null_mut());
-    // SAFETY: GIL held; the borrow ends before the caller decrefs.
-    unsafe { TABLE.get() }
-        .free
-        .push(((handle & INDEX_MASK) - 1) as u32);
+    // SAFETY: this function's contract: the caller holds the GIL.
+    let py = unsafe { Python::assume_attached() };
+    TABLE.with(py, |table| {
+        table.free.push(((handle & INDEX_MASK) - 1) as u32)
+    });
     object
 }
 
@@ -314,13 +366,8 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
     if handle == 0 {
         return Ok(());
     }
-    let holds_gil = ThreadSlot::existing().is_some_and(|thread| {
-        let owner = thread.owner();
-        // A pybridge scope is open, and the GIL is really ours right now (a
-        // ctypes call inside the scope, for one, runs without it).
-        // SAFETY: a plain load of the current thread state.
-        owner.depth > 0 && unsafe { ffi::compat::PyThreadState_GetUnchecked() } == owner.tstate
-    });
+    // A pybridge scope is open, and the GIL is really ours right now.
+    let holds_gil = ThreadSlot::existing().is_some_and(crate::gil::scope_holds_gil);
     // Without the GIL the engine may be ending under us: hold its chunks mapped.
     let _reading = (!holds_gil).then(LockFreeRead::begin);
     let slot = slot(handle).ok_or_else(|| bad_handle(handle))?;
@@ -410,8 +457,8 @@ pub(crate) fn on_engine_finalize() {
     for _ in 0..16 {
         RELEASE_QUEUE.lock().clear();
         RELEASES_QUEUED.store(false, Ordering::Relaxed);
-        // SAFETY: GIL held; the borrow ends before the decrefs below.
-        let used = unsafe { TABLE.get() }.used;
+        // SAFETY: this function's contract: the caller holds the GIL.
+        let used = TABLE.with(unsafe { Python::assume_attached() }, |table| table.used);
         let mut objects = Vec::new();
         for index in 0..used {
             let handle = index as u64 + 1;
@@ -695,4 +742,43 @@ unsafe fn copy_out(bytes: &[u8], buf: *mut u8, buf_len: usize, terminate: bool) 
         }
     }
     Ok(bytes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_encode_index_and_generation_and_are_never_zero() {
+        for (index, generation) in [(0, 1), (1, 1), (4095, 7), (MAX_SLOTS - 1, GENERATION_MASK)] {
+            let handle = encode_handle(index, generation);
+            assert_ne!(handle, 0);
+            assert_eq!(handle_index(handle), Some(index));
+            assert_eq!(handle_generation(handle), generation);
+            assert_eq!(handle & PENDING, 0, "the pending bit stays free");
+            assert_eq!(
+                handle_index(handle | PENDING),
+                None,
+                "a pending key names no slot"
+            );
+        }
+        assert_eq!(handle_index(0), None);
+        assert_eq!(handle_index(1 << 32), None, "index bits 0: never issued");
+        assert_eq!(handle_index(MAX_SLOTS as u64 + 1), None, "past the table");
+    }
+
+    #[test]
+    fn a_gil_cell_refuses_a_second_borrow_on_the_same_thread() {
+        // No GIL is needed to test the flag: the token is only checked by type.
+        // SAFETY: the closure never touches CPython.
+        let py = unsafe { Python::assume_attached() };
+        let cell = GilCell::new(1_u32);
+        assert_eq!(cell.with(py, |value| std::mem::replace(value, 2)), 1);
+        let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cell.with(py, |_| cell.with(py, |value| *value))
+        }));
+        assert!(nested.is_err(), "a nested borrow must panic, not alias");
+        // The flag was reset on the way out, by the panic too.
+        assert_eq!(cell.with(py, |value| *value), 2);
+    }
 }

@@ -61,7 +61,7 @@ impl Token {
 }
 
 /// One thread's supply of serials.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Serials {
     next: u64,
     end: u64,

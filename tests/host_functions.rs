@@ -229,6 +229,59 @@ fn host_functions_can_be_reentered_through_python() {
 }
 
 #[test]
+fn python_run_by_a_thread_exit_may_call_back_into_pybridge() {
+    // A host thread exits; freeing its thread state (PyThreadState_Clear) drops
+    // its threading.local, whose __del__ calls a host function that opens GIL
+    // scopes and an allow-threads region on that same, exiting thread. Before
+    // the owner state was made of cells, the exit path held a `&mut` to it
+    // across that callback, which took a second one.
+    within(LIMIT, "callback during thread exit", || {
+        initialize();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        register("host", "reenter", 0, move |_, result| {
+            let outer = acquire();
+            let inner = acquire();
+            let ran = unsafe { pyb_run(c"reentered = 1".as_ptr(), c"<del>".as_ptr(), 0) };
+            assert_eq!(name(pyb_gil_release(inner)), "PYB_OK");
+            let mut region = 0;
+            assert_eq!(
+                name(unsafe { pyb_begin_allow_threads(&mut region) }),
+                "PYB_OK"
+            );
+            assert_eq!(name(pyb_end_allow_threads(region)), "PYB_OK");
+            assert_eq!(name(pyb_gil_release(outer)), "PYB_OK");
+            seen.fetch_add(1, Ordering::SeqCst);
+            *result = pyb_value::from_i64(0);
+            ran
+        });
+        exec(concat!(
+            "import host, threading
+",
+            "local = threading.local()
+",
+            "class CallsBack:
+",
+            "    def __del__(self):
+",
+            "        host.reenter()
+",
+        ));
+        let deleted_before = stats().thread_states_deleted;
+        std::thread::spawn(|| exec("local.value = CallsBack()"))
+            .join()
+            .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(stats().thread_states_deleted, deleted_before + 1);
+        assert_eq!(eval_int("reentered"), 1);
+        // Other threads, and a new one, still get the GIL.
+        std::thread::spawn(|| assert_eq!(eval_int("reentered + 1"), 2))
+            .join()
+            .unwrap();
+    });
+}
+
+#[test]
 fn shutdown_waits_for_a_running_host_function_then_frees_user_data() {
     within(LIMIT, "shutdown and host functions", || {
         initialize();

@@ -2,7 +2,7 @@
 # Builds pybridge against each other CPython the image has (pyenv shared builds)
 # and runs the whole Rust-driven suite (engine, objects, C and C++ hosts with
 # sanitizers) on it: thread-state and finalization rules differ between 3.10,
-# 3.12 and 3.13 (see shared/CPYTHON-FACTS.md).
+# 3.12 and 3.13 (see docs/CPYTHON-NOTES.md).
 # Versions that are not installed are reported and skipped.
 cd "$(dirname "$0")/.."
 source scripts/env.sh

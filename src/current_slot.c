@@ -3,7 +3,7 @@
  *
  * Rust's thread_local! in a shared library uses the general-dynamic TLS model:
  * every access calls __tls_get_addr, 30-50% of a nested GIL acquire (measured,
- * see shared/CPYTHON-FACTS.md), and stable Rust cannot choose the model. One
+ * see docs/CPYTHON-NOTES.md), and stable Rust cannot choose the model. One
  * pointer in initial-exec TLS is a single %fs-relative load; glibc reserves
  * static TLS space for exactly this in libraries loaded with dlopen.
  */

@@ -21,23 +21,34 @@
 // once, so a `# Safety` section on each would only repeat it.
 #![allow(clippy::missing_safety_doc)]
 
-mod boundary;
-pub mod call;
+// The C API, grouped in the order a host meets it; cbindgen writes the header
+// in this order (rustfmt sorts only within a group).
+pub mod status;
+
 pub mod config;
 pub mod engine;
+
+pub mod gil;
+
+pub mod object;
+pub mod value;
+
+pub mod call;
+
+pub mod host_function;
+
 pub mod error;
+pub mod info;
+pub mod logging;
+pub mod stats;
+
+// Private plumbing.
+mod boundary;
 mod fork;
 mod gate;
-pub mod gil;
-pub mod host_function;
-pub mod info;
 mod interpreter;
-pub mod logging;
-pub mod object;
+mod owned;
 mod reinit_guard;
 mod stack_check;
-pub mod stats;
-pub mod status;
 mod thread_slot;
 mod token;
-pub mod value;

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::boundary::{ffi_boundary, out_ptr};
+use crate::boundary::ffi_boundary;
 use crate::error::Error;
 
 pub(crate) static ENGINES_STARTED: AtomicU64 = AtomicU64::new(0);
@@ -16,7 +16,8 @@ pub(crate) static THREAD_STATES_DELETED: AtomicU64 = AtomicU64::new(0);
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct pyb_stats {
-    /// Set by the caller to `sizeof(pyb_stats)`; fields past it are not written.
+    /// Set by the caller to `sizeof(pyb_stats)`; fields past it are not written,
+    /// so hosts built against an older, shorter struct keep working.
     pub struct_size: usize,
     /// Successful `pyb_engine_initialize` calls that started (or adopted) an interpreter.
     pub engines_started: u64,
@@ -31,18 +32,39 @@ pub struct pyb_stats {
 }
 
 /// Fills `out` (whose `struct_size` the caller sets) with the counters. Any thread.
+///
+/// A host built against an older, shorter `pyb_stats` gets the fields it
+/// knows: only the first `struct_size` bytes are written. A `struct_size` too
+/// small to hold itself is `PYB_E_INVALID_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_stats_get(out: *mut pyb_stats) -> crate::status::pyb_status {
     ffi_boundary("pyb_stats_get", || {
-        let out = out_ptr(out, "out")?;
-        if out.struct_size < std::mem::size_of::<pyb_stats>() {
+        // A raw pointer, not `out_ptr`'s reference: the host's struct may be
+        // shorter than ours.
+        if out.is_null() {
+            return Err(Error::null_argument("out"));
+        }
+        // SAFETY: the caller's struct starts with `struct_size`, whatever its version.
+        let size = unsafe { (*out).struct_size };
+        let own_size = std::mem::size_of::<pyb_stats>();
+        if size < std::mem::size_of::<usize>() {
             return Err(Error::invalid_argument(format!(
-                "pyb_stats.struct_size is {}; set it to sizeof(pyb_stats) = {}",
-                out.struct_size,
-                std::mem::size_of::<pyb_stats>()
+                "pyb_stats.struct_size is {size}; set it to sizeof(pyb_stats) = {own_size}"
             )));
         }
-        *out = snapshot();
+        let snapshot = pyb_stats {
+            struct_size: size,
+            ..snapshot()
+        };
+        // SAFETY: the caller promises `struct_size` writable bytes at `out`;
+        // no more than our own struct's are copied.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&snapshot as *const pyb_stats).cast::<u8>(),
+                out.cast::<u8>(),
+                size.min(own_size),
+            )
+        };
         Ok(())
     })
 }

@@ -17,7 +17,8 @@ pub const PYB_OK: pyb_status = 0;
 pub const PYB_E_NOT_INITIALIZED: pyb_status = -1;
 /// A shutdown is in progress: no new GIL requests are accepted until it finishes or times out.
 pub const PYB_E_SHUTTING_DOWN: pyb_status = -2;
-/// The call needs the calling thread to hold the GIL, and it does not.
+/// Reserved: no function returns it (every call that needs the GIL takes it
+/// itself). The value stays so that it never means anything else.
 pub const PYB_E_GIL_NOT_HELD: pyb_status = -3;
 /// The token or handle belongs to another thread.
 pub const PYB_E_WRONG_THREAD: pyb_status = -4;

@@ -103,8 +103,8 @@ impl std::fmt::Debug for pyb_value {
     }
 }
 
-/// Rust-side constructors and readers, used by the tests and the C++ wrapper's
-/// Rust twin. The borrowed forms point into `text`/`bytes`: keep them alive.
+/// Rust-side constructors and readers, used by the engine and the tests. The
+/// borrowed forms point into `text`/`bytes`: keep them alive.
 impl pyb_value {
     pub const fn none() -> Self {
         pyb_value {

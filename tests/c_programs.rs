@@ -148,7 +148,7 @@ fn header_compiles_alone_as_cpp17() {
 }
 
 #[test]
-fn objects_host_runs_the_issue_3_scenarios_from_c() {
+fn objects_host_runs_the_object_api_scenarios_from_c() {
     let outcome = build_and_run(
         "objects_host",
         "tests/c/objects_host.c",

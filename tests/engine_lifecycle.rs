@@ -553,3 +553,37 @@ fn a_module_first_initialized_by_atexit_code_is_refused_too() {
         ok(shutdown(10_000, 0));
     });
 }
+
+#[test]
+fn a_host_with_a_shorter_stats_struct_gets_the_fields_it_knows() {
+    use pybridge::stats::*;
+    within(LIMIT, "stats prefix", || {
+        initialize();
+        ok(shutdown(10_000, 0));
+        // A host built when pyb_stats ended after engines_started.
+        let untouched = u64::MAX;
+        let mut out = pyb_stats {
+            struct_size: 16,
+            engines_started: untouched,
+            interpreters_finalized: untouched,
+            shutdown_timeouts: untouched,
+            thread_states_created: untouched,
+            thread_states_deleted: untouched,
+        };
+        ok(unsafe { pyb_stats_get(&mut out) });
+        assert_eq!(out.struct_size, 16);
+        assert_eq!(out.engines_started, 1);
+        assert_eq!(out.interpreters_finalized, untouched);
+        assert_eq!(out.thread_states_deleted, untouched);
+        out.struct_size = 4;
+        expect(unsafe { pyb_stats_get(&mut out) }, PYB_E_INVALID_ARGUMENT);
+        assert!(
+            last_error().contains("set it to sizeof(pyb_stats) = 48"),
+            "{}",
+            last_error()
+        );
+        out.struct_size = std::mem::size_of::<pyb_stats>();
+        ok(unsafe { pyb_stats_get(&mut out) });
+        assert_eq!(out.interpreters_finalized, 1);
+    });
+}

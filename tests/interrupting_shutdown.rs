@@ -122,7 +122,7 @@ fn finish_committed_shutdown() {
     assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
 }
 
-/// The reproduction: a thread inside an allow-threads region means no
+/// The hang randomized testing found, reduced: a thread inside an allow-threads region means no
 /// attempt can finish, so each interrupting attempt must time out having
 /// changed nothing: no interrupt surfaces later, and imports, error formatting
 /// and `Thread.start` keep working.

@@ -1,4 +1,7 @@
-//! The scenarios 1 to 4 (scenario 5, bad input, is tests/bad_input.rs).
+//! Four end-to-end scenarios of the product promise: Python threads overlap a
+//! released GIL, native workers call back in, host threads interleave scripts
+//! and released host calls, and an exception arrives with its traceback (bad
+//! input is tests/bad_input.rs).
 
 mod common;
 mod common_objects;

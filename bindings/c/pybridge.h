@@ -63,24 +63,6 @@
 // past the deadline it returns `PYB_E_SHUTDOWN_COMMITTED` and carries on.
 #define PYB_SHUTDOWN_INTERRUPT 1
 
-// `pyb_register_function` flag: release the GIL while the host function runs,
-// so other Python threads run meanwhile. The function then must not touch
-// Python objects except through pybridge calls (which take the GIL themselves).
-#define PYB_FN_RELEASE_GIL 1
-
-// Log levels, most severe first; a callback receives records up to its `max_level`.
-#define PYB_LOG_OFF 0
-
-#define PYB_LOG_ERROR 1
-
-#define PYB_LOG_WARN 2
-
-#define PYB_LOG_INFO 3
-
-#define PYB_LOG_DEBUG 4
-
-#define PYB_LOG_TRACE 5
-
 // `None`; no payload.
 #define PYB_VALUE_NONE 0
 
@@ -103,10 +85,56 @@
 // Any other Python object; payload `data.object`, a `pyb_object` handle.
 #define PYB_VALUE_OBJECT 6
 
+// `pyb_register_function` flag: release the GIL while the host function runs,
+// so other Python threads run meanwhile. The function then must not touch
+// Python objects except through pybridge calls (which take the GIL themselves).
+#define PYB_FN_RELEASE_GIL 1
+
+// Log levels, most severe first; a callback receives records up to its `max_level`.
+#define PYB_LOG_OFF 0
+
+#define PYB_LOG_ERROR 1
+
+#define PYB_LOG_WARN 2
+
+#define PYB_LOG_INFO 3
+
+#define PYB_LOG_DEBUG 4
+
+#define PYB_LOG_TRACE 5
+
 // The result of every fallible pybridge call: `PYB_OK` (0) or a negative error.
 // After an error, `pyb_last_error_message` on the same thread says what happened
 // and what to do.
 typedef int32_t pyb_status;
+
+// Settings for `pyb_engine_initialize`. Fill it with `pyb_config_default`, then
+// change what you need; strings are UTF-8 and are copied during the call.
+typedef struct pyb_config {
+  // `sizeof(pyb_config)` as the host was compiled: lets later versions add fields.
+  size_t struct_size;
+  // Python home (prefix of the standard library), or NULL for the default:
+  // `PYTHONHOME` if set (and not isolated), else the Python pybridge was built against.
+  const char *python_home;
+  // A virtual environment's root directory, or NULL: its site-packages is added to `sys.path`.
+  const char *virtual_env;
+  // Extra directories put at the front of `sys.path`, in order; may be NULL when the length is 0.
+  const char *const *module_search_paths;
+  size_t module_search_paths_len;
+  // `PYB_CONFIG_*` flags.
+  uint32_t flags;
+  // How long `pyb_engine_initialize` waits for daemon threads of a previous
+  // interpreter (in this process) to exit before it starts a new one, in ms.
+  // A daemon thread that wakes up under a new interpreter would run on freed
+  // memory. `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
+  uint32_t previous_threads_timeout_ms;
+} pyb_config;
+
+// A GIL scope token returned by `pyb_gil_acquire`; pass it to `pyb_gil_release`.
+typedef uint64_t pyb_gil;
+
+// An allow-threads token returned by `pyb_begin_allow_threads`; pass it to `pyb_end_allow_threads`.
+typedef uint64_t pyb_thread_token;
 
 // A handle to a Python object; 0 is "no object". The caller of a function
 // that returns one owns it: release it with `pyb_object_release`.
@@ -145,34 +173,6 @@ typedef struct pyb_value {
   union pyb_value_data data;
 } pyb_value;
 
-// Settings for `pyb_engine_initialize`. Fill it with `pyb_config_default`, then
-// change what you need; strings are UTF-8 and are copied during the call.
-typedef struct pyb_config {
-  // `sizeof(pyb_config)` as the host was compiled: lets later versions add fields.
-  size_t struct_size;
-  // Python home (prefix of the standard library), or NULL for the default:
-  // `PYTHONHOME` if set (and not isolated), else the Python pybridge was built against.
-  const char *python_home;
-  // A virtual environment's root directory, or NULL: its site-packages is added to `sys.path`.
-  const char *virtual_env;
-  // Extra directories put at the front of `sys.path`, in order; may be NULL when the length is 0.
-  const char *const *module_search_paths;
-  size_t module_search_paths_len;
-  // `PYB_CONFIG_*` flags.
-  uint32_t flags;
-  // How long `pyb_engine_initialize` waits for daemon threads of a previous
-  // interpreter (in this process) to exit before it starts a new one, in ms.
-  // A daemon thread that wakes up under a new interpreter would run on freed
-  // memory. `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
-  uint32_t previous_threads_timeout_ms;
-} pyb_config;
-
-// A GIL scope token returned by `pyb_gil_acquire`; pass it to `pyb_gil_release`.
-typedef uint64_t pyb_gil;
-
-// An allow-threads token returned by `pyb_begin_allow_threads`; pass it to `pyb_end_allow_threads`.
-typedef uint64_t pyb_thread_token;
-
 // A host function: reads `nargs` arguments from `args`, writes its result to
 // `*result` (preset to None) and returns `PYB_OK`, or returns an error status
 // (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
@@ -203,7 +203,8 @@ typedef void (*pyb_log_callback)(int32_t level, const char *message, void *user_
 
 // Process-wide counters since the library was loaded.
 typedef struct pyb_stats {
-  // Set by the caller to `sizeof(pyb_stats)`; fields past it are not written.
+  // Set by the caller to `sizeof(pyb_stats)`; fields past it are not written,
+  // so hosts built against an older, shorter struct keep working.
   size_t struct_size;
   // Successful `pyb_engine_initialize` calls that started (or adopted) an interpreter.
   uint64_t engines_started;
@@ -226,7 +227,8 @@ typedef struct pyb_stats {
 // A shutdown is in progress: no new GIL requests are accepted until it finishes or times out.
 #define PYB_E_SHUTTING_DOWN -2
 
-// The call needs the calling thread to hold the GIL, and it does not.
+// Reserved: no function returns it (every call that needs the GIL takes it
+// itself). The value stays so that it never means anything else.
 #define PYB_E_GIL_NOT_HELD -3
 
 // The token or handle belongs to another thread.
@@ -286,6 +288,180 @@ typedef struct pyb_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// The status constant's own name as a string, for example `"PYB_E_TIMEOUT"`;
+// `"PYB_E_UNKNOWN"` for a value pybridge never returns.
+//
+// Returns a static string: never free it. Any thread; the GIL does not matter.
+const char *pyb_status_name(pyb_status status);
+
+// Writes the default configuration to `out`. Any thread.
+pyb_status pyb_config_default(struct pyb_config *out);
+
+// Starts the engine: Python is initialized on a new engine-owned thread, which
+// stays Python's main thread until shutdown. Idempotent: when the engine already
+// runs this returns `PYB_OK` at once; concurrent calls from many threads wait
+// for the one that initializes and all return its result. `config` may be NULL
+// for defaults; it is copied. When this returns, no host thread holds the GIL.
+//
+// If Python is already initialized in this process (pybridge was loaded into
+// a Python process), the engine adopts it as a guest and never finalizes it.
+//
+// Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
+// (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
+// `PYB_E_OUT_OF_MEMORY` (`module_search_paths_len` too large to allocate for),
+// `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
+// after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
+// process whose engine ran, see `PYB_STATE_FORKED`).
+pyb_status pyb_engine_initialize(const struct pyb_config *config);
+
+// Shuts the engine down from any thread, within `timeout_ms` (`PYB_TIMEOUT_INFINITE`
+// to wait for ever).
+//
+// New GIL requests fail at once with `PYB_E_SHUTTING_DOWN`. The call then waits
+// until no host thread holds the GIL through pybridge or is inside an
+// allow-threads region, and until non-daemon Python threads have finished; then
+// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`.
+//
+// If the deadline passes first, the outcome depends on whether the shutdown
+// passed its point of no return (threads interrupted, see
+// `PYB_SHUTDOWN_INTERRUPT`, or `Py_FinalizeEx` begun):
+// - before it: `PYB_E_TIMEOUT`, the message names what blocked it, and the
+//   engine runs on exactly as before, with no exception pending anywhere (try
+//   again later);
+// - after it: `PYB_E_SHUTDOWN_COMMITTED`; the state stays `SHUTTING_DOWN`
+//   until the shutdown ends and then becomes `UNINITIALIZED`. Call
+//   `pyb_engine_shutdown` again to wait for it.
+//
+// Flags: `PYB_SHUTDOWN_INTERRUPT`. Concurrent calls join the shutdown in
+// progress: exactly one finalizes, each returns when it ends or its own deadline
+// passes. After `PYB_OK`, `pyb_engine_initialize` starts a fresh interpreter.
+//
+// Errors: `PYB_E_WOULD_DEADLOCK` when the calling thread holds the GIL or is in
+// an allow-threads region (nothing changes); `PYB_E_NOT_INITIALIZED`;
+// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`;
+// `PYB_E_SHUTDOWN_COMMITTED`; `PYB_E_FORKED`.
+pyb_status pyb_engine_shutdown(uint32_t timeout_ms, uint32_t flags);
+
+// `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING`, `PYB_STATE_SHUTTING_DOWN`
+// or `PYB_STATE_FORKED`. Any thread.
+int32_t pyb_engine_state(void);
+
+// Takes the GIL for the calling thread and writes a token for the scope to `out`.
+//
+// Any thread may call it. The first call on a thread creates that thread's
+// Python thread state, which is kept and reused until the thread exits (so
+// `threading.local` survives between scopes, and `PyGILState_Ensure` inside a
+// scope nests). Scopes nest: an acquire on a thread that already holds the GIL
+// through pybridge only counts; if code inside the open scope gave the GIL
+// away (a ctypes call, `Py_BEGIN_ALLOW_THREADS`), the inner scope takes it
+// back and its release gives it away again. While the scope is open the
+// thread may call the CPython C API directly. Release with `pyb_gil_release` on the same thread, in
+// LIFO order. Blocks while another thread holds the GIL.
+//
+// Errors: `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN` once a shutdown has
+// begun (threads already inside may still nest); `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_gil_acquire(pyb_gil *out);
+
+// Closes the GIL scope `token` opened by `pyb_gil_acquire` on this thread.
+// Closing the outermost scope gives the GIL away (unless the thread already
+// held it before that scope, as a Python thread calling into the host does).
+//
+// Errors: `PYB_E_WRONG_THREAD` (the token belongs to another thread);
+// `PYB_E_BAD_TOKEN` (already released, out of LIFO order, an allow-threads
+// token, or from an earlier engine). Nothing changes on error.
+pyb_status pyb_gil_release(pyb_gil token);
+
+// 1 when the calling thread holds the GIL (through pybridge or any other way), else 0.
+// Any thread; never blocks.
+int32_t pyb_gil_held(void);
+
+// Releases the GIL held by the calling thread (all nesting levels) until the
+// matching `pyb_end_allow_threads` on the same thread takes it back: wrap long
+// native work in it so Python threads keep running. Inside the region the
+// thread must not touch Python objects, but may open a new GIL scope.
+//
+// On a thread that does not hold the GIL this succeeds with a token whose end
+// does nothing, so `begin ... end` is always safe to write. A pending region
+// keeps shutdown waiting (the thread will take the GIL back).
+pyb_status pyb_begin_allow_threads(pyb_thread_token *out);
+
+// Ends the allow-threads region `token` on the thread that began it, taking
+// the GIL back (blocks until it is free) and restoring the nesting it had. A
+// region begun without the GIL (a no-op region) ends without touching the
+// GIL, but its token is checked all the same.
+//
+// Errors: `PYB_E_WRONG_THREAD`; `PYB_E_BAD_TOKEN` (ended twice, out of order, a
+// GIL scope opened inside the region is still open, a GIL token, or a value
+// pybridge never issued). Nothing changes on error.
+pyb_status pyb_end_allow_threads(pyb_thread_token token);
+
+// Releases an object handle. Any thread, with or without the GIL; never
+// blocks: without the GIL the release is queued and applied the next time a
+// thread enters pybridge with the GIL (or at shutdown). `pyb_object_release(0)`
+// does nothing.
+//
+// Errors: `PYB_E_BAD_HANDLE` (already released, from a shut-down engine, or
+// never issued).
+pyb_status pyb_object_release(pyb_object object);
+
+// Writes a second handle to the same object to `out`; both must be released.
+// Any thread; takes the GIL for the call if the thread does not hold it.
+//
+// Errors: `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`, `PYB_E_NOT_INITIALIZED`,
+// `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_object_clone(pyb_object object, pyb_object *out);
+
+// Makes a Python object from `value` and writes a new handle to it to `out`
+// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
+// example, to return a string a host function built in memory it frees
+// before returning. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
+// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
+pyb_status pyb_object_from_value(const struct pyb_value *value, pyb_object *out);
+
+// Writes the value of an `int` (or `int` subclass such as `bool`) to `out`.
+// Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE` (not an int; floats are not truncated),
+// `PYB_E_OUT_OF_RANGE` (outside int64), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_int64(pyb_object object, int64_t *out);
+
+// Writes the value of a `float` or `int` (or subclass) as a double to `out`.
+// Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE`, `PYB_E_OUT_OF_RANGE` (an int too large for a
+// double), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_double(pyb_object object, double *out);
+
+// Writes the object's truth value (Python's `bool(x)`) to `out`. Any thread;
+// takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_PYTHON` (its `__bool__` or `__len__` raised), `PYB_E_BAD_HANDLE`,
+// `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_bool(pyb_object object, bool *out);
+
+// Copies the UTF-8 text of a `str` (or subclass) into `buf` with a NUL after
+// it, and writes its length in bytes (without the NUL; embedded NULs are kept)
+// to `len_out`. Pass `buf = NULL` to ask only for the length; otherwise
+// `buf_len` must be at least that length + 1. Any thread; takes the GIL for
+// the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE` (not a str), `PYB_E_OUT_OF_RANGE` (`buf_len` too
+// small: nothing is written, the message gives the size needed; or the str
+// has lone surrogates, which have no UTF-8 form), `PYB_E_BAD_HANDLE`,
+// `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_string(pyb_object object, char *buf, size_t buf_len, size_t *len_out);
+
+// Copies the contents of a `bytes` or `bytearray` (or subclass) into `buf` and
+// writes its length to `len_out`. Pass `buf = NULL` to ask only for the
+// length; otherwise `buf_len` must be at least that length. Any thread; takes
+// the GIL for the call if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE` (not bytes or bytearray), `PYB_E_OUT_OF_RANGE`
+// (`buf_len` too small; nothing is written), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_object_to_bytes(pyb_object object, uint8_t *buf, size_t buf_len, size_t *len_out);
 
 // Runs Python statements (a script) in `scope`: 0 for `__main__`, or a handle
 // from `pyb_scope_new`. `filename` (UTF-8, may be NULL for `"<pybridge>"`) is
@@ -419,135 +595,6 @@ pyb_status pyb_dict_new(const struct pyb_value *keys,
                         size_t count,
                         pyb_object *out);
 
-// Writes the default configuration to `out`. Any thread.
-pyb_status pyb_config_default(struct pyb_config *out);
-
-// Starts the engine: Python is initialized on a new engine-owned thread, which
-// stays Python's main thread until shutdown. Idempotent: when the engine already
-// runs this returns `PYB_OK` at once; concurrent calls from many threads wait
-// for the one that initializes and all return its result. `config` may be NULL
-// for defaults; it is copied. When this returns, no host thread holds the GIL.
-//
-// If Python is already initialized in this process (pybridge was loaded into
-// a Python process), the engine adopts it as a guest and never finalizes it.
-//
-// Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
-// (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
-// `PYB_E_OUT_OF_MEMORY` (`module_search_paths_len` too large to allocate for),
-// `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
-// after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
-// process whose engine ran, see `PYB_STATE_FORKED`).
-pyb_status pyb_engine_initialize(const struct pyb_config *config);
-
-// Shuts the engine down from any thread, within `timeout_ms` (`PYB_TIMEOUT_INFINITE`
-// to wait for ever).
-//
-// New GIL requests fail at once with `PYB_E_SHUTTING_DOWN`. The call then waits
-// until no host thread holds the GIL through pybridge or is inside an
-// allow-threads region, and until non-daemon Python threads have finished; then
-// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`.
-//
-// If the deadline passes first, the outcome depends on whether the shutdown
-// passed its point of no return (threads interrupted, see
-// `PYB_SHUTDOWN_INTERRUPT`, or `Py_FinalizeEx` begun):
-// - before it: `PYB_E_TIMEOUT`, the message names what blocked it, and the
-//   engine runs on exactly as before, with no exception pending anywhere (try
-//   again later);
-// - after it: `PYB_E_SHUTDOWN_COMMITTED`; the state stays `SHUTTING_DOWN`
-//   until the shutdown ends and then becomes `UNINITIALIZED`. Call
-//   `pyb_engine_shutdown` again to wait for it.
-//
-// Flags: `PYB_SHUTDOWN_INTERRUPT`. Concurrent calls join the shutdown in
-// progress: exactly one finalizes, each returns when it ends or its own deadline
-// passes. After `PYB_OK`, `pyb_engine_initialize` starts a fresh interpreter.
-//
-// Errors: `PYB_E_WOULD_DEADLOCK` when the calling thread holds the GIL or is in
-// an allow-threads region (nothing changes); `PYB_E_NOT_INITIALIZED`;
-// `PYB_E_INVALID_ARGUMENT` (unknown flags); `PYB_E_TIMEOUT`;
-// `PYB_E_SHUTDOWN_COMMITTED`; `PYB_E_FORKED`.
-pyb_status pyb_engine_shutdown(uint32_t timeout_ms, uint32_t flags);
-
-// `PYB_STATE_UNINITIALIZED`, `PYB_STATE_RUNNING`, `PYB_STATE_SHUTTING_DOWN`
-// or `PYB_STATE_FORKED`. Any thread.
-int32_t pyb_engine_state(void);
-
-// Copies the calling thread's last error message into `buf` and returns its full
-// length in bytes (without the NUL).
-//
-// The message belongs to the last call on this thread that failed; successful
-// calls leave it unchanged, so read it right after the failing call, on the same
-// thread (in C#, before an `await` can move you to another thread). The copy is
-// NUL-terminated and truncated to `buf_len - 1` bytes; pass `buf = NULL` and
-// `buf_len = 0` to ask for the length. Returns 0 when this thread has no error.
-// Any thread; the GIL does not matter.
-size_t pyb_last_error_message(char *buf, size_t buf_len);
-
-// Like `pyb_last_error_message`, for the Python exception type name of the
-// calling thread's last error (`ZeroDivisionError`, `json.decoder.JSONDecodeError`,
-// `pybridge.HostError`). Returns 0 when the last error was not a Python exception.
-// Any thread; the GIL does not matter.
-size_t pyb_last_error_python_type(char *buf, size_t buf_len);
-
-// Like `pyb_last_error_message`, for `str(exception)` of the calling thread's
-// last Python error. Returns 0 when the last error was not a Python exception
-// (or its message is empty). Any thread; the GIL does not matter.
-size_t pyb_last_error_python_message(char *buf, size_t buf_len);
-
-// Like `pyb_last_error_message`, for the formatted traceback of the calling
-// thread's last Python error, exactly as Python would print it (including
-// chained exceptions and the final `Type: message` line). Returns 0 when the
-// last error was not a Python exception. Any thread; the GIL does not matter.
-size_t pyb_last_error_python_traceback(char *buf, size_t buf_len);
-
-// Takes the GIL for the calling thread and writes a token for the scope to `out`.
-//
-// Any thread may call it. The first call on a thread creates that thread's
-// Python thread state, which is kept and reused until the thread exits (so
-// `threading.local` survives between scopes, and `PyGILState_Ensure` inside a
-// scope nests). Scopes nest: an acquire on a thread that already holds the GIL
-// through pybridge only counts; if code inside the open scope gave the GIL
-// away (a ctypes call, `Py_BEGIN_ALLOW_THREADS`), the inner scope takes it
-// back and its release gives it away again. While the scope is open the
-// thread may call the CPython C API directly. Release with `pyb_gil_release` on the same thread, in
-// LIFO order. Blocks while another thread holds the GIL.
-//
-// Errors: `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN` once a shutdown has
-// begun (threads already inside may still nest); `PYB_E_NULL_ARGUMENT`.
-pyb_status pyb_gil_acquire(pyb_gil *out);
-
-// Closes the GIL scope `token` opened by `pyb_gil_acquire` on this thread.
-// Closing the outermost scope gives the GIL away (unless the thread already
-// held it before that scope, as a Python thread calling into the host does).
-//
-// Errors: `PYB_E_WRONG_THREAD` (the token belongs to another thread);
-// `PYB_E_BAD_TOKEN` (already released, out of LIFO order, an allow-threads
-// token, or from an earlier engine). Nothing changes on error.
-pyb_status pyb_gil_release(pyb_gil token);
-
-// 1 when the calling thread holds the GIL (through pybridge or any other way), else 0.
-// Any thread; never blocks.
-int32_t pyb_gil_held(void);
-
-// Releases the GIL held by the calling thread (all nesting levels) until the
-// matching `pyb_end_allow_threads` on the same thread takes it back: wrap long
-// native work in it so Python threads keep running. Inside the region the
-// thread must not touch Python objects, but may open a new GIL scope.
-//
-// On a thread that does not hold the GIL this succeeds with a token whose end
-// does nothing, so `begin ... end` is always safe to write. A pending region
-// keeps shutdown waiting (the thread will take the GIL back).
-pyb_status pyb_begin_allow_threads(pyb_thread_token *out);
-
-// Ends the allow-threads region `token` on the thread that began it, taking
-// the GIL back (blocks until it is free) and restoring the nesting it had. A
-// region begun without the GIL (a no-op region) ends without touching the
-// GIL, but its token is checked all the same.
-//
-// Errors: `PYB_E_WRONG_THREAD`; `PYB_E_BAD_TOKEN` (ended twice, out of order, a
-// GIL scope opened inside the region is still open, a GIL token, or a value
-// pybridge never issued). Nothing changes on error.
-pyb_status pyb_end_allow_threads(pyb_thread_token token);
-
 // Sets the message of the error the calling host function is about to return:
 // Python sees `pybridge.HostError(message)`. Call it on the thread running the
 // host function, before returning a non-OK status. The message is copied.
@@ -577,6 +624,34 @@ pyb_status pyb_register_function(const char *module,
                                  pyb_free_fn free_user_data,
                                  uint32_t flags);
 
+// Copies the calling thread's last error message into `buf` and returns its full
+// length in bytes (without the NUL).
+//
+// The message belongs to the last call on this thread that failed; successful
+// calls leave it unchanged, so read it right after the failing call, on the same
+// thread (in C#, before an `await` can move you to another thread). The copy is
+// NUL-terminated and truncated to `buf_len - 1` bytes; pass `buf = NULL` and
+// `buf_len = 0` to ask for the length. Returns 0 when this thread has no error.
+// Any thread; the GIL does not matter.
+size_t pyb_last_error_message(char *buf, size_t buf_len);
+
+// Like `pyb_last_error_message`, for the Python exception type name of the
+// calling thread's last error (`ZeroDivisionError`, `json.decoder.JSONDecodeError`,
+// `pybridge.HostError`). Returns 0 when the last error was not a Python exception.
+// Any thread; the GIL does not matter.
+size_t pyb_last_error_python_type(char *buf, size_t buf_len);
+
+// Like `pyb_last_error_message`, for `str(exception)` of the calling thread's
+// last Python error. Returns 0 when the last error was not a Python exception
+// (or its message is empty). Any thread; the GIL does not matter.
+size_t pyb_last_error_python_message(char *buf, size_t buf_len);
+
+// Like `pyb_last_error_message`, for the formatted traceback of the calling
+// thread's last Python error, exactly as Python would print it (including
+// chained exceptions and the final `Type: message` line). Returns 0 when the
+// last error was not a Python exception. Any thread; the GIL does not matter.
+size_t pyb_last_error_python_traceback(char *buf, size_t buf_len);
+
 // pybridge's version, e.g. `"0.1.0"`. Static string; any thread.
 const char *pyb_version(void);
 
@@ -596,81 +671,12 @@ size_t pyb_python_info(char *buf, size_t buf_len);
 // another `log` logger (a Rust host), records go to that one instead.
 pyb_status pyb_set_log_callback(pyb_log_callback callback, void *user_data, int32_t max_level);
 
-// Releases an object handle. Any thread, with or without the GIL; never
-// blocks: without the GIL the release is queued and applied the next time a
-// thread enters pybridge with the GIL (or at shutdown). `pyb_object_release(0)`
-// does nothing.
-//
-// Errors: `PYB_E_BAD_HANDLE` (already released, from a shut-down engine, or
-// never issued).
-pyb_status pyb_object_release(pyb_object object);
-
-// Writes a second handle to the same object to `out`; both must be released.
-// Any thread; takes the GIL for the call if the thread does not hold it.
-//
-// Errors: `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`, `PYB_E_NOT_INITIALIZED`,
-// `PYB_E_SHUTTING_DOWN`.
-pyb_status pyb_object_clone(pyb_object object, pyb_object *out);
-
-// Makes a Python object from `value` and writes a new handle to it to `out`
-// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
-// example, to return a string a host function built in memory it frees
-// before returning. Any thread; takes the GIL for the call if needed.
-//
-// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
-// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
-pyb_status pyb_object_from_value(const struct pyb_value *value, pyb_object *out);
-
-// Writes the value of an `int` (or `int` subclass such as `bool`) to `out`.
-// Any thread; takes the GIL for the call if needed.
-//
-// Errors: `PYB_E_WRONG_TYPE` (not an int; floats are not truncated),
-// `PYB_E_OUT_OF_RANGE` (outside int64), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
-pyb_status pyb_object_to_int64(pyb_object object, int64_t *out);
-
-// Writes the value of a `float` or `int` (or subclass) as a double to `out`.
-// Any thread; takes the GIL for the call if needed.
-//
-// Errors: `PYB_E_WRONG_TYPE`, `PYB_E_OUT_OF_RANGE` (an int too large for a
-// double), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
-pyb_status pyb_object_to_double(pyb_object object, double *out);
-
-// Writes the object's truth value (Python's `bool(x)`) to `out`. Any thread;
-// takes the GIL for the call if needed.
-//
-// Errors: `PYB_E_PYTHON` (its `__bool__` or `__len__` raised), `PYB_E_BAD_HANDLE`,
-// `PYB_E_NULL_ARGUMENT`.
-pyb_status pyb_object_to_bool(pyb_object object, bool *out);
-
-// Copies the UTF-8 text of a `str` (or subclass) into `buf` with a NUL after
-// it, and writes its length in bytes (without the NUL; embedded NULs are kept)
-// to `len_out`. Pass `buf = NULL` to ask only for the length; otherwise
-// `buf_len` must be at least that length + 1. Any thread; takes the GIL for
-// the call if needed.
-//
-// Errors: `PYB_E_WRONG_TYPE` (not a str), `PYB_E_OUT_OF_RANGE` (`buf_len` too
-// small: nothing is written, the message gives the size needed; or the str
-// has lone surrogates, which have no UTF-8 form), `PYB_E_BAD_HANDLE`,
-// `PYB_E_NULL_ARGUMENT`.
-pyb_status pyb_object_to_string(pyb_object object, char *buf, size_t buf_len, size_t *len_out);
-
-// Copies the contents of a `bytes` or `bytearray` (or subclass) into `buf` and
-// writes its length to `len_out`. Pass `buf = NULL` to ask only for the
-// length; otherwise `buf_len` must be at least that length. Any thread; takes
-// the GIL for the call if needed.
-//
-// Errors: `PYB_E_WRONG_TYPE` (not bytes or bytearray), `PYB_E_OUT_OF_RANGE`
-// (`buf_len` too small; nothing is written), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
-pyb_status pyb_object_to_bytes(pyb_object object, uint8_t *buf, size_t buf_len, size_t *len_out);
-
 // Fills `out` (whose `struct_size` the caller sets) with the counters. Any thread.
-pyb_status pyb_stats_get(struct pyb_stats *out);
-
-// The status constant's own name as a string, for example `"PYB_E_TIMEOUT"`;
-// `"PYB_E_UNKNOWN"` for a value pybridge never returns.
 //
-// Returns a static string: never free it. Any thread; the GIL does not matter.
-const char *pyb_status_name(pyb_status status);
+// A host built against an older, shorter `pyb_stats` gets the fields it
+// knows: only the first `struct_size` bytes are written. A `struct_size` too
+// small to hold itself is `PYB_E_INVALID_ARGUMENT`.
+pyb_status pyb_stats_get(struct pyb_stats *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -52,7 +52,7 @@ namespace PyBridge
         /// <summary>The exception for a failing status, built from this thread's last error.
         /// PYB_E_PYTHON: <see cref="PythonException"/>; PYB_E_TIMEOUT, SHUTDOWN_COMMITTED: <see cref="TimeoutException"/>;
         /// PYB_E_BAD_HANDLE: <see cref="ObjectDisposedException"/>; NOT_INITIALIZED, SHUTTING_DOWN,
-        /// GIL_NOT_HELD, WRONG_THREAD, BAD_TOKEN, WOULD_DEADLOCK, FORKED: <see cref="InvalidOperationException"/>;
+        /// WRONG_THREAD, BAD_TOKEN, WOULD_DEADLOCK, FORKED: <see cref="InvalidOperationException"/>;
         /// NULL_ARGUMENT: <see cref="ArgumentNullException"/>; INVALID_ARGUMENT: <see cref="ArgumentException"/>;
         /// WRONG_TYPE: <see cref="InvalidCastException"/>; OUT_OF_RANGE: <see cref="OverflowException"/>;
         /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>;
@@ -78,7 +78,6 @@ namespace PyBridge
                     break;
                 case Native.PYB_E_NOT_INITIALIZED:
                 case Native.PYB_E_SHUTTING_DOWN:
-                case Native.PYB_E_GIL_NOT_HELD:
                 case Native.PYB_E_WRONG_THREAD:
                 case Native.PYB_E_BAD_TOKEN:
                 case Native.PYB_E_WOULD_DEADLOCK:

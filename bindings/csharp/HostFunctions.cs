@@ -93,9 +93,8 @@ namespace PyBridge
             ulong h;
             if (o != null)
             {
-                ulong raw = o.Enter();
-                try { PyStatus.Check(Native.pyb_object_clone(raw, out h)); }
-                finally { o.Leave(); }
+                using (var lease = new PyObject.HandleLease(o))
+                    PyStatus.Check(Native.pyb_object_clone(lease.Raw, out h));
             }
             else
             {

@@ -72,6 +72,7 @@ namespace PyBridge.Interop
         public const int PYB_OK = 0;
         public const int PYB_E_NOT_INITIALIZED = -1;
         public const int PYB_E_SHUTTING_DOWN = -2;
+        /// <summary>Reserved: no function returns it.</summary>
         public const int PYB_E_GIL_NOT_HELD = -3;
         public const int PYB_E_WRONG_THREAD = -4;
         public const int PYB_E_BAD_TOKEN = -5;

@@ -212,9 +212,8 @@ namespace PyBridge
             byte[] c = Utf8.Encode(code, "code");
             if (c == null) throw new ArgumentNullException("code");
             byte[] f = Utf8.Encode(filename, "filename");
-            ulong raw = scope == null ? 0 : scope.Enter();
-            try { PyStatus.Check(Native.pyb_run(c, f, raw)); }
-            finally { if (scope != null) scope.Leave(); }
+            using (var lease = new PyObject.HandleLease(scope))
+                PyStatus.Check(Native.pyb_run(c, f, lease.Raw));
         }
 
         /// <summary>Evaluates one expression in <paramref name="scope"/> (null: __main__); the result is
@@ -224,14 +223,12 @@ namespace PyBridge
             byte[] c = Utf8.Encode(expression, "expression");
             if (c == null) throw new ArgumentNullException("expression");
             byte[] f = Utf8.Encode(filename, "filename");
-            ulong raw = scope == null ? 0 : scope.Enter();
-            try
+            using (var lease = new PyObject.HandleLease(scope))
             {
                 PybValue v;
-                PyStatus.Check(Native.pyb_eval(c, f, raw, out v));
+                PyStatus.Check(Native.pyb_eval(c, f, lease.Raw, out v));
                 return Values.FromValue(ref v);
             }
-            finally { if (scope != null) scope.Leave(); }
         }
 
         public static T Eval<T>(string expression, PyObject scope = null, string filename = null)

@@ -67,18 +67,30 @@ namespace PyBridge
                 throw new ObjectDisposedException("PyObject", "PyObject was disposed");
         }
 
-        // AddRef/Release around every native use: Dispose on another thread cannot free the
-        // handle in the middle of a call.
-        internal ulong Enter()
+        /// <summary>The one way native calls use a PyObject's handle: AddRef on creation, Release
+        /// on Dispose, so a Dispose on another thread cannot free the handle in the middle of a
+        /// call. A struct, so <c>using</c> costs no allocation; a null object leases handle 0.</summary>
+        internal struct HandleLease : IDisposable
         {
-            bool ok = false;
-            Handle.DangerousAddRef(ref ok);
-            return Handle.Raw;
-        }
+            private readonly PyObject owner;
+            internal readonly ulong Raw;
 
-        internal void Leave()
-        {
-            Handle.DangerousRelease();
+            internal HandleLease(PyObject owner)
+            {
+                this.owner = owner;
+                Raw = 0;
+                if (owner != null)
+                {
+                    bool ok = false;
+                    owner.Handle.DangerousAddRef(ref ok); // throws ObjectDisposedException when disposed
+                    Raw = owner.Handle.Raw;
+                }
+            }
+
+            public void Dispose()
+            {
+                if (owner != null) owner.Handle.DangerousRelease();
+            }
         }
 
         // ---- construction and conversions ----
@@ -135,62 +147,58 @@ namespace PyBridge
         /// <summary>A second reference to the same object; dispose both.</summary>
         public PyObject Clone()
         {
-            ulong raw = Enter();
-            try
+            using (var lease = new HandleLease(this))
             {
+                ulong raw = lease.Raw;
                 ulong h;
                 PyStatus.Check(Native.pyb_object_clone(raw, out h));
                 return new PyObject(h);
             }
-            finally { Leave(); }
         }
 
         /// <summary>The value of a Python int (or subclass such as bool).
         /// InvalidCastException: not an int; OverflowException: outside int64.</summary>
         public long ToInt64()
         {
-            ulong raw = Enter();
-            try
+            using (var lease = new HandleLease(this))
             {
+                ulong raw = lease.Raw;
                 long v;
                 PyStatus.Check(Native.pyb_object_to_int64(raw, out v));
                 return v;
             }
-            finally { Leave(); }
         }
 
         /// <summary>The value of a Python float or int as a double.</summary>
         public double ToDouble()
         {
-            ulong raw = Enter();
-            try
+            using (var lease = new HandleLease(this))
             {
+                ulong raw = lease.Raw;
                 double v;
                 PyStatus.Check(Native.pyb_object_to_double(raw, out v));
                 return v;
             }
-            finally { Leave(); }
         }
 
         /// <summary>Python's <c>bool(x)</c>.</summary>
         public bool ToBoolean()
         {
-            ulong raw = Enter();
-            try
+            using (var lease = new HandleLease(this))
             {
+                ulong raw = lease.Raw;
                 bool v;
                 PyStatus.Check(Native.pyb_object_to_bool(raw, out v));
                 return v;
             }
-            finally { Leave(); }
         }
 
         /// <summary>The text of a Python str (InvalidCastException for any other type).</summary>
         public unsafe string AsString()
         {
-            ulong raw = Enter();
-            try
+            using (var lease = new HandleLease(this))
             {
+                ulong raw = lease.Raw;
                 UIntPtr len;
                 PyStatus.Check(Native.pyb_object_to_string(raw, null, UIntPtr.Zero, out len));
                 byte[] buf = new byte[(int)(ulong)len + 1];
@@ -200,15 +208,14 @@ namespace PyBridge
                     return Utf8.Decode(p, (int)(ulong)len);
                 }
             }
-            finally { Leave(); }
         }
 
         /// <summary>The contents of a Python bytes or bytearray.</summary>
         public unsafe byte[] ToBytes()
         {
-            ulong raw = Enter();
-            try
+            using (var lease = new HandleLease(this))
             {
+                ulong raw = lease.Raw;
                 UIntPtr len;
                 PyStatus.Check(Native.pyb_object_to_bytes(raw, null, UIntPtr.Zero, out len));
                 byte[] buf = new byte[(int)(ulong)len];
@@ -220,7 +227,6 @@ namespace PyBridge
                     throw new PyBridgeException("bytearray changed size during the copy");
                 return buf;
             }
-            finally { Leave(); }
         }
 
         /// <summary>Converts to long, int, double, bool, string, byte[] or PyObject (a clone).</summary>
@@ -249,14 +255,13 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            ulong raw = Enter();
-            try
+            using (var lease = new HandleLease(this))
             {
+                ulong raw = lease.Raw;
                 PybValue v;
                 PyStatus.Check(Native.pyb_getattr(raw, n, out v));
                 return Values.FromValue(ref v);
             }
-            finally { Leave(); }
         }
 
         public T GetAttr<T>(string name) { return Values.To<T>(GetAttr(name)); }
@@ -313,14 +318,13 @@ namespace PyBridge
         {
             get
             {
-                ulong raw = Enter();
-                try
+                using (var lease = new HandleLease(this))
                 {
+                    ulong raw = lease.Raw;
                     UIntPtr n;
                     PyStatus.Check(Native.pyb_len(raw, out n));
                     return (long)(ulong)n;
                 }
-                finally { Leave(); }
             }
         }
 
@@ -328,9 +332,8 @@ namespace PyBridge
         public IEnumerable<object> Iterate()
         {
             ulong it;
-            ulong raw = Enter();
-            try { PyStatus.Check(Native.pyb_iter(raw, out it)); }
-            finally { Leave(); }
+            using (var lease = new HandleLease(this))
+                PyStatus.Check(Native.pyb_iter(lease.Raw, out it));
             return IterateFrom(new PyObject(it));
         }
 
@@ -342,9 +345,8 @@ namespace PyBridge
                 {
                     PybValue v;
                     bool done;
-                    ulong raw = iterator.Enter();
-                    try { PyStatus.Check(Native.pyb_iter_next(raw, out v, out done)); }
-                    finally { iterator.Leave(); }
+                    using (var lease = new HandleLease(iterator))
+                        PyStatus.Check(Native.pyb_iter_next(lease.Raw, out v, out done));
                     if (done) yield break;
                     yield return Values.FromValue(ref v);
                 }
@@ -451,8 +453,7 @@ namespace PyBridge
             PybValue[] heapValues = count > StackValues ? new PybValue[count] : null;
             PybValue* stackValues = stackalloc PybValue[StackValues];
             IntPtr* kw = stackalloc IntPtr[nkw == 0 ? 1 : nkw];
-            ulong raw = 0;
-            bool entered = false;
+            PyObject.HandleLease lease = default(PyObject.HandleLease); // no target: Raw 0, Dispose does nothing
             int added = 0;
             PybValue result = default(PybValue);
             obj = 0;
@@ -471,11 +472,8 @@ namespace PyBridge
                             offset += Utf8.Strict.GetBytes(c, kwnames[i].Length, s + offset, int.MaxValue);
                         s[offset++] = 0;
                     }
-                    if (target != null)
-                    {
-                        raw = target.Enter();
-                        entered = true;
-                    }
+                    lease = new PyObject.HandleLease(target);
+                    ulong raw = lease.Raw;
                     int status;
                     UIntPtr npos = (UIntPtr)(count - nkw);
                     switch (op)
@@ -512,7 +510,7 @@ namespace PyBridge
                 }
                 finally
                 {
-                    if (entered) target.Leave();
+                    lease.Dispose();
                     Values.Unpin(items, added);
                 }
             }

@@ -16,34 +16,11 @@
 #include <time.h>
 
 #include "pybridge.h"
+#define HOST_CHECK_PROGRAM "engine_host"
+#include "host_check.h"
 
 #define WORKERS 4
 #define INCREMENTS 2000
-
-/* Prints why and exits at once: _Exit, because exit() from a worker thread
- * would run atexit handlers while other threads may still be in Python. */
-static void fail(const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    fputs("engine_host: FAILED: ", stderr);
-    vfprintf(stderr, format, args);
-    fputc('\n', stderr);
-    va_end(args);
-    fflush(stdout);
-    fflush(stderr);
-    _Exit(1);
-}
-
-/* Compares status names, so a wrong status prints as e.g. "PYB_E_TIMEOUT". */
-static void expect(const char *what, pyb_status got, const char *want) {
-    const char *name = pyb_status_name(got);
-    if (strcmp(name, want) != 0) {
-        char message[2048];
-        pyb_last_error_message(message, sizeof message);
-        fail("%s: got %s (%d), expected %s; last error: %s", what, name, (int)got, want,
-             message);
-    }
-}
 
 static pyb_gil acquire(const char *what) {
     pyb_gil token = 0;

@@ -43,6 +43,15 @@ static int interrupt;
 static int thread_count = 6;
 static int ops_per_thread = 1000;
 
+/* Failures name what replays them (tests/c/host_check.h prints this). */
+static void print_replay(FILE *out) {
+    fprintf(out, " [replay: fuzz_host %llu %d %d %d]", seed, interrupt, thread_count,
+            ops_per_thread);
+}
+#define HOST_CHECK_PROGRAM "fuzz_host"
+#define HOST_CHECK_CONTEXT print_replay
+#include "host_check.h"
+
 static atomic_int workers_done;
 static atomic_llong progress_ms[MAX_THREADS + 1];
 static const char *_Atomic current_op[MAX_THREADS + 1];
@@ -70,21 +79,6 @@ static long long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void fail(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *format, ...) {
-    char message[2048];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
-    va_end(args);
-    char last[1024];
-    pyb_last_error_message(last, sizeof last);
-    fprintf(stderr, "FAIL seed=%llu interrupt=%d threads=%d ops=%d: %s (last error: %s)\n", seed,
-            interrupt, thread_count, ops_per_thread, message, last);
-    fflush(stderr);
-    _exit(1);
 }
 
 static uint64_t next_random(uint64_t *state) {

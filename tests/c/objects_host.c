@@ -1,5 +1,5 @@
 /*
- * objects_host: the issue-3 scenarios from a C host that uses only
+ * objects_host: the end-to-end object API scenarios from a C host that uses only
  * bindings/c/pybridge.h (no Python.h): run code, call, convert, Python errors
  * with tracebacks, host functions with and without the release-GIL policy,
  * and a native worker thread that calls back into Python. Built with
@@ -15,30 +15,12 @@
 #include <time.h>
 
 #include "pybridge.h"
+#define HOST_CHECK_PROGRAM "objects_host"
+#include "host_check.h"
 
-static void fail(const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    fputs("objects_host: FAILED: ", stdout);
-    vprintf(format, args);
-    fputc('\n', stdout);
-    va_end(args);
-    char why[2048];
-    pyb_last_error_message(why, sizeof why);
-    printf("  last error: %s\n", why);
-    exit(1);
-}
-
-static void check(const char *what, pyb_status status) {
-    if (status != PYB_OK) {
-        fail("%s returned %s", what, pyb_status_name(status));
-    }
-}
-
-static void expect(const char *what, pyb_status status, const char *expected) {
-    if (strcmp(pyb_status_name(status), expected) != 0) {
-        fail("%s returned %s, expected %s", what, pyb_status_name(status), expected);
-    }
+/* Like expect, and says so on stdout: the driver looks for some of these lines. */
+static void expect_said(const char *what, pyb_status status, const char *expected) {
+    expect(what, status, expected);
     printf("objects_host: %s -> %s\n", what, expected);
 }
 
@@ -213,7 +195,7 @@ int main(void) {
     /* Scenario 4: a Python error names the script's file in its traceback. */
     pyb_status status = pyb_run("def divide(a, b):\n    return a / b\n\ndivide(1, 0)\n",
                                 "scenario4.py", 0);
-    expect("1/0", status, "PYB_E_PYTHON");
+    expect_said("1/0", status, "PYB_E_PYTHON");
     char type[128], traceback[4096];
     pyb_last_error_python_type(type, sizeof type);
     pyb_last_error_python_traceback(traceback, sizeof traceback);
@@ -256,13 +238,13 @@ int main(void) {
 
     /* Bad input: documented statuses, and the engine stays usable. */
     pyb_value bad_utf8 = {.tag = PYB_VALUE_STR, .data.str = {"\xff", 1}};
-    expect("str argument with invalid UTF-8",
+    expect_said("str argument with invalid UTF-8",
            pyb_call(add_value.data.object, &bad_utf8, 1, NULL, 0, &sum), "PYB_E_INVALID_ARGUMENT");
-    expect("made-up handle", pyb_call(0x12345678, args, 2, NULL, 0, &sum), "PYB_E_BAD_HANDLE");
+    expect_said("made-up handle", pyb_call(0x12345678, args, 2, NULL, 0, &sum), "PYB_E_BAD_HANDLE");
     check("release add", pyb_object_release(add_value.data.object));
-    expect("released handle", pyb_call(add_value.data.object, args, 2, NULL, 0, &sum),
+    expect_said("released handle", pyb_call(add_value.data.object, args, 2, NULL, 0, &sum),
            "PYB_E_BAD_HANDLE");
-    expect("NULL code", pyb_run(NULL, "x.py", 0), "PYB_E_NULL_ARGUMENT");
+    expect_said("NULL code", pyb_run(NULL, "x.py", 0), "PYB_E_NULL_ARGUMENT");
     if (eval_int("1 + 1") != 2) {
         fail("the engine does not work after bad input");
     }

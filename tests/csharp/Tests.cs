@@ -355,7 +355,6 @@ threading.Thread(target=ticker.run, daemon=True).start()
         var expected = new Dictionary<int, Type> {
             { Native.PYB_E_NOT_INITIALIZED, typeof(InvalidOperationException) },
             { Native.PYB_E_SHUTTING_DOWN, typeof(InvalidOperationException) },
-            { Native.PYB_E_GIL_NOT_HELD, typeof(InvalidOperationException) },
             { Native.PYB_E_WRONG_THREAD, typeof(InvalidOperationException) },
             { Native.PYB_E_BAD_TOKEN, typeof(InvalidOperationException) },
             { Native.PYB_E_WOULD_DEADLOCK, typeof(InvalidOperationException) },

@@ -1,0 +1,57 @@
+/*
+ * host_check.h: the failure helpers every C test host shares. Include it after
+ * pybridge.h, with HOST_CHECK_PROGRAM defined to the program's name; a host
+ * that has more to say on failure (the fuzzer's seed) defines
+ * HOST_CHECK_CONTEXT(out) to print it.
+ *
+ * Failures go to stderr and end the process with _Exit(1) at once: exit()
+ * from a worker thread would run atexit handlers while other threads may
+ * still be inside Python.
+ */
+#ifndef PYBRIDGE_TESTS_HOST_CHECK_H
+#define PYBRIDGE_TESTS_HOST_CHECK_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef HOST_CHECK_PROGRAM
+#error "define HOST_CHECK_PROGRAM before including host_check.h"
+#endif
+
+/* Prints "<program>: FAILED: <message>", pybridge's last error, and exits. */
+static void fail(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn, unused));
+static void fail(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    fputs(HOST_CHECK_PROGRAM ": FAILED: ", stderr);
+    vfprintf(stderr, format, args);
+    va_end(args);
+#ifdef HOST_CHECK_CONTEXT
+    HOST_CHECK_CONTEXT(stderr);
+#endif
+    char last[2048];
+    pyb_last_error_message(last, sizeof last);
+    fprintf(stderr, "\n  last error: %s\n", last);
+    fflush(stdout);
+    fflush(stderr);
+    _Exit(1);
+}
+
+/* Compares status names, so a wrong status prints as e.g. "PYB_E_TIMEOUT". */
+static void expect(const char *what, pyb_status got, const char *want) __attribute__((unused));
+static void expect(const char *what, pyb_status got, const char *want) {
+    const char *name = pyb_status_name(got);
+    if (strcmp(name, want) != 0) {
+        fail("%s: got %s (%d), expected %s", what, name, (int)got, want);
+    }
+}
+
+/* expect(what, status, "PYB_OK"). */
+static void check(const char *what, pyb_status status) __attribute__((unused));
+static void check(const char *what, pyb_status status) {
+    expect(what, status, "PYB_OK");
+}
+
+#endif

@@ -70,23 +70,6 @@ pub(crate) fn optional_utf8_arg<'a>(ptr: *const c_char, name: &str) -> Result<Op
     }
 }
 
-/// Copies `bytes` into a C buffer as a NUL-terminated string, truncating to fit,
-/// and returns the full length. Never panics: it is used outside `ffi_boundary`.
-///
-/// # Safety
-/// `buf` must be NULL or point to `buf_len` writable bytes.
-pub(crate) unsafe fn copy_to_c_buffer(bytes: &[u8], buf: *mut c_char, buf_len: usize) -> usize {
-    if !buf.is_null() && buf_len > 0 {
-        let copied = bytes.len().min(buf_len - 1);
-        // SAFETY: `copied + 1 <= buf_len` bytes fit in the caller's buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), copied);
-            *buf.add(copied) = 0;
-        }
-    }
-    bytes.len()
-}
-
 /// Makes room for `count` more items in `vec`, where `count` comes from the
 /// host: a count no allocator can satisfy (a 2^40 length with a short array)
 /// is `PYB_E_OUT_OF_MEMORY`, not the process-ending abort of `Vec::with_capacity`.

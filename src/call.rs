@@ -14,7 +14,8 @@ use std::ffi::c_char;
 use pyo3::ffi;
 
 use crate::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, reserve_for_host_count, utf8_arg};
-use crate::error::{Error, Result, python_error};
+use crate::error::{Error, Result};
+use crate::exception::python_error;
 use crate::object::{
     self, borrow, enter, enter_for, insert, new_reference, pyb_object, with_object,
 };

@@ -9,7 +9,7 @@
 //! finalizing. Until that commit a timeout reopens the gate and nothing is lost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -62,9 +62,6 @@ const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
 const ENGINE_THREAD_NAME: &str = "pybridge-python";
 /// Python's main thread gets the usual 8 MiB main-thread stack, not Rust's 2 MiB.
 const ENGINE_THREAD_STACK: usize = 8 << 20;
-
-static INTERPRETER: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
-static ENGINE_THREAD_TID: AtomicI32 = AtomicI32::new(0);
 
 static LIFECYCLE: Mutex<Lifecycle> = Mutex::new(Lifecycle::new());
 static CHANGED: Condvar = Condvar::new();
@@ -146,16 +143,6 @@ impl Lifecycle {
     }
 }
 
-/// The running interpreter (valid while the gate admits the caller).
-#[inline(always)]
-pub(crate) fn interpreter() -> *mut ffi::PyInterpreterState {
-    INTERPRETER.load(Ordering::Acquire)
-}
-
-pub(crate) fn is_engine_thread(slot: &ThreadSlot) -> bool {
-    slot.os_tid == ENGINE_THREAD_TID.load(Ordering::Relaxed)
-}
-
 /// Starts the engine: Python is initialized on a new engine-owned thread, which
 /// stays Python's main thread until shutdown. Idempotent: when the engine already
 /// runs this returns `PYB_OK` at once; concurrent calls from many threads wait
@@ -229,9 +216,17 @@ fn refuse_if_forked() -> Result<()> {
     Ok(())
 }
 
+/// Everything hosts made through the engine dies with it: object handles first
+/// (their `__del__` may still call host functions), then host functions and
+/// their user data. GIL held, no host thread inside.
+fn release_engine_objects() {
+    crate::object::on_engine_finalize();
+    crate::host_function::on_engine_finalize();
+}
+
 /// For the fork() child handler, on the child's only thread: true when no
 /// engine runs and no lifecycle step was in progress at the fork. Never waits.
-pub(crate) fn idle_for_fork() -> bool {
+fn idle_for_fork() -> bool {
     LIFECYCLE
         .try_lock()
         .is_some_and(|life| life.phase == Phase::Uninitialized)
@@ -239,8 +234,9 @@ pub(crate) fn idle_for_fork() -> bool {
 
 pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     refuse_if_forked()?;
-    crate::fork::watch_for_fork();
-    let on_engine_thread = ThreadSlot::existing().is_some_and(|thread| is_engine_thread(&thread));
+    crate::fork::watch_for_fork(idle_for_fork);
+    crate::thread_slot::on_thread_exit(crate::gil::release_on_thread_exit);
+    let on_engine_thread = ThreadSlot::existing().is_some_and(|thread| thread.is_engine_thread());
     let mut life = LIFECYCLE.lock();
     loop {
         if on_engine_thread && life.phase != Phase::Running {
@@ -324,10 +320,10 @@ fn start(
     // SAFETY: a plain query, safe before and after initialization.
     if unsafe { ffi::Py_IsInitialized() } != 0 {
         // SAFETY: the process's interpreter is alive; we only keep its pointer.
-        INTERPRETER.store(unsafe { ffi::PyInterpreterState_Main() }, Ordering::Release);
+        gate::set_interpreter(unsafe { ffi::PyInterpreterState_Main() });
         return Ok((true, None));
     }
-    crate::info::promote_libpython_to_global();
+    crate::loader::promote_libpython_to_global();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let engine_config = config.clone();
     let handle = std::thread::Builder::new()
@@ -393,7 +389,7 @@ fn deadline_after(timeout_ms: u32) -> Option<Instant> {
 
 fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Result<()>>) {
     // SAFETY: trivial libc call.
-    ENGINE_THREAD_TID.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    gate::set_engine_thread_tid(unsafe { libc::gettid() });
     let main_state = match interpreter::start(&config) {
         Ok(state) => state,
         Err(error) => {
@@ -403,7 +399,7 @@ fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Resul
     };
     // SAFETY: main_state belongs to the interpreter just started.
     let interp = unsafe { ffi::PyThreadState_GetInterpreter(main_state) };
-    INTERPRETER.store(interp, Ordering::Release);
+    gate::set_interpreter(interp);
     let _ = ready.send(Ok(()));
     loop {
         let (serial, interrupt) = {
@@ -424,7 +420,7 @@ fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Resul
             break;
         }
     }
-    ENGINE_THREAD_TID.store(0, Ordering::Relaxed);
+    gate::set_engine_thread_tid(0);
 }
 
 /// One shutdown attempt, run on the engine thread.
@@ -538,7 +534,7 @@ impl EngineShutdown {
             .collect();
         let host_threads: Vec<u64> = all_slots()
             .iter()
-            .filter(|slot| slot.busy.load(Ordering::Acquire) && !is_engine_thread(slot))
+            .filter(|slot| slot.busy.load(Ordering::Acquire) && !slot.is_engine_thread())
             .map(|slot| slot.pthread_id)
             .filter(|ident| !python_threads.contains(ident) && !self.interrupted.contains(ident))
             .collect();
@@ -613,7 +609,7 @@ impl EngineShutdown {
             .iter()
             .filter_map(|thread| thread.native_id)
             .collect();
-        crate::object::on_engine_finalize();
+        release_engine_objects();
         let started = Instant::now();
         let code = interpreter::finalize();
         crate::object::on_engine_finalized();
@@ -622,7 +618,7 @@ impl EngineShutdown {
             started.elapsed().as_millis()
         );
         stats::INTERPRETERS_FINALIZED.fetch_add(1, Ordering::Relaxed);
-        INTERPRETER.store(std::ptr::null_mut(), Ordering::Release);
+        gate::set_interpreter(std::ptr::null_mut());
         let mut life = LIFECYCLE.lock();
         gate::store(EngineWord::new(life.generation, GateState::Closed));
         life.lingering_threads = lingering;
@@ -662,7 +658,7 @@ impl BusyWatch {
     fn blocker(&mut self) -> Option<String> {
         let now = Instant::now();
         for slot in all_slots() {
-            if !slot.busy.load(Ordering::Acquire) || is_engine_thread(&slot) {
+            if !slot.busy.load(Ordering::Acquire) || slot.is_engine_thread() {
                 continue;
             }
             let serial = slot.epoch.load(Ordering::Relaxed);
@@ -770,7 +766,7 @@ fn refuse_if_caller_blocks_shutdown() -> Result<()> {
         Some("the calling thread holds the GIL through pybridge; release it first")
     } else if !owner.allow_frames.is_empty() {
         Some("the calling thread is inside an allow-threads region; end it first")
-    } else if is_engine_thread(&slot) {
+    } else if slot.is_engine_thread() {
         Some("the engine thread cannot shut itself down; call from a host thread")
     } else if crate::gil::holds_gil(slot) {
         Some(
@@ -929,13 +925,13 @@ fn guest_shutdown(
     MutexGuard::unlocked(&mut life, || {
         // SAFETY: the guest interpreter is alive; PyGILState works on any of its threads.
         let gstate = unsafe { ffi::PyGILState_Ensure() };
-        crate::object::on_engine_finalize();
+        release_engine_objects();
         // SAFETY: pairs with the Ensure above.
         unsafe { ffi::PyGILState_Release(gstate) };
         crate::object::on_engine_finalized();
     });
     gate::store(EngineWord::new(generation, GateState::Closed));
-    INTERPRETER.store(std::ptr::null_mut(), Ordering::Release);
+    gate::set_interpreter(std::ptr::null_mut());
     life.phase = Phase::Uninitialized;
     if let Some(request) = life.request(serial) {
         request.outcome = Outcome::Finalized;

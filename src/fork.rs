@@ -15,19 +15,25 @@
 //! with no lifecycle step in progress) is an ordinary process: it may start its
 //! own engine.
 
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use crate::gate::{self, EngineWord, GateState};
 
-/// Registers the child handler once per process, before the first engine starts.
-pub(crate) fn watch_for_fork() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| {
+/// Asks the engine whether nothing runs and no lifecycle step is in progress.
+/// Must not wait: it runs in the child, where a lock may belong to a thread
+/// that is gone.
+static ENGINE_IDLE: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Registers the child handler once per process, before the first engine
+/// starts; `engine_idle` answers for the engine (see `ENGINE_IDLE`).
+pub(crate) fn watch_for_fork(engine_idle: fn() -> bool) {
+    ENGINE_IDLE.get_or_init(|| {
         // SAFETY: registers a plain `extern "C"` function; no other arguments.
         let result = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
         if result != 0 {
             log::warn!("pthread_atfork failed ({result}); a fork() child would not be fenced off");
         }
+        engine_idle
     });
 }
 
@@ -35,7 +41,8 @@ pub(crate) fn watch_for_fork() {
 /// and a `try_lock` that never waits.
 extern "C" fn in_child() {
     let word = gate::load();
-    if word.state() == GateState::Closed && crate::engine::idle_for_fork() {
+    let engine_idle = ENGINE_IDLE.get().is_some_and(|idle| idle());
+    if word.state() == GateState::Closed && engine_idle {
         gate::forget_membarrier();
         return;
     }

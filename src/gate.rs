@@ -10,7 +10,11 @@
 //! Measured: a shared atomic counter cost 1.30-1.33x the raw GIL round trip,
 //! per-thread flags with membarrier 1.12-1.16x (see docs/CPYTHON-NOTES.md).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, compiler_fence, fence};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU64, Ordering, compiler_fence, fence,
+};
+
+use pyo3::ffi;
 
 /// Gate states. `Finalizing` is reported to hosts as shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,31 @@ pub(crate) enum GateState {
 /// One load tells a thread both whether it may enter and whether its cached
 /// thread state belongs to the running interpreter.
 static ENGINE_WORD: AtomicU64 = AtomicU64::new(0);
+
+/// The running interpreter: valid while the gate admits the caller.
+static INTERPRETER: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(std::ptr::null_mut());
+/// The OS thread id of the engine thread, 0 when none runs.
+static ENGINE_THREAD_TID: AtomicI32 = AtomicI32::new(0);
+
+/// The running interpreter (valid while the gate admits the caller).
+#[inline(always)]
+pub(crate) fn interpreter() -> *mut ffi::PyInterpreterState {
+    INTERPRETER.load(Ordering::Acquire)
+}
+
+/// Published by the engine thread when the interpreter starts and ends.
+pub(crate) fn set_interpreter(interpreter: *mut ffi::PyInterpreterState) {
+    INTERPRETER.store(interpreter, Ordering::Release);
+}
+
+pub(crate) fn engine_thread_tid() -> i32 {
+    ENGINE_THREAD_TID.load(Ordering::Relaxed)
+}
+
+/// Set by the engine thread for its life (0 after).
+pub(crate) fn set_engine_thread_tid(tid: i32) {
+    ENGINE_THREAD_TID.store(tid, Ordering::Relaxed);
+}
 
 /// True until `membarrier` is known to work; then entry needs only a compiler fence.
 static FENCE_ON_ENTRY: AtomicBool = AtomicBool::new(true);

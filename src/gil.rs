@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use pyo3::ffi;
 
 use crate::boundary::{ffi_boundary, out_ptr};
-use crate::engine;
 use crate::error::{Error, Result};
 use crate::gate::{self, EngineWord, GateState};
 use crate::stats;
@@ -278,7 +277,7 @@ fn attach_thread_state(owner: &OwnerState, generation: u32) -> Result<()> {
     } else {
         // SAFETY: as above; PyThreadState_New needs no GIL, and on its own thread
         // the new state becomes the thread's PyGILState state (3.11-3.13).
-        let created = unsafe { ffi::PyThreadState_New(engine::interpreter()) };
+        let created = unsafe { ffi::PyThreadState_New(gate::interpreter()) };
         if created.is_null() {
             return Err(Error::new(
                 PYB_E_PYTHON,
@@ -317,7 +316,7 @@ fn may_touch_cpython(slot: &ThreadSlot, word: EngineWord) -> bool {
     match word.state() {
         // The callers go on to ask whether this thread holds the GIL.
         GateState::Running | GateState::ShuttingDown | GateState::Forked => true,
-        GateState::Finalizing => engine::is_engine_thread(slot),
+        GateState::Finalizing => slot.is_engine_thread(),
         GateState::Closed => false,
     }
 }

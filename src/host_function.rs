@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use pyo3::{Python, ffi};
 
 use crate::boundary::{ffi_boundary, utf8_arg};
-use crate::error::{Error, Result, python_error};
+use crate::error::{Error, Result};
+use crate::exception::python_error;
 use crate::gil::{self, GilScope};
 use crate::object::{self, GilCell, pyb_object};
 use crate::owned::{Owned, ptr_or_null};

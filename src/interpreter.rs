@@ -38,7 +38,7 @@ const HELPERS: &CStr = c"
 import threading
 
 class ShutdownInterrupt(BaseException):
-    'Raised in host threads running Python by pyb_engine_shutdown(PYB_SHUTDOWN_INTERRUPT).'
+    'Raised in host threads running Python by a shutdown with PYB_SHUTDOWN_INTERRUPT.'
 
 def python_threads():
     main = threading.main_thread()
@@ -223,7 +223,7 @@ fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
         let item = text(py, path)?;
         // SAFETY: GIL held; both are live.
         if unsafe { ffi::PyList_Append(paths.as_ptr(), item.as_ptr()) } != 0 {
-            return Err(crate::error::python_error(py));
+            return Err(crate::exception::python_error(py));
         }
     }
     let virtual_env = match &config.virtual_env {
@@ -255,7 +255,7 @@ fn string_list<'py>(py: Python<'py>, items: &[&str]) -> Result<Owned<'py>> {
         let item = text(py, item)?;
         // SAFETY: GIL held; both are live.
         if unsafe { ffi::PyList_Append(list.as_ptr(), item.as_ptr()) } != 0 {
-            return Err(crate::error::python_error(py));
+            return Err(crate::exception::python_error(py));
         }
     }
     Ok(list)
@@ -353,7 +353,7 @@ pub(crate) fn python_threads(py: Python<'_>) -> Result<Vec<PythonThread>> {
             });
         }
         if !ffi::PyErr_Occurred().is_null() {
-            return Err(crate::error::python_error(py));
+            return Err(crate::exception::python_error(py));
         }
         Ok(threads)
     }
@@ -456,7 +456,7 @@ unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> 
             let key = Owned::new(py, ffi::PyLong_FromUnsignedLongLong(*ident))?;
             let top = ffi::PyDict_GetItemWithError(frames.as_ptr(), key.as_ptr());
             if top.is_null() && !ffi::PyErr_Occurred().is_null() {
-                return Err(crate::error::python_error(py));
+                return Err(crate::exception::python_error(py));
             }
             if !frame_takes_locks(py, top)? {
                 safe.push(*ident);
@@ -483,7 +483,7 @@ unsafe fn frame_takes_locks(py: Python<'_>, frame: *mut ffi::PyObject) -> Result
         }
         let utf8 = ffi::PyUnicode_AsUTF8(name);
         if utf8.is_null() {
-            return Err(crate::error::python_error(py));
+            return Err(crate::exception::python_error(py));
         }
         Ok(is_lock_taking_module(
             &CStr::from_ptr(utf8).to_string_lossy(),

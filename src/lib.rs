@@ -44,9 +44,12 @@ pub mod stats;
 
 // Private plumbing.
 mod boundary;
+mod c_buffer;
+mod exception;
 mod fork;
 mod gate;
 mod interpreter;
+mod loader;
 mod owned;
 mod reinit_guard;
 mod stack_check;

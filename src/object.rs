@@ -34,11 +34,11 @@ use parking_lot::Mutex;
 use pyo3::{Python, ffi};
 
 use crate::boundary::{ffi_boundary, out_ptr};
-use crate::error::{Error, Result, python_error};
+use crate::error::{Error, Result};
+use crate::exception::python_error;
 use crate::gil::GilScope;
 use crate::status::*;
 use crate::thread_slot::ThreadSlot;
-use crate::value::{self, pyb_value};
 
 /// A handle to a Python object; 0 is "no object". The caller of a function
 /// that returns one owns it: release it with `pyb_object_release`.
@@ -449,7 +449,7 @@ pub(crate) fn enter_for(handle: pyb_object) -> Result<GilScope> {
     })
 }
 
-/// Frees every handle and the host-function registrations before `Py_FinalizeEx`.
+/// Frees every handle before `Py_FinalizeEx`.
 /// Called once by the engine thread, GIL held, after no host thread is inside.
 pub(crate) fn on_engine_finalize() {
     // Dropping references runs __del__, which may create or release handles:
@@ -477,7 +477,6 @@ pub(crate) fn on_engine_finalize() {
         );
         decref_all(objects);
     }
-    crate::host_function::on_engine_finalize();
 }
 
 /// Releases an object handle. Any thread, with or without the GIL; never
@@ -503,28 +502,6 @@ pub unsafe extern "C" fn pyb_object_clone(object: pyb_object, out: *mut pyb_obje
         let out = out_ptr(out, "out")?;
         let _gil = enter_for(object)?;
         *out = insert(new_reference(object)?)?;
-        Ok(())
-    })
-}
-
-/// Makes a Python object from `value` and writes a new handle to it to `out`
-/// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
-/// example, to return a string a host function built in memory it frees
-/// before returning. Any thread; takes the GIL for the call if needed.
-///
-/// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
-/// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pyb_object_from_value(
-    value: *const pyb_value,
-    out: *mut pyb_object,
-) -> pyb_status {
-    ffi_boundary("pyb_object_from_value", || {
-        // SAFETY: a non-NULL value is promised readable.
-        let value = unsafe { value.as_ref() }.ok_or_else(|| Error::null_argument("value"))?;
-        let out = out_ptr(out, "out")?;
-        let _gil = enter()?;
-        *out = insert(value::to_python(value)?)?;
         Ok(())
     })
 }

@@ -6,6 +6,9 @@
 //! not used (clippy.toml fences them off): they defer decrefs into process-wide
 //! pools that outlive an interpreter (docs/CPYTHON-NOTES.md).
 //!
+//! `Owned::new`, which turns a NULL result into the pending exception's error,
+//! is in `exception.rs` (this module stays below error formatting).
+//!
 //! `#[repr(transparent)]` over `NonNull`, so `Option<Owned>` has the layout of
 //! a `*mut PyObject` (NULL for `None`): a slice of them is a vectorcall
 //! argument array as it is (`call.rs`).
@@ -15,8 +18,6 @@ use std::ptr::NonNull;
 
 use pyo3::{Python, ffi};
 
-use crate::error::{Result, python_error};
-
 #[repr(transparent)]
 pub(crate) struct Owned<'py> {
     object: NonNull<ffi::PyObject>,
@@ -24,14 +25,6 @@ pub(crate) struct Owned<'py> {
 }
 
 impl<'py> Owned<'py> {
-    /// Takes the new reference a C API call returned; NULL means it raised,
-    /// and the pending exception becomes the error.
-    #[inline]
-    pub(crate) fn new(py: Python<'py>, object: *mut ffi::PyObject) -> Result<Owned<'py>> {
-        // SAFETY: a new reference is ours to own.
-        unsafe { Owned::from_raw(py, object) }.ok_or_else(|| python_error(py))
-    }
-
     /// Takes a reference the caller owns, or `None` for NULL (no error check).
     ///
     /// # Safety

@@ -11,8 +11,8 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use pyo3::ffi;
@@ -217,6 +217,14 @@ thread_local! {
     static EXIT_HOOK: ExitHook = const { ExitHook };
 }
 
+/// What a thread's exit does with its record's CPython state (`gil` registers
+/// it when an engine first starts: before that no record has a thread state).
+static ON_THREAD_EXIT: OnceLock<fn(CurrentThread)> = OnceLock::new();
+
+pub(crate) fn on_thread_exit(handler: fn(CurrentThread)) {
+    ON_THREAD_EXIT.get_or_init(|| handler);
+}
+
 /// Its drop runs when the thread exits: it frees the thread state and unregisters.
 struct ExitHook;
 
@@ -229,8 +237,11 @@ impl Drop for ExitHook {
         // SAFETY: this thread's own slot; the registry keeps it alive until
         // it is removed below.
         let slot = unsafe { CurrentThread::new(&*ptr) };
+        let handler = ON_THREAD_EXIT.get().copied();
         if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::gil::release_on_thread_exit(slot)
+            if let Some(handler) = handler {
+                handler(slot)
+            }
         })) {
             crate::boundary::panic_error(payload);
         }
@@ -314,6 +325,11 @@ impl ThreadSlot {
             3 => Activity::AllowThreads,
             _ => Activity::Idle,
         }
+    }
+
+    /// True on the engine thread (Python's main thread) while it runs.
+    pub(crate) fn is_engine_thread(&self) -> bool {
+        self.os_tid == crate::gate::engine_thread_tid()
     }
 
     /// "thread 'name' (tid N)", for messages.

@@ -15,6 +15,7 @@ use std::ffi::c_char;
 
 use pyo3::ffi;
 
+use crate::boundary::{ffi_boundary, out_ptr};
 use crate::error::{Error, Result};
 use crate::object::{self, pyb_object};
 use crate::status::*;
@@ -272,7 +273,9 @@ pub(crate) fn to_python(value: &pyb_value) -> Result<*mut ffi::PyObject> {
             }
         };
         if object.is_null() {
-            return Err(crate::error::python_error(pyo3::Python::assume_attached()));
+            return Err(crate::exception::python_error(
+                pyo3::Python::assume_attached(),
+            ));
         }
         Ok(object)
     }
@@ -435,4 +438,26 @@ pub(crate) fn slice_arg<'a, T>(items: *const T, len: usize, name: &str) -> Resul
     }
     // SAFETY: the host promises `len` readable items at `items`.
     Ok(unsafe { std::slice::from_raw_parts(items, len) })
+}
+
+/// Makes a Python object from `value` and writes a new handle to it to `out`
+/// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
+/// example, to return a string a host function built in memory it frees
+/// before returning. Any thread; takes the GIL for the call if needed.
+///
+/// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
+/// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_object_from_value(
+    value: *const pyb_value,
+    out: *mut pyb_object,
+) -> pyb_status {
+    ffi_boundary("pyb_object_from_value", || {
+        // SAFETY: a non-NULL value is promised readable.
+        let value = unsafe { value.as_ref() }.ok_or_else(|| Error::null_argument("value"))?;
+        let out = out_ptr(out, "out")?;
+        let _gil = object::enter()?;
+        *out = object::insert(to_python(value)?)?;
+        Ok(())
+    })
 }

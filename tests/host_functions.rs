@@ -13,7 +13,6 @@ use common_objects::*;
 use pybridge::call::*;
 use pybridge::gil::*;
 use pybridge::host_function::*;
-use pybridge::object::*;
 use pybridge::status::*;
 use pybridge::value::*;
 

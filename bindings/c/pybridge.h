@@ -412,15 +412,6 @@ pyb_status pyb_object_release(pyb_object object);
 // `PYB_E_SHUTTING_DOWN`.
 pyb_status pyb_object_clone(pyb_object object, pyb_object *out);
 
-// Makes a Python object from `value` and writes a new handle to it to `out`
-// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
-// example, to return a string a host function built in memory it frees
-// before returning. Any thread; takes the GIL for the call if needed.
-//
-// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
-// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
-pyb_status pyb_object_from_value(const struct pyb_value *value, pyb_object *out);
-
 // Writes the value of an `int` (or `int` subclass such as `bool`) to `out`.
 // Any thread; takes the GIL for the call if needed.
 //
@@ -462,6 +453,15 @@ pyb_status pyb_object_to_string(pyb_object object, char *buf, size_t buf_len, si
 // Errors: `PYB_E_WRONG_TYPE` (not bytes or bytearray), `PYB_E_OUT_OF_RANGE`
 // (`buf_len` too small; nothing is written), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
 pyb_status pyb_object_to_bytes(pyb_object object, uint8_t *buf, size_t buf_len, size_t *len_out);
+
+// Makes a Python object from `value` and writes a new handle to it to `out`
+// (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
+// example, to return a string a host function built in memory it frees
+// before returning. Any thread; takes the GIL for the call if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (unknown tag,
+// invalid UTF-8 in a STR, impossible length), `PYB_E_BAD_HANDLE`.
+pyb_status pyb_object_from_value(const struct pyb_value *value, pyb_object *out);
 
 // Runs Python statements (a script) in `scope`: 0 for `__main__`, or a handle
 // from `pyb_scope_new`. `filename` (UTF-8, may be NULL for `"<pybridge>"`) is

@@ -1,0 +1,21 @@
+//! Text handed to a host's buffer: the one copy routine behind every
+//! `(buf, buf_len)` output (last error, Python info).
+
+use std::ffi::c_char;
+
+/// Copies `bytes` into a C buffer as a NUL-terminated string, truncating to fit,
+/// and returns the full length. Never panics: it is used outside `ffi_boundary`.
+///
+/// # Safety
+/// `buf` must be NULL or point to `buf_len` writable bytes.
+pub(crate) unsafe fn copy_to_c_buffer(bytes: &[u8], buf: *mut c_char, buf_len: usize) -> usize {
+    if !buf.is_null() && buf_len > 0 {
+        let copied = bytes.len().min(buf_len - 1);
+        // SAFETY: `copied + 1 <= buf_len` bytes fit in the caller's buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), copied);
+            *buf.add(copied) = 0;
+        }
+    }
+    bytes.len()
+}

@@ -1,0 +1,47 @@
+//! The dynamic loader's view of libpython: which file is mapped, and making
+//! its symbols global for extension modules.
+
+use std::ffi::CStr;
+
+use pyo3::ffi;
+
+/// Makes libpython's symbols global. A host that loads pybridge with
+/// `dlopen(RTLD_LOCAL)` (CoreCLR does; so does Python's ctypes by default) gets
+/// libpython only as pybridge's private dependency, and CPython's extension
+/// modules (`math`, `_json`, ...) then fail to import with "undefined symbol:
+/// PyFloat_Type". `RTLD_NOLOAD` re-opens the copy already mapped, never a second one.
+pub(crate) fn promote_libpython_to_global() {
+    let path = libpython_path();
+    let Ok(path) = std::ffi::CString::new(path) else {
+        return;
+    };
+    // SAFETY: dlopen with RTLD_NOLOAD only changes the flags of a loaded library;
+    // the handle is kept on purpose (libpython stays loaded for the process).
+    let handle = unsafe {
+        libc::dlopen(
+            path.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_GLOBAL,
+        )
+    };
+    if handle.is_null() {
+        log::warn!(
+            "could not make {} global; extension modules may fail to import",
+            path.to_string_lossy()
+        );
+    }
+}
+
+/// The file the dynamic loader actually mapped for libpython.
+pub(crate) fn libpython_path() -> String {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads loader tables for a symbol address we link against.
+    let found = unsafe { libc::dladdr(ffi::Py_GetVersion as *const libc::c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return "unknown".to_string();
+    }
+    // SAFETY: dladdr filled a NUL-terminated path.
+    let path = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    std::fs::canonicalize(&*path)
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| path.into_owned())
+}

@@ -2,14 +2,12 @@
 //! (what, expected status). After each row the engine must still work.
 
 mod common;
-mod common_objects;
 
 use std::ffi::c_char;
 use std::ptr::{null, null_mut};
 use std::time::Duration;
 
 use common::*;
-use common_objects::*;
 use pybridge::call::*;
 use pybridge::host_function::*;
 use pybridge::object::*;

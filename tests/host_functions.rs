@@ -2,14 +2,12 @@
 //! release-GIL policy, re-entry, and their life with the engine.
 
 mod common;
-mod common_objects;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use common_objects::*;
 use pybridge::call::*;
 use pybridge::gil::*;
 use pybridge::host_function::*;

@@ -2,12 +2,10 @@
 //! host-function registrations.
 
 mod common;
-mod common_objects;
 
 use std::time::Duration;
 
 use common::*;
-use common_objects::*;
 use pybridge::call::*;
 use pybridge::object::*;
 use pybridge::status::*;

@@ -1,12 +1,10 @@
 //! Values, handles, conversions and the call API, with and without the GIL held.
 
 mod common;
-mod common_objects;
 
 use std::time::Duration;
 
 use common::*;
-use common_objects::*;
 use pybridge::call::*;
 use pybridge::object::*;
 use pybridge::status::*;

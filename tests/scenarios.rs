@@ -4,14 +4,12 @@
 //! input is tests/bad_input.rs).
 
 mod common;
-mod common_objects;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::*;
-use common_objects::*;
 use pybridge::call::*;
 use pybridge::host_function::*;
 use pybridge::object::*;

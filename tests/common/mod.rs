@@ -3,6 +3,13 @@
 //! shutdown ends that process's interpreter).
 #![allow(dead_code)]
 
+// The object API helpers (run, eval, call, register host functions), all
+// through pybridge's C API; this module's own go through GIL scopes and, inside
+// them, the CPython C API directly.
+mod objects;
+#[allow(unused_imports)]
+pub use objects::*;
+
 use std::ffi::{CStr, CString};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@ use pybridge::object::*;
 use pybridge::status::*;
 use pybridge::value::*;
 
-use crate::common::{c, expect, last_error, name, ok};
+use super::{c, expect, last_error, name, ok};
 
 /// Runs statements in `scope` (0 = `__main__`); panics with the error on failure.
 #[track_caller]

@@ -66,12 +66,29 @@ const ENGINE_THREAD_STACK: usize = 8 << 20;
 static LIFECYCLE: Mutex<Lifecycle> = Mutex::new(Lifecycle::new());
 static CHANGED: Condvar = Condvar::new();
 
+/// The engine's lifecycle. Each phase implies the gate state hosts see
+/// (`Phase::gate`); `Lifecycle::transition` is the one place that moves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Uninitialized,
     Initializing,
     Running,
+    /// A shutdown waits for threads to leave; it may still be called off.
     ShuttingDown,
+    /// The gate is closed for good: `Py_FinalizeEx` runs or is about to (or a
+    /// guest engine detaches).
+    Finalizing,
+}
+
+impl Phase {
+    fn gate(self) -> GateState {
+        match self {
+            Phase::Uninitialized | Phase::Initializing => GateState::Closed,
+            Phase::Running => GateState::Running,
+            Phase::ShuttingDown => GateState::ShuttingDown,
+            Phase::Finalizing => GateState::Finalizing,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +151,17 @@ impl Lifecycle {
             lingering_threads: Vec::new(),
             first_isolation: None,
         }
+    }
+
+    /// Moves to `phase`: writes it, publishes the gate state it implies for
+    /// the current generation, and wakes every waiter. A fork() child's gate
+    /// stays `Forked` (see `fork.rs`): nothing moves it back.
+    fn transition(&mut self, phase: Phase) {
+        self.phase = phase;
+        if gate::load().state() != GateState::Forked {
+            gate::store(EngineWord::new(self.generation, phase.gate()));
+        }
+        CHANGED.notify_all();
     }
 
     fn request(&mut self, serial: u64) -> Option<&mut ShutdownRequest> {
@@ -250,7 +278,9 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
         match life.phase {
             Phase::Running => return Ok(()),
             Phase::Uninitialized => break,
-            Phase::Initializing | Phase::ShuttingDown => CHANGED.wait(&mut life),
+            Phase::Initializing | Phase::ShuttingDown | Phase::Finalizing => {
+                CHANGED.wait(&mut life)
+            }
         }
     }
     if let Some(first) = life.first_isolation.filter(|_| ISOLATION_STICKS) {
@@ -267,7 +297,7 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
             )));
         }
     }
-    life.phase = Phase::Initializing;
+    life.transition(Phase::Initializing);
     let lingering = std::mem::take(&mut life.lingering_threads);
     let previous_engine = life.engine_thread.take();
     drop(life);
@@ -275,14 +305,13 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     let started = start(&config, previous_engine, &lingering);
 
     let mut life = LIFECYCLE.lock();
-    let result = match started {
+    match started {
         Ok((guest, engine_thread)) => {
             life.generation = life.generation.wrapping_add(1).max(1);
             life.guest = guest;
             life.first_isolation.get_or_insert(config.isolated);
             life.engine_thread = engine_thread;
-            life.phase = Phase::Running;
-            gate::store(EngineWord::new(life.generation, GateState::Running));
+            life.transition(Phase::Running);
             stats::ENGINES_STARTED.fetch_add(1, Ordering::Relaxed);
             log::info!(
                 "pybridge engine {} running ({})",
@@ -299,12 +328,10 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
             if error.status == PYB_E_TIMEOUT {
                 life.lingering_threads = lingering;
             }
-            life.phase = Phase::Uninitialized;
+            life.transition(Phase::Uninitialized);
             Err(error)
         }
-    };
-    CHANGED.notify_all();
-    result
+    }
 }
 
 fn start(
@@ -595,7 +622,7 @@ impl EngineShutdown {
         if request.outcome != Outcome::Pending {
             return Some("the shutdown was called off".to_string());
         }
-        if let Some(blocker) = close_gate_for_good(life.generation, &mut self.busy) {
+        if let Some(blocker) = close_gate_for_good(&mut life, &mut self.busy) {
             return Some(blocker);
         }
         if let Some(request) = life.request(self.serial) {
@@ -620,13 +647,11 @@ impl EngineShutdown {
         stats::INTERPRETERS_FINALIZED.fetch_add(1, Ordering::Relaxed);
         gate::set_interpreter(std::ptr::null_mut());
         let mut life = LIFECYCLE.lock();
-        gate::store(EngineWord::new(life.generation, GateState::Closed));
         life.lingering_threads = lingering;
-        life.phase = Phase::Uninitialized;
         if let Some(request) = life.request(self.serial) {
             request.outcome = Outcome::Finalized;
         }
-        CHANGED.notify_all();
+        life.transition(Phase::Uninitialized);
     }
 
     fn report(&mut self, blocker: String) {
@@ -688,12 +713,12 @@ impl BusyWatch {
 /// Moves the gate to `Finalizing` unless a thread slipped inside between the
 /// last look and now (the barrier makes every busy flag visible); then it goes
 /// back to `ShuttingDown` and the blocker is returned.
-fn close_gate_for_good(generation: u32, busy: &mut BusyWatch) -> Option<String> {
-    gate::store(EngineWord::new(generation, GateState::Finalizing));
+fn close_gate_for_good(life: &mut Lifecycle, busy: &mut BusyWatch) -> Option<String> {
+    life.transition(Phase::Finalizing);
     gate::barrier();
     let blocker = busy.blocker();
     if blocker.is_some() {
-        gate::store(EngineWord::new(generation, GateState::ShuttingDown));
+        life.transition(Phase::ShuttingDown);
     }
     blocker
 }
@@ -713,7 +738,9 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
         match life.phase {
             Phase::Uninitialized => return Err(Error::not_initialized()),
             Phase::Initializing => CHANGED.wait(&mut life),
-            Phase::ShuttingDown => return join_shutdown(life, deadline, timeout_ms),
+            Phase::ShuttingDown | Phase::Finalizing => {
+                return join_shutdown(life, deadline, timeout_ms);
+            }
             Phase::Running => break,
         }
     }
@@ -727,8 +754,7 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
         outcome: Outcome::Pending,
         blocker: "the engine thread has not reported yet".to_string(),
     });
-    life.phase = Phase::ShuttingDown;
-    gate::store(EngineWord::new(life.generation, GateState::ShuttingDown));
+    life.transition(Phase::ShuttingDown);
     gate::barrier();
     log::info!("shutdown requested (timeout {timeout_ms} ms, flags {flags:#x})");
     if life.guest {
@@ -812,7 +838,6 @@ fn wait_for_outcome(
 /// Ends a pending attempt at its deadline, before its point of no return (so
 /// nothing was interrupted): reopen the gate. Returns what was blocking.
 fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
-    let generation = life.generation;
     let blocker = match life.request(serial) {
         Some(request) => {
             let blocker = request.blocker.clone();
@@ -821,10 +846,8 @@ fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
         }
         None => "unknown".to_string(),
     };
-    life.phase = Phase::Running;
-    gate::store(EngineWord::new(generation, GateState::Running));
+    life.transition(Phase::Running);
     stats::SHUTDOWN_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
-    CHANGED.notify_all();
     log::warn!("shutdown timed out and was called off: {blocker}");
     blocker
 }
@@ -902,12 +925,11 @@ fn guest_shutdown(
     deadline: Option<Instant>,
     timeout_ms: u32,
 ) -> Result<()> {
-    let generation = life.generation;
     let mut busy = BusyWatch::default();
     loop {
         let blocker = busy
             .blocker()
-            .or_else(|| close_gate_for_good(generation, &mut busy));
+            .or_else(|| close_gate_for_good(&mut life, &mut busy));
         let Some(blocker) = blocker else {
             break;
         };
@@ -918,7 +940,9 @@ fn guest_shutdown(
             let blocker = call_off(&mut life, serial);
             return Err(timeout_error(timeout_ms, &blocker));
         }
-        MutexGuard::unlocked(&mut life, || std::thread::sleep(Duration::from_millis(1)));
+        // Busy flags are plain per-thread stores (the hot path never notifies):
+        // look again in a millisecond, or sooner if the lifecycle changes.
+        CHANGED.wait_for(&mut life, Duration::from_millis(1));
     }
     // Handles and host functions die with the engine here too, but the host's
     // interpreter lives on, so take its GIL the ordinary way to drop them.
@@ -930,13 +954,11 @@ fn guest_shutdown(
         unsafe { ffi::PyGILState_Release(gstate) };
         crate::object::on_engine_finalized();
     });
-    gate::store(EngineWord::new(generation, GateState::Closed));
-    gate::set_interpreter(std::ptr::null_mut());
-    life.phase = Phase::Uninitialized;
     if let Some(request) = life.request(serial) {
         request.outcome = Outcome::Finalized;
     }
-    CHANGED.notify_all();
+    life.transition(Phase::Uninitialized);
+    gate::set_interpreter(std::ptr::null_mut());
     log::info!("guest engine detached; the host's interpreter keeps running");
     Ok(())
 }

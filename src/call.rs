@@ -25,13 +25,14 @@ use crate::value::{from_python, pyb_value, slice_arg, to_python};
 
 const DEFAULT_FILENAME: &str = "<pybridge>";
 
-/// Owned references, dropped together; small counts stay on the stack. Laid
-/// out as a `*mut PyObject` array (see `Owned`), NULL for an empty slot, so a
-/// vectorcall can take it as it is.
+/// Owned references, dropped together; small counts stay on the stack. Kept
+/// as a plain `*mut PyObject` array (NULL for an empty slot), so a vectorcall
+/// takes it as it is and a drop touches only the slots in use; references come
+/// in as `Owned` and are released here (this is the hottest call path).
 struct Refs<'py> {
     py: pyo3::Python<'py>,
-    inline: [Option<Owned<'py>>; INLINE_REFS],
-    heap: Vec<Option<Owned<'py>>>,
+    inline: [*mut ffi::PyObject; INLINE_REFS],
+    heap: Vec<*mut ffi::PyObject>,
     len: usize,
 }
 
@@ -42,7 +43,7 @@ impl<'py> Refs<'py> {
     fn new(py: pyo3::Python<'py>) -> Refs<'py> {
         Refs {
             py,
-            inline: [const { None }; INLINE_REFS],
+            inline: [std::ptr::null_mut(); INLINE_REFS],
             heap: Vec::new(),
             len: 0,
         }
@@ -59,13 +60,14 @@ impl<'py> Refs<'py> {
     }
 
     /// Takes ownership of `object` (`None`: a reserved, NULL slot).
+    #[inline]
     fn push(&mut self, object: Option<Owned<'py>>) {
+        let object = object.map_or(std::ptr::null_mut(), Owned::into_raw);
         if self.len < INLINE_REFS && self.heap.is_empty() {
             self.inline[self.len] = object;
         } else {
             if self.heap.is_empty() {
-                self.heap
-                    .extend(self.inline[..self.len].iter_mut().map(Option::take));
+                self.heap.extend_from_slice(&self.inline[..self.len]);
             }
             self.heap.push(object);
         }
@@ -73,6 +75,7 @@ impl<'py> Refs<'py> {
     }
 
     /// Takes ownership of a new reference (`object` must not be NULL).
+    #[inline]
     fn push_raw(&mut self, object: *mut ffi::PyObject) {
         // SAFETY: GIL held (the token); the caller gives up its reference.
         let owned = unsafe { Owned::from_raw(self.py, object) };
@@ -81,23 +84,19 @@ impl<'py> Refs<'py> {
     }
 
     fn as_mut_ptr(&mut self) -> *mut *mut ffi::PyObject {
-        let slots = if self.heap.is_empty() {
+        if self.heap.is_empty() {
             self.inline.as_mut_ptr()
         } else {
             self.heap.as_mut_ptr()
-        };
-        // `Option<Owned>` has the layout of a `*mut PyObject` (see `Owned`).
-        slots.cast()
+        }
     }
 
     fn as_slice(&self) -> &[*mut ffi::PyObject] {
-        let slots: &[Option<Owned<'py>>] = if self.heap.is_empty() {
+        if self.heap.is_empty() {
             &self.inline[..self.len]
         } else {
             &self.heap
-        };
-        // SAFETY: same layout (see `Owned`); the view borrows `self`.
-        unsafe { std::slice::from_raw_parts(slots.as_ptr().cast(), slots.len()) }
+        }
     }
 
     /// Converts host values to Python and takes ownership of the results.
@@ -108,6 +107,15 @@ impl<'py> Refs<'py> {
             self.push_raw(object);
         }
         Ok(())
+    }
+}
+
+impl Drop for Refs<'_> {
+    fn drop(&mut self) {
+        for &object in self.as_slice() {
+            // SAFETY: GIL held (the token); every non-NULL entry is ours.
+            unsafe { ffi::Py_XDECREF(object) };
+        }
     }
 }
 

@@ -49,14 +49,15 @@ impl<'py> Refs<'py> {
         }
     }
 
-    /// Room for `capacity` references, a count the host chose (see
-    /// `reserve_for_host_count`); `name` is the argument it came from.
-    fn with_capacity(py: pyo3::Python<'py>, capacity: usize, name: &str) -> Result<Refs<'py>> {
-        let mut refs = Refs::new(py);
+    /// Makes room for `capacity` references, a count the host chose (see
+    /// `reserve_for_host_count`); `name` is the argument it came from. In
+    /// place: the array is too big to move around on the hottest call path.
+    #[inline]
+    fn reserve(&mut self, capacity: usize, name: &str) -> Result<()> {
         if capacity > INLINE_REFS {
-            reserve_for_host_count(&mut refs.heap, capacity, name)?;
+            reserve_for_host_count(&mut self.heap, capacity, name)?;
         }
-        Ok(refs)
+        Ok(())
     }
 
     /// Takes ownership of `object` (`None`: a reserved, NULL slot).
@@ -593,7 +594,8 @@ fn invoke(
     let target = new_reference(target)?;
     // `refs` holds [reserved, target, args...] and releases them all on drop;
     // the reserved slot lets CPython prepend `self` without copying.
-    let mut refs = Refs::with_capacity(py, args.len() + 2, "nargs")?;
+    let mut refs = Refs::new(py);
+    refs.reserve(args.len() + 2, "nargs")?;
     let names = call_arguments(py, &mut refs, target, args, kwnames)?;
     let names = ptr_or_null(&names);
     // SAFETY: GIL held; `refs` is laid out as described above.
@@ -630,7 +632,8 @@ fn build_sequence(
     check_out(out, "out")?;
     let gil = enter()?;
     let py = gil.python();
-    let mut refs = Refs::with_capacity(py, count, "count")?;
+    let mut refs = Refs::new(py);
+    refs.reserve(count, "count")?;
     refs.push_values(items, "items")?;
     // SAFETY: GIL held; each SET steals one reference, taken over from `refs`.
     let handle = unsafe {
@@ -709,7 +712,8 @@ pub unsafe extern "C" fn pyb_dict_new(
         check_out(out, "out")?;
         let gil = enter()?;
         let py = gil.python();
-        let mut refs = Refs::with_capacity(py, 2 * count + 1, "count")?;
+        let mut refs = Refs::new(py);
+        refs.reserve(2 * count, "count")?;
         // SAFETY: GIL held.
         let dict = Owned::new(py, unsafe { ffi::PyDict_New() })?;
         refs.push_values(keys, "keys")?;

@@ -6,7 +6,7 @@
 //! `cargo bench --bench gil_roundtrip` runs the full measurement; run without
 //! `--bench` (for example by `cargo test --benches`) it does a short smoke run.
 
-#[path = "../tests/c/harness.rs"]
+#[path = "../support/host_programs.rs"]
 mod harness;
 
 use std::time::Duration;

@@ -13,7 +13,7 @@
 //! leak checker unwinds slowly (`fast_unwind_on_malloc=0`) to see the frames
 //! `tests/cpp/lsan.supp` names.
 
-#[path = "c/harness.rs"]
+#[path = "../support/host_programs.rs"]
 mod harness;
 
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! `fuzz_host <seed> <interrupt>` replays it. `scripts/fuzz-soak.sh` runs the
 //! same program over thousands of seeds.
 
-#[path = "c/harness.rs"]
+#[path = "../support/host_programs.rs"]
 mod harness;
 
 use std::sync::Mutex;

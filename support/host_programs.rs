@@ -1,6 +1,6 @@
-//! Builds and runs the C and C++ host programs for `tests/c_programs.rs`,
-//! `tests/cpp_programs.rs` and `benches/gil_roundtrip.rs` (all include this
-//! file with `#[path]`).
+//! Builds and runs the C and C++ host programs, for the tests (`tests/c_programs.rs`,
+//! `tests/cpp_programs.rs`, `tests/fuzz.rs`) and the benchmark (`benches/gil_roundtrip.rs`),
+//! which all include this file with `#[path]`: it belongs to neither.
 //!
 //! C programs are compiled as strict C11 against the committed header and the
 //! Python pybridge was built with; C++ programs as strict C++17 against

@@ -16,9 +16,8 @@ use pyo3::ffi;
 use crate::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, reserve_for_host_count, utf8_arg};
 use crate::error::{Error, Result};
 use crate::exception::python_error;
-use crate::object::{
-    self, borrow, enter, enter_for, insert, new_reference, pyb_object, with_object,
-};
+use crate::handles::{borrow, insert, new_reference};
+use crate::object::{self, enter, enter_for, pyb_object, with_object};
 use crate::owned::{Owned, ptr_or_null};
 use crate::status::*;
 use crate::value::{from_python, pyb_value, slice_arg, to_python};

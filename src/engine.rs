@@ -248,7 +248,7 @@ fn refuse_if_forked() -> Result<()> {
 /// (their `__del__` may still call host functions), then host functions and
 /// their user data. GIL held, no host thread inside.
 fn release_engine_objects() {
-    crate::object::on_engine_finalize();
+    crate::handles::on_engine_finalize();
     crate::host_function::on_engine_finalize();
 }
 
@@ -639,7 +639,7 @@ impl EngineShutdown {
         release_engine_objects();
         let started = Instant::now();
         let code = interpreter::finalize();
-        crate::object::on_engine_finalized();
+        crate::handles::on_engine_finalized();
         log::info!(
             "Py_FinalizeEx returned {code} after {} ms",
             started.elapsed().as_millis()
@@ -952,7 +952,7 @@ fn guest_shutdown(
         release_engine_objects();
         // SAFETY: pairs with the Ensure above.
         unsafe { ffi::PyGILState_Release(gstate) };
-        crate::object::on_engine_finalized();
+        crate::handles::on_engine_finalized();
     });
     if let Some(request) = life.request(serial) {
         request.outcome = Outcome::Finalized;

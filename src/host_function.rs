@@ -20,7 +20,9 @@ use crate::boundary::{ffi_boundary, utf8_arg};
 use crate::error::{Error, Result};
 use crate::exception::python_error;
 use crate::gil::{self, GilScope};
-use crate::object::{self, GilCell, pyb_object};
+use crate::gil_cell::GilCell;
+use crate::handles;
+use crate::object::{self, pyb_object};
 use crate::owned::{Owned, ptr_or_null};
 use crate::status::*;
 use crate::thread_slot::ThreadSlot;
@@ -390,7 +392,7 @@ unsafe fn call_host(
     // The scope marks this thread busy for the engine's gate until the host
     // function has returned, so a shutdown waits for it.
     let gil = GilScope::acquire()?;
-    object::drain_release_queue();
+    handles::drain_release_queue();
     if !registration.alive.load(Ordering::Acquire) {
         return Err(Error::new(
             PYB_E_SHUTTING_DOWN,
@@ -431,7 +433,7 @@ unsafe fn call_host(
     };
     for handle in temporaries {
         // The host may have released an argument handle itself: that is fine.
-        let _ = object::release(handle);
+        let _ = handles::release(handle);
     }
     drop(gil);
     result
@@ -535,7 +537,7 @@ fn python_result(result: &pyb_value, temporaries: &[pyb_object]) -> Result<*mut 
         // SAFETY: the tag says the payload is a handle.
         let handle = unsafe { result.data.object };
         if !temporaries.contains(&handle) {
-            let _ = object::release(handle);
+            let _ = handles::release(handle);
         }
     }
     Ok(object)

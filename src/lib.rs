@@ -48,6 +48,8 @@ mod c_buffer;
 mod exception;
 mod fork;
 mod gate;
+mod gil_cell;
+mod handles;
 mod interpreter;
 mod loader;
 mod owned;

@@ -17,7 +17,8 @@ use pyo3::ffi;
 
 use crate::boundary::{ffi_boundary, out_ptr};
 use crate::error::{Error, Result};
-use crate::object::{self, pyb_object};
+use crate::handles::{self, pyb_object};
+use crate::object;
 use crate::status::*;
 
 /// `None`; no payload.
@@ -265,7 +266,7 @@ pub(crate) fn to_python(value: &pyb_value) -> Result<*mut ffi::PyObject> {
                 let bytes = payload(value, "bytes")?;
                 ffi::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as isize)
             }
-            PYB_VALUE_OBJECT => return object::new_reference(value.data.object),
+            PYB_VALUE_OBJECT => return handles::new_reference(value.data.object),
             tag => {
                 return Err(Error::invalid_argument(format!(
                     "unknown pyb_value tag {tag}; use one of PYB_VALUE_NONE (0) .. PYB_VALUE_OBJECT (6)"
@@ -390,7 +391,7 @@ pub(crate) fn from_python(object: *mut ffi::PyObject) -> Result<pyb_value> {
             Some(Plain::Float(value)) => pyb_value::from_f64(value),
             Some(Plain::Str(bytes)) => buffered(PYB_VALUE_STR, bytes),
             Some(Plain::Bytes(bytes)) => buffered(PYB_VALUE_BYTES, bytes),
-            None => return object::insert(object).map(pyb_value::from_object),
+            None => return handles::insert(object).map(pyb_value::from_object),
         };
         ffi::Py_DECREF(object);
         Ok(value)
@@ -415,7 +416,7 @@ pub(crate) fn borrow_from_python(
             Some(Plain::Bytes(bytes)) => pyb_value::from_raw(PYB_VALUE_BYTES, bytes),
             None => {
                 ffi::Py_IncRef(object);
-                let handle = object::insert(object)?;
+                let handle = handles::insert(object)?;
                 temporaries.push(handle);
                 pyb_value::from_object(handle)
             }
@@ -457,7 +458,7 @@ pub unsafe extern "C" fn pyb_object_from_value(
         let value = unsafe { value.as_ref() }.ok_or_else(|| Error::null_argument("value"))?;
         let out = out_ptr(out, "out")?;
         let _gil = object::enter()?;
-        *out = object::insert(to_python(value)?)?;
+        *out = handles::insert(to_python(value)?)?;
         Ok(())
     })
 }

@@ -119,14 +119,6 @@ impl Drop for Refs<'_> {
     }
 }
 
-/// A new Python str from UTF-8 text.
-fn new_str<'py>(py: pyo3::Python<'py>, text: &str) -> Result<Owned<'py>> {
-    // SAFETY: GIL held (the token); `text` is valid UTF-8 of the given length.
-    Owned::new(py, unsafe {
-        ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as isize)
-    })
-}
-
 /// Turns a new reference (or NULL with an exception set) into a result value.
 fn result_value(py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Result<pyb_value> {
     if object.is_null() {
@@ -269,7 +261,7 @@ pub unsafe extern "C" fn pyb_scope_new(out: *mut pyb_object) -> pyb_status {
         // SAFETY: GIL held; `dict` and `name` own their references.
         unsafe {
             let dict = Owned::new(py, ffi::PyDict_New())?;
-            let name = new_str(py, "__pybridge__")?;
+            let name = Owned::str(py, "__pybridge__")?;
             let builtins = ffi::PyEval_GetBuiltins();
             if ffi::PyDict_SetItemString(dict.as_ptr(), c"__name__".as_ptr(), name.as_ptr()) != 0
                 || ffi::PyDict_SetItemString(dict.as_ptr(), c"__builtins__".as_ptr(), builtins) != 0
@@ -508,7 +500,7 @@ fn call_arguments<'py>(
             ffi::PyTuple_SET_ITEM(
                 names.as_ptr(),
                 index as isize,
-                new_str(py, text)?.into_raw(),
+                Owned::str(py, text)?.into_raw(),
             );
         }
         Ok(Some(names))
@@ -607,7 +599,7 @@ fn invoke(
                 names,
             ),
             Some(method) => ffi::PyObject_VectorcallMethod(
-                new_str(py, method)?.as_ptr(),
+                Owned::str(py, method)?.as_ptr(),
                 refs.as_mut_ptr().add(1),
                 (nargs + 1) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
                 names,

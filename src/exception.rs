@@ -17,6 +17,14 @@ impl<'py> Owned<'py> {
         // SAFETY: a new reference is ours to own.
         unsafe { Owned::from_raw(py, object) }.ok_or_else(|| python_error(py))
     }
+
+    /// A new Python str from UTF-8 text.
+    pub(crate) fn str(py: Python<'py>, text: &str) -> Result<Owned<'py>> {
+        // SAFETY: GIL held (the token); `text` is valid UTF-8 of the given length.
+        Owned::new(py, unsafe {
+            ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t)
+        })
+    }
 }
 
 /// Takes the current Python exception off the interpreter and turns it into a
@@ -88,10 +96,16 @@ fn fetch_exception(py: pyo3::Python<'_>) -> Option<Fetched<'_>> {
 /// The text of a str a call returned, or `None` (its error cleared).
 fn take_text(py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Option<String> {
     let object = owned_or_cleared(py, object)?;
+    text_of(py, object.as_ptr())
+}
+
+/// The text of a live str (lossy), or `None` for anything else (its error
+/// cleared): for messages and names, where a failure must not raise.
+pub(crate) fn text_of(_py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Option<String> {
     let mut len = 0;
-    // SAFETY: as above; the UTF-8 buffer lives as long as `object`.
+    // SAFETY: GIL held (the token); the UTF-8 buffer lives as long as `object`.
     unsafe {
-        let data = ffi::PyUnicode_AsUTF8AndSize(object.as_ptr(), &mut len);
+        let data = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
         if data.is_null() {
             ffi::PyErr_Clear();
             return None;

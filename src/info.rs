@@ -27,13 +27,7 @@ pub unsafe extern "C" fn pyb_python_info(buf: *mut c_char, buf_len: usize) -> us
 
 /// The text behind `pyb_python_info`.
 pub fn python_info() -> String {
-    // SAFETY: Py_GetVersion returns a static string and is safe at any time.
-    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
-    let version = version
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let version = crate::loader::running_version();
     let prefix = GilScope::acquire()
         .ok()
         .and_then(|_scope| {

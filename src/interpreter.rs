@@ -141,13 +141,6 @@ fn call_helper<'py>(
     }
 }
 
-fn text<'py>(py: Python<'py>, value: &str) -> Result<Owned<'py>> {
-    // SAFETY: GIL held; the bytes are valid UTF-8 of the given length.
-    Owned::new(py, unsafe {
-        ffi::PyUnicode_FromStringAndSize(value.as_ptr().cast(), value.len() as ffi::Py_ssize_t)
-    })
-}
-
 /// Starts CPython on the calling thread and returns its main thread state with
 /// the GIL released.
 pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
@@ -217,17 +210,14 @@ fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
     Owned::new(py, unsafe {
         ffi::PyImport_ImportModule(c"traceback".as_ptr())
     })?;
-    // SAFETY: GIL held.
-    let paths = Owned::new(py, unsafe { ffi::PyList_New(0) })?;
-    for path in &config.module_search_paths {
-        let item = text(py, path)?;
-        // SAFETY: GIL held; both are live.
-        if unsafe { ffi::PyList_Append(paths.as_ptr(), item.as_ptr()) } != 0 {
-            return Err(crate::exception::python_error(py));
-        }
-    }
+    let paths: Vec<&str> = config
+        .module_search_paths
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let paths = string_list(py, &paths)?;
     let virtual_env = match &config.virtual_env {
-        Some(path) => text(py, path)?,
+        Some(path) => Owned::str(py, path)?,
         // SAFETY: GIL held; None is always live.
         None => unsafe { Owned::from_borrowed(py, ffi::Py_None()) },
     };
@@ -239,7 +229,7 @@ fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
 fn guard_reimports(py: Python<'_>) -> Result<()> {
     let hazards = string_list(py, crate::reinit_guard::hazards())?;
     let refused = string_list(py, &crate::reinit_guard::refused())?;
-    let message = text(py, &crate::reinit_guard::refusal_message())?;
+    let message = Owned::str(py, &crate::reinit_guard::refusal_message())?;
     call_helper(
         py,
         c"guard_reimports",
@@ -252,7 +242,7 @@ fn string_list<'py>(py: Python<'py>, items: &[&str]) -> Result<Owned<'py>> {
     // SAFETY: GIL held.
     let list = Owned::new(py, unsafe { ffi::PyList_New(0) })?;
     for item in items {
-        let item = text(py, item)?;
+        let item = Owned::str(py, item)?;
         // SAFETY: GIL held; both are live.
         if unsafe { ffi::PyList_Append(list.as_ptr(), item.as_ptr()) } != 0 {
             return Err(crate::exception::python_error(py));
@@ -270,25 +260,16 @@ fn note_initialized_hazards(py: Python<'_>) {
         unsafe { ffi::PyErr_Clear() };
         return;
     };
-    // SAFETY: GIL held; `names` is a list of str made by the helper.
-    unsafe {
-        let count = ffi::PyList_Size(names.as_ptr());
-        let mut found = Vec::new();
-        for index in 0..count.max(0) {
-            let mut length: ffi::Py_ssize_t = 0;
-            let utf8 = ffi::PyUnicode_AsUTF8AndSize(
-                ffi::PyList_GetItem(names.as_ptr(), index),
-                &mut length,
-            );
-            if utf8.is_null() {
-                ffi::PyErr_Clear();
-                continue;
-            }
-            let bytes = std::slice::from_raw_parts(utf8.cast::<u8>(), length as usize);
-            found.push(String::from_utf8_lossy(bytes).into_owned());
-        }
-        crate::reinit_guard::note_initialized(found.iter().map(String::as_str));
-    }
+    // SAFETY: GIL held; `names` is a list made by the helper.
+    let count = unsafe { ffi::PyList_Size(names.as_ptr()) };
+    let found: Vec<String> = (0..count.max(0))
+        .filter_map(|index| {
+            // SAFETY: GIL held; `index` is inside the list.
+            let item = unsafe { ffi::PyList_GetItem(names.as_ptr(), index) };
+            crate::exception::text_of(py, item)
+        })
+        .collect();
+    crate::reinit_guard::note_initialized(found.iter().map(String::as_str));
 }
 
 enum Field {

@@ -31,6 +31,17 @@ pub(crate) fn promote_libpython_to_global() {
     }
 }
 
+/// The running libpython's version, e.g. `3.12.1`.
+pub(crate) fn running_version() -> String {
+    // SAFETY: Py_GetVersion returns a static string and is safe at any time.
+    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+    version
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The file the dynamic loader actually mapped for libpython.
 pub(crate) fn libpython_path() -> String {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };

@@ -19,7 +19,6 @@ use std::collections::BTreeSet;
 use std::ffi::CStr;
 
 use parking_lot::Mutex;
-use pyo3::ffi;
 
 /// Every hazardous module this process has initialized, over all engines.
 static INITIALIZED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
@@ -57,7 +56,7 @@ pub(crate) fn refusal_message() -> String {
          initialized a second time in one process, which a re-initialized engine would do \
          (see docs/CPYTHON-NOTES.md in pybridge); its pure-Python version is used where the \
          standard library has one, and a new process gets the C version back",
-        running_version()
+        crate::loader::running_version()
     )
 }
 
@@ -114,18 +113,8 @@ fn extension_module_name(path: &str) -> Option<&str> {
     (rest.ends_with(".so") || rest == "so").then_some(module)
 }
 
-fn running_version() -> String {
-    // SAFETY: Py_GetVersion returns a static string and is safe at any time.
-    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
-    version
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn running_minor_version() -> Option<u32> {
-    let version = running_version();
+    let version = crate::loader::running_version();
     let mut parts = version.split('.');
     match (parts.next(), parts.next()) {
         (Some("3"), Some(minor)) => minor.parse().ok(),

@@ -7,15 +7,15 @@ use std::process::Command;
 fn main() {
     // One initial-exec thread-local pointer (see the file for why it is C).
     cc::Build::new()
-        .file("src/current_slot.c")
+        .file("src/sys/current_slot.c")
         .flag("-fPIC")
         .opt_level(2)
         .compile("pybridge_current_slot");
-    println!("cargo:rerun-if-changed=src/current_slot.c");
+    println!("cargo:rerun-if-changed=src/sys/current_slot.c");
     // The one C++ frame every host function is called through (see the file).
     cc::Build::new()
         .cpp(true)
-        .file("src/host_call.cpp")
+        .file("src/python/host_call.cpp")
         .flag("-fPIC")
         .flag("-std=c++17")
         .flag("-Wall")
@@ -23,7 +23,7 @@ fn main() {
         .flag("-Werror")
         .opt_level(2)
         .compile("pybridge_host_call");
-    println!("cargo:rerun-if-changed=src/host_call.cpp");
+    println!("cargo:rerun-if-changed=src/python/host_call.cpp");
 
     pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();

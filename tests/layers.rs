@@ -1,92 +1,113 @@
-//! The crate's module graph, checked: modules sit in layers, a module names
-//! only modules of its own layer or below, the graph has no cycle, and no code
-//! in the crate calls one of its own exported `pyb_*` functions (the C API is
-//! the crate's top, never a path inside it). Reads `src/*.rs`; no engine.
+//! The crate's layers, checked. Each directory under `src/` is one layer;
+//! bottom to top:
+//! - `abi`: the C data types and constants, layout only;
+//! - `sys`: the operating system and the loader (no pybridge state);
+//! - `runtime`: process state and its rules: the gate, thread records, tokens,
+//!   errors, counters, logging;
+//! - `python`: everything that touches a Python object; each function that
+//!   needs the GIL takes a GIL token (`Python<'py>`);
+//! - `lifecycle`: the engine thread, its state machine, initialize and shutdown;
+//! - `capi`: the exported `pyb_*` functions, argument checks, the panic
+//!   boundary and the last-error store.
+//!
+//! A module names only modules of its own layer or below; within a layer the
+//! module graph has no cycle; only `capi` exports symbols or keeps
+//! `extern "C" fn pyb_*`, and no code in the crate calls one; `capi` never
+//! touches CPython; `python` functions that take a Python object take a GIL
+//! token too. Reads `src/`; no engine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Bottom to top. A new module must be placed here, or this test fails.
-const LAYERS: &[(&str, &[&str])] = &[
-    // No pybridge state and no Python objects: plain data and OS facts.
-    (
-        "foundation",
-        &[
-            "status",
-            "c_buffer",
-            "loader",
-            "stack_check",
-            "token",
-            "gate",
-            "owned",
-            "gil_cell",
-            "reinit_guard",
-        ],
-    ),
-    // Process state and the rules around it: errors, thread records, fork,
-    // configuration, counters, logging, the panic boundary.
-    (
-        "runtime",
-        &[
-            "error",
-            "boundary",
-            "fork",
-            "thread_slot",
-            "stats",
-            "config",
-            "logging",
-        ],
-    ),
-    // Everything that touches CPython under the GIL.
-    (
-        "python",
-        &[
-            "exception",
-            "interpreter",
-            "gil",
-            "handles",
-            "object",
-            "value",
-            "call",
-            "host_function",
-            "info",
-        ],
-    ),
-    // The engine thread and the lifecycle that drives all of the above.
-    ("engine", &["engine"]),
-];
+const LAYERS: &[&str] = &["abi", "sys", "runtime", "python", "lifecycle", "capi"];
 
-fn sources() -> BTreeMap<String, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .map(|path| {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&path).unwrap())
-        })
-        .filter(|(name, _)| name != "lib")
+/// One source file: its layer and its module name (`mod` for the layer's `mod.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Module {
+    layer: String,
+    name: String,
+}
+
+impl std::fmt::Display for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "src/{}/{}.rs", self.layer, self.name)
+    }
+}
+
+fn layer_rank(layer: &str) -> Option<usize> {
+    LAYERS.iter().position(|known| *known == layer)
+}
+
+/// Every `.rs` file under `src/` but `lib.rs`, with its text.
+fn sources() -> BTreeMap<Module, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut sources = BTreeMap::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let layer = path.file_name().unwrap().to_string_lossy().into_owned();
+            for file in std::fs::read_dir(&path).unwrap() {
+                let file = file.unwrap().path();
+                assert!(!file.is_dir(), "{} nests a directory", file.display());
+                if file.extension().is_some_and(|ext| ext == "rs") {
+                    let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+                    let text = std::fs::read_to_string(&file).unwrap();
+                    sources.insert(
+                        Module {
+                            layer: layer.clone(),
+                            name,
+                        },
+                        text,
+                    );
+                }
+            }
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            assert_eq!(
+                path.file_name().unwrap(),
+                "lib.rs",
+                "{} is outside every layer: move it into one of {LAYERS:?}",
+                path.display()
+            );
+        }
+    }
+    assert!(sources.len() > 30, "found only {} modules", sources.len());
+    sources
+}
+
+fn identifier(text: &str) -> String {
+    text.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
 }
 
-/// The crate modules `text` names as `crate::module`.
-fn named_modules(text: &str) -> BTreeSet<String> {
-    text.match_indices("crate::")
-        .map(|(at, _)| {
-            text[at + "crate::".len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
-                .collect::<String>()
-        })
-        .filter(|name| !name.is_empty())
-        .collect()
-}
-
-fn layer_of(module: &str) -> Option<usize> {
-    LAYERS
-        .iter()
-        .position(|(_, modules)| modules.contains(&module))
+/// The crate modules `text` names: `crate::layer::module`, including each
+/// module of a `crate::layer::{a, b::c}` group. A bare `crate::layer` names
+/// the layer's `mod.rs`.
+fn named_modules(text: &str) -> BTreeSet<Module> {
+    let mut named = BTreeSet::new();
+    for (at, _) in text.match_indices("crate::") {
+        let rest = &text[at + "crate::".len()..];
+        let layer = identifier(rest);
+        let rest = &rest[layer.len()..];
+        let names: Vec<String> = if let Some(group) = rest.strip_prefix("::{") {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            group
+                .split(',')
+                .map(|item| identifier(item.trim()))
+                .collect()
+        } else if let Some(path) = rest.strip_prefix("::") {
+            vec![identifier(path)]
+        } else {
+            vec!["mod".to_string()]
+        };
+        for name in names.into_iter().filter(|name| !name.is_empty()) {
+            named.insert(Module {
+                layer: layer.clone(),
+                name,
+            });
+        }
+    }
+    named
 }
 
 #[test]
@@ -94,24 +115,17 @@ fn every_module_names_only_its_own_layer_or_below() {
     let sources = sources();
     let mut violations = Vec::new();
     for (module, text) in &sources {
-        let Some(layer) = layer_of(module) else {
-            violations.push(format!("src/{module}.rs is in no layer of tests/layers.rs"));
+        let Some(rank) = layer_rank(&module.layer) else {
+            violations.push(format!("{module} is in no layer of {LAYERS:?}"));
             continue;
         };
         for named in named_modules(text) {
-            if named == *module {
-                continue;
-            }
-            match layer_of(&named) {
-                Some(other) if other > layer => violations.push(format!(
-                    "src/{module}.rs ({}) names crate::{named} ({})",
-                    LAYERS[layer].0, LAYERS[other].0
+            match layer_rank(&named.layer) {
+                Some(other) if other > rank => violations.push(format!(
+                    "{module} names crate::{}::{}, a higher layer",
+                    named.layer, named.name
                 )),
-                Some(_) => {}
-                None if sources.contains_key(&named) => {
-                    violations.push(format!("crate::{named} is in no layer"))
-                }
-                None => {}
+                _ => {}
             }
         }
     }
@@ -121,20 +135,22 @@ fn every_module_names_only_its_own_layer_or_below() {
 #[test]
 fn the_module_graph_has_no_cycle() {
     let sources = sources();
-    let edges: BTreeMap<&str, BTreeSet<String>> = sources
+    let edges: BTreeMap<&Module, BTreeSet<Module>> = sources
         .iter()
         .map(|(module, text)| {
             let mut named = named_modules(text);
-            named.retain(|name| name != module && sources.contains_key(name));
-            (module.as_str(), named)
+            named.retain(|other| other != module && sources.contains_key(other));
+            // A layer's mod.rs only declares and documents its modules.
+            named.retain(|other| other.name != "mod");
+            (module, named)
         })
         .collect();
     // Repeatedly remove modules that name nothing left; what remains is cyclic.
-    let mut left: BTreeMap<&str, BTreeSet<String>> = edges.clone();
+    let mut left = edges.clone();
     loop {
-        let leaves: Vec<&str> = left
+        let leaves: Vec<&Module> = left
             .iter()
-            .filter(|(_, named)| named.iter().all(|name| !left.contains_key(name.as_str())))
+            .filter(|(_, named)| named.iter().all(|other| !left.contains_key(other)))
             .map(|(module, _)| *module)
             .collect();
         if leaves.is_empty() {
@@ -144,11 +160,34 @@ fn the_module_graph_has_no_cycle() {
             left.remove(leaf);
         }
     }
+    let cyclic: Vec<String> = left.keys().map(ToString::to_string).collect();
     assert!(
-        left.is_empty(),
-        "modules in a dependency cycle: {:?}",
-        left.keys().collect::<Vec<_>>()
+        cyclic.is_empty(),
+        "modules in a dependency cycle: {cyclic:?}"
     );
+}
+
+/// The lines of `text` without comments (rough: `//` to the end of a line).
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(number, line)| (number + 1, line.split("//").next().unwrap_or_default()))
+}
+
+#[test]
+fn only_capi_exports_symbols() {
+    let mut violations = Vec::new();
+    for (module, text) in &sources() {
+        if module.layer == "capi" {
+            continue;
+        }
+        for (number, code) in code_lines(text) {
+            if code.contains("no_mangle") || code.contains("extern \"C\" fn pyb_") {
+                violations.push(format!("{module}:{number}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
 #[test]
@@ -169,15 +208,89 @@ fn no_code_in_the_crate_calls_an_exported_function() {
     assert!(exported.len() > 40, "found only {} exports", exported.len());
     let mut calls = Vec::new();
     for (module, text) in &sources {
-        for (number, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or_default();
+        for (number, code) in code_lines(text) {
             for name in &exported {
                 let call = format!("{name}(");
                 if code.contains(&call) && !code.contains(&format!("fn {call}")) {
-                    calls.push(format!("src/{module}.rs:{}: {}", number + 1, line.trim()));
+                    calls.push(format!("{module}:{number}: {}", code.trim()));
                 }
             }
         }
     }
     assert!(calls.is_empty(), "{}", calls.join("\n"));
+}
+
+#[test]
+fn the_c_api_never_touches_cpython() {
+    let mut violations = Vec::new();
+    for (module, text) in &sources() {
+        if module.layer != "capi" {
+            continue;
+        }
+        for (number, code) in code_lines(text) {
+            if code.contains("pyo3") || code.contains("PyObject") {
+                violations.push(format!("{module}:{number}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// Each `fn` signature in `text`: its line and its text from `fn` to the `{`
+/// or `;` that ends it.
+fn signatures(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("fn ") {
+        let before = text[..at].chars().last();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let line = text[..at].lines().count().max(1);
+        let line_text = text[..at].rsplit('\n').next().unwrap_or_default();
+        if line_text.contains("//") {
+            continue;
+        }
+        let end = text[at..]
+            .find(['{', ';'])
+            .map_or(text.len(), |end| at + end);
+        found.push((line, text[at..end].to_string()));
+    }
+    found
+}
+
+#[test]
+fn python_functions_that_take_an_object_take_a_gil_token() {
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for (module, text) in &sources() {
+        if module.layer != "python" {
+            continue;
+        }
+        for (line, signature) in signatures(text) {
+            let params = signature
+                .split_once('(')
+                .map(|(_, rest)| rest)
+                .unwrap_or_default();
+            // Functions CPython calls (it holds the GIL and passes no token),
+            // methods of a value that carries the token, and functions of
+            // owned references (which carry it) are exempt.
+            let entered_from_cpython = text
+                .lines()
+                .nth(line - 1)
+                .is_some_and(|line| line.contains("extern \"C\" fn"));
+            if !params.contains("PyObject")
+                || entered_from_cpython
+                || params.contains("self")
+                || params.contains("Owned<")
+            {
+                continue;
+            }
+            checked += 1;
+            if !params.contains("Python<") {
+                violations.push(format!("{module}:{line}: {}", signature.trim()));
+            }
+        }
+    }
+    assert!(checked > 20, "checked only {checked} signatures");
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
 }

@@ -183,7 +183,7 @@ typedef struct pyb_value {
 // to pybridge, which releases it (returning an argument handle is fine).
 //
 // A C++ exception that escapes it is caught at the boundary (one C++ frame,
-// `src/host_call.cpp`) and raised in Python as `pybridge.HostError`: "host
+// `src/python/host_call.cpp`) and raised in Python as `pybridge.HostError`: "host
 // function module.name threw a C++ exception: <what()>" (or "... that is not a
 // std::exception"); the result it may have written is discarded. Other
 // unwinding (a Rust panic, `longjmp`) must not leave it.

@@ -1,0 +1,39 @@
+//! The types of host functions and of their user data's destructor.
+
+use std::ffi::c_void;
+
+use crate::abi::status::pyb_status;
+use crate::abi::value::pyb_value;
+
+/// `pyb_register_function` flag: release the GIL while the host function runs,
+/// so other Python threads run meanwhile. The function then must not touch
+/// Python objects except through pybridge calls (which take the GIL themselves).
+pub const PYB_FN_RELEASE_GIL: u32 = 1;
+
+/// A host function: reads `nargs` arguments from `args`, writes its result to
+/// `*result` (preset to None) and returns `PYB_OK`, or returns an error status
+/// (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
+/// Python. STR/BYTES arguments point into the Python objects and OBJECT
+/// arguments are temporary handles: both are valid until the function returns
+/// (clone a handle to keep it). A STR/BYTES result must stay valid until the
+/// function returns (pybridge copies it then); an OBJECT result handle passes
+/// to pybridge, which releases it (returning an argument handle is fine).
+///
+/// A C++ exception that escapes it is caught at the boundary (one C++ frame,
+/// `src/python/host_call.cpp`) and raised in Python as `pybridge.HostError`: "host
+/// function module.name threw a C++ exception: <what()>" (or "... that is not a
+/// std::exception"); the result it may have written is discarded. Other
+/// unwinding (a Rust panic, `longjmp`) must not leave it.
+#[allow(non_camel_case_types)]
+pub type pyb_host_fn = Option<
+    unsafe extern "C" fn(
+        args: *const pyb_value,
+        nargs: usize,
+        result: *mut pyb_value,
+        user_data: *mut c_void,
+    ) -> pyb_status,
+>;
+
+/// Frees a host function's `user_data` when the engine shuts down.
+#[allow(non_camel_case_types)]
+pub type pyb_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;

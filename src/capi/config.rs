@@ -1,0 +1,66 @@
+//! `pyb_config`: the default settings, and the check and copy of a host's.
+
+use crate::abi::status::pyb_status;
+use crate::capi::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, utf8_arg};
+use crate::runtime::config::EngineConfig;
+use crate::runtime::error::{Error, Result, reserve_for_host_count};
+
+pub use crate::abi::config::*;
+
+const KNOWN_FLAGS: u32 = PYB_CONFIG_ISOLATED | PYB_CONFIG_IGNORE_SIGPIPE;
+
+/// Writes the default configuration to `out`. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_config_default(out: *mut pyb_config) -> pyb_status {
+    ffi_boundary("pyb_config_default", || {
+        *out_ptr(out, "out")? = pyb_config::default();
+        Ok(())
+    })
+}
+
+/// Copies and checks the host's configuration; NULL means defaults.
+pub(crate) fn engine_config(config: *const pyb_config) -> Result<EngineConfig> {
+    // SAFETY: a non-NULL config is promised readable for `struct_size` bytes.
+    let Some(config) = (unsafe { config.as_ref() }) else {
+        return engine_config(&pyb_config::default());
+    };
+    let minimum = std::mem::size_of::<pyb_config>();
+    if config.struct_size < minimum {
+        return Err(Error::invalid_argument(format!(
+            "pyb_config.struct_size is {} but this pybridge needs at least {minimum}; \
+             fill the struct with pyb_config_default",
+            config.struct_size
+        )));
+    }
+    if config.flags & !KNOWN_FLAGS != 0 {
+        return Err(Error::invalid_argument(format!(
+            "pyb_config.flags has unknown bits {:#x}",
+            config.flags & !KNOWN_FLAGS
+        )));
+    }
+    if config.module_search_paths.is_null() && config.module_search_paths_len != 0 {
+        return Err(Error::null_argument("pyb_config.module_search_paths"));
+    }
+    let mut module_search_paths = Vec::new();
+    reserve_for_host_count(
+        &mut module_search_paths,
+        config.module_search_paths_len,
+        "pyb_config.module_search_paths_len",
+    )?;
+    for index in 0..config.module_search_paths_len {
+        // SAFETY: the array is promised to hold `module_search_paths_len` entries.
+        let entry = unsafe { *config.module_search_paths.add(index) };
+        let name = format!("pyb_config.module_search_paths[{index}]");
+        module_search_paths.push(utf8_arg(entry, &name)?.to_string());
+    }
+    Ok(EngineConfig {
+        python_home: optional_utf8_arg(config.python_home, "pyb_config.python_home")?
+            .map(str::to_string),
+        virtual_env: optional_utf8_arg(config.virtual_env, "pyb_config.virtual_env")?
+            .map(str::to_string),
+        module_search_paths,
+        isolated: config.flags & PYB_CONFIG_ISOLATED != 0,
+        ignore_sigpipe: config.flags & PYB_CONFIG_IGNORE_SIGPIPE != 0,
+        previous_threads_timeout_ms: config.previous_threads_timeout_ms,
+    })
+}

@@ -1,0 +1,27 @@
+//! The C API: the only place that exports symbols. Each module holds the
+//! `extern "C"` functions of one concept, in the order a host meets them
+//! (cbindgen writes the header in this order): check the arguments, enter
+//! the GIL where needed, call the layer below, and turn the result into a
+//! status at the panic boundary, recording the last error on failure.
+
+pub mod status;
+
+pub mod config;
+pub mod engine;
+
+pub mod gil;
+
+pub mod object;
+pub mod value;
+
+pub mod call;
+
+pub mod host_function;
+
+pub mod error;
+pub mod info;
+pub mod logging;
+pub mod stats;
+
+mod boundary;
+mod c_buffer;

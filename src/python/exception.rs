@@ -1,0 +1,183 @@
+//! A pending Python exception as an `Error`: its type's qualified name, its
+//! message and its formatted traceback, read with the raw C API (pyo3's
+//! `PyErr` is fenced off, see clippy.toml). Also `Owned::new`, which turns a
+//! NULL result into the exception's error.
+
+use pyo3::{Python, ffi};
+
+use crate::abi::status::*;
+use crate::python::owned::Owned;
+use crate::runtime::error::{Error, PythonError, Result};
+
+impl<'py> Owned<'py> {
+    /// Takes the new reference a C API call returned; NULL means it raised,
+    /// and the pending exception becomes the error.
+    #[inline]
+    pub(crate) fn new(py: Python<'py>, object: *mut ffi::PyObject) -> Result<Owned<'py>> {
+        // SAFETY: a new reference is ours to own.
+        unsafe { Owned::from_raw(py, object) }.ok_or_else(|| python_error(py))
+    }
+
+    /// A new Python str from UTF-8 text.
+    pub(crate) fn str(py: Python<'py>, text: &str) -> Result<Owned<'py>> {
+        // SAFETY: GIL held (the token); `text` is valid UTF-8 of the given length.
+        Owned::new(py, unsafe {
+            ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t)
+        })
+    }
+}
+
+/// Takes the current Python exception off the interpreter and turns it into a
+/// `PYB_E_PYTHON` error whose message is `Type: message` plus the traceback.
+/// The GIL must be held. Formatting runs Python code; if that fails too, the
+/// error keeps what it could read.
+///
+/// Raw C API only: pyo3's `PyErr` defers decrefs into a process-wide pool when
+/// it does not know the GIL is held, and its interned names are cached in
+/// statics; both outlive an interpreter, and a later engine then frees dead
+/// objects (double free measured on 3.12.1).
+#[cold]
+#[inline(never)]
+pub(crate) fn python_error(py: pyo3::Python<'_>) -> Error {
+    let Some(exception) = fetch_exception(py) else {
+        return Error::new(
+            PYB_E_PYTHON,
+            "a Python call failed without setting an exception",
+        );
+    };
+    Error::python(describe_exception(py, &exception))
+}
+
+/// A fetched exception: type, normalized value and traceback.
+struct Fetched<'py> {
+    kind: Owned<'py>,
+    value: Option<Owned<'py>>,
+    traceback: Option<Owned<'py>>,
+}
+
+/// Takes the pending exception off the thread state.
+fn fetch_exception(py: pyo3::Python<'_>) -> Option<Fetched<'_>> {
+    // SAFETY: GIL held (the token); each call hands us new references.
+    unsafe {
+        #[cfg(Py_3_12)]
+        {
+            let value = Owned::from_raw(py, ffi::PyErr_GetRaisedException())?;
+            let kind = Owned::from_borrowed(py, ffi::Py_TYPE(value.as_ptr()).cast());
+            let traceback = Owned::from_raw(py, ffi::PyException_GetTraceback(value.as_ptr()));
+            Some(Fetched {
+                kind,
+                value: Some(value),
+                traceback,
+            })
+        }
+        #[cfg(not(Py_3_12))]
+        {
+            let mut kind = std::ptr::null_mut();
+            let mut value = std::ptr::null_mut();
+            let mut traceback = std::ptr::null_mut();
+            ffi::PyErr_Fetch(&mut kind, &mut value, &mut traceback);
+            if kind.is_null() {
+                return None;
+            }
+            // Exceptions raised from C arrive unnormalized, without `__traceback__` (3.11).
+            ffi::PyErr_NormalizeException(&mut kind, &mut value, &mut traceback);
+            if !traceback.is_null() && !value.is_null() {
+                ffi::PyException_SetTraceback(value, traceback);
+            }
+            Some(Fetched {
+                kind: Owned::from_raw(py, kind)?,
+                value: Owned::from_raw(py, value),
+                traceback: Owned::from_raw(py, traceback),
+            })
+        }
+    }
+}
+
+/// The text of a str a call returned, or `None` (its error cleared).
+fn take_text(py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Option<String> {
+    let object = owned_or_cleared(py, object)?;
+    text_of(py, object.as_ptr())
+}
+
+/// The text of a live str (lossy), or `None` for anything else (its error
+/// cleared): for messages and names, where a failure must not raise.
+pub(crate) fn text_of(_py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Option<String> {
+    let mut len = 0;
+    // SAFETY: GIL held (the token); the UTF-8 buffer lives as long as `object`.
+    unsafe {
+        let data = ffi::PyUnicode_AsUTF8AndSize(object, &mut len);
+        if data.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+fn describe_exception(py: pyo3::Python<'_>, exception: &Fetched<'_>) -> PythonError {
+    let attribute = |name: &std::ffi::CStr| {
+        // SAFETY: GIL held; the type is live.
+        take_text(py, unsafe {
+            ffi::PyObject_GetAttrString(exception.kind.as_ptr(), name.as_ptr())
+        })
+    };
+    let qualname =
+        attribute(c"__qualname__").unwrap_or_else(|| "<unknown exception type>".to_string());
+    let type_name = match attribute(c"__module__") {
+        Some(module) if module != "builtins" => format!("{module}.{qualname}"),
+        _ => qualname,
+    };
+    let message = match &exception.value {
+        None => String::new(),
+        // SAFETY: GIL held; the value is live.
+        Some(value) => take_text(py, unsafe { ffi::PyObject_Str(value.as_ptr()) })
+            .unwrap_or_else(|| "<str() of the exception failed>".to_string()),
+    };
+    let traceback =
+        format_exception(py, exception).unwrap_or_else(|| format!("{type_name}: {message}"));
+    PythonError {
+        type_name,
+        message,
+        traceback,
+    }
+}
+
+/// `"".join(traceback.format_exception(type, value, tb))`, trimmed.
+fn format_exception(py: pyo3::Python<'_>, exception: &Fetched<'_>) -> Option<String> {
+    // SAFETY: GIL held (the token); every reference is owned by an `Owned`.
+    unsafe {
+        let module = owned_or_cleared(py, ffi::PyImport_ImportModule(c"traceback".as_ptr()))?;
+        let none = ffi::Py_None();
+        let or_none = |object: &Option<Owned<'_>>| match object {
+            Some(object) => object.as_ptr(),
+            None => none,
+        };
+        let lines = owned_or_cleared(
+            py,
+            ffi::PyObject_CallMethod(
+                module.as_ptr(),
+                c"format_exception".as_ptr(),
+                c"(OOO)".as_ptr(),
+                exception.kind.as_ptr(),
+                or_none(&exception.value),
+                or_none(&exception.traceback),
+            ),
+        )?;
+        let empty = owned_or_cleared(py, ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0))?;
+        take_text(py, ffi::PyUnicode_Join(empty.as_ptr(), lines.as_ptr()))
+            .map(|text| text.trim_end().to_string())
+    }
+}
+
+/// Takes a new reference, or clears the error a NULL left. Error formatting
+/// cannot use `Owned::new`: its error path would format again.
+fn owned_or_cleared(py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Option<Owned<'_>> {
+    // SAFETY: GIL held (the token); `object` is a new reference or NULL.
+    let owned = unsafe { Owned::from_raw(py, object) };
+    if owned.is_none() {
+        // SAFETY: as above.
+        unsafe { ffi::PyErr_Clear() };
+    }
+    owned
+}

@@ -1,0 +1,485 @@
+//! What the engine thread does with CPython: start it from a `pyb_config`,
+//! look at its threads, interrupt them, and finalize it. Everything here runs
+//! on the engine thread, which is Python's main thread for its whole life
+//! (`Py_FinalizeEx` must run there: on another thread it hangs on 3.11/3.12
+//! and crashes on 3.13+, see docs/CPYTHON-NOTES.md).
+
+use std::ffi::{CStr, CString};
+
+use pyo3::{Python, ffi};
+
+use crate::abi::status::*;
+use crate::python::owned::Owned;
+use crate::runtime::config::EngineConfig;
+use crate::runtime::error::{Error, Result};
+
+/// A `threading` thread other than the main thread and host (dummy) threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PythonThread {
+    pub ident: u64,
+    pub native_id: Option<i64>,
+    pub name: String,
+    pub daemon: bool,
+}
+
+impl PythonThread {
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{} Python thread '{}' (native id {})",
+            if self.daemon { "daemon" } else { "non-daemon" },
+            self.name,
+            self.native_id
+                .map_or("unknown".to_string(), |id| id.to_string())
+        )
+    }
+}
+
+const HELPERS: &CStr = c"
+import threading
+
+class ShutdownInterrupt(BaseException):
+    'Raised in host threads running Python by a shutdown with PYB_SHUTDOWN_INTERRUPT.'
+
+def python_threads():
+    main = threading.main_thread()
+    return [
+        (t.ident, t.native_id, t.name, t.daemon)
+        for t in threading.enumerate()
+        if t is not main and not isinstance(t, threading._DummyThread) and t.is_alive()
+    ]
+
+def extend_path(virtual_env, paths):
+    import os, site, sys
+    if virtual_env:
+        version = 'python%d.%d' % sys.version_info[:2]
+        for candidate in (os.path.join(virtual_env, 'lib', version, 'site-packages'),
+                          os.path.join(virtual_env, 'Lib', 'site-packages')):
+            if os.path.isdir(candidate):
+                site.addsitedir(candidate)
+                break
+        else:
+            raise FileNotFoundError('no site-packages under virtual environment ' + virtual_env)
+    sys.path[0:0] = list(paths)
+
+class ReinitGuard:
+    'Refuses extension modules CPython crashes re-initializing (src/python/reinit_guard.rs).'
+    def __init__(self, hazards, refused, message):
+        self.hazards = frozenset(hazards)
+        self.refused = frozenset(refused)
+        self.message = message
+        self.seen = set()
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.refused:
+            raise ImportError(self.message % name, name=name)
+        if name in self.hazards:
+            self.seen.add(name)
+        return None
+
+reinit_guard = None
+
+def guard_reimports(hazards, refused, message):
+    global reinit_guard
+    import sys
+    reinit_guard = ReinitGuard(hazards, refused, message)
+    sys.meta_path.insert(0, reinit_guard)
+
+def initialized_hazards():
+    import sys
+    if reinit_guard is None:
+        return []
+    return sorted(reinit_guard.seen | (reinit_guard.hazards & set(sys.modules)))
+";
+
+/// The engine's helper module, compiled once per interpreter (it is kept in
+/// `sys.modules`, so its exception class has one identity hosts can catch).
+fn helpers(py: Python<'_>) -> Result<Owned<'_>> {
+    // SAFETY: GIL held (the `py` token says so).
+    unsafe {
+        let existing = ffi::PyImport_ImportModule(c"_pybridge_engine".as_ptr());
+        if let Some(existing) = Owned::from_raw(py, existing) {
+            return Ok(existing);
+        }
+        ffi::PyErr_Clear();
+        let code = Owned::new(
+            py,
+            ffi::Py_CompileString(HELPERS.as_ptr(), c"<pybridge>".as_ptr(), ffi::Py_file_input),
+        )?;
+        Owned::new(
+            py,
+            ffi::PyImport_ExecCodeModuleEx(
+                c"_pybridge_engine".as_ptr(),
+                code.as_ptr(),
+                c"<pybridge>".as_ptr(),
+            ),
+        )
+    }
+}
+
+/// Calls `_pybridge_engine.<name>(*args)`; steals nothing.
+fn call_helper<'py>(
+    py: Python<'py>,
+    name: &CStr,
+    args: &[*mut ffi::PyObject],
+) -> Result<Owned<'py>> {
+    let module = helpers(py)?;
+    // SAFETY: GIL held; `args` are live references the caller keeps.
+    unsafe {
+        let function = Owned::new(
+            py,
+            ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()),
+        )?;
+        let tuple = Owned::new(py, ffi::PyTuple_New(args.len() as ffi::Py_ssize_t))?;
+        for (index, arg) in args.iter().enumerate() {
+            ffi::Py_INCREF(*arg);
+            ffi::PyTuple_SetItem(tuple.as_ptr(), index as ffi::Py_ssize_t, *arg);
+        }
+        Owned::new(
+            py,
+            ffi::PyObject_CallObject(function.as_ptr(), tuple.as_ptr()),
+        )
+    }
+}
+
+/// Starts CPython on the calling thread and returns its main thread state with
+/// the GIL released.
+pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
+    // SAFETY: PyConfig is plain data initialized by CPython before use.
+    unsafe {
+        let mut py_config: ffi::PyConfig = std::mem::zeroed();
+        if config.isolated {
+            ffi::PyConfig_InitIsolatedConfig(&mut py_config);
+        } else {
+            ffi::PyConfig_InitPythonConfig(&mut py_config);
+        }
+        // Signal handlers belong to the host process.
+        py_config.install_signal_handlers = 0;
+        if config.ignore_sigpipe {
+            // What CPython's own signal setup would do (PYB_CONFIG_IGNORE_SIGPIPE).
+            crate::sys::process::ignore_sigpipe();
+        }
+        py_config.parse_argv = 0;
+        // Python derives its prefix from the program name; the host's own
+        // executable (mono, dotnet, a C++ app) would lead it to the wrong stdlib.
+        let program = env!("PYB_BUILD_PYTHON_EXECUTABLE");
+        let mut result = set_config_string(&mut py_config, Field::ProgramName, program);
+        if let (Ok(()), Some(home)) = (&result, &config.python_home) {
+            result = set_config_string(&mut py_config, Field::Home, home);
+        }
+        if let Err(error) = result {
+            ffi::PyConfig_Clear(&mut py_config);
+            return Err(error);
+        }
+        let status = ffi::Py_InitializeFromConfig(&py_config);
+        ffi::PyConfig_Clear(&mut py_config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(Error::new(
+                PYB_E_INIT_FAILED,
+                format!(
+                    "CPython failed to initialize: {} ({}); check python_home and PYTHONHOME",
+                    c_text(status.err_msg),
+                    c_text(status.func)
+                ),
+            ));
+        }
+        let py = Python::assume_attached();
+        if let Err(error) = prepare(py, config) {
+            ffi::Py_FinalizeEx();
+            crate::python::reinit_guard::note_loaded_extension_files();
+            return Err(Error::new(
+                PYB_E_INIT_FAILED,
+                format!("Python started but could not be set up: {}", error.message),
+            ));
+        }
+        Ok(ffi::PyEval_SaveThread())
+    }
+}
+
+fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
+    // First, so that no import below can reach a module that would crash.
+    guard_reimports(py)?;
+    // Importing threading here makes this thread threading's main thread.
+    // SAFETY: GIL held.
+    Owned::new(py, unsafe {
+        ffi::PyImport_ImportModule(c"threading".as_ptr())
+    })?;
+    // Error formatting (src/python/exception.rs) needs traceback. Imported now, no
+    // interrupt can ever land inside that import; importing it lazily, on the
+    // first error, raced with interrupting shutdowns (see docs/CPYTHON-NOTES.md).
+    // SAFETY: GIL held.
+    Owned::new(py, unsafe {
+        ffi::PyImport_ImportModule(c"traceback".as_ptr())
+    })?;
+    let paths: Vec<&str> = config
+        .module_search_paths
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let paths = string_list(py, &paths)?;
+    let virtual_env = match &config.virtual_env {
+        Some(path) => Owned::str(py, path)?,
+        // SAFETY: GIL held; None is always live.
+        None => unsafe { Owned::from_borrowed(py, ffi::Py_None()) },
+    };
+    call_helper(py, c"extend_path", &[virtual_env.as_ptr(), paths.as_ptr()])?;
+    Ok(())
+}
+
+/// Installs the import hook of src/python/reinit_guard.rs in the new interpreter.
+fn guard_reimports(py: Python<'_>) -> Result<()> {
+    let hazards = string_list(py, crate::python::reinit_guard::hazards())?;
+    let refused = string_list(py, &crate::python::reinit_guard::refused())?;
+    let message = Owned::str(py, &crate::python::reinit_guard::refusal_message())?;
+    call_helper(
+        py,
+        c"guard_reimports",
+        &[hazards.as_ptr(), refused.as_ptr(), message.as_ptr()],
+    )?;
+    Ok(())
+}
+
+fn string_list<'py>(py: Python<'py>, items: &[&str]) -> Result<Owned<'py>> {
+    // SAFETY: GIL held.
+    let list = Owned::new(py, unsafe { ffi::PyList_New(0) })?;
+    for item in items {
+        let item = Owned::str(py, item)?;
+        // SAFETY: GIL held; both are live.
+        if unsafe { ffi::PyList_Append(list.as_ptr(), item.as_ptr()) } != 0 {
+            return Err(crate::python::exception::python_error(py));
+        }
+    }
+    Ok(list)
+}
+
+/// Hands the hazards this interpreter initialized to src/python/reinit_guard.rs.
+/// Best effort: a failure here is caught again after finalization, from the
+/// loaded extension files.
+fn note_initialized_hazards(py: Python<'_>) {
+    let Ok(names) = call_helper(py, c"initialized_hazards", &[]) else {
+        // SAFETY: GIL held.
+        unsafe { ffi::PyErr_Clear() };
+        return;
+    };
+    // SAFETY: GIL held; `names` is a list made by the helper.
+    let count = unsafe { ffi::PyList_Size(names.as_ptr()) };
+    let found: Vec<String> = (0..count.max(0))
+        .filter_map(|index| {
+            // SAFETY: GIL held; `index` is inside the list.
+            let item = unsafe { ffi::PyList_GetItem(names.as_ptr(), index) };
+            crate::python::exception::text_of(py, item)
+        })
+        .collect();
+    crate::python::reinit_guard::note_initialized(found.iter().map(String::as_str));
+}
+
+enum Field {
+    ProgramName,
+    Home,
+}
+
+unsafe fn set_config_string(config: &mut ffi::PyConfig, field: Field, value: &str) -> Result<()> {
+    let text = CString::new(value)
+        .map_err(|_| Error::invalid_argument(format!("path {value:?} contains a NUL byte")))?;
+    let target = match field {
+        Field::ProgramName => &mut config.program_name,
+        Field::Home => &mut config.home,
+    };
+    let target: *mut *mut libc::wchar_t = target;
+    // SAFETY: `target` is a field of the initialized config.
+    let status = unsafe { ffi::PyConfig_SetBytesString(config, target.cast(), text.as_ptr()) };
+    // SAFETY: reading a status CPython returned.
+    if unsafe { ffi::PyStatus_Exception(status) } != 0 {
+        return Err(Error::new(
+            PYB_E_INIT_FAILED,
+            format!(
+                "CPython rejected the path {value:?}: {}",
+                c_text(status.err_msg)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn c_text(text: *const std::ffi::c_char) -> String {
+    if text.is_null() {
+        return "no detail".to_string();
+    }
+    // SAFETY: CPython's static NUL-terminated strings.
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The interpreter's Python-created threads that are still alive. GIL held.
+pub(crate) fn python_threads(py: Python<'_>) -> Result<Vec<PythonThread>> {
+    let rows = call_helper(py, c"python_threads", &[])?;
+    // SAFETY: GIL held; the helper returns a list of (int, int|None, str, bool) tuples.
+    unsafe {
+        let count = ffi::PyList_Size(rows.as_ptr());
+        let mut threads = Vec::with_capacity(count.max(0) as usize);
+        for index in 0..count {
+            let row = ffi::PyList_GetItem(rows.as_ptr(), index);
+            let field = |at: ffi::Py_ssize_t| ffi::PyTuple_GetItem(row, at);
+            let native_id = field(1);
+            let name = ffi::PyUnicode_AsUTF8(field(2));
+            threads.push(PythonThread {
+                ident: ffi::PyLong_AsUnsignedLongLong(field(0)),
+                native_id: (native_id != ffi::Py_None()).then(|| ffi::PyLong_AsLongLong(native_id)),
+                name: if name.is_null() {
+                    "?".to_string()
+                } else {
+                    CStr::from_ptr(name).to_string_lossy().into_owned()
+                },
+                daemon: ffi::PyObject_IsTrue(field(3)) == 1,
+            });
+        }
+        if !ffi::PyErr_Occurred().is_null() {
+            return Err(crate::python::exception::python_error(py));
+        }
+        Ok(threads)
+    }
+}
+
+/// Standard-library modules that take locks which finalization needs again
+/// (the import system's module locks, `threading`'s start and shutdown
+/// handshakes, `logging`'s handler locks, queues and futures) in the
+/// `acquire(); try:` pattern. An exception raised between the two leaves the
+/// lock held for good: on 3.11 every later import hung, and `Thread.start()`
+/// waited for ever (see docs/CPYTHON-NOTES.md, "Interrupting threads").
+const LOCK_TAKING_MODULES: [&str; 8] = [
+    "importlib",
+    "_frozen_importlib",
+    "zipimport",
+    "threading",
+    "logging",
+    "queue",
+    "concurrent.futures",
+    "multiprocessing",
+];
+
+fn is_lock_taking_module(name: &str) -> bool {
+    LOCK_TAKING_MODULES.iter().any(|module| {
+        name.strip_prefix(module)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('_'))
+    })
+}
+
+/// The asynchronous exceptions a shutdown raises: `SystemExit` in Python
+/// threads, which `threading` ends quietly, and
+/// `_pybridge_engine.ShutdownInterrupt` (a BaseException) in host threads,
+/// because `SystemExit` reaching `PyRun_SimpleString` or `PyErr_Print` on a
+/// host thread calls `Py_Exit` and finalizes from the wrong thread.
+pub(crate) struct Interrupts<'py> {
+    host_exception: Owned<'py>,
+}
+
+impl<'py> Interrupts<'py> {
+    /// GIL held.
+    pub(crate) fn new(py: Python<'py>) -> Result<Interrupts<'py>> {
+        let module = helpers(py)?;
+        // SAFETY: GIL held.
+        let host_exception = Owned::new(py, unsafe {
+            ffi::PyObject_GetAttrString(module.as_ptr(), c"ShutdownInterrupt".as_ptr())
+        })?;
+        Ok(Interrupts { host_exception })
+    }
+
+    /// The threads (by ident) an exception may be raised in now: those whose
+    /// innermost Python frame is not in a lock-taking module. The exception
+    /// fires in that frame; the frames below it are paused at a call, inside
+    /// the `try` or `with` that guards any lock they took, so they release it
+    /// as the exception passes. A thread with no Python frame is safe too: its
+    /// next bytecode is the first of a function, before any lock is taken.
+    /// (Every Python thread has `threading` frames at the bottom of its stack,
+    /// so looking deeper would never interrupt one.) Runs no bytecode, and holds the
+    /// cyclic GC off, so no other thread can run (and move) between this look
+    /// and `raise_in`, as long as the caller keeps the GIL. GIL held.
+    pub(crate) fn interruptible(&self, py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
+        // SAFETY: GIL held throughout; every reference taken is released.
+        unsafe {
+            let gc_was_enabled = ffi::PyGC_Disable();
+            let result = interruptible_now(py, idents);
+            if gc_was_enabled != 0 {
+                ffi::PyGC_Enable();
+            }
+            result
+        }
+    }
+
+    /// Raises the exceptions; each fires when its thread next runs Python
+    /// bytecode. Runs no Python code. GIL held.
+    pub(crate) fn raise_in(&self, python_threads: &[u64], host_threads: &[u64]) {
+        // SAFETY: static exception type object.
+        let system_exit = unsafe { ffi::PyExc_SystemExit };
+        for (idents, exception) in [
+            (python_threads, system_exit),
+            (host_threads, self.host_exception.as_ptr()),
+        ] {
+            for ident in idents {
+                // SAFETY: GIL held; `exception` is a live type object.
+                unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, exception) };
+            }
+        }
+    }
+}
+
+/// See `Interrupts::interruptible`. GIL held, GC off.
+unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
+    // SAFETY (whole body): GIL held; borrowed references are used while their owner lives.
+    unsafe {
+        let current_frames = ffi::PySys_GetObject(c"_current_frames".as_ptr());
+        if current_frames.is_null() {
+            return Err(Error::new(PYB_E_PYTHON, "sys._current_frames is missing"));
+        }
+        let frames = Owned::new(py, ffi::PyObject_CallNoArgs(current_frames))?;
+        let mut safe = Vec::new();
+        for ident in idents {
+            let key = Owned::new(py, ffi::PyLong_FromUnsignedLongLong(*ident))?;
+            let top = ffi::PyDict_GetItemWithError(frames.as_ptr(), key.as_ptr());
+            if top.is_null() && !ffi::PyErr_Occurred().is_null() {
+                return Err(crate::python::exception::python_error(py));
+            }
+            if !frame_takes_locks(py, top)? {
+                safe.push(*ident);
+            }
+        }
+        Ok(safe)
+    }
+}
+
+/// True when `frame` (borrowed; may be NULL) runs code of a lock-taking module.
+unsafe fn frame_takes_locks(py: Python<'_>, frame: *mut ffi::PyObject) -> Result<bool> {
+    if frame.is_null() {
+        return Ok(false);
+    }
+    // SAFETY (whole body): GIL held; `frame` is a live frame the caller keeps.
+    unsafe {
+        let globals = Owned::new(
+            py,
+            ffi::PyObject_GetAttrString(frame, c"f_globals".as_ptr()),
+        )?;
+        let name = ffi::PyDict_GetItemString(globals.as_ptr(), c"__name__".as_ptr());
+        if name.is_null() || ffi::PyUnicode_Check(name) == 0 {
+            return Ok(false);
+        }
+        let utf8 = ffi::PyUnicode_AsUTF8(name);
+        if utf8.is_null() {
+            return Err(crate::python::exception::python_error(py));
+        }
+        Ok(is_lock_taking_module(
+            &CStr::from_ptr(utf8).to_string_lossy(),
+        ))
+    }
+}
+
+/// `Py_FinalizeEx` on the engine thread, which holds the GIL on its main state.
+pub(crate) fn finalize() -> i32 {
+    // SAFETY: called on the thread that initialized Python, with its state
+    // current, so the GIL is held.
+    let py = unsafe { Python::assume_attached() };
+    note_initialized_hazards(py);
+    // SAFETY: as above.
+    let code = unsafe { ffi::Py_FinalizeEx() };
+    crate::python::reinit_guard::note_loaded_extension_files();
+    code
+}

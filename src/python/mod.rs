@@ -1,0 +1,15 @@
+//! Everything that touches a Python object. A function that needs the GIL
+//! takes a GIL token (`pyo3::Python<'py>`, minted by a `gil::GilScope` or by
+//! CPython calling in) and references are owned through `owned::Owned`.
+
+pub(crate) mod call;
+pub(crate) mod exception;
+pub(crate) mod gil;
+pub(crate) mod handles;
+pub(crate) mod host_function;
+pub(crate) mod info;
+pub(crate) mod interpreter;
+pub(crate) mod object;
+pub(crate) mod owned;
+pub(crate) mod reinit_guard;
+pub(crate) mod value;

@@ -1,0 +1,384 @@
+//! One record per host thread that has used pybridge: its persistent Python
+//! thread state, its GIL nesting, and the flags the shutdown side reads.
+//!
+//! The record lives in a process-wide registry (so shutdown can see every
+//! thread) and is reached from its own thread through one thread-local pointer
+//! kept in initial-exec TLS (`sys/current_slot.rs`); Rust TLS is used only
+//! for the thread-exit hook.
+
+use std::cell::{Cell, UnsafeCell};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use pyo3::ffi;
+
+use crate::runtime::token::{Serials, Token, TokenKind};
+use crate::sys::{current_slot, thread as os_thread};
+
+/// What a thread is doing, for the messages that name what blocks a shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Activity {
+    Idle = 0,
+    WaitingForGil = 1,
+    HoldingGil = 2,
+    AllowThreads = 3,
+}
+
+/// A region opened by `pyb_begin_allow_threads` that released the GIL: what to
+/// restore at the matching end.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AllowFrame {
+    pub saved_tstate: *mut ffi::PyThreadState,
+    pub depth: u32,
+    pub epoch: u32,
+    pub borrowed: bool,
+    /// The region's token.
+    pub token: u64,
+}
+
+/// A stack the owning thread changes through `&self`, like a `Cell`: every
+/// method copies values in or out and calls no other code while it touches
+/// the `Vec`, so no reference into it outlives the call. Code that runs Python
+/// between two calls (which may call back into pybridge on this thread) can
+/// therefore never alias it. `UnsafeCell` makes it `!Sync`.
+#[derive(Debug)]
+pub(crate) struct CellStack<T: Copy>(UnsafeCell<Vec<T>>);
+
+impl<T: Copy> CellStack<T> {
+    const fn new() -> Self {
+        CellStack(UnsafeCell::new(Vec::new()))
+    }
+
+    // SAFETY (every method): the `Vec` is borrowed only for the method's own
+    // body, which calls nothing that could reach this stack again, and the type
+    // is `!Sync`, so no other thread can.
+    #[inline(always)]
+    pub(crate) fn push(&self, value: T) {
+        unsafe { (*self.0.get()).push(value) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn pop(&self) -> Option<T> {
+        unsafe { (*self.0.get()).pop() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn last(&self) -> Option<T> {
+        unsafe { (*self.0.get()).last().copied() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        unsafe { (*self.0.get()).len() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn clear(&self) {
+        unsafe { (*self.0.get()).clear() }
+    }
+
+    /// A copy, bottom first (error paths).
+    pub(crate) fn to_vec(&self) -> Vec<T> {
+        unsafe { (*self.0.get()).clone() }
+    }
+}
+
+/// State only the owning thread reads or writes, reached only through its
+/// [`CurrentThread`]. Every field is a `Cell` or a [`CellStack`]: no `&mut`
+/// into it ever exists, so Python code run in the middle of a GIL operation
+/// (`PyThreadState_Clear` running `__del__`, which calls back into pybridge)
+/// cannot alias a borrow the outer operation still holds.
+#[derive(Debug)]
+pub(crate) struct OwnerState {
+    /// This thread's persistent thread state; valid only while `generation`
+    /// equals the running engine's generation.
+    pub tstate: Cell<*mut ffi::PyThreadState>,
+    /// True when pybridge created `tstate` and must delete it.
+    pub owns_tstate: Cell<bool>,
+    pub generation: Cell<u32>,
+    /// GIL nesting through pybridge; 0 = no scope open.
+    pub depth: Cell<u32>,
+    /// The outermost scope found the GIL already held by this thread (a Python
+    /// thread calling into the host, or code inside `PyGILState_Ensure`), so
+    /// its release must not give the GIL away.
+    pub borrowed: Cell<bool>,
+    pub allow_frames: CellStack<AllowFrame>,
+    /// Tokens of the open GIL scopes, innermost last (those opened inside an
+    /// allow-threads region sit above the ones opened before it).
+    pub scope_tokens: CellStack<u64>,
+    /// Tokens of the open no-op allow-threads regions, innermost last.
+    pub noop_regions: CellStack<u64>,
+    /// Where this thread's token serials come from.
+    serials: Cell<Serials>,
+    /// The first serial issued under the current `generation`: older tokens
+    /// of this thread come from an earlier engine (for messages only).
+    pub generation_start: Cell<u64>,
+    /// Depths of nested scopes that found the GIL given away under them (by
+    /// ctypes or a C extension's Py_BEGIN_ALLOW_THREADS inside an outer scope)
+    /// and took it back; their release gives it away again.
+    pub retaken: CellStack<u32>,
+}
+
+pub(crate) struct ThreadSlot {
+    /// Unique for the life of the process.
+    pub id: u64,
+    /// The gate flag: set while the thread holds the GIL through pybridge, is in
+    /// an allow-threads region that will take it back, or is about to touch CPython.
+    pub busy: AtomicBool,
+    pub activity: AtomicU8,
+    /// Bumped by the owner on every outermost acquire: tokens carry it, so a
+    /// token from a closed scope never matches a new one of the same depth, and
+    /// the shutdown side uses it to tell a thread that kept the GIL from one
+    /// that took it again. Atomic only so the shutdown side may read it.
+    pub epoch: AtomicU32,
+    pub os_tid: i32,
+    pub pthread_id: libc::c_ulong,
+    pub name: String,
+    /// Private: reached only through [`CurrentThread::owner`].
+    owner: OwnerState,
+}
+
+// SAFETY: `owner` (the one field that is not atomic or immutable) is reached
+// only through a `CurrentThread`, which is made only from the calling thread's
+// own thread-local pointer and is `!Send`; so only the owning thread touches it.
+unsafe impl Sync for ThreadSlot {}
+unsafe impl Send for ThreadSlot {}
+
+/// The calling thread's own slot: the only way to its [`OwnerState`]. `!Send`
+/// (it never leaves the thread), `Copy` (cheap to pass down the call chain).
+/// Other threads see slots only as `&ThreadSlot` or `Arc<ThreadSlot>` (the
+/// shutdown side, through `all_slots`), which reach the atomic fields alone.
+#[derive(Clone, Copy)]
+pub(crate) struct CurrentThread {
+    slot: &'static ThreadSlot,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl CurrentThread {
+    /// # Safety
+    /// `slot` is the calling thread's own slot, kept alive until it exits.
+    #[inline(always)]
+    unsafe fn new(slot: &'static ThreadSlot) -> CurrentThread {
+        CurrentThread {
+            slot,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// This thread's private state.
+    #[inline(always)]
+    pub(crate) fn owner(&self) -> &OwnerState {
+        &self.slot.owner
+    }
+}
+
+impl Deref for CurrentThread {
+    type Target = ThreadSlot;
+
+    #[inline(always)]
+    fn deref(&self) -> &ThreadSlot {
+        self.slot
+    }
+}
+
+static REGISTRY: Mutex<Vec<Arc<ThreadSlot>>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Which live thread (slot id) each token-serial block was given to: error
+/// messages name the thread a misplaced token belongs to. One entry per 2^16
+/// tokens a thread issues; removed when the thread exits.
+static BLOCK_OWNERS: Mutex<Option<HashMap<u64, u64>>> = Mutex::new(None);
+
+#[inline(always)]
+fn current_ptr() -> *const ThreadSlot {
+    current_slot::get().cast()
+}
+
+fn set_current_ptr(slot: *const ThreadSlot) {
+    current_slot::set(slot.cast())
+}
+
+thread_local! {
+    static EXIT_HOOK: ExitHook = const { ExitHook };
+}
+
+/// What a thread's exit does with its record's CPython state (`gil` registers
+/// it when an engine first starts: before that no record has a thread state).
+static ON_THREAD_EXIT: OnceLock<fn(CurrentThread)> = OnceLock::new();
+
+pub(crate) fn on_thread_exit(handler: fn(CurrentThread)) {
+    ON_THREAD_EXIT.get_or_init(|| handler);
+}
+
+/// Its drop runs when the thread exits: it frees the thread state and unregisters.
+struct ExitHook;
+
+impl Drop for ExitHook {
+    fn drop(&mut self) {
+        let ptr = current_ptr();
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: this thread's own slot; the registry keeps it alive until
+        // it is removed below.
+        let slot = unsafe { CurrentThread::new(&*ptr) };
+        let handler = ON_THREAD_EXIT.get().copied();
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(handler) = handler {
+                handler(slot)
+            }
+        })) {
+            crate::runtime::error::Error::from_panic(payload);
+        }
+        set_current_ptr(std::ptr::null());
+        if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
+            owners.retain(|_, id| *id != slot.id);
+        }
+        REGISTRY
+            .lock()
+            .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr));
+    }
+}
+
+impl ThreadSlot {
+    /// The calling thread's slot, created on first use.
+    #[inline(always)]
+    pub(crate) fn current() -> CurrentThread {
+        let ptr = current_ptr();
+        if ptr.is_null() {
+            return Self::create();
+        }
+        // SAFETY: the thread-local pointer names this thread's own slot, which
+        // the registry keeps alive until this thread exits.
+        unsafe { CurrentThread::new(&*ptr) }
+    }
+
+    /// The calling thread's slot if it has one (no allocation).
+    #[inline(always)]
+    pub(crate) fn existing() -> Option<CurrentThread> {
+        let ptr = current_ptr();
+        // SAFETY: as in `current`.
+        unsafe { ptr.as_ref().map(|slot| CurrentThread::new(slot)) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn create() -> CurrentThread {
+        let thread = std::thread::current();
+        let slot = Arc::new(ThreadSlot {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            busy: AtomicBool::new(false),
+            activity: AtomicU8::new(Activity::Idle as u8),
+            epoch: AtomicU32::new(0),
+            os_tid: os_thread::os_tid(),
+            pthread_id: os_thread::pthread_id(),
+            name: thread.name().unwrap_or("unnamed").to_string(),
+            owner: OwnerState {
+                tstate: Cell::new(std::ptr::null_mut()),
+                owns_tstate: Cell::new(false),
+                generation: Cell::new(0),
+                depth: Cell::new(0),
+                borrowed: Cell::new(false),
+                allow_frames: CellStack::new(),
+                scope_tokens: CellStack::new(),
+                noop_regions: CellStack::new(),
+                serials: Cell::new(Serials::new()),
+                generation_start: Cell::new(0),
+                retaken: CellStack::new(),
+            },
+        });
+        crate::sys::stack_check::warn_if_stack_too_small(|| slot.describe());
+        let ptr = Arc::as_ptr(&slot);
+        REGISTRY.lock().push(slot);
+        set_current_ptr(ptr);
+        // Touch the hook so its destructor is registered for this thread.
+        EXIT_HOOK.with(|_| {});
+        // SAFETY: this thread's own slot, registered above; lives until this
+        // thread exits.
+        unsafe { CurrentThread::new(&*ptr) }
+    }
+
+    pub(crate) fn set_activity(&self, activity: Activity) {
+        self.activity.store(activity as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn activity(&self) -> Activity {
+        match self.activity.load(Ordering::Relaxed) {
+            1 => Activity::WaitingForGil,
+            2 => Activity::HoldingGil,
+            3 => Activity::AllowThreads,
+            _ => Activity::Idle,
+        }
+    }
+
+    /// True on the engine thread (Python's main thread) while it runs.
+    pub(crate) fn is_engine_thread(&self) -> bool {
+        self.os_tid == crate::runtime::gate::engine_thread_tid()
+    }
+
+    /// "thread 'name' (tid N)", for messages.
+    pub(crate) fn describe(&self) -> String {
+        format!("host thread '{}' (tid {})", self.name, self.os_tid)
+    }
+}
+
+/// A snapshot of every registered slot, for the shutdown side.
+pub(crate) fn all_slots() -> Vec<Arc<ThreadSlot>> {
+    REGISTRY.lock().clone()
+}
+
+impl OwnerState {
+    /// A new token of `kind` for the thread whose slot id is `slot_id`.
+    #[inline(always)]
+    pub(crate) fn issue(&self, slot_id: u64, kind: TokenKind) -> u64 {
+        let mut serials = self.serials.get();
+        let serial = serials.take(|block| {
+            BLOCK_OWNERS
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .insert(block, slot_id);
+        });
+        self.serials.set(serials);
+        Token { serial, kind }.encode()
+    }
+
+    /// The serial `issue` will use next.
+    pub(crate) fn next_serial(&self) -> u64 {
+        self.serials.get().peek()
+    }
+}
+
+/// The live thread a token was issued to, if it is still alive.
+pub(crate) fn issuer_of(token: Token) -> Option<Arc<ThreadSlot>> {
+    let id = *BLOCK_OWNERS.lock().as_ref()?.get(&token.block())?;
+    REGISTRY.lock().iter().find(|slot| slot.id == id).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_stack_copies_values_in_and_out() {
+        let stack = CellStack::new();
+        assert_eq!((stack.len(), stack.last(), stack.pop()), (0, None, None));
+        for value in [3_u64, 5, 8] {
+            stack.push(value);
+        }
+        assert_eq!(stack.to_vec(), vec![3, 5, 8]);
+        assert_eq!(
+            (stack.last(), stack.pop(), stack.len()),
+            (Some(8), Some(8), 2)
+        );
+        stack.clear();
+        assert!(stack.is_empty());
+    }
+}

@@ -1,0 +1,89 @@
+//! The dynamic loader's view of libpython: which file is mapped, and making
+//! its symbols global for extension modules.
+
+use std::ffi::CStr;
+
+use pyo3::ffi;
+
+/// Makes libpython's symbols global. A host that loads pybridge with
+/// `dlopen(RTLD_LOCAL)` (CoreCLR does; so does Python's ctypes by default) gets
+/// libpython only as pybridge's private dependency, and CPython's extension
+/// modules (`math`, `_json`, ...) then fail to import with "undefined symbol:
+/// PyFloat_Type". `RTLD_NOLOAD` re-opens the copy already mapped, never a second one.
+pub(crate) fn promote_libpython_to_global() {
+    let path = libpython_path();
+    let Ok(path) = std::ffi::CString::new(path) else {
+        return;
+    };
+    // SAFETY: dlopen with RTLD_NOLOAD only changes the flags of a loaded library;
+    // the handle is kept on purpose (libpython stays loaded for the process).
+    let handle = unsafe {
+        libc::dlopen(
+            path.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_GLOBAL,
+        )
+    };
+    if handle.is_null() {
+        log::warn!(
+            "could not make {} global; extension modules may fail to import",
+            path.to_string_lossy()
+        );
+    }
+}
+
+/// The running libpython's version, e.g. `3.12.1`.
+pub(crate) fn running_version() -> String {
+    // SAFETY: Py_GetVersion returns a static string and is safe at any time.
+    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+    version
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The file the dynamic loader actually mapped for libpython.
+pub(crate) fn libpython_path() -> String {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads loader tables for a symbol address we link against.
+    let found = unsafe { libc::dladdr(ffi::Py_GetVersion as *const libc::c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return "unknown".to_string();
+    }
+    // SAFETY: dladdr filled a NUL-terminated path.
+    let path = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    std::fs::canonicalize(&*path)
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| path.into_owned())
+}
+
+/// The file of every object the loader has mapped (executable, libraries,
+/// extension modules), as `dl_iterate_phdr` lists them.
+pub(crate) fn loaded_object_paths() -> Vec<String> {
+    let mut files: Vec<String> = Vec::new();
+    // SAFETY: the callback only reads the entry dl_iterate_phdr hands it and
+    // pushes to the Vec passed as `data`.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(collect_file_name),
+            (&mut files as *mut Vec<String>).cast(),
+        );
+    }
+    files
+}
+
+unsafe extern "C" fn collect_file_name(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: dl_iterate_phdr passes a valid entry and our `data` pointer.
+    unsafe {
+        let name = (*info).dlpi_name;
+        if !name.is_null() {
+            let files = &mut *data.cast::<Vec<String>>();
+            files.push(CStr::from_ptr(name).to_string_lossy().into_owned());
+        }
+    }
+    0
+}

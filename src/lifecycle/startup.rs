@@ -1,0 +1,210 @@
+//! Starting the engine: `Py_InitializeFromConfig` on a new engine-owned
+//! thread, which stays Python's main thread until the shutdown finalizes it.
+
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pyo3::ffi;
+
+use crate::abi::status::*;
+use crate::lifecycle::shutdown::EngineShutdown;
+use crate::lifecycle::state::{
+    CHANGED, ISOLATION_STICKS, LIFECYCLE, Outcome, Phase, deadline_after, idle_for_fork,
+    refuse_if_forked,
+};
+use crate::python::interpreter;
+use crate::runtime::config::EngineConfig;
+use crate::runtime::error::{Error, Result};
+use crate::runtime::gate;
+use crate::runtime::stats;
+use crate::runtime::thread_slot::ThreadSlot;
+
+const ENGINE_THREAD_NAME: &str = "pybridge-python";
+
+/// Python's main thread gets the usual 8 MiB main-thread stack, not Rust's 2 MiB.
+const ENGINE_THREAD_STACK: usize = 8 << 20;
+
+pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
+    refuse_if_forked()?;
+    crate::runtime::fork::watch_for_fork(idle_for_fork);
+    crate::runtime::thread_slot::on_thread_exit(crate::python::gil::release_on_thread_exit);
+    let on_engine_thread = ThreadSlot::existing().is_some_and(|thread| thread.is_engine_thread());
+    let mut life = LIFECYCLE.lock();
+    loop {
+        if on_engine_thread && life.phase != Phase::Running {
+            // Python code run by finalization (atexit, __del__) calling back in.
+            return Err(Error::new(
+                PYB_E_WOULD_DEADLOCK,
+                "pyb_engine_initialize was called on the engine thread while the engine \
+                 stops; it would wait for itself",
+            ));
+        }
+        match life.phase {
+            Phase::Running => return Ok(()),
+            Phase::Uninitialized => break,
+            Phase::Initializing | Phase::ShuttingDown | Phase::Finalizing => {
+                CHANGED.wait(&mut life)
+            }
+        }
+    }
+    if let Some(first) = life.first_isolation.filter(|_| ISOLATION_STICKS) {
+        if first != config.isolated {
+            return Err(Error::invalid_argument(format!(
+                "this CPython (before 3.11) keeps the first initialization's pre-configuration \
+                 for the whole process: the first engine was {}, so this one cannot be {}",
+                if first { "isolated" } else { "not isolated" },
+                if config.isolated {
+                    "isolated"
+                } else {
+                    "not isolated"
+                },
+            )));
+        }
+    }
+    life.transition(Phase::Initializing);
+    let lingering = std::mem::take(&mut life.lingering_threads);
+    let previous_engine = life.engine_thread.take();
+    drop(life);
+
+    let started = start(&config, previous_engine, &lingering);
+
+    let mut life = LIFECYCLE.lock();
+    match started {
+        Ok((guest, engine_thread)) => {
+            life.generation = life.generation.wrapping_add(1).max(1);
+            life.guest = guest;
+            life.first_isolation.get_or_insert(config.isolated);
+            life.engine_thread = engine_thread;
+            life.transition(Phase::Running);
+            stats::ENGINES_STARTED.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "pybridge engine {} running ({})",
+                life.generation,
+                if guest {
+                    "guest in an existing interpreter"
+                } else {
+                    "owns its interpreter"
+                }
+            );
+            Ok(())
+        }
+        Err(error) => {
+            if error.status == PYB_E_TIMEOUT {
+                life.lingering_threads = lingering;
+            }
+            life.transition(Phase::Uninitialized);
+            Err(error)
+        }
+    }
+}
+
+fn start(
+    config: &EngineConfig,
+    previous_engine: Option<JoinHandle<()>>,
+    lingering: &[i64],
+) -> Result<(bool, Option<JoinHandle<()>>)> {
+    if let Some(handle) = previous_engine {
+        let _ = handle.join();
+    }
+    wait_for_threads_to_exit(lingering, config.previous_threads_timeout_ms)?;
+    gate::prepare();
+    // SAFETY: a plain query, safe before and after initialization.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        // SAFETY: the process's interpreter is alive; we only keep its pointer.
+        gate::set_interpreter(unsafe { ffi::PyInterpreterState_Main() });
+        return Ok((true, None));
+    }
+    crate::sys::loader::promote_libpython_to_global();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let engine_config = config.clone();
+    let handle = std::thread::Builder::new()
+        .name(ENGINE_THREAD_NAME.to_string())
+        .stack_size(ENGINE_THREAD_STACK)
+        .spawn(move || engine_thread_main(engine_config, ready_tx))
+        .map_err(|err| {
+            Error::new(
+                PYB_E_INIT_FAILED,
+                format!("could not start the engine thread: {err}"),
+            )
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok((false, Some(handle))),
+        Ok(Err(error)) => {
+            let _ = handle.join();
+            Err(error)
+        }
+        Err(_) => {
+            let _ = handle.join();
+            Err(Error::new(
+                PYB_E_INIT_FAILED,
+                "the engine thread ended before Python was initialized",
+            ))
+        }
+    }
+}
+
+/// A daemon thread that sleeps through a finalization and wakes under a new
+/// interpreter runs on its freed thread state (crashed 5/15 runs on 3.12), so a
+/// new interpreter waits until the old one's threads are gone.
+fn wait_for_threads_to_exit(native_ids: &[i64], timeout_ms: u32) -> Result<()> {
+    let deadline = deadline_after(timeout_ms);
+    loop {
+        let alive: Vec<i64> = native_ids
+            .iter()
+            .copied()
+            .filter(|&id| crate::sys::thread::is_alive(id))
+            .collect();
+        if alive.is_empty() {
+            return Ok(());
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(Error::new(
+                PYB_E_TIMEOUT,
+                format!(
+                    "daemon Python thread(s) with native id(s) {alive:?} from the previous \
+                     interpreter are still alive after {timeout_ms} ms; starting a new \
+                     interpreter now could let them run on freed memory. Stop daemon threads \
+                     before shutdown (or shut down with PYB_SHUTDOWN_INTERRUPT), or raise \
+                     pyb_config.previous_threads_timeout_ms"
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Result<()>>) {
+    gate::set_engine_thread_tid(crate::sys::thread::os_tid());
+    let main_state = match interpreter::start(&config) {
+        Ok(state) => state,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    // SAFETY: main_state belongs to the interpreter just started.
+    let interp = unsafe { ffi::PyThreadState_GetInterpreter(main_state) };
+    gate::set_interpreter(interp);
+    let _ = ready.send(Ok(()));
+    loop {
+        let (serial, interrupt) = {
+            let mut life = LIFECYCLE.lock();
+            loop {
+                match life.request.as_mut() {
+                    Some(request)
+                        if !request.taken_by_engine && request.outcome == Outcome::Pending =>
+                    {
+                        request.taken_by_engine = true;
+                        break (request.serial, request.interrupt);
+                    }
+                    _ => CHANGED.wait(&mut life),
+                }
+            }
+        };
+        if EngineShutdown::new(main_state, serial, interrupt).run() {
+            break;
+        }
+    }
+    gate::set_engine_thread_tid(0);
+}

@@ -59,7 +59,11 @@ fn invoke(
 }
 
 /// Reads the keyword names of a call (no allocation when there are none).
+#[inline(always)]
 fn keyword_names<'a>(kwnames: &[*const c_char]) -> Result<Vec<&'a str>> {
+    if kwnames.is_empty() {
+        return Ok(Vec::new());
+    }
     kwnames
         .iter()
         .enumerate()

@@ -29,8 +29,14 @@ fn main() {
     let config = pyo3_build_config::get();
 
     // An rpath to the build's libpython: without it the loader may pick up another
-    // copy of the same soname (Debian's /usr/lib libpython3.11, say).
-    pyo3_build_config::add_libpython_rpath_link_args();
+    // copy of the same soname (Debian's /usr/lib libpython3.11, say). Not for
+    // the packaged cores (PYB_NO_RPATH=1, scripts/package.sh): the packaged
+    // libpybridge.so loads the chosen libpython before the core, and a shipped
+    // file must not point into the build machine.
+    println!("cargo:rerun-if-env-changed=PYB_NO_RPATH");
+    if std::env::var("PYB_NO_RPATH").as_deref() != Ok("1") {
+        pyo3_build_config::add_libpython_rpath_link_args();
+    }
 
     let executable = config
         .executable()

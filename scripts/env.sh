@@ -27,3 +27,15 @@ ensure_nextest() {
     cargo install cargo-nextest --locked
   fi
 }
+
+# Installs Debian packages whose command is missing: ensure_apt_command <command> <package>.
+ensure_apt_command() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "installing $2 (once)..."
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$2" </dev/null ||
+      { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -q </dev/null &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$2" </dev/null; }
+  fi
+}

@@ -4,14 +4,20 @@
 # shutdown finalizes that process's interpreter), and the C host programs
 # (compiled with gcc -Wall -Wextra -Werror and run by tests/c_programs.rs).
 # The benchmark runs first so its figures show in the log; it never fails on them.
+# The release package is built first (scripts/package.sh): tests/package.rs
+# unpacks it and uses nothing else, and the benchmark runs through it too.
 # The engine tests also run against the image's other CPython versions, and the
 # C# tests on Mono and CoreCLR; a short fuzz sweep runs under ThreadSanitizer.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_nextest
 echo "== building against $("$PYO3_PYTHON" -c 'import sys; print(sys.version.split()[0], sys.prefix)')"
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
+ensure_apt_command cmake cmake
+ensure_apt_command pkg-config pkg-config
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The release package (dist/): the package tests and the benchmark use it.
+bash scripts/package.sh
 if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then
   cargo bench
 fi

@@ -280,6 +280,19 @@ pub fn run_with_deadline_env(
     capture: bool,
     env: &[(&str, String)],
 ) -> Outcome {
+    let mut command = Command::new(exe);
+    command
+        .args(args)
+        .envs(env.iter().map(|(key, value)| (key, value)));
+    run_command_with_deadline(command, deadline, capture)
+}
+
+/// Runs `command` (stdin closed); kills it when it passes `deadline`.
+pub fn run_command_with_deadline(
+    mut command: Command,
+    deadline: Duration,
+    capture: bool,
+) -> Outcome {
     let piped = || {
         if capture {
             Stdio::piped()
@@ -287,14 +300,12 @@ pub fn run_with_deadline_env(
             Stdio::inherit()
         }
     };
-    let mut child: Child = Command::new(exe)
-        .args(args)
-        .envs(env.iter().map(|(key, value)| (key, value)))
+    let mut child: Child = command
         .stdin(Stdio::null())
         .stdout(piped())
         .stderr(piped())
         .spawn()
-        .unwrap_or_else(|err| panic!("could not start {}: {err}", exe.display()));
+        .unwrap_or_else(|err| panic!("could not start {command:?}: {err}"));
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
     let started = Instant::now();

@@ -114,7 +114,7 @@ typedef struct pyb_config {
   // `sizeof(pyb_config)` as the host was compiled: lets later versions add fields.
   size_t struct_size;
   // Python home (prefix of the standard library), or NULL for the default:
-  // `PYTHONHOME` if set (and not isolated), else the Python pybridge was built against.
+  // `PYTHONHOME` if set (and not isolated), else the chosen Python's (see `python`).
   const char *python_home;
   // A virtual environment's root directory, or NULL: its site-packages is added to `sys.path`.
   const char *virtual_env;
@@ -128,6 +128,14 @@ typedef struct pyb_config {
   // A daemon thread that wakes up under a new interpreter would run on freed
   // memory. `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
   uint32_t previous_threads_timeout_ms;
+  // The Python to run, UTF-8, or NULL: a CPython executable (`/usr/bin/python3`,
+  // or a venv's `bin/python`, which makes `sys.prefix` the venv) or a
+  // `libpython3.X.so` path. NULL: the environment variable `PYBRIDGE_PYTHON`,
+  // else the Python pybridge was built with if it still exists, else
+  // `python3` on `PATH`. One process runs one libpython: a later engine must
+  // name the same Python (or none). Added after `previous_threads_timeout_ms`;
+  // a host built before it (a smaller `struct_size`) gets the default.
+  const char *python;
 } pyb_config;
 
 // A GIL scope token returned by `pyb_gil_acquire`; pass it to `pyb_gil_release`.
@@ -284,6 +292,12 @@ typedef struct pyb_stats {
 // The process is a `fork()` child of the process that started the engine:
 // pybridge cannot run here (the engine thread did not survive the fork).
 #define PYB_E_FORKED -18
+
+// The Python named by `pyb_config.python` or `PYBRIDGE_PYTHON` (or found by
+// default) cannot be used: the path does not exist, is not CPython, has no
+// shared libpython, is free-threaded, or is a version this pybridge has no
+// core for. The message names the path and says what to do; nothing started.
+#define PYB_E_PYTHON_UNUSABLE -19
 
 #ifdef __cplusplus
 extern "C" {
@@ -660,7 +674,11 @@ const char *pyb_version(void);
 // full length. Lines of `key: value`: `version` (the running libpython's),
 // `build_version` (the one pybridge was built against), `library` (the path of
 // the loaded libpython), `prefix` (`sys.prefix`, when the engine runs),
-// `executable`. Any thread; takes the GIL briefly when the engine runs.
+// `chosen` (the Python the last `pyb_engine_initialize` chose, and how: by
+// `pyb_config.python`, by `PYBRIDGE_PYTHON`, or by default). The packaged
+// library puts a `loader_chose` line first (the Python, how, and the core it
+// loaded) or, before any engine, `cores` (the CPython versions it supports).
+// Any thread; takes the GIL briefly when the engine runs.
 size_t pyb_python_info(char *buf, size_t buf_len);
 
 // Sends pybridge's log records up to `max_level` (`PYB_LOG_*`) to `callback`

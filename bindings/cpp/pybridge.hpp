@@ -876,6 +876,10 @@ void register_function(const char *module, const char *name, F &&function,
 
 // How pyb_engine_initialize sets Python up. Empty strings mean "default".
 struct Options {
+  // The Python to run (pyb_config.python): a CPython executable (a venv's
+  // bin/python too) or a libpython3.X.so path. Empty: PYBRIDGE_PYTHON, else the
+  // Python pybridge was built with if it still exists, else python3 on PATH.
+  std::string python;
   std::string python_home;
   std::string virtual_env;
   std::vector<std::string> module_search_paths;
@@ -935,6 +939,9 @@ class Engine {
     pyb_config config{};
     detail::check(pyb_config_default(&config));
     config.struct_size = sizeof config;
+    if (!options.python.empty()) {
+      config.python = options.python.c_str();
+    }
     if (!options.python_home.empty()) {
       config.python_home = options.python_home.c_str();
     }

@@ -55,7 +55,7 @@ namespace PyBridge
         /// WRONG_THREAD, BAD_TOKEN, WOULD_DEADLOCK, FORKED: <see cref="InvalidOperationException"/>;
         /// NULL_ARGUMENT: <see cref="ArgumentNullException"/>; INVALID_ARGUMENT: <see cref="ArgumentException"/>;
         /// WRONG_TYPE: <see cref="InvalidCastException"/>; OUT_OF_RANGE: <see cref="OverflowException"/>;
-        /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>;
+        /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>; PYTHON_UNUSABLE (the named Python cannot be run) and
         /// others: <see cref="PyBridgeException"/>.</summary>
         public static Exception ToException(int status)
         {

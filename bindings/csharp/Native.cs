@@ -40,6 +40,7 @@ namespace PyBridge.Interop
         public UIntPtr ModuleSearchPathsLen;
         public uint Flags;
         public uint PreviousThreadsTimeoutMs;
+        public IntPtr Python;
     }
 
     /// <summary>pyb_stats; <c>StructSize</c> must be set by the caller.</summary>
@@ -89,6 +90,7 @@ namespace PyBridge.Interop
         public const int PYB_E_SHUTDOWN_COMMITTED = -16;
         public const int PYB_E_OUT_OF_MEMORY = -17;
         public const int PYB_E_FORKED = -18;
+        public const int PYB_E_PYTHON_UNUSABLE = -19;
 
         public const uint PYB_CONFIG_ISOLATED = 1;
         public const uint PYB_CONFIG_IGNORE_SIGPIPE = 2;

@@ -15,7 +15,12 @@ namespace PyBridge
     /// <summary>Settings for <see cref="PyEngine.Initialize(PyEngineOptions)"/>; null fields keep pybridge's defaults.</summary>
     public sealed class PyEngineOptions
     {
-        /// <summary>Python home (prefix of the standard library); null: the Python pybridge was built against.</summary>
+        /// <summary>The Python to run: a CPython executable (/usr/bin/python3, or a venv's bin/python,
+        /// which makes sys.prefix the venv) or a libpython3.X.so path (pyb_config.python). Null: the
+        /// environment variable PYBRIDGE_PYTHON, else the Python pybridge was built with if it still
+        /// exists, else python3 on PATH. One process runs one libpython.</summary>
+        public string Python { get; set; }
+        /// <summary>Python home (prefix of the standard library); null: the chosen Python's.</summary>
         public string PythonHome { get; set; }
         /// <summary>A virtual environment's root; its site-packages is added to sys.path.</summary>
         public string VirtualEnv { get; set; }
@@ -114,6 +119,7 @@ namespace PyBridge
             List<IntPtr> allocated = new List<IntPtr>();
             try
             {
+                config.Python = Alloc(options.Python, allocated);
                 config.PythonHome = Alloc(options.PythonHome, allocated);
                 config.VirtualEnv = Alloc(options.VirtualEnv, allocated);
                 string[] paths = options.ModuleSearchPaths ?? new string[0];

@@ -23,7 +23,7 @@ pub struct pyb_config {
     /// `sizeof(pyb_config)` as the host was compiled: lets later versions add fields.
     pub struct_size: usize,
     /// Python home (prefix of the standard library), or NULL for the default:
-    /// `PYTHONHOME` if set (and not isolated), else the Python pybridge was built against.
+    /// `PYTHONHOME` if set (and not isolated), else the chosen Python's (see `python`).
     pub python_home: *const c_char,
     /// A virtual environment's root directory, or NULL: its site-packages is added to `sys.path`.
     pub virtual_env: *const c_char,
@@ -37,6 +37,14 @@ pub struct pyb_config {
     /// A daemon thread that wakes up under a new interpreter would run on freed
     /// memory. `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
     pub previous_threads_timeout_ms: u32,
+    /// The Python to run, UTF-8, or NULL: a CPython executable (`/usr/bin/python3`,
+    /// or a venv's `bin/python`, which makes `sys.prefix` the venv) or a
+    /// `libpython3.X.so` path. NULL: the environment variable `PYBRIDGE_PYTHON`,
+    /// else the Python pybridge was built with if it still exists, else
+    /// `python3` on `PATH`. One process runs one libpython: a later engine must
+    /// name the same Python (or none). Added after `previous_threads_timeout_ms`;
+    /// a host built before it (a smaller `struct_size`) gets the default.
+    pub python: *const c_char,
 }
 
 // SAFETY: the pointers are only read during `pyb_engine_initialize`.
@@ -54,6 +62,7 @@ impl Default for pyb_config {
             module_search_paths_len: 0,
             flags: 0,
             previous_threads_timeout_ms: DEFAULT_PREVIOUS_THREADS_TIMEOUT_MS,
+            python: std::ptr::null(),
         }
     }
 }

@@ -57,6 +57,11 @@ pub const PYB_E_OUT_OF_MEMORY: pyb_status = -17;
 /// The process is a `fork()` child of the process that started the engine:
 /// pybridge cannot run here (the engine thread did not survive the fork).
 pub const PYB_E_FORKED: pyb_status = -18;
+/// The Python named by `pyb_config.python` or `PYBRIDGE_PYTHON` (or found by
+/// default) cannot be used: the path does not exist, is not CPython, has no
+/// shared libpython, is free-threaded, or is a version this pybridge has no
+/// core for. The message names the path and says what to do; nothing started.
+pub const PYB_E_PYTHON_UNUSABLE: pyb_status = -19;
 
 /// Every status with its name, in ABI order.
 const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
@@ -79,6 +84,7 @@ const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
     (PYB_E_SHUTDOWN_COMMITTED, c"PYB_E_SHUTDOWN_COMMITTED"),
     (PYB_E_OUT_OF_MEMORY, c"PYB_E_OUT_OF_MEMORY"),
     (PYB_E_FORKED, c"PYB_E_FORKED"),
+    (PYB_E_PYTHON_UNUSABLE, c"PYB_E_PYTHON_UNUSABLE"),
 ];
 
 /// Rust-side view of `pyb_status_name`.

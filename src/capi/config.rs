@@ -2,12 +2,16 @@
 
 use crate::abi::status::pyb_status;
 use crate::capi::boundary::{ffi_boundary, optional_utf8_arg, out_ptr, utf8_arg};
+use crate::capi::python_choice;
 use crate::runtime::config::EngineConfig;
 use crate::runtime::error::{Error, Result, reserve_for_host_count};
 
 pub use crate::abi::config::*;
 
 const KNOWN_FLAGS: u32 = PYB_CONFIG_ISOLATED | PYB_CONFIG_IGNORE_SIGPIPE;
+
+/// The `struct_size` of the first `pyb_config`, which ended before `python`.
+const OLDEST_CONFIG_SIZE: usize = std::mem::offset_of!(pyb_config, python);
 
 /// Writes the default configuration to `out`. Any thread.
 #[unsafe(no_mangle)]
@@ -24,14 +28,25 @@ pub(crate) fn engine_config(config: *const pyb_config) -> Result<EngineConfig> {
     let Some(config) = (unsafe { config.as_ref() }) else {
         return engine_config(&pyb_config::default());
     };
-    let minimum = std::mem::size_of::<pyb_config>();
-    if config.struct_size < minimum {
+    if config.struct_size < OLDEST_CONFIG_SIZE {
         return Err(Error::invalid_argument(format!(
-            "pyb_config.struct_size is {} but this pybridge needs at least {minimum}; \
-             fill the struct with pyb_config_default",
+            "pyb_config.struct_size is {} but this pybridge needs at least \
+             {OLDEST_CONFIG_SIZE}; fill the struct with pyb_config_default",
             config.struct_size
         )));
     }
+    // A host built before a field existed passes a shorter struct: read only
+    // what it has, and take defaults for the rest.
+    let mut known = pyb_config::default();
+    // SAFETY: the host promises `struct_size` readable bytes; at most ours are copied.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (config as *const pyb_config).cast::<u8>(),
+            (&mut known as *mut pyb_config).cast::<u8>(),
+            config.struct_size.min(std::mem::size_of::<pyb_config>()),
+        )
+    };
+    let config = &known;
     if config.flags & !KNOWN_FLAGS != 0 {
         return Err(Error::invalid_argument(format!(
             "pyb_config.flags has unknown bits {:#x}",
@@ -53,14 +68,19 @@ pub(crate) fn engine_config(config: *const pyb_config) -> Result<EngineConfig> {
         let name = format!("pyb_config.module_search_paths[{index}]");
         module_search_paths.push(utf8_arg(entry, &name)?.to_string());
     }
+    let python = optional_utf8_arg(config.python, "pyb_config.python")?;
+    let chosen = python_choice::choose(python)?;
+    let python_home = optional_utf8_arg(config.python_home, "pyb_config.python_home")?
+        .map(str::to_string)
+        .or(chosen.home);
     Ok(EngineConfig {
-        python_home: optional_utf8_arg(config.python_home, "pyb_config.python_home")?
-            .map(str::to_string),
+        python_home,
         virtual_env: optional_utf8_arg(config.virtual_env, "pyb_config.virtual_env")?
             .map(str::to_string),
         module_search_paths,
         isolated: config.flags & PYB_CONFIG_ISOLATED != 0,
         ignore_sigpipe: config.flags & PYB_CONFIG_IGNORE_SIGPIPE != 0,
         previous_threads_timeout_ms: config.previous_threads_timeout_ms,
+        program_name: chosen.program_name,
     })
 }

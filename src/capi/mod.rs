@@ -25,3 +25,4 @@ pub mod stats;
 
 mod boundary;
 mod c_buffer;
+mod python_choice;

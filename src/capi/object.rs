@@ -4,11 +4,10 @@ use std::ffi::c_char;
 
 use crate::abi::status::*;
 use crate::capi::boundary::{ffi_boundary, out_ptr};
-use crate::capi::c_buffer::copy_out;
 use crate::python::gil::GilScope;
 use crate::python::handles;
 use crate::python::object::{self, enter_for};
-use crate::runtime::error::Result;
+use crate::runtime::error::{Error, Result};
 
 pub use crate::abi::handles::pyb_object;
 
@@ -138,4 +137,33 @@ pub unsafe extern "C" fn pyb_object_to_bytes(
         })?;
         Ok(())
     })
+}
+
+/// Copies `bytes` (and a NUL if `terminate`) into a host buffer that must fit
+/// all of it; NULL asks for the length only. Returns the length.
+///
+/// # Safety
+/// `buf` must be NULL or point to `buf_len` writable bytes.
+unsafe fn copy_out(bytes: &[u8], buf: *mut u8, buf_len: usize, terminate: bool) -> Result<usize> {
+    if buf.is_null() {
+        return Ok(bytes.len());
+    }
+    let needed = bytes.len() + terminate as usize;
+    if buf_len < needed {
+        return Err(Error::new(
+            PYB_E_OUT_OF_RANGE,
+            format!(
+                "the buffer holds {buf_len} bytes but {needed} are needed; pass buf = NULL \
+                 to ask for the length first"
+            ),
+        ));
+    }
+    // SAFETY: the host promises `buf_len >= needed` writable bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+        if terminate {
+            *buf.add(bytes.len()) = 0;
+        }
+    }
+    Ok(bytes.len())
 }

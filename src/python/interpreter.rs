@@ -161,7 +161,10 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
         py_config.parse_argv = 0;
         // Python derives its prefix from the program name; the host's own
         // executable (mono, dotnet, a C++ app) would lead it to the wrong stdlib.
-        let program = env!("PYB_BUILD_PYTHON_EXECUTABLE");
+        let program = config
+            .program_name
+            .as_deref()
+            .unwrap_or(env!("PYB_BUILD_PYTHON_EXECUTABLE"));
         let mut result = set_config_string(&mut py_config, Field::ProgramName, program);
         if let (Ok(()), Some(home)) = (&result, &config.python_home) {
             result = set_config_string(&mut py_config, Field::Home, home);

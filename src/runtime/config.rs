@@ -1,5 +1,8 @@
 //! The engine's settings, as the engine uses them: an owned copy of the
-//! host's `pyb_config`, checked by the C API (`capi/config.rs`).
+//! host's `pyb_config`, checked by the C API (`capi/config.rs`), and the
+//! Python it chose.
+
+use parking_lot::Mutex;
 
 /// An owned, validated copy of `pyb_config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -10,4 +13,19 @@ pub(crate) struct EngineConfig {
     pub isolated: bool,
     pub ignore_sigpipe: bool,
     pub previous_threads_timeout_ms: u32,
+    /// CPython's program name, from which it derives its prefixes (and a
+    /// venv's); `None`: the executable of the Python pybridge was built with.
+    pub program_name: Option<String>,
+}
+
+/// Which Python the last `pyb_engine_initialize` chose, and how, for
+/// `pyb_python_info`.
+static CHOSEN_PYTHON: Mutex<Option<String>> = Mutex::new(None);
+
+pub(crate) fn record_chosen_python(description: String) {
+    *CHOSEN_PYTHON.lock() = Some(description);
+}
+
+pub(crate) fn chosen_python() -> Option<String> {
+    CHOSEN_PYTHON.lock().clone()
 }

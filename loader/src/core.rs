@@ -1,0 +1,226 @@
+//! Choosing the Python and loading its libpython and the matching core.
+
+use std::ffi::{CStr, CString, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use crate::CoreFunctions;
+use crate::python_locator::{Installation, find_on_path, locate};
+
+/// The environment variable that names the Python when the config does not.
+pub(crate) const PYTHON_VARIABLE: &str = "PYBRIDGE_PYTHON";
+
+/// A library opened with `dlopen`; never closed (neither libpython nor a core
+/// can be unloaded safely).
+pub(crate) struct Library {
+    handle: *mut c_void,
+    path: PathBuf,
+}
+
+// SAFETY: a dlopen handle may be used from any thread.
+unsafe impl Send for Library {}
+unsafe impl Sync for Library {}
+
+impl Library {
+    fn open(path: &Path, flags: i32) -> Result<Library, String> {
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{} contains a NUL byte", path.display()))?;
+        // SAFETY: dlopen with a valid C string; the handle is kept for good.
+        let handle = unsafe { libc::dlopen(c_path.as_ptr(), flags) };
+        if handle.is_null() {
+            return Err(format!("cannot load {}: {}", path.display(), dl_error()));
+        }
+        Ok(Library {
+            handle,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The address of `name` in this library.
+    pub(crate) fn symbol(&self, name: &CStr) -> Result<*mut c_void, String> {
+        // SAFETY: dlsym on a live handle with a C string.
+        let address = unsafe { libc::dlsym(self.handle, name.as_ptr()) };
+        if address.is_null() {
+            return Err(format!(
+                "{} has no {}: is it a pybridge core of the same version as this loader?",
+                self.path.display(),
+                name.to_string_lossy()
+            ));
+        }
+        Ok(address)
+    }
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated message.
+    let message = unsafe { libc::dlerror() };
+    if message.is_null() {
+        "unknown error".to_string()
+    } else {
+        // SAFETY: as above.
+        unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The loaded core: set once, never unset.
+pub(crate) struct Core {
+    pub(crate) functions: CoreFunctions,
+    /// Held for the life of the process: the core is never unloaded.
+    _library: Library,
+    /// The Python as the host named it, and how it was chosen.
+    pub(crate) chosen: String,
+    /// What `pyb_config.python` is for the core when the host names nothing:
+    /// the path this loader chose.
+    pub(crate) python: CString,
+}
+
+static CORE: OnceLock<Core> = OnceLock::new();
+
+/// The libpython loaded so far (with or without a core): a process keeps it.
+static LIBPYTHON: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
+
+/// The loaded core's functions, once a core is loaded.
+#[inline(always)]
+pub(crate) fn functions() -> Option<&'static CoreFunctions> {
+    CORE.get().map(|core| &core.functions)
+}
+
+pub(crate) fn loaded() -> Option<&'static Core> {
+    CORE.get()
+}
+
+/// Where this library was loaded from: the cores sit beside it.
+fn own_directory() -> PathBuf {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr reads the loader's tables for an address in this library.
+    let found = unsafe { libc::dladdr(own_directory as *const c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return PathBuf::from(".");
+    }
+    // SAFETY: dladdr filled a NUL-terminated path.
+    let path = unsafe { CStr::from_ptr(info.dli_fname) }
+        .to_string_lossy()
+        .into_owned();
+    let path = std::fs::canonicalize(&path).unwrap_or_else(|_| PathBuf::from(path));
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The core file for CPython `major.minor`.
+fn core_file_name((major, minor): (u32, u32)) -> String {
+    format!("libpybridge-core-cp{major}{minor}.so")
+}
+
+/// The versions with a core beside this library, for messages.
+pub(crate) fn available_versions() -> Vec<String> {
+    let mut versions: Vec<(u32, u32)> = std::fs::read_dir(own_directory())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let digits = name
+                .strip_prefix("libpybridge-core-cp")?
+                .strip_suffix(".so")?;
+            let (major, minor) = digits.split_at(1);
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .into_iter()
+        .map(|(major, minor)| format!("{major}.{minor}"))
+        .collect()
+}
+
+/// The Python the host names (`named`: `pyb_config.python`), and how.
+fn choose(named: Option<&str>) -> Result<(PathBuf, String), String> {
+    if let Some(path) = named {
+        return Ok((PathBuf::from(path), "pyb_config.python".to_string()));
+    }
+    if let Some(path) = std::env::var_os(PYTHON_VARIABLE).filter(|value| !value.is_empty()) {
+        return Ok((PathBuf::from(path), PYTHON_VARIABLE.to_string()));
+    }
+    let build = env!("PYB_BUILD_PYTHON_EXECUTABLE");
+    if !build.is_empty() && Path::new(build).is_file() {
+        return Ok((
+            PathBuf::from(build),
+            "default: the Python pybridge was built with".to_string(),
+        ));
+    }
+    find_on_path("python3")
+        .map(|path| (path, "default: python3 on PATH".to_string()))
+        .ok_or_else(|| {
+            format!(
+                "no Python was named and there is no python3 on PATH; name one with \
+                 pyb_config.python or {PYTHON_VARIABLE}"
+            )
+        })
+}
+
+/// Loads the core for the Python the host names, once per process.
+pub(crate) fn load(named: Option<&str>) -> Result<&'static Core, String> {
+    static LOADING: Mutex<()> = Mutex::new(());
+    let _loading = LOADING.lock().unwrap_or_else(|poison| poison.into_inner());
+    if let Some(core) = CORE.get() {
+        return Ok(core);
+    }
+    let (path, how) = choose(named)?;
+    let installation = locate(&path).map_err(|error| format!("{} (chosen by {how})", error.0))?;
+    let core_path = own_directory().join(core_file_name(installation.minor));
+    if !core_path.is_file() {
+        return Err(format!(
+            "{} is CPython {}, which this pybridge has no core for (chosen by {how}); it supports \
+             CPython {}: name one of those",
+            path.display(),
+            installation.version,
+            available_versions().join(", ")
+        ));
+    }
+    open_libpython(&installation)?;
+    let library = Library::open(&core_path, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+    let functions = CoreFunctions::resolve(&library)?;
+    let chosen = format!(
+        "{} (chosen by {how}; CPython {}, core {})",
+        path.display(),
+        installation.version,
+        core_path.display()
+    );
+    let python = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{} contains a NUL byte", path.display()))?;
+    let core = CORE.get_or_init(|| Core {
+        functions,
+        _library: library,
+        chosen,
+        python,
+    });
+    crate::exports::apply_log_callback(core);
+    Ok(core)
+}
+
+/// Loads the installation's libpython with its symbols global, as extension
+/// modules and the core need; refuses a second, different libpython.
+fn open_libpython(installation: &Installation) -> Result<(), String> {
+    let mut loaded = LIBPYTHON
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let wanted = std::fs::canonicalize(&installation.libpython)
+        .unwrap_or_else(|_| installation.libpython.clone());
+    if let Some((path, version)) = loaded.as_ref() {
+        if *path != wanted {
+            return Err(format!(
+                "{} is CPython {} ({}), but this process already loaded CPython {version} from {}; \
+                 one process can load one libpython: name that Python, or use another process",
+                installation.named.display(),
+                installation.version,
+                wanted.display(),
+                path.display()
+            ));
+        }
+        return Ok(());
+    }
+    Library::open(&wanted, libc::RTLD_NOW | libc::RTLD_GLOBAL)?;
+    *loaded = Some((wanted, installation.version.clone()));
+    Ok(())
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Writes dist/pybridge-<version>-linux-x86_64.tar.gz, which unpacks to one
+# relocatable folder:
+#   include/            pybridge.h, pybridge.hpp
+#   lib/                libpybridge.so (the loader: link this one) and one core
+#                       per CPython minor, libpybridge-core-cp3XX.so, stripped;
+#                       lib/debug/ keeps their debug info (GNU debuglink)
+#   lib/pkgconfig/      pybridge.pc (relative to ${pcfiledir})
+#   lib/cmake/pybridge/ pybridgeConfig.cmake + version file: pybridge::pybridge
+#   csharp/             a NuGet package layout: PyBridge.nuspec,
+#                       lib/netstandard2.0/PyBridge.dll, runtimes/linux-x64/native/
+# Cores are built against pyenv's CPython builds (PYB_CORE_PYTHONS), each
+# without an RPATH: the loader loads the chosen libpython first.
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+ROOT="$(pwd)"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+name="pybridge-$version-linux-x86_64"
+stage="$ROOT/target/package/$name"
+rm -rf "$stage"
+mkdir -p "$stage/include" "$stage/lib/debug" "$stage/lib/pkgconfig" "$stage/lib/cmake/pybridge" \
+  "$stage/csharp/lib/netstandard2.0" "$stage/csharp/runtimes/linux-x64/native"
+
+# Strips `file` in place and keeps its debug info in lib/debug/.
+strip_keeping_debug() {
+  local file="$1" base
+  base="$(basename "$file")"
+  objcopy --only-keep-debug "$file" "$stage/lib/debug/$base.debug"
+  strip --strip-unneeded "$file"
+  (cd "$stage/lib/debug" && objcopy --add-gnu-debuglink="$base.debug" "$file")
+}
+
+built=()
+for python_version in ${PYB_CORE_PYTHONS:-3.10.13 3.11.7 3.12.1 3.13.0}; do
+  python="$PYENV_ROOT/versions/$python_version/bin/python3"
+  if [ ! -x "$python" ]; then
+    echo "error: $python is missing: every core is built against its CPython" >&2
+    exit 1
+  fi
+  tag="$("$python" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+  echo "== core for CPython $python_version ($tag)"
+  PYB_NO_RPATH=1 PYO3_PYTHON="$python" CARGO_TARGET_DIR="target/package-build/python-$python_version" \
+    cargo build --release --lib --quiet
+  cp "target/package-build/python-$python_version/release/libpybridge.so" \
+    "$stage/lib/libpybridge-core-$tag.so"
+  strip_keeping_debug "$stage/lib/libpybridge-core-$tag.so"
+  built+=("$tag")
+done
+
+echo "== loader"
+cargo build --release -p pybridge-loader --quiet
+cp target/release/libpybridge_loader.so "$stage/lib/libpybridge.so"
+strip_keeping_debug "$stage/lib/libpybridge.so"
+
+cp bindings/c/pybridge.h bindings/cpp/pybridge.hpp "$stage/include/"
+major="${version%%.*}"
+fill() { sed -e "s/@VERSION@/$version/g" -e "s/@VERSION_MAJOR@/$major/g" "$1" > "$2"; }
+fill packaging/pybridge.pc.in "$stage/lib/pkgconfig/pybridge.pc"
+fill packaging/pybridgeConfig.cmake.in "$stage/lib/cmake/pybridge/pybridgeConfig.cmake"
+fill packaging/pybridgeConfigVersion.cmake.in "$stage/lib/cmake/pybridge/pybridgeConfigVersion.cmake"
+
+echo "== C# binding"
+if ! command -v mcs >/dev/null 2>&1; then
+  bash scripts/install-csharp.sh
+fi
+mcs -nologo -warnaserror -unsafe -optimize+ -target:library \
+  -out:"$stage/csharp/lib/netstandard2.0/PyBridge.dll" bindings/csharp/*.cs
+fill packaging/PyBridge.nuspec.in "$stage/csharp/PyBridge.nuspec"
+cp "$stage"/lib/*.so "$stage/csharp/runtimes/linux-x64/native/"
+
+# No shipped file may point into the build machine.
+for library in "$stage"/lib/*.so; do
+  if readelf -d "$library" | grep -E 'R(UN)?PATH' | grep -v '\$ORIGIN' >/dev/null; then
+    echo "error: $library has an RPATH/RUNPATH: $(readelf -d "$library" | grep -E 'R(UN)?PATH')" >&2
+    exit 1
+  fi
+done
+
+mkdir -p dist
+tar -C "$ROOT/target/package" -czf "dist/$name.tar.gz" "$name"
+echo "== dist/$name.tar.gz (cores: ${built[*]})"

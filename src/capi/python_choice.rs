@@ -1,0 +1,101 @@
+//! Which Python an engine runs: `pyb_config.python`, else `PYBRIDGE_PYTHON`,
+//! else the Python pybridge was built with if it still exists, else `python3`
+//! on `PATH`; and whether this library can run it.
+//!
+//! This library is linked to one libpython (`sys/loader.rs`), so the chosen
+//! Python must be that one: same minor version, same file. The packaged
+//! `libpybridge.so` (`loader/`) makes that so by loading the chosen Python's
+//! libpython and then the core built for its version; it makes the same
+//! choice with the same rules (it compiles `sys/python_locator.rs` too).
+
+use std::path::{Path, PathBuf};
+
+use crate::abi::status::PYB_E_PYTHON_UNUSABLE;
+use crate::runtime::config::record_chosen_python;
+use crate::runtime::error::{Error, Result};
+use crate::sys::loader;
+use crate::sys::python_locator::{Installation, find_on_path, locate};
+
+/// The environment variable that names the Python when the config does not.
+pub(crate) const PYTHON_VARIABLE: &str = "PYBRIDGE_PYTHON";
+
+/// What the engine's configuration takes from the chosen Python.
+pub(crate) struct Chosen {
+    /// CPython's program name; `None` for the build's Python.
+    pub(crate) program_name: Option<String>,
+    /// CPython's home, when only a libpython was named.
+    pub(crate) home: Option<String>,
+}
+
+/// Chooses the Python for an engine (`named`: `pyb_config.python`).
+pub(crate) fn choose(named: Option<&str>) -> Result<Chosen> {
+    let (path, how) = match named {
+        Some(path) => (PathBuf::from(path), "pyb_config.python".to_string()),
+        None => match std::env::var_os(PYTHON_VARIABLE).filter(|value| !value.is_empty()) {
+            Some(path) => (PathBuf::from(path), PYTHON_VARIABLE.to_string()),
+            None => {
+                let build = env!("PYB_BUILD_PYTHON_EXECUTABLE");
+                if Path::new(build).is_file() {
+                    // The Python this library is linked to: nothing to ask it.
+                    record_chosen_python(format!(
+                        "{build} (default: the Python pybridge was built with)"
+                    ));
+                    return Ok(Chosen {
+                        program_name: None,
+                        home: None,
+                    });
+                }
+                let path = find_on_path("python3").ok_or_else(|| {
+                    unusable(format!(
+                        "no Python was named and neither the Python pybridge was built with \
+                         ({build}) nor python3 on PATH exists; name one with pyb_config.python \
+                         or {PYTHON_VARIABLE}"
+                    ))
+                })?;
+                (path, "default: python3 on PATH".to_string())
+            }
+        },
+    };
+    let installation =
+        locate(&path).map_err(|error| unusable(format!("{} (chosen by {how})", error.0)))?;
+    refuse_if_not_loaded(&installation)?;
+    record_chosen_python(format!(
+        "{} (chosen by {how}; CPython {}{})",
+        path.display(),
+        installation.version,
+        installation
+            .venv
+            .as_ref()
+            .map(|venv| format!(", venv {}", venv.display()))
+            .unwrap_or_default()
+    ));
+    Ok(Chosen {
+        program_name: installation
+            .executable
+            .map(|path| path.display().to_string()),
+        home: installation.home.map(|path| path.display().to_string()),
+    })
+}
+
+fn unusable(message: String) -> Error {
+    Error::new(PYB_E_PYTHON_UNUSABLE, message)
+}
+
+/// The chosen Python must be the libpython this process runs.
+fn refuse_if_not_loaded(installation: &Installation) -> Result<()> {
+    let loaded = loader::libpython_path();
+    let running = loader::running_version();
+    let same = std::fs::canonicalize(&installation.libpython)
+        .is_ok_and(|chosen| chosen == Path::new(&loaded));
+    if same {
+        return Ok(());
+    }
+    Err(unusable(format!(
+        "{} is CPython {} ({}), but this process runs CPython {running} from {loaded}; one \
+         process can load one libpython: name that Python (or none), or use another process \
+         (the packaged libpybridge.so loads the libpython of the Python it is first given)",
+        installation.named.display(),
+        installation.version,
+        installation.libpython.display()
+    )))
+}

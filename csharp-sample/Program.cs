@@ -39,14 +39,17 @@ static class Program
         while (s.Elapsed < t) CountPrimes(20000);
     }
 
-    static int Main()
+    // Optional argument: the Python to run (an executable, a venv's bin/python,
+    // or a libpython path); without it, PYBRIDGE_PYTHON or pybridge's default.
+    static int Main(string[] commandLine)
     {
         Console.WriteLine("pybridge {0} on {1} {2}", PyEngine.Version,
             Type.GetType("Mono.Runtime") != null ? "Mono" : "CoreCLR", Environment.Version);
 
         Console.WriteLine();
         Console.WriteLine("== 1. Initialize on the main thread; a Python thread says hello every 100 ms");
-        PyEngine.Initialize();
+        PyEngine.Initialize(new PyEngineOptions { Python = commandLine.Length > 0 ? commandLine[0] : null });
+        Say("running CPython " + PyEngine.Eval<string>("__import__('platform').python_version()"));
         PyEngine.Run(@"
 import threading, time, sys
 class Ticker:

@@ -24,6 +24,8 @@ fi
 if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
   # The C# binding's tests on Mono and CoreCLR (installs both if missing).
   bash scripts/test-csharp.sh
+  # The C# sample from the package's NuGet layout, the Python chosen by the option.
+  bash scripts/test-package-csharp.sh
 fi
 if [ "${PYB_SKIP_TSAN:-0}" != "1" ]; then
   # A short fuzz sweep under ThreadSanitizer (about 30 s; see the script).

@@ -138,8 +138,18 @@ pub fn run_compiler(mut command: Command) -> Result<(), String> {
 /// root) into `dir`, against the header, libpybridge and the build's libpython,
 /// with rpaths to both libraries. Returns the executable, or gcc's output.
 pub fn build_c_program(source: &str, dir: &Path, optimize: &str) -> Result<PathBuf, String> {
+    build_c_program_against(source, dir, optimize, &pybridge_lib_dir())
+}
+
+/// `build_c_program` against the libpybridge.so in `lib_dir` (an unpacked
+/// release package's `lib/`, say).
+pub fn build_c_program_against(
+    source: &str,
+    dir: &Path,
+    optimize: &str,
+    lib_dir: &Path,
+) -> Result<PathBuf, String> {
     let python = python_flags();
-    let lib_dir = pybridge_lib_dir();
     let source = repo_root().join(source);
     let exe = dir.join(source.file_stem().expect("a file name"));
     let mut gcc = Command::new("gcc");

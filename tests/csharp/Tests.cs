@@ -75,13 +75,15 @@ threading.Thread(target=ticker.run, daemon=True).start()
         if (IntPtr.Size == 8)
         {
             Assert.Equal(24, Marshal.SizeOf(typeof(PybValue)), "sizeof(pyb_value)");
-            Assert.Equal(48, Marshal.SizeOf(typeof(PybConfig)), "sizeof(pyb_config)");
+            Assert.Equal(56, Marshal.SizeOf(typeof(PybConfig)), "sizeof(pyb_config)");
+            Assert.Equal(48, (int)Marshal.OffsetOf(typeof(PybConfig), "Python"), "offsetof(pyb_config, python)");
             Assert.Equal(48, Marshal.SizeOf(typeof(PybStats)), "sizeof(pyb_stats)");
             Assert.Equal(16, Marshal.SizeOf(typeof(PybStr)), "sizeof(pyb_str)");
         }
         PybConfig c;
         Assert.Equal(0, Native.pyb_config_default(out c), "pyb_config_default");
         Assert.Equal(10000u, c.PreviousThreadsTimeoutMs, "default previous_threads_timeout_ms");
+        Assert.True(c.Python == IntPtr.Zero, "default python is NULL");
     }
 
     [Test]
@@ -164,6 +166,27 @@ threading.Thread(target=ticker.run, daemon=True).start()
         try { PyEngine.Initialize(bad); } catch (Exception x) { e = x; }
         Assert.True(e is PyBridgeException || e is ArgumentException, "bad PythonHome throws, got " + e);
         Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state after a failed initialize");
+    }
+
+    [Test]
+    public static void PythonOptionNamesThePythonOrSaysWhyNot()
+    {
+        // The Python this binding's library was built with, named explicitly.
+        PyEngine.Initialize();
+        string python = PyEngine.Eval<string>("__import__('sys').executable");
+        PyEngine.Shutdown(Ten);
+        var options = new PyEngineOptions();
+        options.Python = python;
+        PyEngine.Initialize(options);
+        Assert.True(PyEngine.PythonInfo.Contains(python + " (chosen by pyb_config.python;"),
+            "PythonInfo names the chosen Python: " + PyEngine.PythonInfo);
+        PyEngine.Shutdown(Ten);
+        options.Python = "/nonexistent/bin/python3";
+        PyBridgeException e = Assert.Throws<PyBridgeException>("PYB_E_PYTHON_UNUSABLE",
+            () => PyEngine.Initialize(options), "a Python that does not exist");
+        Assert.True(e.Message.Contains("/nonexistent/bin/python3") && e.Message.Contains("does not exist"),
+            "the message names the path and the problem: " + e.Message);
+        Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state after the refusal");
     }
 
     [Test]

@@ -225,6 +225,24 @@ fn runs_on_debians_own_python3() {
     run_scenario(python, version.trim(), None);
 }
 
+#[test]
+fn runs_when_named_by_its_libpython() {
+    // Debian's multiarch library (its executable is in /usr/bin) and pyenv's.
+    let debian = Path::new("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0");
+    let version = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+        .output()
+        .expect("/usr/bin/python3 runs");
+    run_scenario(
+        debian,
+        String::from_utf8(version.stdout).unwrap().trim(),
+        None,
+    );
+    let pyenv = pyenv_python("3.10.13");
+    let library = pyenv.parent().unwrap().join("../lib/libpython3.10.so.1.0");
+    run_scenario(&library, "3.10.13", None);
+}
+
 /// Writes a minimal wheel of `module` (a pure-Python package with a MARKER).
 fn write_wheel(python: &Path, dir: &Path, module: &str) -> PathBuf {
     let wheel = dir.join(format!("{module}-1.0-py3-none-any.whl"));

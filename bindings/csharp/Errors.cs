@@ -23,10 +23,51 @@ namespace PyBridge
     }
 
     /// <summary>A pybridge status without a closer .NET equivalent (PYB_E_PANIC,
-    /// PYB_E_INIT_FAILED or an unknown status).</summary>
+    /// PYB_E_INIT_FAILED, PYB_E_PYTHON_UNUSABLE or an unknown status).</summary>
     public class PyBridgeException : Exception
     {
         public PyBridgeException(string message) : base(message) { }
+    }
+
+    /// <summary>The engine is not running (PYB_E_NOT_INITIALIZED): call
+    /// <see cref="PyEngine.Initialize()"/> first, or again after a shutdown.</summary>
+    public class PyEngineNotRunningException : InvalidOperationException
+    {
+        public PyEngineNotRunningException(string message) : base(message) { }
+    }
+
+    /// <summary>A shutdown is in progress and accepts no new GIL requests
+    /// (PYB_E_SHUTTING_DOWN); if it times out, the engine runs on.</summary>
+    public class PyEngineShuttingDownException : InvalidOperationException
+    {
+        public PyEngineShuttingDownException(string message) : base(message) { }
+    }
+
+    /// <summary>The call would wait for the calling thread itself (PYB_E_WOULD_DEADLOCK): for
+    /// example a shutdown asked while this thread holds the GIL.</summary>
+    public class PyWouldDeadlockException : InvalidOperationException
+    {
+        public PyWouldDeadlockException(string message) : base(message) { }
+    }
+
+    /// <summary>A GIL scope or allow-threads region used on a thread other than the one that
+    /// opened it (PYB_E_WRONG_THREAD).</summary>
+    public class PyWrongThreadException : InvalidOperationException
+    {
+        public PyWrongThreadException(string message) : base(message) { }
+    }
+
+    /// <summary>A deadline passed: PYB_E_TIMEOUT (nothing changed; try again) or, with
+    /// <see cref="Committed"/> true, PYB_E_SHUTDOWN_COMMITTED (the shutdown passed its point of no
+    /// return and finishes on its own; shut down again to wait for it).</summary>
+    public class PyTimeoutException : TimeoutException
+    {
+        public bool Committed { get; private set; }
+
+        public PyTimeoutException(string message, bool committed) : base(message)
+        {
+            Committed = committed;
+        }
     }
 
     /// <summary>Status to .NET exception, in one place. The last error is per thread
@@ -50,9 +91,12 @@ namespace PyBridge
         }
 
         /// <summary>The exception for a failing status, built from this thread's last error.
-        /// PYB_E_PYTHON: <see cref="PythonException"/>; PYB_E_TIMEOUT, SHUTDOWN_COMMITTED: <see cref="TimeoutException"/>;
-        /// PYB_E_BAD_HANDLE: <see cref="ObjectDisposedException"/>; NOT_INITIALIZED, SHUTTING_DOWN,
-        /// WRONG_THREAD, BAD_TOKEN, WOULD_DEADLOCK, FORKED: <see cref="InvalidOperationException"/>;
+        /// PYB_E_PYTHON: <see cref="PythonException"/>; PYB_E_TIMEOUT, SHUTDOWN_COMMITTED: <see cref="PyTimeoutException"/>
+        /// (a <see cref="TimeoutException"/>); PYB_E_BAD_HANDLE: <see cref="ObjectDisposedException"/>;
+        /// NOT_INITIALIZED, SHUTTING_DOWN, WOULD_DEADLOCK, WRONG_THREAD: <see cref="PyEngineNotRunningException"/>,
+        /// <see cref="PyEngineShuttingDownException"/>, <see cref="PyWouldDeadlockException"/>,
+        /// <see cref="PyWrongThreadException"/> (each an <see cref="InvalidOperationException"/>);
+        /// BAD_TOKEN, FORKED: <see cref="InvalidOperationException"/>;
         /// NULL_ARGUMENT: <see cref="ArgumentNullException"/>; INVALID_ARGUMENT: <see cref="ArgumentException"/>;
         /// WRONG_TYPE: <see cref="InvalidCastException"/>; OUT_OF_RANGE: <see cref="OverflowException"/>;
         /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>; PYTHON_UNUSABLE (the named Python cannot be run) and
@@ -71,16 +115,24 @@ namespace PyBridge
                     break;
                 case Native.PYB_E_TIMEOUT:
                 case Native.PYB_E_SHUTDOWN_COMMITTED:
-                    e = new TimeoutException(message);
+                    e = new PyTimeoutException(message, status == Native.PYB_E_SHUTDOWN_COMMITTED);
                     break;
                 case Native.PYB_E_BAD_HANDLE:
                     e = new ObjectDisposedException("PyObject", message);
                     break;
                 case Native.PYB_E_NOT_INITIALIZED:
+                    e = new PyEngineNotRunningException(message);
+                    break;
                 case Native.PYB_E_SHUTTING_DOWN:
-                case Native.PYB_E_WRONG_THREAD:
-                case Native.PYB_E_BAD_TOKEN:
+                    e = new PyEngineShuttingDownException(message);
+                    break;
                 case Native.PYB_E_WOULD_DEADLOCK:
+                    e = new PyWouldDeadlockException(message);
+                    break;
+                case Native.PYB_E_WRONG_THREAD:
+                    e = new PyWrongThreadException(message);
+                    break;
+                case Native.PYB_E_BAD_TOKEN:
                 case Native.PYB_E_FORKED:
                     e = new InvalidOperationException(message);
                     break;

@@ -167,15 +167,30 @@ namespace PyBridge
 
         /// <summary>Shuts the engine down from any thread not inside a GIL scope or allow-threads
         /// region, waiting at most <paramref name="timeout"/> (Timeout.InfiniteTimeSpan: for ever).
-        /// TimeoutException when the deadline passes: with status PYB_E_TIMEOUT the engine runs on
-        /// unchanged (its message names what blocked); with PYB_E_SHUTDOWN_COMMITTED the shutdown passed
-        /// its point of no return and carries on (call Shutdown again to wait for it).
+        /// <see cref="PyTimeoutException"/> when the deadline passes: with status PYB_E_TIMEOUT the engine
+        /// runs on unchanged (its message names what blocked); with PYB_E_SHUTDOWN_COMMITTED
+        /// (<see cref="PyTimeoutException.Committed"/>) the shutdown passed its point of no return and
+        /// carries on (call Shutdown again to wait for it). Quietly does nothing when the engine is not
+        /// running, so a repeated Shutdown is harmless.
         /// <paramref name="interrupt"/> raises SystemExit in Python threads and ShutdownInterrupt in
         /// host threads running Python first (see PYB_SHUTDOWN_INTERRUPT in pybridge.h).</summary>
         public static void Shutdown(TimeSpan timeout, bool interrupt = false)
         {
             uint ms = Milliseconds(timeout);
-            PyStatus.Check(Native.pyb_engine_shutdown(ms, interrupt ? Native.PYB_SHUTDOWN_INTERRUPT : 0));
+            int status = Native.pyb_engine_shutdown(ms, interrupt ? Native.PYB_SHUTDOWN_INTERRUPT : 0);
+            // Nothing runs (never started, or shut down already): there is nothing to stop.
+            if (status == Native.PYB_E_NOT_INITIALIZED) return;
+            PyStatus.Check(status);
+        }
+
+        /// <summary>How long <see cref="Shutdown()"/> waits: 30 s.</summary>
+        public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(30);
+
+        /// <summary><see cref="Shutdown(TimeSpan, bool)"/> with <see cref="DefaultShutdownTimeout"/>,
+        /// without interrupting threads. Quietly does nothing when the engine is not running.</summary>
+        public static void Shutdown()
+        {
+            Shutdown(DefaultShutdownTimeout);
         }
 
         public static PyEngineState State { get { return (PyEngineState)Native.pyb_engine_state(); } }

@@ -1,6 +1,7 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.Numerics;
 using System.Runtime.InteropServices;
 using PyBridge.Interop;
 
@@ -169,6 +170,43 @@ namespace PyBridge
             }
         }
 
+        /// <summary>The value of a Python int (or subclass) of any size. InvalidCastException: not an int.</summary>
+        public BigInteger ToBigInteger()
+        {
+            try
+            {
+                return new BigInteger(ToInt64());
+            }
+            catch (OverflowException)
+            {
+                // Beyond int64: its two's-complement bytes, little-endian, as BigInteger reads them
+                // (no decimal text, which CPython limits to 4300 digits).
+                long bits = CallMethod<long>("bit_length");
+                using (PyObject intType = Builtin("int"))
+                {
+                    byte[] bytes = intType.CallMethodKw<byte[]>("to_bytes", new object[] { this, bits / 8 + 1, "little" },
+                        new Dictionary<string, object> { { "signed", true } });
+                    return new BigInteger(bytes);
+                }
+            }
+        }
+
+        /// <summary>A Python int of any size.</summary>
+        public static PyObject From(BigInteger value)
+        {
+            if (value >= long.MinValue && value <= long.MaxValue) return From((long)value);
+            using (PyObject intType = Builtin("int"))
+                return intType.CallMethodKw<PyObject>("from_bytes", new object[] { value.ToByteArray(), "little" },
+                    new Dictionary<string, object> { { "signed", true } });
+        }
+
+        /// <summary>A builtin by name, from the builtins module (never a shadowing global).</summary>
+        static PyObject Builtin(string name)
+        {
+            using (PyObject builtins = PyEngine.Import("builtins"))
+                return builtins.GetAttr<PyObject>(name);
+        }
+
         /// <summary>The value of a Python float or int as a double.</summary>
         public double ToDouble()
         {
@@ -243,10 +281,35 @@ namespace PyBridge
         }
 
         /// <summary>Python's <c>str(x)</c>; for a disposed object, "&lt;disposed PyObject&gt;".</summary>
+        /// <summary><c>str(object)</c>; never throws (logs and debuggers call it at any time):
+        /// a description of why instead when the object cannot be asked.</summary>
         public override string ToString()
         {
             if (IsDisposed) return "<disposed PyObject>";
-            return CallMethod<string>("__str__");
+            try
+            {
+                return CallMethod<string>("__str__");
+            }
+            catch (ObjectDisposedException)
+            {
+                return "<PyObject of an engine that has shut down>";
+            }
+            catch (PyEngineNotRunningException)
+            {
+                return "<PyObject: the engine is not running>";
+            }
+            catch (PyEngineShuttingDownException)
+            {
+                return "<PyObject: the engine is shutting down>";
+            }
+            catch (PythonException e)
+            {
+                return "<PyObject whose str() raised " + e.PythonTypeName + ">";
+            }
+            catch (Exception e)
+            {
+                return "<PyObject: str() failed with " + e.GetType().Name + ">";
+            }
         }
 
         // ---- attributes, items, length, iteration ----
@@ -446,6 +509,8 @@ namespace PyBridge
         /// value output; <paramref name="obj"/> gets the handle output of FromValue/Tuple/List/Dict.</summary>
         internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out ulong obj, string[] kwnames = null)
         {
+            PyObject[] temporaries;
+            items = Values.WithBigIntegersAsObjects(items, out temporaries);
             int count = items.Length;
             int nkw = kwnames == null ? 0 : kwnames.Length;
             int scratchSize = Values.ScratchSize(items, kwnames);
@@ -512,6 +577,9 @@ namespace PyBridge
                 {
                     lease.Dispose();
                     Values.Unpin(items, added);
+                    if (temporaries != null)
+                        foreach (PyObject temporary in temporaries)
+                            if (temporary != null) temporary.Dispose();
                 }
             }
             return result;

@@ -1,4 +1,5 @@
 using System;
+using System.Numerics;
 using System.Runtime.InteropServices;
 using PyBridge.Interop;
 
@@ -105,6 +106,11 @@ namespace PyBridge
             if (item is sbyte) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (sbyte)item; return; }
             if (item is ushort) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (ushort)item; return; }
             if (item is uint) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (uint)item; return; }
+            if (item is BigInteger)
+            {
+                // Ops.Run turned larger ones into PyObjects first (WithBigIntegersAsObjects).
+                v->Tag = Native.PYB_VALUE_INT; v->Int64 = (long)(BigInteger)item; return;
+            }
             if (item is ulong)
             {
                 ulong u = (ulong)item;
@@ -113,6 +119,28 @@ namespace PyBridge
             }
             throw new ArgumentException("cannot pass a " + item.GetType().FullName +
                 " to Python: use null, bool, an integer type, double, float, string, byte[] or PyObject");
+        }
+
+        /// <summary>Returns <paramref name="items"/>, or a copy in which each BigInteger outside int64
+        /// is a new Python int (listed in <paramref name="temporaries"/>, which the caller disposes).</summary>
+        internal static object[] WithBigIntegersAsObjects(object[] items, out PyObject[] temporaries)
+        {
+            temporaries = null;
+            object[] copy = items;
+            for (int i = 0; i < items.Length; i++)
+            {
+                if (!(items[i] is BigInteger)) continue;
+                BigInteger b = (BigInteger)items[i];
+                if (b >= long.MinValue && b <= long.MaxValue) continue;
+                if (copy == items)
+                {
+                    copy = (object[])items.Clone();
+                    temporaries = new PyObject[items.Length];
+                }
+                temporaries[i] = PyObject.From(b);
+                copy[i] = temporaries[i];
+            }
+            return copy;
         }
 
         /// <summary>Converts a result value; an OBJECT result becomes an owned PyObject.
@@ -161,6 +189,7 @@ namespace PyBridge
                 using (o)
                 {
                     if (t == typeof(long)) return (T)(object)o.ToInt64();
+                    if (t == typeof(BigInteger)) return (T)(object)o.ToBigInteger();
                     if (t == typeof(int)) return (T)(object)checked((int)o.ToInt64());
                     if (t == typeof(double)) return (T)(object)o.ToDouble();
                     if (t == typeof(bool)) return (T)(object)o.ToBoolean();
@@ -174,6 +203,7 @@ namespace PyBridge
                 long l = (long)value;
                 if (t == typeof(int)) return (T)(object)checked((int)l);
                 if (t == typeof(double)) return (T)(object)(double)l;
+                if (t == typeof(BigInteger)) return (T)(object)new BigInteger(l);
             }
             throw new InvalidCastException("cannot convert " + value.GetType().FullName + " (" + value + ") to " + t.FullName);
         }

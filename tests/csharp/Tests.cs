@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
+using System.Numerics;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
@@ -166,6 +167,31 @@ threading.Thread(target=ticker.run, daemon=True).start()
         try { PyEngine.Initialize(bad); } catch (Exception x) { e = x; }
         Assert.True(e is PyBridgeException || e is ArgumentException, "bad PythonHome throws, got " + e);
         Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state after a failed initialize");
+    }
+
+    [Test]
+    public static void BigIntegersCrossBothWays()
+    {
+        PyEngine.Initialize();
+        BigInteger two64 = BigInteger.Pow(2, 64);
+        Assert.Equal(two64, PyEngine.Eval<BigInteger>("2**64"), "Eval<BigInteger> of 2**64");
+        Assert.Equal(-two64 - 1, PyEngine.Eval<BigInteger>("-(2**64) - 1"), "a negative one");
+        Assert.Equal(-two64, PyEngine.Eval<BigInteger>("-(2**64)"), "a negative power of two");
+        Assert.Equal(new BigInteger(42), PyEngine.Eval<BigInteger>("42"), "small ints too");
+        Assert.Throws<OverflowException>("PYB_E_OUT_OF_RANGE", () => PyEngine.Eval<long>("2**64"),
+            "Eval<long> of 2**64: always an OverflowException, never a PyObject to cast");
+        // Beyond the 4,300 digits CPython 3.11+ allows in int <-> str.
+        BigInteger huge = BigInteger.Pow(3, 10000);
+        using (PyObject inc = PyEngine.Eval<PyObject>("lambda x: x + 1"))
+            Assert.Equal(huge + 1, inc.Call<BigInteger>(huge), "a BigInteger argument and result of 4,772 digits");
+        using (PyObject p = PyObject.From(two64))
+        {
+            Assert.Equal("18446744073709551616", p.ToString(), "From(BigInteger)");
+            Assert.Equal(two64, p.ToBigInteger(), "ToBigInteger");
+        }
+        using (PyObject text = PyEngine.Eval<PyObject>("object()"))
+            Assert.Throws<InvalidCastException>("PYB_E_WRONG_TYPE", () => text.ToBigInteger(), "not an int");
+        PyEngine.Shutdown(Ten);
     }
 
     [Test]
@@ -376,12 +402,12 @@ threading.Thread(target=ticker.run, daemon=True).start()
         Assert.Equal("ModuleNotFoundError", missing.PythonTypeName, "ModuleNotFoundError");
         // One place maps statuses to exceptions.
         var expected = new Dictionary<int, Type> {
-            { Native.PYB_E_NOT_INITIALIZED, typeof(InvalidOperationException) },
-            { Native.PYB_E_SHUTTING_DOWN, typeof(InvalidOperationException) },
-            { Native.PYB_E_WRONG_THREAD, typeof(InvalidOperationException) },
+            { Native.PYB_E_NOT_INITIALIZED, typeof(PyEngineNotRunningException) },
+            { Native.PYB_E_SHUTTING_DOWN, typeof(PyEngineShuttingDownException) },
+            { Native.PYB_E_WRONG_THREAD, typeof(PyWrongThreadException) },
             { Native.PYB_E_BAD_TOKEN, typeof(InvalidOperationException) },
-            { Native.PYB_E_WOULD_DEADLOCK, typeof(InvalidOperationException) },
-            { Native.PYB_E_TIMEOUT, typeof(TimeoutException) },
+            { Native.PYB_E_WOULD_DEADLOCK, typeof(PyWouldDeadlockException) },
+            { Native.PYB_E_TIMEOUT, typeof(PyTimeoutException) },
             { Native.PYB_E_NULL_ARGUMENT, typeof(ArgumentNullException) },
             { Native.PYB_E_INVALID_ARGUMENT, typeof(ArgumentException) },
             { Native.PYB_E_PYTHON, typeof(PythonException) },
@@ -390,9 +416,10 @@ threading.Thread(target=ticker.run, daemon=True).start()
             { Native.PYB_E_BAD_HANDLE, typeof(ObjectDisposedException) },
             { Native.PYB_E_WRONG_TYPE, typeof(InvalidCastException) },
             { Native.PYB_E_OUT_OF_RANGE, typeof(OverflowException) },
-            { Native.PYB_E_SHUTDOWN_COMMITTED, typeof(TimeoutException) },
+            { Native.PYB_E_SHUTDOWN_COMMITTED, typeof(PyTimeoutException) },
             { Native.PYB_E_OUT_OF_MEMORY, typeof(InsufficientMemoryException) },
             { Native.PYB_E_FORKED, typeof(InvalidOperationException) },
+            { Native.PYB_E_PYTHON_UNUSABLE, typeof(PyBridgeException) },
             { -99, typeof(PyBridgeException) } };
         foreach (var kv in expected)
         {
@@ -400,6 +427,9 @@ threading.Thread(target=ticker.run, daemon=True).start()
             Assert.Equal(kv.Value, x.GetType(), "exception for " + PyStatus.Name(kv.Key));
             Assert.Equal(PyStatus.Name(kv.Key), x.Data[PyStatus.DataKey] as string, "status in Data");
         }
+        Assert.True(((PyTimeoutException)PyStatus.ToException(Native.PYB_E_SHUTDOWN_COMMITTED)).Committed,
+            "PYB_E_SHUTDOWN_COMMITTED is a committed timeout");
+        Assert.Equal(TimeSpan.FromSeconds(30), PyEngine.DefaultShutdownTimeout, "DefaultShutdownTimeout");
         Assert.Equal("PYB_E_TIMEOUT", PyStatus.Name(-7), "PyStatus.Name");
         Assert.Equal("PYB_E_UNKNOWN", PyStatus.Name(-99), "unknown status name");
         PyStatus.Check(Native.PYB_OK);
@@ -423,7 +453,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
             Exception other = null;
             var t = new Thread(() => { try { outer.Dispose(); } catch (Exception x) { other = x; } });
             t.Start(); t.Join();
-            Assert.True(other is InvalidOperationException, "Dispose on another thread: " + other);
+            Assert.True(other is PyWrongThreadException, "Dispose on another thread: " + other);
             Assert.Equal("PYB_E_WRONG_THREAD", other.Data[PyStatus.DataKey] as string, "status");
             PyGil inner = PyEngine.Gil();
             Assert.Throws<InvalidOperationException>("PYB_E_BAD_TOKEN", () => outer.Dispose(), "out of LIFO order");
@@ -452,7 +482,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
             Exception other = null;
             var t = new Thread(() => { try { PyEngine.EndAllowThreads(token); } catch (Exception x) { other = x; } });
             t.Start(); t.Join();
-            Assert.True(other is InvalidOperationException, "EndAllowThreads on another thread: " + other);
+            Assert.True(other is PyWrongThreadException, "EndAllowThreads on another thread: " + other);
             PyEngine.EndAllowThreads(token);
             Assert.True(PyEngine.IsGilHeld, "GIL back after EndAllowThreads");
             Assert.Throws<InvalidOperationException>("PYB_E_BAD_TOKEN", () => PyEngine.EndAllowThreads(token), "ended twice");
@@ -659,7 +689,8 @@ threading.Thread(target=ticker.run, daemon=True).start()
         holder.Start();
         Assert.True(holding.Wait(Ten), "holder took the GIL");
         Stopwatch sw = Stopwatch.StartNew();
-        var e = Assert.Throws<TimeoutException>("PYB_E_TIMEOUT", () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(300)), "shutdown while another thread holds the GIL");
+        var e = Assert.Throws<PyTimeoutException>("PYB_E_TIMEOUT", () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(300)), "shutdown while another thread holds the GIL");
+        Assert.True(!e.Committed, "a timeout before the point of no return is not committed");
         long ms = sw.ElapsedMilliseconds;
         Assert.True(ms >= 290 && ms < 1300, "timed out after its 300 ms deadline: " + ms + " ms");
         Assert.True(e.Message.Length > 20, "message names what blocked: " + e.Message);
@@ -676,7 +707,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
     {
         PyEngine.Initialize();
         using (PyEngine.Gil())
-            Assert.Throws<InvalidOperationException>("PYB_E_WOULD_DEADLOCK", () => PyEngine.Shutdown(Ten), "shutdown holding the GIL");
+            Assert.Throws<PyWouldDeadlockException>("PYB_E_WOULD_DEADLOCK", () => PyEngine.Shutdown(Ten), "shutdown holding the GIL");
         Assert.Throws<ArgumentOutOfRangeException>(null, () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(-5)), "negative timeout");
         PyEngine.Shutdown(Timeout.InfiniteTimeSpan);
     }
@@ -686,7 +717,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
     {
         PyEngine.Initialize();
         PyEngine.Run("import threading, time\ndef spin():\n    while True:\n        time.sleep(0.01)\nthreading.Thread(target=spin, daemon=False).start()\n");
-        Assert.Throws<TimeoutException>("PYB_E_TIMEOUT", () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(200)), "a non-daemon thread blocks shutdown");
+        Assert.Throws<PyTimeoutException>("PYB_E_TIMEOUT", () => PyEngine.Shutdown(TimeSpan.FromMilliseconds(200)), "a non-daemon thread blocks shutdown");
         Assert.Within(Ten, "interrupting shutdown", () => PyEngine.Shutdown(TimeSpan.FromSeconds(5), interrupt: true));
         Assert.Equal(PyEngineState.Uninitialized, PyEngine.State, "state");
     }
@@ -694,16 +725,20 @@ threading.Thread(target=ticker.run, daemon=True).start()
     [Test]
     public static void UseAfterShutdown()
     {
-        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Run("1"), "Run before Initialize");
+        Assert.Throws<PyEngineNotRunningException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Run("1"), "Run before Initialize");
+        PyEngine.Shutdown(); // nothing runs: quiet
         PyEngine.Initialize();
         PyObject survivor = PyEngine.Eval<PyObject>("[1, 2, 3]");
         PyScope scope = PyEngine.NewScope();
         PyEngine.Shutdown(Ten);
-        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Run("1"), "Run");
-        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Eval("1"), "Eval");
-        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Import("os"), "Import");
-        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Gil(), "Gil");
-        Assert.Throws<InvalidOperationException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Shutdown(Ten), "Shutdown twice");
+        Assert.Throws<PyEngineNotRunningException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Run("1"), "Run");
+        Assert.Throws<PyEngineNotRunningException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Eval("1"), "Eval");
+        Assert.Throws<PyEngineNotRunningException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Import("os"), "Import");
+        Assert.Throws<PyEngineNotRunningException>("PYB_E_NOT_INITIALIZED", () => PyEngine.Gil(), "Gil");
+        Assert.True(new PyEngineNotRunningException("x") is InvalidOperationException, "still an InvalidOperationException");
+        PyEngine.Shutdown(Ten); // shutting down twice is quiet
+        PyEngine.Shutdown();
+        Assert.Equal("<PyObject of an engine that has shut down>", survivor.ToString(), "ToString after shutdown never throws");
         Assert.Throws<ObjectDisposedException>("PYB_E_BAD_HANDLE", () => survivor.ToInt64(), "object from a shut-down engine");
         Assert.Throws<ObjectDisposedException>("PYB_E_BAD_HANDLE", () => scope.Run("x = 1"), "scope from a shut-down engine");
         survivor.Dispose(); // releasing a stale handle is quiet

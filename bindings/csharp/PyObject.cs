@@ -113,23 +113,23 @@ namespace PyBridge
         public static PyObject From(byte[] value) { return From((object)value); }
 
         /// <summary>A new tuple of the given values.</summary>
-        public static PyObject NewTuple(params object[] items)
+        public static PyTuple NewTuple(params object[] items)
         {
             ulong h;
             Ops.Run(Ops.Op.Tuple, null, items ?? new object[0], null, out h);
-            return new PyObject(h);
+            return new PyTuple(h);
         }
 
         /// <summary>A new list of the given values.</summary>
-        public static PyObject NewList(params object[] items)
+        public static PyList NewList(params object[] items)
         {
             ulong h;
             Ops.Run(Ops.Op.List, null, items ?? new object[0], null, out h);
-            return new PyObject(h);
+            return new PyList(h);
         }
 
         /// <summary>A new dict with the given entries.</summary>
-        public static PyObject NewDict(IDictionary items)
+        public static PyDict NewDict(IDictionary items)
         {
             if (items == null) throw new ArgumentNullException("items");
             object[] kv = new object[items.Count * 2];
@@ -142,18 +142,23 @@ namespace PyBridge
             }
             ulong h;
             Ops.Run(Ops.Op.Dict, null, kv, null, out h);
-            return new PyObject(h);
+            return new PyDict(h);
         }
 
         /// <summary>A second reference to the same object; dispose both.</summary>
         public PyObject Clone()
         {
+            return new PyObject(CloneRaw());
+        }
+
+        /// <summary>A new raw handle to the same object, owned by the caller.</summary>
+        internal ulong CloneRaw()
+        {
             using (var lease = new HandleLease(this))
             {
-                ulong raw = lease.Raw;
                 ulong h;
-                PyStatus.Check(Native.pyb_object_clone(raw, out h));
-                return new PyObject(h);
+                PyStatus.Check(Native.pyb_object_clone(lease.Raw, out h));
+                return h;
             }
         }
 

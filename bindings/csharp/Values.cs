@@ -184,6 +184,13 @@ namespace PyBridge
                 throw new InvalidCastException("Python returned None, which cannot convert to " + t.FullName);
             }
             PyObject o = value as PyObject;
+            string viewType = TypedViews.PythonTypeOf(t);
+            if (viewType != null)
+            {
+                if (o == null)
+                    throw new InvalidCastException("cannot convert " + value.GetType().FullName + " (" + value + ") to " + t.FullName);
+                using (o) return (T)(object)TypedViews.Of(o, t, viewType);
+            }
             if (o != null)
             {
                 using (o)

@@ -170,6 +170,56 @@ threading.Thread(target=ticker.run, daemon=True).start()
     }
 
     [Test]
+    public static void TypedCollectionViews()
+    {
+        PyEngine.Initialize();
+        using (PyList list = PyEngine.Eval<PyList>("[1, 2, 3]"))
+        {
+            Assert.Equal(3, list.Count, "Count");
+            Assert.Equal(2L, list[1], "indexer");
+            Assert.Equal(3L, list[-1], "a negative index counts from the end");
+            list[1] = 20L;
+            list.Add(4L);
+            Assert.Equal("1,20,3,4", string.Join(",", list.ToList<long>()), "ToList<long>");
+            long sum = 0;
+            foreach (object item in list) sum += (long)item;
+            Assert.Equal(28L, sum, "foreach");
+            using (IEnumerator<object> e = list.GetEnumerator())
+                Assert.True(e.MoveNext() && (long)e.Current == 1L, "GetEnumerator");
+            Assert.Equal(20L, list.Get<long>(1), "Get<T>");
+        }
+        using (PyTuple tuple = PyObject.NewTuple(1L, "two"))
+        {
+            Assert.Equal(2, tuple.Count, "tuple Count");
+            Assert.Equal("two", tuple[1], "tuple indexer");
+            PySequence sequence = tuple;
+            Assert.Equal(1L, sequence[0], "a PySequence");
+        }
+        using (PyDict dict = PyEngine.Eval<PyDict>("{'a': 1, 'b': 2}"))
+        {
+            Assert.Equal(2, dict.Count, "dict Count");
+            Assert.True(dict.ContainsKey("a") && !dict.ContainsKey("z"), "ContainsKey");
+            Dictionary<string, long> copy = dict.ToDictionary<string, long>();
+            Assert.Equal(2L, copy["b"], "ToDictionary<string, long>");
+            var keys = new List<string>();
+            foreach (KeyValuePair<object, object> entry in dict) keys.Add((string)entry.Key + "=" + entry.Value);
+            Assert.Equal("a=1,b=2", string.Join(",", keys), "foreach over a dict, in insertion order");
+            dict["c"] = 3L;
+            Assert.Equal(3, dict.Count, "the indexer writes");
+        }
+        using (PyList made = PyObject.NewList(1L, 2L))
+            Assert.Equal(2, made.Count, "NewList is a PyList");
+        using (PyDict made = PyObject.NewDict(new Dictionary<string, long> { { "k", 1L } }))
+            Assert.Equal(1L, made["k"], "NewDict is a PyDict");
+        Assert.Throws<InvalidCastException>(null, () => PyEngine.Eval<PyList>("(1, 2)"), "a tuple is not a list");
+        Assert.Throws<InvalidCastException>(null, () => PyEngine.Eval<PyDict>("'text'"), "a str is not a dict");
+        PyEngine.Run("class Ordered(dict):\n    pass");
+        using (PyDict sub = PyEngine.Eval<PyDict>("Ordered(x=1)"))
+            Assert.Equal(1, sub.Count, "a dict subclass is a PyDict");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
     public static void BigIntegersCrossBothWays()
     {
         PyEngine.Initialize();

@@ -3,11 +3,13 @@
 //! signatures: one source of truth (`bindings/c/pybridge.h`, itself checked
 //! against the core by `tests/header.rs`).
 //!
-//! Each generated `pyb_*` calls the loaded core's function of the same name;
-//! before a core is loaded it returns `PYB_E_NOT_INITIALIZED`. Functions with
-//! other behaviour before a core is loaded are written by hand in
-//! `src/exports.rs` and listed in `HAND_WRITTEN`; the table entry for each is
-//! generated all the same.
+//! Each generated `pyb_*` is a GNU indirect function (`exported_function!` in
+//! `src/lib.rs`): a caller bound after a core was loaded calls the core's
+//! function directly; one bound before goes through `forward_pyb_*`, which
+//! calls the core's function, or returns `PYB_E_NOT_INITIALIZED` while there
+//! is none. Functions with other behaviour before a core is loaded are written
+//! by hand in `src/exports.rs` and listed in `HAND_WRITTEN`; the table entry
+//! for each is generated all the same.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -217,29 +219,50 @@ fn main() {
             .zip(&args)
             .map(|(ty, arg)| format!("{arg}: {ty}"))
             .collect();
-        writeln!(out, "#[unsafe(no_mangle)]").unwrap();
+        let name = &function.name;
         writeln!(
             out,
-            "pub unsafe extern \"C\" fn {}({}) -> i32 {{",
-            function.name,
+            "/// `{name}` for a caller bound before a core was loaded: the core's function, \
+             or `PYB_E_NOT_INITIALIZED` while there is none."
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "unsafe extern \"C\" fn forward_{name}({}) -> i32 {{",
             params.join(", ")
         )
         .unwrap();
         writeln!(out, "    match crate::core::functions() {{").unwrap();
         writeln!(
             out,
-            "        // SAFETY: the core's own function, given the host's arguments unchanged.\n        Some(core) => unsafe {{ (core.{})({}) }},",
-            function.name,
+            "        // SAFETY: the core's own function, given the host's arguments unchanged.\n        Some(core) => unsafe {{ (core.{name})({}) }},",
             args.join(", ")
         )
         .unwrap();
         writeln!(
             out,
-            "        None => crate::last_error::not_loaded(\"{}\"),",
-            function.name
+            "        None => crate::last_error::not_loaded(\"{name}\"),"
         )
         .unwrap();
         writeln!(out, "    }}\n}}\n").unwrap();
+        writeln!(
+            out,
+            "/// Picks the code `{name}` binds a caller to (see `exported_function!`)."
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "extern \"C\" fn resolve_{name}() -> *mut ::std::ffi::c_void {{"
+        )
+        .unwrap();
+        writeln!(out, "    match crate::core::functions() {{").unwrap();
+        writeln!(
+            out,
+            "        Some(core) => core.{name} as *mut ::std::ffi::c_void,\n        None => forward_{name} as *mut ::std::ffi::c_void,"
+        )
+        .unwrap();
+        writeln!(out, "    }}\n}}\n").unwrap();
+        writeln!(out, "crate::exported_function!({name}, resolve_{name});\n").unwrap();
     }
     let out_dir = std::env::var("OUT_DIR").unwrap();
     std::fs::write(Path::new(&out_dir).join("forward.rs"), out).unwrap();
@@ -248,6 +271,4 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     let python = std::env::var("PYO3_PYTHON").unwrap_or_default();
     println!("cargo:rustc-env=PYB_BUILD_PYTHON_EXECUTABLE={python}");
-    // Hosts link `-lpybridge` against this file, renamed libpybridge.so.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpybridge.so");
 }

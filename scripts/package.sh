@@ -49,7 +49,12 @@ done
 
 echo "== loader"
 cargo build --release -p pybridge-loader --quiet
-cp target/release/libpybridge_loader.so "$stage/lib/libpybridge.so"
+# Linked here rather than by rustc: the version script exports the header's
+# functions, GNU indirect functions included (loader/src/lib.rs).
+gcc -shared -o "$stage/lib/libpybridge.so" -Wl,-soname,libpybridge.so \
+  -Wl,--version-script=packaging/loader.map \
+  -Wl,--whole-archive target/release/libpybridge_loader.a -Wl,--no-whole-archive \
+  -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 strip_keeping_debug "$stage/lib/libpybridge.so"
 
 cp bindings/c/pybridge.h bindings/cpp/pybridge.hpp "$stage/include/"

@@ -5,8 +5,8 @@
 //! exists, else `python3` on `PATH`), loads its libpython with `RTLD_GLOBAL`,
 //! then loads the pybridge core built for that CPython minor version
 //! (`libpybridge-core-cp3XX.so`, beside this file), whose `NEEDED` libpython
-//! is then the one already loaded. Every call after that goes straight to the
-//! core through one indirect call.
+//! is then the one already loaded. A host's calls made after that are bound to
+//! the core's own functions (GNU indirect functions, `exported_function!`).
 //!
 //! A process keeps the first libpython it loads: CPython cannot be unloaded,
 //! and two of them in one process would share symbol names.
@@ -31,6 +31,26 @@ mod python_locator;
 mod core;
 mod exports;
 mod last_error;
+
+/// Defines the exported symbol `$name` as a GNU indirect function whose
+/// resolver is `$resolve`. The dynamic linker calls the resolver when it binds
+/// a caller's reference: at the caller's first call (lazy binding, the default)
+/// or at `dlsym` (.NET's P/Invoke). A host initializes the engine before its
+/// first GIL or object call, so by then the resolver returns the core's own
+/// function and the host calls the core with no step in between. The symbol is
+/// exported by the version script `scripts/package.sh` links with (rustc's own
+/// export list knows only Rust items).
+#[macro_export]
+macro_rules! exported_function {
+    ($name:ident, $resolve:ident) => {
+        ::std::arch::global_asm!(
+            concat!(".globl ", stringify!($name)),
+            concat!(".type ", stringify!($name), ", @gnu_indirect_function"),
+            concat!(".set ", stringify!($name), ", {resolve}"),
+            resolve = sym $resolve,
+        );
+    };
+}
 
 // The forwarding functions, generated from the header by build.rs.
 include!(concat!(env!("OUT_DIR"), "/forward.rs"));

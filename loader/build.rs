@@ -64,7 +64,8 @@ fn rust_type(c_type: &str) -> &'static str {
         "pyb_status" | "int32_t" | "int" => "i32",
         "uint32_t" => "u32",
         "int64_t" => "i64",
-        "uint64_t" | "pyb_object" | "pyb_gil" | "pyb_thread_token" => "u64",
+        "uint64_t" | "pyb_object" | "pyb_gil" | "pyb_thread_token" | "pyb_interpreter"
+        | "pyb_pool" => "u64",
         "size_t" | "uintptr_t" => "usize",
         "bool" => "bool",
         "double" => "f64",

@@ -63,6 +63,12 @@
 // past the deadline it returns `PYB_E_SHUTDOWN_COMMITTED` and carries on.
 #define PYB_SHUTDOWN_INTERRUPT 1
 
+// Share the main interpreter's GIL instead of getting one of its own. Such an
+// interpreter runs on one core with the main one, but works on every
+// supported CPython (3.10 and 3.11 have no other kind) and may import
+// extension modules that lack per-interpreter support.
+#define PYB_INTERPRETER_SHARED_GIL 1
+
 // `None`; no payload.
 #define PYB_VALUE_NONE 0
 
@@ -143,6 +149,44 @@ typedef uint64_t pyb_gil;
 
 // An allow-threads token returned by `pyb_begin_allow_threads`; pass it to `pyb_end_allow_threads`.
 typedef uint64_t pyb_thread_token;
+
+// Settings for `pyb_interpreter_new`; fill it with `pyb_interpreter_config_default`.
+typedef struct pyb_interpreter_config {
+  // `sizeof(pyb_interpreter_config)` as the host was compiled.
+  size_t struct_size;
+  // `PYB_INTERPRETER_*` flags; 0 (the default) is an interpreter with its
+  // own GIL (CPython 3.12 and later).
+  uint32_t flags;
+} pyb_interpreter_config;
+
+// A sub-interpreter made by `pyb_interpreter_new`; 0 is "none". Unique for
+// the life of the process: a destroyed interpreter's handle never names
+// another one, also after a re-initialize.
+typedef uint64_t pyb_interpreter;
+
+// A pool of sub-interpreters made by `pyb_pool_new`; 0 is "none". Unique for
+// the life of the process.
+typedef uint64_t pyb_pool;
+
+// A pool's counters, filled by `pyb_pool_stats`. Times are in nanoseconds.
+typedef struct pyb_pool_stats {
+  // `sizeof(pyb_pool_stats)` as the host was compiled; set it before the call.
+  size_t struct_size;
+  // Interpreters in the pool.
+  uint64_t size;
+  // Interpreters not borrowed right now.
+  uint64_t free;
+  // Successful borrows.
+  uint64_t borrows;
+  // Borrows that found no free interpreter and had to wait (including those that timed out).
+  uint64_t waits;
+  // Borrows that gave up at their deadline (`PYB_E_TIMEOUT`).
+  uint64_t timeouts;
+  // Total time borrowers spent waiting.
+  uint64_t wait_ns_total;
+  // The longest single wait.
+  uint64_t wait_ns_max;
+} pyb_pool_stats;
 
 // A handle to a Python object; 0 is "no object". The caller of a function
 // that returns one owns it: release it with `pyb_object_release`.
@@ -299,6 +343,15 @@ typedef struct pyb_stats {
 // core for. The message names the path and says what to do; nothing started.
 #define PYB_E_PYTHON_UNUSABLE -19
 
+// The object handle belongs to another interpreter than the one the calling
+// thread is in: use it inside the interpreter that made it, or pass a plain
+// value (`pyb_value`), which is copied.
+#define PYB_E_WRONG_INTERPRETER -20
+
+// This Python cannot do what was asked (an interpreter with its own GIL
+// before CPython 3.12, say); the message names the version and what works.
+#define PYB_E_UNSUPPORTED -21
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -409,6 +462,79 @@ pyb_status pyb_begin_allow_threads(pyb_thread_token *out);
 // GIL scope opened inside the region is still open, a GIL token, or a value
 // pybridge never issued). Nothing changes on error.
 pyb_status pyb_end_allow_threads(pyb_thread_token token);
+
+// Writes the default settings to `out`: an interpreter with its own GIL. Any thread.
+pyb_status pyb_interpreter_config_default(struct pyb_interpreter_config *out);
+
+// Makes a sub-interpreter and writes its handle to `out`. `config` NULL means
+// the defaults (own GIL). Any thread; the call takes the main GIL for a
+// moment (a scope the caller holds is given away meanwhile). The interpreter
+// lives until `pyb_interpreter_destroy` or the engine's shutdown.
+//
+// Errors: `PYB_E_UNSUPPORTED` (own GIL before CPython 3.12: the message names
+// the version); `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`;
+// `PYB_E_INVALID_ARGUMENT` (unknown flags, a `struct_size` too small);
+// `PYB_E_PYTHON` (CPython refused).
+pyb_status pyb_interpreter_new(const struct pyb_interpreter_config *config, pyb_interpreter *out);
+
+// Opens a GIL scope in `interp` on the calling thread and writes its token to
+// `out`; release it with `pyb_gil_release`, on the same thread, in LIFO order.
+// The thread keeps one thread state per interpreter it has entered, reused by
+// later scopes and freed when the thread exits (see the module comment for
+// nesting). Blocks while another thread holds that interpreter's GIL.
+//
+// Errors: `PYB_E_BAD_HANDLE` (destroyed, or never made);
+// `PYB_E_SHUTTING_DOWN` (being destroyed, or the engine is stopping);
+// `PYB_E_NOT_INITIALIZED`; `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_interpreter_enter(pyb_interpreter interp, pyb_gil *out);
+
+// Destroys `interp`: waits up to `timeout_ms` (`PYB_TIMEOUT_INFINITE`: no
+// limit) for host threads inside it to leave and its non-daemon Python
+// threads to finish, then ends it on its keeper thread. Its object handles
+// die with it. Any thread but one inside `interp`; a scope the caller holds
+// elsewhere is given away while it waits.
+//
+// Errors: `PYB_E_WOULD_DEADLOCK` (the caller is inside it);
+// `PYB_E_TIMEOUT` (the message names who is still inside; nothing changed);
+// `PYB_E_BAD_HANDLE` (already destroyed, or never made).
+pyb_status pyb_interpreter_destroy(pyb_interpreter interp, uint32_t timeout_ms);
+
+// Makes a pool of `count` interpreters with their own GIL and runs
+// `setup_code` (NULL: none) in each one's `__main__`. Any thread.
+//
+// Errors: `PYB_E_UNSUPPORTED` (before CPython 3.12); `PYB_E_INVALID_ARGUMENT`
+// (`count` 0 or above 256, bad UTF-8); `PYB_E_PYTHON` (the setup code
+// raised: nothing is left behind); as `pyb_interpreter_new`.
+pyb_status pyb_pool_new(size_t count, const char *setup_code, pyb_pool *out);
+
+// Borrows a free interpreter of `pool`, waiting up to `timeout_ms` for one,
+// and writes it to `out`. Enter it with `pyb_interpreter_enter` and give it
+// back with `pyb_pool_return`. Any thread.
+//
+// Errors: `PYB_E_TIMEOUT` (all borrowed until the deadline);
+// `PYB_E_SHUTTING_DOWN` (the pool is being destroyed); `PYB_E_BAD_HANDLE`.
+pyb_status pyb_pool_borrow(pyb_pool pool, uint32_t timeout_ms, pyb_interpreter *out);
+
+// Gives a borrowed interpreter back to `pool`. Any thread (not only the
+// borrower); release your scopes in it first.
+//
+// Errors: `PYB_E_INVALID_ARGUMENT` (not borrowed from this pool, or already
+// given back); `PYB_E_BAD_HANDLE`.
+pyb_status pyb_pool_return(pyb_pool pool, pyb_interpreter interp);
+
+// Destroys `pool` and its interpreters: waits up to `timeout_ms` for every
+// borrowed one to come back, then destroys them under the same deadline.
+// Borrowers waiting meanwhile get `PYB_E_SHUTTING_DOWN`.
+//
+// Errors: `PYB_E_TIMEOUT` (an interpreter is still borrowed or in use; the
+// pool stays usable); `PYB_E_BAD_HANDLE`.
+pyb_status pyb_pool_destroy(pyb_pool pool, uint32_t timeout_ms);
+
+// Fills `out` with the pool's counters; set `out->struct_size` first. Any thread.
+//
+// Errors: `PYB_E_INVALID_ARGUMENT` (`struct_size` smaller than this
+// version's `pyb_pool_stats`); `PYB_E_BAD_HANDLE`.
+pyb_status pyb_pool_stats_get(pyb_pool pool, struct pyb_pool_stats *out);
 
 // Releases an object handle. Any thread, with or without the GIL; never
 // blocks: without the GIL the release is queued and applied the next time a

@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 
 pub mod handles;
+pub mod interpreter;
 pub mod value;
 
 pub mod host_function;

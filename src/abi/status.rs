@@ -62,6 +62,13 @@ pub const PYB_E_FORKED: pyb_status = -18;
 /// shared libpython, is free-threaded, or is a version this pybridge has no
 /// core for. The message names the path and says what to do; nothing started.
 pub const PYB_E_PYTHON_UNUSABLE: pyb_status = -19;
+/// The object handle belongs to another interpreter than the one the calling
+/// thread is in: use it inside the interpreter that made it, or pass a plain
+/// value (`pyb_value`), which is copied.
+pub const PYB_E_WRONG_INTERPRETER: pyb_status = -20;
+/// This Python cannot do what was asked (an interpreter with its own GIL
+/// before CPython 3.12, say); the message names the version and what works.
+pub const PYB_E_UNSUPPORTED: pyb_status = -21;
 
 /// Every status with its name, in ABI order.
 const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
@@ -85,6 +92,8 @@ const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
     (PYB_E_OUT_OF_MEMORY, c"PYB_E_OUT_OF_MEMORY"),
     (PYB_E_FORKED, c"PYB_E_FORKED"),
     (PYB_E_PYTHON_UNUSABLE, c"PYB_E_PYTHON_UNUSABLE"),
+    (PYB_E_WRONG_INTERPRETER, c"PYB_E_WRONG_INTERPRETER"),
+    (PYB_E_UNSUPPORTED, c"PYB_E_UNSUPPORTED"),
 ];
 
 /// Rust-side view of `pyb_status_name`.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 
 pub mod gil;
+pub mod interpreter;
 
 pub mod object;
 pub mod value;

@@ -218,6 +218,14 @@ impl EngineShutdown {
             .iter()
             .filter_map(|thread| thread.native_id)
             .collect();
+        // Sub-interpreters end first, on their keepers, which may need the main
+        // GIL (a shared-GIL one): give it away meanwhile.
+        crate::python::pool::on_engine_end();
+        // SAFETY: GIL held on the main state; taken back right after.
+        unsafe { ffi::PyEval_SaveThread() };
+        crate::python::subinterpreter::end_all(Duration::from_secs(10));
+        // SAFETY: the engine thread's own main state.
+        unsafe { ffi::PyEval_RestoreThread(self.main_state) };
         release_engine_objects(py);
         let started = Instant::now();
         let code = interpreter::finalize();

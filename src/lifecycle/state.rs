@@ -3,11 +3,9 @@
 //! that moves it, and every waiter waits on `CHANGED`.
 
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::abi::engine::PYB_TIMEOUT_INFINITE;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, EngineWord, GateState};
 
@@ -136,7 +134,4 @@ pub(super) fn idle_for_fork() -> bool {
         .is_some_and(|life| life.phase == Phase::Uninitialized)
 }
 
-pub(super) fn deadline_after(timeout_ms: u32) -> Option<Instant> {
-    (timeout_ms != PYB_TIMEOUT_INFINITE)
-        .then(|| Instant::now() + Duration::from_millis(timeout_ms as u64))
-}
+pub(super) use crate::runtime::config::deadline_after;

@@ -12,9 +12,11 @@ use pyo3::ffi;
 use crate::abi::status::*;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, EngineWord, GateState};
+use crate::runtime::interpreters;
 use crate::runtime::stats;
 use crate::runtime::thread_slot::{
-    Activity, AllowFrame, CurrentThread, OwnerState, ThreadSlot, issuer_of,
+    Activity, AllowFrame, CurrentThread, InterpreterFrame, OwnerState, SubinterpreterState,
+    ThreadSlot, issuer_of,
 };
 use crate::runtime::token::{MAX_DEPTH, Token, TokenKind};
 
@@ -29,6 +31,15 @@ impl GilScope {
         let thread = ThreadSlot::current();
         let token = acquire(thread)?;
         Ok(GilScope { thread, token })
+    }
+
+    /// Takes over the scope `token` the calling thread just opened (by
+    /// `acquire` or `enter_interpreter`), to be released on drop.
+    pub(crate) fn adopt(token: u64) -> GilScope {
+        GilScope {
+            thread: ThreadSlot::current(),
+            token,
+        }
     }
 
     /// pyo3's view of the held GIL, for code that uses pyo3's safe API.
@@ -292,8 +303,228 @@ pub(crate) fn release(thread: CurrentThread, value: u64) -> Result<()> {
         } else {
             thread.set_activity(Activity::AllowThreads);
         }
+        if let Some(frame) = owner.interpreter_frames.last() {
+            if frame.scope_token == value {
+                return leave_interpreter(thread, frame);
+            }
+        }
     }
     Ok(())
+}
+
+/// Opens a GIL scope in sub-interpreter `id` (`pyb_interpreter_enter`). In the
+/// interpreter the thread already works in, it nests like `acquire`. From
+/// anywhere else it switches: whatever GIL the thread holds is given away as
+/// an allow-threads region (so a thread never holds two GILs, and two threads
+/// entering each other's interpreters cannot deadlock), the thread's own
+/// state in `id` is made or reused, and the scope's release switches back.
+pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
+    let owner = thread.owner();
+    if thread.current_interpreter() == id && owner.depth.get() > 0 {
+        return acquire(thread);
+    }
+    if owner.interpreter_frames.is_empty() {
+        // Before any sub-interpreter state: the thread's first state becomes its
+        // PyGILState state, and that one must be the main interpreter's, or
+        // deleting the sub state later unbinds the wrong one (3.12-3.13).
+        ensure_main_thread_state(thread)?;
+    }
+    let record = interpreters::enter(id).map_err(|closing| {
+        if closing {
+            Error::new(
+                PYB_E_SHUTTING_DOWN,
+                format!("sub-interpreter {id} is being destroyed"),
+            )
+        } else {
+            unknown_interpreter(id)
+        }
+    })?;
+    let region = match begin_allow_threads(thread) {
+        Ok(region) => region,
+        Err(error) => {
+            record.leave();
+            return Err(error);
+        }
+    };
+    let tstate = match owner
+        .subinterpreter_states
+        .find(|state| state.interpreter == id)
+    {
+        Some(state) => state.tstate,
+        None => {
+            // SAFETY: the entry keeps the interpreter alive; no GIL needed.
+            let created = unsafe { ffi::PyThreadState_New(record.interp.load(Ordering::Acquire)) };
+            if created.is_null() {
+                record.leave();
+                let _ = end_allow_threads(thread, region);
+                return Err(Error::new(
+                    PYB_E_OUT_OF_MEMORY,
+                    format!("CPython could not allocate a thread state in sub-interpreter {id}"),
+                ));
+            }
+            stats::THREAD_STATES_CREATED.fetch_add(1, Ordering::Relaxed);
+            // States of interpreters destroyed since were freed by their end.
+            owner
+                .subinterpreter_states
+                .retain(|state| interpreters::lookup(state.interpreter).is_some());
+            owner.subinterpreter_states.push(SubinterpreterState {
+                interpreter: id,
+                tstate: created,
+            });
+            created
+        }
+    };
+    let mut frame = InterpreterFrame {
+        record,
+        scope_token: 0,
+        region_token: region,
+        previous_interpreter: thread.current_interpreter(),
+        previous_tstate: owner.tstate.get(),
+        previous_owns_tstate: owner.owns_tstate.get(),
+        previous_generation: owner.generation.get(),
+        previous_generation_start: owner.generation_start.get(),
+    };
+    owner.tstate.set(tstate);
+    owner.owns_tstate.set(true);
+    owner.generation.set(record.generation);
+    thread.interpreter.store(id, Ordering::Relaxed);
+    match acquire(thread) {
+        Ok(token) => {
+            frame.scope_token = token;
+            owner.interpreter_frames.push(frame);
+            Ok(token)
+        }
+        Err(error) => {
+            restore_previous_interpreter(thread, &frame);
+            let _ = end_allow_threads(thread, region);
+            Err(error)
+        }
+    }
+}
+
+#[cold]
+pub(crate) fn unknown_interpreter(id: u64) -> Error {
+    Error::new(
+        PYB_E_BAD_HANDLE,
+        format!(
+            "interpreter handle {id} is not live: it was destroyed (by \
+             pyb_interpreter_destroy or the engine's shutdown) or never made"
+        ),
+    )
+}
+
+/// Puts back what `enter_interpreter` changed and gives up the entry.
+fn restore_previous_interpreter(thread: CurrentThread, frame: &InterpreterFrame) {
+    let owner = thread.owner();
+    owner.tstate.set(frame.previous_tstate);
+    owner.owns_tstate.set(frame.previous_owns_tstate);
+    owner.generation.set(frame.previous_generation);
+    owner.generation_start.set(frame.previous_generation_start);
+    thread
+        .interpreter
+        .store(frame.previous_interpreter, Ordering::Relaxed);
+    // SAFETY: the record is registered while this thread's entry lasts.
+    unsafe { &*frame.record }.leave();
+}
+
+/// The release of a switched-to interpreter's outermost scope (which gave its
+/// GIL away already): back to the interpreter the thread came from.
+fn leave_interpreter(thread: CurrentThread, frame: InterpreterFrame) -> Result<()> {
+    thread.owner().interpreter_frames.pop();
+    restore_previous_interpreter(thread, &frame);
+    end_allow_threads(thread, frame.region_token)
+}
+
+/// Gives the thread a state in the main interpreter if it has none yet (no GIL taken).
+fn ensure_main_thread_state(thread: CurrentThread) -> Result<()> {
+    let owner = thread.owner();
+    let was_busy = thread.busy.load(Ordering::Relaxed);
+    let word = gate::enter(&thread.busy);
+    let result = if word.state() != GateState::Running && !was_busy {
+        admit_while_closing(owner, word, false)
+    } else {
+        Ok(())
+    };
+    let result = result.and_then(|()| {
+        if owner.generation.get() != word.generation() || owner.tstate.get().is_null() {
+            attach_thread_state(owner, word.generation())
+        } else {
+            Ok(())
+        }
+    });
+    if !was_busy {
+        gate::leave(&thread.busy);
+    }
+    result
+}
+
+/// True when the calling thread is inside sub-interpreter `id`, at any depth.
+pub(crate) fn is_inside_interpreter(thread: CurrentThread, id: u64) -> bool {
+    thread.current_interpreter() == id
+        || thread
+            .owner()
+            .interpreter_frames
+            .find(|frame| {
+                frame.previous_interpreter == id
+                    // SAFETY: registered while this thread's entry lasts.
+                    || unsafe { &*frame.record }.id == id
+            })
+            .is_some()
+}
+
+/// Runs `body` with whatever GIL the calling thread holds given away, so that
+/// the threads `body` waits for can take it.
+pub(crate) fn with_gil_given_away<T>(body: impl FnOnce() -> T) -> T {
+    let thread = ThreadSlot::current();
+    let region = begin_allow_threads(thread);
+    let result = body();
+    if let Ok(region) = region {
+        if let Err(error) = end_allow_threads(thread, region) {
+            log::error!("pybridge could not take its GIL back: {}", error.message);
+        }
+    }
+    result
+}
+
+/// A thread's exit frees its states in sub-interpreters that still run (each
+/// under that interpreter's GIL); states in interpreters being destroyed are
+/// freed by their destroyer. A thread that exits inside an interpreter scope
+/// (a host bug) first gives that interpreter's GIL back.
+fn release_subinterpreter_states_on_exit(thread: CurrentThread) {
+    let owner = thread.owner();
+    while let Some(frame) = owner.interpreter_frames.pop() {
+        let tstate = owner.tstate.get();
+        // SAFETY: a plain load of the current thread state.
+        if unsafe { ffi::compat::PyThreadState_GetUnchecked() } == tstate {
+            // SAFETY: this thread holds the sub-interpreter's GIL on its own state.
+            unsafe {
+                ffi::PyThreadState_Clear(tstate);
+                ffi::PyThreadState_DeleteCurrent();
+            }
+            stats::THREAD_STATES_DELETED.fetch_add(1, Ordering::Relaxed);
+            owner
+                .subinterpreter_states
+                .retain(|state| state.tstate != tstate);
+        }
+        owner.depth.set(0);
+        owner.scope_tokens.clear();
+        restore_previous_interpreter(thread, &frame);
+    }
+    for state in owner.subinterpreter_states.to_vec() {
+        let Ok(record) = interpreters::enter(state.interpreter) else {
+            continue;
+        };
+        // SAFETY: the entry keeps the interpreter alive; the state is this
+        // thread's own and not current (it holds no GIL here).
+        unsafe {
+            ffi::PyEval_RestoreThread(state.tstate);
+            ffi::PyThreadState_Clear(state.tstate);
+            ffi::PyThreadState_DeleteCurrent();
+        }
+        stats::THREAD_STATES_DELETED.fetch_add(1, Ordering::Relaxed);
+        record.leave();
+    }
+    owner.subinterpreter_states.clear();
 }
 
 /// Explains why `value` does not close the calling thread's innermost scope
@@ -453,6 +684,7 @@ pub(crate) fn end_allow_threads(thread: CurrentThread, value: u64) -> Result<()>
 
 /// Frees the exiting thread's own thread state, if the engine still runs.
 pub(crate) fn release_on_thread_exit(thread: CurrentThread) {
+    release_subinterpreter_states_on_exit(thread);
     let owner = thread.owner();
     let tstate = owner.tstate.get();
     if tstate.is_null() || !owner.owns_tstate.get() {

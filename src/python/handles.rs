@@ -17,6 +17,17 @@
 //! drains the queue. Slots live in fixed chunks that never move while an
 //! engine runs, so reading a key needs no lock either.
 //!
+//! Interpreters: each slot remembers the interpreter its handle belongs to
+//! (0 = main, else a sub-interpreter id), and only a thread working in that
+//! interpreter may use it (`PYB_E_WRONG_INTERPRETER`). Interpreters with their
+//! own GIL run at once, so the GIL cannot guard one shared free list: each
+//! interpreter keeps its own, guarded by its GIL (the main one in `MAIN_FREE`,
+//! a sub-interpreter's in its record), and they refill in batches from
+//! `GROWTH`, the one locked part. A release from outside the handle's
+//! interpreter is queued with the interpreter's id and applied by the next
+//! thread working there; an interpreter's end frees its handles and gives the
+//! slots to `GROWTH` for the others.
+//!
 //! Memory: the chunks are mapped directly (`mmap`) and unmapped when the
 //! engine that filled them has ended, so a table filled to millions of handles
 //! gives its memory back to the system. Readers without the GIL (a release
@@ -55,6 +66,8 @@ struct Slot {
     object: Cell<*mut ffi::PyObject>,
     /// GIL-protected: the generation of the last handle issued for this slot.
     generation: Cell<u32>,
+    /// The interpreter the handle belongs to (0 = main); written before `key`.
+    interpreter: AtomicU64,
 }
 
 static CHUNKS: [AtomicPtr<Slot>; MAX_CHUNKS] =
@@ -85,21 +98,30 @@ impl Drop for LockFreeRead {
     }
 }
 
-struct Table {
-    free: Vec<u32>,
+/// The table's shared part: taken only when an interpreter's free list is empty.
+struct Growth {
     /// Slots handed out so far (the next never-used index).
     used: usize,
     /// The generation new slots start from: above every handle of earlier tables.
     base_generation: u32,
+    /// Free slots no interpreter holds (given back by ended interpreters).
+    orphans: Vec<u32>,
 }
 
-static TABLE: GilCell<Table> = GilCell::new(Table {
-    free: Vec::new(),
+static GROWTH: Mutex<Growth> = Mutex::new(Growth {
     used: 0,
     base_generation: 0,
+    orphans: Vec::new(),
 });
 
-static RELEASE_QUEUE: Mutex<Vec<pyb_object>> = Mutex::new(Vec::new());
+/// How many slots an interpreter's free list takes from `GROWTH` at a time.
+const REFILL: usize = 64;
+
+/// The main interpreter's free slots; the main GIL is their lock.
+static MAIN_FREE: GilCell<Vec<u32>> = GilCell::new(Vec::new());
+
+/// Queued releases: (interpreter id, handle).
+static RELEASE_QUEUE: Mutex<Vec<(u64, pyb_object)>> = Mutex::new(Vec::new());
 static RELEASES_QUEUED: AtomicBool = AtomicBool::new(false);
 
 /// A handle's bits: the slot index + 1 in the low 32 (so 0 is never a
@@ -153,9 +175,35 @@ pub(crate) fn bad_handle(handle: pyb_object) -> Error {
     Error::new(PYB_E_BAD_HANDLE, format!("object handle {handle:#x} {why}"))
 }
 
+/// The interpreter the calling thread works in (0 = main) and its free list.
+#[inline(always)]
+fn current_interpreter() -> (u64, &'static GilCell<Vec<u32>>) {
+    match ThreadSlot::existing() {
+        Some(thread) if thread.current_interpreter() != 0 => {
+            let frame = thread
+                .owner()
+                .interpreter_frames
+                .last()
+                .expect("a thread in a sub-interpreter has its frame");
+            // SAFETY: the thread's entry keeps the record registered (see
+            // `runtime::interpreters::enter`) while it works there.
+            let record = unsafe { &*frame.record };
+            (record.id, &record.free_handle_slots)
+        }
+        _ => (0, &MAIN_FREE),
+    }
+}
+
+/// The id of the interpreter the calling thread works in (0 = main).
+#[inline(always)]
+fn current_interpreter_id() -> u64 {
+    ThreadSlot::existing().map_or(0, |thread| thread.current_interpreter())
+}
+
 /// Stores an owned reference and returns its new handle.
 pub(crate) fn insert(py: Python<'_>, object: *mut ffi::PyObject) -> Result<pyb_object> {
-    let index = match TABLE.with(py, take_free_index) {
+    let (interpreter, free) = current_interpreter();
+    let index = match free.with(py, take_free_index) {
         Ok(index) => index,
         Err(error) => {
             // SAFETY: GIL held; we own the reference we could not store. Outside
@@ -171,29 +219,45 @@ pub(crate) fn insert(py: Python<'_>, object: *mut ffi::PyObject) -> Result<pyb_o
     };
     slot.generation.set(generation);
     slot.object.set(object);
+    slot.interpreter.store(interpreter, Ordering::Relaxed);
     let handle = encode_handle(index, generation);
     slot.key.store(handle, Ordering::Release);
     Ok(handle)
 }
 
-/// Insert's table step: a free slot's index, mapping a new chunk when needed.
-fn take_free_index(table: &mut Table) -> Result<usize> {
-    if let Some(index) = table.free.pop() {
-        return Ok(index as usize);
+/// Insert's table step: a free slot's index from the interpreter's own list,
+/// refilled from `GROWTH` when empty.
+#[inline(always)]
+fn take_free_index(free: &mut Vec<u32>) -> Result<usize> {
+    match free.pop() {
+        Some(index) => Ok(index as usize),
+        None => refill(free),
     }
-    if table.used == MAX_SLOTS {
-        return Err(Error::new(
+}
+
+#[cold]
+#[inline(never)]
+fn refill(free: &mut Vec<u32>) -> Result<usize> {
+    let mut growth = GROWTH.lock();
+    let keep = growth.orphans.len().saturating_sub(REFILL);
+    free.extend(growth.orphans.drain(keep..));
+    while free.len() < REFILL && growth.used < MAX_SLOTS {
+        let index = growth.used;
+        if index % CHUNK_LEN == 0 {
+            let chunk = map_chunk(growth.base_generation)?;
+            CHUNKS[index >> CHUNK_BITS].store(chunk, Ordering::SeqCst);
+        }
+        growth.used += 1;
+        free.push(index as u32);
+    }
+    // Lowest index first, as the single list handed them out before.
+    free.reverse();
+    free.pop().map(|index| index as usize).ok_or_else(|| {
+        Error::new(
             PYB_E_OUT_OF_RANGE,
             format!("{MAX_SLOTS} object handles are live; release some first"),
-        ));
-    }
-    let index = table.used;
-    if index % CHUNK_LEN == 0 {
-        let chunk = map_chunk(table.base_generation)?;
-        CHUNKS[index >> CHUNK_BITS].store(chunk, Ordering::SeqCst);
-    }
-    table.used += 1;
-    Ok(index)
+        )
+    })
 }
 
 /// A new chunk of free slots whose generations start at `generation`.
@@ -218,12 +282,13 @@ fn map_chunk(generation: u32) -> Result<*mut Slot> {
 /// engine's GIL, and readers without it are waited for. Called by the thread
 /// ending the engine, after `Py_FinalizeEx` (or after a guest engine detached).
 pub(crate) fn on_engine_finalized() {
-    // SAFETY: no thread can be inside pybridge with the GIL now, so the table
-    // is ours alone, as the GIL would make it.
-    unsafe { TABLE.with_exclusive(unmap_table) };
+    // SAFETY: no thread can be inside pybridge with the GIL now, so the main
+    // free list is ours alone, as the GIL would make it.
+    unsafe { MAIN_FREE.with_exclusive(Vec::clear) };
+    unmap_table(&mut GROWTH.lock());
 }
 
-fn unmap_table(table: &mut Table) {
+fn unmap_table(table: &mut Growth) {
     let chunks = table.used.div_ceil(CHUNK_LEN);
     let mut highest = table.base_generation;
     let mut unpublished = Vec::with_capacity(chunks);
@@ -247,10 +312,10 @@ fn unmap_table(table: &mut Table) {
     }
     RETIRED_GENERATION.store(highest, Ordering::Relaxed);
     let freed = table.used;
-    *table = Table {
-        free: Vec::new(),
+    *table = Growth {
         used: 0,
         base_generation: highest,
+        orphans: Vec::new(),
     };
     if freed > 0 {
         log::debug!("engine end unmapped the table of {freed} object handle slots");
@@ -261,9 +326,33 @@ fn unmap_table(table: &mut Table) {
 #[inline]
 pub(crate) fn borrow(_py: Python<'_>, handle: pyb_object) -> Result<*mut ffi::PyObject> {
     match slot(handle) {
-        Some(slot) if slot.key.load(Ordering::Acquire) == handle => Ok(slot.object.get()),
+        Some(slot) if slot.key.load(Ordering::Acquire) == handle => {
+            let interpreter = slot.interpreter.load(Ordering::Relaxed);
+            if interpreter != current_interpreter_id() {
+                return Err(wrong_interpreter(handle, interpreter));
+            }
+            Ok(slot.object.get())
+        }
         _ => Err(bad_handle(handle)),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_interpreter(handle: pyb_object, owner: u64) -> Error {
+    let name = |id: u64| match id {
+        0 => "the main interpreter".to_string(),
+        id => format!("sub-interpreter {id}"),
+    };
+    Error::new(
+        PYB_E_WRONG_INTERPRETER,
+        format!(
+            "object handle {handle:#x} belongs to {}, but this thread works in {}: use it \
+             inside its own interpreter, or pass a plain value (pyb_value), which is copied",
+            name(owner),
+            name(current_interpreter_id())
+        ),
+    )
 }
 
 /// A new reference to the object behind a live handle.
@@ -275,12 +364,12 @@ pub(crate) fn new_reference(py: Python<'_>, handle: pyb_object) -> Result<*mut f
     Ok(object)
 }
 
-/// Frees a slot whose key the caller has just cleared, returning its reference.
+/// Frees a slot of the calling thread's interpreter whose key the caller has
+/// just cleared, returning its reference.
 fn take_slot(py: Python<'_>, handle: pyb_object, slot: &Slot) -> *mut ffi::PyObject {
     let object = slot.object.replace(std::ptr::null_mut());
-    TABLE.with(py, |table| {
-        table.free.push(((handle & INDEX_MASK) - 1) as u32)
-    });
+    let (_, free) = current_interpreter();
+    free.with(py, |free| free.push(((handle & INDEX_MASK) - 1) as u32));
     object
 }
 
@@ -295,7 +384,9 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
     // Without the GIL the engine may be ending under us: hold its chunks mapped.
     let _reading = (!holds_gil).then(LockFreeRead::begin);
     let slot = slot(handle).ok_or_else(|| bad_handle(handle))?;
-    if holds_gil {
+    // Read before the key: a slot is reused only after its key was cleared.
+    let interpreter = slot.interpreter.load(Ordering::Acquire);
+    if holds_gil && interpreter == current_interpreter_id() {
         // SAFETY: the check above: this thread holds the GIL now.
         let py = unsafe { Python::assume_attached() };
         slot.key
@@ -314,7 +405,7 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
             Ordering::Relaxed,
         )
         .map_err(|_| bad_handle(handle))?;
-    RELEASE_QUEUE.lock().push(handle);
+    RELEASE_QUEUE.lock().push((interpreter, handle));
     RELEASES_QUEUED.store(true, Ordering::Release);
     Ok(())
 }
@@ -330,8 +421,21 @@ pub(crate) fn drain_release_queue(py: Python<'_>) {
 #[cold]
 #[inline(never)]
 fn drain_release_queue_slow(py: Python<'_>) {
-    RELEASES_QUEUED.store(false, Ordering::Relaxed);
-    let queued = std::mem::take(&mut *RELEASE_QUEUE.lock());
+    let here = current_interpreter_id();
+    let queued: Vec<pyb_object> = {
+        let mut queue = RELEASE_QUEUE.lock();
+        let mut mine = Vec::new();
+        queue.retain(|&(interpreter, handle)| {
+            let ours = interpreter == here;
+            if ours {
+                mine.push(handle);
+            }
+            !ours
+        });
+        // Others stay queued for threads working in their interpreters.
+        RELEASES_QUEUED.store(!queue.is_empty(), Ordering::Relaxed);
+        mine
+    };
     let objects: Vec<*mut ffi::PyObject> = queued
         .into_iter()
         .filter_map(|handle| {
@@ -361,7 +465,7 @@ pub(crate) fn on_engine_finalize(py: Python<'_>) {
     for _ in 0..16 {
         RELEASE_QUEUE.lock().clear();
         RELEASES_QUEUED.store(false, Ordering::Relaxed);
-        let used = TABLE.with(py, |table| table.used);
+        let used = GROWTH.lock().used;
         let mut objects = Vec::new();
         for index in 0..used {
             let handle = index as u64 + 1;
@@ -378,6 +482,44 @@ pub(crate) fn on_engine_finalize(py: Python<'_>) {
             "engine end releases {} live object handle(s)",
             objects.len()
         );
+        decref_all(py, objects);
+    }
+}
+
+/// Frees every handle of sub-interpreter `id` before it ends: the calling
+/// thread holds that interpreter's GIL (its keeper), and no host thread works
+/// there any more. The slots go to `GROWTH` for the other interpreters.
+pub(crate) fn on_interpreter_end(py: Python<'_>, id: u64, free: &GilCell<Vec<u32>>) {
+    let free = free.with(py, std::mem::take);
+    GROWTH.lock().orphans.extend(free);
+    RELEASE_QUEUE
+        .lock()
+        .retain(|&(interpreter, _)| interpreter != id);
+    for _ in 0..16 {
+        let used = GROWTH.lock().used;
+        let mut objects = Vec::new();
+        let mut indices = Vec::new();
+        for index in 0..used {
+            let slot = slot(index as u64 + 1).expect("used slots are allocated");
+            if slot.interpreter.load(Ordering::Acquire) != id
+                || slot.key.load(Ordering::Acquire) == 0
+            {
+                continue;
+            }
+            if slot.key.swap(0, Ordering::AcqRel) != 0 {
+                objects.push(slot.object.replace(std::ptr::null_mut()));
+                slot.interpreter.store(0, Ordering::Relaxed);
+                indices.push(index as u32);
+            }
+        }
+        if objects.is_empty() {
+            break;
+        }
+        log::debug!(
+            "the end of sub-interpreter {id} releases {} live object handle(s)",
+            objects.len()
+        );
+        GROWTH.lock().orphans.extend(indices);
         decref_all(py, objects);
     }
 }

@@ -82,6 +82,17 @@ pub(crate) struct Registration<'a> {
 /// Makes `registration.function` callable as `module.name`, creating the
 /// module if it does not exist. On error nothing is registered.
 pub(crate) fn register(py: Python<'_>, registration: &Registration<'_>) -> Result<()> {
+    // Host functions live in the main interpreter: their table is guarded by
+    // the main GIL, which a sub-interpreter with its own GIL does not hold.
+    if crate::runtime::thread_slot::ThreadSlot::existing()
+        .is_some_and(|thread| thread.current_interpreter() != 0)
+    {
+        return Err(Error::new(
+            PYB_E_UNSUPPORTED,
+            "host functions can be registered in the main interpreter only, not inside a \
+             sub-interpreter",
+        ));
+    }
     host_error_type(py)?;
     let registered = Arc::new(Registered {
         qualified_name: format!(

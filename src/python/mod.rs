@@ -11,5 +11,7 @@ pub(crate) mod info;
 pub(crate) mod interpreter;
 pub(crate) mod object;
 pub(crate) mod owned;
+pub(crate) mod pool;
 pub(crate) mod reinit_guard;
+pub(crate) mod subinterpreter;
 pub(crate) mod value;

@@ -29,3 +29,9 @@ pub(crate) fn record_chosen_python(description: String) {
 pub(crate) fn chosen_python() -> Option<String> {
     CHOSEN_PYTHON.lock().clone()
 }
+
+/// The moment a wait of `timeout_ms` ends; `None` for `PYB_TIMEOUT_INFINITE`.
+pub(crate) fn deadline_after(timeout_ms: u32) -> Option<std::time::Instant> {
+    (timeout_ms != crate::abi::engine::PYB_TIMEOUT_INFINITE)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64))
+}

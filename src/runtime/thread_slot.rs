@@ -86,10 +86,46 @@ impl<T: Copy> CellStack<T> {
         unsafe { (*self.0.get()).clear() }
     }
 
+    /// The first value, bottom first, that `matches`.
+    pub(crate) fn find(&self, matches: impl Fn(&T) -> bool) -> Option<T> {
+        unsafe { (*self.0.get()).iter().find(|value| matches(value)).copied() }
+    }
+
+    /// Keeps only the values `keep` says to.
+    pub(crate) fn retain(&self, keep: impl Fn(&T) -> bool) {
+        unsafe { (*self.0.get()).retain(|value| keep(value)) }
+    }
+
     /// A copy, bottom first (error paths).
     pub(crate) fn to_vec(&self) -> Vec<T> {
         unsafe { (*self.0.get()).clone() }
     }
+}
+
+/// This thread's own thread state in one sub-interpreter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SubinterpreterState {
+    /// The interpreter's id (its `pyb_interpreter` handle).
+    pub interpreter: u64,
+    pub tstate: *mut ffi::PyThreadState,
+}
+
+/// A scope opened by `pyb_interpreter_enter` in another interpreter than the
+/// thread was in: what to restore when that scope closes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InterpreterFrame {
+    /// The entered interpreter's record; the thread's entry keeps it registered.
+    pub record: *const crate::runtime::interpreters::InterpreterRecord,
+    /// The token of the entered interpreter's outermost scope.
+    pub scope_token: u64,
+    /// The allow-threads region that gave the previous interpreter's GIL away, or 0.
+    pub region_token: u64,
+    /// The interpreter the thread was in (0 = main) and its state there.
+    pub previous_interpreter: u64,
+    pub previous_tstate: *mut ffi::PyThreadState,
+    pub previous_owns_tstate: bool,
+    pub previous_generation: u32,
+    pub previous_generation_start: u64,
 }
 
 /// State only the owning thread reads or writes, reached only through its
@@ -126,6 +162,10 @@ pub(crate) struct OwnerState {
     /// ctypes or a C extension's Py_BEGIN_ALLOW_THREADS inside an outer scope)
     /// and took it back; their release gives it away again.
     pub retaken: CellStack<u32>,
+    /// This thread's thread states in sub-interpreters (kept, like the main one).
+    pub subinterpreter_states: CellStack<SubinterpreterState>,
+    /// Open switches into other interpreters, innermost last.
+    pub interpreter_frames: CellStack<InterpreterFrame>,
 }
 
 pub(crate) struct ThreadSlot {
@@ -143,6 +183,9 @@ pub(crate) struct ThreadSlot {
     pub os_tid: i32,
     pub pthread_id: libc::c_ulong,
     pub name: String,
+    /// The interpreter this thread works in now: 0 for the main one, else the
+    /// sub-interpreter's id. Written by the owner; read by others for messages.
+    pub interpreter: AtomicU64,
     /// Private: reached only through [`CurrentThread::owner`].
     owner: OwnerState,
 }
@@ -281,6 +324,7 @@ impl ThreadSlot {
             os_tid: os_thread::os_tid(),
             pthread_id: os_thread::pthread_id(),
             name: thread.name().unwrap_or("unnamed").to_string(),
+            interpreter: AtomicU64::new(0),
             owner: OwnerState {
                 tstate: Cell::new(std::ptr::null_mut()),
                 owns_tstate: Cell::new(false),
@@ -293,6 +337,8 @@ impl ThreadSlot {
                 serials: Cell::new(Serials::new()),
                 generation_start: Cell::new(0),
                 retaken: CellStack::new(),
+                subinterpreter_states: CellStack::new(),
+                interpreter_frames: CellStack::new(),
             },
         });
         crate::sys::stack_check::warn_if_stack_too_small(|| slot.describe());
@@ -317,6 +363,12 @@ impl ThreadSlot {
             3 => Activity::AllowThreads,
             _ => Activity::Idle,
         }
+    }
+
+    /// The interpreter this thread works in: 0 = main, else a sub-interpreter id.
+    #[inline(always)]
+    pub(crate) fn current_interpreter(&self) -> u64 {
+        self.interpreter.load(Ordering::Relaxed)
     }
 
     /// True on the engine thread (Python's main thread) while it runs.

@@ -1,0 +1,391 @@
+//! Sub-interpreters: each is made and ended by a keeper thread of its own,
+//! which pybridge owns like the engine thread, and is entered by host threads
+//! through `gil::enter_interpreter` with a persistent state per thread.
+//!
+//! Why a keeper thread: CPython wants an interpreter ended with its own thread
+//! state current, and on 3.12 by the thread that made it; a host thread that
+//! made one may have exited or be busy by then, and the engine's end must be
+//! able to end them all. The keeper sleeps on a condition variable in between.
+
+use std::ffi::CStr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use pyo3::{Python, ffi};
+
+use crate::abi::status::*;
+use crate::python::exception::text_of;
+use crate::python::gil::{self, GilScope};
+use crate::python::handles;
+use crate::python::owned::Owned;
+use crate::runtime::error::{Error, Result};
+use crate::runtime::gate::{self, GateState};
+use crate::runtime::interpreters::{self, InterpreterRecord, KeeperTalk};
+use crate::runtime::thread_slot::{ThreadSlot, all_slots};
+
+/// Refuses what this CPython cannot do.
+pub(crate) fn refuse_unsupported(own_gil: bool) -> Result<()> {
+    if own_gil && !cfg!(Py_3_12) {
+        return Err(Error::new(
+            PYB_E_UNSUPPORTED,
+            format!(
+                "sub-interpreters with their own GIL need CPython 3.12 or later; this is \
+                 {}. Pass PYB_INTERPRETER_SHARED_GIL for one that shares the main GIL \
+                 (it works here, on one core with the main interpreter)",
+                python_version()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn python_version() -> String {
+    // SAFETY: a static string, readable without the GIL.
+    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) };
+    let version = version.to_string_lossy();
+    format!(
+        "CPython {}",
+        version.split_whitespace().next().unwrap_or("unknown")
+    )
+}
+
+/// Makes a sub-interpreter and returns its id; blocks until its keeper made it.
+pub(crate) fn create(own_gil: bool) -> Result<u64> {
+    refuse_unsupported(own_gil)?;
+    let word = gate::load();
+    match word.state() {
+        GateState::Running => {}
+        GateState::Closed => return Err(Error::not_initialized()),
+        GateState::Forked => return Err(Error::forked()),
+        _ => return Err(Error::shutting_down()),
+    }
+    let id = interpreters::next_id();
+    let record = Arc::new(InterpreterRecord::new(id, own_gil, word.generation()));
+    let (ready, made) = std::sync::mpsc::channel();
+    let keeper_record = record.clone();
+    std::thread::Builder::new()
+        .name(format!("pybridge-interp-{id}"))
+        .spawn(move || keep(keeper_record, ready))
+        .map_err(|error| {
+            Error::new(
+                PYB_E_OUT_OF_MEMORY,
+                format!("could not start the thread that keeps a sub-interpreter: {error}"),
+            )
+        })?;
+    // The keeper needs the main GIL to make the interpreter.
+    gil::with_gil_given_away(|| made.recv()).unwrap_or_else(|_| {
+        Err(Error::new(
+            PYB_E_PANIC,
+            "the thread making the sub-interpreter stopped without an answer",
+        ))
+    })?;
+    Ok(id)
+}
+
+/// The keeper thread: makes the interpreter, answers end requests, ends it.
+fn keep(record: Arc<InterpreterRecord>, ready: std::sync::mpsc::Sender<Result<()>>) {
+    let (tstate, main_state) = match make(&record) {
+        Ok(states) => {
+            let _ = ready.send(Ok(()));
+            states
+        }
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    loop {
+        record.wait_for_end_request();
+        let answer = try_to_end(&record, tstate, main_state);
+        let ended = answer == KeeperTalk::Ended;
+        if answer != KeeperTalk::Idle {
+            record.answer(answer);
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Makes the interpreter under the main GIL and registers it (still inside
+/// the gate, so an engine shutdown either refuses this or sees the record).
+/// Returns the keeper's own thread states in it and in the main interpreter, detached.
+fn make(
+    record: &Arc<InterpreterRecord>,
+) -> Result<(*mut ffi::PyThreadState, *mut ffi::PyThreadState)> {
+    let scope = GilScope::acquire()?;
+    let py = scope.python();
+    let main_state = ThreadSlot::current().owner().tstate.get();
+    let tstate = new_interpreter(py, record.own_gil)?;
+    // SAFETY: CPython made `tstate` current, holding the new interpreter's GIL.
+    let interp = unsafe { ffi::PyThreadState_GetInterpreter(tstate) };
+    record.interp.store(interp, Ordering::Release);
+    interpreters::register(record.clone());
+    // SAFETY: give the new interpreter's GIL away and take the main one back
+    // on this thread's main state, for the scope's release.
+    unsafe {
+        ffi::PyEval_SaveThread();
+        ffi::PyEval_RestoreThread(main_state);
+    }
+    drop(scope);
+    log::debug!(
+        "made sub-interpreter {} ({} GIL)",
+        record.id,
+        if record.own_gil { "own" } else { "shared" }
+    );
+    Ok((tstate, main_state))
+}
+
+/// `Py_NewInterpreterFromConfig` (3.12+) or `Py_NewInterpreter`; on success the
+/// new interpreter's state is current. CPython puts the main state back on failure.
+fn new_interpreter(_py: Python<'_>, own_gil: bool) -> Result<*mut ffi::PyThreadState> {
+    #[cfg(Py_3_12)]
+    {
+        // Own GIL: CPython's isolated defaults (own allocator, no fork or exec,
+        // threads but no daemon threads, extensions must support isolation).
+        // Shared: what `Py_NewInterpreter` does.
+        let config = if own_gil {
+            ffi::_PyInterpreterConfig_INIT
+        } else {
+            ffi::_PyInterpreterConfig_LEGACY_INIT
+        };
+        let mut tstate = std::ptr::null_mut();
+        // SAFETY: main GIL held on this thread's own state.
+        let status = unsafe { ffi::Py_NewInterpreterFromConfig(&mut tstate, &config) };
+        // SAFETY: reads the status CPython returned.
+        if unsafe { ffi::PyStatus_Exception(status) } != 0 || tstate.is_null() {
+            let why = if status.err_msg.is_null() {
+                "no reason given".to_string()
+            } else {
+                // SAFETY: a static C string from CPython.
+                unsafe { CStr::from_ptr(status.err_msg) }
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            return Err(Error::new(
+                PYB_E_PYTHON,
+                format!("CPython could not make a sub-interpreter: {why}"),
+            ));
+        }
+        Ok(tstate)
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        let _ = own_gil;
+        // SAFETY: main GIL held on this thread's own state.
+        let tstate = unsafe { ffi::Py_NewInterpreter() };
+        if tstate.is_null() {
+            return Err(crate::python::exception::python_error(_py));
+        }
+        Ok(tstate)
+    }
+}
+
+/// Python threads still running in the interpreter: `Py_EndInterpreter`
+/// would wait for a non-daemon one, and a daemon one's state left in the
+/// interpreter is a fatal error ("not the last thread", 3.11-3.13). Host
+/// threads show up as the main thread or dummies.
+const RUNNING_THREADS: &CStr = c"
+import sys
+_t = sys.modules.get('threading')
+running = ', '.join(
+    repr(t.name) for t in (_t.enumerate() if _t else ())
+    if t is not _t.main_thread()
+    and not isinstance(t, _t._DummyThread) and t.is_alive())
+";
+
+fn running_python_threads(py: Python<'_>) -> Result<String> {
+    // SAFETY: GIL held (the token); the references are owned by `Owned`.
+    unsafe {
+        let scope = Owned::new(py, ffi::PyDict_New())?;
+        ffi::PyDict_SetItemString(
+            scope.as_ptr(),
+            c"__builtins__".as_ptr(),
+            ffi::PyEval_GetBuiltins(),
+        );
+        Owned::new(
+            py,
+            ffi::PyRun_String(
+                RUNNING_THREADS.as_ptr(),
+                ffi::Py_file_input,
+                scope.as_ptr(),
+                scope.as_ptr(),
+            ),
+        )?;
+        let running = ffi::PyDict_GetItemString(scope.as_ptr(), c"running".as_ptr());
+        Ok(text_of(py, running).unwrap_or_default())
+    }
+}
+
+/// On the keeper: ends the interpreter unless a Python thread still runs in it.
+fn try_to_end(
+    record: &InterpreterRecord,
+    tstate: *mut ffi::PyThreadState,
+    main_state: *mut ffi::PyThreadState,
+) -> KeeperTalk {
+    // SAFETY: the keeper's own state; no host thread is inside (the record is closed).
+    unsafe { ffi::PyEval_RestoreThread(tstate) };
+    // SAFETY: the GIL of this interpreter is held on this thread.
+    let py = unsafe { Python::assume_attached() };
+    match running_python_threads(py) {
+        Ok(running) if running.is_empty() => {}
+        outcome => {
+            let why = match outcome {
+                Ok(running) => format!(
+                    "Python thread(s) {running} still run in sub-interpreter {}; let them \
+                     finish first",
+                    record.id
+                ),
+                Err(error) => format!(
+                    "could not list the Python threads of sub-interpreter {}: {}",
+                    record.id, error.message
+                ),
+            };
+            // SAFETY: GIL held on the keeper's state.
+            unsafe { ffi::PyEval_SaveThread() };
+            return KeeperTalk::Refused(why);
+        }
+    }
+    if !record.commit_to_end() {
+        // The destroyer gave up meanwhile: nothing changes.
+        // SAFETY: GIL held on the keeper's state.
+        unsafe { ffi::PyEval_SaveThread() };
+        return KeeperTalk::Idle;
+    }
+    handles::on_interpreter_end(py, record.id, &record.free_handle_slots);
+    // Py_EndInterpreter requires the ending state to be the only one (3.12):
+    // free the states host threads left here. None is any thread's PyGILState
+    // state (see `gil::enter_interpreter`), so deleting them from here is safe.
+    let interp = record.interp.load(Ordering::Acquire);
+    let mut freed = 0;
+    loop {
+        // SAFETY: the interpreter's GIL is held; the list is walked afresh each time.
+        let mut other = unsafe { ffi::PyInterpreterState_ThreadHead(interp) };
+        while other == tstate {
+            // SAFETY: as above.
+            other = unsafe { ffi::PyThreadState_Next(other) };
+        }
+        if other.is_null() {
+            break;
+        }
+        // SAFETY: a state of an idle host thread (none is inside); Clear may run
+        // Python code, under this interpreter's GIL on the keeper's state.
+        unsafe {
+            ffi::PyThreadState_Clear(other);
+            ffi::PyThreadState_Delete(other);
+        }
+        freed += 1;
+    }
+    crate::runtime::stats::THREAD_STATES_DELETED.fetch_add(freed, Ordering::Relaxed);
+    // SAFETY: the keeper's state is current and the only one; no GIL is held after.
+    unsafe { ffi::Py_EndInterpreter(tstate) };
+    if !cfg!(Py_3_12) {
+        // Before 3.12 the shared GIL is still held, on no thread state: put the
+        // keeper's main state back to give it away.
+        // SAFETY: the keeper's own main state, detached since `make`.
+        unsafe {
+            ffi::PyThreadState_Swap(main_state);
+            ffi::PyEval_SaveThread();
+        }
+    }
+    interpreters::unregister(record.id);
+    log::debug!(
+        "ended sub-interpreter {} (freed {freed} host thread state(s))",
+        record.id
+    );
+    KeeperTalk::Ended
+}
+
+/// Destroys sub-interpreter `id` (`pyb_interpreter_destroy`).
+pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
+    let thread = ThreadSlot::current();
+    if gil::is_inside_interpreter(thread, id) {
+        return Err(Error::new(
+            PYB_E_WOULD_DEADLOCK,
+            format!(
+                "this thread is inside sub-interpreter {id}: release its scope \
+                 (pyb_gil_release) before destroying it"
+            ),
+        ));
+    }
+    let record = interpreters::lookup(id).ok_or_else(|| gil::unknown_interpreter(id))?;
+    gil::with_gil_given_away(|| end(&record, deadline))
+}
+
+/// Closes the record, waits for the threads inside to leave, and has the
+/// keeper end the interpreter, all before the deadline; on a timeout the
+/// interpreter is open again and unchanged.
+fn end(record: &InterpreterRecord, deadline: Option<Instant>) -> Result<()> {
+    if !record.close(deadline) {
+        return Err(Error::new(
+            PYB_E_TIMEOUT,
+            format!(
+                "sub-interpreter {} was not destroyed: {} inside it; it is unchanged",
+                record.id,
+                threads_inside(record.id)
+            ),
+        ));
+    }
+    let mut last_reason = String::new();
+    loop {
+        match record.ask_keeper_to_end(deadline) {
+            KeeperTalk::Ended => return Ok(()),
+            answer => {
+                // A refusal, or none in time (`Idle`: another destroyer withdrew).
+                let why = match answer {
+                    KeeperTalk::Refused(why) => why,
+                    _ => String::new(),
+                };
+                if !why.is_empty() {
+                    last_reason = why;
+                }
+                let why = if last_reason.is_empty() {
+                    "its keeper thread could not take the interpreter's GIL in time"
+                } else {
+                    &last_reason
+                };
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    record.reopen();
+                    return Err(Error::new(
+                        PYB_E_TIMEOUT,
+                        format!(
+                            "sub-interpreter {} was not destroyed: {why}; it is unchanged",
+                            record.id
+                        ),
+                    ));
+                }
+                // Nothing tells when a Python thread ends: look again soon.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+fn threads_inside(id: u64) -> String {
+    let inside: Vec<String> = all_slots()
+        .iter()
+        .filter(|slot| slot.current_interpreter() == id)
+        .map(|slot| slot.describe())
+        .collect();
+    if inside.is_empty() {
+        "a host thread is still".to_string()
+    } else {
+        format!("{} still", inside.join(", "))
+    }
+}
+
+/// The engine's end: every sub-interpreter ends first (no host thread is
+/// inside pybridge by now). Run by the engine thread without the main GIL,
+/// which keepers of shared-GIL interpreters need.
+pub(crate) fn end_all(deadline_each: Duration) {
+    for record in interpreters::all() {
+        if let Err(error) = end(&record, Some(Instant::now() + deadline_each)) {
+            log::error!(
+                "the engine's end leaves sub-interpreter {} behind: {}",
+                record.id,
+                error.message
+            );
+        }
+    }
+}

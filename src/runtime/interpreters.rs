@@ -1,0 +1,226 @@
+//! Sub-interpreters as process state: one record per live interpreter, the
+//! count of host threads inside each, and the hand-off between a destroyer and
+//! the interpreter's keeper thread. No Python object in sight: creating,
+//! entering and ending interpreters is `python::subinterpreter`'s job.
+//!
+//! Entering counts as an entry on the record (`try_enter`), refused once a
+//! destroy has closed it; a destroy closes the record, waits on a condition
+//! variable for the count to reach zero, and only then asks the keeper to end
+//! the interpreter. So no host thread is ever inside an interpreter that ends,
+//! and a record is dropped from the registry only when nothing can reach it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use pyo3::ffi;
+
+use crate::runtime::gil_cell::GilCell;
+
+/// Set in `entries` while a destroy waits for the threads inside to leave.
+const CLOSING: u64 = 1 << 63;
+
+/// What a destroyer asked of the keeper, and what the keeper answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeeperTalk {
+    Idle,
+    /// A destroyer asks the keeper to end the interpreter.
+    EndRequested,
+    /// The keeper found a reason it cannot end now (a Python thread still runs);
+    /// nothing changed.
+    Refused(String),
+    /// The keeper passed the point of no return: the interpreter is ending.
+    Ending,
+    /// The interpreter is gone.
+    Ended,
+}
+
+pub(crate) struct InterpreterRecord {
+    /// The `pyb_interpreter` handle.
+    pub id: u64,
+    pub own_gil: bool,
+    /// The engine generation the interpreter was made under.
+    pub generation: u32,
+    /// Set by the keeper once created; valid while the record is registered.
+    pub interp: AtomicPtr<ffi::PyInterpreterState>,
+    /// Host threads inside, plus `CLOSING`.
+    entries: AtomicU64,
+    /// Guards the wait for `entries` to drain and the keeper hand-off.
+    talk: Mutex<KeeperTalk>,
+    changed: Condvar,
+    /// This interpreter's free object-handle slots; its GIL is their lock.
+    pub free_handle_slots: GilCell<Vec<u32>>,
+}
+
+impl InterpreterRecord {
+    pub(crate) fn new(id: u64, own_gil: bool, generation: u32) -> Self {
+        InterpreterRecord {
+            id,
+            own_gil,
+            generation,
+            interp: AtomicPtr::new(std::ptr::null_mut()),
+            entries: AtomicU64::new(0),
+            talk: Mutex::new(KeeperTalk::Idle),
+            changed: Condvar::new(),
+            free_handle_slots: GilCell::new(Vec::new()),
+        }
+    }
+
+    /// Counts one more thread inside, unless a destroy has closed the record.
+    #[inline]
+    pub(crate) fn try_enter(&self) -> bool {
+        let previous = self.entries.fetch_add(1, Ordering::AcqRel);
+        if previous & CLOSING != 0 {
+            self.leave();
+            return false;
+        }
+        true
+    }
+
+    #[inline]
+    pub(crate) fn leave(&self) {
+        let previous = self.entries.fetch_sub(1, Ordering::AcqRel);
+        if previous == CLOSING | 1 {
+            // The last one out of a closing record wakes the destroyer.
+            let _talk = self.talk.lock();
+            self.changed.notify_all();
+        }
+    }
+
+    /// Closes the record to new entries and waits until no thread is inside or
+    /// the deadline passes (then the record is open again and false returned).
+    pub(crate) fn close(&self, deadline: Option<Instant>) -> bool {
+        self.entries.fetch_or(CLOSING, Ordering::AcqRel);
+        let mut talk = self.talk.lock();
+        while self.entries.load(Ordering::Acquire) != CLOSING {
+            let timed_out = match deadline {
+                Some(deadline) => self.changed.wait_until(&mut talk, deadline).timed_out(),
+                None => {
+                    self.changed.wait(&mut talk);
+                    false
+                }
+            };
+            if timed_out && self.entries.load(Ordering::Acquire) != CLOSING {
+                self.reopen();
+                return false;
+            }
+        }
+        true
+    }
+
+    pub(crate) fn reopen(&self) {
+        self.entries.fetch_and(!CLOSING, Ordering::AcqRel);
+    }
+
+    /// Destroyer side: asks the keeper, then waits for an answer other than
+    /// the request itself, until the deadline (an `Ending` keeper is waited
+    /// for to the end: it is past the point of no return).
+    pub(crate) fn ask_keeper_to_end(&self, deadline: Option<Instant>) -> KeeperTalk {
+        let mut talk = self.talk.lock();
+        if *talk == KeeperTalk::Ended {
+            return KeeperTalk::Ended;
+        }
+        *talk = KeeperTalk::EndRequested;
+        self.changed.notify_all();
+        loop {
+            match &*talk {
+                KeeperTalk::EndRequested => {}
+                KeeperTalk::Ending => {
+                    self.changed.wait(&mut talk);
+                    continue;
+                }
+                answer => {
+                    let answer = answer.clone();
+                    if answer != KeeperTalk::Ended {
+                        *talk = KeeperTalk::Idle;
+                    }
+                    return answer;
+                }
+            }
+            let timed_out = match deadline {
+                Some(deadline) => self.changed.wait_until(&mut talk, deadline).timed_out(),
+                None => {
+                    self.changed.wait(&mut talk);
+                    false
+                }
+            };
+            if timed_out && *talk == KeeperTalk::EndRequested {
+                *talk = KeeperTalk::Idle;
+                return KeeperTalk::Refused(String::new());
+            }
+        }
+    }
+
+    /// Keeper side: blocks until a destroyer asks for the end.
+    pub(crate) fn wait_for_end_request(&self) {
+        let mut talk = self.talk.lock();
+        while *talk != KeeperTalk::EndRequested {
+            self.changed.wait(&mut talk);
+        }
+    }
+
+    /// Keeper side: passes the point of no return if the request still
+    /// stands (a destroyer at its deadline withdraws it under the same lock).
+    pub(crate) fn commit_to_end(&self) -> bool {
+        let mut talk = self.talk.lock();
+        if *talk != KeeperTalk::EndRequested {
+            return false;
+        }
+        *talk = KeeperTalk::Ending;
+        self.changed.notify_all();
+        true
+    }
+
+    /// Keeper side: answers the destroyer.
+    pub(crate) fn answer(&self, answer: KeeperTalk) {
+        *self.talk.lock() = answer;
+        self.changed.notify_all();
+    }
+}
+
+static REGISTRY: RwLock<Vec<Arc<InterpreterRecord>>> = RwLock::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new, process-unique interpreter id.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+pub(crate) fn register(record: Arc<InterpreterRecord>) {
+    REGISTRY.write().push(record);
+}
+
+pub(crate) fn unregister(id: u64) {
+    REGISTRY.write().retain(|record| record.id != id);
+}
+
+pub(crate) fn lookup(id: u64) -> Option<Arc<InterpreterRecord>> {
+    REGISTRY
+        .read()
+        .iter()
+        .find(|record| record.id == id)
+        .cloned()
+}
+
+/// Enters the live record `id` (see `try_enter`) and returns it, borrowed: a
+/// record with a thread inside stays registered, so the reference is good
+/// until the matching `leave`. `Err(true)`: it exists but is being destroyed.
+pub(crate) fn enter(id: u64) -> Result<&'static InterpreterRecord, bool> {
+    let registry = REGISTRY.read();
+    let record = registry
+        .iter()
+        .find(|record| record.id == id)
+        .ok_or(false)?;
+    if !record.try_enter() {
+        return Err(true);
+    }
+    // SAFETY: see above: an entered record is not dropped before its `leave`,
+    // because `unregister` happens only after `close` saw no thread inside.
+    Ok(unsafe { &*Arc::as_ptr(record) })
+}
+
+/// Every live record, for the engine's end.
+pub(crate) fn all() -> Vec<Arc<InterpreterRecord>> {
+    REGISTRY.read().clone()
+}

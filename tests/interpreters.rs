@@ -1,0 +1,386 @@
+//! Sub-interpreters and pools: entering and nesting, handles that stay in
+//! their interpreter, destroy rules under deadlines, thread exit, and the
+//! engine's end. The suite runs on every CPython; where the Python has no
+//! own-GIL interpreters (3.10, 3.11) the tests check the exact refusal and go
+//! on with shared-GIL ones.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use pybridge::gil::*;
+use pybridge::interpreter::*;
+use pybridge::status::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn own_gil_supported() -> bool {
+    eval_bool("__import__('sys').version_info[:2] >= (3, 12)")
+}
+
+/// A new interpreter: its own GIL where the Python has that, else shared.
+fn new_interpreter() -> pyb_interpreter {
+    let mut config = pyb_interpreter_config {
+        struct_size: 0,
+        flags: 0,
+    };
+    ok(unsafe { pyb_interpreter_config_default(&mut config) });
+    if !own_gil_supported() {
+        config.flags = PYB_INTERPRETER_SHARED_GIL;
+    }
+    let mut interp = 0;
+    ok(unsafe { pyb_interpreter_new(&config, &mut interp) });
+    interp
+}
+
+fn enter(interp: pyb_interpreter) -> pyb_gil {
+    let mut token = 0;
+    ok(unsafe { pyb_interpreter_enter(interp, &mut token) });
+    token
+}
+
+fn try_enter(interp: pyb_interpreter) -> pyb_status {
+    let mut token = 0;
+    let status = unsafe { pyb_interpreter_enter(interp, &mut token) };
+    if status == PYB_OK {
+        ok(pyb_gil_release(token));
+    }
+    status
+}
+
+/// Runs `body` inside `interp`.
+fn inside<T>(interp: pyb_interpreter, body: impl FnOnce() -> T) -> T {
+    let token = enter(interp);
+    let result = body();
+    ok(pyb_gil_release(token));
+    result
+}
+
+/// A thread named `name` that stays inside `interp` (a scope open, its GIL
+/// given away, which a shared-GIL interpreter shares) until told to leave.
+fn park_inside(
+    interp: pyb_interpreter,
+    name: &str,
+) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let worker = spawn(name, move || {
+        let token = enter(interp);
+        let region = begin_allow();
+        entered_tx.send(()).unwrap();
+        leave_rx.recv().unwrap();
+        ok(pyb_end_allow_threads(region));
+        ok(pyb_gil_release(token));
+    });
+    entered_rx.recv().unwrap();
+    (leave_tx, worker)
+}
+
+#[test]
+fn own_gil_needs_3_12_and_shared_gil_works_everywhere() {
+    within(LIMIT, "kinds of interpreters", || {
+        initialize();
+        let mut interp = 0;
+        let status = unsafe { pyb_interpreter_new(std::ptr::null(), &mut interp) };
+        if own_gil_supported() {
+            ok(status);
+            ok(pyb_interpreter_destroy(interp, 5_000));
+        } else {
+            expect(status, PYB_E_UNSUPPORTED);
+            let message = last_error();
+            let version = eval_text("'%d.%d' % __import__('sys').version_info[:2]");
+            assert!(
+                message.contains(&format!("CPython {version}")) && message.contains("3.12"),
+                "{message}"
+            );
+            let mut pool = 0;
+            expect(
+                unsafe { pyb_pool_new(2, std::ptr::null(), &mut pool) },
+                PYB_E_UNSUPPORTED,
+            );
+        }
+        let config = pyb_interpreter_config {
+            struct_size: std::mem::size_of::<pyb_interpreter_config>(),
+            flags: PYB_INTERPRETER_SHARED_GIL,
+        };
+        ok(unsafe { pyb_interpreter_new(&config, &mut interp) });
+        inside(interp, || {
+            exec("x = 41 + 1");
+            assert_eq!(eval_int("x"), 42);
+        });
+        assert!(!eval_bool("'x' in globals()"), "the main __main__ is apart");
+        let bad = pyb_interpreter_config {
+            struct_size: std::mem::size_of::<pyb_interpreter_config>(),
+            flags: 0x80,
+        };
+        expect(
+            unsafe { pyb_interpreter_new(&bad, &mut interp) },
+            PYB_E_INVALID_ARGUMENT,
+        );
+        ok(pyb_interpreter_destroy(interp, 5_000));
+        expect(pyb_interpreter_destroy(interp, 5_000), PYB_E_BAD_HANDLE);
+        expect(try_enter(interp), PYB_E_BAD_HANDLE);
+        assert!(last_error().contains("destroyed"), "{}", last_error());
+    });
+}
+
+#[test]
+fn handles_stay_in_their_interpreter_and_values_cross() {
+    within(LIMIT, "handles and interpreters", || {
+        initialize();
+        let a = new_interpreter();
+        let list = inside(a, || {
+            exec("import weakref\nclass C: pass\nc = C()\nr = weakref.ref(c)");
+            let held = eval_object("c");
+            exec("del c");
+            (eval_object("[1, 2, 3]"), held)
+        });
+        let (list, held) = list;
+        // Used from the main interpreter: a named status, not a crash.
+        let mut len = 0;
+        expect(
+            unsafe { pybridge::call::pyb_len(list, &mut len) },
+            PYB_E_WRONG_INTERPRETER,
+        );
+        assert!(
+            last_error().contains(&format!("sub-interpreter {a}")),
+            "{}",
+            last_error()
+        );
+        // Plain values are copied across.
+        let six = inside(a, || eval("sum([1, 2, 3])"));
+        assert_eq!(six.as_i64(), Some(6));
+        // A release without any GIL is queued and applied inside its interpreter.
+        release(held);
+        inside(a, || {
+            assert!(eval_bool("r() is None"), "applied by the next call in it");
+            ok(unsafe { pybridge::call::pyb_len(list, &mut len) });
+            assert_eq!(len, 3);
+        });
+        // A release from inside another interpreter is queued too.
+        with_gil(|| release(list));
+        ok(pyb_interpreter_destroy(a, 5_000));
+    });
+}
+
+#[test]
+fn entering_nests_and_switches_back() {
+    within(LIMIT, "nested interpreters", || {
+        initialize();
+        let (a, b) = (new_interpreter(), new_interpreter());
+        exec("where = 'main'");
+        inside(a, || exec("where = 'a'"));
+        inside(b, || exec("where = 'b'"));
+        let outer = acquire();
+        assert_eq!(eval_text("where"), "main");
+        let in_a = enter(a);
+        assert_eq!(eval_text("where"), "a");
+        // pyb_gil_acquire nests in the current interpreter.
+        let nested = acquire();
+        assert_eq!(eval_text("where"), "a");
+        let in_b = enter(b);
+        assert_eq!(eval_text("where"), "b");
+        let a_again = enter(a);
+        assert_eq!(eval_text("where"), "a");
+        ok(pyb_gil_release(a_again));
+        assert_eq!(eval_text("where"), "b");
+        // Out of LIFO order: refused, nothing changes.
+        expect(pyb_gil_release(in_a), PYB_E_BAD_TOKEN);
+        ok(pyb_gil_release(in_b));
+        assert_eq!(eval_text("where"), "a");
+        ok(pyb_gil_release(nested));
+        ok(pyb_gil_release(in_a));
+        assert_eq!(eval_text("where"), "main");
+        ok(pyb_gil_release(outer));
+        assert_eq!(pyb_gil_held(), 0);
+        // Host functions live in the main interpreter.
+        inside(a, || {
+            expect(
+                try_register("hostmod", "f", 0, |_, _| PYB_OK),
+                PYB_E_UNSUPPORTED,
+            )
+        });
+        ok(pyb_interpreter_destroy(a, 5_000));
+        ok(pyb_interpreter_destroy(b, 5_000));
+    });
+}
+
+#[test]
+fn destroy_refuses_from_inside_and_waits_for_threads_inside() {
+    within(LIMIT, "destroy rules", || {
+        initialize();
+        let a = new_interpreter();
+        inside(a, || {
+            expect(pyb_interpreter_destroy(a, 1_000), PYB_E_WOULD_DEADLOCK)
+        });
+        let (leave_tx, worker) = park_inside(a, "inside-a");
+        let started = Instant::now();
+        expect(pyb_interpreter_destroy(a, 200), PYB_E_TIMEOUT);
+        let waited = elapsed_ms(started);
+        assert!((200..2_000).contains(&waited), "waited {waited} ms");
+        assert!(last_error().contains("'inside-a'"), "{}", last_error());
+        // Unchanged: still usable.
+        assert_eq!(inside(a, || eval_int("6 * 7")), 42);
+        // A destroy that waits is let through when the thread leaves.
+        let destroyer = spawn("destroyer", move || pyb_interpreter_destroy(a, 10_000));
+        std::thread::sleep(Duration::from_millis(50));
+        leave_tx.send(()).unwrap();
+        worker.join().unwrap();
+        ok(destroyer.join().unwrap());
+        expect(try_enter(a), PYB_E_BAD_HANDLE);
+    });
+}
+
+#[test]
+fn a_python_thread_in_an_interpreter_delays_its_destroy() {
+    within(LIMIT, "python thread", || {
+        initialize();
+        let a = new_interpreter();
+        inside(a, || {
+            exec(
+                "import threading\nstop = threading.Event()\n\
+                 t = threading.Thread(target=stop.wait, name='waiter', daemon=False)\nt.start()",
+            )
+        });
+        expect(pyb_interpreter_destroy(a, 100), PYB_E_TIMEOUT);
+        assert!(last_error().contains("'waiter'"), "{}", last_error());
+        inside(a, || exec("stop.set()\nt.join()"));
+        ok(pyb_interpreter_destroy(a, 5_000));
+    });
+}
+
+#[test]
+fn a_thread_that_exits_leaves_no_thread_state_behind() {
+    within(LIMIT, "thread exit", || {
+        initialize();
+        let interps = [new_interpreter(), new_interpreter(), new_interpreter()];
+        let before = stats();
+        spawn("three-interpreters", move || {
+            for interp in interps {
+                inside(interp, || assert_eq!(eval_int("1 + 1"), 2));
+            }
+        })
+        .join()
+        .unwrap();
+        let after = stats();
+        // One main state (made first) and one per interpreter, all freed.
+        assert_eq!(
+            after.thread_states_created - before.thread_states_created,
+            4
+        );
+        assert_eq!(
+            after.thread_states_deleted - before.thread_states_deleted,
+            4
+        );
+        for interp in interps {
+            ok(pyb_interpreter_destroy(interp, 5_000));
+        }
+    });
+}
+
+#[test]
+fn a_pool_lends_its_interpreters_and_counts_waits() {
+    within(LIMIT, "pool", || {
+        initialize();
+        let mut pool = 0;
+        let setup = c("def double(n):\n    return 2 * n\n");
+        let status = unsafe { pyb_pool_new(2, setup.as_ptr(), &mut pool) };
+        if !own_gil_supported() {
+            expect(status, PYB_E_UNSUPPORTED);
+            return;
+        }
+        ok(status);
+        let mut first = 0;
+        let mut second = 0;
+        ok(unsafe { pyb_pool_borrow(pool, 1_000, &mut first) });
+        ok(unsafe { pyb_pool_borrow(pool, 1_000, &mut second) });
+        assert_ne!(first, second);
+        let started = Instant::now();
+        let mut third = 0;
+        expect(
+            unsafe { pyb_pool_borrow(pool, 100, &mut third) },
+            PYB_E_TIMEOUT,
+        );
+        assert!(elapsed_ms(started) >= 100);
+        assert_eq!(inside(first, || eval_int("double(21)")), 42);
+        expect(pyb_pool_destroy(pool, 50), PYB_E_TIMEOUT);
+        ok(pyb_pool_return(pool, first));
+        expect(pyb_pool_return(pool, first), PYB_E_INVALID_ARGUMENT);
+        ok(unsafe { pyb_pool_borrow(pool, 0, &mut third) });
+        assert_eq!(third, first);
+        ok(pyb_pool_return(pool, third));
+        ok(pyb_pool_return(pool, second));
+        let mut counters = pyb_pool_stats {
+            struct_size: std::mem::size_of::<pyb_pool_stats>(),
+            ..Default::default()
+        };
+        ok(unsafe { pyb_pool_stats_get(pool, &mut counters) });
+        assert_eq!(
+            (
+                counters.size,
+                counters.free,
+                counters.borrows,
+                counters.waits,
+                counters.timeouts
+            ),
+            (2, 2, 3, 1, 1)
+        );
+        assert!(counters.wait_ns_max >= 100_000_000, "{counters:?}");
+        // A setup that raises leaves nothing behind.
+        let broken = c("raise ValueError('no')");
+        let mut other = 0;
+        expect_python(
+            unsafe { pyb_pool_new(2, broken.as_ptr(), &mut other) },
+            "ValueError",
+        );
+        ok(pyb_pool_destroy(pool, 5_000));
+        expect(
+            unsafe { pyb_pool_borrow(pool, 0, &mut third) },
+            PYB_E_BAD_HANDLE,
+        );
+        expect(try_enter(first), PYB_E_BAD_HANDLE);
+    });
+}
+
+#[test]
+fn the_engine_end_destroys_interpreters_and_pools() {
+    within(LIMIT, "engine end", || {
+        initialize();
+        let a = new_interpreter();
+        let list = inside(a, || eval_object("[1]"));
+        let (leave_tx, worker) = park_inside(a, "busy-in-a");
+        expect(shutdown(100, 0), PYB_E_TIMEOUT);
+        assert!(last_error().contains("'busy-in-a'"), "{}", last_error());
+        leave_tx.send(()).unwrap();
+        worker.join().unwrap();
+        ok(shutdown(10_000, 0));
+        expect(try_enter(a), PYB_E_NOT_INITIALIZED);
+        initialize();
+        expect(try_enter(a), PYB_E_BAD_HANDLE);
+        expect(pybridge::object::pyb_object_release(list), PYB_E_BAD_HANDLE);
+        let b = new_interpreter();
+        assert_ne!(a, b, "handles are never reused");
+        assert_eq!(inside(b, || eval_int("2 + 2")), 4);
+        ok(shutdown(10_000, 0));
+    });
+}
+
+#[test]
+fn extensions_without_isolation_fail_with_import_error_not_a_crash() {
+    within(LIMIT, "extension modules", || {
+        initialize();
+        let a = new_interpreter();
+        for module in ["_datetime", "readline", "_decimal", "json", "math"] {
+            let code = c(&format!("import {module}"));
+            let status = inside(a, || unsafe {
+                pybridge::call::pyb_run(code.as_ptr(), std::ptr::null(), 0)
+            });
+            if status != PYB_OK {
+                expect_python(status, "ImportError");
+            }
+        }
+        ok(pyb_interpreter_destroy(a, 5_000));
+    });
+}

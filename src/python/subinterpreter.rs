@@ -121,6 +121,15 @@ fn make(
     // SAFETY: CPython made `tstate` current, holding the new interpreter's GIL.
     let interp = unsafe { ffi::PyThreadState_GetInterpreter(tstate) };
     record.interp.store(interp, Ordering::Release);
+    if cfg!(all(Py_3_12, not(Py_3_13))) && record.own_gil {
+        if let Err(error) = run_apart(py, CPYTHON_3_12_GUARD) {
+            log::error!(
+                "could not install the CPython 3.12 guard in sub-interpreter {}: {}",
+                record.id,
+                error.message
+            );
+        }
+    }
     interpreters::register(record.clone());
     // SAFETY: give the new interpreter's GIL away and take the main one back
     // on this thread's main state, for the scope's release.
@@ -195,7 +204,9 @@ running = ', '.join(
     and not isinstance(t, _t._DummyThread) and t.is_alive())
 ";
 
-fn running_python_threads(py: Python<'_>) -> Result<String> {
+/// Runs `code` in a fresh namespace of the interpreter whose GIL is held,
+/// returning the namespace.
+fn run_apart<'py>(py: Python<'py>, code: &CStr) -> Result<Owned<'py>> {
     // SAFETY: GIL held (the token); the references are owned by `Owned`.
     unsafe {
         let scope = Owned::new(py, ffi::PyDict_New())?;
@@ -207,16 +218,60 @@ fn running_python_threads(py: Python<'_>) -> Result<String> {
         Owned::new(
             py,
             ffi::PyRun_String(
-                RUNNING_THREADS.as_ptr(),
+                code.as_ptr(),
                 ffi::Py_file_input,
                 scope.as_ptr(),
                 scope.as_ptr(),
             ),
         )?;
-        let running = ffi::PyDict_GetItemString(scope.as_ptr(), c"running".as_ptr());
-        Ok(text_of(py, running).unwrap_or_default())
+        Ok(scope)
     }
 }
+
+fn running_python_threads(py: Python<'_>) -> Result<String> {
+    let scope = run_apart(py, RUNNING_THREADS)?;
+    // SAFETY: GIL held; a borrowed item of a dict we own.
+    let running = unsafe { ffi::PyDict_GetItemString(scope.as_ptr(), c"running".as_ptr()) };
+    Ok(text_of(py, running).unwrap_or_default())
+}
+
+/// CPython 3.12's own-GIL interpreters crash the process when it ends (in
+/// free()) once `_ssl` or `_hashlib` was used in one (`import ssl`, `import
+/// hashlib`), `_asyncio` ran an event loop, or `_zoneinfo` was imported in two
+/// of them. Single-phase extension modules, which CPython refuses in such an
+/// interpreter with an ImportError, crash it too once refused twice: CPython
+/// runs their init before refusing. All checked on 3.12.1 with CPython's own
+/// `_xxsubinterpreters`, no pybridge involved; 3.13.0 has none of this. The
+/// guard refuses them all before CPython touches them; the standard library
+/// falls back to its pure-Python twins (`_pydatetime`, `_pydecimal`, the
+/// built-in hashes, asyncio's Python tasks), without TLS.
+const CPYTHON_3_12_GUARD: &CStr = c"
+import sys
+
+class PybridgeSubinterpreterGuard:
+    crash = ('_asyncio', '_hashlib', '_ssl', '_zoneinfo')
+    single_phase = ('_ctypes', '_curses', '_curses_panel', '_datetime', '_decimal',
+                    '_elementtree', '_lsprof', '_tkinter', 'nis', 'ossaudiodev', 'pyexpat',
+                    'readline')
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name in cls.single_phase:
+            raise ImportError(
+                f'module {name} does not support loading in subinterpreters (refused '
+                'by pybridge before CPython 3.12 runs its init, which crashes the '
+                'process once done twice)', name=name)
+        if name in cls.crash:
+            raise ImportError(
+                f'pybridge refuses {name} in sub-interpreters with their own GIL on '
+                'CPython 3.12: using it there crashes the process when it ends (a '
+                'CPython 3.12 bug; fine on 3.13). Use a shared-GIL interpreter '
+                '(PYB_INTERPRETER_SHARED_GIL) or the main interpreter for it.',
+                name=name)
+        return None
+
+sys.meta_path.insert(0, PybridgeSubinterpreterGuard)
+";
 
 /// On the keeper: ends the interpreter unless a Python thread still runs in it.
 fn try_to_end(

@@ -20,6 +20,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 bash scripts/package.sh
 if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then
   cargo bench
+  # Python on every core: the main interpreter against a pool of own-GIL
+  # interpreters, on the CPythons that have them (3.12, 3.13).
+  bash scripts/bench-interpreters.sh
 fi
 if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
   # The C# binding's tests on Mono and CoreCLR (installs both if missing).

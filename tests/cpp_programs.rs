@@ -155,6 +155,27 @@ fn readme_example(sanitized: bool) {
     outcome.assert_printed("20! = 2432902008176640000");
 }
 
+fn interpreters(sanitized: bool) {
+    let outcome = build_and_run("interpreters", "interpreters: all checks passed", sanitized);
+    let own_gil = outcome
+        .stdout
+        .contains("interpreters: 2 threads ran work() in 2 own-GIL interpreters");
+    let refused = outcome
+        .stdout
+        .contains("interpreters: own GIL refused before CPython 3.12");
+    assert!(own_gil != refused, "{}", outcome.describe());
+}
+
+#[test]
+fn interpreters_and_pools_from_cpp() {
+    interpreters(false);
+}
+
+#[test]
+fn interpreters_and_pools_from_cpp_under_sanitizers() {
+    interpreters(true);
+}
+
 #[test]
 fn thread_pool_8_threads_1000_rounds_overlap() {
     thread_pool(false);

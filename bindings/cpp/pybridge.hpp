@@ -1001,6 +1001,170 @@ class Engine {
   }
 };
 
+// A sub-interpreter (pyb_interpreter_new): its own GIL by default (CPython
+// 3.12+), or the main one's with shared_gil. Move-only; the destructor
+// destroys it (waiting at most 10 s, never throwing). Object handles made
+// inside belong to it: use them only inside it (PYB_E_WRONG_INTERPRETER).
+class Interpreter {
+ public:
+  enum class GilMode { own, shared };
+
+  explicit Interpreter(GilMode gil = GilMode::own) {
+    pyb_interpreter_config config{};
+    detail::check(pyb_interpreter_config_default(&config));
+    if (gil == GilMode::shared) {
+      config.flags |= PYB_INTERPRETER_SHARED_GIL;
+    }
+    detail::check(pyb_interpreter_new(&config, &handle_));
+  }
+  // Adopts a handle (one borrowed from a pool is adopted by Pool::Lease instead).
+  static Interpreter adopt(pyb_interpreter handle) noexcept { return Interpreter(handle); }
+  Interpreter(const Interpreter &) = delete;
+  Interpreter &operator=(const Interpreter &) = delete;
+  Interpreter(Interpreter &&other) noexcept : handle_(other.handle_) { other.handle_ = 0; }
+  Interpreter &operator=(Interpreter &&other) noexcept {
+    if (this != &other) {
+      (void)destroy_quietly();
+      handle_ = other.handle_;
+      other.handle_ = 0;
+    }
+    return *this;
+  }
+  ~Interpreter() { (void)destroy_quietly(); }
+
+  // A GIL scope inside this interpreter (pyb_interpreter_enter): pybridge calls
+  // on this thread work there until the scope ends. Release like a Gil.
+  class Scope {
+   public:
+    explicit Scope(const Interpreter &interpreter) : Scope(interpreter.capi()) {}
+    explicit Scope(pyb_interpreter handle) {
+      detail::check(pyb_interpreter_enter(handle, &token_));
+    }
+    Scope(const Scope &) = delete;
+    Scope &operator=(const Scope &) = delete;
+    Scope(Scope &&other) noexcept : token_(other.token_), active_(other.active_) {
+      other.active_ = false;
+    }
+    ~Scope() {
+      if (active_) {
+        (void)pyb_gil_release(token_);
+      }
+    }
+    void release() {
+      if (active_) {
+        active_ = false;
+        detail::check(pyb_gil_release(token_));
+      }
+    }
+
+   private:
+    pyb_gil token_ = 0;
+    bool active_ = true;
+  };
+
+  Scope enter() const { return Scope(*this); }
+
+  // Destroys it now, waiting at most `timeout` for threads inside. Throws
+  // Error: PYB_E_TIMEOUT (unchanged), PYB_E_WOULD_DEADLOCK (called from inside).
+  template <class Rep, class Period>
+  void destroy(std::chrono::duration<Rep, Period> timeout) {
+    detail::check(pyb_interpreter_destroy(handle_, detail::to_timeout_ms(timeout)));
+    handle_ = 0;
+  }
+
+  pyb_interpreter capi() const noexcept { return handle_; }
+
+ private:
+  explicit Interpreter(pyb_interpreter handle) noexcept : handle_(handle) {}
+  pyb_status destroy_quietly() noexcept {
+    pyb_status status = PYB_OK;
+    if (handle_ != 0) {
+      status = pyb_interpreter_destroy(handle_, 10000);
+      handle_ = 0;
+    }
+    return status;
+  }
+  pyb_interpreter handle_ = 0;
+};
+
+// A pool of own-GIL interpreters, each set up by the same code (pyb_pool_new).
+// Borrow one with lease(): the Lease gives it back when it ends.
+class Pool {
+ public:
+  Pool(size_t count, const std::string &setup_code) {
+    detail::check(pyb_pool_new(count, setup_code.empty() ? nullptr : setup_code.c_str(), &handle_));
+  }
+  Pool(const Pool &) = delete;
+  Pool &operator=(const Pool &) = delete;
+  Pool(Pool &&other) noexcept : handle_(other.handle_) { other.handle_ = 0; }
+  ~Pool() {
+    if (handle_ != 0) {
+      (void)pyb_pool_destroy(handle_, 10000);
+    }
+  }
+
+  // A borrowed interpreter, entered on this thread for the lease's life.
+  class Lease {
+   public:
+    Lease(const Lease &) = delete;
+    Lease &operator=(const Lease &) = delete;
+    Lease(Lease &&other) noexcept
+        : pool_(other.pool_), interpreter_(other.interpreter_), scope_(std::move(other.scope_)) {
+      other.interpreter_ = 0;
+    }
+    ~Lease() {
+      scope_.reset();
+      if (interpreter_ != 0) {
+        (void)pyb_pool_return(pool_, interpreter_);
+      }
+    }
+    pyb_interpreter capi() const noexcept { return interpreter_; }
+
+   private:
+    friend class Pool;
+    Lease(pyb_pool pool, pyb_interpreter interpreter)
+        : pool_(pool), interpreter_(interpreter) {
+      try {
+        scope_.emplace(interpreter);
+      } catch (...) {
+        (void)pyb_pool_return(pool_, interpreter_);
+        throw;
+      }
+    }
+    pyb_pool pool_;
+    pyb_interpreter interpreter_;
+    std::optional<Interpreter::Scope> scope_;
+  };
+
+  // Borrows a free interpreter, waiting at most `timeout` (Error PYB_E_TIMEOUT
+  // after), and enters it on this thread.
+  template <class Rep, class Period>
+  Lease lease(std::chrono::duration<Rep, Period> timeout) const {
+    pyb_interpreter interpreter = 0;
+    detail::check(pyb_pool_borrow(handle_, detail::to_timeout_ms(timeout), &interpreter));
+    return Lease(handle_, interpreter);
+  }
+
+  pyb_pool_stats stats() const {
+    pyb_pool_stats out{};
+    out.struct_size = sizeof out;
+    detail::check(pyb_pool_stats_get(handle_, &out));
+    return out;
+  }
+
+  // Destroys it now: waits at most `timeout` for leases to end. Throws Error.
+  template <class Rep, class Period>
+  void destroy(std::chrono::duration<Rep, Period> timeout) {
+    detail::check(pyb_pool_destroy(handle_, detail::to_timeout_ms(timeout)));
+    handle_ = 0;
+  }
+
+  pyb_pool capi() const noexcept { return handle_; }
+
+ private:
+  pyb_pool handle_ = 0;
+};
+
 // Process-wide counters (pyb_stats_get). Any thread.
 inline pyb_stats stats() {
   pyb_stats out{};

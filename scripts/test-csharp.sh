@@ -63,5 +63,35 @@ for runtime in mono coreclr; do
     fi
   done
 done
+# The interpreter tests again on CPython 3.12 (own-GIL interpreters), through the release
+# package's native libraries (scripts/package.sh) with the Python chosen by PYBRIDGE_PYTHON.
+tarball="$(ls "$ROOT"/dist/pybridge-*-linux-x86_64.tar.gz 2>/dev/null | head -1)"
+python312="$PYENV_ROOT/versions/3.12.1/bin/python3"
+if [ -z "${PYB_CS_TESTS:-}" ] && [ -n "$tarball" ] && [ -x "$python312" ]; then
+  OUT312="${CARGO_TARGET_DIR:-target}/csharp-tests-3.12"
+  rm -rf "$OUT312" && mkdir -p "$OUT312"
+  tar -xzf "$tarball" -C "$OUT312"
+  cp "$OUT/PyBridge.dll" "$OUT/tests.exe" "$OUT/coreclr.runtimeconfig.json" "$OUT312/"
+  cp "$OUT312"/pybridge-*/lib/*.so "$OUT312/"
+  export PYBRIDGE_PYTHON="$python312"
+  OUT="$OUT312"
+  for runtime in mono coreclr; do
+    echo "== C# interpreter tests on $runtime, CPython 3.12.1 through the package"
+    for t in InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark; do
+      log="$(run_test "$runtime" "$t" 2>&1)"
+      rc=$?
+      if [ $rc -eq 0 ] && grep -q "^PASS $t " <<<"$log"; then
+        passed=$((passed + 1))
+        echo "[$runtime 3.12] $(grep "^PASS $t " <<<"$log")"
+        grep "^  " <<<"$log" | sed "s/^/[$runtime 3.12]/"
+      else
+        failed=$((failed + 1))
+        echo "[$runtime 3.12] FAIL $t (exit $rc):"
+        sed 's/^/    /' <<<"$log"
+      fi
+    done
+  done
+  unset PYBRIDGE_PYTHON
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -57,6 +57,13 @@ namespace PyBridge
         public PyWrongThreadException(string message) : base(message) { }
     }
 
+    /// <summary>A <see cref="PyObject"/> used inside another interpreter than the one that made it
+    /// (PYB_E_WRONG_INTERPRETER): use it in its own interpreter, or pass a plain value.</summary>
+    public class PyWrongInterpreterException : InvalidOperationException
+    {
+        public PyWrongInterpreterException(string message) : base(message) { }
+    }
+
     /// <summary>A deadline passed: PYB_E_TIMEOUT (nothing changed; try again) or, with
     /// <see cref="Committed"/> true, PYB_E_SHUTDOWN_COMMITTED (the shutdown passed its point of no
     /// return and finishes on its own; shut down again to wait for it).</summary>
@@ -99,7 +106,8 @@ namespace PyBridge
         /// BAD_TOKEN, FORKED: <see cref="InvalidOperationException"/>;
         /// NULL_ARGUMENT: <see cref="ArgumentNullException"/>; INVALID_ARGUMENT: <see cref="ArgumentException"/>;
         /// WRONG_TYPE: <see cref="InvalidCastException"/>; OUT_OF_RANGE: <see cref="OverflowException"/>;
-        /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>; PYTHON_UNUSABLE (the named Python cannot be run) and
+        /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>; WRONG_INTERPRETER:
+        /// <see cref="PyWrongInterpreterException"/>; UNSUPPORTED: <see cref="NotSupportedException"/>; PYTHON_UNUSABLE (the named Python cannot be run) and
         /// others: <see cref="PyBridgeException"/>.</summary>
         public static Exception ToException(int status)
         {
@@ -150,6 +158,12 @@ namespace PyBridge
                     break;
                 case Native.PYB_E_OUT_OF_MEMORY:
                     e = new InsufficientMemoryException(message);
+                    break;
+                case Native.PYB_E_WRONG_INTERPRETER:
+                    e = new PyWrongInterpreterException(message);
+                    break;
+                case Native.PYB_E_UNSUPPORTED:
+                    e = new NotSupportedException(message);
                     break;
                 default:
                     e = new PyBridgeException(message);

@@ -55,6 +55,28 @@ namespace PyBridge.Interop
         public ulong ThreadStatesDeleted;
     }
 
+    /// <summary>pyb_interpreter_config.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PybInterpreterConfig
+    {
+        public UIntPtr StructSize;
+        public uint Flags;
+    }
+
+    /// <summary>pyb_pool_stats; <c>StructSize</c> must be set by the caller.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PybPoolStats
+    {
+        public UIntPtr StructSize;
+        public ulong Size;
+        public ulong Free;
+        public ulong Borrows;
+        public ulong Waits;
+        public ulong Timeouts;
+        public ulong WaitNsTotal;
+        public ulong WaitNsMax;
+    }
+
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     public unsafe delegate int PybHostFn(PybValue* args, UIntPtr nargs, PybValue* result, IntPtr userData);
 
@@ -91,6 +113,8 @@ namespace PyBridge.Interop
         public const int PYB_E_OUT_OF_MEMORY = -17;
         public const int PYB_E_FORKED = -18;
         public const int PYB_E_PYTHON_UNUSABLE = -19;
+        public const int PYB_E_WRONG_INTERPRETER = -20;
+        public const int PYB_E_UNSUPPORTED = -21;
 
         public const uint PYB_CONFIG_ISOLATED = 1;
         public const uint PYB_CONFIG_IGNORE_SIGPIPE = 2;
@@ -101,6 +125,7 @@ namespace PyBridge.Interop
         public const uint PYB_TIMEOUT_INFINITE = uint.MaxValue;
         public const uint PYB_SHUTDOWN_INTERRUPT = 1;
         public const uint PYB_FN_RELEASE_GIL = 1;
+        public const uint PYB_INTERPRETER_SHARED_GIL = 1;
 
         public const int PYB_LOG_OFF = 0;
         public const int PYB_LOG_ERROR = 1;
@@ -179,6 +204,25 @@ namespace PyBridge.Interop
         public static extern int pyb_begin_allow_threads(out ulong token);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_end_allow_threads(ulong token);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_interpreter_config_default(out PybInterpreterConfig config);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_interpreter_new(ref PybInterpreterConfig config, out ulong interp);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_interpreter_enter(ulong interp, out ulong token);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_interpreter_destroy(ulong interp, uint timeoutMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_pool_new(UIntPtr count, byte[] setupCode, out ulong pool);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_pool_borrow(ulong pool, uint timeoutMs, out ulong interp);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_pool_return(ulong pool, ulong interp);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_pool_destroy(ulong pool, uint timeoutMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_pool_stats_get(ulong pool, ref PybPoolStats stats);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_set_error(byte[] message);

@@ -157,7 +157,7 @@ namespace PyBridge
             return p;
         }
 
-        private static uint Milliseconds(TimeSpan t)
+        internal static uint Milliseconds(TimeSpan t)
         {
             if (t == Timeout.InfiniteTimeSpan) return Native.PYB_TIMEOUT_INFINITE;
             if (t < TimeSpan.Zero) throw new ArgumentOutOfRangeException("timeout", "a timeout must be >= 0 or Timeout.InfiniteTimeSpan");

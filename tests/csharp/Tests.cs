@@ -862,7 +862,157 @@ threading.Thread(target=ticker.run, daemon=True).start()
         PyEngine.Shutdown(Ten);
     }
 
+    // ---------------------------------------------------------------- sub-interpreters
+
+    static bool OwnGilSupported()
+    {
+        return PyEngine.Eval<bool>("__import__('sys').version_info[:2] >= (3, 12)");
+    }
+
+    const string Work = "def work(n):\n    total = 0\n    for i in range(n):\n        total += i * i % 7\n    return total\n";
+
+    [Test]
+    public static void InterpretersKeepTheirObjects()
+    {
+        PyEngine.Initialize();
+        bool own = OwnGilSupported();
+        if (!own)
+        {
+            var refused = Assert.Throws<NotSupportedException>("PYB_E_UNSUPPORTED", () => PyInterpreter.Create(), "own GIL before 3.12");
+            Assert.Contains("3.12", refused.Message, "the message names what is needed");
+        }
+        PyObject list;
+        using (PyInterpreter interp = PyInterpreter.Create(sharedGil: !own))
+        {
+            Assert.True(interp.Handle != 0, "Handle");
+            using (interp.Enter())
+            {
+                PyEngine.Run("where = 'inside'");
+                Assert.Equal("inside", PyEngine.Eval<string>("where"), "its own __main__");
+                list = PyEngine.Eval<PyObject>("[1, 2, 3]");
+                Assert.Throws<PyWouldDeadlockException>("PYB_E_WOULD_DEADLOCK", () => interp.Destroy(Ten), "destroy from inside");
+            }
+            Assert.Equal(false, PyEngine.Eval<bool>("'where' in globals()"), "the main __main__ is apart");
+            Assert.Throws<PyWrongInterpreterException>("PYB_E_WRONG_INTERPRETER", () => list.GetItem(0L), "an object of another interpreter");
+            using (interp.Enter()) Assert.Equal(6L, PyEngine.Eval<long>("sum([1, 2, 3])"), "a plain value crosses");
+            list.Dispose(); // queued, applied inside its interpreter
+            interp.Destroy(Ten);
+            Assert.Equal(0UL, interp.Handle, "Handle after Destroy");
+        }
+        // Left to the engine's end: Dispose after shutdown is quiet.
+        PyInterpreter left = PyInterpreter.Create(sharedGil: !own);
+        PyEngine.Shutdown(Ten);
+        left.Dispose();
+    }
+
+    [Test]
+    public static void InterpreterPoolLendsAndCounts()
+    {
+        PyEngine.Initialize();
+        if (!OwnGilSupported())
+        {
+            Assert.Throws<NotSupportedException>("PYB_E_UNSUPPORTED", () => new PyInterpreterPool(2, Work), "a pool before 3.12");
+            return;
+        }
+        using (PyInterpreterPool pool = new PyInterpreterPool(2, Work))
+        {
+            Assert.True(pool.Handle != 0, "Handle");
+            long[] results = new long[2];
+            Thread[] threads = new Thread[2];
+            for (int t = 0; t < 2; t++)
+            {
+                int index = t;
+                threads[t] = new Thread(() =>
+                {
+                    using (PyInterpreterLease lease = pool.Borrow(Ten))
+                    {
+                        Assert.True(lease.Handle != 0, "lease Handle");
+                        results[index] = PyEngine.Eval<long>("work(100000)");
+                    }
+                });
+                threads[t].Start();
+            }
+            foreach (Thread t in threads) t.Join();
+            Assert.Equal(results[0], results[1], "both interpreters ran work()");
+            using (PyInterpreterLease a = pool.Borrow(Ten))
+            {
+                // Leases are entered on the borrowing thread: the second one on another thread.
+                Exception failure = null;
+                Thread other = new Thread(() =>
+                {
+                    try
+                    {
+                        using (pool.Borrow(Ten))
+                            Assert.Throws<PyTimeoutException>("PYB_E_TIMEOUT", () => pool.Borrow(TimeSpan.FromMilliseconds(50)), "third borrow of two");
+                    }
+                    catch (Exception e) { failure = e; }
+                });
+                other.Start();
+                other.Join();
+                if (failure != null) throw failure;
+                Assert.Throws<PyTimeoutException>("PYB_E_TIMEOUT", () => pool.Destroy(TimeSpan.FromMilliseconds(50)), "destroy while lent");
+            }
+            PyPoolStats stats = pool.GetStats();
+            Assert.Equal(2L, stats.Size, "Size");
+            Assert.Equal(2L, stats.Free, "Free");
+            Assert.Equal(4L, stats.Borrows, "Borrows");
+            Assert.Equal(1L, stats.Waits, "Waits");
+            Assert.Equal(1L, stats.Timeouts, "Timeouts");
+            Assert.True(stats.WaitMax >= TimeSpan.FromMilliseconds(50), "WaitMax " + stats.WaitMax);
+            Assert.True(stats.WaitTotal >= stats.WaitMax, "WaitTotal " + stats.WaitTotal);
+            pool.Destroy(Ten);
+            Assert.Equal(0UL, pool.Handle, "Handle after Destroy");
+        }
+        PyEngine.Shutdown(Ten);
+    }
+
     // ---------------------------------------------------------------- figures (never fail on them)
+
+    [Test]
+    public static void InterpreterPoolBenchmark()
+    {
+        PyEngine.Initialize();
+        if (!OwnGilSupported())
+        {
+            Console.WriteLine("  interpreters: CPython " + PyEngine.Eval<string>("__import__('platform').python_version()") + " has no own-GIL interpreters");
+            return;
+        }
+        PyEngine.Run(Work);
+        using (PyObject work = PyEngine.Eval<PyObject>("work"))
+        using (PyInterpreterPool pool = new PyInterpreterPool(2, Work))
+        {
+            const int Calls = 4;
+            var ratios = new List<double>();
+            for (int round = 0; round < 5; round++)
+            {
+                double main = Throughput(() => work.Call<long>(200000L), Calls);
+                double pooled = Throughput(() =>
+                {
+                    using (pool.Borrow(Ten)) PyEngine.Eval<long>("work(200000)");
+                }, Calls);
+                ratios.Add(pooled / main);
+                Console.WriteLine("  round {0}: 2 C# threads, work(200000): main interpreter {1:F1}/s | pool of 2 own-GIL interpreters {2:F1}/s = {3:F2}x",
+                    round, main, pooled, pooled / main);
+            }
+            ratios.Sort();
+            Console.WriteLine("  2-thread speedup of the pool over the main interpreter, median of 5 rounds: {0:F2}x", ratios[ratios.Count / 2]);
+        }
+        PyEngine.Shutdown(Ten);
+    }
+
+    /// <summary>Calls per second of <paramref name="call"/> from 2 threads, each making <paramref name="calls"/>.</summary>
+    static double Throughput(Action call, int calls)
+    {
+        Stopwatch sw = Stopwatch.StartNew();
+        Thread[] threads = new Thread[2];
+        for (int t = 0; t < 2; t++)
+        {
+            threads[t] = new Thread(() => { for (int i = 0; i < calls; i++) call(); });
+            threads[t].Start();
+        }
+        foreach (Thread t in threads) t.Join();
+        return 2 * calls / sw.Elapsed.TotalSeconds;
+    }
 
     [Test]
     public static void Benchmark()

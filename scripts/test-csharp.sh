@@ -36,6 +36,21 @@ run_test() { # runtime test
     coreclr) timeout -k 5 "$PER_TEST_TIMEOUT" "$DOTNET" exec --runtimeconfig "$OUT/coreclr.runtimeconfig.json" "$OUT/tests.exe" "$2" ;;
   esac
 }
+run_and_count() { # runtime test label
+  local log rc
+  log="$(run_test "$1" "$2" 2>&1)"
+  rc=$?
+  if [ $rc -eq 0 ] && grep -q "^PASS $2 " <<<"$log"; then
+    passed=$((passed + 1))
+    echo "[$3] $(grep "^PASS $2 " <<<"$log")"
+    grep "^  " <<<"$log" | sed "s/^/[$3]/"
+  else
+    failed=$((failed + 1))
+    [ $rc -eq 124 ] && echo "[$3] FAIL $2: killed by timeout after ${PER_TEST_TIMEOUT}s"
+    echo "[$3] FAIL $2 (exit $rc):"
+    sed 's/^/    /' <<<"$log"
+  fi
+}
 for runtime in mono coreclr; do
   echo "== C# tests on $runtime"
   if [ "$runtime" = mono ] && ! command -v mono >/dev/null 2>&1; then
@@ -49,18 +64,7 @@ for runtime in mono coreclr; do
     echo "FAIL: could not list the tests on $runtime"; failed=$((failed + 1)); continue
   fi
   for t in $tests; do
-    log="$(run_test "$runtime" "$t" 2>&1)"
-    rc=$?
-    if [ $rc -eq 0 ] && grep -q "^PASS $t " <<<"$log"; then
-      passed=$((passed + 1))
-      echo "[$runtime] $(grep "^PASS $t " <<<"$log")"
-      grep "^  " <<<"$log" | sed "s/^/[$runtime]/"
-    else
-      failed=$((failed + 1))
-      [ $rc -eq 124 ] && echo "[$runtime] FAIL $t: killed by timeout after ${PER_TEST_TIMEOUT}s"
-      echo "[$runtime] FAIL $t (exit $rc):"
-      sed 's/^/    /' <<<"$log"
-    fi
+    run_and_count "$runtime" "$t" "$runtime"
   done
 done
 # The interpreter tests again on CPython 3.12 (own-GIL interpreters), through the release
@@ -78,17 +82,7 @@ if [ -z "${PYB_CS_TESTS:-}" ] && [ -n "$tarball" ] && [ -x "$python312" ]; then
   for runtime in mono coreclr; do
     echo "== C# interpreter tests on $runtime, CPython 3.12.1 through the package"
     for t in InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark; do
-      log="$(run_test "$runtime" "$t" 2>&1)"
-      rc=$?
-      if [ $rc -eq 0 ] && grep -q "^PASS $t " <<<"$log"; then
-        passed=$((passed + 1))
-        echo "[$runtime 3.12] $(grep "^PASS $t " <<<"$log")"
-        grep "^  " <<<"$log" | sed "s/^/[$runtime 3.12]/"
-      else
-        failed=$((failed + 1))
-        echo "[$runtime 3.12] FAIL $t (exit $rc):"
-        sed 's/^/    /' <<<"$log"
-      fi
+      run_and_count "$runtime" "$t" "$runtime 3.12"
     done
   done
   unset PYBRIDGE_PYTHON

@@ -141,11 +141,25 @@ impl EngineShutdown {
             .map(|thread| thread.ident)
             .filter(|ident| !self.interrupted.contains(ident))
             .collect();
-        let host_threads: Vec<u64> = all_slots()
-            .iter()
+        let busy: Vec<_> = all_slots()
+            .into_iter()
             .filter(|slot| slot.busy.load(Ordering::Acquire) && !slot.is_engine_thread())
+            .filter(|slot| !self.interrupted.contains(&slot.pthread_id))
+            .collect();
+        // Threads working in a sub-interpreter are interrupted there, by its keeper.
+        let in_subinterpreters: Vec<(u64, u64)> = busy
+            .iter()
+            .filter(|slot| slot.current_interpreter() != 0)
+            .map(|slot| (slot.current_interpreter(), slot.pthread_id))
+            .collect();
+        if !in_subinterpreters.is_empty() {
+            self.interrupt_in_subinterpreters(&in_subinterpreters);
+        }
+        let host_threads: Vec<u64> = busy
+            .iter()
+            .filter(|slot| slot.current_interpreter() == 0)
             .map(|slot| slot.pthread_id)
-            .filter(|ident| !python_threads.contains(ident) && !self.interrupted.contains(ident))
+            .filter(|ident| !python_threads.contains(ident))
             .collect();
         if python_threads.is_empty() && host_threads.is_empty() {
             return;
@@ -174,16 +188,8 @@ impl EngineShutdown {
         if python_now.is_empty() && host_now.is_empty() {
             return;
         }
-        {
-            let mut life = LIFECYCLE.lock();
-            let Some(request) = life
-                .request(self.serial)
-                .filter(|request| request.outcome == Outcome::Pending)
-            else {
-                return;
-            };
-            request.committed.get_or_insert(Commitment::Interrupted);
-            interrupts.raise_in(&python_now, &host_now);
+        if !self.commit_and_deliver(|| interrupts.raise_in(&python_now, &host_now)) {
+            return;
         }
         log::info!(
             "shutdown interrupted {} Python thread(s) and {} host thread(s); it cannot be called off now",
@@ -192,6 +198,36 @@ impl EngineShutdown {
         );
         self.interrupted.extend(python_now);
         self.interrupted.extend(host_now);
+    }
+
+    /// Has the keepers interrupt host threads inside their interpreters (and
+    /// those interpreters' Python threads); this commits the shutdown too.
+    fn interrupt_in_subinterpreters(&mut self, threads: &[(u64, u64)]) {
+        if !self.commit_and_deliver(|| crate::python::subinterpreter::post_interrupts(threads)) {
+            return;
+        }
+        log::info!(
+            "shutdown asked sub-interpreters to interrupt {} host thread(s); it cannot be called off now",
+            threads.len()
+        );
+        self.interrupted
+            .extend(threads.iter().map(|(_, ident)| *ident));
+    }
+
+    /// Delivers interrupts under the lifecycle lock, committing the attempt
+    /// (a caller at its deadline either calls it off before anything was
+    /// delivered or finds it committed); false when it was called off.
+    fn commit_and_deliver(&self, deliver: impl FnOnce()) -> bool {
+        let mut life = LIFECYCLE.lock();
+        let Some(request) = life
+            .request(self.serial)
+            .filter(|request| request.outcome == Outcome::Pending)
+        else {
+            return false;
+        };
+        request.committed.get_or_insert(Commitment::Interrupted);
+        deliver();
+        true
     }
 
     /// Closes the gate for good unless the attempt was called off or a thread
@@ -223,6 +259,10 @@ impl EngineShutdown {
         crate::python::pool::on_engine_end();
         // SAFETY: GIL held on the main state; taken back right after.
         unsafe { ffi::PyEval_SaveThread() };
+        if self.interrupt {
+            // Their own Python threads would keep them from ending.
+            crate::python::subinterpreter::post_interrupts(&[]);
+        }
         crate::python::subinterpreter::end_all(Duration::from_secs(10));
         // SAFETY: the engine thread's own main state.
         unsafe { ffi::PyEval_RestoreThread(self.main_state) };

@@ -9,7 +9,10 @@
 
 use std::ffi::CStr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use pyo3::{Python, ffi};
@@ -63,16 +66,10 @@ pub(crate) fn create(own_gil: bool) -> Result<u64> {
     let id = interpreters::next_id();
     let record = Arc::new(InterpreterRecord::new(id, own_gil, word.generation()));
     let (ready, made) = std::sync::mpsc::channel();
-    let keeper_record = record.clone();
-    std::thread::Builder::new()
-        .name(format!("pybridge-interp-{id}"))
-        .spawn(move || keep(keeper_record, ready))
-        .map_err(|error| {
-            Error::new(
-                PYB_E_OUT_OF_MEMORY,
-                format!("could not start the thread that keeps a sub-interpreter: {error}"),
-            )
-        })?;
+    hand_to_a_keeper(KeeperJob {
+        record: record.clone(),
+        ready,
+    })?;
     // The keeper needs the main GIL to make the interpreter.
     gil::with_gil_given_away(|| made.recv()).unwrap_or_else(|_| {
         Err(Error::new(
@@ -83,27 +80,87 @@ pub(crate) fn create(own_gil: bool) -> Result<u64> {
     Ok(id)
 }
 
-/// The keeper thread: makes the interpreter, answers end requests, ends it.
-fn keep(record: Arc<InterpreterRecord>, ready: std::sync::mpsc::Sender<Result<()>>) {
+/// What a keeper thread is given: an interpreter to make and keep.
+struct KeeperJob {
+    record: Arc<InterpreterRecord>,
+    ready: Sender<Result<()>>,
+}
+
+/// Keeper threads whose interpreter has ended, waiting for the next one.
+/// Reused rather than started afresh: each new thread gets its own glibc
+/// malloc arena, and an interpreter made and freed on a new thread each time
+/// grew RSS by about 240 KiB a cycle more than CPython alone (none with
+/// `MALLOC_ARENA_MAX=1`, and none with reused keepers).
+static IDLE_KEEPERS: Mutex<Vec<Sender<KeeperJob>>> = Mutex::new(Vec::new());
+static KEEPERS_STARTED: AtomicU64 = AtomicU64::new(0);
+
+fn hand_to_a_keeper(job: KeeperJob) -> Result<()> {
+    let mut job = job;
+    loop {
+        let Some(idle) = IDLE_KEEPERS.lock().pop() else {
+            break;
+        };
+        match idle.send(job) {
+            Ok(()) => return Ok(()),
+            // That keeper is gone: try the next.
+            Err(returned) => job = returned.0,
+        }
+    }
+    let number = KEEPERS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
+    std::thread::Builder::new()
+        .name(format!("pybridge-keeper-{number}"))
+        .spawn(move || keeper_main(job))
+        .map(|_| ())
+        .map_err(|error| {
+            Error::new(
+                PYB_E_OUT_OF_MEMORY,
+                format!("could not start the thread that keeps a sub-interpreter: {error}"),
+            )
+        })
+}
+
+/// A keeper thread's life: one interpreter after another.
+fn keeper_main(first: KeeperJob) {
+    let mut job = first;
+    loop {
+        let (next, jobs) = std::sync::mpsc::channel();
+        // Idle again before the destroyer hears of the end, so that a create
+        // right after it finds this keeper.
+        keep(job.record, job.ready, || IDLE_KEEPERS.lock().push(next));
+        match jobs.recv() {
+            Ok(next_job) => job = next_job,
+            Err(_) => return,
+        }
+    }
+}
+
+/// One interpreter's life on its keeper: makes it, answers end requests, ends it.
+fn keep(record: Arc<InterpreterRecord>, ready: Sender<Result<()>>, on_end: impl FnOnce()) {
     let (tstate, main_state) = match make(&record) {
         Ok(states) => {
             let _ = ready.send(Ok(()));
             states
         }
         Err(error) => {
+            on_end();
             let _ = ready.send(Err(error));
             return;
         }
     };
     loop {
-        record.wait_for_end_request();
-        let answer = try_to_end(&record, tstate, main_state);
-        let ended = answer == KeeperTalk::Ended;
-        if answer != KeeperTalk::Idle {
-            record.answer(answer);
+        if let Some(threads) = record.wait_for_work() {
+            interrupt_inside(tstate, &threads);
+            continue;
         }
-        if ended {
-            return;
+        match try_to_end(&record, tstate, main_state) {
+            KeeperTalk::Ended => {
+                on_end();
+                record.answer(KeeperTalk::Ended);
+                return;
+            }
+            // The destroyer withdrew meanwhile: nothing to say.
+            KeeperTalk::Idle => {}
+            answer => record.answer(answer),
         }
     }
 }
@@ -188,6 +245,100 @@ fn new_interpreter(_py: Python<'_>, own_gil: bool) -> Result<*mut ffi::PyThreadS
             return Err(crate::python::exception::python_error(_py));
         }
         Ok(tstate)
+    }
+}
+
+/// Helpers an interrupting shutdown makes in a sub-interpreter: the exception
+/// it raises in host threads (as in the main interpreter, not `SystemExit`,
+/// which ends the process when it reaches `PyErr_Print`), and the idents of
+/// the interpreter's own Python threads. Made only then: CPython 3.12 and 3.13
+/// keep an own-GIL interpreter's allocator arenas after it ends, so whatever
+/// pybridge allocated in every interpreter would stay behind with them.
+const HELPERS: &CStr = c"
+import sys
+
+helpers = type(sys)('_pybridge_subinterpreter')
+
+class ShutdownInterrupt(BaseException):
+    'Raised in host threads running Python by a shutdown with PYB_SHUTDOWN_INTERRUPT.'
+
+def python_threads():
+    t = sys.modules.get('threading')
+    return [x.ident for x in (t.enumerate() if t else ())
+            if x is not t.main_thread() and not isinstance(x, t._DummyThread) and x.is_alive()]
+
+helpers.ShutdownInterrupt = ShutdownInterrupt
+helpers.python_threads = python_threads
+sys.modules['_pybridge_subinterpreter'] = helpers
+";
+
+/// On the keeper: raises `ShutdownInterrupt` in the host threads and
+/// `SystemExit` in the interpreter's Python threads; each fires when its
+/// thread next runs bytecode here.
+fn interrupt_inside(tstate: *mut ffi::PyThreadState, host_threads: &[u64]) {
+    // SAFETY: the keeper's own state in this interpreter.
+    unsafe { ffi::PyEval_RestoreThread(tstate) };
+    // SAFETY: this interpreter's GIL is held.
+    let py = unsafe { Python::assume_attached() };
+    match raise_interrupts(py, host_threads) {
+        Ok(count) => log::info!("shutdown interrupted {count} thread(s) in a sub-interpreter"),
+        Err(error) => log::error!(
+            "shutdown could not interrupt threads in a sub-interpreter: {}",
+            error.message
+        ),
+    }
+    // SAFETY: GIL held on the keeper's state.
+    unsafe { ffi::PyEval_SaveThread() };
+}
+
+fn raise_interrupts(py: Python<'_>, host_threads: &[u64]) -> Result<usize> {
+    run_apart(py, HELPERS)?;
+    // SAFETY: GIL held (the token); references owned by `Owned`.
+    unsafe {
+        let helpers = Owned::new(
+            py,
+            ffi::PyImport_ImportModule(c"_pybridge_subinterpreter".as_ptr()),
+        )?;
+        let host_exception = Owned::new(
+            py,
+            ffi::PyObject_GetAttrString(helpers.as_ptr(), c"ShutdownInterrupt".as_ptr()),
+        )?;
+        let idents = Owned::new(
+            py,
+            ffi::PyObject_CallMethod(
+                helpers.as_ptr(),
+                c"python_threads".as_ptr(),
+                std::ptr::null(),
+            ),
+        )?;
+        let mut raised = 0;
+        for ident in host_threads {
+            raised +=
+                ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, host_exception.as_ptr())
+                    as usize;
+        }
+        for index in 0..ffi::PyList_Size(idents.as_ptr()) {
+            let ident = ffi::PyLong_AsUnsignedLongLong(ffi::PyList_GetItem(idents.as_ptr(), index));
+            raised += ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, ffi::PyExc_SystemExit)
+                as usize;
+        }
+        Ok(raised)
+    }
+}
+
+/// Asks the keepers of every sub-interpreter to interrupt the host threads
+/// working there (`(interpreter, pthread id)` pairs) and their own Python
+/// threads (an interrupting shutdown). Does not wait: a keeper may need the
+/// GIL the caller holds.
+pub(crate) fn post_interrupts(host_threads: &[(u64, u64)]) {
+    for record in interpreters::all() {
+        let mine: Vec<u64> = host_threads
+            .iter()
+            .filter(|(interpreter, _)| *interpreter == record.id)
+            .map(|(_, ident)| *ident)
+            .collect();
+        // Ident 0 matches no thread: the keeper wakes for the Python threads alone.
+        record.post_interrupt(if mine.is_empty() { vec![0] } else { mine });
     }
 }
 

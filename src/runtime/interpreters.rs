@@ -49,6 +49,9 @@ pub(crate) struct InterpreterRecord {
     /// Guards the wait for `entries` to drain and the keeper hand-off.
     talk: Mutex<KeeperTalk>,
     changed: Condvar,
+    /// Host threads (pthread ids) an interrupting shutdown asked the keeper to
+    /// interrupt; guarded by `talk`'s lock for the wake-up.
+    interrupts: Mutex<Vec<u64>>,
     /// This interpreter's free object-handle slots; its GIL is their lock.
     pub free_handle_slots: GilCell<Vec<u32>>,
 }
@@ -63,6 +66,7 @@ impl InterpreterRecord {
             entries: AtomicU64::new(0),
             talk: Mutex::new(KeeperTalk::Idle),
             changed: Condvar::new(),
+            interrupts: Mutex::new(Vec::new()),
             free_handle_slots: GilCell::new(Vec::new()),
         }
     }
@@ -152,10 +156,26 @@ impl InterpreterRecord {
         }
     }
 
-    /// Keeper side: blocks until a destroyer asks for the end.
-    pub(crate) fn wait_for_end_request(&self) {
+    /// Shutdown side: asks the keeper to interrupt these host threads (and the
+    /// interpreter's own Python threads); does not wait.
+    pub(crate) fn post_interrupt(&self, host_threads: Vec<u64>) {
+        let _talk = self.talk.lock();
+        self.interrupts.lock().extend(host_threads);
+        self.changed.notify_all();
+    }
+
+    /// Keeper side: blocks until there is work: `Some(threads)` to interrupt,
+    /// or `None` for an end request.
+    pub(crate) fn wait_for_work(&self) -> Option<Vec<u64>> {
         let mut talk = self.talk.lock();
-        while *talk != KeeperTalk::EndRequested {
+        loop {
+            let interrupts = std::mem::take(&mut *self.interrupts.lock());
+            if !interrupts.is_empty() {
+                return Some(interrupts);
+            }
+            if *talk == KeeperTalk::EndRequested {
+                return None;
+            }
             self.changed.wait(&mut talk);
         }
     }

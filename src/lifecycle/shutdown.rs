@@ -144,6 +144,7 @@ impl EngineShutdown {
         let busy: Vec<_> = all_slots()
             .into_iter()
             .filter(|slot| slot.busy.load(Ordering::Acquire) && !slot.is_engine_thread())
+            .filter(|slot| !slot.internal.load(Ordering::Relaxed))
             .filter(|slot| !self.interrupted.contains(&slot.pthread_id))
             .collect();
         // Threads working in a sub-interpreter are interrupted there, by its keeper.

@@ -323,7 +323,12 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
     if thread.current_interpreter() == id && owner.depth.get() > 0 {
         return acquire(thread);
     }
-    if owner.interpreter_frames.is_empty() {
+    let word = gate::load();
+    if owner.interpreter_frames.is_empty()
+        && (owner.tstate.get().is_null()
+            || owner.generation.get() != word.generation()
+            || word.state() != GateState::Running)
+    {
         // Before any sub-interpreter state: the thread's first state becomes its
         // PyGILState state, and that one must be the main interpreter's, or
         // deleting the sub state later unbinds the wrong one (3.12-3.13).
@@ -339,11 +344,22 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
             unknown_interpreter(id)
         }
     })?;
-    let region = match begin_allow_threads(thread) {
-        Ok(region) => region,
-        Err(error) => {
-            record.leave();
-            return Err(error);
+    // Whatever GIL the thread holds is given away as an allow-threads region.
+    // A thread in no scope and no region that has no current thread state
+    // holds none: no region (0) then, the common case of a pool worker.
+    // SAFETY: a plain load of the current thread state.
+    let holds_nothing = owner.depth.get() == 0
+        && owner.allow_frames.is_empty()
+        && unsafe { ffi::compat::PyThreadState_GetUnchecked() }.is_null();
+    let region = if holds_nothing {
+        0
+    } else {
+        match begin_allow_threads(thread) {
+            Ok(region) => region,
+            Err(error) => {
+                record.leave();
+                return Err(error);
+            }
         }
     };
     let tstate = match owner
@@ -356,7 +372,7 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
             let created = unsafe { ffi::PyThreadState_New(record.interp.load(Ordering::Acquire)) };
             if created.is_null() {
                 record.leave();
-                let _ = end_allow_threads(thread, region);
+                end_region(thread, region);
                 return Err(Error::new(
                     PYB_E_OUT_OF_MEMORY,
                     format!("CPython could not allocate a thread state in sub-interpreter {id}"),
@@ -396,7 +412,7 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
         }
         Err(error) => {
             restore_previous_interpreter(thread, &frame);
-            let _ = end_allow_threads(thread, region);
+            end_region(thread, region);
             Err(error)
         }
     }
@@ -432,7 +448,17 @@ fn restore_previous_interpreter(thread: CurrentThread, frame: &InterpreterFrame)
 fn leave_interpreter(thread: CurrentThread, frame: InterpreterFrame) -> Result<()> {
     thread.owner().interpreter_frames.pop();
     restore_previous_interpreter(thread, &frame);
-    end_allow_threads(thread, frame.region_token)
+    match frame.region_token {
+        0 => Ok(()),
+        region => end_allow_threads(thread, region),
+    }
+}
+
+/// Ends the region `enter_interpreter` opened (0: none) on a failed enter.
+fn end_region(thread: CurrentThread, region: u64) {
+    if region != 0 {
+        let _ = end_allow_threads(thread, region);
+    }
 }
 
 /// Gives the thread a state in the main interpreter if it has none yet (no GIL taken).

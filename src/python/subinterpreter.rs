@@ -121,6 +121,12 @@ fn hand_to_a_keeper(job: KeeperJob) -> Result<()> {
 
 /// A keeper thread's life: one interpreter after another.
 fn keeper_main(first: KeeperJob) {
+    // An interrupting shutdown must not raise in a keeper: an exception landing
+    // in its main-interpreter code (a weakref callback of importlib's module
+    // locks, seen in the fuzzer) left it hung inside its scope.
+    ThreadSlot::current()
+        .internal
+        .store(true, Ordering::Relaxed);
     let mut job = first;
     loop {
         let (next, jobs) = std::sync::mpsc::channel();
@@ -523,6 +529,24 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
 /// keeper end the interpreter, all before the deadline; on a timeout the
 /// interpreter is open again and unchanged.
 fn end(record: &InterpreterRecord, deadline: Option<Instant>) -> Result<()> {
+    let _one_destroyer = match deadline {
+        Some(deadline) => record.destroying.try_lock_until(deadline),
+        None => Some(record.destroying.lock()),
+    }
+    .ok_or_else(|| {
+        Error::new(
+            PYB_E_TIMEOUT,
+            format!(
+                "sub-interpreter {} was not destroyed: another destroy of it (or the engine's \
+                 shutdown) was still under way",
+                record.id
+            ),
+        )
+    })?;
+    if interpreters::lookup(record.id).is_none() {
+        // The other destroyer finished it.
+        return Ok(());
+    }
     if !record.close(deadline) {
         return Err(Error::new(
             PYB_E_TIMEOUT,

@@ -52,6 +52,9 @@ pub(crate) struct InterpreterRecord {
     /// Host threads (pthread ids) an interrupting shutdown asked the keeper to
     /// interrupt; guarded by `talk`'s lock for the wake-up.
     interrupts: Mutex<Vec<u64>>,
+    /// Held by a destroyer from `close` to the keeper's answer: two destroyers
+    /// (a host's and the engine's end, say) must not reopen each other's close.
+    pub destroying: Mutex<()>,
     /// This interpreter's free object-handle slots; its GIL is their lock.
     pub free_handle_slots: GilCell<Vec<u32>>,
 }
@@ -67,6 +70,7 @@ impl InterpreterRecord {
             talk: Mutex::new(KeeperTalk::Idle),
             changed: Condvar::new(),
             interrupts: Mutex::new(Vec::new()),
+            destroying: Mutex::new(()),
             free_handle_slots: GilCell::new(Vec::new()),
         }
     }

@@ -118,7 +118,8 @@ pub(crate) struct InterpreterFrame {
     pub record: *const crate::runtime::interpreters::InterpreterRecord,
     /// The token of the entered interpreter's outermost scope.
     pub scope_token: u64,
-    /// The allow-threads region that gave the previous interpreter's GIL away, or 0.
+    /// The allow-threads region that gave the previous interpreter's GIL away,
+    /// or 0 when the thread held none.
     pub region_token: u64,
     /// The interpreter the thread was in (0 = main) and its state there.
     pub previous_interpreter: u64,
@@ -186,6 +187,8 @@ pub(crate) struct ThreadSlot {
     /// The interpreter this thread works in now: 0 for the main one, else the
     /// sub-interpreter's id. Written by the owner; read by others for messages.
     pub interpreter: AtomicU64,
+    /// Set on pybridge's own keeper threads, which a shutdown must never interrupt.
+    pub internal: AtomicBool,
     /// Private: reached only through [`CurrentThread::owner`].
     owner: OwnerState,
 }
@@ -325,6 +328,7 @@ impl ThreadSlot {
             pthread_id: os_thread::pthread_id(),
             name: thread.name().unwrap_or("unnamed").to_string(),
             interpreter: AtomicU64::new(0),
+            internal: AtomicBool::new(false),
             owner: OwnerState {
                 tstate: Cell::new(std::ptr::null_mut()),
                 owns_tstate: Cell::new(false),

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Makes (once) a venv with NumPy for one pyenv CPython and prints its path on stdout:
+#   scripts/numpy-venv.sh 3.12.1   ->   <repo>/.deps/numpy-venv-3.12.1
+# Tests that need NumPy (buffers, dynamic) use it through pyb_config.virtual_env or
+# PyEngineOptions.VirtualEnv. The wheel comes from PyPI at the moment it is needed; nothing
+# third-party is committed. Progress goes to stderr so the path is the only stdout line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+version="${1:?usage: scripts/numpy-venv.sh <pyenv version, e.g. 3.11.7>}"
+PYENV_ROOT="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
+python="$PYENV_ROOT/versions/$version/bin/python3"
+[ -x "$python" ] || { echo "error: no CPython $version at $python" >&2; exit 1; }
+venv="$ROOT/.deps/numpy-venv-$version"
+# A lock, so concurrent test processes make the venv once.
+mkdir -p "$ROOT/.deps"
+exec 9>"$ROOT/.deps/numpy-venv-$version.lock"
+flock 9
+if ! "$venv/bin/python" -c 'import numpy' >/dev/null 2>&1; then
+  rm -rf "$venv"
+  "$python" -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'numpy>=1.26,<2.3' >&2
+fi
+echo "$venv"

@@ -5,6 +5,9 @@
 use std::process::Command;
 
 fn main() {
+    pyo3_build_config::use_pyo3_cfgs();
+    let config = pyo3_build_config::get();
+
     // One initial-exec thread-local pointer (see the file for why it is C).
     cc::Build::new()
         .file("src/sys/current_slot.c")
@@ -25,9 +28,6 @@ fn main() {
         .compile("pybridge_host_call");
     println!("cargo:rerun-if-changed=src/python/host_call.cpp");
 
-    pyo3_build_config::use_pyo3_cfgs();
-    let config = pyo3_build_config::get();
-
     // An rpath to the build's libpython: without it the loader may pick up another
     // copy of the same soname (Debian's /usr/lib libpython3.11, say). Not for
     // the packaged cores (PYB_NO_RPATH=1, scripts/package.sh): the packaged
@@ -46,7 +46,7 @@ fn main() {
         .args([
             "-c",
             "import sys, sysconfig; print(sys.version.split()[0]); print(sys.prefix); \
-             print(sysconfig.get_config_var('LIBDIR') or '')",
+             print(sysconfig.get_config_var('LIBDIR') or ''); print(sysconfig.get_paths()['include'])",
         ])
         .output()
         .expect("failed to run the build's Python");
@@ -59,6 +59,20 @@ fn main() {
     let version = lines.next().unwrap_or_default();
     let prefix = lines.next().unwrap_or_default();
     let libdir = lines.next().unwrap_or_default();
+    let include = lines.next().unwrap_or_default();
+
+    // One struct field of CPython's thread state, read against the build's own
+    // headers (see the file for why).
+    cc::Build::new()
+        .file("src/python/thread_state_ident.c")
+        .include(include)
+        .flag("-fPIC")
+        .flag("-Wall")
+        .flag("-Wextra")
+        .flag("-Werror")
+        .opt_level(2)
+        .compile("pybridge_thread_state_ident");
+    println!("cargo:rerun-if-changed=src/python/thread_state_ident.c");
 
     println!("cargo:rustc-env=PYB_BUILD_PYTHON_EXECUTABLE={executable}");
     println!("cargo:rustc-env=PYB_BUILD_PYTHON_VERSION={version}");

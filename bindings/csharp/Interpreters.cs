@@ -63,8 +63,7 @@ namespace PyBridge
             if (handle == 0) return;
             int status = Native.pyb_interpreter_destroy(handle, 10000);
             handle = 0;
-            if (status != Native.PYB_OK && status != Native.PYB_E_BAD_HANDLE && status != Native.PYB_E_NOT_INITIALIZED)
-                throw PyStatus.ToException(status);
+            DisposeStatus.Check(status);
         }
     }
 
@@ -174,6 +173,17 @@ namespace PyBridge
             if (handle == 0) return;
             int status = Native.pyb_pool_destroy(handle, 10000);
             handle = 0;
+            DisposeStatus.Check(status);
+        }
+    }
+
+    /// <summary>What <c>Dispose</c> of an interpreter or a pool makes of its destroy's status.</summary>
+    internal static class DisposeStatus
+    {
+        /// <summary>Throws for a failed destroy, but not when the engine already ended the
+        /// interpreter or pool (its shutdown ends them all), so Dispose after shutdown is quiet.</summary>
+        internal static void Check(int status)
+        {
             if (status != Native.PYB_OK && status != Native.PYB_E_BAD_HANDLE && status != Native.PYB_E_NOT_INITIALIZED)
                 throw PyStatus.ToException(status);
         }

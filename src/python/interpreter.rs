@@ -426,26 +426,48 @@ impl<'py> Interrupts<'py> {
     }
 }
 
+unsafe extern "C" {
+    /// `thread_state_ident.c`: the ident of the thread a state was made on.
+    fn pybridge_thread_state_ident(state: *mut ffi::PyThreadState) -> libc::c_ulong;
+}
+
 /// See `Interrupts::interruptible`. GIL held, GC off.
+///
+/// Walks the current interpreter's own thread states instead of calling
+/// `sys._current_frames()`: on CPython 3.12 that function also visits the
+/// threads of every other interpreter, making frame objects for them with
+/// this interpreter's allocator while their own GIL runs them, and the
+/// process aborts in `free()` when such a thread returns (reproduced with
+/// CPython alone, docs/CPYTHON-NOTES.md "Interrupting threads").
+/// `PyThreadState_GetFrame` on a state of this interpreter allocates here,
+/// where the frame lives. The list is stable while the GIL is held: CPython
+/// and pybridge delete a thread state only with its interpreter's GIL.
 unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
-    // SAFETY (whole body): GIL held; borrowed references are used while their owner lives.
+    // SAFETY (whole body): GIL held; thread states are read while the GIL
+    // keeps them alive; frames are owned by `Owned`.
     unsafe {
-        let current_frames = ffi::PySys_GetObject(c"_current_frames".as_ptr());
-        if current_frames.is_null() {
-            return Err(Error::new(PYB_E_PYTHON, "sys._current_frames is missing"));
-        }
-        let frames = Owned::new(py, ffi::PyObject_CallNoArgs(current_frames))?;
-        let mut safe = Vec::new();
-        for ident in idents {
-            let key = Owned::new(py, ffi::PyLong_FromUnsignedLongLong(*ident))?;
-            let top = ffi::PyDict_GetItemWithError(frames.as_ptr(), key.as_ptr());
-            if top.is_null() && !ffi::PyErr_Occurred().is_null() {
-                return Err(crate::python::exception::python_error(py));
+        let interpreter = ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get());
+        // An ident can have more than one state: on 3.11 a new Python thread's
+        // state carries its starter's ident until it runs. A thread is safe only
+        // when every state with its ident is.
+        let mut unsafe_idents = Vec::new();
+        let mut state = ffi::PyInterpreterState_ThreadHead(interpreter);
+        while !state.is_null() {
+            let ident = pybridge_thread_state_ident(state) as u64;
+            if idents.contains(&ident) && !unsafe_idents.contains(&ident) {
+                let frame = ffi::PyThreadState_GetFrame(state).cast::<ffi::PyObject>();
+                if !frame.is_null() && frame_takes_locks(py, Owned::new(py, frame)?.as_ptr())? {
+                    unsafe_idents.push(ident);
+                }
             }
-            if !frame_takes_locks(py, top)? {
-                safe.push(*ident);
-            }
+            state = ffi::PyThreadState_Next(state);
         }
+        // A thread without a state here runs no Python in this interpreter.
+        let safe = idents
+            .iter()
+            .copied()
+            .filter(|ident| !unsafe_idents.contains(ident))
+            .collect();
         Ok(safe)
     }
 }

@@ -60,6 +60,10 @@ fn main() {
     let prefix = lines.next().unwrap_or_default();
     let libdir = lines.next().unwrap_or_default();
     let include = lines.next().unwrap_or_default();
+    assert!(
+        std::path::Path::new(include).join("Python.h").exists(),
+        "{executable} has no C headers at {include} (install its -dev package, e.g. python3-dev)"
+    );
 
     // One struct field of CPython's thread state, read against the build's own
     // headers (see the file for why).

@@ -24,6 +24,13 @@ if ! bash bindings/csharp/build-mcs.sh "$OUT" ||
   echo "0 passed, 1 failed"
   exit 1
 fi
+# The C baseline of the Benchmark test: the same pyb_call from C, loaded by the tests.
+if ! gcc -O2 -shared -fPIC -Wall -Wextra -Werror -Ibindings/c tests/csharp/native_bench.c \
+     -o "$OUT/libpybcsbench.so" -L"$OUT" -lpybridge -Wl,-rpath,'$ORIGIN'; then
+  echo "C benchmark helper build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 DOTNET="$ROOT/.deps/dotnetcore2/dotnetcore2/bin/dotnet"
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PYB_ROOT="$ROOT"
 PER_TEST_TIMEOUT="${PYB_CS_TEST_TIMEOUT:-120}"

@@ -35,7 +35,7 @@ namespace PyBridge
     /// <summary>A reference to a Python object. Dispose it (or let the GC finalize it) to release
     /// the reference; every member may be called from any thread, with or without a GIL scope
     /// (pybridge takes the GIL for each call when the thread does not hold it).</summary>
-    public class PyObject : IDisposable
+    public partial class PyObject : IDisposable
     {
         internal readonly PyObjectHandle Handle;
 

@@ -32,6 +32,7 @@ const HAND_WRITTEN: &[&str] = &[
     "pyb_python_info",
     "pyb_set_log_callback",
     "pyb_stats_get",
+    "pyb_gil_stats_enable",
 ];
 
 struct Function {

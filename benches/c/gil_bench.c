@@ -15,7 +15,9 @@
  *   (f) raw call: take the GIL, call a Python add(i, 1) with two int64 values,
  *                 convert the int result, release (raw C API, persistent state);
  *   (g) pyb_call: the same sequence through pybridge: one pyb_call, which
- *                 takes and drops the GIL itself.
+ *                 takes and drops the GIL itself;
+ *   (h), (i): (b) and (g) with GIL statistics on (pyb_gil_stats_enable), the
+ *                 cost of timing every wait and hold, against (b) and (g).
  * Rounds interleave the cases (in a rotating order) so drift on a shared
  * machine hits all of them alike; each measurement is the fastest of 10
  * batches, and the report gives per-case medians over the rounds.
@@ -34,7 +36,18 @@
 
 #include "pybridge.h"
 
-enum { RAW, ROUND_TRIP, NESTED, GILSTATE, NESTED_GILSTATE, RAW_CALL, PYB_CALL, CASES };
+enum {
+    RAW,
+    ROUND_TRIP,
+    NESTED,
+    GILSTATE,
+    NESTED_GILSTATE,
+    RAW_CALL,
+    PYB_CALL,
+    STATS_ROUND_TRIP,
+    STATS_CALL,
+    CASES
+};
 
 static const char *const CASE_NAMES[CASES] = {
     "(a) raw PyEval_RestoreThread+SaveThread",
@@ -44,10 +57,13 @@ static const char *const CASE_NAMES[CASES] = {
     "(e) nested PyGILState_Ensure+Release",
     "(f) raw GIL + call add(i, 1) + convert",
     "(g) pyb_call add(i, 1), one native call",
+    "(h) (b) with GIL statistics on",
+    "(i) (g) with GIL statistics on",
 };
 
 /* Operations per measurement: about 10-20 ms each. */
-static const long ITERATIONS[CASES] = {200000, 200000, 1000000, 50000, 1000000, 100000, 100000};
+static const long ITERATIONS[CASES] = {200000, 200000, 1000000, 50000, 1000000,
+                                       100000, 100000, 200000, 100000};
 
 #define MAX_ROUNDS 64
 #define QUIT (-1)
@@ -193,6 +209,14 @@ static double measure_pyb_call(long n) {
     return (now_ns() - start) / (double)n;
 }
 
+/* Runs `body` with GIL statistics on (only one case runs at a time). */
+static double with_gil_stats(double (*body)(long), long n) {
+    check("pyb_gil_stats_enable", pyb_gil_stats_enable(true));
+    double ns = body(n);
+    check("pyb_gil_stats_enable", pyb_gil_stats_enable(false));
+    return ns;
+}
+
 static double measure_batch(int which, long n) {
     switch (which) {
     case RAW: return measure_raw(n);
@@ -201,6 +225,8 @@ static double measure_batch(int which, long n) {
     case GILSTATE: return measure_gilstate(n);
     case RAW_CALL: return measure_raw_call(n);
     case PYB_CALL: return measure_pyb_call(n);
+    case STATS_ROUND_TRIP: return with_gil_stats(measure_round_trip, n);
+    case STATS_CALL: return with_gil_stats(measure_pyb_call, n);
     default: return measure_nested_gilstate(n);
     }
 }
@@ -334,12 +360,14 @@ int main(int argc, char **argv) {
     worker_start(&raw, raw_setup, raw_teardown);
     worker_start(&pyb, pyb_setup, NULL);
     worker_start(&gilstate, NULL, NULL);
-    struct worker *runs_on[CASES] = {&raw, &pyb, &pyb, &gilstate, &raw, &raw, &pyb};
+    struct worker *runs_on[CASES] = {&raw, &pyb, &pyb, &gilstate, &raw, &raw, &pyb, &pyb, &pyb};
 
     /* One unrecorded warm-up round, then the measured ones. */
     double ns[CASES][MAX_ROUNDS];
     double ratio[MAX_ROUNDS];
     double call_ratio[MAX_ROUNDS];
+    double stats_ratio[MAX_ROUNDS];
+    double stats_call_ratio[MAX_ROUNDS];
     for (int round = -1; round < rounds; round++) {
         double this_round[CASES];
         for (int k = 0; k < CASES; k++) {
@@ -352,6 +380,8 @@ int main(int argc, char **argv) {
             }
             ratio[round] = this_round[ROUND_TRIP] / this_round[RAW];
             call_ratio[round] = this_round[PYB_CALL] / this_round[RAW_CALL];
+            stats_ratio[round] = this_round[STATS_ROUND_TRIP] / this_round[ROUND_TRIP];
+            stats_call_ratio[round] = this_round[STATS_CALL] / this_round[PYB_CALL];
         }
     }
 
@@ -386,6 +416,13 @@ int main(int argc, char **argv) {
            "per-round ratio median %.2fx (%.2f-%.2fx)\n",
            med[PYB_CALL], med[RAW_CALL], med[PYB_CALL] / med[RAW_CALL], call_round_ratio,
            call_ratio[0], call_ratio[rounds - 1]);
+    double stats_round_ratio = median(stats_ratio, rounds);
+    double stats_call_round_ratio = median(stats_call_ratio, rounds);
+    printf("GIL statistics on: round trip %.1f ns vs %.1f ns off = %.2fx (per-round median "
+           "%.2fx); pyb_call %.1f ns vs %.1f ns off = %.2fx (per-round median %.2fx)\n",
+           med[STATS_ROUND_TRIP], med[ROUND_TRIP], med[STATS_ROUND_TRIP] / med[ROUND_TRIP],
+           stats_round_ratio, med[STATS_CALL], med[PYB_CALL], med[STATS_CALL] / med[PYB_CALL],
+           stats_call_round_ratio);
     printf("PyGILState_Ensure+Release without a thread state: %.1f ns = %.1fx the raw round "
            "trip (reference)\n",
            med[GILSTATE], med[GILSTATE] / med[RAW]);

@@ -109,6 +109,9 @@
 
 #define PYB_LOG_TRACE 5
 
+// Bytes in the thread-name fields of `pyb_gil_stats`, NUL included.
+#define PYB_THREAD_NAME_SIZE 32
+
 // The result of every fallible pybridge call: `PYB_OK` (0) or a negative error.
 // After an error, `pyb_last_error_message` on the same thread says what happened
 // and what to do.
@@ -269,6 +272,48 @@ typedef struct pyb_stats {
   // Thread states pybridge deleted when their thread exited.
   uint64_t thread_states_deleted;
 } pyb_stats;
+
+// GIL waits and holds of host threads (`pyb_gil_stats_total`,
+// `pyb_gil_stats_threads`), counted while GIL statistics are on
+// (`pyb_gil_stats_enable`). Durations are nanoseconds. Percentiles come from
+// buckets four to a power of two, so each is at most 25% above the true value
+// (and never above the maximum).
+//
+// A wait is the time a host thread spent blocked to take a GIL through
+// pybridge; a hold, from then until it gave it back (the end of its outermost
+// scope, the start of an allow-threads region, or a switch to another
+// interpreter). Python's own threads are not timed: their holds show up as
+// host threads' waits.
+typedef struct pyb_gil_stats {
+  // Set by the caller to `sizeof(pyb_gil_stats)`; fields past it are not written.
+  size_t struct_size;
+  // pybridge's id of the host thread (unique in the process); 0 in the total.
+  uint64_t thread_id;
+  // The thread's operating-system id (Linux `gettid`); 0 in the total.
+  int32_t os_thread_id;
+  // The thread's name as the host set it (`pthread_setname_np`, .NET
+  // `Thread.Name` on CoreCLR), NUL-terminated and cut to fit; empty in the total.
+  char thread_name[PYB_THREAD_NAME_SIZE];
+  // Timed GIL acquisitions: one per wait, and one hold each.
+  uint64_t acquisitions;
+  uint64_t wait_total_ns;
+  uint64_t wait_max_ns;
+  uint64_t wait_p50_ns;
+  uint64_t wait_p90_ns;
+  uint64_t wait_p99_ns;
+  uint64_t hold_total_ns;
+  uint64_t hold_max_ns;
+  uint64_t hold_p50_ns;
+  uint64_t hold_p90_ns;
+  uint64_t hold_p99_ns;
+  // Which thread held a GIL longest (`hold_max_ns`), by `thread_id`; in a
+  // thread's own entry, that thread. 0 when nothing was recorded.
+  uint64_t longest_hold_thread_id;
+  int32_t longest_hold_os_thread_id;
+  char longest_hold_thread_name[PYB_THREAD_NAME_SIZE];
+  // Whether GIL statistics are on now.
+  bool enabled;
+} pyb_gil_stats;
 
 // Success.
 #define PYB_OK 0
@@ -821,6 +866,43 @@ pyb_status pyb_set_log_callback(pyb_log_callback callback, void *user_data, int3
 // knows: only the first `struct_size` bytes are written. A `struct_size` too
 // small to hold itself is `PYB_E_INVALID_ARGUMENT`.
 pyb_status pyb_stats_get(struct pyb_stats *out);
+
+// Switches GIL statistics on (`true`) or off. Any thread, any time, engine
+// running or not (through the release package's loader, a switch before the
+// first `pyb_engine_initialize` is applied when it loads a core); the counts
+// so far are kept (see `pyb_gil_stats_reset`).
+// Also switched on when an engine starts with `PYBRIDGE_GIL_STATS=1` in the
+// environment.
+//
+// Off by default: on, a GIL round trip reads the CPU's time-stamp counter
+// three times and stores a few counters, which the benchmark
+// (benches/c/gil_bench.c) measures against the same round trip with them off.
+pyb_status pyb_gil_stats_enable(bool enabled);
+
+// Forgets every wait and hold recorded so far, of every thread. Any thread.
+//
+// Through the release package's loader, this and the other `pyb_gil_stats_*`
+// reads return `PYB_E_NOT_INITIALIZED` until the first `pyb_engine_initialize`
+// has loaded a core (nothing can have been recorded before).
+pyb_status pyb_gil_stats_reset(void);
+
+// Fills `out` (whose `struct_size` the caller sets) with the waits and holds
+// of all host threads together since the last reset, those that exited
+// included, and the longest hold with its thread. Any thread.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (`struct_size`
+// too small to hold itself).
+pyb_status pyb_gil_stats_total(struct pyb_gil_stats *out);
+
+// Writes one entry per live host thread that took a GIL since the last reset
+// (oldest thread first) to `out[0..capacity]`, and their number to
+// `*count_out`: when it exceeds `capacity`, only the first `capacity` are
+// written. `out` may be NULL when `capacity` is 0 (to ask for the count).
+// The caller sets `out[0].struct_size`; every entry is written with that
+// size and that stride. Any thread.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (`struct_size`).
+pyb_status pyb_gil_stats_threads(struct pyb_gil_stats *out, size_t capacity, size_t *count_out);
 
 #ifdef __cplusplus
 }  // extern "C"

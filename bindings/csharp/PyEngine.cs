@@ -96,7 +96,7 @@ namespace PyBridge
     /// <summary>The engine: one per process. Every member may be called from any thread; the
     /// rules of bindings/c/pybridge.h apply (for example, Shutdown from a thread inside a GIL
     /// scope throws InvalidOperationException instead of waiting for itself).</summary>
-    public static class PyEngine
+    public static partial class PyEngine
     {
         /// <summary>Starts the engine with default settings (idempotent; see pyb_engine_initialize).</summary>
         public static void Initialize()

@@ -196,6 +196,7 @@ pub(crate) fn load(named: Option<&str>) -> Result<&'static Core, String> {
         python,
     });
     crate::exports::apply_log_callback(core);
+    crate::exports::apply_gil_stats_switch(core);
     Ok(core)
 }
 

@@ -4,6 +4,7 @@
 
 use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::abi::config::pyb_config;
 use crate::abi::engine::PYB_STATE_UNINITIALIZED;
@@ -280,6 +281,31 @@ pub extern "C" fn pyb_set_log_callback(
         max_level,
     });
     PYB_OK
+}
+
+/// The GIL-statistics switch a host set before a core was loaded: 0 = not
+/// set, 1 = off, 2 = on; applied on load.
+static GIL_STATS_SWITCH: AtomicU8 = AtomicU8::new(0);
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_gil_stats_enable(enabled: bool) -> pyb_status {
+    if let Some(core) = functions() {
+        // SAFETY: the core's function, the host's argument.
+        return unsafe { (core.pyb_gil_stats_enable)(enabled) };
+    }
+    GIL_STATS_SWITCH.store(1 + u8::from(enabled), Ordering::Relaxed);
+    PYB_OK
+}
+
+/// Hands the GIL-statistics switch set before the core was loaded to the core.
+pub(crate) fn apply_gil_stats_switch(core: &Core) {
+    match GIL_STATS_SWITCH.swap(0, Ordering::Relaxed) {
+        0 => {}
+        // SAFETY: the core's function.
+        set => unsafe {
+            (core.functions.pyb_gil_stats_enable)(set == 2);
+        },
+    }
 }
 
 /// Hands a log callback set before the core was loaded to the core.

@@ -28,6 +28,7 @@ pub use crate::abi::engine::*;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb_status {
     ffi_boundary("pyb_engine_initialize", || {
+        crate::capi::stats::enable_from_environment();
         lifecycle::initialize(engine_config(config)?)
     })
 }

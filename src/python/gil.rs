@@ -12,6 +12,7 @@ use pyo3::ffi;
 use crate::abi::status::*;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, EngineWord, GateState};
+use crate::runtime::gil_stats;
 use crate::runtime::interpreters;
 use crate::runtime::stats;
 use crate::runtime::thread_slot::{
@@ -97,9 +98,11 @@ pub(crate) fn acquire(thread: CurrentThread) -> Result<u64> {
 fn retake_nested(thread: CurrentThread) -> Result<u64> {
     let owner = thread.owner();
     thread.set_activity(Activity::WaitingForGil);
+    let wait = gil_stats::wait_begins();
     // SAFETY: this thread's own state, saved by whoever released the GIL under
     // the open scope; the thread is busy, so the interpreter is alive.
     unsafe { ffi::PyEval_RestoreThread(owner.tstate.get()) };
+    gil_stats::gil_taken(thread, wait);
     thread.set_activity(Activity::HoldingGil);
     let depth = owner.depth.get() + 1;
     owner.depth.set(depth);
@@ -141,8 +144,10 @@ fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
     owner.borrowed.set(borrowed);
     if !borrowed {
         thread.set_activity(Activity::WaitingForGil);
+        let wait = gil_stats::wait_begins();
         // SAFETY: `tstate` is this thread's own, of the running interpreter.
         unsafe { ffi::PyEval_RestoreThread(tstate) };
+        gil_stats::gil_taken(thread, wait);
     }
     thread.set_activity(Activity::HoldingGil);
     owner.depth.set(1);
@@ -286,6 +291,7 @@ pub(crate) fn release(thread: CurrentThread, value: u64) -> Result<()> {
     owner.scope_tokens.pop();
     if owner.retaken.last() == Some(depth) {
         owner.retaken.pop();
+        gil_stats::gil_given_away(thread);
         // Hand the GIL back to whoever gave it away under the enclosing scope.
         // SAFETY: this thread holds the GIL on `owner.tstate`.
         unsafe { ffi::PyEval_SaveThread() };
@@ -294,8 +300,13 @@ pub(crate) fn release(thread: CurrentThread, value: u64) -> Result<()> {
     if depth == 1 {
         if !owner.borrowed.get() {
             thread.set_activity(Activity::Idle);
+            gil_stats::gil_given_away(thread);
             // SAFETY: this thread holds the GIL on `owner.tstate`.
             unsafe { ffi::PyEval_SaveThread() };
+        } else {
+            // The thread keeps the GIL, but no longer through pybridge: a hold
+            // timed inside this scope (after an allow-threads region) ends here.
+            owner.gil_hold_start.set(0);
         }
         if owner.allow_frames.is_empty() {
             thread.set_activity(Activity::Idle);
@@ -663,6 +674,7 @@ pub(crate) fn begin_allow_threads(thread: CurrentThread) -> Result<u64> {
         owner.generation_start.set(owner.next_serial());
     }
     thread.set_activity(Activity::AllowThreads);
+    gil_stats::gil_given_away(thread);
     // SAFETY: this thread holds the GIL; busy stays set until the region ends.
     let saved = unsafe { ffi::PyEval_SaveThread() };
     let token = owner.issue(thread.id, TokenKind::AllowThreads);
@@ -692,9 +704,17 @@ pub(crate) fn end_allow_threads(thread: CurrentThread, value: u64) -> Result<()>
     }
     owner.allow_frames.pop();
     thread.set_activity(Activity::WaitingForGil);
+    // Timed only when the region gave away a hold pybridge timed (not a GIL
+    // the thread held without pybridge, such as a Python thread's).
+    let wait = if top.depth > 0 {
+        gil_stats::wait_begins()
+    } else {
+        0
+    };
     // SAFETY: the thread state this thread saved at begin; the shutdown side
     // waits for busy threads, so the interpreter is alive.
     unsafe { ffi::PyEval_RestoreThread(top.saved_tstate) };
+    gil_stats::gil_taken(thread, wait);
     owner.depth.set(top.depth);
     thread.epoch.store(top.epoch, Ordering::Relaxed);
     owner.borrowed.set(top.borrowed);

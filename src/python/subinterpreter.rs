@@ -44,13 +44,7 @@ pub(crate) fn refuse_unsupported(own_gil: bool) -> Result<()> {
 }
 
 fn python_version() -> String {
-    // SAFETY: a static string, readable without the GIL.
-    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) };
-    let version = version.to_string_lossy();
-    format!(
-        "CPython {}",
-        version.split_whitespace().next().unwrap_or("unknown")
-    )
+    format!("CPython {}", crate::sys::loader::running_version())
 }
 
 /// Makes a sub-interpreter and returns its id; blocks until its keeper made it.

@@ -7,6 +7,7 @@ pub(crate) mod error;
 pub(crate) mod fork;
 pub(crate) mod gate;
 pub(crate) mod gil_cell;
+pub(crate) mod gil_stats;
 pub(crate) mod interpreters;
 pub(crate) mod logging;
 pub(crate) mod stats;

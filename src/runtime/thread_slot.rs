@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use pyo3::ffi;
 
+use crate::runtime::gil_stats::{self, GilTimes};
 use crate::runtime::token::{Serials, Token, TokenKind};
 use crate::sys::{current_slot, thread as os_thread};
 
@@ -167,6 +168,9 @@ pub(crate) struct OwnerState {
     pub subinterpreter_states: CellStack<SubinterpreterState>,
     /// Open switches into other interpreters, innermost last.
     pub interpreter_frames: CellStack<InterpreterFrame>,
+    /// When this thread's current GIL hold began, in clock ticks; 0 when it
+    /// is not timed (GIL statistics off, or no GIL held through pybridge).
+    pub gil_hold_start: Cell<u64>,
 }
 
 pub(crate) struct ThreadSlot {
@@ -189,6 +193,8 @@ pub(crate) struct ThreadSlot {
     pub interpreter: AtomicU64,
     /// Set on pybridge's own keeper threads, which a shutdown must never interrupt.
     pub internal: AtomicBool,
+    /// How long this thread waited for and held GILs (written by the owner only).
+    pub gil_times: GilTimes,
     /// Private: reached only through [`CurrentThread::owner`].
     owner: OwnerState,
 }
@@ -288,9 +294,11 @@ impl Drop for ExitHook {
         if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
             owners.retain(|_, id| *id != slot.id);
         }
-        REGISTRY
-            .lock()
-            .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr));
+        gil_stats::retire(&slot, || {
+            REGISTRY
+                .lock()
+                .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr))
+        });
     }
 }
 
@@ -343,7 +351,9 @@ impl ThreadSlot {
                 retaken: CellStack::new(),
                 subinterpreter_states: CellStack::new(),
                 interpreter_frames: CellStack::new(),
+                gil_hold_start: Cell::new(0),
             },
+            gil_times: GilTimes::new(),
         });
         crate::sys::stack_check::warn_if_stack_too_small(|| slot.describe());
         let ptr = Arc::as_ptr(&slot);

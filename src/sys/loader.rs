@@ -31,15 +31,28 @@ pub(crate) fn promote_libpython_to_global() {
     }
 }
 
-/// The running libpython's version, e.g. `3.12.1`.
+/// The running libpython's version, e.g. `3.12.1`. Any thread, no GIL.
 pub(crate) fn running_version() -> String {
-    // SAFETY: Py_GetVersion returns a static string and is safe at any time.
-    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
-    version
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    // `Py_GetVersion` formats into one static buffer on every call (3.10-3.13),
+    // and CPython calls it itself whenever it makes an interpreter's `sys`: two
+    // threads calling it race (ThreadSanitizer reports it). `Py_Version` (3.11+)
+    // is a constant.
+    #[cfg(Py_3_11)]
+    {
+        // SAFETY: a constant the library exports.
+        let hex = unsafe { ffi::Py_Version };
+        format!("{}.{}.{}", hex >> 24, (hex >> 16) & 0xff, (hex >> 8) & 0xff)
+    }
+    #[cfg(not(Py_3_11))]
+    {
+        // SAFETY: a NUL-terminated string in a static buffer; see above for the race.
+        let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+        version
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 /// The file the dynamic loader actually mapped for libpython.

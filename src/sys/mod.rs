@@ -1,6 +1,7 @@
 //! The operating system and the dynamic loader: facts about this process
 //! and its threads, with no pybridge state.
 
+pub(crate) mod clock;
 pub(crate) mod current_slot;
 pub(crate) mod loader;
 pub(crate) mod membarrier;

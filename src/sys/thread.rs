@@ -33,3 +33,10 @@ pub(crate) fn stack_size() -> Option<usize> {
         (status == 0).then_some(size)
     }
 }
+
+/// The current name of this process's thread `os_tid` (what the host set with
+/// `pthread_setname_np` or .NET's `Thread.Name`), if it still runs.
+pub(crate) fn name_of(os_tid: i32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/self/task/{os_tid}/comm")).ok()?;
+    Some(name.trim_end_matches('\n').to_string())
+}

@@ -3,9 +3,15 @@
 // that calls back into a C++ function registered with the release-GIL policy;
 // 1,000 rounds with all threads starting each round together. The overlap of
 // the native calls is measured against the same function registered with the
-// GIL held (which serializes it).
+// GIL held (which serializes it). GIL statistics are on throughout: the table
+// they give is checked and printed (scripts/gil-report shows it; with
+// PYB_GIL_CSV=path set, the same figures are written there as CSV).
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <fstream>
 #include <set>
 #include <thread>
 #include <vector>
@@ -74,6 +80,7 @@ def step(r, hold_gil):
 
 int main() {
     auto engine = test::guarded("initialize", [] { return pybridge::Engine::initialize(); });
+    pybridge::enable_gil_stats();
     Overlap released;
     Overlap held;
     test::guarded("register", [&] {
@@ -94,6 +101,9 @@ int main() {
     std::vector<std::thread> pool;
     for (int t = 0; t < kThreads; ++t) {
         pool.emplace_back([&, t] {
+            char name[16];
+            std::snprintf(name, sizeof name, "pool-%d", t);
+            pthread_setname_np(pthread_self(), name);
             test::guarded("pool thread", [&] {
                 pybridge::Object scope = pybridge::new_scope();
                 scope.set_item("tid", t);
@@ -114,6 +124,8 @@ int main() {
                     barrier.arrive_and_wait();  // phase end
                 }
                 final_rounds[t] = pybridge::eval("local.rounds", scope).to_int64();
+                barrier.arrive_and_wait();  // the statistics are read while threads live
+                barrier.arrive_and_wait();
                 return 0;
             });
         });
@@ -129,6 +141,9 @@ int main() {
         barrier.arrive_and_wait();
         phase_ms[phase] = test::now_ms() - started;
     }
+    barrier.arrive_and_wait();
+    pybridge::GilStats gil = pybridge::gil_stats();
+    barrier.arrive_and_wait();
     for (std::thread &thread : pool) {
         thread.join();
     }
@@ -170,6 +185,31 @@ int main() {
                released.max_inside.load());
     TEST_CHECK(released_concurrency > 2.0, "release-GIL average concurrency only %.2f",
                released_concurrency);
+
+    // GIL statistics. Each pool thread took a GIL exactly: once for each of its
+    // six setup calls (new_scope, set_item, run, item, eval ident, eval
+    // local.rounds), once per call of the held phase, and twice per call of the
+    // released one (the call's, and the end of the allow-threads region around
+    // the native function).
+    const uint64_t want_acquisitions = 6 + kBaselineRounds + 2 * kRounds;
+    int pool_rows = 0;
+    for (const pyb_gil_stats &thread : gil.threads) {
+        if (std::strncmp(thread.thread_name, "pool-", 5) != 0) continue;
+        ++pool_rows;
+        TEST_CHECK(thread.acquisitions == want_acquisitions, "%s: %llu acquisitions, want %llu",
+                   thread.thread_name, static_cast<unsigned long long>(thread.acquisitions),
+                   static_cast<unsigned long long>(want_acquisitions));
+    }
+    TEST_CHECK(pool_rows == kThreads, "%d pool threads in the GIL statistics", pool_rows);
+    // The longest hold is a pool thread's native call made with the GIL held.
+    TEST_CHECK(std::strncmp(gil.total.longest_hold_thread_name, "pool-", 5) == 0,
+               "longest hold by '%s'", gil.total.longest_hold_thread_name);
+    TEST_CHECK(gil.total.hold_max_ns >= 300000, "longest hold %llu ns",
+               static_cast<unsigned long long>(gil.total.hold_max_ns));
+    std::printf("thread_pool: GIL statistics:\n%s", gil.table().c_str());
+    if (const char *csv = std::getenv("PYB_GIL_CSV")) {
+        std::ofstream(csv) << gil.csv();
+    }
 
     test::guarded("shutdown", [&] {
         engine.shutdown(std::chrono::seconds(30));

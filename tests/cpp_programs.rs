@@ -166,6 +166,24 @@ fn interpreters(sanitized: bool) {
     assert!(own_gil != refused, "{}", outcome.describe());
 }
 
+fn calls_and_containers(sanitized: bool) {
+    build_and_run(
+        "calls_and_containers",
+        "calls_and_containers: all checks passed",
+        sanitized,
+    );
+}
+
+#[test]
+fn keyword_calls_and_containers_from_cpp() {
+    calls_and_containers(false);
+}
+
+#[test]
+fn keyword_calls_and_containers_under_sanitizers() {
+    calls_and_containers(true);
+}
+
 #[test]
 fn interpreters_and_pools_from_cpp() {
     interpreters(false);
@@ -274,12 +292,12 @@ int hpp_check() {
 }
 "#;
 
-#[test]
-fn cpp_header_compiles_alone_and_twice_as_cpp17() {
-    let dir = work_dir("hpp-alone");
-    let source = dir.join("hpp_alone.cpp");
-    std::fs::write(&source, HPP_ALONE).unwrap();
-    let object = dir.join("hpp_alone.o");
+/// Compiles `code` (an object file only) against the C++ header.
+fn compile_snippet(name: &str, code: &str) -> Result<(), String> {
+    let dir = work_dir(name);
+    let source = dir.join(format!("{name}.cpp"));
+    std::fs::write(&source, code).unwrap();
+    let object = dir.join(format!("{name}.o"));
     let mut command = Command::new("g++");
     command
         .arg("-std=c++17")
@@ -290,11 +308,28 @@ fn cpp_header_compiles_alone_and_twice_as_cpp17() {
         .arg(&source)
         .arg("-o")
         .arg(&object);
-    if let Err(output) = run_compiler(command) {
+    let result = run_compiler(command);
+    assert!(result.is_err() || object.is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+#[test]
+fn cpp_header_compiles_alone_and_twice_as_cpp17() {
+    if let Err(output) = compile_snippet("hpp_alone", HPP_ALONE) {
         panic!("bindings/cpp/pybridge.hpp does not compile on its own as C++17:\n{output}");
     }
-    assert!(object.is_file());
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_positional_argument_after_a_keyword_does_not_compile() {
+    let code = "#include \"pybridge.hpp\"\n\
+                void f(const pybridge::Object &o) { o.call(pybridge::kw(\"a\", 1), 2); }\n";
+    let output = compile_snippet("kw_order", code).expect_err("kw before a positional compiled");
+    assert!(
+        output.contains("keyword arguments (kw) must come after positional ones"),
+        "{output}"
+    );
 }
 
 /// The README's C++ example must be `tests/cpp/readme_example.cpp` verbatim

@@ -554,33 +554,91 @@ inline void Object::set_item(const ValueRef &key, const ValueRef &value) const {
   detail::check(pyb_setitem(handle_, &raw_key, &raw_value));
 }
 
+// A keyword argument for call() and call_method(): obj.call(1, kw("indent", 2)).
+// It refers to its value until the end of the full expression it appears in.
+// Keywords come after every positional argument (a compile-time check), as in
+// Python.
+template <class T>
+struct Keyword {
+  const char *name;
+  T &&value;
+};
+
+template <class T>
+Keyword<T> kw(const char *name, T &&value) noexcept {
+  return Keyword<T>{name, std::forward<T>(value)};
+}
+
 namespace detail {
 
-// Converts the arguments into pyb_values that stay valid for the whole call
-// (Values and Objects are borrowed, anything else is converted into a holder),
-// runs `call(args, nargs, &out)` and adopts its output.
+template <class T>
+struct is_keyword : std::false_type {};
+template <class T>
+struct is_keyword<Keyword<T>> : std::true_type {};
+
+// True when no positional argument follows a keyword.
+template <class... A>
+constexpr bool keywords_last() {
+  bool seen_keyword = false;
+  bool ok = true;
+  ((seen_keyword = seen_keyword || is_keyword<std::decay_t<A>>::value,
+    ok = ok && (is_keyword<std::decay_t<A>>::value || !seen_keyword)),
+   ...);
+  return ok;
+}
+
+// Values converted for one C call: each argument is borrowed (a Value or an
+// Object) or converted into a holder, and stays valid while the pack lives.
+// Keyword names are collected in order.
+template <size_t N>
+class ValuePack {
+ public:
+  template <class... A>
+  explicit ValuePack(A &&...args) {
+    (add(std::forward<A>(args)), ...);
+  }
+  ValuePack(const ValuePack &) = delete;
+  ValuePack &operator=(const ValuePack &) = delete;
+
+  const pyb_value *data() const noexcept { return raw_.data(); }
+  size_t positional() const noexcept { return N - keywords_; }
+  size_t keywords() const noexcept { return keywords_; }
+  const char *const *names() const noexcept { return keywords_ ? names_.data() : nullptr; }
+
+ private:
+  template <class T>
+  void add(T &&arg) {
+    using D = std::decay_t<T>;
+    if constexpr (is_keyword<D>::value) {
+      names_[keywords_++] = arg.name;
+      add(std::forward<decltype(arg.value)>(arg.value));
+      return;
+    } else if constexpr (std::is_same_v<D, Value>) {
+      raw_[next_] = arg.capi();
+    } else if constexpr (std::is_same_v<D, Object>) {
+      raw_[next_].tag = PYB_VALUE_OBJECT;
+      raw_[next_].data.object = arg.capi();
+    } else {
+      holders_[next_].emplace(std::forward<T>(arg));
+      raw_[next_] = holders_[next_]->capi();
+    }
+    ++next_;
+  }
+
+  std::array<std::optional<Value>, N> holders_{};
+  std::array<pyb_value, N> raw_{};
+  std::array<const char *, N> names_{};
+  size_t next_ = 0;
+  size_t keywords_ = 0;
+};
+
+// Runs `call(pack, &out)` and adopts its output.
 template <class Call, class... A>
 Value with_args(Call &&call, A &&...args) {
-  std::array<std::optional<Value>, sizeof...(A)> holders{};
-  std::array<pyb_value, sizeof...(A)> raw{};
-  size_t i = 0;
-  auto fill = [&](auto &&arg) {
-    using T = std::decay_t<decltype(arg)>;
-    if constexpr (std::is_same_v<T, Value>) {
-      raw[i] = arg.capi();
-    } else if constexpr (std::is_same_v<T, Object>) {
-      raw[i].tag = PYB_VALUE_OBJECT;
-      raw[i].data.object = arg.capi();
-    } else {
-      holders[i].emplace(std::forward<decltype(arg)>(arg));
-      raw[i] = holders[i]->capi();
-    }
-    ++i;
-  };
-  (fill(std::forward<A>(args)), ...);
-  (void)fill;
+  static_assert(keywords_last<A...>(), "keyword arguments (kw) must come after positional ones");
+  ValuePack<sizeof...(A)> pack(std::forward<A>(args)...);
   pyb_value out{};
-  check(call(raw.data(), raw.size(), &out));
+  check(call(pack, &out));
   return Value::adopt(out);
 }
 
@@ -589,8 +647,8 @@ Value with_args(Call &&call, A &&...args) {
 template <class... A>
 Value Object::call(A &&...args) const {
   return detail::with_args(
-      [this](const pyb_value *raw, size_t n, pyb_value *out) {
-        return pyb_call(handle_, raw, n, nullptr, 0, out);
+      [this](const auto &pack, pyb_value *out) {
+        return pyb_call(handle_, pack.data(), pack.positional(), pack.names(), pack.keywords(), out);
       },
       std::forward<A>(args)...);
 }
@@ -598,10 +656,94 @@ Value Object::call(A &&...args) const {
 template <class... A>
 Value Object::call_method(const char *name, A &&...args) const {
   return detail::with_args(
-      [this, name](const pyb_value *raw, size_t n, pyb_value *out) {
-        return pyb_call_method(handle_, name, raw, n, nullptr, 0, out);
+      [this, name](const auto &pack, pyb_value *out) {
+        return pyb_call_method(handle_, name, pack.data(), pack.positional(), pack.names(),
+                               pack.keywords(), out);
       },
       std::forward<A>(args)...);
+}
+
+// ---------------------------------------------------------------- containers
+
+namespace detail {
+
+// `make(items, count, &out)` (pyb_tuple_new or pyb_list_new) over the arguments.
+template <class Make, class... A>
+Object sequence_of(Make make, A &&...items) {
+  ValuePack<sizeof...(A)> pack(std::forward<A>(items)...);
+  pyb_object out = 0;
+  check(make(pack.data(), sizeof...(A), &out));
+  return Object(out);
+}
+
+}  // namespace detail
+
+// A new tuple of the arguments: make_tuple(1, "two", 3.0). Any thread.
+template <class... A>
+Object make_tuple(A &&...items) {
+  return detail::sequence_of(pyb_tuple_new, std::forward<A>(items)...);
+}
+
+// A new list of the arguments. Any thread.
+template <class... A>
+Object make_list(A &&...items) {
+  return detail::sequence_of(pyb_list_new, std::forward<A>(items)...);
+}
+
+// A new dict with str keys: make_dict(kw("a", 1), kw("b", "two")). Any thread.
+template <class... T>
+Object make_dict(Keyword<T>... entries) {
+  std::array<Value, sizeof...(T)> keys{Value(entries.name)...};
+  detail::ValuePack<sizeof...(T)> values(std::forward<T>(entries.value)...);
+  std::array<pyb_value, sizeof...(T)> raw_keys{};
+  for (size_t i = 0; i < keys.size(); ++i) raw_keys[i] = keys[i].capi();
+  pyb_object out = 0;
+  detail::check(pyb_dict_new(raw_keys.data(), values.data(), sizeof...(T), &out));
+  return Object(out);
+}
+
+// A new list from a C++ range of values convertible to Value (vector<int64_t>,
+// vector<std::string>, ...). Any thread.
+template <class Range>
+Object list_from(const Range &range) {
+  std::vector<Value> items;
+  for (const auto &item : range) items.emplace_back(item);
+  std::vector<pyb_value> raw;
+  raw.reserve(items.size());
+  for (const Value &item : items) raw.push_back(item.capi());
+  pyb_object out = 0;
+  detail::check(pyb_list_new(raw.data(), raw.size(), &out));
+  return Object(out);
+}
+
+// A new dict from a C++ map (or any range of pairs) whose keys and values
+// convert to Value. Any thread.
+template <class Map>
+Object dict_from(const Map &map) {
+  std::vector<Value> keys;
+  std::vector<Value> values;
+  for (const auto &[key, value] : map) {
+    keys.emplace_back(key);
+    values.emplace_back(value);
+  }
+  std::vector<pyb_value> raw_keys;
+  std::vector<pyb_value> raw_values;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    raw_keys.push_back(keys[i].capi());
+    raw_values.push_back(values[i].capi());
+  }
+  pyb_object out = 0;
+  detail::check(pyb_dict_new(raw_keys.data(), raw_values.data(), keys.size(), &out));
+  return Object(out);
+}
+
+// The items of any iterable as a std::vector<T> (T as for Value::as). Any thread.
+template <class T>
+std::vector<T> to_vector(const Object &iterable) {
+  std::vector<T> out;
+  Object iterator = iterable.iter();
+  while (std::optional<Value> item = iterator.next()) out.push_back(item->as<T>());
+  return out;
 }
 
 inline std::optional<Value> Object::next() const {

@@ -1,0 +1,89 @@
+// calls_and_containers: keyword arguments (pybridge::kw) in call and
+// call_method, containers built from arguments and from C++ ranges, and
+// iterables read back into std::vector.
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+const char *const test::program = "calls_and_containers";
+
+namespace {
+
+const char *kSetup = R"(
+def describe(a, b=2, *rest, c=3, **more):
+    return f"a={a} b={b} rest={list(rest)} c={c} more={sorted(more.items())}"
+)";
+
+void keyword_calls() {
+    pybridge::run(kSetup);
+    pybridge::Object describe = pybridge::eval("describe").into_object();
+    TEST_CHECK(describe.call(1).to_string() == "a=1 b=2 rest=[] c=3 more=[]", "positional only");
+    std::string text = "x";
+    int64_t lvalue = 40;
+    std::string got = describe.call(1, pybridge::kw("c", lvalue + 2), pybridge::kw("name", text))
+                          .to_string();
+    TEST_CHECK(got == "a=1 b=2 rest=[] c=42 more=[('name', 'x')]", "keywords: %s", got.c_str());
+    got = describe.call(1, 2, 3, pybridge::kw("b2", 5.5)).to_string();
+    TEST_CHECK(got == "a=1 b=2 rest=[3] c=3 more=[('b2', 5.5)]", "mixed: %s", got.c_str());
+    pybridge::Object json = pybridge::import_module("json");
+    pybridge::Object data = pybridge::make_dict(pybridge::kw("k", 1));
+    got = json.call_method("dumps", data, pybridge::kw("indent", 2)).to_string();
+    TEST_CHECK(got == "{\n  \"k\": 1\n}", "json.dumps(indent=2): %s", got.c_str());
+    // Python's own TypeError for a keyword the function does not take.
+    try {
+        json.call_method("dumps", data, pybridge::kw("no_such_option", true));
+        test::fail("an unknown keyword was accepted");
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.status() == PYB_E_PYTHON && error.python_type() == "TypeError",
+                   "unknown keyword: %s", error.what());
+    }
+}
+
+void containers() {
+    pybridge::Object scope = pybridge::new_scope();
+    scope.set_item("t", pybridge::make_tuple(1, "two", 3.0, nullptr));
+    scope.set_item("l", pybridge::make_list());
+    scope.set_item("d", pybridge::make_dict(pybridge::kw("a", 1), pybridge::kw("b", "two")));
+    std::vector<int64_t> numbers{5, 6, 7};
+    scope.set_item("v", pybridge::list_from(numbers));
+    std::map<std::string, double> weights{{"x", 0.5}, {"y", 1.5}};
+    scope.set_item("m", pybridge::dict_from(weights));
+    std::string got = pybridge::eval("repr((t, l, d, v, m))", scope).to_string();
+    TEST_CHECK(got == "((1, 'two', 3.0, None), [], {'a': 1, 'b': 'two'}, [5, 6, 7], {'x': 0.5, 'y': 1.5})",
+               "containers: %s", got.c_str());
+    std::vector<int64_t> squares =
+        pybridge::to_vector<int64_t>(pybridge::eval("(i * i for i in range(5))", scope).into_object());
+    TEST_CHECK((squares == std::vector<int64_t>{0, 1, 4, 9, 16}), "to_vector: %zu items", squares.size());
+    std::vector<std::string> keys = pybridge::to_vector<std::string>(pybridge::eval("m", scope).into_object());
+    TEST_CHECK((keys == std::vector<std::string>{"x", "y"}), "dict keys: %zu", keys.size());
+    // A wrong item type is the binding's exception, with its status.
+    try {
+        pybridge::to_vector<int64_t>(pybridge::eval("['a']", scope).into_object());
+        test::fail("a str item read as int64");
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.status() == PYB_E_WRONG_TYPE, "str as int64: %s", error.what());
+    }
+}
+
+}  // namespace
+
+int main() {
+    auto engine = test::guarded("initialize", [] { return pybridge::Engine::initialize(); });
+    test::guarded("keyword calls", [] {
+        keyword_calls();
+        return 0;
+    });
+    test::guarded("containers", [] {
+        containers();
+        return 0;
+    });
+    test::guarded("shutdown", [&] {
+        engine.shutdown(std::chrono::seconds(30));
+        return 0;
+    });
+    std::puts("calls_and_containers: all checks passed");
+    return 0;
+}

@@ -305,3 +305,19 @@ fn bad_arguments_get_exact_statuses_and_short_structs_get_their_fields() {
         handle.join().unwrap();
     });
 }
+
+#[test]
+fn the_environment_switches_statistics_on_at_engine_start() {
+    within(LIMIT, "PYBRIDGE_GIL_STATS", || {
+        assert!(!total().enabled, "off before any engine");
+        // SAFETY: this test's process runs no other thread that reads the environment.
+        unsafe { std::env::set_var("PYBRIDGE_GIL_STATS", "1") };
+        initialize();
+        assert!(
+            total().enabled,
+            "on after an engine started with PYBRIDGE_GIL_STATS=1"
+        );
+        ok(pyb_gil_release(acquire()));
+        assert_eq!(total().acquisitions, 1);
+    });
+}

@@ -219,14 +219,9 @@ fn every_way_of_taking_the_gil_counts_once_and_nothing_counts_while_off() {
 fn switching_between_interpreters_counts_each_gil_taken() {
     within(LIMIT, "interpreter switches", || {
         initialize();
-        // Shared with the main GIL, so that it runs on 3.10 and 3.11 too: the
-        // switch gives one GIL away and takes one all the same.
-        let config = pyb_interpreter_config {
-            struct_size: std::mem::size_of::<pyb_interpreter_config>(),
-            flags: PYB_INTERPRETER_SHARED_GIL,
-        };
-        let mut interp = 0;
-        ok(unsafe { pyb_interpreter_new(&config, &mut interp) });
+        // Shared with the main GIL: the switch gives one GIL away and takes
+        // one all the same.
+        let interp = shared_gil_interpreter();
         ok(pyb_gil_stats_enable(true));
         ok(pyb_gil_stats_reset());
         let (done, exit, handle) = parked("switcher", move || {
@@ -277,13 +272,15 @@ fn bad_arguments_get_exact_statuses_and_short_structs_get_their_fields() {
             last_error()
         );
 
-        // No engine needed; with one and two threads timed, a capacity of one
-        // writes one entry and reports two.
+        // Two live threads timed ('second' exited): a capacity of one writes
+        // one entry and reports two.
         initialize();
         ok(pyb_gil_stats_enable(true));
         ok(pyb_gil_stats_reset());
         ok(pyb_gil_release(acquire()));
-        spawn("second", || ok(pyb_gil_release(acquire())));
+        spawn("second", || ok(pyb_gil_release(acquire())))
+            .join()
+            .unwrap();
         let (done, exit, handle) = parked("third", || ok(pyb_gil_release(acquire())));
         done.recv().unwrap();
         let mut entries = [blank(), blank()];

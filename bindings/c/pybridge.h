@@ -91,6 +91,11 @@
 // Any other Python object; payload `data.object`, a `pyb_object` handle.
 #define PYB_VALUE_OBJECT 6
 
+// `pyb_buffer_get` flag: the view must be writable (fails on `bytes`, a
+// read-only `memoryview`, ...). `pyb_buffer_from_host` flag: Python may write
+// to the host memory.
+#define PYB_BUFFER_WRITABLE 1
+
 // `pyb_register_function` flag: release the GIL while the host function runs,
 // so other Python threads run meanwhile. The function then must not touch
 // Python objects except through pybridge calls (which take the GIL themselves).
@@ -228,6 +233,42 @@ typedef struct pyb_value {
   union pyb_value_data data;
 } pyb_value;
 
+// A view of an object's memory, filled by `pyb_buffer_get`. `data` and the
+// `format`, `shape` and `strides` arrays stay valid until the view is released
+// (`pyb_buffer_release`, or `pyb_object_release(owner)`), or the engine shuts
+// down. Reading and writing `data` needs no GIL; the host must not race Python
+// code that uses the same memory.
+typedef struct pyb_buffer {
+  // Set by the caller to `sizeof(pyb_buffer)`; fields past it are not written.
+  size_t struct_size;
+  // A handle to a `memoryview` that holds the export: the object cannot
+  // move or resize its memory while it lives. Usable like any handle (pass
+  // it to Python); releasing it ends the view.
+  pyb_object owner;
+  // The first byte of the memory.
+  void *data;
+  // Bytes in the view (`itemsize` times the product of `shape`).
+  size_t len;
+  // Bytes per item.
+  size_t itemsize;
+  // True when the memory must not be written.
+  bool readonly;
+  // Dimensions: 0 for a scalar, 1 for a flat buffer, 2 for a matrix, ...
+  int32_t ndim;
+  // The item format in `struct` module syntax (`"B"`, `"d"`, `"<i4"`, ...).
+  const char *format;
+  // `ndim` item counts, outermost first; NULL when `ndim` is 0.
+  const ptrdiff_t *shape;
+  // `ndim` byte steps between items of each dimension (negative for a
+  // reversed view); NULL when `ndim` is 0.
+  const ptrdiff_t *strides;
+} pyb_buffer;
+
+// Frees the host's `user_data`: a host function's when the engine shuts down
+// (`pyb_register_function`), host memory's when Python lets go of it
+// (`pyb_buffer_from_host`).
+typedef void (*pyb_free_fn)(void *user_data);
+
 // A host function: reads `nargs` arguments from `args`, writes its result to
 // `*result` (preset to None) and returns `PYB_OK`, or returns an error status
 // (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
@@ -246,9 +287,6 @@ typedef pyb_status (*pyb_host_fn)(const struct pyb_value *args,
                                   size_t nargs,
                                   struct pyb_value *result,
                                   void *user_data);
-
-// Frees a host function's `user_data` when the engine shuts down.
-typedef void (*pyb_free_fn)(void *user_data);
 
 // Receives one log record: its `PYB_LOG_*` level, a NUL-terminated UTF-8
 // message valid only during the call, and the host's `user_data`. Called on
@@ -779,6 +817,60 @@ pyb_status pyb_dict_new(const struct pyb_value *keys,
                         const struct pyb_value *values,
                         size_t count,
                         pyb_object *out);
+
+// Fills `out` (whose `struct_size` the caller sets) with a view of the memory
+// of the object behind `object`, which supports Python's buffer protocol
+// (`bytes`, `bytearray`, `array.array`, `memoryview`, NumPy arrays, ...).
+// Flags: `PYB_BUFFER_WRITABLE` to require writable memory. The view lasts
+// until `pyb_buffer_release` (or `pyb_object_release(out->owner)`): the
+// object cannot move or resize its memory meanwhile. Any thread; takes the
+// GIL for the call if needed. The memory itself is read and written without
+// the GIL.
+//
+// Errors: `PYB_E_WRONG_TYPE` (no buffer protocol, or read-only memory with
+// `PYB_BUFFER_WRITABLE`), `PYB_E_UNSUPPORTED` (indirect memory, PIL-style),
+// `PYB_E_PYTHON` (the exporter refused), `PYB_E_INVALID_ARGUMENT` (unknown
+// flags, a `struct_size` too small), `PYB_E_BAD_HANDLE`,
+// `PYB_E_WRONG_INTERPRETER`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_buffer_get(pyb_object object, uint32_t flags, struct pyb_buffer *out);
+
+// Ends a view from `pyb_buffer_get`: releases `view->owner` and clears the
+// struct (`owner` 0, `data` NULL), so a second call does nothing. Any thread,
+// with or without the GIL; never blocks (without the GIL the release is
+// queued, as for `pyb_object_release`). `view` may be NULL.
+//
+// Errors: `PYB_E_BAD_HANDLE` (the view's engine shut down: its memory was
+// already let go).
+pyb_status pyb_buffer_release(struct pyb_buffer *view);
+
+// Shares `len` bytes of host memory at `data` with Python, without a copy:
+// writes a handle to a one-dimensional `memoryview` of it to `out` (NumPy:
+// `numpy.frombuffer(view, dtype)` or `numpy.asarray(view)`). `format` is the
+// item format in `struct` syntax (NULL for `"B"`, bytes), `itemsize` its size
+// (`len` must be a whole number of items). Flags: `PYB_BUFFER_WRITABLE` lets
+// Python write to the memory. Any thread, in the interpreter the thread works
+// in; takes the GIL for the call if needed.
+//
+// The memory must stay valid until `on_release(user_data)` is called: exactly
+// once, when Python has dropped the last reference to it (every memoryview
+// and array made from it), on whichever thread dropped it, with that
+// interpreter's GIL held; at the latest while the interpreter is finalized
+// (engine shutdown, or `pyb_interpreter_destroy`). `on_release` may be NULL
+// when the memory outlives the engine. On error it is not called and nothing
+// was shared.
+//
+// Errors: `PYB_E_INVALID_ARGUMENT` (a format that is not one item, an
+// `itemsize` that does not match it, `len` not a multiple of it, unknown
+// flags), `PYB_E_NULL_ARGUMENT` (`data` NULL with `len` > 0, `out`),
+// `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_buffer_from_host(void *data,
+                                size_t len,
+                                const char *format,
+                                size_t itemsize,
+                                uint32_t flags,
+                                pyb_free_fn on_release,
+                                void *user_data,
+                                pyb_object *out);
 
 // Sets the message of the error the calling host function is about to return:
 // Python sees `pybridge.HostError(message)`. Call it on the thread running the

@@ -34,6 +34,8 @@ pub type pyb_host_fn = Option<
     ) -> pyb_status,
 >;
 
-/// Frees a host function's `user_data` when the engine shuts down.
+/// Frees the host's `user_data`: a host function's when the engine shuts down
+/// (`pyb_register_function`), host memory's when Python lets go of it
+/// (`pyb_buffer_from_host`).
 #[allow(non_camel_case_types)]
 pub type pyb_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;

@@ -10,6 +10,8 @@ pub mod handles;
 pub mod interpreter;
 pub mod value;
 
+pub mod buffer;
+
 pub mod host_function;
 
 pub mod logging;

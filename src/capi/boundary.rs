@@ -101,3 +101,42 @@ pub(crate) fn slice_arg<'a, T>(items: *const T, len: usize, name: &str) -> Resul
     // SAFETY: the host promises `len` readable items at `items`.
     Ok(unsafe { std::slice::from_raw_parts(items, len) })
 }
+
+/// A struct a host may have built against an older, shorter version: it
+/// starts with `struct_size`, and only that many bytes are ours to write.
+pub(crate) trait Versioned: Copy {
+    fn set_size(&mut self, size: usize);
+}
+
+/// The `struct_size` the caller set at `out`, checked to cover the field itself.
+///
+/// # Safety
+/// `out` is non-NULL and points at a struct that starts with a `size_t`.
+pub(crate) unsafe fn caller_size<T>(out: *const T, name: &str) -> Result<usize> {
+    // SAFETY: per the contract; read as a `usize` whatever the struct's version.
+    let size = unsafe { *out.cast::<usize>() };
+    if size < std::mem::size_of::<usize>() {
+        return Err(Error::invalid_argument(format!(
+            "{name}.struct_size is {size}; set it to sizeof({name}) = {}",
+            std::mem::size_of::<T>()
+        )));
+    }
+    Ok(size)
+}
+
+/// Writes the first `size` bytes of `value` (with `struct_size = size`) to `out`.
+///
+/// # Safety
+/// `out` has `size` writable bytes.
+pub(crate) unsafe fn write_versioned<T: Versioned>(out: *mut u8, size: usize, mut value: T) {
+    value.set_size(size);
+    // SAFETY: the caller promises `size` writable bytes at `out`; no more than
+    // our own struct's are copied.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&value as *const T).cast::<u8>(),
+            out,
+            size.min(std::mem::size_of::<T>()),
+        )
+    };
+}

@@ -17,6 +17,8 @@ pub mod value;
 
 pub mod call;
 
+pub mod buffer;
+
 pub mod host_function;
 
 pub mod error;

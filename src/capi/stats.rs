@@ -4,20 +4,14 @@
 use std::ffi::c_char;
 
 use crate::abi::status::pyb_status;
-use crate::capi::boundary::ffi_boundary;
-use crate::runtime::error::{Error, Result};
+use crate::capi::boundary::{Versioned, caller_size, ffi_boundary, write_versioned};
+use crate::runtime::error::Error;
 use crate::runtime::gil_stats::{self, Distribution, Totals};
 use crate::runtime::thread_slot::all_slots;
 use crate::sys::clock;
 
 pub use crate::abi::stats::*;
 pub use crate::runtime::stats::snapshot;
-
-/// A struct a host may have built against an older, shorter version: it
-/// starts with `struct_size`, and only that many bytes are ours to write.
-trait Versioned: Copy {
-    fn set_size(&mut self, size: usize);
-}
 
 impl Versioned for pyb_stats {
     fn set_size(&mut self, size: usize) {
@@ -29,39 +23,6 @@ impl Versioned for pyb_gil_stats {
     fn set_size(&mut self, size: usize) {
         self.struct_size = size;
     }
-}
-
-/// The `struct_size` the caller set at `out`, checked to cover the field itself.
-///
-/// # Safety
-/// `out` is non-NULL and points at a struct that starts with a `size_t`.
-unsafe fn caller_size<T>(out: *const T, name: &str) -> Result<usize> {
-    // SAFETY: per the contract; read as a `usize` whatever the struct's version.
-    let size = unsafe { *out.cast::<usize>() };
-    if size < std::mem::size_of::<usize>() {
-        return Err(Error::invalid_argument(format!(
-            "{name}.struct_size is {size}; set it to sizeof({name}) = {}",
-            std::mem::size_of::<T>()
-        )));
-    }
-    Ok(size)
-}
-
-/// Writes the first `size` bytes of `value` (with `struct_size = size`) to `out`.
-///
-/// # Safety
-/// `out` has `size` writable bytes.
-unsafe fn write_versioned<T: Versioned>(out: *mut u8, size: usize, mut value: T) {
-    value.set_size(size);
-    // SAFETY: the caller promises `size` writable bytes at `out`; no more than
-    // our own struct's are copied.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            (&value as *const T).cast::<u8>(),
-            out,
-            size.min(std::mem::size_of::<T>()),
-        )
-    };
 }
 
 /// Fills `out` (whose `struct_size` the caller sets) with the counters. Any thread.

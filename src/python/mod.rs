@@ -2,6 +2,7 @@
 //! takes a GIL token (`pyo3::Python<'py>`, minted by a `gil::GilScope` or by
 //! CPython calling in) and references are owned through `owned::Owned`.
 
+pub(crate) mod buffer;
 pub(crate) mod call;
 pub(crate) mod exception;
 pub(crate) mod gil;

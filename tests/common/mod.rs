@@ -179,3 +179,16 @@ pub fn log_to_test_output() {
         5,
     ));
 }
+
+/// A sub-interpreter that shares the main GIL: it works on every supported
+/// Python (own-GIL ones need 3.12).
+pub fn shared_gil_interpreter() -> pybridge::interpreter::pyb_interpreter {
+    use pybridge::interpreter::*;
+    let config = pyb_interpreter_config {
+        struct_size: std::mem::size_of::<pyb_interpreter_config>(),
+        flags: PYB_INTERPRETER_SHARED_GIL,
+    };
+    let mut interp = 0;
+    ok(unsafe { pyb_interpreter_new(&config, &mut interp) });
+    interp
+}

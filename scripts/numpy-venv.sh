@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Makes (once) a venv with NumPy for one pyenv CPython and prints its path on stdout:
-#   scripts/numpy-venv.sh 3.12.1   ->   <repo>/.deps/numpy-venv-3.12.1
-# Tests that need NumPy (buffers, dynamic) use it through pyb_config.virtual_env or
-# PyEngineOptions.VirtualEnv. The wheel comes from PyPI at the moment it is needed; nothing
+# Makes (once) a venv with NumPy for one CPython and prints its path on stdout:
+#   scripts/numpy-venv.sh 3.12.1                 ->   <repo>/.deps/numpy-venv-3.12.1
+#   scripts/numpy-venv.sh /path/to/bin/python3   ->   <repo>/.deps/numpy-venv-<its version>
+# (a pyenv version, or any CPython executable). Tests that need NumPy (buffers) use it
+# through pyb_config.virtual_env or PyEngineOptions.VirtualEnv. The wheel comes from PyPI at the moment it is needed; nothing
 # third-party is committed. Progress goes to stderr so the path is the only stdout line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
-version="${1:?usage: scripts/numpy-venv.sh <pyenv version, e.g. 3.11.7>}"
-PYENV_ROOT="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
-python="$PYENV_ROOT/versions/$version/bin/python3"
-[ -x "$python" ] || { echo "error: no CPython $version at $python" >&2; exit 1; }
+what="${1:?usage: scripts/numpy-venv.sh <pyenv version, e.g. 3.11.7, or a python executable>}"
+if [[ "$what" == */* ]]; then
+  python="$what"
+else
+  PYENV_ROOT="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
+  python="$PYENV_ROOT/versions/$what/bin/python3"
+fi
+[ -x "$python" ] || { echo "error: no CPython at $python" >&2; exit 1; }
+version="$("$python" -c 'import platform; print(platform.python_version())')"
 venv="$ROOT/.deps/numpy-venv-$version"
 # A lock, so concurrent test processes make the venv once.
 mkdir -p "$ROOT/.deps"

@@ -58,6 +58,10 @@ run_and_count() { # runtime test label
     sed 's/^/    /' <<<"$log"
   fi
 }
+# The NumPy venv of the Python the tests run (made once; NumPy from PyPI). An empty value
+# makes the NumPy test fail with that message.
+PYB_NUMPY_VENV="$(bash scripts/numpy-venv.sh "$PYO3_PYTHON")" || PYB_NUMPY_VENV=""
+export PYB_NUMPY_VENV
 for runtime in mono coreclr; do
   echo "== C# tests on $runtime"
   if [ "$runtime" = mono ] && ! command -v mono >/dev/null 2>&1; then
@@ -74,25 +78,34 @@ for runtime in mono coreclr; do
     run_and_count "$runtime" "$t" "$runtime"
   done
 done
-# The interpreter tests again on CPython 3.12 (own-GIL interpreters), through the release
-# package's native libraries (scripts/package.sh) with the Python chosen by PYBRIDGE_PYTHON.
+# Again on the other CPythons, through the release package's native libraries
+# (scripts/package.sh) with the Python chosen by PYBRIDGE_PYTHON: the interpreter tests on
+# 3.12 (own-GIL interpreters), the NumPy buffer test on each.
 tarball="$(ls "$ROOT"/dist/pybridge-*-linux-x86_64.tar.gz 2>/dev/null | head -1)"
-python312="$PYENV_ROOT/versions/3.12.1/bin/python3"
-if [ -z "${PYB_CS_TESTS:-}" ] && [ -n "$tarball" ] && [ -x "$python312" ]; then
-  OUT312="${CARGO_TARGET_DIR:-target}/csharp-tests-3.12"
-  rm -rf "$OUT312" && mkdir -p "$OUT312"
-  tar -xzf "$tarball" -C "$OUT312"
-  cp "$OUT/PyBridge.dll" "$OUT/tests.exe" "$OUT/coreclr.runtimeconfig.json" "$OUT312/"
-  cp "$OUT312"/pybridge-*/lib/*.so "$OUT312/"
-  export PYBRIDGE_PYTHON="$python312"
-  OUT="$OUT312"
-  for runtime in mono coreclr; do
-    echo "== C# interpreter tests on $runtime, CPython 3.12.1 through the package"
-    for t in InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark; do
-      run_and_count "$runtime" "$t" "$runtime 3.12"
+if [ -z "${PYB_CS_TESTS:-}" ] && [ -n "$tarball" ]; then
+  for version in 3.10.13 3.12.1 3.13.0; do
+    python="$PYENV_ROOT/versions/$version/bin/python3"
+    [ -x "$python" ] || { echo "== CPython $version: not installed, skipped"; continue; }
+    OUTV="${CARGO_TARGET_DIR:-target}/csharp-tests-$version"
+    rm -rf "$OUTV" && mkdir -p "$OUTV"
+    tar -xzf "$tarball" -C "$OUTV"
+    cp "$OUT/PyBridge.dll" "$OUT/tests.exe" "$OUT/coreclr.runtimeconfig.json" "$OUTV/"
+    cp "$OUTV"/pybridge-*/lib/*.so "$OUTV/"
+    tests="BuffersFillNumPyInPlace"
+    [ "$version" = 3.12.1 ] && tests="$tests InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark"
+    PYB_NUMPY_VENV="$(bash scripts/numpy-venv.sh "$version")" || PYB_NUMPY_VENV=""
+    export PYBRIDGE_PYTHON="$python" PYB_NUMPY_VENV
+    MAIN_OUT="$OUT"
+    OUT="$OUTV"
+    for runtime in mono coreclr; do
+      echo "== C# tests on $runtime, CPython $version through the package: $tests"
+      for t in $tests; do
+        run_and_count "$runtime" "$t" "$runtime $version"
+      done
     done
+    OUT="$MAIN_OUT"
+    unset PYBRIDGE_PYTHON
   done
-  unset PYBRIDGE_PYTHON
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

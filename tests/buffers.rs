@@ -393,3 +393,68 @@ fn host_memory_in_a_sub_interpreter_is_released_when_it_ends() {
         assert_eq!(RELEASED.load(Ordering::SeqCst), 2);
     });
 }
+
+/// The NumPy venv for the Python this library was built with
+/// (scripts/numpy-venv.sh: made once, NumPy from PyPI).
+fn numpy_venv() -> String {
+    let output = std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/numpy-venv.sh"
+        ))
+        .arg(env!("PYB_BUILD_PYTHON_EXECUTABLE"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "scripts/numpy-venv.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn numpy_arrays_are_filled_in_place_and_read_host_memory() {
+    // Making the venv the first time downloads NumPy.
+    within(Duration::from_secs(900), "NumPy", || {
+        let venv = std::ffi::CString::new(numpy_venv()).unwrap();
+        let config = pybridge::config::pyb_config {
+            virtual_env: venv.as_ptr(),
+            ..Default::default()
+        };
+        ok(unsafe { pybridge::engine::pyb_engine_initialize(&config) });
+        // 100 MiB of float64, filled by the host through a view.
+        const ITEMS: usize = 100 * 1024 * 1024 / 8;
+        exec(&format!("import numpy as np\nbig = np.zeros({ITEMS})"));
+        let mut filled = view(eval_object("big"), PYB_BUFFER_WRITABLE);
+        assert_eq!(
+            (format(&filled), filled.len, filled.ndim),
+            ("d".to_string(), ITEMS * 8, 1)
+        );
+        assert_eq!(dims(&filled), (vec![ITEMS as isize], vec![8]));
+        let items = unsafe { std::slice::from_raw_parts_mut(filled.data as *mut f64, ITEMS) };
+        for (index, item) in items.iter_mut().enumerate() {
+            *item = index as f64;
+        }
+        ok(unsafe { pyb_buffer_release(&mut filled) });
+        // Whole numbers below 2^53: the float64 sum is exact.
+        let expected = (ITEMS as u64) * (ITEMS as u64 - 1) / 2;
+        assert_eq!(eval_int("int(big.sum())"), expected as i64);
+        assert_eq!(eval_text("repr(float(big[12345]))"), "12345.0");
+
+        // Host memory as a NumPy array, written by NumPy.
+        let memory: &'static mut [f64] = Box::leak(vec![1.5; 1000].into_boxed_slice());
+        let shared = share(memory, PYB_BUFFER_WRITABLE).unwrap();
+        set_global("host", shared);
+        release(shared);
+        exec("arr = np.frombuffer(host, dtype=np.float64)\narr *= 2\ndel host");
+        assert_eq!((memory[0], memory[999]), (3.0, 3.0));
+        assert_eq!(
+            RELEASED.load(Ordering::SeqCst),
+            0,
+            "the array still uses it"
+        );
+        exec("del arr");
+        assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
+    });
+}

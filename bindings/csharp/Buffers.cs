@@ -1,0 +1,245 @@
+// Zero-copy buffers (pyb_buffer_*): a view of a Python object's memory (bytes, bytearray,
+// array.array, memoryview, NumPy arrays) for C#, and C# memory (pinned arrays) shared with
+// Python as a memoryview.
+//
+// Why pointers and copies, not Span<T>: this binding is compiled once, by Mono's mcs, and run on
+// Mono and CoreCLR. Mono's mscorlib has Span<T>, CoreCLR 3.1's mscorlib facade does not forward
+// it, so an assembly that names Span<T> fails to load types on CoreCLR. A .NET SDK user builds
+// the Span the usual way: new Span<double>((void*)buffer.Pointer, checked((int)buffer.Count)).
+using System;
+using System.Runtime.InteropServices;
+using System.Text;
+using PyBridge.Interop;
+
+namespace PyBridge
+{
+    /// <summary>A view of a Python object's memory (<see cref="PyObject.GetBuffer"/>). The memory
+    /// stays where it is until Dispose (the object cannot move or resize it meanwhile); read and
+    /// write it through <see cref="Pointer"/> in unsafe code, or copy with CopyTo/CopyFrom. No GIL
+    /// is needed for that, but do not race Python code using the same memory. Dispose from any
+    /// thread; a finalizer releases a forgotten view.</summary>
+    public sealed class PyBuffer : IDisposable
+    {
+        readonly PyObject owner;
+        readonly IntPtr data;
+
+        /// <summary>The first byte of the memory; valid until Dispose.</summary>
+        public IntPtr Pointer { get { owner.ThrowIfDisposed(); return data; } }
+        /// <summary>Bytes in the view.</summary>
+        public long Length { get; private set; }
+        /// <summary>Bytes per item.</summary>
+        public int ItemSize { get; private set; }
+        /// <summary>Items in the view (Length / ItemSize).</summary>
+        public long Count { get { return ItemSize == 0 ? 0 : Length / ItemSize; } }
+        public bool ReadOnly { get; private set; }
+        /// <summary>The item format in Python's struct syntax: "d" double, "f" float, "q"/"l" long,
+        /// "i" int, "B" byte, ...</summary>
+        public string Format { get; private set; }
+        /// <summary>Items per dimension, outermost first (empty for a scalar).</summary>
+        public long[] Shape { get; private set; }
+        /// <summary>Bytes between items of each dimension (negative for a reversed view).</summary>
+        public long[] Strides { get; private set; }
+        /// <summary>True when the items lie one after another in C order (no gaps), so Pointer can
+        /// be read as a flat array and CopyTo/CopyFrom work.</summary>
+        public bool IsContiguous { get; private set; }
+        /// <summary>The memoryview that holds the view, usable like any PyObject.</summary>
+        public PyObject Owner { get { return owner; } }
+
+        internal unsafe PyBuffer(ref PybBuffer view)
+        {
+            owner = new PyObject(view.Owner);
+            data = view.Data;
+            Length = (long)view.Len;
+            ItemSize = (int)view.ItemSize;
+            ReadOnly = view.ReadOnly != 0;
+            Format = Marshal.PtrToStringAnsi(view.Format);
+            Shape = new long[view.NDim];
+            Strides = new long[view.NDim];
+            long expected = ItemSize;
+            bool contiguous = true;
+            for (int d = view.NDim - 1; d >= 0; d--)
+            {
+                Shape[d] = (long)((IntPtr*)view.Shape)[d];
+                Strides[d] = (long)((IntPtr*)view.Strides)[d];
+                if (Shape[d] > 1 && Strides[d] != expected) contiguous = false;
+                expected *= Shape[d];
+            }
+            IsContiguous = contiguous;
+        }
+
+        /// <summary>Ends the view; a second call does nothing.</summary>
+        public void Dispose() { owner.Dispose(); }
+
+        public void CopyTo(double[] destination) { Copy(destination, 8, (p, n) => Marshal.Copy(p, destination, 0, n)); }
+        public void CopyTo(float[] destination) { Copy(destination, 4, (p, n) => Marshal.Copy(p, destination, 0, n)); }
+        public void CopyTo(long[] destination) { Copy(destination, 8, (p, n) => Marshal.Copy(p, destination, 0, n)); }
+        public void CopyTo(int[] destination) { Copy(destination, 4, (p, n) => Marshal.Copy(p, destination, 0, n)); }
+        public void CopyTo(byte[] destination) { Copy(destination, 1, (p, n) => Marshal.Copy(p, destination, 0, n)); }
+        public void CopyFrom(double[] source) { CopyIn(source, 8, (p, n) => Marshal.Copy(source, 0, p, n)); }
+        public void CopyFrom(float[] source) { CopyIn(source, 4, (p, n) => Marshal.Copy(source, 0, p, n)); }
+        public void CopyFrom(long[] source) { CopyIn(source, 8, (p, n) => Marshal.Copy(source, 0, p, n)); }
+        public void CopyFrom(int[] source) { CopyIn(source, 4, (p, n) => Marshal.Copy(source, 0, p, n)); }
+        public void CopyFrom(byte[] source) { CopyIn(source, 1, (p, n) => Marshal.Copy(source, 0, p, n)); }
+
+        void Copy(Array array, int size, Action<IntPtr, int> copy)
+        {
+            if (array == null) throw new ArgumentNullException("destination");
+            int count = CheckedCount(array, size);
+            copy(Pointer, count);
+        }
+
+        void CopyIn(Array array, int size, Action<IntPtr, int> copy)
+        {
+            if (array == null) throw new ArgumentNullException("source");
+            if (ReadOnly) throw new InvalidOperationException("the buffer is read-only");
+            int count = CheckedCount(array, size);
+            copy(Pointer, count);
+        }
+
+        int CheckedCount(Array array, int size)
+        {
+            if (!IsContiguous)
+                throw new InvalidOperationException("the buffer is not contiguous; read it through Pointer and Strides");
+            if (size != ItemSize)
+                throw new ArgumentException("the buffer holds " + ItemSize + "-byte items (format '" + Format +
+                    "'), the array " + size + "-byte ones");
+            if (array.LongLength != Count)
+                throw new ArgumentException("the buffer holds " + Count + " items, the array " + array.LongLength);
+            return checked((int)Count);
+        }
+
+        /// <summary>Shares a C# array with Python without a copy: returns a memoryview of it (NumPy:
+        /// numpy.frombuffer(view, dtype) or numpy.asarray(view)). The array stays pinned until Python
+        /// lets go of the last reference to it (every memoryview and array made from it); then
+        /// <paramref name="onRelease"/> runs (on that thread, with the GIL held; keep it short).
+        /// Supported items: double, float, long, int, short, byte.</summary>
+        public static PyObject Share<T>(T[] array, bool writable = true, Action onRelease = null) where T : struct
+        {
+            if (array == null) throw new ArgumentNullException("array");
+            string format = FormatOf(typeof(T));
+            int size = Marshal.SizeOf(typeof(T));
+            GCHandle pin = GCHandle.Alloc(array, GCHandleType.Pinned);
+            return ShareMemory(pin.AddrOfPinnedObject(), (long)array.Length * size, format, size, writable,
+                new Release(pin, onRelease));
+        }
+
+        /// <summary>Shares native memory with Python without a copy (see <see cref="Share{T}"/>). The
+        /// memory must stay valid until <paramref name="onRelease"/> runs.</summary>
+        public static PyObject Share(IntPtr data, long length, string format, int itemSize, bool writable, Action onRelease)
+        {
+            return ShareMemory(data, length, format, itemSize, writable, new Release(default(GCHandle), onRelease));
+        }
+
+        static unsafe PyObject ShareMemory(IntPtr data, long length, string format, int itemSize, bool writable, Release release)
+        {
+            GCHandle state = GCHandle.Alloc(release);
+            ulong handle;
+            byte[] f = Encoding.ASCII.GetBytes(format + "\0");
+            int status;
+            fixed (byte* fp = f)
+                status = BufferNative.pyb_buffer_from_host(data, (UIntPtr)length, fp, (UIntPtr)itemSize,
+                    writable ? 1u : 0u, ReleaseThunk, GCHandle.ToIntPtr(state), out handle);
+            if (status != 0)
+            {
+                state.Free();
+                release.Unpin();
+                PyStatus.Check(status);
+            }
+            return new PyObject(handle);
+        }
+
+        static string FormatOf(Type t)
+        {
+            if (t == typeof(double)) return "d";
+            if (t == typeof(float)) return "f";
+            if (t == typeof(long)) return "q";
+            if (t == typeof(int)) return "i";
+            if (t == typeof(short)) return "h";
+            if (t == typeof(byte)) return "B";
+            throw new ArgumentException("Share supports double, float, long, int, short and byte arrays, not " + t.Name);
+        }
+
+        /// <summary>What a share holds until Python lets go.</summary>
+        sealed class Release
+        {
+            GCHandle pin;
+            readonly Action onRelease;
+
+            internal Release(GCHandle pin, Action onRelease) { this.pin = pin; this.onRelease = onRelease; }
+
+            internal void Unpin() { if (pin.IsAllocated) pin.Free(); }
+
+            internal void Run()
+            {
+                Unpin();
+                if (onRelease != null) onRelease();
+            }
+        }
+
+        // One delegate for every share, kept alive for the process: native code may call it at
+        // any time until the last shared memory is released.
+        static readonly BufferNative.FreeFn ReleaseThunk = OnRelease;
+
+        static void OnRelease(IntPtr userData)
+        {
+            GCHandle state = GCHandle.FromIntPtr(userData);
+            Release release = (Release)state.Target;
+            state.Free();
+            try { release.Run(); }
+            catch (Exception e)
+            {
+                // Nothing to report to: Python is freeing the memory. Say so rather than crash.
+                Console.Error.WriteLine("pybridge: a PyBuffer.Share release callback threw: " + e);
+            }
+        }
+    }
+
+    public partial class PyObject
+    {
+        /// <summary>A view of this object's memory (buffer protocol), without a copy.
+        /// <paramref name="writable"/> requires writable memory. Throws PyBridgeException
+        /// (PYB_E_WRONG_TYPE) for an object without one, or read-only memory when writable.</summary>
+        public PyBuffer GetBuffer(bool writable = false)
+        {
+            PybBuffer view = new PybBuffer();
+            view.StructSize = (UIntPtr)Marshal.SizeOf(typeof(PybBuffer));
+            using (var lease = new HandleLease(this))
+                PyStatus.Check(BufferNative.pyb_buffer_get(lease.Raw, writable ? 1u : 0u, ref view));
+            return new PyBuffer(ref view);
+        }
+    }
+}
+
+namespace PyBridge.Interop
+{
+    /// <summary>pyb_buffer.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PybBuffer
+    {
+        public UIntPtr StructSize;
+        public ulong Owner;
+        public IntPtr Data;
+        public UIntPtr Len;
+        public UIntPtr ItemSize;
+        /// <summary>C bool.</summary>
+        public byte ReadOnly;
+        public int NDim;
+        public IntPtr Format;
+        public IntPtr Shape;
+        public IntPtr Strides;
+    }
+
+    /// <summary>The pyb_buffer_* functions.</summary>
+    public static unsafe class BufferNative
+    {
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        public delegate void FreeFn(IntPtr userData);
+
+        [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_buffer_get(ulong obj, uint flags, ref PybBuffer view);
+
+        [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_buffer_from_host(IntPtr data, UIntPtr len, byte* format, UIntPtr itemsize,
+            uint flags, FreeFn onRelease, IntPtr userData, out ulong obj);
+    }
+}

@@ -1,0 +1,196 @@
+// Zero-copy buffers from C# (bindings/csharp/Buffers.cs): views of Python memory written in
+// place, C# arrays shared with Python, and NumPy (a 100 MB float64 array filled from C#).
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using PyBridge;
+
+public static partial class Tests
+{
+    [Test]
+    public static unsafe void BuffersViewPythonMemoryAndShareArrays()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("data = bytearray(b'hello')\nimport array\nnumbers = array.array('d', [1.5, 2.5, 3.5])");
+        using (PyObject data = PyEngine.Eval<PyObject>("data"))
+        using (PyBuffer view = data.GetBuffer(writable: true))
+        {
+            Assert.Equal(5L, view.Length, "Length");
+            Assert.Equal(1, view.ItemSize, "ItemSize");
+            Assert.Equal("B", view.Format, "Format");
+            Assert.Equal(false, view.ReadOnly, "ReadOnly");
+            Assert.Equal(5L, view.Shape.Single(), "Shape");
+            Assert.Equal(1L, view.Strides.Single(), "Strides");
+            ((byte*)view.Pointer)[0] = (byte)'j';
+            Assert.Equal("jello", PyEngine.Eval<string>("data.decode()"), "a write through Pointer reaches Python");
+            Assert.Equal("bytearray", PyEngine.Eval<string>("type(data).__name__"), "still the same object");
+            Assert.True(view.Owner.ToString().StartsWith("<memory at"), "Owner is a memoryview: " + view.Owner);
+        }
+        using (PyObject numbers = PyEngine.Eval<PyObject>("numbers"))
+        using (PyBuffer view = numbers.GetBuffer())
+        {
+            Assert.Equal(3L, view.Count, "Count");
+            Assert.True(view.IsContiguous, "IsContiguous");
+            double[] copy = new double[3];
+            view.CopyTo(copy);
+            Assert.Equal("1.5 2.5 3.5", string.Join(" ", copy), "CopyTo");
+            Assert.Throws<ArgumentException>(null, () => view.CopyTo(new double[2]), "a wrong length");
+            Assert.Throws<ArgumentException>(null, () => view.CopyTo(new float[3]), "a wrong item size");
+        }
+        using (PyObject numbers = PyEngine.Eval<PyObject>("numbers"))
+        using (PyBuffer view = numbers.GetBuffer(writable: true))
+            view.CopyFrom(new double[] { 7, 8, 9 });
+        Assert.Equal(24.0, PyEngine.Eval<double>("sum(numbers)"), "CopyFrom reached Python");
+        // Every element type CopyTo/CopyFrom offer, through array.array.
+        PyEngine.Run("f = array.array('f', [0.5]); q = array.array('q', [5]); i = array.array('i', [6]); b = bytearray(b'\\x07')");
+        using (PyObject f = PyEngine.Eval<PyObject>("f")) using (PyBuffer v = f.GetBuffer(true))
+        { float[] a = new float[1]; v.CopyTo(a); a[0] += 1; v.CopyFrom(a); }
+        using (PyObject q = PyEngine.Eval<PyObject>("q")) using (PyBuffer v = q.GetBuffer(true))
+        { long[] a = new long[1]; v.CopyTo(a); a[0] += 1; v.CopyFrom(a); }
+        using (PyObject i = PyEngine.Eval<PyObject>("i")) using (PyBuffer v = i.GetBuffer(true))
+        { int[] a = new int[1]; v.CopyTo(a); a[0] += 1; v.CopyFrom(a); }
+        using (PyObject b = PyEngine.Eval<PyObject>("b")) using (PyBuffer v = b.GetBuffer(true))
+        { byte[] a = new byte[1]; v.CopyTo(a); a[0] += 1; v.CopyFrom(a); }
+        Assert.Equal("(1.5, 6, 7, 8)", PyEngine.Eval<string>("repr((f[0], q[0], i[0], b[0]))"), "each type round trip");
+
+        // A matrix: shape and strides; not contiguous once reversed.
+        using (PyObject m = PyEngine.Eval<PyObject>("memoryview(bytearray(12)).cast('B', (3, 4))[::-1]"))
+        using (PyBuffer view = m.GetBuffer())
+        {
+            Assert.Equal("3 4", string.Join(" ", view.Shape), "Shape 2-D");
+            Assert.Equal("-4 1", string.Join(" ", view.Strides), "Strides reversed");
+            Assert.Equal(false, view.IsContiguous, "reversed is not contiguous");
+            Assert.Throws<InvalidOperationException>(null, () => view.CopyTo(new byte[12]), "CopyTo");
+        }
+        using (PyObject bytes = PyEngine.Eval<PyObject>("__import__('builtins').bytes(b'frozen')"))
+        {
+            Assert.Throws<InvalidCastException>("PYB_E_WRONG_TYPE", () => bytes.GetBuffer(writable: true), "bytes is read-only");
+            using (PyBuffer view = bytes.GetBuffer())
+            {
+                Assert.True(view.ReadOnly, "bytes: ReadOnly");
+                Assert.Throws<InvalidOperationException>(null, () => view.CopyFrom(new byte[6]), "CopyFrom");
+            }
+        }
+        using (PyObject number = PyEngine.Eval<PyObject>("object()"))
+            Assert.Throws<InvalidCastException>("PYB_E_WRONG_TYPE", () => number.GetBuffer(), "no buffer protocol");
+
+        // A C# array shared with Python: no copy either way, released once.
+        double[] shared = { 1, 2, 3, 4 };
+        int released = 0;
+        using (PyObject view = PyBuffer.Share(shared, writable: true, onRelease: () => Interlocked.Increment(ref released)))
+            using (PyObject main = PyEngine.Import("__main__")) main.SetAttr("shared", view);
+        Assert.Equal(10.0, PyEngine.Eval<double>("sum(shared)"), "Python reads the array");
+        PyEngine.Run("shared[0] = 42.0\nalias = shared[1:]");
+        Assert.Equal(42.0, shared[0], "Python wrote the array");
+        PyEngine.Run("del shared");
+        Assert.Equal(0, released, "alias still uses it");
+        PyEngine.Run("del alias");
+        Assert.Equal(1, released, "released once when Python let go");
+        int[] readOnly = { 5 };
+        using (PyObject view = PyBuffer.Share(readOnly, writable: false))
+        using (PyObject setItem = PyEngine.Eval<PyObject>("lambda v: v.__setitem__(0, 1)"))
+            Assert.Throws<PythonException>("PYB_E_PYTHON", () => setItem.Call(view), "Python cannot write read-only memory");
+        Assert.Throws<ArgumentException>(null, () => PyBuffer.Share(new decimal[1]), "an unsupported element type");
+        // Native memory with its own callback.
+        IntPtr native = System.Runtime.InteropServices.Marshal.AllocHGlobal(16);
+        bool freed = false;
+        using (PyObject view = PyBuffer.Share(native, 16, "q", 8, false, () => { System.Runtime.InteropServices.Marshal.FreeHGlobal(native); freed = true; }))
+        using (PyObject len = PyEngine.Eval<PyObject>("len"))
+            Assert.Equal(2L, len.Call<long>(view), "two 8-byte items");
+        PyEngine.Run("pass"); // applies the release queued by Dispose, if any
+        Assert.True(freed, "the native memory's callback ran");
+        Assert.Throws<ArgumentException>("PYB_E_INVALID_ARGUMENT", () => PyBuffer.Share(IntPtr.Zero, 16, "q", 4, false, null), "itemsize mismatch");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static unsafe void BuffersFillNumPyInPlace()
+    {
+        string venv = Environment.GetEnvironmentVariable("PYB_NUMPY_VENV");
+        Assert.True(!string.IsNullOrEmpty(venv), "scripts/test-csharp.sh sets PYB_NUMPY_VENV");
+        PyEngine.Initialize(new PyEngineOptions { VirtualEnv = venv });
+        const int Items = 100 * 1024 * 1024 / 8;
+        PyEngine.Run("import numpy as np\nbig = np.zeros(" + Items + ")\nsmall = np.zeros(128)");
+        using (PyObject big = PyEngine.Eval<PyObject>("big"))
+        using (PyObject small = PyEngine.Eval<PyObject>("small"))
+        {
+            using (PyBuffer view = big.GetBuffer(writable: true))
+            {
+                Assert.Equal((long)Items * 8, view.Length, "100 MB");
+                double* p = (double*)view.Pointer;
+                for (int i = 0; i < Items; i++) p[i] = i;
+            }
+            long expected = (long)Items * (Items - 1) / 2;
+            Assert.Equal(expected, PyEngine.Eval<long>("int(big.sum())"), "NumPy sees every value written from C#");
+            Assert.Equal(12345.0, PyEngine.Eval<double>("float(big[12345])"), "big[12345]");
+
+            // The cost of a view does not depend on the size: 1 KB against 100 MB, same run.
+            const int Rounds = 7, Views = 20000;
+            double[] smallNs = new double[Rounds], bigNs = new double[Rounds], ratio = new double[Rounds];
+            for (int r = 0; r < Rounds; r++)
+            {
+                smallNs[r] = TimeViews(small, Views);
+                bigNs[r] = TimeViews(big, Views);
+                ratio[r] = bigNs[r] / smallNs[r];
+            }
+            Console.WriteLine("  view + release: 1 KB {0:F0} ns, 100 MB {1:F0} ns: 100 MB costs {2:F2}x 1 KB (median of {3} rounds)",
+                Median(smallNs), Median(bigNs), Median(ratio), Rounds);
+        }
+
+        // A C# array as a NumPy array: NumPy writes it, C# sees it.
+        double[] host = new double[Items];
+        for (int i = 0; i < host.Length; i++) host[i] = 1.5;
+        {
+            // Sharing does not depend on the size either: 1 KB against 100 MB, same run.
+            const int Rounds = 7, Shares = 5000;
+            double[] smallNs = new double[Rounds], bigNs = new double[Rounds], ratio = new double[Rounds];
+            double[] kilobyte = new double[128];
+            for (int r = 0; r < Rounds; r++)
+            {
+                smallNs[r] = TimeShares(kilobyte, Shares);
+                bigNs[r] = TimeShares(host, Shares);
+                ratio[r] = bigNs[r] / smallNs[r];
+            }
+            Console.WriteLine("  share a double[] + release: 1 KB {0:F0} ns, 100 MB {1:F0} ns: 100 MB costs {2:F2}x 1 KB (median of {3} rounds)",
+                Median(smallNs), Median(bigNs), Median(ratio), Rounds);
+        }
+        int released = 0;
+        using (PyObject view = PyBuffer.Share(host, writable: true, onRelease: () => released++))
+        {
+            using (PyObject main = PyEngine.Import("__main__")) main.SetAttr("host", view);
+            PyEngine.Run("arr = np.frombuffer(host, dtype=np.float64)\ndel host");
+        }
+        PyEngine.Run("arr *= 2");
+        Assert.Equal(3.0, host[0], "host[0] after NumPy's arr *= 2");
+        Assert.Equal(3.0, host[Items - 1], "host[last]");
+        Assert.Equal(0, released, "arr still uses the array");
+        PyEngine.Run("del arr");
+        Assert.Equal(1, released, "released once NumPy let go");
+        PyEngine.Shutdown(Ten);
+    }
+
+    static double Median(double[] values)
+    {
+        double[] sorted = (double[])values.Clone();
+        Array.Sort(sorted);
+        return sorted[sorted.Length / 2];
+    }
+
+    static double TimeShares(double[] array, int count)
+    {
+        Stopwatch watch = Stopwatch.StartNew();
+        for (int i = 0; i < count; i++)
+            using (PyGil gil = PyEngine.Gil()) // so Dispose releases at once, not through the queue
+            using (PyBuffer.Share(array)) { }
+        return watch.Elapsed.TotalMilliseconds * 1e6 / count;
+    }
+
+    static double TimeViews(PyObject array, int count)
+    {
+        Stopwatch watch = Stopwatch.StartNew();
+        for (int i = 0; i < count; i++)
+            using (array.GetBuffer(writable: true)) { }
+        return watch.Elapsed.TotalMilliseconds * 1e6 / count;
+    }
+}

@@ -174,6 +174,20 @@ fn calls_and_containers(sanitized: bool) {
     );
 }
 
+fn buffers(sanitized: bool) {
+    build_and_run("buffers", "buffers: all checks passed", sanitized);
+}
+
+#[test]
+fn buffer_views_and_shared_memory_from_cpp() {
+    buffers(false);
+}
+
+#[test]
+fn buffer_views_and_shared_memory_under_sanitizers() {
+    buffers(true);
+}
+
 #[test]
 fn keyword_calls_and_containers_from_cpp() {
     calls_and_containers(false);

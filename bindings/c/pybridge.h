@@ -269,6 +269,23 @@ typedef struct pyb_buffer {
 // (`pyb_buffer_from_host`).
 typedef void (*pyb_free_fn)(void *user_data);
 
+// A coroutine submitted with `pyb_task_submit`, for `pyb_task_cancel`.
+typedef uint64_t pyb_task;
+
+// Receives a task's outcome, exactly once, on pybridge's event-loop thread
+// with the GIL held: `PYB_OK` and the result in `*result` (a plain value, or
+// an OBJECT handle the host owns and releases; STR/BYTES valid during the
+// call only), or an error status with `*result` None: `PYB_E_PYTHON` (the
+// coroutine raised; `pyb_last_error_*` on this thread, inside the callback,
+// give its type, message and traceback), `PYB_E_CANCELLED`, or
+// `PYB_E_SHUTTING_DOWN` (the engine shut down first). Keep it short: the
+// event loop waits for it. It may call pybridge; it must not block on
+// another thread that needs the GIL, and no exception or unwinding may leave it.
+typedef void (*pyb_task_callback)(pyb_task task,
+                                  pyb_status status,
+                                  const struct pyb_value *result,
+                                  void *user_data);
+
 // A host function: reads `nargs` arguments from `args`, writes its result to
 // `*result` (preset to None) and returns `PYB_OK`, or returns an error status
 // (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
@@ -434,6 +451,10 @@ typedef struct pyb_gil_stats {
 // This Python cannot do what was asked (an interpreter with its own GIL
 // before CPython 3.12, say); the message names the version and what works.
 #define PYB_E_UNSUPPORTED -21
+
+// The awaited task was cancelled (`pyb_task_cancel`, or Python code
+// cancelled it) before it finished.
+#define PYB_E_CANCELLED -22
 
 #ifdef __cplusplus
 extern "C" {
@@ -871,6 +892,36 @@ pyb_status pyb_buffer_from_host(void *data,
                                 pyb_free_fn on_release,
                                 void *user_data,
                                 pyb_object *out);
+
+// Submits `awaitable` (a coroutine, such as the result of calling an `async
+// def` with `pyb_call`; or an asyncio Task or Future) to pybridge's asyncio
+// event loop, which runs on a thread pybridge owns (started on the first
+// submission), and writes the task's id to `out`. `on_done(task, status,
+// result, user_data)` is called exactly once with the outcome (see
+// `pyb_task_callback`), possibly before this function returns. Any thread
+// outside sub-interpreter scopes; takes the GIL for the call if needed.
+//
+// At shutdown, pending tasks are cancelled after the point of no return and
+// their callbacks get `PYB_E_SHUTTING_DOWN`; a shutdown that times out before
+// it cancels nothing.
+//
+// Errors (then `on_done` is never called): `PYB_E_WRONG_TYPE` (not
+// awaitable), `PYB_E_UNSUPPORTED` (inside a sub-interpreter: the loop runs in
+// the main one), `PYB_E_NULL_ARGUMENT`, `PYB_E_BAD_HANDLE`,
+// `PYB_E_WRONG_INTERPRETER`, `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_task_submit(pyb_object awaitable,
+                           pyb_task_callback on_done,
+                           void *user_data,
+                           pyb_task *out);
+
+// Cancels a submitted task: its coroutine gets `CancelledError` at its next
+// `await`, and unless it swallows it, its callback gets `PYB_E_CANCELLED`.
+// A task that already finished is left alone (`PYB_OK`). Any thread outside
+// sub-interpreter scopes; takes the GIL for the call if needed; does not wait.
+//
+// Errors: `PYB_E_BAD_HANDLE` (not a task of the running engine),
+// `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_task_cancel(pyb_task task);
 
 // Sets the message of the error the calling host function is about to return:
 // Python sees `pybridge.HostError(message)`. Call it on the thread running the

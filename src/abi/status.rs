@@ -69,6 +69,9 @@ pub const PYB_E_WRONG_INTERPRETER: pyb_status = -20;
 /// This Python cannot do what was asked (an interpreter with its own GIL
 /// before CPython 3.12, say); the message names the version and what works.
 pub const PYB_E_UNSUPPORTED: pyb_status = -21;
+/// The awaited task was cancelled (`pyb_task_cancel`, or Python code
+/// cancelled it) before it finished.
+pub const PYB_E_CANCELLED: pyb_status = -22;
 
 /// Every status with its name, in ABI order.
 const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
@@ -94,6 +97,7 @@ const NAMES: &[(pyb_status, &std::ffi::CStr)] = &[
     (PYB_E_PYTHON_UNUSABLE, c"PYB_E_PYTHON_UNUSABLE"),
     (PYB_E_WRONG_INTERPRETER, c"PYB_E_WRONG_INTERPRETER"),
     (PYB_E_UNSUPPORTED, c"PYB_E_UNSUPPORTED"),
+    (PYB_E_CANCELLED, c"PYB_E_CANCELLED"),
 ];
 
 /// Rust-side view of `pyb_status_name`.

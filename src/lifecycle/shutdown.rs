@@ -24,10 +24,12 @@ use crate::runtime::thread_slot::{Activity, ThreadSlot, all_slots};
 
 const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
 
-/// Everything hosts made through the engine dies with it: object handles first
-/// (their `__del__` may still call host functions), then host functions and
-/// their user data. No host thread inside.
+/// Everything hosts made through the engine dies with it: pending coroutines
+/// first (cancelled; their callbacks may still use handles), then object
+/// handles (their `__del__` may still call host functions), then host
+/// functions and their user data. No host thread inside.
 fn release_engine_objects(py: Python<'_>) {
+    crate::python::coroutine::on_engine_finalize(py);
     crate::python::handles::on_engine_finalize(py);
     crate::python::host_function::on_engine_finalize(py);
 }

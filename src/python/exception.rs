@@ -48,6 +48,20 @@ pub(crate) fn python_error(py: pyo3::Python<'_>) -> Error {
     Error::python(describe_exception(py, &exception))
 }
 
+/// The `PYB_E_PYTHON` error for an exception object that was not raised here
+/// (a finished asyncio task's, for one): its type, message and traceback.
+pub(crate) fn exception_error(py: pyo3::Python<'_>, exception: *mut ffi::PyObject) -> Error {
+    // SAFETY: GIL held; `exception` is a live exception instance.
+    let fetched = unsafe {
+        Fetched {
+            kind: Owned::from_borrowed(py, ffi::Py_TYPE(exception).cast()),
+            value: Some(Owned::from_borrowed(py, exception)),
+            traceback: Owned::from_raw(py, ffi::PyException_GetTraceback(exception)),
+        }
+    };
+    Error::python(describe_exception(py, &fetched))
+}
+
 /// A fetched exception: type, normalized value and traceback.
 struct Fetched<'py> {
     kind: Owned<'py>,

@@ -4,6 +4,7 @@
 
 pub(crate) mod buffer;
 pub(crate) mod call;
+pub(crate) mod coroutine;
 pub(crate) mod exception;
 pub(crate) mod gil;
 pub(crate) mod handles;

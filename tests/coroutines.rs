@@ -1,0 +1,285 @@
+//! Awaiting Python from the host: results, exceptions, cancellation from
+//! another thread, 1,000 concurrent sleeps, and shutdown with pending tasks,
+//! each callback counted exactly.
+
+mod common;
+
+use std::ffi::c_void;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use pybridge::status::*;
+use pybridge::task::*;
+use pybridge::value::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// What one callback saw.
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    task: pyb_task,
+    status: &'static str,
+    /// The result as Python's repr for plain values, "object" for a handle.
+    result: String,
+    /// The Python exception type the thread's last error names, if any.
+    python_type: Option<String>,
+    thread: Option<String>,
+}
+
+static OUTCOMES: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
+static ARRIVED: Condvar = Condvar::new();
+
+unsafe extern "C" fn record(
+    task: pyb_task,
+    status: pyb_status,
+    result: *const pyb_value,
+    user_data: *mut c_void,
+) {
+    assert_eq!(user_data as usize, 0xc0de);
+    let value = unsafe { &*result };
+    let result = match value.tag {
+        PYB_VALUE_OBJECT => {
+            ok(pybridge::object::pyb_object_release(
+                value.as_object().unwrap(),
+            ));
+            "object".to_string()
+        }
+        _ => format!("{value:?}"),
+    };
+    let outcome = Outcome {
+        task,
+        status: name(status),
+        result,
+        python_type: pybridge::error::last_python_error()
+            .filter(|_| status == PYB_E_PYTHON)
+            .map(|error| error.type_name),
+        thread: std::thread::current().name().map(str::to_string),
+    };
+    OUTCOMES.lock().unwrap().push(outcome);
+    ARRIVED.notify_all();
+}
+
+fn submit(code: &str) -> Result<pyb_task, pyb_status> {
+    let awaitable = object_of(code);
+    let mut task = 0;
+    let status =
+        unsafe { pyb_task_submit(awaitable, Some(record), 0xc0de as *mut c_void, &mut task) };
+    release(awaitable);
+    match status {
+        PYB_OK => Ok(task),
+        status => Err(status),
+    }
+}
+
+#[track_caller]
+fn submitted(code: &str) -> pyb_task {
+    submit(code).unwrap_or_else(|status| panic!("submit {code}: {} {}", name(status), last_error()))
+}
+
+/// Waits until `count` callbacks arrived (or `limit` passed) and returns them all.
+fn wait_for(count: usize, limit: Duration) -> Vec<Outcome> {
+    let deadline = Instant::now() + limit;
+    let mut outcomes = OUTCOMES.lock().unwrap();
+    while outcomes.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "{} of {count} callbacks after {limit:?}: {outcomes:?}",
+            outcomes.len()
+        );
+        outcomes = ARRIVED.wait_timeout(outcomes, left).unwrap().0;
+    }
+    outcomes.clone()
+}
+
+fn of(outcomes: &[Outcome], task: pyb_task) -> Outcome {
+    let found: Vec<_> = outcomes
+        .iter()
+        .filter(|outcome| outcome.task == task)
+        .collect();
+    assert_eq!(found.len(), 1, "task {task:#x}: {found:?}");
+    found[0].clone()
+}
+
+const SETUP: &str = "
+import asyncio
+async def add(a, b):
+    await asyncio.sleep(0.01)
+    return a + b
+async def fail():
+    await asyncio.sleep(0)
+    raise KeyError('missing')
+async def forever():
+    await asyncio.sleep(3600)
+async def stubborn():
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+async def make_list():
+    return [1, 2]
+";
+
+#[test]
+fn results_and_exceptions_reach_the_callback_on_the_loop_thread() {
+    within(LIMIT, "results", || {
+        initialize();
+        exec(SETUP);
+        let sum = submitted("add(2, 3)");
+        let failed = submitted("fail()");
+        let listed = submitted("make_list()");
+        let future = submitted("add(40, 2)");
+        let outcomes = wait_for(4, Duration::from_secs(10));
+        assert_eq!(outcomes.len(), 4);
+        let got = of(&outcomes, sum);
+        assert_eq!((got.status, got.result.as_str()), ("PYB_OK", "Int(5)"));
+        assert_eq!(
+            got.thread.as_deref(),
+            None,
+            "a Python thread, not a Rust one"
+        );
+        let got = of(&outcomes, failed);
+        assert_eq!(got.status, "PYB_E_PYTHON");
+        assert_eq!(got.python_type.as_deref(), Some("KeyError"));
+        assert_eq!(of(&outcomes, listed).result, "object");
+        assert_eq!(of(&outcomes, future).result, "Int(42)");
+        // The loop runs on a thread pybridge owns, named for it.
+        assert_eq!(
+            eval_text(
+                "[t.name for t in __import__('threading').enumerate() if t.name.startswith('pybridge')][0]"
+            ),
+            "pybridge-asyncio"
+        );
+    });
+}
+
+#[test]
+fn bad_submissions_get_exact_statuses_and_no_callback() {
+    within(LIMIT, "bad submissions", || {
+        initialize();
+        exec(SETUP);
+        assert_eq!(submit("42"), Err(PYB_E_WRONG_TYPE));
+        assert!(
+            last_error().contains("a int is not awaitable"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            submit("add"),
+            Err(PYB_E_WRONG_TYPE),
+            "the function, not a call of it"
+        );
+        let coroutine = object_of("add(1, 2)");
+        let mut task = 0;
+        expect(
+            unsafe { pyb_task_submit(coroutine, None, std::ptr::null_mut(), &mut task) },
+            PYB_E_NULL_ARGUMENT,
+        );
+        expect(
+            unsafe {
+                pyb_task_submit(
+                    coroutine,
+                    Some(record),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            },
+            PYB_E_NULL_ARGUMENT,
+        );
+        expect(
+            unsafe { pyb_task_submit(0xdead_0001, Some(record), std::ptr::null_mut(), &mut task) },
+            PYB_E_BAD_HANDLE,
+        );
+        expect(pyb_task_cancel(12345), PYB_E_BAD_HANDLE);
+        exec("import gc\ncoro = None");
+        release(coroutine);
+        // Nothing was called back, and the engine still works.
+        let fine = submitted("add(1, 1)");
+        let outcomes = wait_for(1, Duration::from_secs(10));
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(of(&outcomes, fine).result, "Int(2)");
+    });
+}
+
+#[test]
+fn a_task_cancelled_from_another_thread_reports_cancelled_once() {
+    within(LIMIT, "cancel", || {
+        initialize();
+        exec(SETUP);
+        let task = submitted("forever()");
+        std::thread::sleep(Duration::from_millis(50));
+        spawn("canceller", move || ok(pyb_task_cancel(task)))
+            .join()
+            .unwrap();
+        let outcomes = wait_for(1, Duration::from_secs(10));
+        assert_eq!(of(&outcomes, task).status, "PYB_E_CANCELLED");
+        // Cancelling a finished task is harmless and calls nothing back.
+        ok(pyb_task_cancel(task));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(OUTCOMES.lock().unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn a_thousand_concurrent_sleeps_finish_well_under_a_second() {
+    within(LIMIT, "1,000 sleeps", || {
+        initialize();
+        exec("import asyncio\nasync def nap(i):\n    await asyncio.sleep(0.1)\n    return i");
+        // Warm the loop up (its thread starts on the first submission).
+        submitted("nap(-1)");
+        wait_for(1, Duration::from_secs(10));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..1000).map(|i| submitted(&format!("nap({i})"))).collect();
+        let outcomes = wait_for(1001, Duration::from_secs(10));
+        let elapsed = started.elapsed();
+        for (i, task) in tasks.iter().enumerate() {
+            assert_eq!(of(&outcomes, *task).result, format!("Int({i})"));
+        }
+        println!("1,000 concurrent asyncio.sleep(0.1) awaited in {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    });
+}
+
+#[test]
+fn shutdown_cancels_pending_tasks_and_calls_each_back_once() {
+    within(LIMIT, "shutdown with pending tasks", || {
+        initialize();
+        exec(SETUP);
+        let tasks: Vec<_> = (0..10).map(|_| submitted("forever()")).collect();
+        let stubborn = submitted("stubborn()");
+        std::thread::sleep(Duration::from_millis(100));
+        // A shutdown that times out before its point of no return cancels nothing.
+        let holder = acquire();
+        let refused = spawn("shutdown", || shutdown(100, 0)).join().unwrap();
+        assert_eq!(name(refused), "PYB_E_TIMEOUT");
+        ok(pybridge::gil::pyb_gil_release(holder));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            OUTCOMES.lock().unwrap().len(),
+            0,
+            "a called-off shutdown cancelled nothing"
+        );
+
+        let started = Instant::now();
+        ok(shutdown(30_000, 0));
+        let took = started.elapsed();
+        let outcomes = wait_for(11, Duration::from_secs(1));
+        assert_eq!(outcomes.len(), 11);
+        for task in tasks.iter().chain([&stubborn]) {
+            assert_eq!(of(&outcomes, *task).status, "PYB_E_SHUTTING_DOWN");
+        }
+        // The stubborn task kept the loop for its 5 s grace period, no longer.
+        assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+        println!("shutdown with a task that swallows its cancellation took {took:?}");
+
+        // A new engine has a new loop; the old tasks are unknown to it.
+        initialize();
+        expect(pyb_task_cancel(tasks[0]), PYB_E_BAD_HANDLE);
+        exec(SETUP);
+        let fresh = submitted("add(20, 22)");
+        let outcomes = wait_for(12, Duration::from_secs(10));
+        assert_eq!(of(&outcomes, fresh).result, "Int(42)");
+    });
+}

@@ -24,6 +24,7 @@ use crate::abi::status::*;
 use crate::abi::task::{pyb_task, pyb_task_callback};
 use crate::abi::value::pyb_value;
 use crate::python::exception::{exception_error, python_error};
+use crate::python::interpreter::source_module;
 use crate::python::object::{type_name, with_object};
 use crate::python::owned::Owned;
 use crate::python::value::from_python;
@@ -244,30 +245,7 @@ pub(crate) fn cancel(py: Python<'_>, id: pyb_task) -> Result<()> {
 
 /// The helper module, compiled once per engine (kept in `sys.modules`).
 fn module(py: Python<'_>) -> Result<Owned<'_>> {
-    // SAFETY: GIL held.
-    unsafe {
-        let existing = ffi::PyImport_ImportModule(c"_pybridge_asyncio".as_ptr());
-        if let Some(existing) = Owned::from_raw(py, existing) {
-            return Ok(existing);
-        }
-        ffi::PyErr_Clear();
-        let code = Owned::new(
-            py,
-            ffi::Py_CompileString(
-                RUNNER.as_ptr(),
-                c"<pybridge-asyncio>".as_ptr(),
-                ffi::Py_file_input,
-            ),
-        )?;
-        Owned::new(
-            py,
-            ffi::PyImport_ExecCodeModuleEx(
-                c"_pybridge_asyncio".as_ptr(),
-                code.as_ptr(),
-                c"<pybridge-asyncio>".as_ptr(),
-            ),
-        )
-    }
+    source_module(py, c"_pybridge_asyncio", RUNNER, c"<pybridge-asyncio>")
 }
 
 /// The running `Runner`, started on first use. Main interpreter only.

@@ -94,24 +94,31 @@ def initialized_hazards():
 /// The engine's helper module, compiled once per interpreter (it is kept in
 /// `sys.modules`, so its exception class has one identity hosts can catch).
 fn helpers(py: Python<'_>) -> Result<Owned<'_>> {
+    source_module(py, c"_pybridge_engine", HELPERS, c"<pybridge>")
+}
+
+/// Module `name` from `sys.modules`, or made there from `source` the first
+/// time (per interpreter: each has its own `sys.modules`).
+pub(crate) fn source_module<'py>(
+    py: Python<'py>,
+    name: &CStr,
+    source: &CStr,
+    filename: &CStr,
+) -> Result<Owned<'py>> {
     // SAFETY: GIL held (the `py` token says so).
     unsafe {
-        let existing = ffi::PyImport_ImportModule(c"_pybridge_engine".as_ptr());
+        let existing = ffi::PyImport_ImportModule(name.as_ptr());
         if let Some(existing) = Owned::from_raw(py, existing) {
             return Ok(existing);
         }
         ffi::PyErr_Clear();
         let code = Owned::new(
             py,
-            ffi::Py_CompileString(HELPERS.as_ptr(), c"<pybridge>".as_ptr(), ffi::Py_file_input),
+            ffi::Py_CompileString(source.as_ptr(), filename.as_ptr(), ffi::Py_file_input),
         )?;
         Owned::new(
             py,
-            ffi::PyImport_ExecCodeModuleEx(
-                c"_pybridge_engine".as_ptr(),
-                code.as_ptr(),
-                c"<pybridge>".as_ptr(),
-            ),
+            ffi::PyImport_ExecCodeModuleEx(name.as_ptr(), code.as_ptr(), filename.as_ptr()),
         )
     }
 }

@@ -137,8 +137,8 @@ namespace PyBridge
             byte[] f = Encoding.ASCII.GetBytes(format + "\0");
             int status;
             fixed (byte* fp = f)
-                status = BufferNative.pyb_buffer_from_host(data, (UIntPtr)length, fp, (UIntPtr)itemSize,
-                    writable ? 1u : 0u, ReleaseThunk, GCHandle.ToIntPtr(state), out handle);
+                status = Native.pyb_buffer_from_host(data, (UIntPtr)length, fp, (UIntPtr)itemSize,
+                    writable ? Native.PYB_BUFFER_WRITABLE : 0u, ReleaseThunk, GCHandle.ToIntPtr(state), out handle);
             if (status != 0)
             {
                 state.Free();
@@ -178,7 +178,7 @@ namespace PyBridge
 
         // One delegate for every share, kept alive for the process: native code may call it at
         // any time until the last shared memory is released.
-        static readonly BufferNative.FreeFn ReleaseThunk = OnRelease;
+        static readonly PybFreeFn ReleaseThunk = OnRelease;
 
         static void OnRelease(IntPtr userData)
         {
@@ -204,7 +204,7 @@ namespace PyBridge
             PybBuffer view = new PybBuffer();
             view.StructSize = (UIntPtr)Marshal.SizeOf(typeof(PybBuffer));
             using (var lease = new HandleLease(this))
-                PyStatus.Check(BufferNative.pyb_buffer_get(lease.Raw, writable ? 1u : 0u, ref view));
+                PyStatus.Check(Native.pyb_buffer_get(lease.Raw, writable ? Native.PYB_BUFFER_WRITABLE : 0u, ref view));
             return new PyBuffer(ref view);
         }
     }
@@ -229,17 +229,18 @@ namespace PyBridge.Interop
         public IntPtr Strides;
     }
 
-    /// <summary>The pyb_buffer_* functions.</summary>
-    public static unsafe class BufferNative
+    public static unsafe partial class Native
     {
-        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-        public delegate void FreeFn(IntPtr userData);
+        public const uint PYB_BUFFER_WRITABLE = 1;
 
         [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_buffer_get(ulong obj, uint flags, ref PybBuffer view);
 
         [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_buffer_from_host(IntPtr data, UIntPtr len, byte* format, UIntPtr itemsize,
-            uint flags, FreeFn onRelease, IntPtr userData, out ulong obj);
+            uint flags, PybFreeFn onRelease, IntPtr userData, out ulong obj);
+
+        [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_buffer_release(ref PybBuffer view);
     }
 }

@@ -112,7 +112,7 @@ namespace PyBridge
         internal static unsafe PyGilStats Read()
         {
             PybGilStats total = PybGilStats.Blank();
-            PyStatus.Check(GilStatsNative.pyb_gil_stats_total(ref total));
+            PyStatus.Check(Native.pyb_gil_stats_total(ref total));
             List<PyGilThreadStats> threads = new List<PyGilThreadStats>();
             // Threads may start between the calls: ask again until the count fits.
             for (int capacity = 16; ; capacity *= 2)
@@ -121,7 +121,7 @@ namespace PyBridge
                 for (int i = 0; i < capacity; i++) entries[i] = PybGilStats.Blank();
                 UIntPtr count;
                 fixed (PybGilStats* first = entries)
-                    PyStatus.Check(GilStatsNative.pyb_gil_stats_threads(first, (UIntPtr)capacity, out count));
+                    PyStatus.Check(Native.pyb_gil_stats_threads(first, (UIntPtr)capacity, out count));
                 if ((ulong)count > (ulong)capacity) continue;
                 for (int i = 0; i < (int)count; i++) threads.Add(PyGilThreadStats.From(ref entries[i]));
                 break;
@@ -142,7 +142,7 @@ namespace PyBridge
         public static bool GilStatsEnabled
         {
             get { return ReadGilStatsSwitch(); }
-            set { PyStatus.Check(GilStatsNative.pyb_gil_stats_enable(value)); }
+            set { PyStatus.Check(Native.pyb_gil_stats_enable(value)); }
         }
 
         static bool ReadGilStatsSwitch()
@@ -150,14 +150,14 @@ namespace PyBridge
             PybGilStats total = PybGilStats.Blank();
             // Through the release package's loader, nothing is loaded before the first
             // Initialize: statistics are then off unless switched on, which the loader remembers.
-            return GilStatsNative.pyb_gil_stats_total(ref total) == 0 && total.Enabled != 0;
+            return Native.pyb_gil_stats_total(ref total) == 0 && total.Enabled != 0;
         }
 
         /// <summary>Reads the GIL statistics: the total and each live host thread.</summary>
         public static PyGilStats GetGilStats() { return PyGilStats.Read(); }
 
         /// <summary>Forgets every wait and hold recorded so far, of every thread.</summary>
-        public static void ResetGilStats() { PyStatus.Check(GilStatsNative.pyb_gil_stats_reset()); }
+        public static void ResetGilStats() { PyStatus.Check(Native.pyb_gil_stats_reset()); }
     }
 }
 
@@ -167,7 +167,7 @@ namespace PyBridge.Interop
     [StructLayout(LayoutKind.Sequential)]
     public unsafe struct PybGilStats
     {
-        public const int NameSize = 32;
+        public const int NameSize = Native.PYB_THREAD_NAME_SIZE;
         public UIntPtr StructSize;
         public ulong ThreadId;
         public int OsThreadId;
@@ -197,9 +197,10 @@ namespace PyBridge.Interop
         }
     }
 
-    /// <summary>The pyb_gil_stats_* functions.</summary>
-    public static unsafe class GilStatsNative
+    public static unsafe partial class Native
     {
+        public const int PYB_THREAD_NAME_SIZE = 32;
+
         [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_gil_stats_enable([MarshalAs(UnmanagedType.I1)] bool enabled);
 

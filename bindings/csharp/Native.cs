@@ -88,7 +88,7 @@ namespace PyBridge.Interop
 
     /// <summary>The C API as declared in pybridge.h. Threading and ownership
     /// rules are the header's; the idiomatic layer (PyEngine, PyObject) follows them.</summary>
-    public static unsafe class Native
+    public static unsafe partial class Native
     {
         public const string Lib = "pybridge";
 
@@ -115,6 +115,7 @@ namespace PyBridge.Interop
         public const int PYB_E_PYTHON_UNUSABLE = -19;
         public const int PYB_E_WRONG_INTERPRETER = -20;
         public const int PYB_E_UNSUPPORTED = -21;
+        public const int PYB_E_CANCELLED = -22;
 
         public const uint PYB_CONFIG_ISOLATED = 1;
         public const uint PYB_CONFIG_IGNORE_SIGPIPE = 2;

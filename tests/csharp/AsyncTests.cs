@@ -1,0 +1,104 @@
+// Awaiting Python from C# (bindings/csharp/Async.cs): results, exceptions, cancellation through a
+// CancellationToken, 1,000 concurrent asyncio.sleep(0.1), and shutdown with pending tasks.
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using PyBridge;
+
+public static partial class Tests
+{
+    const string AsyncSetup =
+        "import asyncio\n" +
+        "async def add(a, b):\n    await asyncio.sleep(0.01)\n    return a + b\n" +
+        "async def fail(key):\n    await asyncio.sleep(0)\n    raise KeyError(key)\n" +
+        "async def nap(i):\n    await asyncio.sleep(0.1)\n    return i\n" +
+        "async def forever():\n    await asyncio.sleep(3600)\n";
+
+    static Exception Unwrap(Task task, string what)
+    {
+        try { task.Wait(TimeSpan.FromSeconds(30)); }
+        catch (AggregateException e) { return e.InnerException; }
+        throw new AssertionException(what + ": the task did not fail");
+    }
+
+    [Test]
+    public static void AwaitingPythonCoroutines()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run(AsyncSetup);
+        using (PyObject add = PyEngine.Eval<PyObject>("add"))
+        using (PyObject fail = PyEngine.Eval<PyObject>("fail"))
+        using (PyObject nap = PyEngine.Eval<PyObject>("nap"))
+        using (PyObject forever = PyEngine.Eval<PyObject>("forever"))
+        {
+            Assert.Equal(5L, add.CallAsync<long>(2L, 3L).Result, "an async def's result");
+            Assert.Equal("ab", add.CallAsync<string>("a", "b").Result, "converted as Call<T> converts");
+            using (PyObject coroutine = add.Call<PyObject>(40L, 2L))
+                Assert.Equal(42L, PyEngine.RunAsync<long>(coroutine).Result, "RunAsync of a coroutine object");
+
+            var error = Unwrap(fail.CallAsync<long>("missing"), "fail()") as PythonException;
+            Assert.True(error != null, "a PythonException");
+            Assert.Equal("KeyError", error.PythonTypeName, "its Python type");
+            Assert.True(error.PythonTraceback.Contains("in fail"), "its traceback: " + error.PythonTraceback);
+
+            // Continuations run off the event loop's thread, without its GIL.
+            bool heldInContinuation = true;
+            add.CallAsync<long>(1L, 1L).ContinueWith(t => heldInContinuation = PyEngine.IsGilHeld).Wait();
+            Assert.Equal(false, heldInContinuation, "a continuation holds no GIL");
+
+            // 1,000 concurrent sleeps of 0.1 s.
+            nap.CallAsync<long>(-1L).Wait(); // the loop's thread starts on first use
+            Stopwatch watch = Stopwatch.StartNew();
+            Task<long>[] naps = Enumerable.Range(0, 1000).Select(i => nap.CallAsync<long>((long)i)).ToArray();
+            Assert.True(Task.WaitAll(naps, TimeSpan.FromSeconds(10)), "1,000 naps within 10 s");
+            watch.Stop();
+            Assert.Equal(499500L, naps.Sum(t => t.Result), "every result");
+            Console.WriteLine("  1,000 concurrent asyncio.sleep(0.1) awaited from C# in {0:F0} ms", watch.Elapsed.TotalMilliseconds);
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), "well under 1 s: " + watch.Elapsed);
+
+            // A CancellationToken cancels the Python task.
+            using (var cancel = new CancellationTokenSource())
+            {
+                Task<long> waiting = forever.CallAsync<long>(cancel.Token);
+                Thread.Sleep(50);
+                Assert.Equal(false, waiting.IsCompleted, "still waiting");
+                cancel.Cancel();
+                Assert.True(Unwrap(waiting, "cancelled") is TaskCanceledException, "TaskCanceledException");
+                Assert.True(waiting.IsCanceled, "IsCanceled");
+                Task<long> never = forever.CallAsync<long>(cancel.Token);
+                Assert.True(never.IsCanceled, "an already cancelled token submits nothing");
+            }
+            using (PyObject number = PyEngine.Eval<PyObject>("object()"))
+                Assert.Throws<InvalidCastException>("PYB_E_WRONG_TYPE", () => PyEngine.RunAsync<long>(number), "not awaitable");
+
+            // Shutdown fails what is still pending, with a clear exception, and does not hang.
+            Task<long> pending = forever.CallAsync<long>();
+            Thread.Sleep(50);
+            TimeSpan took = Assert.Within(TimeSpan.FromSeconds(20), "shutdown", () => PyEngine.Shutdown(Ten));
+            Exception ended = Unwrap(pending, "pending at shutdown");
+            Assert.True(ended is PyEngineShuttingDownException, "PyEngineShuttingDownException: " + ended);
+            Console.WriteLine("  shutdown with a pending coroutine took {0:F0} ms", took.TotalMilliseconds);
+        }
+    }
+}
+
+public static partial class Tests
+{
+    /// <summary>A process that awaited Python exits with the engine running, as applications do:
+    /// Mono then waited for ever for the event loop's thread (which entered .NET to complete a
+    /// task) until the binding shut the engine down on ProcessExit. The runner's deadline fails a
+    /// hang; the test reports its own PASS because it ends the process itself.</summary>
+    [Test]
+    public static void AProcessThatAwaitedPythonExitsWithoutShutdown()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run(AsyncSetup);
+        using (PyObject add = PyEngine.Eval<PyObject>("add"))
+            Assert.Equal(3L, add.CallAsync<long>(1L, 2L).Result, "awaited");
+        Console.WriteLine("PASS AProcessThatAwaitedPythonExitsWithoutShutdown (then Environment.Exit with the engine running)");
+        Console.Out.Flush();
+        Environment.Exit(0);
+    }
+}

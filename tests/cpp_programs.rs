@@ -188,6 +188,27 @@ fn buffer_views_and_shared_memory_under_sanitizers() {
     buffers(true);
 }
 
+fn coroutines(sanitized: bool) {
+    let outcome = build_and_run("coroutines", "coroutines: all checks passed", sanitized);
+    assert!(
+        outcome
+            .stdout
+            .contains("coroutines: 1,000 concurrent asyncio.sleep(0.1) awaited from C++ in "),
+        "{}",
+        outcome.describe()
+    );
+}
+
+#[test]
+fn awaiting_coroutines_from_cpp() {
+    coroutines(false);
+}
+
+#[test]
+fn awaiting_coroutines_under_sanitizers() {
+    coroutines(true);
+}
+
 #[test]
 fn keyword_calls_and_containers_from_cpp() {
     calls_and_containers(false);

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
 #include <limits>
 #include <optional>
 #include <string>
@@ -1314,6 +1315,60 @@ inline pyb_stats stats() {
   out.struct_size = sizeof out;
   detail::check(pyb_stats_get(&out));
   return out;
+}
+
+// ---------------------------------------------------------------- coroutines
+
+// Awaits a Python awaitable (a coroutine such as an `async def`'s call, an
+// asyncio Task or Future) on pybridge's event loop (pyb_task_submit). The
+// future holds the result, or an Error: the Python exception (status
+// PYB_E_PYTHON, type and traceback), PYB_E_CANCELLED, or PYB_E_SHUTTING_DOWN
+// when the engine shut down first. Throws Error if the submission fails
+// (PYB_E_WRONG_TYPE for something not awaitable).
+class Task {
+ public:
+  explicit Task(const Object &awaitable) {
+    auto *state = new std::promise<Value>();
+    future_ = state->get_future();
+    pyb_status status = pyb_task_submit(awaitable.capi(), &Task::on_done, state, &id_);
+    if (status != PYB_OK) {
+      delete state;
+      detail::check(status);
+    }
+  }
+
+  // The outcome; blocks until it is there. Do not wait on the event loop's
+  // thread (a callback), or while holding the GIL the loop needs.
+  Value get() { return future_.get(); }
+  std::future<Value> &future() noexcept { return future_; }
+  // Asks the loop to cancel the task (pyb_task_cancel); does not wait.
+  void cancel() const { detail::check(pyb_task_cancel(id_)); }
+  pyb_task id() const noexcept { return id_; }
+
+ private:
+  static void on_done(pyb_task, pyb_status status, const pyb_value *result, void *user_data) {
+    auto *state = static_cast<std::promise<Value> *>(user_data);
+    try {
+      if (status == PYB_OK) {
+        state->set_value(Value::adopt(*result));
+      } else {
+        // The last error of this thread (the loop's) describes it, inside the callback.
+        state->set_exception(std::make_exception_ptr(Error::last(status)));
+      }
+    } catch (...) {
+      state->set_exception(std::current_exception());
+    }
+    delete state;
+  }
+
+  std::future<Value> future_;
+  pyb_task id_ = 0;
+};
+
+// Calls `callable(args...)` (an async def) and awaits its coroutine.
+template <class... A>
+Task call_async(const Object &callable, A &&...args) {
+  return Task(callable.call(std::forward<A>(args)...).into_object());
 }
 
 // ---------------------------------------------------------------- buffers

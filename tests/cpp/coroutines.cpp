@@ -1,0 +1,89 @@
+// coroutines: pybridge::Task and call_async from C++: results, the Python
+// exception as an Error, cancellation, 1,000 concurrent sleeps, and a task
+// failed with PYB_E_SHUTTING_DOWN by the engine's shutdown.
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "common.hpp"
+
+const char *const test::program = "coroutines";
+
+namespace {
+
+const char *kSetup = R"(
+import asyncio
+async def add(a, b):
+    await asyncio.sleep(0.01)
+    return a + b
+async def fail():
+    raise ValueError('no good')
+async def nap(i):
+    await asyncio.sleep(0.1)
+    return i
+async def forever():
+    await asyncio.sleep(3600)
+)";
+
+pyb_status status_of(pybridge::Task &task) {
+    try {
+        task.get();
+        return PYB_OK;
+    } catch (const pybridge::Error &error) {
+        return error.status();
+    }
+}
+
+}  // namespace
+
+int main() {
+    auto engine = test::guarded("initialize", [] { return pybridge::Engine::initialize(); });
+    test::guarded("coroutines", [&] {
+        pybridge::run(kSetup);
+        pybridge::Object add = pybridge::eval("add").into_object();
+        TEST_CHECK(pybridge::call_async(add, 2, 3).get().to_int64() == 5, "add(2, 3)");
+        TEST_CHECK(pybridge::call_async(add, "a", "b").get().to_string() == "ab", "add of strs");
+        try {
+            pybridge::call_async(pybridge::eval("fail").into_object()).get();
+            test::fail("fail() gave a result");
+        } catch (const pybridge::Error &error) {
+            TEST_CHECK(error.status() == PYB_E_PYTHON && error.python_type() == "ValueError" &&
+                           error.python_message() == "no good",
+                       "fail(): %s", error.what());
+        }
+        try {
+            pybridge::Task refused(pybridge::eval("add").into_object());
+            test::fail("a function was accepted as awaitable");
+        } catch (const pybridge::Error &error) {
+            TEST_CHECK(error.status() == PYB_E_WRONG_TYPE, "not awaitable: %s", error.what());
+        }
+
+        pybridge::Object nap = pybridge::eval("nap").into_object();
+        pybridge::call_async(nap, -1).get();  // the loop's thread starts on first use
+        auto started = std::chrono::steady_clock::now();
+        std::vector<pybridge::Task> naps;
+        for (int i = 0; i < 1000; ++i) naps.push_back(pybridge::call_async(nap, i));
+        int64_t sum = 0;
+        for (auto &task : naps) sum += task.get().to_int64();
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        TEST_CHECK(sum == 499500, "sum of the naps %lld", static_cast<long long>(sum));
+        std::printf("coroutines: 1,000 concurrent asyncio.sleep(0.1) awaited from C++ in %.0f ms\n", ms);
+        TEST_CHECK(ms < 1000, "1,000 naps took %.0f ms", ms);
+
+        pybridge::Object forever = pybridge::eval("forever").into_object();
+        pybridge::Task cancelled = pybridge::call_async(forever);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::thread([&] { cancelled.cancel(); }).join();
+        TEST_CHECK(status_of(cancelled) == PYB_E_CANCELLED, "cancelled task");
+
+        pybridge::Task pending = pybridge::call_async(forever);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        engine.shutdown(std::chrono::seconds(30));
+        TEST_CHECK(pending.future().wait_for(std::chrono::seconds(1)) == std::future_status::ready,
+                   "the pending task ended with the shutdown");
+        TEST_CHECK(status_of(pending) == PYB_E_SHUTTING_DOWN, "pending task at shutdown");
+        return 0;
+    });
+    std::puts("coroutines: all checks passed");
+    return 0;
+}

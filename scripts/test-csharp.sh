@@ -18,7 +18,7 @@ if [ -z "${PYB_LIB_DIR:-}" ]; then
 fi
 OUT="${CARGO_TARGET_DIR:-target}/csharp-tests"
 if ! bash bindings/csharp/build-mcs.sh "$OUT" ||
-   ! mcs -nologo -warnaserror -unsafe -debug -r:"$OUT/PyBridge.dll" -r:System.Core.dll -r:System.Numerics.dll \
+   ! mcs -nologo -warnaserror -unsafe -debug -r:"$OUT/PyBridge.dll" -r:System.Core.dll -r:System.Numerics.dll -r:Microsoft.CSharp.dll \
        -out:"$OUT/tests.exe" tests/csharp/*.cs; then
   echo "C# build failed"
   echo "0 passed, 1 failed"

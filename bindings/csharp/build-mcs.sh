@@ -13,7 +13,7 @@ if [ ! -f "$LIB_DIR/libpybridge.so" ]; then
   exit 1
 fi
 cp "$LIB_DIR/libpybridge.so" "$OUT_DIR/"
-mcs -nologo -warnaserror -unsafe -optimize+ -debug -target:library -r:System.Numerics.dll -out:"$OUT_DIR/PyBridge.dll" \
+mcs -nologo -warnaserror -unsafe -optimize+ -debug -target:library -r:System.Core.dll -r:System.Numerics.dll -out:"$OUT_DIR/PyBridge.dll" \
   "$ROOT"/bindings/csharp/*.cs
 cat > "$OUT_DIR/coreclr.runtimeconfig.json" <<'JSON'
 {

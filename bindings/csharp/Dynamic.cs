@@ -1,0 +1,173 @@
+// PyObject with C#'s `dynamic`: attributes, method calls with keyword arguments (C# named
+// arguments), calls, indexers, operators and conversions, each one pybridge call.
+//
+//   dynamic json = PyEngine.Import("json");
+//   string text = json.dumps(data, indent: 2);
+//   dynamic np = PyEngine.Import("numpy");
+//   dynamic a = np.zeros(3);  a[0] = 1.5;  double total = a.sum();
+//
+// Results come back as Call<object> gives them: None, bool, int, float, str and bytes as .NET
+// values (long, double, string, ...), anything else as a PyObject, itself dynamic. A member that
+// PyObject itself declares (Call, Dispose, ToString, GetAttr, ...) wins over a Python attribute of
+// the same name: reach that one with GetAttr("name").
+using System;
+using System.Collections.Generic;
+using System.Dynamic;
+using System.Linq.Expressions;
+using System.Reflection;
+
+namespace PyBridge
+{
+    public partial class PyObject : DynamicObject
+    {
+        public override bool TryGetMember(GetMemberBinder binder, out object result)
+        {
+            result = GetAttr(binder.Name);
+            return true;
+        }
+
+        public override bool TrySetMember(SetMemberBinder binder, object value)
+        {
+            SetAttr(binder.Name, value);
+            return true;
+        }
+
+        public override bool TryInvokeMember(InvokeMemberBinder binder, object[] args, out object result)
+        {
+            IDictionary<string, object> kwargs;
+            object[] positional = SplitNamed(binder.CallInfo, args, out kwargs);
+            result = CallMethodKw(binder.Name, positional, kwargs);
+            return true;
+        }
+
+        public override bool TryInvoke(InvokeBinder binder, object[] args, out object result)
+        {
+            IDictionary<string, object> kwargs;
+            object[] positional = SplitNamed(binder.CallInfo, args, out kwargs);
+            result = CallKw(positional, kwargs);
+            return true;
+        }
+
+        public override bool TryGetIndex(GetIndexBinder binder, object[] indexes, out object result)
+        {
+            result = GetItem(Key(indexes));
+            return true;
+        }
+
+        public override bool TrySetIndex(SetIndexBinder binder, object[] indexes, object value)
+        {
+            SetItem(Key(indexes), value);
+            return true;
+        }
+
+        public override bool TryBinaryOperation(BinaryOperationBinder binder, object arg, out object result)
+        {
+            string name;
+            if (!BinaryOperators.TryGetValue(binder.Operation, out name))
+            {
+                result = null;
+                return false;
+            }
+            using (PyObject operators = PyEngine.Import("operator"))
+                result = operators.CallMethod(name, this, arg);
+            return true;
+        }
+
+        public override bool TryUnaryOperation(UnaryOperationBinder binder, out object result)
+        {
+            return TryUnary(binder.Operation, out result);
+        }
+
+        bool TryUnary(ExpressionType operation, out object result)
+        {
+            switch (operation)
+            {
+                case ExpressionType.IsTrue: result = ToBoolean(); return true;
+                case ExpressionType.IsFalse: result = !ToBoolean(); return true;
+                case ExpressionType.Not: result = !ToBoolean(); return true;
+            }
+            string name;
+            if (!UnaryOperators.TryGetValue(operation, out name))
+            {
+                result = null;
+                return false;
+            }
+            using (PyObject operators = PyEngine.Import("operator"))
+                result = operators.CallMethod(name, this);
+            return true;
+        }
+
+        /// <summary>(long)d, (string)d, (PyList)d, ... as <see cref="As{T}"/> converts; this object
+        /// stays usable.</summary>
+        public override bool TryConvert(ConvertBinder binder, out object result)
+        {
+            if (binder.Type.IsInstanceOfType(this))
+            {
+                result = this;
+                return true;
+            }
+            MethodInfo to = typeof(Values).GetMethod("To", BindingFlags.Static | BindingFlags.NonPublic)
+                .MakeGenericMethod(binder.Type);
+            try
+            {
+                result = to.Invoke(null, new object[] { Clone() });
+            }
+            catch (TargetInvocationException e)
+            {
+                throw e.InnerException;
+            }
+            return true;
+        }
+
+        public override IEnumerable<string> GetDynamicMemberNames()
+        {
+            using (PyObject builtins = PyEngine.Import("builtins"))
+            using (PyObject names = builtins.CallMethod<PyObject>("dir", this))
+                foreach (object name in names.Iterate())
+                    yield return (string)name;
+        }
+
+        /// <summary>Positional arguments first, then C# named arguments as keywords (CallInfo puts
+        /// the names of the trailing arguments last).</summary>
+        static object[] SplitNamed(CallInfo info, object[] args, out IDictionary<string, object> kwargs)
+        {
+            int named = info.ArgumentNames.Count;
+            if (named == 0)
+            {
+                kwargs = null;
+                return args;
+            }
+            int positional = args.Length - named;
+            kwargs = new Dictionary<string, object>(named);
+            for (int i = 0; i < named; i++)
+                kwargs[info.ArgumentNames[i]] = args[positional + i];
+            object[] first = new object[positional];
+            Array.Copy(args, first, positional);
+            return first;
+        }
+
+        /// <summary>d[i] is d[i]; d[i, j] is d[(i, j)], as in Python.</summary>
+        static object Key(object[] indexes)
+        {
+            return indexes.Length == 1 ? indexes[0] : NewTuple(indexes);
+        }
+
+        static readonly Dictionary<ExpressionType, string> BinaryOperators = new Dictionary<ExpressionType, string>
+        {
+            { ExpressionType.Add, "add" }, { ExpressionType.Subtract, "sub" },
+            { ExpressionType.Multiply, "mul" }, { ExpressionType.Divide, "truediv" },
+            { ExpressionType.Modulo, "mod" }, { ExpressionType.And, "and_" },
+            { ExpressionType.Or, "or_" }, { ExpressionType.ExclusiveOr, "xor" },
+            { ExpressionType.LeftShift, "lshift" }, { ExpressionType.RightShift, "rshift" },
+            { ExpressionType.Equal, "eq" }, { ExpressionType.NotEqual, "ne" },
+            { ExpressionType.LessThan, "lt" }, { ExpressionType.LessThanOrEqual, "le" },
+            { ExpressionType.GreaterThan, "gt" }, { ExpressionType.GreaterThanOrEqual, "ge" },
+        };
+
+        static readonly Dictionary<ExpressionType, string> UnaryOperators = new Dictionary<ExpressionType, string>
+        {
+            { ExpressionType.Negate, "neg" }, { ExpressionType.UnaryPlus, "pos" },
+            { ExpressionType.OnesComplement, "invert" },
+        };
+    }
+}

@@ -272,14 +272,23 @@ fn python_functions_that_take_an_object_take_a_gil_token() {
                 .map(|(_, rest)| rest)
                 .unwrap_or_default();
             // Functions CPython calls (it holds the GIL and passes no token),
+            // C functions declared in `extern` blocks (no body to take one),
             // methods of a value that carries the token, and functions of
             // owned references (which carry it) are exempt.
             let entered_from_cpython = text
                 .lines()
                 .nth(line - 1)
                 .is_some_and(|line| line.contains("extern \"C\" fn"));
+            let declared_in_c = text[text
+                .lines()
+                .take(line - 1)
+                .map(|line| line.len() + 1)
+                .sum::<usize>()..]
+                .split_once(&signature)
+                .is_some_and(|(_, after)| after.starts_with(';'));
             if !params.contains("PyObject")
                 || entered_from_cpython
+                || declared_in_c
                 || params.contains("self")
                 || params.contains("Owned<")
             {

@@ -466,3 +466,71 @@ fn release_inside_a_scope_but_without_the_gil_is_queued() {
         assert!(eval_bool("ref() is None"), "the queued release was applied");
     });
 }
+
+#[test]
+fn python_errors_carry_their_bases_and_the_exception_object() {
+    within(LIMIT, "exception object", || {
+        initialize();
+        let mut none = 7;
+        ok(unsafe { pyb_last_error_python_exception(&mut none) });
+        assert_eq!(none, 0, "no Python error yet");
+        let scope = {
+            let mut scope = 0;
+            ok(unsafe { pyb_scope_new(&mut scope) });
+            scope
+        };
+        exec_in(
+            scope,
+            "class AppError(KeyError):\n    def __init__(self, code):\n        super().__init__(code)\n        self.code = code\n",
+        );
+        let code = c("raise AppError(42)");
+        expect_python(
+            unsafe { pyb_run(code.as_ptr(), c"<test>".as_ptr(), scope) },
+            // Not `__pybridge__.AppError`: the scope's module name is internal.
+            "AppError",
+        );
+        assert_eq!(
+            python_types(),
+            "AppError\nKeyError\nLookupError\nException\nBaseException"
+        );
+        let mut exception = 0;
+        ok(unsafe { pyb_last_error_python_exception(&mut exception) });
+        assert_ne!(exception, 0);
+        let mut value = pyb_value::none();
+        ok(unsafe { pyb_getattr(exception, c"code".as_ptr(), &mut value) });
+        assert_eq!(
+            value.as_i64(),
+            Some(42),
+            "an attribute of the exception object"
+        );
+        // A second copy is another handle to the same object.
+        let mut again = 0;
+        ok(unsafe { pyb_last_error_python_exception(&mut again) });
+        assert_ne!(again, exception);
+        release(again);
+        release(exception);
+        // Library modules name their module; builtins do not.
+        expect_python(
+            unsafe {
+                pyb_run(
+                    c"import json; json.loads('{')".as_ptr(),
+                    std::ptr::null(),
+                    0,
+                )
+            },
+            "json.decoder.JSONDecodeError",
+        );
+        assert_eq!(
+            python_types(),
+            "json.decoder.JSONDecodeError\nValueError\nException\nBaseException"
+        );
+        // After a shutdown the object is gone with its engine: a named status.
+        ok(shutdown(10_000, 0));
+        let mut stale = 0;
+        expect(
+            unsafe { pyb_last_error_python_exception(&mut stale) },
+            PYB_E_BAD_HANDLE,
+        );
+        assert_eq!(stale, 0);
+    });
+}

@@ -698,6 +698,18 @@ pyb_status pyb_object_to_string(pyb_object object, char *buf, size_t buf_len, si
 // (`buf_len` too small; nothing is written), `PYB_E_BAD_HANDLE`, `PYB_E_NULL_ARGUMENT`.
 pyb_status pyb_object_to_bytes(pyb_object object, uint8_t *buf, size_t buf_len, size_t *len_out);
 
+// Writes a new handle to the calling thread's last Python exception object
+// to `out` (caller owns; release with `pyb_object_release`), to read its
+// attributes (`errno`, `args`, ...) or raise it again; writes 0 when the last
+// error was not a Python exception. Any thread; takes the GIL if needed. Call
+// it before anything else fails on this thread: a failure of this call
+// becomes the last error.
+//
+// Errors: `PYB_E_BAD_HANDLE` (the exception's engine has shut down since),
+// `PYB_E_WRONG_INTERPRETER` (raised in another interpreter than the one the
+// thread works in now), `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_last_error_python_exception(pyb_object *out);
+
 // Makes a Python object from `value` and writes a new handle to it to `out`
 // (the caller owns it). For an `OBJECT` value this is a clone. Use it, for
 // example, to return a string a host function built in memory it frees
@@ -973,6 +985,14 @@ size_t pyb_last_error_python_type(char *buf, size_t buf_len);
 // last Python error. Returns 0 when the last error was not a Python exception
 // (or its message is empty). Any thread; the GIL does not matter.
 size_t pyb_last_error_python_message(char *buf, size_t buf_len);
+
+// Like `pyb_last_error_message`, for the names of the type of the calling
+// thread's last Python exception and of all its bases, in method resolution
+// order without `object`, one per line (`KeyError\nLookupError\nException\n
+// BaseException`): a host tests "is it a LookupError?" by looking for a line.
+// Names are written as `pyb_last_error_python_type` writes them. Returns 0
+// when the last error was not a Python exception. Any thread; the GIL does not matter.
+size_t pyb_last_error_python_types(char *buf, size_t buf_len);
 
 // Like `pyb_last_error_message`, for the formatted traceback of the calling
 // thread's last Python error, exactly as Python would print it (including

@@ -35,6 +35,7 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,10 +81,29 @@ class Error : public std::exception {
   // The error of the last failing pybridge call on this thread, which returned
   // `status`. Call it right after that call, on the same thread.
   static Error last(pyb_status status) {
-    return Error(status, detail::read_last(pyb_last_error_message),
-                 detail::read_last(pyb_last_error_python_type),
-                 detail::read_last(pyb_last_error_python_message),
-                 detail::read_last(pyb_last_error_python_traceback));
+    Error error(status, detail::read_last(pyb_last_error_message),
+                detail::read_last(pyb_last_error_python_type),
+                detail::read_last(pyb_last_error_python_message),
+                detail::read_last(pyb_last_error_python_traceback));
+    if (status == PYB_E_PYTHON) {
+      std::string types = detail::read_last(pyb_last_error_python_types);
+      for (size_t start = 0; start < types.size();) {
+        size_t end = types.find('\n', start);
+        if (end == std::string::npos) end = types.size();
+        error.python_types_.push_back(types.substr(start, end - start));
+        start = end + 1;
+      }
+      pyb_object exception = 0;
+      if (pyb_last_error_python_exception(&exception) == PYB_OK && exception != 0) {
+        // Shared by the copies of this Error; released (any thread) with the last one.
+        error.exception_ = std::shared_ptr<const pyb_object>(
+            new pyb_object(exception), [](const pyb_object *handle) {
+              (void)pyb_object_release(*handle);
+              delete handle;
+            });
+      }
+    }
+    return error;
   }
 
   pyb_status status() const noexcept { return status_; }
@@ -97,6 +117,26 @@ class Error : public std::exception {
   const std::string &python_type() const noexcept { return python_type_; }
   const std::string &python_message() const noexcept { return python_message_; }
   const std::string &traceback() const noexcept { return traceback_; }
+  // The exception's type and all its bases, most derived first, without
+  // `object` ({"KeyError", "LookupError", "Exception", "BaseException"}).
+  const std::vector<std::string> &python_types() const noexcept { return python_types_; }
+  // True when the exception is a `type_name` or a subclass of it, as `except`
+  // would match: "LookupError", "json.decoder.JSONDecodeError", or the bare
+  // "JSONDecodeError".
+  bool is(std::string_view type_name) const {
+    for (const std::string &name : python_types_) {
+      if (name == type_name) return true;
+      if (type_name.find('.') == std::string_view::npos && name.size() > type_name.size() &&
+          name.compare(name.size() - type_name.size(), type_name.size(), type_name) == 0 &&
+          name[name.size() - type_name.size() - 1] == '.') {
+        return true;
+      }
+    }
+    return false;
+  }
+  // The Python exception object (a new owning Object), or an empty Object
+  // when there is none. Defined after Object.
+  class Object exception() const;
   // "<status name>: <message>".
   const char *what() const noexcept override { return what_.c_str(); }
 
@@ -107,6 +147,8 @@ class Error : public std::exception {
   std::string python_message_;
   std::string traceback_;
   std::string what_;
+  std::vector<std::string> python_types_;
+  std::shared_ptr<const pyb_object> exception_;
 };
 
 namespace detail {
@@ -530,6 +572,13 @@ class ValueRef {
   bool is_object_ = false;
   Value owned_;
 };
+
+inline Object Error::exception() const {
+  if (!exception_) return Object();
+  pyb_object copy = 0;
+  detail::check(pyb_object_clone(*exception_, &copy));
+  return Object(copy);
+}
 
 inline Value Object::attr(const char *name) const {
   pyb_value out{};

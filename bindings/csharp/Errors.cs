@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Text;
 using PyBridge.Interop;
 
@@ -12,13 +13,39 @@ namespace PyBridge
         public string PythonTypeName { get; private set; }
         public string PythonMessage { get; private set; }
         public string PythonTraceback { get; private set; }
+        /// <summary>The exception's type and all its bases, most derived first, without
+        /// <c>object</c>: KeyError, LookupError, Exception, BaseException.</summary>
+        public IReadOnlyList<string> PythonTypes { get; private set; }
+        /// <summary>The Python exception object, to read its attributes (<c>e.Value.GetAttr("errno")</c>),
+        /// or null when it was not available (the engine shut down in between). Dispose it, or let the GC.</summary>
+        public PyObject Value { get; private set; }
 
         public PythonException(string message, string typeName, string pythonMessage, string traceback)
+            : this(message, typeName, pythonMessage, traceback, new[] { typeName }, null) { }
+
+        public PythonException(string message, string typeName, string pythonMessage, string traceback,
+            IReadOnlyList<string> pythonTypes, PyObject value)
             : base(message)
         {
             PythonTypeName = typeName;
             PythonMessage = pythonMessage;
             PythonTraceback = traceback;
+            PythonTypes = pythonTypes;
+            Value = value;
+        }
+
+        /// <summary>True when the exception is a <paramref name="typeName"/> or a subclass of it, as
+        /// Python's <c>except</c> would match: "KeyError", "LookupError", or a qualified name such
+        /// as "json.decoder.JSONDecodeError" (or just "JSONDecodeError").</summary>
+        public bool Is(string typeName)
+        {
+            if (typeName == null) throw new ArgumentNullException("typeName");
+            foreach (string name in PythonTypes)
+            {
+                if (name == typeName) return true;
+                if (typeName.IndexOf('.') < 0 && name.EndsWith("." + typeName, StringComparison.Ordinal)) return true;
+            }
+            return false;
         }
     }
 
@@ -119,7 +146,8 @@ namespace PyBridge
             switch (status)
             {
                 case Native.PYB_E_PYTHON:
-                    e = new PythonException(message, LastError.PythonType, LastError.PythonMessage, LastError.PythonTraceback);
+                    e = new PythonException(message, LastError.PythonType, LastError.PythonMessage, LastError.PythonTraceback,
+                        LastError.PythonTypes.Split(new[] { '\n' }, StringSplitOptions.RemoveEmptyEntries), LastError.TakeException());
                     break;
                 case Native.PYB_E_TIMEOUT:
                 case Native.PYB_E_SHUTDOWN_COMMITTED:
@@ -184,6 +212,16 @@ namespace PyBridge
         public static string PythonType { get { return Read(Native.pyb_last_error_python_type); } }
         public static string PythonMessage { get { return Read(Native.pyb_last_error_python_message); } }
         public static string PythonTraceback { get { return Read(Native.pyb_last_error_python_traceback); } }
+        /// <summary>The last Python exception's type and bases, one per line.</summary>
+        public static string PythonTypes { get { return Read(Native.pyb_last_error_python_types); } }
+
+        /// <summary>A new PyObject for the last Python exception, or null (none, or its engine is gone).</summary>
+        internal static PyObject TakeException()
+        {
+            ulong handle;
+            return Native.pyb_last_error_python_exception(out handle) == Native.PYB_OK && handle != 0
+                ? new PyObject(handle) : null;
+        }
 
         internal static string Read(Reader reader)
         {

@@ -196,6 +196,12 @@ namespace PyBridge.Interop
         public static extern UIntPtr pyb_last_error_python_traceback(byte* buf, UIntPtr bufLen);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern UIntPtr pyb_last_error_python_types(byte* buf, UIntPtr bufLen);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_last_error_python_exception(out ulong exception);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_gil_acquire(out ulong token);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_gil_release(ulong token);

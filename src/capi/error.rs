@@ -92,6 +92,19 @@ pub unsafe extern "C" fn pyb_last_error_python_message(buf: *mut c_char, buf_len
     unsafe { copy_python_part(text, buf, buf_len) }
 }
 
+/// Like `pyb_last_error_message`, for the names of the type of the calling
+/// thread's last Python exception and of all its bases, in method resolution
+/// order without `object`, one per line (`KeyError\nLookupError\nException\n
+/// BaseException`): a host tests "is it a LookupError?" by looking for a line.
+/// Names are written as `pyb_last_error_python_type` writes them. Returns 0
+/// when the last error was not a Python exception. Any thread; the GIL does not matter.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_last_error_python_types(buf: *mut c_char, buf_len: usize) -> usize {
+    let text = last_python_error().map(|error| error.types.join("\n"));
+    // SAFETY: as above.
+    unsafe { copy_python_part(text, buf, buf_len) }
+}
+
 /// Like `pyb_last_error_message`, for the formatted traceback of the calling
 /// thread's last Python error, exactly as Python would print it (including
 /// chained exceptions and the final `Type: message` line). Returns 0 when the

@@ -4,6 +4,7 @@ use std::ffi::c_char;
 
 use crate::abi::status::*;
 use crate::capi::boundary::{ffi_boundary, out_ptr};
+use crate::capi::error::last_python_error;
 use crate::python::gil::GilScope;
 use crate::python::handles;
 use crate::python::object::{self, enter_for};
@@ -166,4 +167,32 @@ unsafe fn copy_out(bytes: &[u8], buf: *mut u8, buf_len: usize, terminate: bool) 
         }
     }
     Ok(bytes.len())
+}
+
+/// Writes a new handle to the calling thread's last Python exception object
+/// to `out` (caller owns; release with `pyb_object_release`), to read its
+/// attributes (`errno`, `args`, ...) or raise it again; writes 0 when the last
+/// error was not a Python exception. Any thread; takes the GIL if needed. Call
+/// it before anything else fails on this thread: a failure of this call
+/// becomes the last error.
+///
+/// Errors: `PYB_E_BAD_HANDLE` (the exception's engine has shut down since),
+/// `PYB_E_WRONG_INTERPRETER` (raised in another interpreter than the one the
+/// thread works in now), `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_last_error_python_exception(out: *mut pyb_object) -> pyb_status {
+    // Held for the call: the copy keeps the handle alive if this call's own
+    // failure replaces the last error.
+    let exception = last_python_error().and_then(|error| error.exception);
+    ffi_boundary("pyb_last_error_python_exception", || {
+        let out = out_ptr(out, "out")?;
+        let Some(exception) = exception else {
+            *out = 0;
+            return Ok(());
+        };
+        let handle = exception.handle();
+        let gil = enter_for(handle)?;
+        *out = object::clone(gil.python(), handle)?;
+        Ok(())
+    })
 }

@@ -6,7 +6,8 @@ use std::ffi::c_char;
 use crate::abi::status::pyb_status;
 use crate::capi::boundary::{Versioned, caller_size, ffi_boundary, write_versioned};
 use crate::runtime::error::Error;
-use crate::runtime::gil_stats::{self, Distribution, Totals};
+use crate::runtime::gil_stats;
+use crate::runtime::gil_times::{self, Distribution, Totals};
 use crate::runtime::thread_slot::all_slots;
 use crate::sys::clock;
 
@@ -59,7 +60,7 @@ pub unsafe extern "C" fn pyb_stats_get(out: *mut pyb_stats) -> pyb_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_gil_stats_enable(enabled: bool) -> pyb_status {
     ffi_boundary("pyb_gil_stats_enable", || {
-        gil_stats::set_enabled(enabled);
+        gil_times::set_enabled(enabled);
         Ok(())
     })
 }
@@ -72,7 +73,7 @@ pub extern "C" fn pyb_gil_stats_enable(enabled: bool) -> pyb_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_gil_stats_reset() -> pyb_status {
     ffi_boundary("pyb_gil_stats_reset", || {
-        gil_stats::reset();
+        gil_times::reset();
         Ok(())
     })
 }
@@ -184,7 +185,7 @@ fn convert(totals: &Totals, nanos_per_tick: f64) -> pyb_gil_stats {
         longest_hold_thread_id: 0,
         longest_hold_os_thread_id: 0,
         longest_hold_thread_name: [0; PYB_THREAD_NAME_SIZE],
-        enabled: gil_stats::enabled(),
+        enabled: gil_times::enabled(),
     }
 }
 
@@ -210,6 +211,6 @@ fn c_name(name: &str) -> [c_char; PYB_THREAD_NAME_SIZE] {
 /// Switches GIL statistics on when an engine starts with `PYBRIDGE_GIL_STATS=1`.
 pub(crate) fn enable_from_environment() {
     if std::env::var_os("PYBRIDGE_GIL_STATS").is_some_and(|value| value == "1") {
-        gil_stats::set_enabled(true);
+        gil_times::set_enabled(true);
     }
 }

@@ -12,7 +12,7 @@ use pyo3::{Python, ffi};
 use crate::abi::handles::pyb_object;
 use crate::abi::status::*;
 use crate::abi::value::pyb_value;
-use crate::python::exception::python_error;
+use crate::python::exception::{SCOPE_NAME, python_error};
 use crate::python::handles::{borrow, insert, new_reference};
 use crate::python::object::{type_name, with_object};
 use crate::python::owned::{Owned, ptr_or_null};
@@ -204,7 +204,7 @@ pub(crate) fn new_scope(py: Python<'_>) -> Result<pyb_object> {
     // SAFETY: GIL held; `dict` and `name` own their references.
     unsafe {
         let dict = Owned::new(py, ffi::PyDict_New())?;
-        let name = Owned::str(py, "__pybridge__")?;
+        let name = Owned::str(py, SCOPE_NAME)?;
         let builtins = ffi::PyEval_GetBuiltins();
         if ffi::PyDict_SetItemString(dict.as_ptr(), c"__name__".as_ptr(), name.as_ptr()) != 0
             || ffi::PyDict_SetItemString(dict.as_ptr(), c"__builtins__".as_ptr(), builtins) != 0

@@ -6,8 +6,9 @@
 use pyo3::{Python, ffi};
 
 use crate::abi::status::*;
+use crate::python::handles;
 use crate::python::owned::Owned;
-use crate::runtime::error::{Error, PythonError, Result};
+use crate::runtime::error::{Error, ExceptionObject, PythonError, Result};
 
 impl<'py> Owned<'py> {
     /// Takes the new reference a C API call returned; NULL means it raised,
@@ -130,18 +131,7 @@ pub(crate) fn text_of(_py: pyo3::Python<'_>, object: *mut ffi::PyObject) -> Opti
 }
 
 fn describe_exception(py: pyo3::Python<'_>, exception: &Fetched<'_>) -> PythonError {
-    let attribute = |name: &std::ffi::CStr| {
-        // SAFETY: GIL held; the type is live.
-        take_text(py, unsafe {
-            ffi::PyObject_GetAttrString(exception.kind.as_ptr(), name.as_ptr())
-        })
-    };
-    let qualname =
-        attribute(c"__qualname__").unwrap_or_else(|| "<unknown exception type>".to_string());
-    let type_name = match attribute(c"__module__") {
-        Some(module) if module != "builtins" => format!("{module}.{qualname}"),
-        _ => qualname,
-    };
+    let type_name = qualified_name(py, exception.kind.as_ptr());
     let message = match &exception.value {
         None => String::new(),
         // SAFETY: GIL held; the value is live.
@@ -151,9 +141,59 @@ fn describe_exception(py: pyo3::Python<'_>, exception: &Fetched<'_>) -> PythonEr
     let traceback =
         format_exception(py, exception).unwrap_or_else(|| format!("{type_name}: {message}"));
     PythonError {
+        types: type_names(py, exception.kind.as_ptr()),
+        exception: exception.value.as_ref().and_then(|value| {
+            // SAFETY: GIL held; a new reference for the handle.
+            let object = unsafe { Owned::from_borrowed(py, value.as_ptr()) };
+            handles::insert(py, object.into_raw())
+                .ok()
+                .map(|handle| ExceptionObject::new(handle, handles::release_later))
+        }),
         type_name,
         message,
         traceback,
+    }
+}
+
+/// The `__name__` of a `pyb_scope_new` namespace (`call.rs`), which error
+/// type names leave out.
+pub(crate) const SCOPE_NAME: &str = "__pybridge__";
+
+/// `ZeroDivisionError` for builtins, `module.QualifiedName` otherwise; a class
+/// defined in a `pyb_scope_new` namespace (module `__pybridge__`, an internal
+/// name) is just `QualifiedName`.
+fn qualified_name(py: pyo3::Python<'_>, kind: *mut ffi::PyObject) -> String {
+    let attribute = |name: &std::ffi::CStr| {
+        // SAFETY: GIL held; the type is live.
+        take_text(py, unsafe {
+            ffi::PyObject_GetAttrString(kind, name.as_ptr())
+        })
+    };
+    let qualname =
+        attribute(c"__qualname__").unwrap_or_else(|| "<unknown exception type>".to_string());
+    match attribute(c"__module__") {
+        Some(module) if module != "builtins" && module != SCOPE_NAME => {
+            format!("{module}.{qualname}")
+        }
+        _ => qualname,
+    }
+}
+
+/// The qualified names of `kind.__mro__`, without `object`.
+fn type_names(py: pyo3::Python<'_>, kind: *mut ffi::PyObject) -> Vec<String> {
+    // SAFETY: GIL held; `__mro__` of a type is a tuple of types.
+    unsafe {
+        let Some(mro) =
+            owned_or_cleared(py, ffi::PyObject_GetAttrString(kind, c"__mro__".as_ptr()))
+        else {
+            return vec![qualified_name(py, kind)];
+        };
+        let count = ffi::PyTuple_Size(mro.as_ptr()).max(0);
+        (0..count)
+            .map(|index| ffi::PyTuple_GetItem(mro.as_ptr(), index))
+            .filter(|base| !base.is_null() && *base != (&raw mut ffi::PyBaseObject_Type).cast())
+            .map(|base| qualified_name(py, base))
+            .collect()
     }
 }
 

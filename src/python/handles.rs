@@ -410,6 +410,31 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
     Ok(())
 }
 
+/// Releases a handle through the queue even when the GIL is held: for
+/// owners that may be dropped in the middle of pybridge's own work (an error's
+/// exception object), where releasing at once could run `__del__` there.
+/// A handle that is already gone is ignored.
+pub(crate) fn release_later(handle: pyb_object) {
+    let _reading = LockFreeRead::begin();
+    let Some(slot) = slot(handle) else {
+        return;
+    };
+    let interpreter = slot.interpreter.load(Ordering::Acquire);
+    if slot
+        .key
+        .compare_exchange(
+            handle,
+            handle | PENDING,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        RELEASE_QUEUE.lock().push((interpreter, handle));
+        RELEASES_QUEUED.store(true, Ordering::Release);
+    }
+}
+
 /// Applies queued releases; costs one relaxed load when none are queued.
 #[inline(always)]
 pub(crate) fn drain_release_queue(py: Python<'_>) {

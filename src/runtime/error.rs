@@ -24,6 +24,12 @@ pub struct ErrorDetail {
 pub struct PythonError {
     /// `ZeroDivisionError` for builtins, else `module.QualifiedName`.
     pub type_name: String,
+    /// The names of the exception's type and its bases in method resolution
+    /// order, `object` left out: `KeyError`, `LookupError`, `Exception`,
+    /// `BaseException`. A host tests for a subclass with it.
+    pub types: Vec<String>,
+    /// The exception object itself, while the engine that raised it runs.
+    pub exception: Option<ExceptionObject>,
     /// `str(exception)`.
     pub message: String,
     /// What Python would print for it (`traceback.format_exception`): the
@@ -32,6 +38,48 @@ pub struct PythonError {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// An object handle an error owns (the exception object): shared by the
+/// error's copies, released (queued, never blocking) when the last one goes.
+#[derive(Clone)]
+pub struct ExceptionObject(std::sync::Arc<HeldHandle>);
+
+struct HeldHandle {
+    handle: u64,
+    release: fn(u64),
+}
+
+impl Drop for HeldHandle {
+    fn drop(&mut self) {
+        (self.release)(self.handle);
+    }
+}
+
+impl ExceptionObject {
+    /// Owns `handle`; `release` gives it back.
+    pub(crate) fn new(handle: u64, release: fn(u64)) -> Self {
+        ExceptionObject(std::sync::Arc::new(HeldHandle { handle, release }))
+    }
+
+    /// The handle, still owned by the error.
+    pub fn handle(&self) -> u64 {
+        self.0.handle
+    }
+}
+
+impl std::fmt::Debug for ExceptionObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExceptionObject({:#x})", self.0.handle)
+    }
+}
+
+impl PartialEq for ExceptionObject {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.handle == other.0.handle
+    }
+}
+
+impl Eq for ExceptionObject {}
 
 impl std::ops::Deref for Error {
     type Target = ErrorDetail;

@@ -8,6 +8,7 @@ pub(crate) mod fork;
 pub(crate) mod gate;
 pub(crate) mod gil_cell;
 pub(crate) mod gil_stats;
+pub(crate) mod gil_times;
 pub(crate) mod interpreters;
 pub(crate) mod logging;
 pub(crate) mod stats;

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use pyo3::ffi;
 
-use crate::runtime::gil_stats::{self, GilTimes};
+use crate::runtime::gil_times::{self, GilTimes};
 use crate::runtime::token::{Serials, Token, TokenKind};
 use crate::sys::{current_slot, thread as os_thread};
 
@@ -294,7 +294,7 @@ impl Drop for ExitHook {
         if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
             owners.retain(|_, id| *id != slot.id);
         }
-        gil_stats::retire(&slot, || {
+        gil_times::retire(&slot.gil_times, || {
             REGISTRY
                 .lock()
                 .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr))

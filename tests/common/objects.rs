@@ -7,6 +7,7 @@ use std::ffi::{CString, c_char, c_void};
 use pybridge::call::*;
 use pybridge::error::{
     pyb_last_error_python_message, pyb_last_error_python_traceback, pyb_last_error_python_type,
+    pyb_last_error_python_types,
 };
 use pybridge::host_function::*;
 use pybridge::object::*;
@@ -127,16 +128,24 @@ pub fn release(handle: pyb_object) {
     ok(pyb_object_release(handle));
 }
 
+/// Reads one of the `pyb_last_error_*` text getters, asking for the length first.
+fn read_last(getter: unsafe extern "C" fn(*mut c_char, usize) -> usize) -> String {
+    let len = unsafe { getter(std::ptr::null_mut(), 0) };
+    let mut buf = vec![0u8; len + 1];
+    let full = unsafe { getter(buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(full, len);
+    buf.truncate(len);
+    String::from_utf8(buf).unwrap()
+}
+
+/// The last Python error's type and base names, one per line.
+pub fn python_types() -> String {
+    read_last(pyb_last_error_python_types)
+}
+
 /// The last error's Python parts read through the C getters: (type, message, traceback).
 pub fn python_parts() -> (String, String, String) {
-    let read = |getter: unsafe extern "C" fn(*mut c_char, usize) -> usize| {
-        let len = unsafe { getter(std::ptr::null_mut(), 0) };
-        let mut buf = vec![0u8; len + 1];
-        let full = unsafe { getter(buf.as_mut_ptr().cast(), buf.len()) };
-        assert_eq!(full, len);
-        buf.truncate(len);
-        String::from_utf8(buf).unwrap()
-    };
+    let read = read_last;
     (
         read(pyb_last_error_python_type),
         read(pyb_last_error_python_message),

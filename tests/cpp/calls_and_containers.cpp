@@ -68,6 +68,40 @@ void containers() {
     }
 }
 
+void exceptions() {
+    pybridge::Object scope = pybridge::new_scope();
+    pybridge::run("class ScopeError(LookupError):\n    def __init__(self, code):\n        super().__init__(code)\n"
+                  "        self.code = code\n",
+                  scope);
+    try {
+        pybridge::run("raise ScopeError(7)", scope);
+        test::fail("nothing was raised");
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.python_type() == "ScopeError", "type %s", error.python_type().c_str());
+        TEST_CHECK((error.python_types() ==
+                    std::vector<std::string>{"ScopeError", "LookupError", "Exception", "BaseException"}),
+                   "%zu bases", error.python_types().size());
+        TEST_CHECK(error.is("LookupError") && error.is("ScopeError") && !error.is("KeyError"), "is()");
+        pybridge::Error copy = error;  // copies share the exception object
+        TEST_CHECK(copy.exception().attr("code").to_int64() == 7, "the exception object's attribute");
+    }
+    try {
+        pybridge::run("import json\njson.loads('{')");
+        test::fail("json.loads('{') parsed");
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.is("JSONDecodeError") && error.is("json.decoder.JSONDecodeError") && error.is("ValueError") &&
+                       !error.is("decoder.JSONDecodeError"),
+                   "is() with qualified and bare names: %s", error.python_type().c_str());
+    }
+    try {
+        pybridge::import_module("no_such_module_xyz");
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.is("ImportError"), "ModuleNotFoundError is an ImportError");
+    }
+    pybridge::Error plain(PYB_E_TIMEOUT, "not Python");
+    TEST_CHECK(!plain.exception() && plain.python_types().empty() && !plain.is("Exception"), "a non-Python error");
+}
+
 }  // namespace
 
 int main() {
@@ -78,6 +112,10 @@ int main() {
     });
     test::guarded("containers", [] {
         containers();
+        return 0;
+    });
+    test::guarded("exceptions", [] {
+        exceptions();
         return 0;
     });
     test::guarded("shutdown", [&] {

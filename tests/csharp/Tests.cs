@@ -452,6 +452,19 @@ threading.Thread(target=ticker.run, daemon=True).start()
         Assert.Equal(e.PythonTypeName, LastError.PythonType, "LastError.PythonType");
         Assert.Contains("AppError", LastError.PythonTraceback, "LastError.PythonTraceback");
         Assert.Contains("bad thing", LastError.Message, "LastError.Message");
+        Assert.Equal("__main__.AppError\nException\nBaseException", LastError.PythonTypes, "LastError.PythonTypes");
+        Assert.Equal("__main__.AppError Exception BaseException", string.Join(" ", e.PythonTypes), "PythonTypes");
+        Assert.True(e.Is("Exception") && e.Is("AppError") && e.Is("__main__.AppError") && !e.Is("KeyError"), "Is");
+        Assert.Equal("bad thing", e.Value.GetAttr<PyObject>("args").GetItem<string>(0L), "the exception object");
+        // A class defined in a scope: its name, not the scope's internal module name.
+        using (PyScope scope = PyEngine.NewScope())
+        {
+            scope.Run("class ScopeError(LookupError):\n    def __init__(self, code):\n        super().__init__(code)\n        self.code = code\n");
+            var scoped = Assert.Throws<PythonException>("PYB_E_PYTHON", () => scope.Run("raise ScopeError(7)"), "ScopeError");
+            Assert.Equal("ScopeError", scoped.PythonTypeName, "no __pybridge__. prefix");
+            Assert.True(scoped.Is("LookupError") && scoped.Is("Exception") && !scoped.Is("KeyError"), "a subclass test");
+            Assert.Equal(7L, scoped.Value.GetAttr<long>("code"), "an attribute of the exception object");
+        }
         var syntax = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("def ("), "syntax error");
         Assert.Equal("SyntaxError", syntax.PythonTypeName, "SyntaxError");
         var missing = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Import("no_such_module_xyz"), "import");

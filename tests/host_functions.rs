@@ -393,3 +393,88 @@ fn code_run_by_the_engines_end_cannot_make_handles() {
         ok(shutdown(10_000, 0));
     });
 }
+
+static HOST_OBJECTS_FREED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn free_host_object(pointer: *mut std::ffi::c_void) {
+    drop(unsafe { Box::from_raw(pointer.cast::<String>()) });
+    HOST_OBJECTS_FREED.fetch_add(1, Ordering::SeqCst);
+}
+
+fn host_object(text: &str) -> pybridge::object::pyb_object {
+    let pointer = Box::into_raw(Box::new(text.to_string())).cast();
+    let mut handle = 0;
+    ok(unsafe {
+        pybridge::host_object::pyb_host_object_new(pointer, Some(free_host_object), &mut handle)
+    });
+    handle
+}
+
+#[test]
+fn host_objects_go_to_python_come_back_and_are_freed_once() {
+    within(LIMIT, "host objects", || {
+        initialize();
+        // A host function that reads the host object Python hands it.
+        register("native", "describe", 0, |args, result| {
+            let Some(handle) = args.first().and_then(pyb_value::as_object) else {
+                set_error("expected a host object");
+                return PYB_E_INVALID_ARGUMENT;
+            };
+            let mut pointer = std::ptr::null_mut();
+            let status =
+                unsafe { pybridge::host_object::pyb_host_object_get(handle, &mut pointer) };
+            if status != PYB_OK {
+                return status;
+            }
+            let text = unsafe { &*pointer.cast::<String>() };
+            *result = pyb_value::from_i64(text.len() as i64);
+            PYB_OK
+        });
+        let handle = host_object("a .NET or C++ object");
+        let main = import("__main__");
+        let value = pyb_value::from_object(handle);
+        ok(unsafe { pyb_setattr(main, c"kept".as_ptr(), &value) });
+        release(handle);
+        exec("import native\nlength = native.describe(kept)\nsame = [kept, kept]");
+        assert_eq!(eval_int("length"), 20);
+        assert_eq!(eval_text("type(kept).__name__"), "PyCapsule");
+        // Not a host object: an exact status, raised in Python as HostError.
+        expect_python(
+            unsafe {
+                pyb_run(
+                    c"import native\nnative.describe(object())".as_ptr(),
+                    std::ptr::null(),
+                    0,
+                )
+            },
+            "pybridge.HostError",
+        );
+        let mut pointer = std::ptr::null_mut();
+        let plain = object_of("[1]");
+        expect(
+            unsafe { pybridge::host_object::pyb_host_object_get(plain, &mut pointer) },
+            PYB_E_WRONG_TYPE,
+        );
+        assert!(
+            last_error().contains("a list is not a host object"),
+            "{}",
+            last_error()
+        );
+        release(plain);
+        assert_eq!(HOST_OBJECTS_FREED.load(Ordering::SeqCst), 0);
+        exec("del kept\ndel same");
+        assert_eq!(
+            HOST_OBJECTS_FREED.load(Ordering::SeqCst),
+            1,
+            "freed once Python let go"
+        );
+        // One kept until the end: freed by the shutdown.
+        let last = host_object("kept to the end");
+        let value = pyb_value::from_object(last);
+        ok(unsafe { pyb_setattr(main, c"until_the_end".as_ptr(), &value) });
+        release(last);
+        release(main);
+        ok(shutdown(10_000, 0));
+        assert_eq!(HOST_OBJECTS_FREED.load(Ordering::SeqCst), 2);
+    });
+}

@@ -964,6 +964,24 @@ pyb_status pyb_register_function(const char *module,
                                  pyb_free_fn free_user_data,
                                  uint32_t flags);
 
+// Hands a host pointer to Python as an opaque object (a capsule Python can
+// store, compare and pass back, for example to a host function) and writes a
+// handle to it to `out` (caller owns; release with `pyb_object_release`).
+// `free(pointer)` is called exactly once, when Python has let go of the
+// object, on that thread with the GIL held; at the latest when the
+// interpreter ends. `free` may be NULL. On error it is not called. Any thread;
+// takes the GIL if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT` (`out`), `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_host_object_new(void *pointer, pyb_free_fn free, pyb_object *out);
+
+// Writes the host pointer inside a host object (`pyb_host_object_new`) to
+// `out`. Any thread; takes the GIL if needed.
+//
+// Errors: `PYB_E_WRONG_TYPE` (not a host object), `PYB_E_BAD_HANDLE`,
+// `PYB_E_WRONG_INTERPRETER`, `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_host_object_get(pyb_object object, void **out);
+
 // Copies the calling thread's last error message into `buf` and returns its full
 // length in bytes (without the NUL).
 //

@@ -95,6 +95,9 @@ namespace PyBridge
             {
                 using (var lease = new PyObject.HandleLease(o))
                     PyStatus.Check(Native.pyb_object_clone(lease.Raw, out h));
+                // A wrapper the binding made for this result alone: let go of it now, not when the
+                // GC gets to it (a finalizer's release waits for the next call into pybridge).
+                if (o.DisposeAfterReturn) o.Dispose();
             }
             else
             {

@@ -21,6 +21,7 @@ pub mod buffer;
 pub mod task;
 
 pub mod host_function;
+pub mod host_object;
 
 pub mod error;
 pub mod info;

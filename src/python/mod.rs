@@ -9,6 +9,7 @@ pub(crate) mod exception;
 pub(crate) mod gil;
 pub(crate) mod handles;
 pub(crate) mod host_function;
+pub(crate) mod host_object;
 pub(crate) mod info;
 pub(crate) mod interpreter;
 pub(crate) mod object;

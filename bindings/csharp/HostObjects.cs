@@ -1,0 +1,152 @@
+// .NET objects handed to Python as opaque objects (pyb_host_object_*), which Python can store and
+// pass back; and host functions as typed delegates (Func<long, long, long> and the like), whose
+// arguments convert as Call<T> results do and whose host-object arguments come back as the .NET
+// objects they wrap.
+using System;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using PyBridge.Interop;
+
+namespace PyBridge
+{
+    public partial class PyObject
+    {
+        /// <summary>Hands a .NET object to Python as an opaque object (a capsule) that Python can
+        /// keep and pass back, for example to a host function, which then gets the .NET object
+        /// again. The object stays alive while Python holds it; it is let go when Python drops it
+        /// (at the latest at shutdown).</summary>
+        public static PyObject FromHostObject(object value)
+        {
+            if (value == null) throw new ArgumentNullException("value");
+            GCHandle handle = GCHandle.Alloc(value);
+            ulong raw;
+            int status = Native.pyb_host_object_new(GCHandle.ToIntPtr(handle), FreeHostObject, out raw);
+            if (status != Native.PYB_OK)
+            {
+                handle.Free();
+                PyStatus.Check(status);
+            }
+            return new PyObject(raw);
+        }
+
+        /// <summary>The .NET object this Python object wraps (made by <see cref="FromHostObject"/>),
+        /// or false when it is not one.</summary>
+        public bool TryGetHostObject(out object value)
+        {
+            IntPtr pointer;
+            int status;
+            using (var lease = new HandleLease(this))
+                status = Native.pyb_host_object_get(lease.Raw, out pointer);
+            if (status == Native.PYB_E_WRONG_TYPE)
+            {
+                value = null;
+                return false;
+            }
+            PyStatus.Check(status);
+            value = GCHandle.FromIntPtr(pointer).Target;
+            return true;
+        }
+
+        /// <summary>Set on a wrapper a typed host function made for its result: the trampoline
+        /// disposes it once Python has its own reference.</summary>
+        internal bool DisposeAfterReturn;
+
+        // Kept alive for the process: Python may drop a host object at any time.
+        static readonly PybFreeFn FreeHostObject = pointer => GCHandle.FromIntPtr(pointer).Free();
+    }
+
+    public static partial class PyEngine
+    {
+        /// <summary>Registers <c>module.name</c> as a typed host function: Python's arguments convert
+        /// to <typeparamref name="T1"/>.. as <see cref="PyObject.Call{T}"/> results do (host objects
+        /// to the .NET objects they wrap), the result converts back (an object Python has no type for
+        /// goes as a host object). A wrong argument count or type raises <c>pybridge.HostError</c> in
+        /// Python with the .NET exception's message.</summary>
+        public static void RegisterFunction<TResult>(string module, string name, Func<TResult> function, bool releaseGil = false)
+        {
+            Typed(module, name, 0, a => function(), releaseGil);
+        }
+
+        public static void RegisterFunction<T1, TResult>(string module, string name, Func<T1, TResult> function, bool releaseGil = false)
+        {
+            Typed(module, name, 1, a => function(Arg<T1>(a, 0)), releaseGil);
+        }
+
+        public static void RegisterFunction<T1, T2, TResult>(string module, string name, Func<T1, T2, TResult> function, bool releaseGil = false)
+        {
+            Typed(module, name, 2, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1)), releaseGil);
+        }
+
+        public static void RegisterFunction<T1, T2, T3, TResult>(string module, string name, Func<T1, T2, T3, TResult> function, bool releaseGil = false)
+        {
+            Typed(module, name, 3, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1), Arg<T3>(a, 2)), releaseGil);
+        }
+
+        public static void RegisterFunction<T1, T2, T3, T4, TResult>(string module, string name, Func<T1, T2, T3, T4, TResult> function, bool releaseGil = false)
+        {
+            Typed(module, name, 4, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1), Arg<T3>(a, 2), Arg<T4>(a, 3)), releaseGil);
+        }
+
+        /// <summary>A typed host function without a result (Python gets None).</summary>
+        public static void RegisterAction<T1>(string module, string name, Action<T1> action, bool releaseGil = false)
+        {
+            Typed(module, name, 1, a => { action(Arg<T1>(a, 0)); return null; }, releaseGil);
+        }
+
+        public static void RegisterAction<T1, T2>(string module, string name, Action<T1, T2> action, bool releaseGil = false)
+        {
+            Typed(module, name, 2, a => { action(Arg<T1>(a, 0), Arg<T2>(a, 1)); return null; }, releaseGil);
+        }
+
+        static void Typed(string module, string name, int arity, Func<object[], object> body, bool releaseGil)
+        {
+            string qualified = module + "." + name;
+            RegisterFunction(module, name, args =>
+            {
+                if (args.Length != arity)
+                    throw new ArgumentException(qualified + "() takes " + arity + " argument(s), " + args.Length + " given");
+                return AsPythonResult(body(args));
+            }, releaseGil);
+        }
+
+        static T Arg<T>(object[] args, int index)
+        {
+            object value = args[index];
+            PyObject o = value as PyObject;
+            object wrapped;
+            if (o != null && !typeof(PyObject).IsAssignableFrom(typeof(T)) && o.TryGetHostObject(out wrapped) && wrapped is T)
+            {
+                o.Dispose();
+                return (T)wrapped;
+            }
+            try { return Values.To<T>(value); }
+            catch (InvalidCastException e)
+            {
+                throw new ArgumentException("argument " + (index + 1) + ": " + e.Message, e);
+            }
+        }
+
+        /// <summary>What Python can take as it is; any other .NET object goes as a host object.</summary>
+        static object AsPythonResult(object result)
+        {
+            if (result == null || result is PyObject || result is string || result is byte[] ||
+                result is BigInteger || result.GetType().IsPrimitive)
+                return result;
+            PyObject wrapper = PyObject.FromHostObject(result);
+            wrapper.DisposeAfterReturn = true;
+            return wrapper;
+        }
+    }
+}
+
+namespace PyBridge.Interop
+{
+    public static unsafe partial class Native
+    {
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_host_object_new(IntPtr pointer, PybFreeFn free, out ulong obj);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_host_object_get(ulong obj, out IntPtr pointer);
+    }
+}

@@ -1,0 +1,90 @@
+// Typed host delegates and .NET objects handed to Python (bindings/csharp/HostObjects.cs).
+using System;
+using System.Threading;
+using PyBridge;
+
+public static partial class Tests
+{
+    sealed class Account
+    {
+        public string Owner;
+        public long Balance;
+    }
+
+    // Not inlined, so no stack slot of the test keeps the object reachable.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static WeakReference WeakHostObject(string name)
+    {
+        using (PyObject capsule = PyEngine.Eval<PyObject>(name))
+        {
+            object target;
+            Assert.True(capsule.TryGetHostObject(out target), "a host object");
+            return new WeakReference(target);
+        }
+    }
+
+    [Test]
+    public static void TypedHostDelegatesAndHostObjects()
+    {
+        PyEngine.Initialize();
+        PyEngine.RegisterFunction<long, long, long>("host", "add", (a, b) => a + b);
+        PyEngine.RegisterFunction<string, long, string>("host", "repeat", (s, n) => string.Concat(System.Linq.Enumerable.Repeat(s, (int)n)));
+        PyEngine.RegisterFunction<double>("host", "pi", () => Math.PI);
+        PyEngine.RegisterFunction<string, long, Account>("host", "open_account", (owner, balance) => new Account { Owner = owner, Balance = balance });
+        PyEngine.RegisterFunction<Account, long, long>("host", "deposit", (account, amount) => account.Balance += amount);
+        PyEngine.RegisterFunction<Account, long, long, string>("host", "describe", (account, digits, unused) => account.Owner + ":" + account.Balance.ToString("D" + digits));
+        PyEngine.RegisterFunction<long, long, long, long, long>("host", "sum4", (a, b, c, d) => a + b + c + d);
+        long seen = 0;
+        PyEngine.RegisterAction<long>("host", "note", n => Interlocked.Add(ref seen, n));
+        PyEngine.RegisterAction<Account, string>("host", "rename", (account, owner) => account.Owner = owner);
+        PyEngine.Run(
+            "import host\n" +
+            "total = host.add(40, 2)\n" +
+            "text = host.repeat('ab', 3)\n" +
+            "pi = host.pi()\n" +
+            "acct = host.open_account('ada', 10)\n" +
+            "after = host.deposit(acct, 5)\n" +
+            "host.rename(acct, 'grace')\n" +
+            "summary = host.describe(acct, 4, 0)\n" +
+            "host.note(7)\n" +
+            "four = host.sum4(1, 2, 3, 4)\n");
+        Assert.Equal(42L, PyEngine.Eval<long>("total"), "Func<long, long, long>");
+        Assert.Equal("ababab", PyEngine.Eval<string>("text"), "Func<string, long, string>");
+        Assert.Equal(Math.PI, PyEngine.Eval<double>("pi"), "Func<double>");
+        Assert.Equal(15L, PyEngine.Eval<long>("after"), "a host object came back as the Account");
+        Assert.Equal("grace:0015", PyEngine.Eval<string>("summary"), "three arguments, one a host object");
+        Assert.Equal(7L, Interlocked.Read(ref seen), "Action<long>");
+        Assert.Equal(10L, PyEngine.Eval<long>("four"), "four arguments");
+        Assert.Equal("PyCapsule", PyEngine.Eval<string>("type(acct).__name__"), "opaque to Python");
+        using (PyObject acct = PyEngine.Eval<PyObject>("acct"))
+        {
+            object wrapped;
+            Assert.True(acct.TryGetHostObject(out wrapped) && ((Account)wrapped).Owner == "grace", "TryGetHostObject");
+            wrapped = null; // a debug build keeps locals alive to the end of the method
+        }
+        using (PyObject plain = PyEngine.Eval<PyObject>("[1]"))
+        {
+            object none;
+            Assert.Equal(false, plain.TryGetHostObject(out none), "a list is no host object");
+        }
+        // A .NET object handed over explicitly, passed back by Python.
+        var mine = new Account { Owner = "linus", Balance = 1 };
+        using (PyObject handed = PyObject.FromHostObject(mine))
+        using (PyObject deposit = PyEngine.Eval<PyObject>("host.deposit"))
+            Assert.Equal(101L, deposit.Call<long>(handed, 100L), "FromHostObject, then a typed delegate");
+        Assert.Equal(101L, mine.Balance, "the same .NET object");
+        // Wrong calls raise HostError in Python with the .NET message.
+        var wrongCount = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.add(1)"), "one argument of two");
+        Assert.True(wrongCount.Is("pybridge.HostError") && wrongCount.PythonMessage.Contains("host.add() takes 2 argument(s), 1 given"), wrongCount.PythonMessage);
+        var wrongType = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.deposit(1, 2)"), "an int for an Account");
+        Assert.True(wrongType.PythonMessage.Contains("argument 1"), wrongType.PythonMessage);
+        // Python lets go of the Account when it drops the capsule; the GC may then collect it.
+        WeakReference weak = WeakHostObject("acct");
+        PyEngine.Run("del acct");
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.Equal(false, weak.IsAlive, "the Account is collectable once Python let go");
+        PyEngine.Shutdown(Ten);
+    }
+}

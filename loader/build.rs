@@ -28,6 +28,7 @@ const HAND_WRITTEN: &[&str] = &[
     "pyb_last_error_python_type",
     "pyb_last_error_python_message",
     "pyb_last_error_python_traceback",
+    "pyb_last_error_python_types",
     "pyb_version",
     "pyb_python_info",
     "pyb_set_log_callback",

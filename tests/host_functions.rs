@@ -478,3 +478,68 @@ fn host_objects_go_to_python_come_back_and_are_freed_once() {
         assert_eq!(HOST_OBJECTS_FREED.load(Ordering::SeqCst), 2);
     });
 }
+
+#[test]
+fn keyword_arguments_reach_functions_that_ask_for_them() {
+    within(LIMIT, "keyword arguments", || {
+        initialize();
+        // Returns "positional|name=value,..." from what it was given.
+        register("native", "describe", PYB_FN_KEYWORDS, |args, result| {
+            let mut names = std::ptr::null();
+            let mut count = 0;
+            let status =
+                unsafe { pybridge::host_function::pyb_host_keywords(&mut names, &mut count) };
+            if status != PYB_OK {
+                return status;
+            }
+            let names = if count == 0 {
+                &[][..]
+            } else {
+                unsafe { std::slice::from_raw_parts(names, count) }
+            };
+            let positional = args.len() - names.len();
+            let text = |value: &pyb_value| format!("{value:?}");
+            let mut out: Vec<String> = args[..positional].iter().map(text).collect();
+            for (name, value) in names.iter().zip(&args[positional..]) {
+                let name = unsafe { std::slice::from_raw_parts(name.ptr.cast::<u8>(), name.len) };
+                out.push(format!("{}={}", String::from_utf8_lossy(name), text(value)));
+            }
+            let joined = out.join(",");
+            *result = pyb_value::from_i64(0);
+            set_error(&joined); // carried out through the error text below
+            PYB_E_INVALID_ARGUMENT
+        });
+        register("native", "plain", 0, |_, result| {
+            *result = pyb_value::from_i64(1);
+            PYB_OK
+        });
+        let run = |code: &str| {
+            let code = c(&format!("import native\n{code}"));
+            unsafe { pyb_run(code.as_ptr(), std::ptr::null(), 0) }
+        };
+        expect_python(
+            run("native.describe(1, 'two', scale=3.5, name='x')"),
+            "pybridge.HostError",
+        );
+        let (_, message, _) = python_parts();
+        assert_eq!(
+            message,
+            "Int(1),Str(\"two\"),scale=Float(3.5),name=Str(\"x\")"
+        );
+        expect_python(run("native.describe(7)"), "pybridge.HostError");
+        assert_eq!(python_parts().1, "Int(7)");
+        expect_python(run("native.describe(**{'a': None})"), "pybridge.HostError");
+        assert_eq!(python_parts().1, "a=None");
+        // A function registered without the flag refuses keywords, as Python's own do.
+        expect_python(run("native.plain(x=1)"), "TypeError");
+        // Outside a host function there are none.
+        let mut names = std::ptr::null();
+        let mut count = 9;
+        ok(unsafe { pybridge::host_function::pyb_host_keywords(&mut names, &mut count) });
+        assert_eq!((names, count), (std::ptr::null(), 0));
+        expect(
+            unsafe { pybridge::host_function::pyb_host_keywords(std::ptr::null_mut(), &mut count) },
+            PYB_E_NULL_ARGUMENT,
+        );
+    });
+}

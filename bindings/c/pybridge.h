@@ -101,6 +101,12 @@
 // Python objects except through pybridge calls (which take the GIL themselves).
 #define PYB_FN_RELEASE_GIL 1
 
+// `pyb_register_function` flag: the function also takes keyword arguments.
+// Their values follow the positional ones in `args` (`nargs` counts both),
+// and `pyb_host_keywords`, called during the function, names them. Without
+// it, Python refuses keyword arguments (`TypeError`).
+#define PYB_FN_KEYWORDS 2
+
 // Log levels, most severe first; a callback receives records up to its `max_level`.
 #define PYB_LOG_OFF 0
 
@@ -945,7 +951,7 @@ pyb_status pyb_set_error(const char *message);
 // Makes `fn` callable from Python as `module.name(*args)` (positional
 // arguments only). The module is imported if it exists, else created and put
 // in `sys.modules`, so `import module` works; a later registration of the
-// same name replaces the attribute. Flags: `PYB_FN_RELEASE_GIL`.
+// same name replaces the attribute. Flags: `PYB_FN_RELEASE_GIL`, `PYB_FN_KEYWORDS`.
 //
 // `user_data` is passed to every call. Registrations live as long as the
 // engine: at shutdown (on the engine thread, with the GIL held, after every
@@ -963,6 +969,16 @@ pyb_status pyb_register_function(const char *module,
                                  void *user_data,
                                  pyb_free_fn free_user_data,
                                  uint32_t flags);
+
+// Writes the names of the keyword arguments of the host function the calling
+// thread is running (registered with `PYB_FN_KEYWORDS`) to `*names_out` and
+// their number to `*count_out`: the last `count` of its `args` are their
+// values, in this order. The names are UTF-8, valid until the function
+// returns. Called outside such a function (or in one called without keywords),
+// it writes NULL and 0. The calling thread only; no GIL needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`.
+pyb_status pyb_host_keywords(const struct pyb_str **names_out, size_t *count_out);
 
 // Hands a host pointer to Python as an opaque object (a capsule Python can
 // store, compare and pass back, for example to a host function) and writes a

@@ -219,6 +219,16 @@ pub unsafe extern "C" fn pyb_last_error_python_traceback(
 }
 
 #[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_last_error_python_types(buf: *mut c_char, buf_len: usize) -> usize {
+    match functions() {
+        // SAFETY: the core's function, the host's buffer.
+        Some(core) => unsafe { (core.pyb_last_error_python_types)(buf.cast(), buf_len) },
+        // SAFETY: the host's buffer.
+        None => unsafe { copy_to_c_buffer(b"", buf, buf_len) },
+    }
+}
+
+#[unsafe(no_mangle)]
 pub extern "C" fn pyb_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }

@@ -10,6 +10,12 @@ use crate::abi::value::pyb_value;
 /// Python objects except through pybridge calls (which take the GIL themselves).
 pub const PYB_FN_RELEASE_GIL: u32 = 1;
 
+/// `pyb_register_function` flag: the function also takes keyword arguments.
+/// Their values follow the positional ones in `args` (`nargs` counts both),
+/// and `pyb_host_keywords`, called during the function, names them. Without
+/// it, Python refuses keyword arguments (`TypeError`).
+pub const PYB_FN_KEYWORDS: u32 = 2;
+
 /// A host function: reads `nargs` arguments from `args`, writes its result to
 /// `*result` (preset to None) and returns `PYB_OK`, or returns an error status
 /// (after `pyb_set_error` for the message) to raise `pybridge.HostError` in

@@ -3,7 +3,8 @@
 use std::ffi::{c_char, c_void};
 
 use crate::abi::status::pyb_status;
-use crate::capi::boundary::{ffi_boundary, utf8_arg, utf8_c_arg};
+use crate::abi::value::pyb_str;
+use crate::capi::boundary::{ffi_boundary, out_ptr, utf8_arg, utf8_c_arg};
 use crate::python::host_function::{self, Registration};
 use crate::python::object::enter;
 use crate::runtime::error::Error;
@@ -11,7 +12,7 @@ use crate::runtime::error::Error;
 pub use crate::abi::host_function::*;
 pub use crate::python::host_function::live_definitions;
 
-const KNOWN_FLAGS: u32 = PYB_FN_RELEASE_GIL;
+const KNOWN_FLAGS: u32 = PYB_FN_RELEASE_GIL | PYB_FN_KEYWORDS;
 
 /// Sets the message of the error the calling host function is about to return:
 /// Python sees `pybridge.HostError(message)`. Call it on the thread running the
@@ -29,7 +30,7 @@ pub unsafe extern "C" fn pyb_set_error(message: *const c_char) -> pyb_status {
 /// Makes `fn` callable from Python as `module.name(*args)` (positional
 /// arguments only). The module is imported if it exists, else created and put
 /// in `sys.modules`, so `import module` works; a later registration of the
-/// same name replaces the attribute. Flags: `PYB_FN_RELEASE_GIL`.
+/// same name replaces the attribute. Flags: `PYB_FN_RELEASE_GIL`, `PYB_FN_KEYWORDS`.
 ///
 /// `user_data` is passed to every call. Registrations live as long as the
 /// engine: at shutdown (on the engine thread, with the GIL held, after every
@@ -63,7 +64,7 @@ pub unsafe extern "C" fn pyb_register_function(
         }
         if flags & !KNOWN_FLAGS != 0 {
             return Err(Error::invalid_argument(format!(
-                "unknown host function flag bits {:#x}; use 0 or PYB_FN_RELEASE_GIL",
+                "unknown host function flag bits {:#x}; use 0, PYB_FN_RELEASE_GIL, PYB_FN_KEYWORDS",
                 flags & !KNOWN_FLAGS
             )));
         }
@@ -77,7 +78,31 @@ pub unsafe extern "C" fn pyb_register_function(
                 user_data,
                 free_user_data,
                 release_gil: flags & PYB_FN_RELEASE_GIL != 0,
+                keywords: flags & PYB_FN_KEYWORDS != 0,
             },
         )
+    })
+}
+
+/// Writes the names of the keyword arguments of the host function the calling
+/// thread is running (registered with `PYB_FN_KEYWORDS`) to `*names_out` and
+/// their number to `*count_out`: the last `count` of its `args` are their
+/// values, in this order. The names are UTF-8, valid until the function
+/// returns. Called outside such a function (or in one called without keywords),
+/// it writes NULL and 0. The calling thread only; no GIL needed.
+///
+/// Errors: `PYB_E_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pyb_host_keywords(
+    names_out: *mut *const pyb_str,
+    count_out: *mut usize,
+) -> pyb_status {
+    ffi_boundary("pyb_host_keywords", || {
+        let names_out = out_ptr(names_out, "names_out")?;
+        let count_out = out_ptr(count_out, "count_out")?;
+        let (names, count) = host_function::current_keywords();
+        *names_out = names;
+        *count_out = count;
+        Ok(())
     })
 }

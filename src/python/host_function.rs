@@ -19,7 +19,7 @@ use pyo3::{Python, ffi};
 use crate::abi::handles::pyb_object;
 use crate::abi::host_function::pyb_free_fn;
 use crate::abi::status::*;
-use crate::abi::value::{PYB_VALUE_OBJECT, pyb_value};
+use crate::abi::value::{PYB_VALUE_OBJECT, pyb_str, pyb_value};
 use crate::python::exception::python_error;
 use crate::python::gil::{self, GilScope};
 use crate::python::handles;
@@ -36,6 +36,7 @@ struct Registered {
     user_data: *mut c_void,
     free_user_data: pyb_free_fn,
     release_gil: bool,
+    keywords: bool,
     /// Cleared at the engine's end, when `user_data` is freed.
     alive: AtomicBool,
 }
@@ -77,6 +78,8 @@ pub(crate) struct Registration<'a> {
     pub(crate) user_data: *mut c_void,
     pub(crate) free_user_data: pyb_free_fn,
     pub(crate) release_gil: bool,
+    /// Python may pass keyword arguments (`PYB_FN_KEYWORDS`).
+    pub(crate) keywords: bool,
 }
 
 /// Makes `registration.function` callable as `module.name`, creating the
@@ -104,6 +107,7 @@ pub(crate) fn register(py: Python<'_>, registration: &Registration<'_>) -> Resul
         user_data: registration.user_data,
         free_user_data: registration.free_user_data,
         release_gil: registration.release_gil,
+        keywords: registration.keywords,
         alive: AtomicBool::new(true),
     });
     let module = module_object(py, registration.module)?;
@@ -154,10 +158,20 @@ fn install(
         registration: Arc::clone(registration),
         definition: ffi::PyMethodDef {
             ml_name: name_copy.as_ptr(),
-            ml_meth: ffi::PyMethodDefPointer {
-                PyCFunctionFast: trampoline,
+            ml_meth: if registration.keywords {
+                ffi::PyMethodDefPointer {
+                    PyCFunctionFastWithKeywords: trampoline_with_keywords,
+                }
+            } else {
+                ffi::PyMethodDefPointer {
+                    PyCFunctionFast: trampoline,
+                }
             },
-            ml_flags: ffi::METH_FASTCALL,
+            ml_flags: if registration.keywords {
+                ffi::METH_FASTCALL | ffi::METH_KEYWORDS
+            } else {
+                ffi::METH_FASTCALL
+            },
             ml_doc: c"A host function registered through pybridge.".as_ptr(),
         },
         name: name_copy,
@@ -288,8 +302,36 @@ unsafe extern "C" fn trampoline(
     let py = unsafe { Python::assume_attached() };
     // SAFETY: as above.
     let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
-        call_host(py, capsule, args, nargs)
+        call_host(py, capsule, args, nargs, std::ptr::null_mut())
     }));
+    finish(py, outcome)
+}
+
+/// Python's entry into host functions registered with `PYB_FN_KEYWORDS`
+/// (METH_FASTCALL | METH_KEYWORDS: keyword values follow the positional ones
+/// at `args`, their names in the tuple `kwnames`, which may be NULL).
+unsafe extern "C" fn trampoline_with_keywords(
+    capsule: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this with the GIL held and the arguments described.
+    let py = unsafe { Python::assume_attached() };
+    // The vectorcall flag bit may be set in `nargsf`.
+    let nargs = nargsf & !(1 << (ffi::Py_ssize_t::BITS - 1));
+    // SAFETY: as above.
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
+        call_host(py, capsule, args.cast_mut(), nargs, kwnames)
+    }));
+    finish(py, outcome)
+}
+
+/// The trampolines' end: the result, or the error raised as `HostError`.
+fn finish(
+    py: Python<'_>,
+    outcome: std::thread::Result<Result<*mut ffi::PyObject>>,
+) -> *mut ffi::PyObject {
     let message = match outcome {
         Ok(Ok(result)) => return result,
         Ok(Err(error)) => error.into_message(),
@@ -313,6 +355,21 @@ fn raise_host_error(py: Python<'_>, message: &str) {
     }
 }
 
+thread_local! {
+    /// The keyword names of the host function this thread runs now (for
+    /// `pyb_host_keywords`); host functions nest, so each call restores the outer one's.
+    static KEYWORDS: std::cell::Cell<(*const pyb_str, usize)> =
+        const { std::cell::Cell::new((std::ptr::null(), 0)) };
+}
+
+/// The keyword names of the host function the calling thread runs now.
+pub(crate) fn current_keywords() -> (*const pyb_str, usize) {
+    match KEYWORDS.get() {
+        (_, 0) => (std::ptr::null(), 0),
+        names => names,
+    }
+}
+
 /// Arguments as values; small counts stay on the stack.
 const INLINE_ARGS: usize = 8;
 
@@ -321,6 +378,7 @@ unsafe fn call_host(
     capsule: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
 ) -> Result<*mut ffi::PyObject> {
     // SAFETY: our function objects' `self` is one of our capsules.
     let registration = unsafe {
@@ -340,7 +398,27 @@ unsafe fn call_host(
             ),
         ));
     }
-    let nargs = nargs.max(0) as usize;
+    // Keyword names (PYB_FN_KEYWORDS): UTF-8 views into the `kwnames` tuple,
+    // which lives for the call; their values follow the positional ones.
+    let mut names: Vec<pyb_str> = Vec::new();
+    if !kwnames.is_null() {
+        // SAFETY: GIL held; CPython passes a tuple of str.
+        unsafe {
+            for index in 0..ffi::PyTuple_Size(kwnames).max(0) {
+                let mut len = 0;
+                let text =
+                    ffi::PyUnicode_AsUTF8AndSize(ffi::PyTuple_GetItem(kwnames, index), &mut len);
+                if text.is_null() {
+                    return Err(python_error(py));
+                }
+                names.push(pyb_str {
+                    ptr: text,
+                    len: len as usize,
+                });
+            }
+        }
+    }
+    let nargs = nargs.max(0) as usize + names.len();
     let objects: &[*mut ffi::PyObject] = if nargs == 0 {
         &[]
     } else {
@@ -363,7 +441,12 @@ unsafe fn call_host(
             *value = value::borrow_from_python(py, object, &mut temporaries)?;
             Ok(())
         });
-    let outcome = converted.and_then(|()| invoke(registration, values));
+    let outcome = converted.and_then(|()| {
+        let outer = KEYWORDS.replace((names.as_ptr(), names.len()));
+        let outcome = invoke(registration, values);
+        KEYWORDS.set(outer);
+        outcome
+    });
     let result = match outcome {
         Ok((PYB_OK, result)) => python_result(py, &result, &temporaries),
         Ok((status, _)) => Err(host_failure(registration, status)),

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Concurrent;
+using System.Collections.Generic;
 using System.Runtime.InteropServices;
 using System.Threading;
 using PyBridge.Interop;
@@ -11,7 +12,14 @@ namespace PyBridge
     /// calls the free function at shutdown.</summary>
     internal static unsafe class HostFunctions
     {
-        private static readonly ConcurrentDictionary<long, PyHostFunction> registry = new ConcurrentDictionary<long, PyHostFunction>();
+        /// <summary>A registered delegate; <c>Keywords</c> when Python may pass keyword arguments.</summary>
+        private sealed class Entry
+        {
+            internal PyHostFunctionWithKeywords Function;
+            internal bool Keywords;
+        }
+
+        private static readonly ConcurrentDictionary<long, Entry> registry = new ConcurrentDictionary<long, Entry>();
         private static long nextId;
         private static readonly PybHostFn trampoline = Trampoline;
         private static readonly PybFreeFn free = Free;
@@ -23,18 +31,24 @@ namespace PyBridge
         internal static void Register(string module, string name, PyHostFunction function, bool releaseGil)
         {
             if (function == null) throw new ArgumentNullException("function");
+            Register(module, name, (args, kwargs) => function(args), false, releaseGil);
+        }
+
+        internal static void Register(string module, string name, PyHostFunctionWithKeywords function, bool keywords, bool releaseGil)
+        {
+            if (function == null) throw new ArgumentNullException("function");
             byte[] m = Utf8.Encode(module, "module");
             byte[] n = Utf8.Encode(name, "name");
             if (m == null) throw new ArgumentNullException("module");
             if (n == null) throw new ArgumentNullException("name");
             long id = Interlocked.Increment(ref nextId);
-            registry[id] = function;
+            registry[id] = new Entry { Function = function, Keywords = keywords };
             int status = Native.pyb_register_function(m, n, trampolinePtr, (IntPtr)id, freePtr,
-                releaseGil ? Native.PYB_FN_RELEASE_GIL : 0);
+                (releaseGil ? Native.PYB_FN_RELEASE_GIL : 0) | (keywords ? Native.PYB_FN_KEYWORDS : 0));
             if (status != Native.PYB_OK)
             {
                 Exception e = PyStatus.ToException(status); // reads the last error before anything else runs
-                PyHostFunction ignored;
+                Entry ignored;
                 registry.TryRemove(id, out ignored);
                 throw e;
             }
@@ -42,7 +56,7 @@ namespace PyBridge
 
         private static void Free(IntPtr userData)
         {
-            PyHostFunction ignored;
+            Entry ignored;
             registry.TryRemove((long)userData, out ignored);
         }
 
@@ -50,7 +64,7 @@ namespace PyBridge
         {
             try
             {
-                PyHostFunction function;
+                Entry function;
                 if (!registry.TryGetValue((long)userData, out function))
                     return Fail("pybridge C# binding: no delegate registered under id " + (long)userData);
                 int n = (int)(ulong)nargs;
@@ -69,7 +83,22 @@ namespace PyBridge
                         a[i] = Values.FromValue(ref args[i]);
                     }
                 }
-                object r = function(a);
+                Dictionary<string, object> kwargs = null;
+                if (function.Keywords)
+                {
+                    PybStr* names;
+                    UIntPtr count;
+                    PyStatus.Check(Native.pyb_host_keywords(out names, out count));
+                    int k = (int)(ulong)count;
+                    if (k > 0)
+                    {
+                        kwargs = new Dictionary<string, object>(k);
+                        for (int i = 0; i < k; i++)
+                            kwargs[Utf8.Decode((byte*)names[i].Ptr, checked((int)(ulong)names[i].Len))] = a[n - k + i];
+                        Array.Resize(ref a, n - k);
+                    }
+                }
+                object r = function.Function(a, kwargs);
                 WriteResult(r, result);
                 return Native.PYB_OK;
             }

@@ -3,6 +3,8 @@
 // arguments convert as Call<T> results do and whose host-object arguments come back as the .NET
 // objects they wrap.
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using PyBridge.Interop;
@@ -64,49 +66,73 @@ namespace PyBridge
         /// Python with the .NET exception's message.</summary>
         public static void RegisterFunction<TResult>(string module, string name, Func<TResult> function, bool releaseGil = false)
         {
-            Typed(module, name, 0, a => function(), releaseGil);
+            Typed(module, name, function, 0, a => function(), releaseGil);
         }
 
         public static void RegisterFunction<T1, TResult>(string module, string name, Func<T1, TResult> function, bool releaseGil = false)
         {
-            Typed(module, name, 1, a => function(Arg<T1>(a, 0)), releaseGil);
+            Typed(module, name, function, 1, a => function(Arg<T1>(a, 0)), releaseGil);
         }
 
         public static void RegisterFunction<T1, T2, TResult>(string module, string name, Func<T1, T2, TResult> function, bool releaseGil = false)
         {
-            Typed(module, name, 2, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1)), releaseGil);
+            Typed(module, name, function, 2, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1)), releaseGil);
         }
 
         public static void RegisterFunction<T1, T2, T3, TResult>(string module, string name, Func<T1, T2, T3, TResult> function, bool releaseGil = false)
         {
-            Typed(module, name, 3, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1), Arg<T3>(a, 2)), releaseGil);
+            Typed(module, name, function, 3, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1), Arg<T3>(a, 2)), releaseGil);
         }
 
         public static void RegisterFunction<T1, T2, T3, T4, TResult>(string module, string name, Func<T1, T2, T3, T4, TResult> function, bool releaseGil = false)
         {
-            Typed(module, name, 4, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1), Arg<T3>(a, 2), Arg<T4>(a, 3)), releaseGil);
+            Typed(module, name, function, 4, a => function(Arg<T1>(a, 0), Arg<T2>(a, 1), Arg<T3>(a, 2), Arg<T4>(a, 3)), releaseGil);
         }
 
         /// <summary>A typed host function without a result (Python gets None).</summary>
         public static void RegisterAction<T1>(string module, string name, Action<T1> action, bool releaseGil = false)
         {
-            Typed(module, name, 1, a => { action(Arg<T1>(a, 0)); return null; }, releaseGil);
+            Typed(module, name, action, 1, a => { action(Arg<T1>(a, 0)); return null; }, releaseGil);
         }
 
         public static void RegisterAction<T1, T2>(string module, string name, Action<T1, T2> action, bool releaseGil = false)
         {
-            Typed(module, name, 2, a => { action(Arg<T1>(a, 0), Arg<T2>(a, 1)); return null; }, releaseGil);
+            Typed(module, name, action, 2, a => { action(Arg<T1>(a, 0), Arg<T2>(a, 1)); return null; }, releaseGil);
         }
 
-        static void Typed(string module, string name, int arity, Func<object[], object> body, bool releaseGil)
+        /// <summary>Registers <paramref name="body"/>, which takes exactly <paramref name="arity"/>
+        /// arguments: positional ones first, then keywords named like the delegate's parameters
+        /// (<c>(a, b) => ...</c> takes <c>f(1, b=2)</c>).</summary>
+        static void Typed(string module, string name, Delegate function, int arity, Func<object[], object> body, bool releaseGil)
         {
+            if (function == null) throw new ArgumentNullException("function");
             string qualified = module + "." + name;
-            RegisterFunction(module, name, args =>
+            string[] parameters = Array.ConvertAll(function.Method.GetParameters(), p => p.Name);
+            // A closure's Method may carry a leading closure parameter: keep the last `arity`.
+            if (parameters.Length > arity) parameters = parameters.Skip(parameters.Length - arity).ToArray();
+            HostFunctions.Register(module, name, (args, kwargs) =>
             {
-                if (args.Length != arity)
+                object[] bound = new object[arity];
+                bool[] given = new bool[arity];
+                if (args.Length > arity)
                     throw new ArgumentException(qualified + "() takes " + arity + " argument(s), " + args.Length + " given");
-                return AsPythonResult(body(args));
-            }, releaseGil);
+                for (int i = 0; i < args.Length; i++) { bound[i] = args[i]; given[i] = true; }
+                if (kwargs != null)
+                    foreach (KeyValuePair<string, object> keyword in kwargs)
+                    {
+                        int at = Array.IndexOf(parameters, keyword.Key);
+                        if (at < 0)
+                            throw new ArgumentException(qualified + "() has no parameter '" + keyword.Key + "' (it has " + string.Join(", ", parameters) + ")");
+                        if (given[at])
+                            throw new ArgumentException(qualified + "() got '" + keyword.Key + "' twice");
+                        bound[at] = keyword.Value;
+                        given[at] = true;
+                    }
+                int missing = Array.IndexOf(given, false);
+                if (missing >= 0)
+                    throw new ArgumentException(qualified + "() takes " + arity + " argument(s); '" + parameters[missing] + "' is missing");
+                return AsPythonResult(body(bound));
+            }, true, releaseGil);
         }
 
         static T Arg<T>(object[] args, int index)

@@ -126,6 +126,7 @@ namespace PyBridge.Interop
         public const uint PYB_TIMEOUT_INFINITE = uint.MaxValue;
         public const uint PYB_SHUTDOWN_INTERRUPT = 1;
         public const uint PYB_FN_RELEASE_GIL = 1;
+        public const uint PYB_FN_KEYWORDS = 2;
         public const uint PYB_INTERPRETER_SHARED_GIL = 1;
 
         public const int PYB_LOG_OFF = 0;
@@ -235,6 +236,9 @@ namespace PyBridge.Interop
         public static extern int pyb_set_error(byte[] message);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_register_function(byte[] module, byte[] name, IntPtr function, IntPtr userData, IntPtr freeUserData, uint flags);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_host_keywords(out PybStr* names, out UIntPtr count);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr pyb_version();

@@ -93,6 +93,10 @@ namespace PyBridge
     /// the result may be any value <see cref="PyObject.From(object)"/> accepts.</summary>
     public delegate object PyHostFunction(object[] args);
 
+    /// <summary>A C# function callable from Python with positional and keyword arguments:
+    /// <paramref name="kwargs"/> is null when Python passed none.</summary>
+    public delegate object PyHostFunctionWithKeywords(object[] args, IDictionary<string, object> kwargs);
+
     /// <summary>The engine: one per process. Every member may be called from any thread; the
     /// rules of bindings/c/pybridge.h apply (for example, Shutdown from a thread inside a GIL
     /// scope throws InvalidOperationException instead of waiting for itself).</summary>
@@ -345,6 +349,13 @@ namespace PyBridge
         public static void RegisterFunction(string module, string name, PyHostFunction function, bool releaseGil = false)
         {
             HostFunctions.Register(module, name, function, releaseGil);
+        }
+
+        /// <summary>Registers a host function that also takes keyword arguments
+        /// (<c>host.fetch(url, timeout=5)</c>).</summary>
+        public static void RegisterFunction(string module, string name, PyHostFunctionWithKeywords function, bool releaseGil = false)
+        {
+            HostFunctions.Register(module, name, function, true, releaseGil);
         }
 
         /// <summary>How many registered delegates pybridge keeps alive (they are let go at shutdown).</summary>

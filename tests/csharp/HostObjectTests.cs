@@ -75,7 +75,7 @@ public static partial class Tests
         Assert.Equal(101L, mine.Balance, "the same .NET object");
         // Wrong calls raise HostError in Python with the .NET message.
         var wrongCount = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.add(1)"), "one argument of two");
-        Assert.True(wrongCount.Is("pybridge.HostError") && wrongCount.PythonMessage.Contains("host.add() takes 2 argument(s), 1 given"), wrongCount.PythonMessage);
+        Assert.True(wrongCount.Is("pybridge.HostError") && wrongCount.PythonMessage.Contains("host.add() takes 2 argument(s); 'b' is missing"), wrongCount.PythonMessage);
         var wrongType = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.deposit(1, 2)"), "an int for an Account");
         Assert.True(wrongType.PythonMessage.Contains("argument 1"), wrongType.PythonMessage);
         // Python lets go of the Account when it drops the capsule; the GC may then collect it.
@@ -85,6 +85,32 @@ public static partial class Tests
         GC.WaitForPendingFinalizers();
         GC.Collect();
         Assert.Equal(false, weak.IsAlive, "the Account is collectable once Python let go");
+        PyEngine.Shutdown(Ten);
+    }
+
+    [Test]
+    public static void HostFunctionsTakeKeywordArguments()
+    {
+        PyEngine.Initialize();
+        PyEngine.RegisterFunction("host", "describe", (args, kwargs) =>
+            string.Join(",", args) + "|" + (kwargs == null ? "none" :
+                string.Join(",", System.Linq.Enumerable.Select(kwargs, kv => kv.Key + "=" + kv.Value))));
+        PyEngine.RegisterFunction<long, long, long>("host", "power", (number, exponent) => (long)Math.Pow(number, exponent));
+        PyEngine.Run("import host");
+        Assert.Equal("1,two|scale=3.5,name=x", PyEngine.Eval<string>("host.describe(1, 'two', scale=3.5, name='x')"), "positional and keywords");
+        Assert.Equal("7|none", PyEngine.Eval<string>("host.describe(7)"), "no keywords");
+        Assert.Equal(1024L, PyEngine.Eval<long>("host.power(2, exponent=10)"), "a typed delegate, a keyword by parameter name");
+        Assert.Equal(1000L, PyEngine.Eval<long>("host.power(exponent=3, number=10)"), "keywords only, any order");
+        var unknown = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2, power=3)"), "an unknown keyword");
+        Assert.True(unknown.PythonMessage.Contains("has no parameter 'power' (it has number, exponent)"), unknown.PythonMessage);
+        var twice = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2, number=3)"), "a parameter twice");
+        Assert.True(twice.PythonMessage.Contains("got 'number' twice"), twice.PythonMessage);
+        var missing = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2)"), "a parameter missing");
+        Assert.True(missing.PythonMessage.Contains("'exponent' is missing"), missing.PythonMessage);
+        // A positional-only function still refuses keywords, as before.
+        PyEngine.RegisterFunction("host", "plain", args => args.Length);
+        var refused = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.plain(x=1)"), "keywords to a positional function");
+        Assert.Equal("TypeError", refused.PythonTypeName, "Python's own TypeError");
         PyEngine.Shutdown(Ten);
     }
 }

@@ -119,14 +119,16 @@ namespace PyBridge
             }
             // Strings, bytes and objects go back as a handle pybridge takes over.
             PyObject o = r as PyObject;
+            HandedOver handedOver = r as HandedOver;
             ulong h;
-            if (o != null)
+            if (handedOver != null)
+            {
+                h = handedOver.Object.Detach();
+            }
+            else if (o != null)
             {
                 using (var lease = new PyObject.HandleLease(o))
                     PyStatus.Check(Native.pyb_object_clone(lease.Raw, out h));
-                // A wrapper the binding made for this result alone: let go of it now, not when the
-                // GC gets to it (a finalizer's release waits for the next call into pybridge).
-                if (o.DisposeAfterReturn) o.Dispose();
             }
             else
             {

@@ -49,9 +49,15 @@ namespace PyBridge
             return true;
         }
 
-        /// <summary>Set on a wrapper a typed host function made for its result: the trampoline
-        /// disposes it once Python has its own reference.</summary>
-        internal bool DisposeAfterReturn;
+        /// <summary>Gives up this wrapper's handle without releasing it: the caller owns the
+        /// reference from now on. Only for a wrapper no other thread can have.</summary>
+        internal ulong Detach()
+        {
+            ThrowIfDisposed();
+            ulong raw = Handle.Raw;
+            Handle.SetHandleAsInvalid();
+            return raw;
+        }
 
         // Kept alive for the process: Python may drop a host object at any time.
         static readonly PybFreeFn FreeHostObject = pointer => GCHandle.FromIntPtr(pointer).Free();
@@ -158,9 +164,20 @@ namespace PyBridge
             if (result == null || result is PyObject || result is string || result is byte[] ||
                 result is BigInteger || result.GetType().IsPrimitive)
                 return result;
-            PyObject wrapper = PyObject.FromHostObject(result);
-            wrapper.DisposeAfterReturn = true;
-            return wrapper;
+            return new HandedOver(PyObject.FromHostObject(result));
+        }
+    }
+
+    /// <summary>A result whose wrapper the binding made for it alone: the host function's
+    /// trampoline hands its reference to pybridge as it is (no clone, and no wrapper left for
+    /// the GC to finalize).</summary>
+    internal sealed class HandedOver
+    {
+        internal readonly PyObject Object;
+
+        internal HandedOver(PyObject obj)
+        {
+            Object = obj;
         }
     }
 }

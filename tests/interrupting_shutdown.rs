@@ -316,3 +316,27 @@ fn a_deadline_during_finalization_reports_the_shutdown_committed() {
         assert_eq!(stats().interpreters_finalized, 1);
     });
 }
+
+/// A thread running a module's body is interrupted only once its import is
+/// over: an interrupt in the body would hand a half-made module to any other
+/// thread importing it.
+#[test]
+fn a_thread_in_the_middle_of_an_import_is_interrupted_after_it() {
+    within(LIMIT, "interrupt after an import", || {
+        initialize();
+        let slow = SlowImport::new("main", 400);
+        let code = slow.code();
+        let importer = spawn("importer", move || {
+            let status = unsafe { pyb_run(code.as_ptr(), c("<importer>").as_ptr(), 0) };
+            (status, last_error())
+        });
+        slow.wait_until_inside();
+        let start = Instant::now();
+        ok(shutdown(10_000, PYB_SHUTDOWN_INTERRUPT));
+        let waited = elapsed_ms(start);
+        let (status, message) = importer.join().unwrap();
+        SlowImport::assert_interrupted_after_the_import(status, &message);
+        // It waited for the rest of the module's body (400 ms from its start).
+        assert!((150..10_000).contains(&waited), "stopped after {waited} ms");
+    });
+}

@@ -149,7 +149,9 @@ impl EngineShutdown {
             .filter(|slot| !slot.internal.load(Ordering::Relaxed))
             .filter(|slot| !self.interrupted.contains(&slot.pthread_id))
             .collect();
-        // Threads working in a sub-interpreter are interrupted there, by its keeper.
+        // Threads working in a sub-interpreter are interrupted there, by its
+        // keeper, which checks where they are as above, interrupts each once,
+        // and leaves the others for the next poll: asked again every time.
         let in_subinterpreters: Vec<(u64, u64)> = busy
             .iter()
             .filter(|slot| slot.current_interpreter() != 0)
@@ -170,7 +172,7 @@ impl EngineShutdown {
         // From here on no bytecode runs, so no thread moves until the raise.
         let ready = Interrupts::new(py).and_then(|interrupts| {
             let targets = [python_threads.as_slice(), host_threads.as_slice()].concat();
-            let safe = interrupts.interruptible(py, &targets)?;
+            let safe = interpreter::interruptible(py, &targets)?;
             Ok((interrupts, safe))
         });
         let (interrupts, safe) = match ready {
@@ -205,16 +207,16 @@ impl EngineShutdown {
 
     /// Has the keepers interrupt host threads inside their interpreters (and
     /// those interpreters' Python threads); this commits the shutdown too.
+    /// Not recorded in `interrupted`: a keeper finds some of them where an
+    /// exception could leave a lock held, and is asked again next poll.
     fn interrupt_in_subinterpreters(&mut self, threads: &[(u64, u64)]) {
-        if !self.commit_and_deliver(|| crate::python::subinterpreter::post_interrupts(threads)) {
-            return;
+        if self.commit_and_deliver(|| crate::python::subinterpreter::post_interrupts(threads)) {
+            log::debug!(
+                "shutdown asked sub-interpreters to interrupt {} host thread(s); it cannot be \
+                 called off now",
+                threads.len()
+            );
         }
-        log::info!(
-            "shutdown asked sub-interpreters to interrupt {} host thread(s); it cannot be called off now",
-            threads.len()
-        );
-        self.interrupted
-            .extend(threads.iter().map(|(_, ident)| *ident));
     }
 
     /// Delivers interrupts under the lifecycle lock, committing the attempt
@@ -262,11 +264,9 @@ impl EngineShutdown {
         crate::python::pool::on_engine_end();
         // SAFETY: GIL held on the main state; taken back right after.
         unsafe { ffi::PyEval_SaveThread() };
-        if self.interrupt {
-            // Their own Python threads would keep them from ending.
-            crate::python::subinterpreter::post_interrupts(&[]);
-        }
-        crate::python::subinterpreter::end_all(Duration::from_secs(10));
+        // With the interrupt flag, their own Python threads are interrupted
+        // (they would keep them from ending), as often as it takes.
+        crate::python::subinterpreter::end_all(Duration::from_secs(10), self.interrupt);
         // SAFETY: the engine thread's own main state.
         unsafe { ffi::PyEval_RestoreThread(self.main_state) };
         release_engine_objects(py);

@@ -403,9 +403,14 @@ fn call_back(id: pyb_task, pending: Pending, outcome: Result<pyb_value>) {
 pub(crate) fn on_engine_finalize(py: Python<'_>) {
     // SAFETY: GIL held; live objects.
     unsafe {
-        let module = ffi::PyImport_ImportModule(c"_pybridge_asyncio".as_ptr());
-        match Owned::from_raw(py, module) {
-            None => ffi::PyErr_Clear(), // never used
+        // Looked up, not imported: an import of a module that is not there
+        // searches the path under the import lock, and an interrupted thread
+        // may have left that lock held (docs/CPYTHON-NOTES.md, "Interrupting
+        // threads"); the shutdown would then wait for it for ever.
+        let module =
+            ffi::PyDict_GetItemString(ffi::PyImport_GetModuleDict(), c"_pybridge_asyncio".as_ptr());
+        match (!module.is_null()).then(|| Owned::from_borrowed(py, module)) {
+            None => {} // never used
             Some(module) => {
                 let runner = ffi::PyObject_GetAttrString(module.as_ptr(), c"runner".as_ptr());
                 if let Some(runner) = Owned::from_raw(py, runner) {

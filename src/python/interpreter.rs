@@ -368,10 +368,15 @@ const LOCK_TAKING_MODULES: [&str; 8] = [
 ];
 
 fn is_lock_taking_module(name: &str) -> bool {
-    LOCK_TAKING_MODULES.iter().any(|module| {
-        name.strip_prefix(module)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('_'))
-    })
+    LOCK_TAKING_MODULES
+        .iter()
+        .any(|module| has_module_prefix(name, module))
+}
+
+/// `name` is `module`, one of its submodules, or a private twin (`module_x`).
+fn has_module_prefix(name: &str, module: &str) -> bool {
+    name.strip_prefix(module)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('_'))
 }
 
 /// The asynchronous exceptions a shutdown raises: `SystemExit` in Python
@@ -392,28 +397,6 @@ impl<'py> Interrupts<'py> {
             ffi::PyObject_GetAttrString(module.as_ptr(), c"ShutdownInterrupt".as_ptr())
         })?;
         Ok(Interrupts { host_exception })
-    }
-
-    /// The threads (by ident) an exception may be raised in now: those whose
-    /// innermost Python frame is not in a lock-taking module. The exception
-    /// fires in that frame; the frames below it are paused at a call, inside
-    /// the `try` or `with` that guards any lock they took, so they release it
-    /// as the exception passes. A thread with no Python frame is safe too: its
-    /// next bytecode is the first of a function, before any lock is taken.
-    /// (Every Python thread has `threading` frames at the bottom of its stack,
-    /// so looking deeper would never interrupt one.) Runs no bytecode, and holds the
-    /// cyclic GC off, so no other thread can run (and move) between this look
-    /// and `raise_in`, as long as the caller keeps the GIL. GIL held.
-    pub(crate) fn interruptible(&self, py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
-        // SAFETY: GIL held throughout; every reference taken is released.
-        unsafe {
-            let gc_was_enabled = ffi::PyGC_Disable();
-            let result = interruptible_now(py, idents);
-            if gc_was_enabled != 0 {
-                ffi::PyGC_Enable();
-            }
-            result
-        }
     }
 
     /// Raises the exceptions; each fires when its thread next runs Python
@@ -438,7 +421,32 @@ unsafe extern "C" {
     fn pybridge_thread_state_ident(state: *mut ffi::PyThreadState) -> libc::c_ulong;
 }
 
-/// See `Interrupts::interruptible`. GIL held, GC off.
+/// The threads (by ident) an exception may be raised in now: those whose
+/// innermost Python frame is not in a lock-taking module and that are not in
+/// the middle of an import (see `must_wait`). The exception
+/// fires in that frame; the frames below it are paused at a call, inside
+/// the `try` or `with` that guards any lock they took, so they release it
+/// as the exception passes. A thread with no Python frame is safe too: its
+/// next bytecode is the first of a function, before any lock is taken.
+/// (Every Python thread has `threading` frames at the bottom of its stack,
+/// so looking deeper would never interrupt one.) Runs no bytecode, and holds the
+/// cyclic GC off, so no other thread can run (and move) between this look
+/// and the raise, as long as the caller keeps the GIL. Works in whichever
+/// interpreter's GIL the caller holds (the main one, or a sub-interpreter's
+/// on its keeper). GIL held.
+pub(crate) fn interruptible(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
+    // SAFETY: GIL held throughout; every reference taken is released.
+    unsafe {
+        let gc_was_enabled = ffi::PyGC_Disable();
+        let result = interruptible_now(py, idents);
+        if gc_was_enabled != 0 {
+            ffi::PyGC_Enable();
+        }
+        result
+    }
+}
+
+/// See `interruptible`. GIL held, GC off.
 ///
 /// Walks the current interpreter's own thread states instead of calling
 /// `sys._current_frames()`: on CPython 3.12 that function also visits the
@@ -463,7 +471,7 @@ unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> 
             let ident = pybridge_thread_state_ident(state) as u64;
             if idents.contains(&ident) && !unsafe_idents.contains(&ident) {
                 let frame = ffi::PyThreadState_GetFrame(state).cast::<ffi::PyObject>();
-                if !frame.is_null() && frame_takes_locks(py, Owned::new(py, frame)?.as_ptr())? {
+                if !frame.is_null() && must_wait(py, Owned::new(py, frame)?)? {
                     unsafe_idents.push(ident);
                 }
             }
@@ -479,11 +487,39 @@ unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> 
     }
 }
 
-/// True when `frame` (borrowed; may be NULL) runs code of a lock-taking module.
-unsafe fn frame_takes_locks(py: Python<'_>, frame: *mut ffi::PyObject) -> Result<bool> {
-    if frame.is_null() {
-        return Ok(false);
+/// True when a thread whose innermost frame is `innermost` must not be
+/// interrupted now: that frame runs a lock-taking module's code, or a frame
+/// below it is importlib's, so an import is in progress. An exception in a
+/// module's body would leave that module half made for every other thread
+/// importing it at the time: they are handed the partial module (two threads
+/// importing `json` in one interpreter, one interrupted in `json`'s body: the
+/// other's `json.dumps` was an `AttributeError`). The import finishes first.
+unsafe fn must_wait(py: Python<'_>, innermost: Owned<'_>) -> Result<bool> {
+    // SAFETY (whole body): GIL held; every frame is owned while it is read.
+    unsafe {
+        if module_name(py, innermost.as_ptr())?.is_some_and(|name| is_lock_taking_module(&name)) {
+            return Ok(true);
+        }
+        let mut frame = innermost;
+        loop {
+            let back = ffi::PyFrame_GetBack(frame.as_ptr().cast()).cast::<ffi::PyObject>();
+            let Some(back) = Owned::from_raw(py, back) else {
+                return Ok(false);
+            };
+            if module_name(py, back.as_ptr())?.is_some_and(|name| is_import_machinery(&name)) {
+                return Ok(true);
+            }
+            frame = back;
+        }
     }
+}
+
+fn is_import_machinery(name: &str) -> bool {
+    has_module_prefix(name, "importlib") || has_module_prefix(name, "_frozen_importlib")
+}
+
+/// The `__name__` of the module whose code `frame` (a live frame) runs.
+unsafe fn module_name(py: Python<'_>, frame: *mut ffi::PyObject) -> Result<Option<String>> {
     // SAFETY (whole body): GIL held; `frame` is a live frame the caller keeps.
     unsafe {
         let globals = Owned::new(
@@ -492,15 +528,13 @@ unsafe fn frame_takes_locks(py: Python<'_>, frame: *mut ffi::PyObject) -> Result
         )?;
         let name = ffi::PyDict_GetItemString(globals.as_ptr(), c"__name__".as_ptr());
         if name.is_null() || ffi::PyUnicode_Check(name) == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let utf8 = ffi::PyUnicode_AsUTF8(name);
         if utf8.is_null() {
             return Err(crate::python::exception::python_error(py));
         }
-        Ok(is_lock_taking_module(
-            &CStr::from_ptr(utf8).to_string_lossy(),
-        ))
+        Ok(Some(CStr::from_ptr(utf8).to_string_lossy().into_owned()))
     }
 }
 

@@ -147,9 +147,11 @@ fn keep(record: Arc<InterpreterRecord>, ready: Sender<Result<()>>, on_end: impl 
             return;
         }
     };
+    // The threads interrupted here so far: each is interrupted once.
+    let mut interrupted = Vec::new();
     loop {
         if let Some(threads) = record.wait_for_work() {
-            interrupt_inside(tstate, &threads);
+            interrupt_inside(tstate, &threads, &mut interrupted);
             continue;
         }
         match try_to_end(&record, tstate, main_state) {
@@ -273,14 +275,23 @@ sys.modules['_pybridge_subinterpreter'] = helpers
 ";
 
 /// On the keeper: raises `ShutdownInterrupt` in the host threads and
-/// `SystemExit` in the interpreter's Python threads; each fires when its
-/// thread next runs bytecode here.
-fn interrupt_inside(tstate: *mut ffi::PyThreadState, host_threads: &[u64]) {
+/// `SystemExit` in the interpreter's Python threads, each once, and only
+/// where the exception cannot leave a lock held (`interpreter::interruptible`,
+/// as the main interpreter's interrupts do: one raised inside importlib here
+/// left this interpreter's import lock held, and two host threads waited for
+/// it for ever); the others are tried again on the next request. Each fires
+/// when its thread next runs bytecode here.
+fn interrupt_inside(
+    tstate: *mut ffi::PyThreadState,
+    host_threads: &[u64],
+    interrupted: &mut Vec<u64>,
+) {
     // SAFETY: the keeper's own state in this interpreter.
     unsafe { ffi::PyEval_RestoreThread(tstate) };
     // SAFETY: this interpreter's GIL is held.
     let py = unsafe { Python::assume_attached() };
-    match raise_interrupts(py, host_threads) {
+    match raise_interrupts(py, host_threads, interrupted) {
+        Ok(0) => {}
         Ok(count) => log::info!("shutdown interrupted {count} thread(s) in a sub-interpreter"),
         Err(error) => log::error!(
             "shutdown could not interrupt threads in a sub-interpreter: {}",
@@ -291,19 +302,28 @@ fn interrupt_inside(tstate: *mut ffi::PyThreadState, host_threads: &[u64]) {
     unsafe { ffi::PyEval_SaveThread() };
 }
 
-fn raise_interrupts(py: Python<'_>, host_threads: &[u64]) -> Result<usize> {
-    run_apart(py, HELPERS)?;
+fn raise_interrupts(
+    py: Python<'_>,
+    host_threads: &[u64],
+    interrupted: &mut Vec<u64>,
+) -> Result<usize> {
     // SAFETY: GIL held (the token); references owned by `Owned`.
     unsafe {
-        let helpers = Owned::new(
-            py,
-            ffi::PyImport_ImportModule(c"_pybridge_subinterpreter".as_ptr()),
-        )?;
+        let modules = ffi::PyImport_GetModuleDict();
+        let mut helpers = ffi::PyDict_GetItemString(modules, c"_pybridge_subinterpreter".as_ptr());
+        if helpers.is_null() {
+            run_apart(py, HELPERS)?;
+            helpers = ffi::PyDict_GetItemString(modules, c"_pybridge_subinterpreter".as_ptr());
+            if helpers.is_null() {
+                return Err(crate::python::exception::python_error(py));
+            }
+        }
+        let helpers = Owned::from_borrowed(py, helpers);
         let host_exception = Owned::new(
             py,
             ffi::PyObject_GetAttrString(helpers.as_ptr(), c"ShutdownInterrupt".as_ptr()),
         )?;
-        let idents = Owned::new(
+        let listed = Owned::new(
             py,
             ffi::PyObject_CallMethod(
                 helpers.as_ptr(),
@@ -311,16 +331,33 @@ fn raise_interrupts(py: Python<'_>, host_threads: &[u64]) -> Result<usize> {
                 std::ptr::null(),
             ),
         )?;
-        let mut raised = 0;
-        for ident in host_threads {
-            raised +=
-                ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, host_exception.as_ptr())
-                    as usize;
+        let mut python_threads = Vec::new();
+        for index in 0..ffi::PyList_Size(listed.as_ptr()) {
+            let ident = ffi::PyLong_AsUnsignedLongLong(ffi::PyList_GetItem(listed.as_ptr(), index));
+            python_threads.push(ident);
         }
-        for index in 0..ffi::PyList_Size(idents.as_ptr()) {
-            let ident = ffi::PyLong_AsUnsignedLongLong(ffi::PyList_GetItem(idents.as_ptr(), index));
-            raised += ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, ffi::PyExc_SystemExit)
-                as usize;
+        if !ffi::PyErr_Occurred().is_null() {
+            return Err(crate::python::exception::python_error(py));
+        }
+        let waiting: Vec<u64> = host_threads
+            .iter()
+            .chain(&python_threads)
+            .copied()
+            .filter(|ident| *ident != 0 && !interrupted.contains(ident))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let safe = crate::python::interpreter::interruptible(py, &waiting)?;
+        let mut raised = 0;
+        for ident in safe {
+            let exception = if python_threads.contains(&ident) {
+                ffi::PyExc_SystemExit
+            } else {
+                host_exception.as_ptr()
+            };
+            raised += ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exception) as usize;
+            interrupted.push(ident);
         }
         Ok(raised)
     }
@@ -516,13 +553,15 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
         ));
     }
     let record = interpreters::lookup(id).ok_or_else(|| gil::unknown_interpreter(id))?;
-    gil::with_gil_given_away(|| end(&record, deadline))
+    gil::with_gil_given_away(|| end(&record, deadline, false))
 }
 
 /// Closes the record, waits for the threads inside to leave, and has the
 /// keeper end the interpreter, all before the deadline; on a timeout the
 /// interpreter is open again and unchanged.
-fn end(record: &InterpreterRecord, deadline: Option<Instant>) -> Result<()> {
+/// With `interrupting` (an interrupting engine shutdown), the keeper is asked
+/// to interrupt the interpreter's Python threads before every try.
+fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool) -> Result<()> {
     let _one_destroyer = match deadline {
         Some(deadline) => record.destroying.try_lock_until(deadline),
         None => Some(record.destroying.lock()),
@@ -553,6 +592,10 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>) -> Result<()> {
     }
     let mut last_reason = String::new();
     loop {
+        if interrupting {
+            // Ident 0 matches no host thread: the Python threads alone.
+            record.post_interrupt(vec![0]);
+        }
         match record.ask_keeper_to_end(deadline) {
             KeeperTalk::Ended => return Ok(()),
             answer => {
@@ -602,9 +645,9 @@ fn threads_inside(id: u64) -> String {
 /// The engine's end: every sub-interpreter ends first (no host thread is
 /// inside pybridge by now). Run by the engine thread without the main GIL,
 /// which keepers of shared-GIL interpreters need.
-pub(crate) fn end_all(deadline_each: Duration) {
+pub(crate) fn end_all(deadline_each: Duration, interrupting: bool) {
     for record in interpreters::all() {
-        if let Err(error) = end(&record, Some(Instant::now() + deadline_each)) {
+        if let Err(error) = end(&record, Some(Instant::now() + deadline_each), interrupting) {
             log::error!(
                 "the engine's end leaves sub-interpreter {} behind: {}",
                 record.id,

@@ -45,18 +45,31 @@ static int interrupt;
 static int thread_count = 6;
 static int ops_per_thread = 1000;
 
-/* Failures name what replays them (tests/c/host_check.h prints this). */
+static atomic_int workers_done;
+static atomic_llong progress_ms[MAX_THREADS + 1];
+static const char *_Atomic current_op[MAX_THREADS + 1];
+
+static long long now_ms(void);
+
+/* Failures name what replays them, and what each thread was doing (for how
+ * long): a stuck thread shows there (tests/c/host_check.h prints this). */
 static void print_replay(FILE *out) {
     fprintf(out, " [replay: fuzz_host %llu %d %d %d]", seed, interrupt, thread_count,
             ops_per_thread);
+    long long now = now_ms();
+    for (int i = 0; i <= thread_count; i++) {
+        long long since = atomic_load(&progress_ms[i]);
+        const char *op = atomic_load(&current_op[i]);
+        fprintf(out, "\n  %s %d: %s", i == thread_count ? "controller" : "worker", i,
+                since == 0 ? "done" : op != NULL ? op : "starting");
+        if (since != 0) {
+            fprintf(out, " (for %lld ms)", now - since);
+        }
+    }
 }
 #define HOST_CHECK_PROGRAM "fuzz_host"
 #define HOST_CHECK_CONTEXT print_replay
 #include "host_check.h"
-
-static atomic_int workers_done;
-static atomic_llong progress_ms[MAX_THREADS + 1];
-static const char *_Atomic current_op[MAX_THREADS + 1];
 
 /* The engine's life, as the controller saw it. */
 static atomic_int engine_epoch;  /* bumped after each shutdown that stopped the engine */

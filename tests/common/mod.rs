@@ -192,3 +192,71 @@ pub fn shared_gil_interpreter() -> pybridge::interpreter::pyb_interpreter {
     ok(unsafe { pyb_interpreter_new(&config, &mut interp) });
     interp
 }
+
+/// A host thread importing a module whose body runs Python for a while,
+/// for tests of interrupting shutdowns: no interrupt may land inside the
+/// module's body (another thread importing it would be handed the half-made
+/// module). The module lives in a fresh directory the code puts on `sys.path`.
+pub struct SlowImport {
+    dir: std::path::PathBuf,
+}
+
+impl SlowImport {
+    /// The module `slowbody` spins for `body_ms` after writing a `started` file.
+    pub fn new(tag: &str, body_ms: u64) -> SlowImport {
+        let dir =
+            std::env::temp_dir().join(format!("pyb-slow-import-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("slowbody.py"),
+            format!(
+                "import time\n\
+                 open(__file__.replace('slowbody.py', 'started'), 'w').close()\n\
+                 _end = time.monotonic() + {body_ms} / 1000\n\
+                 while time.monotonic() < _end:\n    pass\n\
+                 DONE = True\n"
+            ),
+        )
+        .unwrap();
+        SlowImport { dir }
+    }
+
+    /// What the host thread runs: the import, then a loop an interrupt ends.
+    pub fn code(&self) -> CString {
+        c(&format!(
+            "import sys, time\nsys.path.insert(0, {:?})\nimport slowbody\nassert slowbody.DONE\n\
+             while True:\n    time.sleep(0.001)\n",
+            self.dir.display().to_string()
+        ))
+    }
+
+    /// Blocks until the module's body has begun (fails after 20 s).
+    pub fn wait_until_inside(&self) {
+        let start = Instant::now();
+        while !self.dir.join("started").exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the import never began"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The importing thread's `pyb_run` outcome shows the interrupt landed
+    /// after the import, in the loop: never in `slowbody.py`.
+    pub fn assert_interrupted_after_the_import(status: pyb_status, message: &str) {
+        assert_eq!(name(status), "PYB_E_PYTHON", "{message}");
+        assert!(message.contains("ShutdownInterrupt"), "{message}");
+        assert!(
+            !message.contains("slowbody.py"),
+            "the interrupt landed inside the module's body: {message}"
+        );
+    }
+}
+
+impl Drop for SlowImport {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -45,7 +45,7 @@ for seed in $(seq 1 "$seeds"); do
     else
       failed=$((failed + 1))
       echo "FAILED: seed $seed interrupt $interrupt (replay: fuzz_host $seed $interrupt 4 300 under TSan)"
-      grep -m1 -A25 "WARNING: ThreadSanitizer" "$log" || grep -m1 FAIL "$log" || tail -n 5 "$log"
+      grep -m1 -A25 "WARNING: ThreadSanitizer" "$log" || grep -m1 -A12 FAIL "$log" || tail -n 5 "$log"
     fi
   done
 done

@@ -116,6 +116,7 @@ fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
     let inside_already = !owner.allow_frames.is_empty();
     let word = gate::enter(&thread.busy);
     if word.state() != GateState::Running {
+        let inside_already = inside_already && !thread.is_engine_thread();
         if let Err(error) = admit_while_closing(owner, word, inside_already) {
             if !inside_already {
                 gate::leave(&thread.busy);
@@ -158,13 +159,17 @@ fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
 
 /// The gate is not open: only threads the shutdown is already waiting for, or
 /// threads that hold the GIL anyway, may go on (they cannot delay shutdown).
+/// `inside_already` is never true on the engine thread, whose finalization is
+/// real.
 #[cold]
 #[inline(never)]
 fn admit_while_closing(owner: &OwnerState, word: EngineWord, inside_already: bool) -> Result<()> {
     match word.state() {
         GateState::Closed => Err(Error::not_initialized()),
         GateState::Running => Ok(()),
-        GateState::ShuttingDown if inside_already => Ok(()),
+        // Busy all along, so a `Finalizing` seen now is the shutdown's last
+        // look, undone when it finds this thread busy (`close_gate_for_good`).
+        GateState::ShuttingDown | GateState::Finalizing if inside_already => Ok(()),
         GateState::ShuttingDown => {
             if thread_holds_gil(owner, word) {
                 Ok(())
@@ -749,9 +754,18 @@ pub(crate) fn release_on_thread_exit(thread: CurrentThread) {
     let holding = depth > 0 && !owner.borrowed.get();
     let word = gate::enter(&thread.busy);
     let ours = owner.generation.get() == word.generation();
+    // A thread inside has been busy all along, so a `Finalizing` it sees is
+    // only the shutdown's last look, which it undoes when it finds this thread
+    // busy (`close_gate_for_good`): the interpreter lives on until this thread
+    // leaves. Not admitting it there made it exit with the GIL held, and the
+    // shutdown then waited for that GIL for ever (fuzzer under TSan).
     let admitted = ours
         && (word.state() == GateState::Running
-            || (inside && word.state() == GateState::ShuttingDown));
+            || (inside
+                && matches!(
+                    word.state(),
+                    GateState::ShuttingDown | GateState::Finalizing
+                )));
     if admitted {
         // SAFETY: admitted by the gate; the state is this thread's own. Clear may
         // run Python code that calls back into pybridge on this thread: it sees

@@ -72,17 +72,46 @@ pub(crate) fn libpython_path() -> String {
 
 /// The file of every object the loader has mapped (executable, libraries,
 /// extension modules), as `dl_iterate_phdr` lists them.
+///
+/// The callback runs under the loader's lock, so it only copies bytes into
+/// room reserved beforehand and never allocates: an allocation there
+/// deadlocked under ThreadSanitizer, whose runtime takes the loader's lock to
+/// symbolize a report while it holds its own locks, which the allocation
+/// wanted. When the names do not fit, the walk is repeated with more room.
 pub(crate) fn loaded_object_paths() -> Vec<String> {
-    let mut files: Vec<String> = Vec::new();
-    // SAFETY: the callback only reads the entry dl_iterate_phdr hands it and
-    // pushes to the Vec passed as `data`.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(collect_file_name),
-            (&mut files as *mut Vec<String>).cast(),
-        );
+    loaded_object_paths_from(64 * 1024)
+}
+
+fn loaded_object_paths_from(mut room: usize) -> Vec<String> {
+    loop {
+        let mut names = NameBuffer {
+            bytes: Vec::with_capacity(room),
+            overflowed: false,
+        };
+        // SAFETY: the callback only reads the entry dl_iterate_phdr hands it
+        // and writes into the NameBuffer passed as `data`.
+        unsafe {
+            libc::dl_iterate_phdr(
+                Some(collect_file_name),
+                (&mut names as *mut NameBuffer).cast(),
+            );
+        }
+        if !names.overflowed {
+            return names
+                .bytes
+                .split(|byte| *byte == 0)
+                .filter(|name| !name.is_empty())
+                .map(|name| String::from_utf8_lossy(name).into_owned())
+                .collect();
+        }
+        room *= 4;
     }
-    files
+}
+
+/// NUL-terminated names, written within the capacity reserved up front.
+struct NameBuffer {
+    bytes: Vec<u8>,
+    overflowed: bool,
 }
 
 unsafe extern "C" fn collect_file_name(
@@ -93,10 +122,33 @@ unsafe extern "C" fn collect_file_name(
     // SAFETY: dl_iterate_phdr passes a valid entry and our `data` pointer.
     unsafe {
         let name = (*info).dlpi_name;
-        if !name.is_null() {
-            let files = &mut *data.cast::<Vec<String>>();
-            files.push(CStr::from_ptr(name).to_string_lossy().into_owned());
+        if name.is_null() {
+            return 0;
         }
+        let names = &mut *data.cast::<NameBuffer>();
+        let name = CStr::from_ptr(name).to_bytes_with_nul();
+        if names.bytes.capacity() - names.bytes.len() < name.len() {
+            names.overflowed = true;
+            return 1; // stops the walk
+        }
+        // Within the capacity: no allocation.
+        names.bytes.extend_from_slice(name);
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loaded_objects_are_listed_whatever_room_the_walk_starts_with() {
+        let listed = loaded_object_paths();
+        assert!(
+            listed.iter().any(|path| path.contains("libc.so")),
+            "{listed:?}"
+        );
+        // 16 bytes hold no path: the walk overflows and starts again, larger.
+        assert_eq!(loaded_object_paths_from(16), listed);
+    }
 }

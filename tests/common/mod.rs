@@ -199,6 +199,7 @@ pub fn shared_gil_interpreter() -> pybridge::interpreter::pyb_interpreter {
 /// module). The module lives in a fresh directory the code puts on `sys.path`.
 pub struct SlowImport {
     dir: std::path::PathBuf,
+    body_ms: u64,
 }
 
 impl SlowImport {
@@ -219,11 +220,11 @@ impl SlowImport {
             ),
         )
         .unwrap();
-        SlowImport { dir }
+        SlowImport { dir, body_ms }
     }
 
     /// What the host thread runs: the import, then a loop an interrupt ends.
-    pub fn code(&self) -> CString {
+    fn code(&self) -> CString {
         c(&format!(
             "import sys, time\nsys.path.insert(0, {:?})\nimport slowbody\nassert slowbody.DONE\n\
              while True:\n    time.sleep(0.001)\n",
@@ -231,8 +232,17 @@ impl SlowImport {
         ))
     }
 
-    /// Blocks until the module's body has begun (fails after 20 s).
-    pub fn wait_until_inside(&self) {
+    /// Runs the import on an "importer" thread through `run` (which returns
+    /// `pyb_run`'s status and the last error), stops the engine with
+    /// `PYB_SHUTDOWN_INTERRUPT` once the module's body has begun, and checks
+    /// that the interrupt landed after the import, in the loop (never in
+    /// `slowbody.py`), and that the shutdown waited for the rest of the body.
+    pub fn interrupt_during_the_import(
+        self,
+        run: impl FnOnce(CString) -> (pyb_status, String) + Send + 'static,
+    ) {
+        let code = self.code();
+        let importer = spawn("importer", move || run(code));
         let start = Instant::now();
         while !self.dir.join("started").exists() {
             assert!(
@@ -241,16 +251,22 @@ impl SlowImport {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-    }
-
-    /// The importing thread's `pyb_run` outcome shows the interrupt landed
-    /// after the import, in the loop: never in `slowbody.py`.
-    pub fn assert_interrupted_after_the_import(status: pyb_status, message: &str) {
+        let start = Instant::now();
+        ok(shutdown(10_000, PYB_SHUTDOWN_INTERRUPT));
+        let waited = elapsed_ms(start);
+        let (status, message) = importer.join().unwrap();
         assert_eq!(name(status), "PYB_E_PYTHON", "{message}");
         assert!(message.contains("ShutdownInterrupt"), "{message}");
         assert!(
             !message.contains("slowbody.py"),
             "the interrupt landed inside the module's body: {message}"
+        );
+        // Most of the module's body was still to run, and it was waited for.
+        let least = u128::from(self.body_ms) * 3 / 8;
+        assert!(
+            (least..10_000).contains(&waited),
+            "stopped after {waited} ms (the body runs {} ms)",
+            self.body_ms
         );
     }
 }

@@ -24,7 +24,7 @@ use crate::abi::status::*;
 use crate::abi::task::{pyb_task, pyb_task_callback};
 use crate::abi::value::pyb_value;
 use crate::python::exception::{exception_error, python_error};
-use crate::python::interpreter::source_module;
+use crate::python::interpreter::{imported_module, source_module};
 use crate::python::object::{type_name, with_object};
 use crate::python::owned::Owned;
 use crate::python::value::from_python;
@@ -403,13 +403,9 @@ fn call_back(id: pyb_task, pending: Pending, outcome: Result<pyb_value>) {
 pub(crate) fn on_engine_finalize(py: Python<'_>) {
     // SAFETY: GIL held; live objects.
     unsafe {
-        // Looked up, not imported: an import of a module that is not there
-        // searches the path under the import lock, and an interrupted thread
-        // may have left that lock held (docs/CPYTHON-NOTES.md, "Interrupting
-        // threads"); the shutdown would then wait for it for ever.
-        let module =
-            ffi::PyDict_GetItemString(ffi::PyImport_GetModuleDict(), c"_pybridge_asyncio".as_ptr());
-        match (!module.is_null()).then(|| Owned::from_borrowed(py, module)) {
+        // Looked up, not imported (see `imported_module`): an import here
+        // waited for ever for an import lock an interrupted thread left held.
+        match imported_module(py, c"_pybridge_asyncio") {
             None => {} // never used
             Some(module) => {
                 let runner = ffi::PyObject_GetAttrString(module.as_ptr(), c"runner".as_ptr());

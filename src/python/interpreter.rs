@@ -105,13 +105,11 @@ pub(crate) fn source_module<'py>(
     source: &CStr,
     filename: &CStr,
 ) -> Result<Owned<'py>> {
+    if let Some(existing) = imported_module(py, name) {
+        return Ok(existing);
+    }
     // SAFETY: GIL held (the `py` token says so).
     unsafe {
-        let existing = ffi::PyImport_ImportModule(name.as_ptr());
-        if let Some(existing) = Owned::from_raw(py, existing) {
-            return Ok(existing);
-        }
-        ffi::PyErr_Clear();
         let code = Owned::new(
             py,
             ffi::Py_CompileString(source.as_ptr(), filename.as_ptr(), ffi::Py_file_input),
@@ -120,6 +118,19 @@ pub(crate) fn source_module<'py>(
             py,
             ffi::PyImport_ExecCodeModuleEx(name.as_ptr(), code.as_ptr(), filename.as_ptr()),
         )
+    }
+}
+
+/// The module `name` if it is in `sys.modules`, else None; sets no error.
+/// A lookup, never an import: importing a module that is not there searches
+/// the path under the import lock, which an interrupted thread may have left
+/// held (docs/CPYTHON-NOTES.md, "Asynchronous exceptions are per
+/// interpreter"), and pybridge's own modules are made, never found.
+pub(crate) fn imported_module<'py>(py: Python<'py>, name: &CStr) -> Option<Owned<'py>> {
+    // SAFETY: GIL held (the `py` token); a borrowed reference is taken over.
+    unsafe {
+        let module = ffi::PyDict_GetItemString(ffi::PyImport_GetModuleDict(), name.as_ptr());
+        (!module.is_null()).then(|| Owned::from_borrowed(py, module))
     }
 }
 
@@ -428,10 +439,11 @@ unsafe extern "C" {
 /// the `try` or `with` that guards any lock they took, so they release it
 /// as the exception passes. A thread with no Python frame is safe too: its
 /// next bytecode is the first of a function, before any lock is taken.
-/// (Every Python thread has `threading` frames at the bottom of its stack,
-/// so looking deeper would never interrupt one.) Runs no bytecode, and holds the
+/// Runs no bytecode, and holds the
 /// cyclic GC off, so no other thread can run (and move) between this look
-/// and the raise, as long as the caller keeps the GIL. Works in whichever
+/// and the raise, as long as the caller keeps the GIL. (Below the innermost
+/// frame only importlib is looked for: every Python thread has `threading`
+/// frames at the bottom of its stack.) Works in whichever
 /// interpreter's GIL the caller holds (the main one, or a sub-interpreter's
 /// on its keeper). GIL held.
 pub(crate) fn interruptible(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {

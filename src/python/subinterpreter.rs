@@ -21,6 +21,7 @@ use crate::abi::status::*;
 use crate::python::exception::text_of;
 use crate::python::gil::{self, GilScope};
 use crate::python::handles;
+use crate::python::interpreter::imported_module;
 use crate::python::owned::Owned;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
@@ -274,6 +275,9 @@ helpers.python_threads = python_threads
 sys.modules['_pybridge_subinterpreter'] = helpers
 ";
 
+/// The name `HELPERS` registers its module under.
+const HELPERS_NAME: &CStr = c"_pybridge_subinterpreter";
+
 /// On the keeper: raises `ShutdownInterrupt` in the host threads and
 /// `SystemExit` in the interpreter's Python threads, each once, and only
 /// where the exception cannot leave a lock held (`interpreter::interruptible`,
@@ -309,16 +313,18 @@ fn raise_interrupts(
 ) -> Result<usize> {
     // SAFETY: GIL held (the token); references owned by `Owned`.
     unsafe {
-        let modules = ffi::PyImport_GetModuleDict();
-        let mut helpers = ffi::PyDict_GetItemString(modules, c"_pybridge_subinterpreter".as_ptr());
-        if helpers.is_null() {
-            run_apart(py, HELPERS)?;
-            helpers = ffi::PyDict_GetItemString(modules, c"_pybridge_subinterpreter".as_ptr());
-            if helpers.is_null() {
-                return Err(crate::python::exception::python_error(py));
+        let helpers = match imported_module(py, HELPERS_NAME) {
+            Some(helpers) => helpers,
+            None => {
+                run_apart(py, HELPERS)?;
+                imported_module(py, HELPERS_NAME).ok_or_else(|| {
+                    Error::new(
+                        PYB_E_PYTHON,
+                        "pybridge's interrupt helpers did not register in sys.modules",
+                    )
+                })?
             }
-        }
-        let helpers = Owned::from_borrowed(py, helpers);
+        };
         let host_exception = Owned::new(
             py,
             ffi::PyObject_GetAttrString(helpers.as_ptr(), c"ShutdownInterrupt".as_ptr()),

@@ -538,3 +538,48 @@ fn rss_kib() -> u64 {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Issue 19, defect 1: a thread that used a sub-interpreter, left it, and then
+/// exits inside a main-interpreter scope. Its exit used to attach its
+/// sub-interpreter state while it still held the main GIL: a deadlock on a
+/// shared GIL (3.11), a fatal error or a crash on 3.12/3.13.
+#[test]
+fn a_thread_exiting_in_a_main_scope_after_a_sub_interpreter_frees_every_state() {
+    within(LIMIT, "exit in a main scope", || {
+        initialize();
+        let mut interps = vec![shared_gil_interpreter()];
+        if own_gil_supported() {
+            interps.push(new_interpreter());
+        }
+        for interp in interps.iter().copied() {
+            let before = stats();
+            spawn("exits-holding-main", move || {
+                inside(interp, || assert_eq!(eval_int("2 + 3"), 5));
+                // Left open on purpose: the thread exits inside this scope.
+                let _scope = acquire();
+                assert_eq!(eval_int("40 + 2"), 42);
+            })
+            .join()
+            .unwrap();
+            let after = stats();
+            // Its main state and its state in `interp`, both freed at exit.
+            assert_eq!(
+                after.thread_states_created - before.thread_states_created,
+                2
+            );
+            assert_eq!(
+                after.thread_states_deleted - before.thread_states_deleted,
+                2
+            );
+            // Both interpreters still work, from this thread and another.
+            assert_eq!(eval_int("1 + 1"), 2);
+            assert_eq!(inside(interp, || eval_int("3 * 3")), 9);
+            spawn("after", move || inside(interp, || eval_int("4 * 4")))
+                .join()
+                .map(|value| assert_eq!(value, 16))
+                .unwrap();
+            ok(pyb_interpreter_destroy(interp, 5_000));
+        }
+        ok(shutdown(10_000, 0));
+    });
+}

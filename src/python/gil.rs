@@ -528,11 +528,10 @@ pub(crate) fn with_gil_given_away<T>(body: impl FnOnce() -> T) -> T {
     result
 }
 
-/// A thread's exit frees its states in sub-interpreters that still run (each
-/// under that interpreter's GIL); states in interpreters being destroyed are
-/// freed by their destroyer. A thread that exits inside an interpreter scope
-/// (a host bug) first gives that interpreter's GIL back.
-fn release_subinterpreter_states_on_exit(thread: CurrentThread) {
+/// A thread that exits inside an interpreter scope (a host bug) first gives
+/// that interpreter's GIL back, deleting its state there, and unwinds to the
+/// interpreter it came from.
+fn leave_interpreter_frames_on_exit(thread: CurrentThread) {
     let owner = thread.owner();
     while let Some(frame) = owner.interpreter_frames.pop() {
         let tstate = owner.tstate.get();
@@ -551,6 +550,28 @@ fn release_subinterpreter_states_on_exit(thread: CurrentThread) {
         owner.depth.set(0);
         owner.scope_tokens.clear();
         restore_previous_interpreter(thread, &frame);
+    }
+}
+
+/// A thread's exit frees its states in sub-interpreters that still run (each
+/// under that interpreter's GIL); states in interpreters being destroyed are
+/// freed by their destroyer. Runs after the main state is gone, so the thread
+/// holds no GIL: attaching a sub state while the main one is attached is a
+/// deadlock on a shared GIL (3.11) and a fatal error on 3.12/3.13.
+fn release_subinterpreter_states_on_exit(thread: CurrentThread) {
+    let owner = thread.owner();
+    // SAFETY: a plain load of the current thread state.
+    let attached = unsafe { ffi::compat::PyThreadState_GetUnchecked() };
+    if !attached.is_null() {
+        // Still attached somewhere (the engine was shutting down and the main
+        // state was left for finalization): leave the sub states to their
+        // interpreters' ends rather than attach a second state.
+        log::debug!(
+            "{} exits attached to a thread state; its sub-interpreter states are left to their interpreters' ends",
+            thread.describe()
+        );
+        owner.subinterpreter_states.clear();
+        return;
     }
     for state in owner.subinterpreter_states.to_vec() {
         let Ok(record) = interpreters::enter(state.interpreter) else {
@@ -733,9 +754,18 @@ pub(crate) fn end_allow_threads(thread: CurrentThread, value: u64) -> Result<()>
     Ok(())
 }
 
-/// Frees the exiting thread's own thread state, if the engine still runs.
+/// Frees the exiting thread's own thread states, if the engine still runs:
+/// unwinds interpreter switches, then the main state (which lets go of the
+/// main GIL), then the states in sub-interpreters, each under its own GIL.
 pub(crate) fn release_on_thread_exit(thread: CurrentThread) {
+    leave_interpreter_frames_on_exit(thread);
+    release_main_state_on_exit(thread);
     release_subinterpreter_states_on_exit(thread);
+}
+
+/// Frees the exiting thread's main-interpreter state (after any interpreter
+/// frames were unwound), taking the GIL for it unless the thread holds it.
+fn release_main_state_on_exit(thread: CurrentThread) {
     let owner = thread.owner();
     let tstate = owner.tstate.get();
     if tstate.is_null() || !owner.owns_tstate.get() {

@@ -51,6 +51,20 @@ fn try_enter(interp: pyb_interpreter) -> pyb_status {
     status
 }
 
+/// Asserts that exactly `count` thread states were made since `before`, and
+/// as many freed.
+fn assert_states_made_and_freed(before: &pybridge::stats::pyb_stats, count: u64) {
+    let after = stats();
+    assert_eq!(
+        after.thread_states_created - before.thread_states_created,
+        count
+    );
+    assert_eq!(
+        after.thread_states_deleted - before.thread_states_deleted,
+        count
+    );
+}
+
 /// Runs `body` inside `interp`.
 fn inside<T>(interp: pyb_interpreter, body: impl FnOnce() -> T) -> T {
     let token = enter(interp);
@@ -265,16 +279,8 @@ fn a_thread_that_exits_leaves_no_thread_state_behind() {
         })
         .join()
         .unwrap();
-        let after = stats();
         // One main state (made first) and one per interpreter, all freed.
-        assert_eq!(
-            after.thread_states_created - before.thread_states_created,
-            4
-        );
-        assert_eq!(
-            after.thread_states_deleted - before.thread_states_deleted,
-            4
-        );
+        assert_states_made_and_freed(&before, 4);
         for interp in interps {
             ok(pyb_interpreter_destroy(interp, 5_000));
         }
@@ -561,16 +567,8 @@ fn a_thread_exiting_in_a_main_scope_after_a_sub_interpreter_frees_every_state() 
             })
             .join()
             .unwrap();
-            let after = stats();
             // Its main state and its state in `interp`, both freed at exit.
-            assert_eq!(
-                after.thread_states_created - before.thread_states_created,
-                2
-            );
-            assert_eq!(
-                after.thread_states_deleted - before.thread_states_deleted,
-                2
-            );
+            assert_states_made_and_freed(&before, 2);
             // Both interpreters still work, from this thread and another.
             assert_eq!(eval_int("1 + 1"), 2);
             assert_eq!(inside(interp, || eval_int("3 * 3")), 9);

@@ -581,3 +581,80 @@ fn a_thread_exiting_in_a_main_scope_after_a_sub_interpreter_frees_every_state() 
         ok(shutdown(10_000, 0));
     });
 }
+
+/// Starts a Python thread named `name` in `interp` that runs until `stop` is
+/// set there; `target` is its body (`stop.wait` sits in `threading`, where no
+/// interrupt may land; `poll` runs bytecode every 10 ms).
+fn start_python_thread(interp: pyb_interpreter, name: &str, daemon: bool, target: &str) {
+    inside(interp, || {
+        exec(&format!(
+            "import threading, time\n\
+             stop = threading.Event()\n\
+             def poll():\n    while not stop.is_set():\n        time.sleep(0.01)\n\
+             worker = threading.Thread(target={target}, name={name:?}, daemon={})\n\
+             worker.start()",
+            if daemon { "True" } else { "False" }
+        ))
+    });
+}
+
+/// Interpreters to start a Python thread in, with its daemon flag: shared-GIL
+/// ones allow daemon threads; own-GIL ones (3.12+) do not.
+fn interpreters_with_daemon_flags() -> Vec<(pyb_interpreter, bool)> {
+    let mut cases = vec![
+        (shared_gil_interpreter(), true),
+        (shared_gil_interpreter(), false),
+    ];
+    if own_gil_supported() {
+        cases.push((new_interpreter(), false));
+    }
+    cases
+}
+
+/// Issue 19, defect 2: a Python thread running in a sub-interpreter keeps the
+/// engine's shutdown from its point of no return, as a main-interpreter one
+/// does: `PYB_E_TIMEOUT` with nothing changed (it used to commit, then
+/// `Py_FinalizeEx` failed fatally on the interpreter left alive).
+#[test]
+fn a_python_thread_in_a_sub_interpreter_times_the_shutdown_out_unchanged() {
+    within(LIMIT, "python thread at shutdown", || {
+        initialize();
+        for (interp, daemon) in interpreters_with_daemon_flags() {
+            start_python_thread(interp, "sub-worker", daemon, "stop.wait");
+            for flags in [0, PYB_SHUTDOWN_INTERRUPT] {
+                let started = Instant::now();
+                expect(shutdown(300, flags), PYB_E_TIMEOUT);
+                let waited = elapsed_ms(started);
+                assert!((300..5_000).contains(&waited), "waited {waited} ms");
+                let message = last_error();
+                assert!(
+                    message.contains("'sub-worker'")
+                        && message.contains(&format!("sub-interpreter {interp}")),
+                    "{message}"
+                );
+                // Unchanged: the thread lives, the interpreter and the engine work.
+                assert_eq!(inside(interp, || eval_int("int(worker.is_alive())")), 1);
+                assert_eq!(eval_int("6 * 7"), 42);
+            }
+            inside(interp, || exec("stop.set()\nworker.join()"));
+            ok(pyb_interpreter_destroy(interp, 5_000));
+        }
+        ok(shutdown(10_000, 0));
+    });
+}
+
+/// With `PYB_SHUTDOWN_INTERRUPT`, a sub-interpreter's Python thread running
+/// bytecode gets `SystemExit` from its keeper and the shutdown ends cleanly.
+#[test]
+fn an_interrupting_shutdown_ends_a_sub_interpreters_python_threads() {
+    within(LIMIT, "interrupt python threads", || {
+        initialize();
+        for (interp, daemon) in interpreters_with_daemon_flags() {
+            start_python_thread(interp, &format!("poller-{interp}"), daemon, "poll");
+        }
+        ok(shutdown(20_000, PYB_SHUTDOWN_INTERRUPT));
+        initialize();
+        assert_eq!(eval_int("6 * 7"), 42);
+        ok(shutdown(10_000, 0));
+    });
+}

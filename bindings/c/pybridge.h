@@ -497,8 +497,11 @@ pyb_status pyb_engine_initialize(const struct pyb_config *config);
 //
 // New GIL requests fail at once with `PYB_E_SHUTTING_DOWN`. The call then waits
 // until no host thread holds the GIL through pybridge or is inside an
-// allow-threads region, and until non-daemon Python threads have finished; then
-// the engine thread runs `Py_FinalizeEx` and the call returns `PYB_OK`.
+// allow-threads region, until non-daemon Python threads of the main
+// interpreter have finished, and until no Python thread runs in any live
+// sub-interpreter (daemon ones too: CPython cannot end an interpreter while
+// one of its threads lives); then the engine thread ends the sub-interpreters
+// and runs `Py_FinalizeEx`, and the call returns `PYB_OK`.
 //
 // If the deadline passes first, the outcome depends on whether the shutdown
 // passed its point of no return (threads interrupted, see

@@ -4,6 +4,7 @@
 //! reopens the gate and nothing is lost.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,11 @@ use crate::runtime::stats;
 use crate::runtime::thread_slot::{Activity, ThreadSlot, all_slots};
 
 const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
+
+/// How long one poll waits for the sub-interpreters' keepers to say which
+/// Python threads run in their interpreters (a keeper needs its GIL, which a
+/// running thread gives up within a switch interval).
+const SUBINTERPRETER_ANSWER: Duration = Duration::from_millis(200);
 
 /// Everything hosts made through the engine dies with it: pending coroutines
 /// first (cancelled; their callbacks may still use handles), then object
@@ -72,6 +78,14 @@ impl EngineShutdown {
                 self.with_gil(|this| this.interrupt_threads());
             }
             if let Some(blocker) = blocker {
+                self.report_and_wait(blocker);
+                continue;
+            }
+            // The sub-interpreters' Python threads, before the main GIL is
+            // taken (keepers of shared-GIL interpreters need it): once past
+            // the point of no return every interpreter must end.
+            let asked_until = Instant::now() + SUBINTERPRETER_ANSWER;
+            if let Some(blocker) = crate::python::subinterpreter::shutdown_blocker(asked_until) {
                 self.report_and_wait(blocker);
                 continue;
             }
@@ -157,7 +171,9 @@ impl EngineShutdown {
             .filter(|slot| slot.current_interpreter() != 0)
             .map(|slot| (slot.current_interpreter(), slot.pthread_id))
             .collect();
-        if !in_subinterpreters.is_empty() {
+        // Every poll while interpreters live: their own Python threads keep
+        // them from ending, and their keepers look at those threads too.
+        if !crate::runtime::interpreters::all().is_empty() {
             self.interrupt_in_subinterpreters(&in_subinterpreters);
         }
         let host_threads: Vec<u64> = busy
@@ -205,34 +221,23 @@ impl EngineShutdown {
         self.interrupted.extend(host_now);
     }
 
-    /// Has the keepers interrupt host threads inside their interpreters (and
-    /// those interpreters' Python threads); this commits the shutdown too.
-    /// Not recorded in `interrupted`: a keeper finds some of them where an
-    /// exception could leave a lock held, and is asked again next poll.
+    /// Has the keepers interrupt host threads inside their interpreters and
+    /// those interpreters' own Python threads. A keeper commits the shutdown
+    /// just before its first raise (none when it finds every thread where an
+    /// exception could leave a lock held, or the attempt called off). Not
+    /// recorded in `interrupted`: asked again every poll for those left.
     fn interrupt_in_subinterpreters(&mut self, threads: &[(u64, u64)]) {
-        if self.commit_and_deliver(|| crate::python::subinterpreter::post_interrupts(threads)) {
-            log::debug!(
-                "shutdown asked sub-interpreters to interrupt {} host thread(s); it cannot be \
-                 called off now",
-                threads.len()
-            );
-        }
+        let serial = self.serial;
+        crate::python::subinterpreter::post_interrupts(
+            threads,
+            Arc::new(move || commit_interrupting(serial, || {})),
+        );
     }
 
-    /// Delivers interrupts under the lifecycle lock, committing the attempt
-    /// (a caller at its deadline either calls it off before anything was
-    /// delivered or finds it committed); false when it was called off.
+    /// Delivers interrupts under the lifecycle lock, committing the attempt;
+    /// false when it was called off (see `commit_interrupting`).
     fn commit_and_deliver(&self, deliver: impl FnOnce()) -> bool {
-        let mut life = LIFECYCLE.lock();
-        let Some(request) = life
-            .request(self.serial)
-            .filter(|request| request.outcome == Outcome::Pending)
-        else {
-            return false;
-        };
-        request.committed.get_or_insert(Commitment::Interrupted);
-        deliver();
-        true
+        commit_interrupting(self.serial, deliver)
     }
 
     /// Closes the gate for good unless the attempt was called off or a thread
@@ -250,6 +255,7 @@ impl EngineShutdown {
         }
         if let Some(request) = life.request(self.serial) {
             request.committed = Some(Commitment::Finalizing);
+            request.blocker = "it is past its point of no return and finalizing".to_string();
         }
         None
     }
@@ -261,6 +267,10 @@ impl EngineShutdown {
             .collect();
         // Sub-interpreters end first, on their keepers, which may need the main
         // GIL (a shared-GIL one): give it away meanwhile.
+        self.report(format!(
+            "it is ending {} sub-interpreter(s) on their keeper threads",
+            crate::runtime::interpreters::all().len()
+        ));
         crate::python::pool::on_engine_end();
         // SAFETY: GIL held on the main state; taken back right after.
         unsafe { ffi::PyEval_SaveThread() };
@@ -269,7 +279,17 @@ impl EngineShutdown {
         crate::python::subinterpreter::end_all(Duration::from_secs(10), self.interrupt);
         // SAFETY: the engine thread's own main state.
         unsafe { ffi::PyEval_RestoreThread(self.main_state) };
+        self.report(
+            "it is cancelling pending pyb_task_submit tasks and stopping pybridge's event loop \
+             (a task that swallows its cancellation may be slow)"
+                .to_string(),
+        );
         release_engine_objects(py);
+        self.report(
+            "Py_FinalizeEx is running on the engine thread (an atexit handler or __del__ may \
+             be slow)"
+                .to_string(),
+        );
         let started = Instant::now();
         let code = interpreter::finalize();
         crate::python::handles::on_engine_finalized();
@@ -301,6 +321,23 @@ impl EngineShutdown {
         // Woken early when the attempt is called off.
         CHANGED.wait_for(&mut life, Duration::from_millis(2));
     }
+}
+
+/// Commits attempt `serial` as interrupting and runs `deliver`, both under
+/// the lifecycle lock, so a caller at its deadline either calls the attempt
+/// off before anything was delivered or finds it committed; false (nothing
+/// delivered) when it was called off.
+fn commit_interrupting(serial: u64, deliver: impl FnOnce()) -> bool {
+    let mut life = LIFECYCLE.lock();
+    let Some(request) = life
+        .request(serial)
+        .filter(|request| request.outcome == Outcome::Pending)
+    else {
+        return false;
+    };
+    request.committed.get_or_insert(Commitment::Interrupted);
+    deliver();
+    true
 }
 
 /// Watches host threads inside the gate, remembering since when each has been
@@ -491,9 +528,8 @@ fn committed_error(life: &mut MutexGuard<'_, Lifecycle>, serial: u64, timeout_ms
         return Error::new(PYB_E_SHUTDOWN_COMMITTED, "the shutdown is finishing");
     };
     let what = match request.committed {
-        Some(Commitment::Finalizing) => "Py_FinalizeEx is running on the engine thread (an \
-             atexit handler or __del__ may be slow)"
-            .to_string(),
+        // `finalize` reports each stage as it starts.
+        Some(Commitment::Finalizing) => request.blocker.clone(),
         _ => format!(
             "it interrupted threads (PYB_SHUTDOWN_INTERRUPT), so it cannot be called off, \
              and it waits for them to leave. Blocking: {}",

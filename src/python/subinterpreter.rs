@@ -25,7 +25,9 @@ use crate::python::interpreter::imported_module;
 use crate::python::owned::Owned;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
-use crate::runtime::interpreters::{self, InterpreterRecord, KeeperTalk};
+use crate::runtime::interpreters::{
+    self, InterpreterRecord, InterruptCommit, KeeperTalk, KeeperWork,
+};
 use crate::runtime::thread_slot::{ThreadSlot, all_slots};
 
 /// Refuses what this CPython cannot do.
@@ -151,9 +153,16 @@ fn keep(record: Arc<InterpreterRecord>, ready: Sender<Result<()>>, on_end: impl 
     // The threads interrupted here so far: each is interrupted once.
     let mut interrupted = Vec::new();
     loop {
-        if let Some(threads) = record.wait_for_work() {
-            interrupt_inside(tstate, &threads, &mut interrupted);
-            continue;
+        match record.wait_for_work() {
+            KeeperWork::Interrupt(threads, commit) => {
+                interrupt_inside(tstate, &threads, &mut interrupted, &*commit);
+                continue;
+            }
+            KeeperWork::Probe(askers) => {
+                answer_probes(tstate, askers);
+                continue;
+            }
+            KeeperWork::End => {}
         }
         match try_to_end(&record, tstate, main_state) {
             KeeperTalk::Ended => {
@@ -289,12 +298,13 @@ fn interrupt_inside(
     tstate: *mut ffi::PyThreadState,
     host_threads: &[u64],
     interrupted: &mut Vec<u64>,
+    commit: &(dyn Fn() -> bool + Send + Sync),
 ) {
     // SAFETY: the keeper's own state in this interpreter.
     unsafe { ffi::PyEval_RestoreThread(tstate) };
     // SAFETY: this interpreter's GIL is held.
     let py = unsafe { Python::assume_attached() };
-    match raise_interrupts(py, host_threads, interrupted) {
+    match raise_interrupts(py, host_threads, interrupted, commit) {
         Ok(0) => {}
         Ok(count) => log::info!("shutdown interrupted {count} thread(s) in a sub-interpreter"),
         Err(error) => log::error!(
@@ -306,10 +316,63 @@ fn interrupt_inside(
     unsafe { ffi::PyEval_SaveThread() };
 }
 
+/// On the keeper: answers each asker with the names of the Python threads
+/// running in this interpreter (empty: none).
+fn answer_probes(tstate: *mut ffi::PyThreadState, askers: Vec<Sender<Result<String>>>) {
+    // SAFETY: the keeper's own state in this interpreter.
+    unsafe { ffi::PyEval_RestoreThread(tstate) };
+    // SAFETY: this interpreter's GIL is held.
+    let py = unsafe { Python::assume_attached() };
+    let running = running_python_threads(py);
+    // SAFETY: GIL held on the keeper's state.
+    unsafe { ffi::PyEval_SaveThread() };
+    for asker in askers {
+        // An asker that stopped waiting is gone: nothing to tell it.
+        let _ = asker.send(running.clone());
+    }
+}
+
+/// What keeps the engine's shutdown from its point of no return in the
+/// sub-interpreters: a Python thread running in one (daemon or not: CPython
+/// cannot end an interpreter while any of its threads lives, and an
+/// interpreter left alive makes `Py_FinalizeEx` a fatal error). Asks every
+/// keeper and waits for the answers until `deadline`; a keeper that has not
+/// answered by then blocks too. The caller holds no GIL (keepers of
+/// shared-GIL interpreters need the main one) and has closed the gate, so no
+/// host thread can start Python code in an interpreter after its keeper
+/// found none running there.
+pub(crate) fn shutdown_blocker(deadline: Instant) -> Option<String> {
+    let asked: Vec<_> = interpreters::all()
+        .into_iter()
+        .map(|record| (record.id, record.post_probe()))
+        .collect();
+    for (id, answered) in asked {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let blocker = match answered.recv_timeout(wait) {
+            Ok(Ok(running)) if running.is_empty() => continue,
+            Ok(Ok(running)) => format!(
+                "Python thread(s) {running} still run in sub-interpreter {id} (daemon threads                  too: CPython cannot end an interpreter while any of its threads lives); let                  them finish, or shut down with PYB_SHUTDOWN_INTERRUPT"
+            ),
+            Ok(Err(error)) => format!(
+                "could not list the Python threads of sub-interpreter {id}: {}",
+                error.message
+            ),
+            // Gone: the interpreter ended meanwhile.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => format!(
+                "the keeper of sub-interpreter {id} did not get its GIL in time to say which                  Python threads run there"
+            ),
+        };
+        return Some(blocker);
+    }
+    None
+}
+
 fn raise_interrupts(
     py: Python<'_>,
     host_threads: &[u64],
     interrupted: &mut Vec<u64>,
+    commit: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<usize> {
     // SAFETY: GIL held (the token); references owned by `Owned`.
     unsafe {
@@ -355,6 +418,11 @@ fn raise_interrupts(
             return Ok(0);
         }
         let safe = crate::python::interpreter::interruptible(py, &waiting)?;
+        // No bytecode has run since the look, and the shutdown commits before
+        // the first raise (or raises nothing when it was called off).
+        if safe.is_empty() || !commit() {
+            return Ok(0);
+        }
         let mut raised = 0;
         for ident in safe {
             let exception = if python_threads.contains(&ident) {
@@ -371,9 +439,9 @@ fn raise_interrupts(
 
 /// Asks the keepers of every sub-interpreter to interrupt the host threads
 /// working there (`(interpreter, pthread id)` pairs) and their own Python
-/// threads (an interrupting shutdown). Does not wait: a keeper may need the
-/// GIL the caller holds.
-pub(crate) fn post_interrupts(host_threads: &[(u64, u64)]) {
+/// threads (an interrupting shutdown), each calling `commit` before its first
+/// raise. Does not wait: a keeper may need the GIL the caller holds.
+pub(crate) fn post_interrupts(host_threads: &[(u64, u64)], commit: InterruptCommit) {
     for record in interpreters::all() {
         let mine: Vec<u64> = host_threads
             .iter()
@@ -381,7 +449,7 @@ pub(crate) fn post_interrupts(host_threads: &[(u64, u64)]) {
             .map(|(_, ident)| *ident)
             .collect();
         // Ident 0 matches no thread: the keeper wakes for the Python threads alone.
-        record.post_interrupt(if mine.is_empty() { vec![0] } else { mine });
+        record.post_interrupt(if mine.is_empty() { vec![0] } else { mine }, commit.clone());
     }
 }
 
@@ -599,8 +667,9 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool
     let mut last_reason = String::new();
     loop {
         if interrupting {
-            // Ident 0 matches no host thread: the Python threads alone.
-            record.post_interrupt(vec![0]);
+            // Ident 0 matches no host thread: the Python threads alone. The
+            // engine's shutdown is past its point of no return here.
+            record.post_interrupt(vec![0], Arc::new(|| true));
         }
         match record.ask_keeper_to_end(deadline) {
             KeeperTalk::Ended => return Ok(()),

@@ -11,15 +11,32 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use pyo3::ffi;
 
+use crate::runtime::error;
 use crate::runtime::gil_cell::GilCell;
 
 /// Set in `entries` while a destroy waits for the threads inside to leave.
 const CLOSING: u64 = 1 << 63;
+
+/// Commits the shutdown that asked for interrupts; false when it was called
+/// off, and then nothing may be raised.
+pub(crate) type InterruptCommit = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What a keeper is woken for.
+pub(crate) enum KeeperWork {
+    /// Interrupt these host threads (pthread ids; 0 matches none) and the
+    /// interpreter's own Python threads, once committed.
+    Interrupt(Vec<u64>, InterruptCommit),
+    /// Answer each asker with the names of the Python threads running here.
+    Probe(Vec<Sender<error::Result<String>>>),
+    /// End the interpreter (a destroyer waits in `ask_keeper_to_end`).
+    End,
+}
 
 /// What a destroyer asked of the keeper, and what the keeper answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +67,12 @@ pub(crate) struct InterpreterRecord {
     talk: Mutex<KeeperTalk>,
     changed: Condvar,
     /// Host threads (pthread ids) an interrupting shutdown asked the keeper to
-    /// interrupt; guarded by `talk`'s lock for the wake-up.
-    interrupts: Mutex<Vec<u64>>,
+    /// interrupt, and what commits the shutdown when the keeper delivers one;
+    /// guarded by `talk`'s lock for the wake-up.
+    interrupts: Mutex<(Vec<u64>, Option<InterruptCommit>)>,
+    /// Waiting askers of "which Python threads run here?" (an engine shutdown,
+    /// before its point of no return); guarded by `talk`'s lock for the wake-up.
+    probes: Mutex<Vec<Sender<error::Result<String>>>>,
     /// Held by a destroyer from `close` to the keeper's answer: two destroyers
     /// (a host's and the engine's end, say) must not reopen each other's close.
     pub destroying: Mutex<()>,
@@ -69,7 +90,8 @@ impl InterpreterRecord {
             entries: AtomicU64::new(0),
             talk: Mutex::new(KeeperTalk::Idle),
             changed: Condvar::new(),
-            interrupts: Mutex::new(Vec::new()),
+            interrupts: Mutex::new((Vec::new(), None)),
+            probes: Mutex::new(Vec::new()),
             destroying: Mutex::new(()),
             free_handle_slots: GilCell::new(Vec::new()),
         }
@@ -161,24 +183,41 @@ impl InterpreterRecord {
     }
 
     /// Shutdown side: asks the keeper to interrupt these host threads (and the
-    /// interpreter's own Python threads); does not wait.
-    pub(crate) fn post_interrupt(&self, host_threads: Vec<u64>) {
+    /// interpreter's own Python threads); does not wait. The keeper calls
+    /// `commit` before it raises anything and raises nothing when it says no
+    /// (the shutdown was called off meanwhile).
+    pub(crate) fn post_interrupt(&self, host_threads: Vec<u64>, commit: InterruptCommit) {
         let _talk = self.talk.lock();
-        self.interrupts.lock().extend(host_threads);
+        let mut interrupts = self.interrupts.lock();
+        interrupts.0.extend(host_threads);
+        interrupts.1 = Some(commit);
         self.changed.notify_all();
     }
 
-    /// Keeper side: blocks until there is work: `Some(threads)` to interrupt,
-    /// or `None` for an end request.
-    pub(crate) fn wait_for_work(&self) -> Option<Vec<u64>> {
+    /// Asks the keeper which Python threads run in the interpreter; the
+    /// answer (their names, empty for none) comes on the returned channel.
+    pub(crate) fn post_probe(&self) -> Receiver<error::Result<String>> {
+        let (answer, answered) = std::sync::mpsc::channel();
+        let _talk = self.talk.lock();
+        self.probes.lock().push(answer);
+        self.changed.notify_all();
+        answered
+    }
+
+    /// Keeper side: blocks until there is work.
+    pub(crate) fn wait_for_work(&self) -> KeeperWork {
         let mut talk = self.talk.lock();
         loop {
-            let interrupts = std::mem::take(&mut *self.interrupts.lock());
-            if !interrupts.is_empty() {
-                return Some(interrupts);
+            let probes = std::mem::take(&mut *self.probes.lock());
+            if !probes.is_empty() {
+                return KeeperWork::Probe(probes);
+            }
+            let (threads, commit) = std::mem::take(&mut *self.interrupts.lock());
+            if let Some(commit) = commit.filter(|_| !threads.is_empty()) {
+                return KeeperWork::Interrupt(threads, commit);
             }
             if *talk == KeeperTalk::EndRequested {
-                return None;
+                return KeeperWork::End;
             }
             self.changed.wait(&mut talk);
         }

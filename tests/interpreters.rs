@@ -658,3 +658,38 @@ fn an_interrupting_shutdown_ends_a_sub_interpreters_python_threads() {
         ok(shutdown(10_000, 0));
     });
 }
+
+/// Issue 19, defect 5: code a keeper runs in its interpreter during a destroy
+/// raises (here `threading.enumerate`, which it calls to list the Python
+/// threads, is broken on purpose). The exception object used to get a handle
+/// filed under the main interpreter, and its queued release freed it there
+/// with the wrong allocator: "free(): invalid size" on 3.12/3.13.
+#[test]
+fn an_exception_in_a_keepers_code_is_freed_in_its_own_interpreter() {
+    within(LIMIT, "keeper exception", || {
+        initialize();
+        let mut interps = vec![shared_gil_interpreter()];
+        if own_gil_supported() {
+            interps.push(new_interpreter());
+        }
+        for interp in interps {
+            inside(interp, || {
+                exec(
+                    "import threading\nreal_enumerate = threading.enumerate\n\
+                     threading.enumerate = lambda: [1 / 0]",
+                )
+            });
+            for _ in 0..10 {
+                // Long enough for the keeper to answer at least once on a busy machine.
+                expect(pyb_interpreter_destroy(interp, 500), PYB_E_TIMEOUT);
+                let message = last_error();
+                assert!(message.contains("ZeroDivisionError"), "{message}");
+                // Queued releases run at the next acquire: allocate around them.
+                assert_eq!(eval_int("len([str(i) * 50 for i in range(2000)])"), 2000);
+            }
+            inside(interp, || exec("threading.enumerate = real_enumerate"));
+            ok(pyb_interpreter_destroy(interp, 5_000));
+        }
+        ok(shutdown(10_000, 0));
+    });
+}

@@ -142,13 +142,18 @@ fn describe_exception(py: pyo3::Python<'_>, exception: &Fetched<'_>) -> PythonEr
         format_exception(py, exception).unwrap_or_else(|| format!("{type_name}: {message}"));
     PythonError {
         types: type_names(py, exception.kind.as_ptr()),
-        exception: exception.value.as_ref().and_then(|value| {
-            // SAFETY: GIL held; a new reference for the handle.
-            let object = unsafe { Owned::from_borrowed(py, value.as_ptr()) };
-            handles::insert(py, object.into_raw())
-                .ok()
-                .map(|handle| ExceptionObject::new(handle, handles::release_later))
-        }),
+        // Kept only where a handle would be filed under the right interpreter.
+        exception: exception
+            .value
+            .as_ref()
+            .filter(|_| handles::caller_is_where_recorded())
+            .and_then(|value| {
+                // SAFETY: GIL held; a new reference for the handle.
+                let object = unsafe { Owned::from_borrowed(py, value.as_ptr()) };
+                handles::insert(py, object.into_raw())
+                    .ok()
+                    .map(|handle| ExceptionObject::new(handle, handles::release_later))
+            }),
         type_name,
         message,
         traceback,

@@ -194,6 +194,27 @@ fn current_interpreter() -> (u64, &'static GilCell<Vec<u32>>) {
     }
 }
 
+/// True when the interpreter whose GIL the caller holds is the one its thread
+/// record says it works in. Not so on pybridge's keeper threads, which run
+/// code in their sub-interpreter on a raw thread state: a handle made there
+/// would be filed under the main interpreter, and its release would free the
+/// object there with the wrong allocator (heap corruption, 3.12/3.13). Error
+/// paths only. GIL held.
+#[cold]
+pub(crate) fn caller_is_where_recorded() -> bool {
+    // SAFETY: GIL held, so the current thread state is live.
+    let actual = unsafe { ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get()) };
+    let (id, _) = current_interpreter();
+    let recorded = if id == 0 {
+        crate::runtime::gate::interpreter()
+    } else {
+        crate::runtime::interpreters::lookup(id).map_or(std::ptr::null_mut(), |record| {
+            record.interp.load(Ordering::Acquire)
+        })
+    };
+    actual == recorded
+}
+
 /// The id of the interpreter the calling thread works in (0 = main).
 #[inline(always)]
 fn current_interpreter_id() -> u64 {

@@ -693,3 +693,60 @@ fn an_exception_in_a_keepers_code_is_freed_in_its_own_interpreter() {
         ok(shutdown(10_000, 0));
     });
 }
+
+/// Issue 19, defect 6: the guard against re-initializing extension modules
+/// that crash CPython (src/python/reinit_guard.rs) covers sub-interpreters
+/// that share the main GIL: there every hazard is refused (each import there
+/// initializes it once more), and the pure-Python twins take over. On 3.11,
+/// `zoneinfo` in five such interpreters aborted the process at shutdown; on
+/// 3.12, `datetime` and friends crashed after a restart.
+#[test]
+fn shared_gil_interpreters_refuse_modules_cpython_crashes_reinitializing() {
+    within(LIMIT, "re-import guard in sub-interpreters", || {
+        let minor = || eval_int("__import__('sys').version_info[1]");
+        initialize();
+        let hazards: &[&str] = match minor() {
+            11 => &["_zoneinfo"],
+            12 => &[
+                "_asyncio",
+                "_ctypes",
+                "_datetime",
+                "_decimal",
+                "_hashlib",
+                "_ssl",
+                "_zoneinfo",
+            ],
+            _ => &[],
+        };
+        // The main interpreter initializes them first, then a restart.
+        exec("import datetime, decimal, zoneinfo, asyncio, hashlib");
+        ok(shutdown(10_000, 0));
+        initialize();
+        for round in 0..5 {
+            let interp = shared_gil_interpreter();
+            inside(interp, || {
+                exec(concat!(
+                    "import datetime, decimal, zoneinfo, asyncio, hashlib, sys\n",
+                    "assert datetime.date(2026, 12, 7).isoformat() == '2026-12-07'\n",
+                    "assert str(decimal.Decimal('1.10') + decimal.Decimal('2.205')) == '3.305'\n",
+                    "assert zoneinfo.ZoneInfo('UTC').key == 'UTC'\n",
+                    "assert asyncio.run(asyncio.sleep(0, 'slept')) == 'slept'\n",
+                    "assert hashlib.sha256(b'x').hexdigest().startswith('2d711642')\n",
+                ));
+                for module in hazards {
+                    exec(&format!(
+                        "try:\n    import {module}\nexcept ImportError as e:\n    refusal = str(e)\n\
+                         else:\n    refusal = None\n"
+                    ));
+                    let refusal = eval_text("refusal");
+                    assert!(
+                        refusal.contains(&format!("pybridge refuses to import {module}")),
+                        "round {round}, {module}: {refusal}"
+                    );
+                }
+            });
+            ok(pyb_interpreter_destroy(interp, 5_000));
+        }
+        ok(shutdown(10_000, 0));
+    });
+}

@@ -248,9 +248,38 @@ fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
 
 /// Installs the import hook of src/python/reinit_guard.rs in the new interpreter.
 fn guard_reimports(py: Python<'_>) -> Result<()> {
+    install_reimport_guard(
+        py,
+        &crate::python::reinit_guard::refused(),
+        &crate::python::reinit_guard::refusal_message(),
+    )
+}
+
+/// Installs the import hook of src/python/reinit_guard.rs in a new
+/// sub-interpreter that shares the main GIL (and allocator), refusing every
+/// hazard: each import there initializes the module once more in this process
+/// (3.11: `zoneinfo` in five such interpreters aborted with "deallocating
+/// None"; 3.12: `datetime`, `decimal`, `asyncio`, `hashlib`, `ctypes`,
+/// `zoneinfo` crashed after a restart, as in the main interpreter), and a
+/// shared-GIL interpreter cannot learn what the others initialized meanwhile.
+/// The standard library's pure-Python twins take over. The sub-interpreter's
+/// GIL is held.
+pub(crate) fn guard_reimports_in_shared_subinterpreter(py: Python<'_>) -> Result<()> {
+    let hazards = crate::python::reinit_guard::hazards();
+    if hazards.is_empty() {
+        return Ok(());
+    }
+    install_reimport_guard(
+        py,
+        hazards,
+        &crate::python::reinit_guard::shared_subinterpreter_refusal_message(),
+    )
+}
+
+fn install_reimport_guard(py: Python<'_>, refused: &[&str], message: &str) -> Result<()> {
     let hazards = string_list(py, crate::python::reinit_guard::hazards())?;
-    let refused = string_list(py, &crate::python::reinit_guard::refused())?;
-    let message = Owned::str(py, &crate::python::reinit_guard::refusal_message())?;
+    let refused = string_list(py, refused)?;
+    let message = Owned::str(py, message)?;
     call_helper(
         py,
         c"guard_reimports",

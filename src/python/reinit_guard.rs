@@ -48,13 +48,29 @@ pub(crate) fn refused() -> Vec<&'static str> {
     INITIALIZED.lock().iter().copied().collect()
 }
 
-/// The `ImportError` text; `%s` is the module name (filled in by the hook).
+/// The `ImportError` text in the main interpreter; `%s` is the module name
+/// (filled in by the hook).
 pub(crate) fn refusal_message() -> String {
+    refusal_text(
+        "which a re-initialized engine would do",
+        "a new process gets the C version back",
+    )
+}
+
+/// The `ImportError` text in a sub-interpreter that shares the main GIL.
+pub(crate) fn shared_subinterpreter_refusal_message() -> String {
+    refusal_text(
+        "which importing it in a sub-interpreter that shares the main GIL does",
+        "the main interpreter keeps the C version",
+    )
+}
+
+fn refusal_text(when: &str, where_c_stays: &str) -> String {
     format!(
         "pybridge refuses to import %s: CPython {} crashes when this extension module is \
-         initialized a second time in one process, which a re-initialized engine would do \
-         (see docs/CPYTHON-NOTES.md in pybridge); its pure-Python version is used where the \
-         standard library has one, and a new process gets the C version back",
+         initialized a second time in one process, {when} (see docs/CPYTHON-NOTES.md in \
+         pybridge); its pure-Python version is used where the standard library has one, and \
+         {where_c_stays}",
         crate::sys::loader::running_version()
     )
 }

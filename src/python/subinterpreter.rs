@@ -190,6 +190,16 @@ fn make(
     // SAFETY: CPython made `tstate` current, holding the new interpreter's GIL.
     let interp = unsafe { ffi::PyThreadState_GetInterpreter(tstate) };
     record.interp.store(interp, Ordering::Release);
+    if !record.own_gil {
+        if let Err(error) = crate::python::interpreter::guard_reimports_in_shared_subinterpreter(py)
+        {
+            log::error!(
+                "could not install the re-import guard in sub-interpreter {}: {}",
+                record.id,
+                error.message
+            );
+        }
+    }
     if cfg!(all(Py_3_12, not(Py_3_13))) && record.own_gil {
         if let Err(error) = run_apart(py, CPYTHON_3_12_GUARD) {
             log::error!(

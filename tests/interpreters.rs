@@ -718,3 +718,43 @@ fn handle_0_is_no_interpreter_and_no_pool() {
         expect(pyb_pool_destroy(0, 1_000), PYB_E_BAD_HANDLE);
     });
 }
+
+#[test]
+fn pool_destroys_race_each_other_borrowers_and_the_engine_end() {
+    with_doubling_pool("racing pool destroys", 2, |pool| {
+        // Two destroyers and a borrower at once: the pool ends once.
+        let member = borrow(pool, 0);
+        let destroyers: Vec<_> = (0..2)
+            .map(|index| {
+                spawn(&format!("destroyer-{index}"), move || {
+                    pyb_pool_destroy(pool, 10_000)
+                })
+            })
+            .collect();
+        let mut other = 0;
+        // Closed to borrowers once a destroy runs.
+        while unsafe { pyb_pool_borrow(pool, 0, &mut other) } != PYB_E_SHUTTING_DOWN {
+            ok(pyb_pool_return(pool, other));
+        }
+        ok(pyb_pool_return(pool, member));
+        let statuses: Vec<_> = destroyers
+            .into_iter()
+            .map(|destroyer| name(destroyer.join().unwrap()))
+            .collect();
+        assert_eq!(statuses, ["PYB_OK", "PYB_OK"]);
+        expect(try_enter(member), PYB_E_BAD_HANDLE);
+        // A destroy waiting for a borrowed interpreter when the engine ends
+        // returns: the engine's end destroyed the pool.
+        let pool = doubling_pool(2).unwrap();
+        let member = borrow(pool, 0);
+        let destroyer = spawn("waiting-destroyer", move || {
+            pyb_pool_destroy(pool, PYB_TIMEOUT_INFINITE)
+        });
+        while unsafe { pyb_pool_borrow(pool, 0, &mut other) } != PYB_E_SHUTTING_DOWN {
+            ok(pyb_pool_return(pool, other));
+        }
+        ok(shutdown(10_000, 0));
+        ok(destroyer.join().unwrap());
+        expect(pyb_pool_return(pool, member), PYB_E_BAD_HANDLE);
+    });
+}

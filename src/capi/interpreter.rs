@@ -222,8 +222,10 @@ pub extern "C" fn pyb_pool_return(pool: pyb_pool, interp: pyb_interpreter) -> py
 /// `timeout_ms` (`PYB_TIMEOUT_INFINITE`: no limit) for every borrowed one to
 /// come back, for every host thread inside one to leave and for their
 /// non-daemon Python threads to finish, and only then ends them all. Borrowers
-/// meanwhile get `PYB_E_SHUTTING_DOWN`. Any thread but one inside any of its
-/// interpreters; a scope the caller holds elsewhere is given away while it waits.
+/// meanwhile get `PYB_E_SHUTTING_DOWN`. A destroy that the engine's shutdown,
+/// or a concurrent destroy, overtakes returns `PYB_OK` once the pool is gone.
+/// Any thread but one inside any of its interpreters; a scope the caller holds
+/// elsewhere is given away while it waits.
 ///
 /// Errors: `PYB_E_TIMEOUT` (at the deadline an interpreter was still
 /// borrowed, a thread still inside one, a Python thread still running in one,

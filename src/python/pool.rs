@@ -26,6 +26,9 @@ struct Members {
     borrowed: Vec<u64>,
     /// Set by a destroy: borrowers are refused, returns still accepted.
     closing: bool,
+    /// Set by the engine's end, which ended the interpreters: a destroy
+    /// waiting for borrowed ones has nothing left to do.
+    ended: bool,
 }
 
 struct Pool {
@@ -102,6 +105,7 @@ pub(crate) fn create(count: usize, setup: Option<&CStr>) -> Result<u64> {
             free: made,
             borrowed: Vec::new(),
             closing: false,
+            ended: false,
         }),
         changed: Condvar::new(),
         destroying: Mutex::new(()),
@@ -245,6 +249,9 @@ impl Pool {
         let mut outcome = Ok(());
         while !members.borrowed.is_empty() {
             let timed_out = wait_until(&self.changed, &mut members, deadline);
+            if members.ended {
+                return Ok(());
+            }
             if timed_out && !members.borrowed.is_empty() {
                 outcome = Err(format!(
                     "interpreter(s) {:?} are still borrowed",
@@ -374,7 +381,10 @@ pub(crate) fn stats(id: u64) -> Result<pyb_pool_stats> {
 pub(crate) fn on_engine_end() {
     let pools = std::mem::take(&mut *POOLS.lock());
     for pool in pools {
-        pool.members.lock().closing = true;
+        let mut members = pool.members.lock();
+        members.closing = true;
+        members.ended = true;
+        drop(members);
         pool.changed.notify_all();
     }
 }

@@ -242,3 +242,84 @@ fn a_child_forked_after_a_clean_shutdown_may_start_its_own_engine() {
         ok(shutdown(5000, 0));
     });
 }
+
+/// Every interpreter and pool call in a fork() child returns `PYB_E_FORKED` at
+/// once, a destroy with no limit too (their keeper threads are gone there).
+#[test]
+fn a_child_gets_forked_at_once_from_every_interpreter_and_pool_call() {
+    use pybridge::interpreter::*;
+    within(LIMIT, "interpreters and pools in a fork child", || {
+        initialize();
+        let interp = shared_gil_interpreter();
+        let mut pool = 0;
+        let made_pool = unsafe { pyb_pool_new(2, std::ptr::null(), &mut pool) } == PYB_OK;
+        // A pool handle that names none where pools need CPython 3.12.
+        let pool = if made_pool { pool } else { 1 };
+        let mut member = 0;
+        if made_pool {
+            ok(unsafe { pyb_pool_borrow(pool, 0, &mut member) });
+        }
+        let code = in_child(move || {
+            let started = Instant::now();
+            let result = (|| {
+                let mut out = 0;
+                step(
+                    1,
+                    pyb_interpreter_destroy(interp, PYB_TIMEOUT_INFINITE),
+                    PYB_E_FORKED,
+                )?;
+                step(
+                    2,
+                    unsafe { pyb_interpreter_enter(interp, &mut out) },
+                    PYB_E_FORKED,
+                )?;
+                step(
+                    3,
+                    unsafe { pyb_interpreter_new(std::ptr::null(), &mut out) },
+                    PYB_E_FORKED,
+                )?;
+                step(
+                    4,
+                    unsafe { pyb_pool_new(1, std::ptr::null(), &mut out) },
+                    PYB_E_FORKED,
+                )?;
+                step(
+                    5,
+                    unsafe { pyb_pool_borrow(pool, PYB_TIMEOUT_INFINITE, &mut out) },
+                    PYB_E_FORKED,
+                )?;
+                step(6, pyb_pool_return(pool, member.max(1)), PYB_E_FORKED)?;
+                let mut counters = pyb_pool_stats {
+                    struct_size: std::mem::size_of::<pyb_pool_stats>(),
+                    ..Default::default()
+                };
+                step(
+                    7,
+                    unsafe { pyb_pool_stats_get(pool, &mut counters) },
+                    PYB_E_FORKED,
+                )?;
+                step(
+                    8,
+                    pyb_pool_destroy(pool, PYB_TIMEOUT_INFINITE),
+                    PYB_E_FORKED,
+                )?;
+                if !last_error().contains("fork() child") {
+                    return Err(9);
+                }
+                Ok(())
+            })();
+            if result.is_ok() && started.elapsed() > Duration::from_secs(1) {
+                return 10;
+            }
+            exit_code(result)
+        });
+        assert_eq!(code, 0);
+        // The parent's are untouched.
+        if made_pool {
+            ok(pyb_pool_return(pool, member));
+            ok(pyb_pool_destroy(pool, 10_000));
+        }
+        ok(pyb_interpreter_destroy(interp, 10_000));
+        ok(shutdown(5000, 0));
+    });
+}

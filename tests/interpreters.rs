@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pybridge::engine::PYB_SHUTDOWN_INTERRUPT;
+use pybridge::engine::{PYB_SHUTDOWN_INTERRUPT, PYB_TIMEOUT_INFINITE};
 use pybridge::gil::*;
 use pybridge::interpreter::*;
 use pybridge::status::*;
@@ -748,5 +748,225 @@ fn shared_gil_interpreters_refuse_modules_cpython_crashes_reinitializing() {
             ok(pyb_interpreter_destroy(interp, 5_000));
         }
         ok(shutdown(10_000, 0));
+    });
+}
+
+/// A pool of `count` interpreters with `double` defined in each, or `None`
+/// where the Python has no own-GIL interpreters (the refusal checked).
+fn doubling_pool(count: usize) -> Option<pyb_pool> {
+    let mut pool = 0;
+    let setup = c("def double(n):\n    return 2 * n\n");
+    let status = unsafe { pyb_pool_new(count, setup.as_ptr(), &mut pool) };
+    if !own_gil_supported() {
+        expect(status, PYB_E_UNSUPPORTED);
+        return None;
+    }
+    ok(status);
+    Some(pool)
+}
+
+/// Runs `body` under the deadline on a fresh `doubling_pool` (nothing where
+/// the Python has no own-GIL interpreters).
+fn with_doubling_pool(what: &str, count: usize, body: impl FnOnce(pyb_pool) + Send + 'static) {
+    within(LIMIT, what, move || {
+        initialize();
+        if let Some(pool) = doubling_pool(count) {
+            body(pool);
+        }
+    });
+}
+
+fn borrow(pool: pyb_pool, timeout_ms: u32) -> pyb_interpreter {
+    let mut interp = 0;
+    ok(unsafe { pyb_pool_borrow(pool, timeout_ms, &mut interp) });
+    interp
+}
+
+fn pool_stats(pool: pyb_pool) -> pyb_pool_stats {
+    let mut counters = pyb_pool_stats {
+        struct_size: std::mem::size_of::<pyb_pool_stats>(),
+        ..Default::default()
+    };
+    ok(unsafe { pyb_pool_stats_get(pool, &mut counters) });
+    counters
+}
+
+/// Every member of the pool can be borrowed at once without waiting and
+/// works; all are given back.
+fn assert_whole_and_usable(pool: pyb_pool, count: usize) {
+    let before = pool_stats(pool);
+    assert_eq!((before.size, before.free), (count as u64, count as u64));
+    let members: Vec<_> = (0..count).map(|_| borrow(pool, 0)).collect();
+    for &member in &members {
+        assert_eq!(inside(member, || eval_int("double(21)")), 42);
+    }
+    for member in members {
+        ok(pyb_pool_return(pool, member));
+    }
+    let after = pool_stats(pool);
+    assert_eq!(after.waits, before.waits, "no borrow waited");
+}
+
+#[test]
+fn a_pool_destroy_that_times_out_on_a_thread_inside_changes_nothing() {
+    with_doubling_pool("pool destroy with a thread inside a member", 3, |pool| {
+        // A thread stays inside a member after giving it back (a host bug the
+        // destroy must survive).
+        let member = borrow(pool, 0);
+        let (leave_tx, worker) = park_inside(member, "inside-member");
+        ok(pyb_pool_return(pool, member));
+        let started = Instant::now();
+        expect(pyb_pool_destroy(pool, 200), PYB_E_TIMEOUT);
+        let waited = elapsed_ms(started);
+        assert!((200..2_000).contains(&waited), "waited {waited} ms");
+        let message = last_error();
+        assert!(
+            message.contains("'inside-member'") && message.contains("unchanged"),
+            "{message}"
+        );
+        assert_whole_and_usable(pool, 3);
+        leave_tx.send(()).unwrap();
+        worker.join().unwrap();
+        ok(pyb_pool_destroy(pool, 10_000));
+        expect(try_enter(member), PYB_E_BAD_HANDLE);
+    });
+}
+
+#[test]
+fn a_pool_destroy_that_times_out_on_a_python_thread_changes_nothing() {
+    with_doubling_pool("pool destroy with a Python thread in a member", 2, |pool| {
+        let member = borrow(pool, 0);
+        inside(member, || {
+            exec(
+                "import threading\nstop = threading.Event()\n\
+                 t = threading.Thread(target=stop.wait, name='waiter')\nt.start()",
+            )
+        });
+        ok(pyb_pool_return(pool, member));
+        expect(pyb_pool_destroy(pool, 200), PYB_E_TIMEOUT);
+        let message = last_error();
+        assert!(
+            message.contains("'waiter'") && message.contains("unchanged"),
+            "{message}"
+        );
+        assert_whole_and_usable(pool, 2);
+        inside(member, || exec("stop.set()\nt.join()"));
+        ok(pyb_pool_destroy(pool, 10_000));
+    });
+}
+
+#[test]
+fn a_pool_destroy_from_inside_a_member_would_deadlock_and_changes_nothing() {
+    with_doubling_pool("pool destroy from inside a member", 2, |pool| {
+        let member = borrow(pool, 0);
+        let token = enter(member);
+        // Borrowed and entered, then given back and still entered: refused at once.
+        for give_back in [false, true] {
+            if give_back {
+                ok(pyb_pool_return(pool, member));
+            }
+            let started = Instant::now();
+            expect(
+                pyb_pool_destroy(pool, PYB_TIMEOUT_INFINITE),
+                PYB_E_WOULD_DEADLOCK,
+            );
+            assert!(elapsed_ms(started) < 1_000, "refused at once");
+            assert!(
+                last_error().contains(&format!("inside interpreter {member}")),
+                "{}",
+                last_error()
+            );
+        }
+        assert_eq!(eval_int("double(4)"), 8);
+        ok(pyb_gil_release(token));
+        assert_whole_and_usable(pool, 2);
+        ok(pyb_pool_destroy(pool, 10_000));
+    });
+}
+
+#[test]
+fn a_pool_member_is_destroyed_only_with_its_pool() {
+    with_doubling_pool("destroying a pool member", 2, |pool| {
+        let borrowed = borrow(pool, 0);
+        let free = borrow(pool, 0);
+        ok(pyb_pool_return(pool, free));
+        for member in [borrowed, free] {
+            expect(
+                pyb_interpreter_destroy(member, 1_000),
+                PYB_E_INVALID_ARGUMENT,
+            );
+            assert!(
+                last_error().contains(&format!("belongs to pool {pool}")),
+                "{}",
+                last_error()
+            );
+        }
+        ok(pyb_pool_return(pool, borrowed));
+        assert_whole_and_usable(pool, 2);
+        ok(pyb_pool_destroy(pool, 10_000));
+        expect(pyb_interpreter_destroy(borrowed, 1_000), PYB_E_BAD_HANDLE);
+    });
+}
+
+#[test]
+fn handle_0_is_no_interpreter_and_no_pool() {
+    within(LIMIT, "handle 0", || {
+        initialize();
+        expect(pyb_interpreter_destroy(0, 1_000), PYB_E_BAD_HANDLE);
+        assert!(last_error().contains("is 0"), "{}", last_error());
+        // Also from inside a main-interpreter scope (0 is not the main one).
+        with_gil(|| {
+            expect(pyb_interpreter_destroy(0, 1_000), PYB_E_BAD_HANDLE);
+            expect(try_enter(0), PYB_E_BAD_HANDLE);
+        });
+        expect(try_enter(0), PYB_E_BAD_HANDLE);
+        let mut interp = 0;
+        expect(
+            unsafe { pyb_pool_borrow(0, 0, &mut interp) },
+            PYB_E_BAD_HANDLE,
+        );
+        assert!(last_error().contains("is 0"), "{}", last_error());
+        expect(pyb_pool_return(0, 1), PYB_E_BAD_HANDLE);
+        expect(pyb_pool_destroy(0, 1_000), PYB_E_BAD_HANDLE);
+    });
+}
+
+#[test]
+fn pool_destroys_race_each_other_borrowers_and_the_engine_end() {
+    with_doubling_pool("racing pool destroys", 2, |pool| {
+        // Two destroyers and a borrower at once: the pool ends once.
+        let member = borrow(pool, 0);
+        let destroyers: Vec<_> = (0..2)
+            .map(|index| {
+                spawn(&format!("destroyer-{index}"), move || {
+                    pyb_pool_destroy(pool, 10_000)
+                })
+            })
+            .collect();
+        let mut other = 0;
+        // Closed to borrowers once a destroy runs.
+        while unsafe { pyb_pool_borrow(pool, 0, &mut other) } != PYB_E_SHUTTING_DOWN {
+            ok(pyb_pool_return(pool, other));
+        }
+        ok(pyb_pool_return(pool, member));
+        let statuses: Vec<_> = destroyers
+            .into_iter()
+            .map(|destroyer| name(destroyer.join().unwrap()))
+            .collect();
+        assert_eq!(statuses, ["PYB_OK", "PYB_OK"]);
+        expect(try_enter(member), PYB_E_BAD_HANDLE);
+        // A destroy waiting for a borrowed interpreter when the engine ends
+        // returns: the engine's end destroyed the pool.
+        let pool = doubling_pool(2).unwrap();
+        let member = borrow(pool, 0);
+        let destroyer = spawn("waiting-destroyer", move || {
+            pyb_pool_destroy(pool, PYB_TIMEOUT_INFINITE)
+        });
+        while unsafe { pyb_pool_borrow(pool, 0, &mut other) } != PYB_E_SHUTTING_DOWN {
+            ok(pyb_pool_return(pool, other));
+        }
+        ok(shutdown(10_000, 0));
+        ok(destroyer.join().unwrap());
+        expect(pyb_pool_return(pool, member), PYB_E_BAD_HANDLE);
     });
 }

@@ -173,20 +173,28 @@ typedef struct pyb_interpreter_config {
   uint32_t flags;
 } pyb_interpreter_config;
 
-// A sub-interpreter made by `pyb_interpreter_new`; 0 is "none". Unique for
-// the life of the process: a destroyed interpreter's handle never names
-// another one, also after a re-initialize.
+// A sub-interpreter made by `pyb_interpreter_new` or lent by `pyb_pool_borrow`;
+// 0 is "none" (`PYB_E_BAD_HANDLE`; the main interpreter is entered with
+// `pyb_gil_acquire`). Unique for the life of the process: a destroyed
+// interpreter's handle never names another one, also after a re-initialize.
+//
+// In a `fork()` child of a process whose engine ran, every interpreter and
+// pool function returns `PYB_E_FORKED` at once (the threads that keep the
+// interpreters are gone), except a nested `pyb_interpreter_enter` of the
+// interpreter whose scope the forking thread has open, which nests like
+// `pyb_gil_acquire`.
 typedef uint64_t pyb_interpreter;
 
-// A pool of sub-interpreters made by `pyb_pool_new`; 0 is "none". Unique for
-// the life of the process.
+// A pool of sub-interpreters made by `pyb_pool_new`; 0 is "none"
+// (`PYB_E_BAD_HANDLE`). Unique for the life of the process.
 typedef uint64_t pyb_pool;
 
 // A pool's counters, filled by `pyb_pool_stats`. Times are in nanoseconds.
 typedef struct pyb_pool_stats {
   // `sizeof(pyb_pool_stats)` as the host was compiled; set it before the call.
   size_t struct_size;
-  // Interpreters in the pool.
+  // Interpreters in the pool: the `count` it was made with (a failed
+  // `pyb_pool_destroy` changes nothing).
   uint64_t size;
   // Interpreters not borrowed right now.
   uint64_t free;
@@ -576,7 +584,10 @@ pyb_status pyb_begin_allow_threads(pyb_thread_token *out);
 // pybridge never issued). Nothing changes on error.
 pyb_status pyb_end_allow_threads(pyb_thread_token token);
 
-// Writes the default settings to `out`: an interpreter with its own GIL. Any thread.
+// Writes the default settings to `out`: an interpreter with its own GIL. Any
+// thread, any time.
+//
+// Errors: `PYB_E_NULL_ARGUMENT`.
 pyb_status pyb_interpreter_config_default(struct pyb_interpreter_config *out);
 
 // Makes a sub-interpreter and writes its handle to `out`. `config` NULL means
@@ -584,10 +595,12 @@ pyb_status pyb_interpreter_config_default(struct pyb_interpreter_config *out);
 // moment (a scope the caller holds is given away meanwhile). The interpreter
 // lives until `pyb_interpreter_destroy` or the engine's shutdown.
 //
-// Errors: `PYB_E_UNSUPPORTED` (own GIL before CPython 3.12: the message names
-// the version); `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`;
-// `PYB_E_INVALID_ARGUMENT` (unknown flags, a `struct_size` too small);
-// `PYB_E_PYTHON` (CPython refused).
+// Errors: `PYB_E_NULL_ARGUMENT` (`out`); `PYB_E_UNSUPPORTED` (own GIL before
+// CPython 3.12: the message names the version); `PYB_E_NOT_INITIALIZED`,
+// `PYB_E_SHUTTING_DOWN`, `PYB_E_FORKED`; `PYB_E_INVALID_ARGUMENT` (unknown
+// flags, a `struct_size` too small); `PYB_E_PYTHON` (CPython refused);
+// `PYB_E_OUT_OF_MEMORY` (no thread could be started to keep it);
+// `PYB_E_PANIC` (a bug in pybridge).
 pyb_status pyb_interpreter_new(const struct pyb_interpreter_config *config, pyb_interpreter *out);
 
 // Opens a GIL scope in `interp` on the calling thread and writes its token to
@@ -596,28 +609,40 @@ pyb_status pyb_interpreter_new(const struct pyb_interpreter_config *config, pyb_
 // later scopes and freed when the thread exits (see the module comment for
 // nesting). Blocks while another thread holds that interpreter's GIL.
 //
-// Errors: `PYB_E_BAD_HANDLE` (destroyed, or never made);
+// A pool's interpreter may be entered while borrowed.
+//
+// Errors: `PYB_E_BAD_HANDLE` (0, destroyed, or never made);
 // `PYB_E_SHUTTING_DOWN` (being destroyed, or the engine is stopping);
-// `PYB_E_NOT_INITIALIZED`; `PYB_E_NULL_ARGUMENT`.
+// `PYB_E_NOT_INITIALIZED`; `PYB_E_FORKED`; `PYB_E_NULL_ARGUMENT`;
+// `PYB_E_INVALID_ARGUMENT` (scopes or allow-threads regions nested too deep
+// on this thread); `PYB_E_OUT_OF_MEMORY`, `PYB_E_PYTHON` (CPython could not
+// allocate the thread's state); `PYB_E_PANIC` (a bug in pybridge).
 pyb_status pyb_interpreter_enter(pyb_interpreter interp, pyb_gil *out);
 
 // Destroys `interp`: waits up to `timeout_ms` (`PYB_TIMEOUT_INFINITE`: no
 // limit) for host threads inside it to leave and its non-daemon Python
 // threads to finish, then ends it on its keeper thread. Its object handles
 // die with it. Any thread but one inside `interp`; a scope the caller holds
-// elsewhere is given away while it waits.
+// elsewhere is given away while it waits. A pool's interpreters end only
+// with their pool (`pyb_pool_destroy`).
 //
-// Errors: `PYB_E_WOULD_DEADLOCK` (the caller is inside it);
+// Errors: `PYB_E_WOULD_DEADLOCK` (the caller is inside it; nothing changed);
 // `PYB_E_TIMEOUT` (the message names who is still inside; nothing changed);
-// `PYB_E_BAD_HANDLE` (already destroyed, or never made).
+// `PYB_E_BAD_HANDLE` (0, already destroyed, or never made);
+// `PYB_E_INVALID_ARGUMENT` (it belongs to a pool: the message names it;
+// nothing changed); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
 pyb_status pyb_interpreter_destroy(pyb_interpreter interp, uint32_t timeout_ms);
 
 // Makes a pool of `count` interpreters with their own GIL and runs
-// `setup_code` (NULL: none) in each one's `__main__`. Any thread.
+// `setup_code` (NULL: none) in each one's `__main__`. Any thread. The pool
+// lives until `pyb_pool_destroy` or the engine's shutdown; its interpreters
+// end only with it.
 //
 // Errors: `PYB_E_UNSUPPORTED` (before CPython 3.12); `PYB_E_INVALID_ARGUMENT`
 // (`count` 0 or above 256, bad UTF-8); `PYB_E_PYTHON` (the setup code
-// raised: nothing is left behind); as `pyb_interpreter_new`.
+// raised, or CPython refused: nothing is left behind); `PYB_E_NULL_ARGUMENT`
+// (`out`); `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`, `PYB_E_FORKED`;
+// `PYB_E_OUT_OF_MEMORY`; `PYB_E_PANIC` (a bug in pybridge).
 pyb_status pyb_pool_new(size_t count, const char *setup_code, pyb_pool *out);
 
 // Borrows a free interpreter of `pool`, waiting up to `timeout_ms` for one,
@@ -625,28 +650,42 @@ pyb_status pyb_pool_new(size_t count, const char *setup_code, pyb_pool *out);
 // back with `pyb_pool_return`. Any thread.
 //
 // Errors: `PYB_E_TIMEOUT` (all borrowed until the deadline);
-// `PYB_E_SHUTTING_DOWN` (the pool is being destroyed); `PYB_E_BAD_HANDLE`.
+// `PYB_E_SHUTTING_DOWN` (the pool is being destroyed, or was destroyed by
+// the engine's shutdown during the wait); `PYB_E_BAD_HANDLE` (0, destroyed,
+// or never made); `PYB_E_NULL_ARGUMENT`; `PYB_E_FORKED`; `PYB_E_PANIC`.
 pyb_status pyb_pool_borrow(pyb_pool pool, uint32_t timeout_ms, pyb_interpreter *out);
 
 // Gives a borrowed interpreter back to `pool`. Any thread (not only the
 // borrower); release your scopes in it first.
 //
 // Errors: `PYB_E_INVALID_ARGUMENT` (not borrowed from this pool, or already
-// given back); `PYB_E_BAD_HANDLE`.
+// given back); `PYB_E_BAD_HANDLE` (0, destroyed, or never made);
+// `PYB_E_FORKED`; `PYB_E_PANIC`.
 pyb_status pyb_pool_return(pyb_pool pool, pyb_interpreter interp);
 
-// Destroys `pool` and its interpreters: waits up to `timeout_ms` for every
-// borrowed one to come back, then destroys them under the same deadline.
-// Borrowers waiting meanwhile get `PYB_E_SHUTTING_DOWN`.
+// Destroys `pool` and all its interpreters, or nothing: waits up to
+// `timeout_ms` (`PYB_TIMEOUT_INFINITE`: no limit) for every borrowed one to
+// come back, for every host thread inside one to leave and for their
+// non-daemon Python threads to finish, and only then ends them all. Borrowers
+// meanwhile get `PYB_E_SHUTTING_DOWN`. A destroy that the engine's shutdown,
+// or a concurrent destroy, overtakes returns `PYB_OK` once the pool is gone.
+// Any thread but one inside any of its interpreters; a scope the caller holds
+// elsewhere is given away while it waits.
 //
-// Errors: `PYB_E_TIMEOUT` (an interpreter is still borrowed or in use; the
-// pool stays usable); `PYB_E_BAD_HANDLE`.
+// Errors: `PYB_E_TIMEOUT` (at the deadline an interpreter was still
+// borrowed, a thread still inside one, a Python thread still running in one,
+// or another destroy of the pool under way; the message says which; nothing
+// changed: the pool keeps all its interpreters, and every one not borrowed
+// can be borrowed at once); `PYB_E_WOULD_DEADLOCK` (the caller is inside one of its
+// interpreters; nothing changed); `PYB_E_BAD_HANDLE` (0, destroyed, or never
+// made); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
 pyb_status pyb_pool_destroy(pyb_pool pool, uint32_t timeout_ms);
 
 // Fills `out` with the pool's counters; set `out->struct_size` first. Any thread.
 //
 // Errors: `PYB_E_INVALID_ARGUMENT` (`struct_size` smaller than this
-// version's `pyb_pool_stats`); `PYB_E_BAD_HANDLE`.
+// version's `pyb_pool_stats`); `PYB_E_BAD_HANDLE` (0, destroyed, or never
+// made); `PYB_E_NULL_ARGUMENT`; `PYB_E_FORKED`; `PYB_E_PANIC`.
 pyb_status pyb_pool_stats_get(pyb_pool pool, struct pyb_pool_stats *out);
 
 // Releases an object handle. Any thread, with or without the GIL; never

@@ -1,13 +1,20 @@
 //! Sub-interpreters and pools of them: handles, settings and counters.
 
-/// A sub-interpreter made by `pyb_interpreter_new`; 0 is "none". Unique for
-/// the life of the process: a destroyed interpreter's handle never names
-/// another one, also after a re-initialize.
+/// A sub-interpreter made by `pyb_interpreter_new` or lent by `pyb_pool_borrow`;
+/// 0 is "none" (`PYB_E_BAD_HANDLE`; the main interpreter is entered with
+/// `pyb_gil_acquire`). Unique for the life of the process: a destroyed
+/// interpreter's handle never names another one, also after a re-initialize.
+///
+/// In a `fork()` child of a process whose engine ran, every interpreter and
+/// pool function returns `PYB_E_FORKED` at once (the threads that keep the
+/// interpreters are gone), except a nested `pyb_interpreter_enter` of the
+/// interpreter whose scope the forking thread has open, which nests like
+/// `pyb_gil_acquire`.
 #[allow(non_camel_case_types)]
 pub type pyb_interpreter = u64;
 
-/// A pool of sub-interpreters made by `pyb_pool_new`; 0 is "none". Unique for
-/// the life of the process.
+/// A pool of sub-interpreters made by `pyb_pool_new`; 0 is "none"
+/// (`PYB_E_BAD_HANDLE`). Unique for the life of the process.
 #[allow(non_camel_case_types)]
 pub type pyb_pool = u64;
 
@@ -45,7 +52,8 @@ impl Default for pyb_interpreter_config {
 pub struct pyb_pool_stats {
     /// `sizeof(pyb_pool_stats)` as the host was compiled; set it before the call.
     pub struct_size: usize,
-    /// Interpreters in the pool.
+    /// Interpreters in the pool: the `count` it was made with (a failed
+    /// `pyb_pool_destroy` changes nothing).
     pub size: u64,
     /// Interpreters not borrowed right now.
     pub free: u64,

@@ -5,7 +5,7 @@
 use std::ffi::CStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -13,7 +13,9 @@ use crate::abi::interpreter::pyb_pool_stats;
 use crate::abi::status::*;
 use crate::python::gil::{self, GilScope};
 use crate::python::subinterpreter;
+use crate::runtime::config::{lock_until, wait_until};
 use crate::runtime::error::{Error, Result};
+use crate::runtime::interpreters::{self, InterpreterRecord, KeeperTalk};
 use crate::runtime::thread_slot::ThreadSlot;
 
 /// At most this many interpreters in one pool.
@@ -24,6 +26,9 @@ struct Members {
     borrowed: Vec<u64>,
     /// Set by a destroy: borrowers are refused, returns still accepted.
     closing: bool,
+    /// Set by the engine's end, which ended the interpreters: a destroy
+    /// waiting for borrowed ones has nothing left to do.
+    ended: bool,
 }
 
 struct Pool {
@@ -31,6 +36,8 @@ struct Pool {
     size: usize,
     members: Mutex<Members>,
     changed: Condvar,
+    /// Held by a destroyer for its whole run: two must not undo each other's work.
+    destroying: Mutex<()>,
     borrows: AtomicU64,
     waits: AtomicU64,
     timeouts: AtomicU64,
@@ -42,6 +49,12 @@ static POOLS: Mutex<Vec<Arc<Pool>>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn find(id: u64) -> Result<Arc<Pool>> {
+    if id == 0 {
+        return Err(Error::new(
+            PYB_E_BAD_HANDLE,
+            "pool handle is 0, which names no pool; pass a handle pyb_pool_new returned",
+        ));
+    }
     POOLS
         .lock()
         .iter()
@@ -81,15 +94,21 @@ pub(crate) fn create(count: usize, setup: Option<&CStr>) -> Result<u64> {
         }
         return Err(error);
     }
+    let pool_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    for record in made.iter().filter_map(|&id| interpreters::lookup(id)) {
+        record.pool.store(pool_id, Ordering::Relaxed);
+    }
     let pool = Arc::new(Pool {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        id: pool_id,
         size: count,
         members: Mutex::new(Members {
             free: made,
             borrowed: Vec::new(),
             closing: false,
+            ended: false,
         }),
         changed: Condvar::new(),
+        destroying: Mutex::new(()),
         borrows: AtomicU64::new(0),
         waits: AtomicU64::new(0),
         timeouts: AtomicU64::new(0),
@@ -132,13 +151,7 @@ pub(crate) fn borrow(id: u64, deadline: Option<Instant>) -> Result<u64> {
             waited = true;
             pool.waits.fetch_add(1, Ordering::Relaxed);
         }
-        let timed_out = match deadline {
-            Some(deadline) => pool.changed.wait_until(&mut members, deadline).timed_out(),
-            None => {
-                pool.changed.wait(&mut members);
-                false
-            }
-        };
+        let timed_out = wait_until(&pool.changed, &mut members, deadline);
         if timed_out && members.free.is_empty() && !members.closing {
             drop(members);
             pool.note_wait(started);
@@ -181,50 +194,171 @@ pub(crate) fn give_back(id: u64, interpreter: u64) -> Result<()> {
     Ok(())
 }
 
-/// Waits for every interpreter to come back, then destroys them all.
+/// Destroys the pool and all its interpreters, or changes nothing: refused
+/// from inside a member; else waits for every member to come back and every
+/// thread inside one to leave, and ends them only once each could end.
 pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
     let pool = find(id)?;
-    let mut members = pool.members.lock();
-    members.closing = true;
-    pool.changed.notify_all();
-    while !members.borrowed.is_empty() {
-        let timed_out = match deadline {
-            Some(deadline) => pool.changed.wait_until(&mut members, deadline).timed_out(),
-            None => {
-                pool.changed.wait(&mut members);
-                false
-            }
-        };
-        if timed_out && !members.borrowed.is_empty() {
-            members.closing = false;
-            pool.changed.notify_all();
-            return Err(Error::new(
-                PYB_E_TIMEOUT,
-                format!(
-                    "pool {id} was not destroyed: interpreter(s) {:?} are still borrowed; \
-                     it is unchanged",
-                    members.borrowed
-                ),
-            ));
-        }
+    let thread = ThreadSlot::current();
+    if let Some(inside) = pool
+        .member_ids()
+        .into_iter()
+        .find(|&member| gil::is_inside_interpreter(thread, member))
+    {
+        return Err(Error::new(
+            PYB_E_WOULD_DEADLOCK,
+            format!(
+                "pool {id} was not destroyed: this thread is inside interpreter {inside} of \
+                 it (release that scope with pyb_gil_release, and give the interpreter back, \
+                 first); it is unchanged"
+            ),
+        ));
     }
-    let interpreters = members.free.clone();
-    drop(members);
-    for (done, interpreter) in interpreters.iter().enumerate() {
-        if let Err(error) = subinterpreter::destroy(*interpreter, deadline) {
-            if error.status == PYB_E_BAD_HANDLE {
-                // Destroyed by the host directly.
-                continue;
-            }
-            // Those destroyed stay destroyed: keep the rest in the pool.
-            let mut members = pool.members.lock();
-            members.free = interpreters[done..].to_vec();
-            members.closing = false;
-            return Err(error);
-        }
+    let _one_destroyer = lock_until(&pool.destroying, deadline).ok_or_else(|| {
+        Error::new(
+            PYB_E_TIMEOUT,
+            format!("pool {id} was not destroyed: another destroy of it was still under way"),
+        )
+    })?;
+    if find(id).is_err() {
+        // The other destroyer finished it.
+        return Ok(());
     }
+    gil::with_gil_given_away(|| pool.end_members(deadline))?;
     POOLS.lock().retain(|pool| pool.id != id);
     Ok(())
+}
+
+impl Pool {
+    fn member_ids(&self) -> Vec<u64> {
+        let members = self.members.lock();
+        members
+            .free
+            .iter()
+            .chain(&members.borrowed)
+            .copied()
+            .collect()
+    }
+
+    /// Closes the pool to borrowers, waits for every member to come back, and
+    /// ends them all; on failure reopens it, unchanged.
+    fn end_members(&self, deadline: Option<Instant>) -> Result<()> {
+        let mut members = self.members.lock();
+        members.closing = true;
+        self.changed.notify_all();
+        let mut outcome = Ok(());
+        while !members.borrowed.is_empty() {
+            let timed_out = wait_until(&self.changed, &mut members, deadline);
+            if members.ended {
+                return Ok(());
+            }
+            if timed_out && !members.borrowed.is_empty() {
+                outcome = Err(format!(
+                    "interpreter(s) {:?} are still borrowed",
+                    members.borrowed
+                ));
+                break;
+            }
+        }
+        if outcome.is_ok() {
+            let interpreters = members.free.clone();
+            drop(members);
+            outcome = end_together(&interpreters, deadline);
+            members = self.members.lock();
+        }
+        outcome.map_err(|why| {
+            members.closing = false;
+            self.changed.notify_all();
+            Error::new(
+                PYB_E_TIMEOUT,
+                format!("pool {} was not destroyed: {why}; it is unchanged", self.id),
+            )
+        })
+    }
+}
+
+/// Ends all these interpreters or none: takes each one's destroy lock, closes
+/// each to new entries and waits for the threads inside to leave, has each
+/// keeper check that it could end (no Python thread runs) and hold, and only
+/// then lets them end. A failure before that point undoes it all.
+fn end_together(ids: &[u64], deadline: Option<Instant>) -> std::result::Result<(), String> {
+    // An interpreter already gone was ended by the engine's end.
+    let records: Vec<_> = ids
+        .iter()
+        .filter_map(|&id| interpreters::lookup(id))
+        .collect();
+    let mut destroy_locks = Vec::with_capacity(records.len());
+    for record in &records {
+        let lock = lock_until(&record.destroying, deadline);
+        destroy_locks.push(lock.ok_or_else(|| {
+            format!(
+                "the engine's shutdown was still ending interpreter {}",
+                record.id
+            )
+        })?);
+    }
+    let live: Vec<_> = records
+        .iter()
+        .filter(|record| interpreters::lookup(record.id).is_some())
+        .collect();
+    let mut closed = Vec::with_capacity(live.len());
+    let mut prepared = Vec::with_capacity(live.len());
+    let outcome = live.iter().try_for_each(|record| {
+        if !record.close(deadline) {
+            return Err(format!(
+                "{} inside its interpreter {}",
+                subinterpreter::threads_inside(record.id),
+                record.id
+            ));
+        }
+        closed.push(record);
+        Ok(())
+    });
+    let outcome = outcome.and_then(|()| {
+        live.iter().try_for_each(|record| {
+            prepare(record, deadline)?;
+            prepared.push(record);
+            Ok(())
+        })
+    });
+    if outcome.is_err() {
+        prepared.iter().for_each(|record| record.withdraw());
+        closed.iter().for_each(|record| record.reopen());
+        return outcome;
+    }
+    for record in prepared {
+        record.go();
+    }
+    Ok(())
+}
+
+/// Asks the keeper to prepare the end until it can (no Python thread runs in
+/// its interpreter) or the deadline passes.
+fn prepare(
+    record: &InterpreterRecord,
+    deadline: Option<Instant>,
+) -> std::result::Result<(), String> {
+    let mut last_reason = String::new();
+    loop {
+        match record.prepare_to_end(deadline) {
+            // Ended: the engine's end got there first.
+            KeeperTalk::Prepared | KeeperTalk::Ended => return Ok(()),
+            KeeperTalk::Refused(why) if !why.is_empty() => last_reason = why,
+            _ => {}
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(if last_reason.is_empty() {
+                format!(
+                    "the keeper thread of interpreter {} could not take its GIL in time",
+                    record.id
+                )
+            } else {
+                last_reason
+            });
+        }
+        // Nothing tells when a Python thread ends: look again soon.
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 pub(crate) fn stats(id: u64) -> Result<pyb_pool_stats> {
@@ -247,7 +381,10 @@ pub(crate) fn stats(id: u64) -> Result<pyb_pool_stats> {
 pub(crate) fn on_engine_end() {
     let pools = std::mem::take(&mut *POOLS.lock());
     for pool in pools {
-        pool.members.lock().closing = true;
+        let mut members = pool.members.lock();
+        members.closing = true;
+        members.ended = true;
+        drop(members);
         pool.changed.notify_all();
     }
 }

@@ -624,10 +624,18 @@ fn try_to_end(
     KeeperTalk::Ended
 }
 
-/// Destroys sub-interpreter `id` (`pyb_interpreter_destroy`).
+/// Destroys sub-interpreter `id` (`pyb_interpreter_destroy`); a pool's
+/// members end only with their pool (`pool::destroy`).
 pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
-    let thread = ThreadSlot::current();
-    if gil::is_inside_interpreter(thread, id) {
+    let record = interpreters::lookup(id).ok_or_else(|| gil::unknown_interpreter(id))?;
+    let pool = record.pool.load(Ordering::Relaxed);
+    if pool != 0 {
+        return Err(Error::invalid_argument(format!(
+            "sub-interpreter {id} belongs to pool {pool}; destroy the pool (pyb_pool_destroy) \
+             instead, which ends all its interpreters"
+        )));
+    }
+    if gil::is_inside_interpreter(ThreadSlot::current(), id) {
         return Err(Error::new(
             PYB_E_WOULD_DEADLOCK,
             format!(
@@ -636,7 +644,6 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
             ),
         ));
     }
-    let record = interpreters::lookup(id).ok_or_else(|| gil::unknown_interpreter(id))?;
     gil::with_gil_given_away(|| end(&record, deadline, false))
 }
 
@@ -714,7 +721,8 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool
     }
 }
 
-fn threads_inside(id: u64) -> String {
+/// Who is inside interpreter `id`, for a timeout's message.
+pub(crate) fn threads_inside(id: u64) -> String {
     let inside: Vec<String> = all_slots()
         .iter()
         .filter(|slot| slot.current_interpreter() == id)

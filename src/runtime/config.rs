@@ -35,3 +35,31 @@ pub(crate) fn deadline_after(timeout_ms: u32) -> Option<std::time::Instant> {
     (timeout_ms != crate::abi::engine::PYB_TIMEOUT_INFINITE)
         .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64))
 }
+
+/// Locks `mutex`, waiting until `deadline` (`None`: no limit); `None` when
+/// the deadline passed first.
+pub(crate) fn lock_until<T>(
+    mutex: &parking_lot::Mutex<T>,
+    deadline: Option<std::time::Instant>,
+) -> Option<parking_lot::MutexGuard<'_, T>> {
+    match deadline {
+        Some(deadline) => mutex.try_lock_until(deadline),
+        None => Some(mutex.lock()),
+    }
+}
+
+/// Waits on `changed` until woken or `deadline` (`None`: no limit); true when
+/// the deadline passed. The caller looks at the state again either way.
+pub(crate) fn wait_until<T>(
+    changed: &parking_lot::Condvar,
+    guard: &mut parking_lot::MutexGuard<'_, T>,
+    deadline: Option<std::time::Instant>,
+) -> bool {
+    match deadline {
+        Some(deadline) => changed.wait_until(guard, deadline).timed_out(),
+        None => {
+            changed.wait(guard);
+            false
+        }
+    }
+}

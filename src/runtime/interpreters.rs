@@ -17,6 +17,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 use pyo3::ffi;
 
+use crate::runtime::config::wait_until;
 use crate::runtime::error;
 use crate::runtime::gil_cell::GilCell;
 
@@ -34,7 +35,7 @@ pub(crate) enum KeeperWork {
     Interrupt(Vec<u64>, InterruptCommit),
     /// Answer each asker with the names of the Python threads running here.
     Probe(Vec<Sender<error::Result<String>>>),
-    /// End the interpreter (a destroyer waits in `ask_keeper_to_end`).
+    /// End the interpreter, or prepare to (a destroyer waits in `ask`).
     End,
 }
 
@@ -47,6 +48,14 @@ pub(crate) enum KeeperTalk {
     /// The keeper found a reason it cannot end now (a Python thread still runs);
     /// nothing changed.
     Refused(String),
+    /// A destroyer ending several interpreters together (a pool) asks the
+    /// keeper to check that it could end, then hold until told to go.
+    PrepareRequested,
+    /// The keeper checked (no Python thread runs) and holds this interpreter's
+    /// GIL, so none can start, until the destroyer says `Go` or withdraws.
+    Prepared,
+    /// The destroyer lets a `Prepared` keeper end the interpreter.
+    Go,
     /// The keeper passed the point of no return: the interpreter is ending.
     Ending,
     /// The interpreter is gone.
@@ -59,6 +68,8 @@ pub(crate) struct InterpreterRecord {
     pub own_gil: bool,
     /// The engine generation the interpreter was made under.
     pub generation: u32,
+    /// The pool it belongs to (0: none); only the pool's destroy ends it.
+    pub pool: AtomicU64,
     /// Set by the keeper once created; valid while the record is registered.
     pub interp: AtomicPtr<ffi::PyInterpreterState>,
     /// Host threads inside, plus `CLOSING`.
@@ -86,6 +97,7 @@ impl InterpreterRecord {
             id,
             own_gil,
             generation,
+            pool: AtomicU64::new(0),
             interp: AtomicPtr::new(std::ptr::null_mut()),
             entries: AtomicU64::new(0),
             talk: Mutex::new(KeeperTalk::Idle),
@@ -124,13 +136,7 @@ impl InterpreterRecord {
         self.entries.fetch_or(CLOSING, Ordering::AcqRel);
         let mut talk = self.talk.lock();
         while self.entries.load(Ordering::Acquire) != CLOSING {
-            let timed_out = match deadline {
-                Some(deadline) => self.changed.wait_until(&mut talk, deadline).timed_out(),
-                None => {
-                    self.changed.wait(&mut talk);
-                    false
-                }
-            };
+            let timed_out = wait_until(&self.changed, &mut talk, deadline);
             if timed_out && self.entries.load(Ordering::Acquire) != CLOSING {
                 self.reopen();
                 return false;
@@ -143,39 +149,62 @@ impl InterpreterRecord {
         self.entries.fetch_and(!CLOSING, Ordering::AcqRel);
     }
 
-    /// Destroyer side: asks the keeper, then waits for an answer other than
-    /// the request itself, until the deadline (an `Ending` keeper is waited
-    /// for to the end: it is past the point of no return).
+    /// Destroyer side: asks the keeper to end the interpreter, then waits for
+    /// its answer until the deadline (see `ask`).
     pub(crate) fn ask_keeper_to_end(&self, deadline: Option<Instant>) -> KeeperTalk {
+        self.ask(KeeperTalk::EndRequested, deadline)
+    }
+
+    /// Destroyer side, for interpreters that end together or not at all: asks
+    /// the keeper to check it could end and hold. `Prepared` (then `go` or
+    /// `withdraw` must follow), or `Refused` with nothing changed.
+    pub(crate) fn prepare_to_end(&self, deadline: Option<Instant>) -> KeeperTalk {
+        self.ask(KeeperTalk::PrepareRequested, deadline)
+    }
+
+    /// Destroyer side: lets a `Prepared` keeper end the interpreter and waits
+    /// for the end (past the point of no return, so without a deadline).
+    pub(crate) fn go(&self) -> KeeperTalk {
+        self.ask(KeeperTalk::Go, None)
+    }
+
+    /// Destroyer side: sends a `Prepared` keeper back to waiting; nothing changed.
+    pub(crate) fn withdraw(&self) {
+        let mut talk = self.talk.lock();
+        if *talk == KeeperTalk::Prepared {
+            *talk = KeeperTalk::Idle;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Posts `request`, then waits for an answer other than the request itself
+    /// until the deadline (an `Ending` keeper is waited for to the end: it is
+    /// past the point of no return). No answer in time withdraws the request
+    /// and reads as a `Refused` without a reason.
+    fn ask(&self, request: KeeperTalk, deadline: Option<Instant>) -> KeeperTalk {
         let mut talk = self.talk.lock();
         if *talk == KeeperTalk::Ended {
             return KeeperTalk::Ended;
         }
-        *talk = KeeperTalk::EndRequested;
+        *talk = request.clone();
         self.changed.notify_all();
         loop {
             match &*talk {
-                KeeperTalk::EndRequested => {}
                 KeeperTalk::Ending => {
                     self.changed.wait(&mut talk);
                     continue;
                 }
+                asked if *asked == request => {}
                 answer => {
                     let answer = answer.clone();
-                    if answer != KeeperTalk::Ended {
+                    if !matches!(answer, KeeperTalk::Ended | KeeperTalk::Prepared) {
                         *talk = KeeperTalk::Idle;
                     }
                     return answer;
                 }
             }
-            let timed_out = match deadline {
-                Some(deadline) => self.changed.wait_until(&mut talk, deadline).timed_out(),
-                None => {
-                    self.changed.wait(&mut talk);
-                    false
-                }
-            };
-            if timed_out && *talk == KeeperTalk::EndRequested {
+            let timed_out = wait_until(&self.changed, &mut talk, deadline);
+            if timed_out && *talk == request {
                 *talk = KeeperTalk::Idle;
                 return KeeperTalk::Refused(String::new());
             }
@@ -216,18 +245,30 @@ impl InterpreterRecord {
             if let Some(commit) = commit.filter(|_| !threads.is_empty()) {
                 return KeeperWork::Interrupt(threads, commit);
             }
-            if *talk == KeeperTalk::EndRequested {
+            if matches!(
+                *talk,
+                KeeperTalk::EndRequested | KeeperTalk::PrepareRequested
+            ) {
                 return KeeperWork::End;
             }
             self.changed.wait(&mut talk);
         }
     }
 
-    /// Keeper side: passes the point of no return if the request still
-    /// stands (a destroyer at its deadline withdraws it under the same lock).
+    /// Keeper side, holding the interpreter's GIL with no Python thread
+    /// running: passes the point of no return if the request still stands (a
+    /// destroyer at its deadline withdraws it under the same lock). A request
+    /// to prepare is answered `Prepared` and held, GIL and all, until `Go`.
     pub(crate) fn commit_to_end(&self) -> bool {
         let mut talk = self.talk.lock();
-        if *talk != KeeperTalk::EndRequested {
+        if *talk == KeeperTalk::PrepareRequested {
+            *talk = KeeperTalk::Prepared;
+            self.changed.notify_all();
+            while *talk == KeeperTalk::Prepared {
+                self.changed.wait(&mut talk);
+            }
+        }
+        if !matches!(*talk, KeeperTalk::EndRequested | KeeperTalk::Go) {
             return false;
         }
         *talk = KeeperTalk::Ending;

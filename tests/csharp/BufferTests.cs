@@ -25,7 +25,7 @@ public static partial class Tests
             ((byte*)view.Pointer)[0] = (byte)'j';
             Assert.Equal("jello", PyEngine.Eval<string>("data.decode()"), "a write through Pointer reaches Python");
             Assert.Equal("bytearray", PyEngine.Eval<string>("type(data).__name__"), "still the same object");
-            Assert.True(view.Owner.ToString().StartsWith("<memory at"), "Owner is a memoryview: " + view.Owner);
+            Assert.True(view.Owner.ToString().StartsWith("<pybridge.BufferView object at"), "Owner holds the export: " + view.Owner);
         }
         using (PyObject numbers = PyEngine.Eval<PyObject>("numbers"))
         using (PyBuffer view = numbers.GetBuffer())

@@ -456,6 +456,16 @@ fn host_memory_in_a_sub_interpreter_is_released_when_it_ends() {
         set_global("kept", shared);
         release(shared);
         assert_eq!(eval_text("repr(sum(kept))"), "1.0");
+        // Views work there too, with that interpreter's own holder type.
+        exec("data = bytearray(3)");
+        let mut inside = view(eval_object("data"), PYB_BUFFER_WRITABLE);
+        expect_python(
+            unsafe { pybridge::call::pyb_run(c"data.append(1)".as_ptr(), std::ptr::null(), 0) },
+            "BufferError",
+        );
+        ok(unsafe { pyb_buffer_release(&mut inside) });
+        exec("data.append(1)");
+        let mut kept_view = view(eval_object("data"), 0);
         ok(pybridge::gil::pyb_gil_release(gil));
         // The main interpreter makes its own exporter type; both work.
         let main_shared = share(memory, 0).unwrap();
@@ -466,6 +476,11 @@ fn host_memory_in_a_sub_interpreter_is_released_when_it_ends() {
         assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
         ok(pyb_interpreter_destroy(interp, 10_000));
         assert_eq!(RELEASED.load(Ordering::SeqCst), 2);
+        // The interpreter's end let go of the view it held.
+        expect(
+            unsafe { pyb_buffer_release(&mut kept_view) },
+            PYB_E_BAD_HANDLE,
+        );
     });
 }
 
@@ -567,7 +582,16 @@ fn python_cannot_end_a_views_export() {
         // ... so its memory is still the bytearray's.
         unsafe { *(held.data as *mut u8) = b'z' };
         assert_eq!(eval_text("data.decode()"), "zbcd");
+        // A view of the owner is a view of the same memory, with an export of
+        // its own: it outlives the first.
+        let mut second = view(held.owner, PYB_BUFFER_WRITABLE);
+        assert_eq!((second.data, second.len), (held.data, 4));
         ok(unsafe { pyb_buffer_release(&mut held) });
+        expect_python(
+            unsafe { pybridge::call::pyb_run(c"data.append(33)".as_ptr(), std::ptr::null(), 0) },
+            "BufferError",
+        );
+        ok(unsafe { pyb_buffer_release(&mut second) });
         exec("data.extend(b'x' * 100000)");
         assert_eq!(eval_int("len(data)"), 100_004);
     });

@@ -751,3 +751,25 @@ fn what_a_daemon_thread_can_reach_at_shutdown_is_never_freed() {
         assert_eq!((freed, RELEASED.load(Ordering::SeqCst)), (vec![0, 0, 1], 1));
     });
 }
+
+#[test]
+fn a_view_in_a_reference_cycle_is_collected_once_released() {
+    within(LIMIT, "a view in a cycle", || {
+        initialize();
+        exec("import ctypes, gc\ncells = (ctypes.py_object * 2)()");
+        let cells = eval_object("cells");
+        let mut held = view(cells, 0);
+        release(cells);
+        let marker = host_object(0);
+        set_global("owner", held.owner);
+        set_global("marker", marker);
+        release(marker);
+        // The exporter keeps references to its own view's owner and to a host
+        // object: a cycle through the view's export.
+        exec("cells[0], cells[1] = owner, marker\ndel owner, marker, cells\ngc.collect()");
+        assert_eq!(FREED[0].load(Ordering::SeqCst), 0, "the handle keeps it");
+        ok(unsafe { pyb_buffer_release(&mut held) });
+        exec("gc.collect()");
+        assert_eq!(FREED[0].load(Ordering::SeqCst), 1);
+    });
+}

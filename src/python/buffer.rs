@@ -314,6 +314,9 @@ struct TypeDef {
     basicsize: usize,
     dealloc: unsafe extern "C" fn(*mut ffi::PyObject),
     getbuffer: unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::Py_buffer, c_int) -> c_int,
+    /// `tp_traverse` and `tp_clear`, for a type whose instances hold Python
+    /// objects (and so may sit in reference cycles).
+    gc: Option<(ffi::traverseproc, ffi::inquiry)>,
 }
 
 static BUFFER_VIEW: TypeDef = TypeDef {
@@ -324,6 +327,7 @@ static BUFFER_VIEW: TypeDef = TypeDef {
     basicsize: std::mem::size_of::<BufferView>(),
     dealloc: buffer_view_dealloc,
     getbuffer: buffer_view_getbuffer,
+    gc: Some((buffer_view_traverse, buffer_view_clear)),
 };
 
 static HOST_MEMORY: TypeDef = TypeDef {
@@ -332,6 +336,7 @@ static HOST_MEMORY: TypeDef = TypeDef {
     basicsize: std::mem::size_of::<HostMemory>(),
     dealloc: host_memory_dealloc,
     getbuffer: host_memory_getbuffer,
+    gc: None,
 };
 
 /// This interpreter's copy of `def`, made on first use.
@@ -348,26 +353,24 @@ fn interpreter_type<'py>(py: Python<'py>, def: &TypeDef) -> Result<Owned<'py>> {
     if !found.is_null() {
         return Ok(unsafe { Owned::from_borrowed(py, found) });
     }
-    let mut slots = [
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_dealloc,
-            pfunc: def.dealloc as *mut c_void,
-        },
-        ffi::PyType_Slot {
-            slot: ffi::Py_bf_getbuffer,
-            pfunc: def.getbuffer as *mut c_void,
-        },
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_doc,
-            pfunc: def.doc.as_ptr() as *mut c_void,
-        },
-        ffi::PyType_Slot::default(),
+    let slot = |slot, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
+    let mut slots = vec![
+        slot(ffi::Py_tp_dealloc, def.dealloc as *mut c_void),
+        slot(ffi::Py_bf_getbuffer, def.getbuffer as *mut c_void),
+        slot(ffi::Py_tp_doc, def.doc.as_ptr() as *mut c_void),
     ];
+    let mut flags = ffi::Py_TPFLAGS_DEFAULT;
+    if let Some((traverse, clear)) = def.gc {
+        slots.push(slot(ffi::Py_tp_traverse, traverse as *mut c_void));
+        slots.push(slot(ffi::Py_tp_clear, clear as *mut c_void));
+        flags |= ffi::Py_TPFLAGS_HAVE_GC;
+    }
+    slots.push(ffi::PyType_Slot::default());
     let mut spec = ffi::PyType_Spec {
         name: def.name.as_ptr(),
         basicsize: def.basicsize as c_int,
         itemsize: 0,
-        flags: ffi::Py_TPFLAGS_DEFAULT as _,
+        flags: flags as _,
         slots: slots.as_mut_ptr(),
     };
     let made = unsafe { Owned::from_raw(py, ffi::PyType_FromSpec(&mut spec)) }
@@ -407,21 +410,69 @@ unsafe extern "C" fn buffer_view_getbuffer(
     unsafe { ffi::PyObject_GetBuffer((*holder.cast::<BufferView>()).source, view, flags) }
 }
 
-/// `tp_dealloc` of `pybridge.BufferView`: the view's export ends.
-unsafe extern "C" fn buffer_view_dealloc(holder: *mut ffi::PyObject) {
-    // SAFETY (this function): CPython calls it with the GIL when the last
-    // reference is gone; each field is NULL or set by `view`.
+/// `tp_traverse` of `pybridge.BufferView`: the objects it holds references to.
+unsafe extern "C" fn buffer_view_traverse(
+    holder: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY (this function): CPython calls it with the GIL and a live holder.
     unsafe {
         let this = holder.cast::<BufferView>();
+        for object in [(*this).source, (*this).export.obj] {
+            if !object.is_null() {
+                let stop = visit(object, arg);
+                if stop != 0 {
+                    return stop;
+                }
+            }
+        }
+    }
+    0
+}
+
+/// `tp_clear` of `pybridge.BufferView`: CPython breaks a reference cycle the
+/// holder is in (an exporter that keeps a reference to its own view's owner,
+/// say). Only unreachable holders are cleared, and a handle makes one
+/// reachable, so no host view is live.
+unsafe extern "C" fn buffer_view_clear(holder: *mut ffi::PyObject) -> c_int {
+    // SAFETY: CPython calls it with the GIL and a live holder.
+    unsafe { end_export(holder.cast()) };
+    0
+}
+
+/// Releases what a holder holds, each once.
+///
+/// # Safety
+/// GIL held; a live holder whose fields are NULL or set by `view`.
+unsafe fn end_export(this: *mut BufferView) {
+    // SAFETY (this function): per the contract; each field is cleared before
+    // anything that may run Python code (a release, a decref) sees the holder.
+    unsafe {
         if !(*this).export.obj.is_null() {
-            ffi::PyBuffer_Release(&raw mut (*this).export);
+            let mut export = std::mem::replace(&mut (*this).export, ffi::Py_buffer::new());
+            ffi::PyBuffer_Release(&mut export);
         }
-        if !(*this).dims.is_null() {
-            drop(Box::from_raw((*this).dims));
+        let dims = std::mem::replace(
+            &mut (*this).dims,
+            std::ptr::slice_from_raw_parts_mut(std::ptr::null_mut(), 0),
+        );
+        if !dims.is_null() {
+            drop(Box::from_raw(dims));
         }
-        if !(*this).source.is_null() {
-            ffi::Py_DecRef((*this).source);
+        let source = std::mem::replace(&mut (*this).source, std::ptr::null_mut());
+        if !source.is_null() {
+            ffi::Py_DecRef(source);
         }
+    }
+}
+
+/// `tp_dealloc` of `pybridge.BufferView`: the view's export ends.
+unsafe extern "C" fn buffer_view_dealloc(holder: *mut ffi::PyObject) {
+    // SAFETY: CPython calls it with the GIL when the last reference is gone.
+    unsafe {
+        ffi::PyObject_GC_UnTrack(holder.cast());
+        end_export(holder.cast());
         free_instance(Python::assume_attached(), holder);
     }
 }

@@ -65,11 +65,10 @@ fn main() {
         "{executable} has no C headers at {include} (install its -dev package, e.g. python3-dev)"
     );
 
-    // One struct field of CPython's thread state and one macro of memoryview,
-    // read against the build's own headers (see the files for why).
+    // One struct field of CPython's thread state, read against the build's own
+    // headers (see the file for why).
     cc::Build::new()
         .file("src/python/thread_state_ident.c")
-        .file("src/python/memoryview_buffer.c")
         .include(include)
         .flag("-fPIC")
         .flag("-Wall")
@@ -78,7 +77,6 @@ fn main() {
         .opt_level(2)
         .compile("pybridge_cpython_layout");
     println!("cargo:rerun-if-changed=src/python/thread_state_ident.c");
-    println!("cargo:rerun-if-changed=src/python/memoryview_buffer.c");
 
     println!("cargo:rustc-env=PYB_BUILD_PYTHON_EXECUTABLE={executable}");
     println!("cargo:rustc-env=PYB_BUILD_PYTHON_VERSION={version}");

@@ -30,6 +30,8 @@ fn blank() -> pyb_buffer {
         format: std::ptr::null(),
         shape: std::ptr::null(),
         strides: std::ptr::null(),
+        lowest: std::ptr::null_mut(),
+        span: 0,
     }
 }
 
@@ -112,12 +114,18 @@ fn views_describe_the_memory_and_writes_reach_python() {
         );
         assert_eq!((matrix.ndim, dims(&matrix)), (2, (vec![3, 4], vec![4, 1])));
         ok(unsafe { pyb_buffer_release(&mut matrix) });
-        // The owner is a memoryview handle like any other.
+        // The owner is a handle like any other, to an object Python reads
+        // the memory through.
         let mut owned = view(object_of("b'abc'"), 0);
         assert!(owned.readonly);
-        let mut length = 0;
-        ok(unsafe { pybridge::call::pyb_len(owned.owner, &mut length) });
-        assert_eq!(length, 3);
+        set_global("owner", owned.owner);
+        assert_eq!(
+            eval_text(
+                "repr((type(owner).__name__, bytes(memoryview(owner)), len(memoryview(owner))))"
+            ),
+            "('BufferView', b'abc', 3)"
+        );
+        exec("del owner");
         ok(unsafe { pyb_buffer_release(&mut owned) });
     });
 }
@@ -144,11 +152,21 @@ fn bad_requests_get_exact_statuses_and_change_nothing() {
         );
         assert_eq!(try_view(bytes, 2).err(), Some(PYB_E_INVALID_ARGUMENT));
         let mut short = blank();
-        short.struct_size = 16;
+        short.struct_size = std::mem::offset_of!(pyb_buffer, strides);
         expect(
             unsafe { pyb_buffer_get(bytes, 0, &mut short) },
             PYB_E_INVALID_ARGUMENT,
         );
+        assert_eq!(short.owner, 0);
+        // An older host's struct, ending at `strides`, is filled up to there.
+        let mut older = blank();
+        older.struct_size = std::mem::offset_of!(pyb_buffer, lowest);
+        ok(unsafe { pyb_buffer_get(bytes, 0, &mut older) });
+        assert_eq!(
+            (older.len, older.lowest, older.span),
+            (9, std::ptr::null_mut(), 0)
+        );
+        ok(unsafe { pyb_buffer_release(&mut older) });
         expect(
             unsafe { pyb_buffer_get(bytes, 0, std::ptr::null_mut()) },
             PYB_E_NULL_ARGUMENT,
@@ -303,22 +321,59 @@ fn bad_host_memory_gets_exact_statuses_and_no_callback() {
             "{}",
             last_error()
         );
-        expect(
-            try_share(data, 32, c"dd", 8, 0, &mut out),
-            PYB_E_INVALID_ARGUMENT,
-        );
-        expect(
-            try_share(data, 32, c"?!", 8, 0, &mut out),
-            PYB_E_INVALID_ARGUMENT,
-        );
-        assert!(
-            last_error().contains("is not a struct-module format"),
-            "{}",
-            last_error()
-        );
+        // Only one item, without a repeat count, even where the sizes agree
+        // ("4B" is 4 bytes): struct syntax that is not one item is refused.
+        for (format, itemsize) in [
+            (c"4B", 4),
+            (c"2d", 16),
+            (c"dd", 16),
+            (c"1d", 8),
+            (c"<4B", 4),
+            (c"x", 1),
+            (c"s", 1),
+            (c"3s", 3),
+            (c"p", 1),
+            (c"<n", 8),
+            (c"<P", 8),
+            (c"", 1),
+            (c"?!", 1),
+            (c"@@d", 8),
+            (c"d<", 8),
+            (c"Zd", 16),
+        ] {
+            expect(
+                try_share(data, 32, format, itemsize, 0, &mut out),
+                PYB_E_INVALID_ARGUMENT,
+            );
+            assert!(
+                last_error().contains(&format!(
+                    "format {format:?} is not a struct-module format of one item"
+                )),
+                "{format:?}: {}",
+                last_error()
+            );
+        }
         expect(
             try_share(data, 30, c"d", 8, 0, &mut out),
             PYB_E_INVALID_ARGUMENT,
+        );
+        assert!(
+            last_error().contains("len 30 is not a whole number of 8-byte items"),
+            "{}",
+            last_error()
+        );
+        let too_long = isize::MAX as usize + 1;
+        expect(
+            try_share(data, too_long, c"B", 1, 0, &mut out),
+            PYB_E_INVALID_ARGUMENT,
+        );
+        assert!(
+            last_error().contains(&format!(
+                "len {too_long} is over PTRDIFF_MAX ({}), the most a Python buffer can hold",
+                isize::MAX
+            )),
+            "{}",
+            last_error()
         );
         expect(
             try_share(data, 32, c"d", 8, 4, &mut out),
@@ -361,6 +416,26 @@ fn bad_host_memory_gets_exact_statuses_and_no_callback() {
         set_global("empty", empty);
         assert_eq!(eval_text("repr((empty.format, len(empty)))"), "('B', 0)");
         release(empty);
+        // Every one-item format: with a byte order, and native-only ones.
+        for (format, itemsize) in [(c"<d", 8), (c"!i", 4), (c"@P", 8), (c"n", 8), (c"?", 1)] {
+            let mut one = 0;
+            ok(unsafe {
+                pyb_buffer_from_host(
+                    data,
+                    32 / itemsize * itemsize,
+                    format.as_ptr(),
+                    itemsize,
+                    0,
+                    None,
+                    std::ptr::null_mut(),
+                    &mut one,
+                )
+            });
+            set_global("one", one);
+            assert_eq!(eval_text("one.format"), format.to_str().unwrap());
+            release(one);
+        }
+        exec("del one");
         assert_eq!(
             RELEASED.load(Ordering::SeqCst),
             0,
@@ -381,6 +456,16 @@ fn host_memory_in_a_sub_interpreter_is_released_when_it_ends() {
         set_global("kept", shared);
         release(shared);
         assert_eq!(eval_text("repr(sum(kept))"), "1.0");
+        // Views work there too, with that interpreter's own holder type.
+        exec("data = bytearray(3)");
+        let mut inside = view(eval_object("data"), PYB_BUFFER_WRITABLE);
+        expect_python(
+            unsafe { pybridge::call::pyb_run(c"data.append(1)".as_ptr(), std::ptr::null(), 0) },
+            "BufferError",
+        );
+        ok(unsafe { pyb_buffer_release(&mut inside) });
+        exec("data.append(1)");
+        let mut kept_view = view(eval_object("data"), 0);
         ok(pybridge::gil::pyb_gil_release(gil));
         // The main interpreter makes its own exporter type; both work.
         let main_shared = share(memory, 0).unwrap();
@@ -391,6 +476,11 @@ fn host_memory_in_a_sub_interpreter_is_released_when_it_ends() {
         assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
         ok(pyb_interpreter_destroy(interp, 10_000));
         assert_eq!(RELEASED.load(Ordering::SeqCst), 2);
+        // The interpreter's end let go of the view it held.
+        expect(
+            unsafe { pyb_buffer_release(&mut kept_view) },
+            PYB_E_BAD_HANDLE,
+        );
     });
 }
 
@@ -456,5 +546,230 @@ fn numpy_arrays_are_filled_in_place_and_read_host_memory() {
         );
         exec("del arr");
         assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Ends every memoryview Python can reach from `names` (each name, and a fresh
+/// memoryview of each), with `with` and `release()`, as Python code may.
+const END_EVERY_MEMORYVIEW: &str = "\
+def end_every_memoryview(*objects):
+    for obj in objects:
+        for m in (obj, memoryview(obj)):
+            if isinstance(m, memoryview):
+                with m:
+                    pass
+                m.release()
+";
+
+#[test]
+fn python_cannot_end_a_views_export() {
+    within(LIMIT, "a view's own export", || {
+        initialize();
+        exec(END_EVERY_MEMORYVIEW);
+        exec("data = bytearray(b'abcd')");
+        let mut held = view(eval_object("data"), PYB_BUFFER_WRITABLE);
+        // Python gets the owner too, and ends whatever memoryview it can.
+        set_global("owner", held.owner);
+        exec("end_every_memoryview(owner, data)\ndel owner");
+        // The view's own export still pins the bytearray...
+        for grow in [c"data.extend(b'x' * 100000)", c"data.append(33)"] {
+            expect_python(
+                unsafe { pybridge::call::pyb_run(grow.as_ptr(), std::ptr::null(), 0) },
+                "BufferError",
+            );
+        }
+        assert_eq!(eval_int("len(data)"), 4);
+        // ... so its memory is still the bytearray's.
+        unsafe { *(held.data as *mut u8) = b'z' };
+        assert_eq!(eval_text("data.decode()"), "zbcd");
+        // A view of the owner is a view of the same memory, with an export of
+        // its own: it outlives the first.
+        let mut second = view(held.owner, PYB_BUFFER_WRITABLE);
+        assert_eq!((second.data, second.len), (held.data, 4));
+        ok(unsafe { pyb_buffer_release(&mut held) });
+        expect_python(
+            unsafe { pybridge::call::pyb_run(c"data.append(33)".as_ptr(), std::ptr::null(), 0) },
+            "BufferError",
+        );
+        ok(unsafe { pyb_buffer_release(&mut second) });
+        exec("data.extend(b'x' * 100000)");
+        assert_eq!(eval_int("len(data)"), 100_004);
+    });
+}
+
+/// Where each item of a view starts, walking `shape` and `strides` from `data`.
+fn item_addresses(view: &pyb_buffer) -> Vec<usize> {
+    let (shape, strides) = if view.ndim == 0 {
+        (vec![], vec![])
+    } else {
+        dims(view)
+    };
+    let mut addresses = vec![view.data as usize];
+    for (&count, &stride) in shape.iter().zip(&strides) {
+        addresses = addresses
+            .iter()
+            .flat_map(|&start| (0..count).map(move |i| start.wrapping_add_signed(i * stride)))
+            .collect();
+    }
+    addresses
+}
+
+#[test]
+fn data_is_the_first_item_and_lowest_and_span_cover_every_item() {
+    within(LIMIT, "reversed views", || {
+        initialize();
+        exec("import array\ndata = bytearray(range(10))\nints = array.array('i', range(5))");
+        // (expression, len, strides, the first item, the item at the lowest address, span)
+        let cases: [(&str, usize, isize, i64, i64, usize); 7] = [
+            ("memoryview(data)", 10, 1, 0, 0, 10),
+            ("memoryview(data)[::-1]", 10, -1, 9, 0, 10),
+            ("memoryview(data)[::-2]", 5, -2, 9, 1, 9),
+            ("memoryview(data)[8:1:-3]", 3, -3, 8, 2, 7),
+            ("memoryview(data)[::3]", 4, 3, 0, 0, 10),
+            ("memoryview(ints)[::-1]", 20, -4, 4, 0, 20),
+            ("memoryview(ints)[3:0:-2]", 8, -8, 3, 1, 12),
+        ];
+        for (expr, len, stride, first, lowest_item, span) in cases {
+            let mut seen = view(eval_object(expr), 0);
+            let read = |address: *mut c_void| unsafe {
+                if seen.itemsize == 4 {
+                    i64::from(*(address as *const i32))
+                } else {
+                    i64::from(*(address as *const u8))
+                }
+            };
+            assert_eq!(
+                (
+                    seen.len,
+                    dims(&seen).1,
+                    read(seen.data),
+                    read(seen.lowest),
+                    seen.span
+                ),
+                (len, vec![stride], first, lowest_item, span),
+                "{expr}"
+            );
+            // Every item lies in [lowest, lowest + span), the extremes at its ends.
+            let addresses = item_addresses(&seen);
+            let low = seen.lowest as usize;
+            assert_eq!(*addresses.iter().min().unwrap(), low, "{expr}");
+            assert_eq!(
+                addresses.iter().max().unwrap() + seen.itemsize,
+                low + seen.span,
+                "{expr}"
+            );
+            ok(unsafe { pyb_buffer_release(&mut seen) });
+        }
+        // Empty: nothing spanned; a scalar (ndim 0): its one item.
+        let mut empty = view(eval_object("memoryview(data)[5:5]"), 0);
+        assert_eq!((empty.len, empty.span, empty.lowest), (0, 0, empty.data));
+        ok(unsafe { pyb_buffer_release(&mut empty) });
+        let mut scalar = view(
+            eval_object("memoryview(ints)[2:3].cast('B').cast('i', [])"),
+            0,
+        );
+        assert_eq!(
+            (scalar.ndim, scalar.shape, scalar.strides, scalar.span),
+            (0, std::ptr::null(), std::ptr::null(), 4)
+        );
+        assert_eq!((read_i32(scalar.data), scalar.lowest), (2, scalar.data));
+        ok(unsafe { pyb_buffer_release(&mut scalar) });
+    });
+}
+
+fn read_i32(address: *mut c_void) -> i32 {
+    unsafe { *(address as *const i32) }
+}
+
+/// How often each host object (pointer 0, 1, 2) was freed.
+static FREED: [AtomicUsize; 3] = [
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+];
+
+unsafe extern "C" fn count_free(pointer: *mut c_void) {
+    FREED[pointer as usize].fetch_add(1, Ordering::SeqCst);
+}
+
+fn host_object(pointer: usize) -> pyb_object {
+    let mut out = 0;
+    ok(unsafe {
+        pybridge::host_object::pyb_host_object_new(
+            pointer as *mut c_void,
+            Some(count_free),
+            &mut out,
+        )
+    });
+    out
+}
+
+#[test]
+fn what_a_daemon_thread_can_reach_at_shutdown_is_never_freed() {
+    within(LIMIT, "daemon thread at shutdown", || {
+        initialize();
+        let memory: &'static mut [f64] = Box::leak(vec![0.25; 2].into_boxed_slice());
+        exec(
+            "import sys, types\nsys.modules['elsewhere'] = elsewhere = types.ModuleType('elsewhere')",
+        );
+        let elsewhere = eval_object("elsewhere");
+        for (scope, name, handle) in [
+            (0, "held_object", host_object(0)),
+            (0, "held_memory", share(memory, 0).unwrap()),
+            (0, "main_object", host_object(1)),
+            (elsewhere, "other_object", host_object(2)),
+            (elsewhere, "other_memory", share(memory, 0).unwrap()),
+        ] {
+            let key = std::ffi::CString::new(name).unwrap();
+            let value = pybridge::value::pyb_value::from_object(handle);
+            let target = if scope == 0 {
+                import("__main__")
+            } else {
+                scope
+            };
+            ok(unsafe { pybridge::call::pyb_setattr(target, key.as_ptr(), &value) });
+            if scope == 0 {
+                release(target);
+            }
+            release(handle);
+        }
+        release(elsewhere);
+        // A daemon thread running a function of __main__ holds the first two
+        // in its arguments, waiting for ever.
+        exec(
+            "import threading\n\
+             started, never = threading.Event(), threading.Event()\n\
+             def hold(obj, mem):\n    started.set()\n    never.wait()\n\
+             threading.Thread(target=hold, args=(held_object, held_memory), daemon=True).start()\n\
+             started.wait()\n\
+             del held_object, held_memory, elsewhere",
+        );
+        ok(shutdown(10_000, 0));
+        // Finalization let go of the other module's globals; what the frozen
+        // thread reaches (its arguments, its function's module globals) it never frees.
+        let freed: Vec<usize> = FREED.iter().map(|n| n.load(Ordering::SeqCst)).collect();
+        assert_eq!((freed, RELEASED.load(Ordering::SeqCst)), (vec![0, 0, 1], 1));
+    });
+}
+
+#[test]
+fn a_view_in_a_reference_cycle_is_collected_once_released() {
+    within(LIMIT, "a view in a cycle", || {
+        initialize();
+        exec("import ctypes, gc\ncells = (ctypes.py_object * 2)()");
+        let cells = eval_object("cells");
+        let mut held = view(cells, 0);
+        release(cells);
+        let marker = host_object(0);
+        set_global("owner", held.owner);
+        set_global("marker", marker);
+        release(marker);
+        // The exporter keeps references to its own view's owner and to a host
+        // object: a cycle through the view's export.
+        exec("cells[0], cells[1] = owner, marker\ndel owner, marker, cells\ngc.collect()");
+        assert_eq!(FREED[0].load(Ordering::SeqCst), 0, "the handle keeps it");
+        ok(unsafe { pyb_buffer_release(&mut held) });
+        exec("gc.collect()");
+        assert_eq!(FREED[0].load(Ordering::SeqCst), 1);
     });
 }

@@ -247,21 +247,39 @@ typedef struct pyb_value {
   union pyb_value_data data;
 } pyb_value;
 
-// A view of an object's memory, filled by `pyb_buffer_get`. `data` and the
-// `format`, `shape` and `strides` arrays stay valid until the view is released
-// (`pyb_buffer_release`, or `pyb_object_release(owner)`), or the engine shuts
-// down. Reading and writing `data` needs no GIL; the host must not race Python
-// code that uses the same memory.
+// A view of an object's memory, filled by `pyb_buffer_get`. `data`, the
+// memory from `lowest` to `lowest + span`, and the `format`, `shape` and
+// `strides` arrays stay valid until the view is released
+// (`pyb_buffer_release`, or `pyb_object_release(owner)`) and Python has no
+// reference to `owner` left, or the engine shuts down. Reading and writing
+// the memory needs no GIL; the host must not race Python code that uses the
+// same memory.
+//
+// Item `[i0, i1, ...]` starts at `data + i0 * strides[0] + i1 * strides[1] +
+// ...` bytes. A stride may be negative (a reversed view, such as Python's
+// `m[::-1]`): `data` is then not the lowest address, and the items are not
+// the `len` bytes from `data`; every item lies in `[lowest, lowest + span)`.
+// When `strides` are the C-contiguous steps (`strides[ndim - 1] ==
+// itemsize`, each outer one the inner one times its count), the items are
+// the `len` bytes at `data`, in order.
 typedef struct pyb_buffer {
-  // Set by the caller to `sizeof(pyb_buffer)`; fields past it are not written.
+  // Set by the caller to `sizeof(pyb_buffer)`; fields past it are not
+  // written. A struct from an older header, ending at `strides`, is
+  // filled up to there.
   size_t struct_size;
-  // A handle to a `memoryview` that holds the export: the object cannot
-  // move or resize its memory while it lives. Usable like any handle (pass
-  // it to Python); releasing it ends the view.
+  // A handle to the `pybridge.BufferView` object that holds the view's own
+  // export of the memory: the object cannot move or resize its memory while
+  // it lives, whatever Python code does (ending a `memoryview` of it, for
+  // one). Usable like any handle: pass it to Python, where `memoryview(owner)`
+  // or `numpy.asarray(owner)` reads the same memory. Releasing it ends the
+  // view once Python holds no reference to it.
   pyb_object owner;
-  // The first byte of the memory.
+  // The first item in logical order (item `[0, 0, ...]`; Python's
+  // `Py_buffer.buf`): the lowest address of the memory unless a stride is
+  // negative.
   void *data;
-  // Bytes in the view (`itemsize` times the product of `shape`).
+  // Bytes the items take together (`itemsize` times the product of
+  // `shape`); the memory they lie in spans `span` bytes.
   size_t len;
   // Bytes per item.
   size_t itemsize;
@@ -276,6 +294,15 @@ typedef struct pyb_buffer {
   // `ndim` byte steps between items of each dimension (negative for a
   // reversed view); NULL when `ndim` is 0.
   const ptrdiff_t *strides;
+  // The lowest address of any byte of any item: `data` plus the sum of the
+  // negative terms among `(shape[d] - 1) * strides[d]`. Equal to `data`
+  // when no stride is negative, and when the view is empty.
+  void *lowest;
+  // Bytes from `lowest` to the end of the item at the highest address:
+  // every item lies in `[lowest, lowest + span)`. `len` for contiguous
+  // memory, more when strides skip bytes, 0 for an empty view (a count of
+  // 0 in `shape`), `itemsize` when `ndim` is 0.
+  size_t span;
 } pyb_buffer;
 
 // Frees the host's `user_data`: a host function's when the engine shuts down
@@ -902,17 +929,20 @@ pyb_status pyb_dict_new(const struct pyb_value *keys,
 // Fills `out` (whose `struct_size` the caller sets) with a view of the memory
 // of the object behind `object`, which supports Python's buffer protocol
 // (`bytes`, `bytearray`, `array.array`, `memoryview`, NumPy arrays, ...).
-// Flags: `PYB_BUFFER_WRITABLE` to require writable memory. The view lasts
-// until `pyb_buffer_release` (or `pyb_object_release(out->owner)`): the
-// object cannot move or resize its memory meanwhile. Any thread; takes the
+// Flags: `PYB_BUFFER_WRITABLE` to require writable memory. The view holds an
+// export of its own, which no Python code can end: the object cannot move or
+// resize its memory (a `bytearray` raises `BufferError` on a resize) until
+// `pyb_buffer_release` (or `pyb_object_release(out->owner)`) and until Python
+// drops every reference to `out->owner` it was given. Any thread; takes the
 // GIL for the call if needed. The memory itself is read and written without
-// the GIL.
+// the GIL; see `pyb_buffer` for where the items are (`data`, `strides`,
+// `lowest`, `span`).
 //
 // Errors: `PYB_E_WRONG_TYPE` (no buffer protocol, or read-only memory with
 // `PYB_BUFFER_WRITABLE`), `PYB_E_UNSUPPORTED` (indirect memory, PIL-style),
 // `PYB_E_PYTHON` (the exporter refused), `PYB_E_INVALID_ARGUMENT` (unknown
-// flags, a `struct_size` too small), `PYB_E_BAD_HANDLE`,
-// `PYB_E_WRONG_INTERPRETER`, `PYB_E_NULL_ARGUMENT`.
+// flags, a `struct_size` shorter than a `pyb_buffer` up to `strides`),
+// `PYB_E_BAD_HANDLE`, `PYB_E_WRONG_INTERPRETER`, `PYB_E_NULL_ARGUMENT`.
 pyb_status pyb_buffer_get(pyb_object object, uint32_t flags, struct pyb_buffer *out);
 
 // Ends a view from `pyb_buffer_get`: releases `view->owner` and clears the
@@ -926,24 +956,36 @@ pyb_status pyb_buffer_release(struct pyb_buffer *view);
 
 // Shares `len` bytes of host memory at `data` with Python, without a copy:
 // writes a handle to a one-dimensional `memoryview` of it to `out` (NumPy:
-// `numpy.frombuffer(view, dtype)` or `numpy.asarray(view)`). `format` is the
-// item format in `struct` syntax (NULL for `"B"`, bytes), `itemsize` its size
-// (`len` must be a whole number of items). Flags: `PYB_BUFFER_WRITABLE` lets
-// Python write to the memory. Any thread, in the interpreter the thread works
-// in; takes the GIL for the call if needed.
+// `numpy.frombuffer(view, dtype)` or `numpy.asarray(view)`). `format` is one
+// item in `struct` syntax: an optional byte order (`@`, `=`, `<`, `>` or `!`)
+// and one of `?cbBhHiIlLqQnNefdP` (`n`, `N` and `P` only without an order or
+// with `@`), with no repeat count; NULL means `"B"`, bytes. Multi-item
+// formats (`"4B"`, `"dd"`), padding (`"x"`) and strings (`"s"`, `"p"`) are
+// refused. `itemsize` is the item's size, and `len` must be a whole number of
+// items, at most `PTRDIFF_MAX`. Flags: `PYB_BUFFER_WRITABLE` lets Python
+// write to the memory. Any thread, in the interpreter the thread works in;
+// takes the GIL for the call if needed.
 //
 // The memory must stay valid until `on_release(user_data)` is called: exactly
 // once, when Python has dropped the last reference to it (every memoryview
 // and array made from it), on whichever thread dropped it, with that
-// interpreter's GIL held; at the latest while the interpreter is finalized
-// (engine shutdown, or `pyb_interpreter_destroy`). `on_release` may be NULL
-// when the memory outlives the engine. On error it is not called and nothing
-// was shared.
+// interpreter's GIL held; otherwise while the interpreter is finalized
+// (engine shutdown, or `pyb_interpreter_destroy`). One exception: memory
+// that a daemon Python thread (one still running at shutdown; threads started
+// from host code are daemons by default) can still reach then is never
+// released: CPython freezes daemon threads at finalization rather than
+// unwinding them. Such a thread reaches its local variables and arguments,
+// and the globals of each module whose functions it is running (a thread
+// running a function defined in `__main__` keeps every `__main__` global).
+// `on_release` is then never called, and the memory must stay valid for the
+// rest of the process. `on_release` may be NULL when the
+// memory outlives the engine. On error it is not called and nothing was
+// shared.
 //
-// Errors: `PYB_E_INVALID_ARGUMENT` (a format that is not one item, an
-// `itemsize` that does not match it, `len` not a multiple of it, unknown
-// flags), `PYB_E_NULL_ARGUMENT` (`data` NULL with `len` > 0, `out`),
-// `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+// Errors: `PYB_E_INVALID_ARGUMENT` (a format that is not one item as above,
+// an `itemsize` that does not match it, `len` not a multiple of it or over
+// `PTRDIFF_MAX`, unknown flags), `PYB_E_NULL_ARGUMENT` (`data` NULL with
+// `len` > 0, `out`), `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
 pyb_status pyb_buffer_from_host(void *data,
                                 size_t len,
                                 const char *format,
@@ -1026,9 +1068,15 @@ pyb_status pyb_host_keywords(const struct pyb_str **names_out, size_t *count_out
 // store, compare and pass back, for example to a host function) and writes a
 // handle to it to `out` (caller owns; release with `pyb_object_release`).
 // `free(pointer)` is called exactly once, when Python has let go of the
-// object, on that thread with the GIL held; at the latest when the
-// interpreter ends. `free` may be NULL. On error it is not called. Any thread;
-// takes the GIL if needed.
+// object, on that thread with the GIL held; otherwise when the interpreter
+// ends. One exception: an object that a daemon Python thread (one still
+// running at shutdown; threads started from host code are daemons by
+// default) can still reach then is never freed, and `free` never called:
+// CPython freezes daemon threads at finalization rather than unwinding them.
+// Such a thread reaches its local variables and arguments, and the globals
+// of each module whose functions it is running (a thread running a function
+// defined in `__main__` keeps every `__main__` global). `free` may be NULL. On
+// error it is not called. Any thread; takes the GIL if needed.
 //
 // Errors: `PYB_E_NULL_ARGUMENT` (`out`), `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
 pyb_status pyb_host_object_new(void *pointer, pyb_free_fn free, pyb_object *out);

@@ -1423,9 +1423,10 @@ Task call_async(const Object &callable, A &&...args) {
 // ---------------------------------------------------------------- buffers
 
 // A zero-copy view of an object's memory (pyb_buffer_get): bytes, bytearray,
-// array.array, memoryview, NumPy arrays. The memory stays put until the view
-// is destroyed (any thread, no GIL needed). Reading and writing it needs no
-// GIL either; do not race Python code that uses it. Move-only.
+// array.array, memoryview, NumPy arrays. The view holds an export of its own
+// that no Python code can end, so the memory stays put until the view is
+// destroyed (any thread, no GIL needed). Reading and writing it needs no GIL
+// either; do not race Python code that uses it. Move-only.
 class BufferView {
  public:
   // Throws Error: PYB_E_WRONG_TYPE for an object without the buffer protocol,
@@ -1451,8 +1452,17 @@ class BufferView {
   BufferView &operator=(const BufferView &) = delete;
   ~BufferView() { release(); }
 
+  // The first item in logical order (pyb_buffer.data): item [i, j, ...] starts
+  // strides()[0] * i + strides()[1] * j + ... bytes from it. With a negative
+  // stride (a reversed view, Python's m[::-1]) it is not the lowest address;
+  // every item lies in [lowest(), lowest() + span()).
   void *data() const noexcept { return view_.data; }
-  // The memory as items of T; checks that T has the view's item size.
+  // The lowest address of any item's bytes: data() unless a stride is negative.
+  void *lowest() const noexcept { return view_.lowest; }
+  // Bytes from lowest() to the end of the highest item: size_bytes() for
+  // contiguous memory, more when strides skip bytes, 0 for an empty view.
+  size_t span() const noexcept { return view_.span; }
+  // data() as items of T; checks that T has the view's item size.
   template <class T>
   T *data_as() const {
     if (sizeof(T) != view_.itemsize) {
@@ -1494,8 +1504,11 @@ constexpr const char *format_of() {
 
 // Shares `count` items of host memory with Python without a copy: a
 // memoryview (NumPy: numpy.frombuffer(view, dtype)). `on_release` runs once,
-// when Python has let go of the memory (on that thread, with the GIL held);
-// the memory must stay valid until then. Throws Error.
+// when Python has let go of the memory (on that thread, with the GIL held), at
+// the latest at shutdown; the memory must stay valid until then. Memory that a
+// daemon Python thread can still reach at shutdown (its locals and arguments,
+// the globals of the modules whose functions it runs) is never let go, since
+// CPython freezes daemon threads: `on_release` never runs. Throws Error.
 template <class T>
 Object share_memory(T *data, size_t count, bool writable, std::function<void()> on_release = {}) {
   auto *callback = new std::function<void()>(std::move(on_release));

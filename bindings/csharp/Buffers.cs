@@ -13,19 +13,31 @@ using PyBridge.Interop;
 
 namespace PyBridge
 {
-    /// <summary>A view of a Python object's memory (<see cref="PyObject.GetBuffer"/>). The memory
-    /// stays where it is until Dispose (the object cannot move or resize it meanwhile); read and
-    /// write it through <see cref="Pointer"/> in unsafe code, or copy with CopyTo/CopyFrom. No GIL
-    /// is needed for that, but do not race Python code using the same memory. Dispose from any
-    /// thread; a finalizer releases a forgotten view.</summary>
+    /// <summary>A view of a Python object's memory (<see cref="PyObject.GetBuffer"/>). The view
+    /// holds an export of its own that no Python code can end, so the memory stays where it is
+    /// until Dispose (the object cannot move or resize it meanwhile); read and write it through
+    /// <see cref="Pointer"/> and <see cref="Strides"/> in unsafe code, or copy with
+    /// CopyTo/CopyFrom. No GIL is needed for that, but do not race Python code using the same
+    /// memory. Dispose from any thread; a finalizer releases a forgotten view.</summary>
     public sealed class PyBuffer : IDisposable
     {
         readonly PyObject owner;
         readonly IntPtr data;
+        readonly IntPtr lowest;
 
-        /// <summary>The first byte of the memory; valid until Dispose.</summary>
+        /// <summary>The first item in logical order (pyb_buffer.data, Python's Py_buffer.buf);
+        /// valid until Dispose. Item [i, j, ...] starts Strides[0] * i + Strides[1] * j + ... bytes
+        /// from it. With a negative stride (a reversed view, Python's m[::-1]) it is not the
+        /// lowest address: the items then lie below it, within [Lowest, Lowest + Span).</summary>
         public IntPtr Pointer { get { owner.ThrowIfDisposed(); return data; } }
-        /// <summary>Bytes in the view.</summary>
+        /// <summary>The lowest address of any item's bytes (pyb_buffer.lowest): Pointer unless a
+        /// stride is negative. Valid until Dispose.</summary>
+        public IntPtr Lowest { get { owner.ThrowIfDisposed(); return lowest; } }
+        /// <summary>Bytes from <see cref="Lowest"/> to the end of the item at the highest address:
+        /// every item lies in [Lowest, Lowest + Span). Length for contiguous memory, more when
+        /// strides skip bytes, 0 for an empty view.</summary>
+        public long Span { get; private set; }
+        /// <summary>Bytes the items take together (ItemSize times the product of Shape).</summary>
         public long Length { get; private set; }
         /// <summary>Bytes per item.</summary>
         public int ItemSize { get; private set; }
@@ -42,13 +54,17 @@ namespace PyBridge
         /// <summary>True when the items lie one after another in C order (no gaps), so Pointer can
         /// be read as a flat array and CopyTo/CopyFrom work.</summary>
         public bool IsContiguous { get; private set; }
-        /// <summary>The memoryview that holds the view, usable like any PyObject.</summary>
+        /// <summary>The pybridge.BufferView object that holds the view's export, usable like any
+        /// PyObject (Python reads the memory through memoryview(owner)). The export ends at Dispose
+        /// once Python holds no reference to it.</summary>
         public PyObject Owner { get { return owner; } }
 
         internal unsafe PyBuffer(ref PybBuffer view)
         {
             owner = new PyObject(view.Owner);
             data = view.Data;
+            lowest = view.Lowest;
+            Span = (long)view.Span;
             Length = (long)view.Len;
             ItemSize = (int)view.ItemSize;
             ReadOnly = view.ReadOnly != 0;
@@ -111,8 +127,11 @@ namespace PyBridge
         /// <summary>Shares a C# array with Python without a copy: returns a memoryview of it (NumPy:
         /// numpy.frombuffer(view, dtype) or numpy.asarray(view)). The array stays pinned until Python
         /// lets go of the last reference to it (every memoryview and array made from it); then
-        /// <paramref name="onRelease"/> runs (on that thread, with the GIL held; keep it short).
-        /// Supported items: double, float, long, int, short, byte.</summary>
+        /// <paramref name="onRelease"/> runs (on that thread, with the GIL held; keep it short),
+        /// at the latest at shutdown. Memory a daemon Python thread can still reach at shutdown
+        /// (its locals and arguments, the globals of the modules whose functions it runs) is never
+        /// released: CPython freezes daemon threads, so the array stays pinned and onRelease never
+        /// runs. Supported items: double, float, long, int, short, byte.</summary>
         public static PyObject Share<T>(T[] array, bool writable = true, Action onRelease = null) where T : struct
         {
             if (array == null) throw new ArgumentNullException("array");
@@ -123,8 +142,11 @@ namespace PyBridge
                 new Release(pin, onRelease));
         }
 
-        /// <summary>Shares native memory with Python without a copy (see <see cref="Share{T}"/>). The
-        /// memory must stay valid until <paramref name="onRelease"/> runs.</summary>
+        /// <summary>Shares native memory with Python without a copy (see <see cref="Share{T}"/>).
+        /// <paramref name="format"/> is one item in struct syntax: an optional byte order (@, =,
+        /// &lt;, &gt;, !) and one of ?cbBhHiIlLqQnNefdP, without a repeat count ("4B" is refused).
+        /// The memory must stay valid until <paramref name="onRelease"/> runs, which may be never
+        /// (see Share).</summary>
         public static PyObject Share(IntPtr data, long length, string format, int itemSize, bool writable, Action onRelease)
         {
             return ShareMemory(data, length, format, itemSize, writable, new Release(default(GCHandle), onRelease));
@@ -227,6 +249,8 @@ namespace PyBridge.Interop
         public IntPtr Format;
         public IntPtr Shape;
         public IntPtr Strides;
+        public IntPtr Lowest;
+        public UIntPtr Span;
     }
 
     public static unsafe partial class Native

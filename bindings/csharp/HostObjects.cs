@@ -16,7 +16,9 @@ namespace PyBridge
         /// <summary>Hands a .NET object to Python as an opaque object (a capsule) that Python can
         /// keep and pass back, for example to a host function, which then gets the .NET object
         /// again. The object stays alive while Python holds it; it is let go when Python drops it
-        /// (at the latest at shutdown).</summary>
+        /// (at the latest at shutdown). One exception: an object a daemon Python thread can still
+        /// reach at shutdown (its locals and arguments, the globals of the modules whose functions
+        /// it runs) is never let go, since CPython freezes daemon threads.</summary>
         public static PyObject FromHostObject(object value)
         {
             if (value == null) throw new ArgumentNullException("value");

@@ -25,17 +25,20 @@ impl Versioned for pyb_buffer {
 /// Fills `out` (whose `struct_size` the caller sets) with a view of the memory
 /// of the object behind `object`, which supports Python's buffer protocol
 /// (`bytes`, `bytearray`, `array.array`, `memoryview`, NumPy arrays, ...).
-/// Flags: `PYB_BUFFER_WRITABLE` to require writable memory. The view lasts
-/// until `pyb_buffer_release` (or `pyb_object_release(out->owner)`): the
-/// object cannot move or resize its memory meanwhile. Any thread; takes the
+/// Flags: `PYB_BUFFER_WRITABLE` to require writable memory. The view holds an
+/// export of its own, which no Python code can end: the object cannot move or
+/// resize its memory (a `bytearray` raises `BufferError` on a resize) until
+/// `pyb_buffer_release` (or `pyb_object_release(out->owner)`) and until Python
+/// drops every reference to `out->owner` it was given. Any thread; takes the
 /// GIL for the call if needed. The memory itself is read and written without
-/// the GIL.
+/// the GIL; see `pyb_buffer` for where the items are (`data`, `strides`,
+/// `lowest`, `span`).
 ///
 /// Errors: `PYB_E_WRONG_TYPE` (no buffer protocol, or read-only memory with
 /// `PYB_BUFFER_WRITABLE`), `PYB_E_UNSUPPORTED` (indirect memory, PIL-style),
 /// `PYB_E_PYTHON` (the exporter refused), `PYB_E_INVALID_ARGUMENT` (unknown
-/// flags, a `struct_size` too small), `PYB_E_BAD_HANDLE`,
-/// `PYB_E_WRONG_INTERPRETER`, `PYB_E_NULL_ARGUMENT`.
+/// flags, a `struct_size` shorter than a `pyb_buffer` up to `strides`),
+/// `PYB_E_BAD_HANDLE`, `PYB_E_WRONG_INTERPRETER`, `PYB_E_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_buffer_get(
     object: pyb_object,
@@ -48,8 +51,10 @@ pub unsafe extern "C" fn pyb_buffer_get(
         }
         // SAFETY: non-NULL; the caller's struct starts with `struct_size`.
         let size = unsafe { caller_size(out, "pyb_buffer") }?;
-        if size < std::mem::size_of::<pyb_buffer>() {
-            // The view is useless without `owner` and `data`, and every later field.
+        // An older host's struct ends at `strides`; the view is useless
+        // without any field up to there.
+        let smallest = std::mem::offset_of!(pyb_buffer, lowest);
+        if size < smallest {
             return Err(Error::invalid_argument(format!(
                 "pyb_buffer.struct_size is {size}; set it to sizeof(pyb_buffer) = {}",
                 std::mem::size_of::<pyb_buffer>()
@@ -86,24 +91,36 @@ pub unsafe extern "C" fn pyb_buffer_release(view: *mut pyb_buffer) -> pyb_status
 
 /// Shares `len` bytes of host memory at `data` with Python, without a copy:
 /// writes a handle to a one-dimensional `memoryview` of it to `out` (NumPy:
-/// `numpy.frombuffer(view, dtype)` or `numpy.asarray(view)`). `format` is the
-/// item format in `struct` syntax (NULL for `"B"`, bytes), `itemsize` its size
-/// (`len` must be a whole number of items). Flags: `PYB_BUFFER_WRITABLE` lets
-/// Python write to the memory. Any thread, in the interpreter the thread works
-/// in; takes the GIL for the call if needed.
+/// `numpy.frombuffer(view, dtype)` or `numpy.asarray(view)`). `format` is one
+/// item in `struct` syntax: an optional byte order (`@`, `=`, `<`, `>` or `!`)
+/// and one of `?cbBhHiIlLqQnNefdP` (`n`, `N` and `P` only without an order or
+/// with `@`), with no repeat count; NULL means `"B"`, bytes. Multi-item
+/// formats (`"4B"`, `"dd"`), padding (`"x"`) and strings (`"s"`, `"p"`) are
+/// refused. `itemsize` is the item's size, and `len` must be a whole number of
+/// items, at most `PTRDIFF_MAX`. Flags: `PYB_BUFFER_WRITABLE` lets Python
+/// write to the memory. Any thread, in the interpreter the thread works in;
+/// takes the GIL for the call if needed.
 ///
 /// The memory must stay valid until `on_release(user_data)` is called: exactly
 /// once, when Python has dropped the last reference to it (every memoryview
 /// and array made from it), on whichever thread dropped it, with that
-/// interpreter's GIL held; at the latest while the interpreter is finalized
-/// (engine shutdown, or `pyb_interpreter_destroy`). `on_release` may be NULL
-/// when the memory outlives the engine. On error it is not called and nothing
-/// was shared.
+/// interpreter's GIL held; otherwise while the interpreter is finalized
+/// (engine shutdown, or `pyb_interpreter_destroy`). One exception: memory
+/// that a daemon Python thread (one still running at shutdown; threads started
+/// from host code are daemons by default) can still reach then is never
+/// released: CPython freezes daemon threads at finalization rather than
+/// unwinding them. Such a thread reaches its local variables and arguments,
+/// and the globals of each module whose functions it is running (a thread
+/// running a function defined in `__main__` keeps every `__main__` global).
+/// `on_release` is then never called, and the memory must stay valid for the
+/// rest of the process. `on_release` may be NULL when the
+/// memory outlives the engine. On error it is not called and nothing was
+/// shared.
 ///
-/// Errors: `PYB_E_INVALID_ARGUMENT` (a format that is not one item, an
-/// `itemsize` that does not match it, `len` not a multiple of it, unknown
-/// flags), `PYB_E_NULL_ARGUMENT` (`data` NULL with `len` > 0, `out`),
-/// `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+/// Errors: `PYB_E_INVALID_ARGUMENT` (a format that is not one item as above,
+/// an `itemsize` that does not match it, `len` not a multiple of it or over
+/// `PTRDIFF_MAX`, unknown flags), `PYB_E_NULL_ARGUMENT` (`data` NULL with
+/// `len` > 0, `out`), `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn pyb_buffer_from_host(

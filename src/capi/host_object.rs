@@ -13,9 +13,15 @@ use crate::python::object::{enter, enter_for};
 /// store, compare and pass back, for example to a host function) and writes a
 /// handle to it to `out` (caller owns; release with `pyb_object_release`).
 /// `free(pointer)` is called exactly once, when Python has let go of the
-/// object, on that thread with the GIL held; at the latest when the
-/// interpreter ends. `free` may be NULL. On error it is not called. Any thread;
-/// takes the GIL if needed.
+/// object, on that thread with the GIL held; otherwise when the interpreter
+/// ends. One exception: an object that a daemon Python thread (one still
+/// running at shutdown; threads started from host code are daemons by
+/// default) can still reach then is never freed, and `free` never called:
+/// CPython freezes daemon threads at finalization rather than unwinding them.
+/// Such a thread reaches its local variables and arguments, and the globals
+/// of each module whose functions it is running (a thread running a function
+/// defined in `__main__` keeps every `__main__` global). `free` may be NULL. On
+/// error it is not called. Any thread; takes the GIL if needed.
 ///
 /// Errors: `PYB_E_NULL_ARGUMENT` (`out`), `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
 #[unsafe(no_mangle)]

@@ -46,6 +46,13 @@ void views() {
     TEST_CHECK(matrix.ndim() == 2 && (matrix.shape() == std::vector<ptrdiff_t>{3, 4}) &&
                    (matrix.strides() == std::vector<ptrdiff_t>{4, 1}),
                "matrix: ndim %d", matrix.ndim());
+    TEST_CHECK(matrix.lowest() == matrix.data() && matrix.span() == 12, "matrix: span %zu", matrix.span());
+    // Reversed: data() is the first item, the highest address; the items lie from lowest().
+    pybridge::BufferView reversed(pybridge::eval("memoryview(bytearray(range(10)))[::-2]").into_object());
+    const auto *first = static_cast<const unsigned char *>(reversed.data());
+    const auto *low = static_cast<const unsigned char *>(reversed.lowest());
+    TEST_CHECK(*first == 9 && *low == 1 && first - low == 8 && reversed.span() == 9 && reversed.size_bytes() == 5,
+               "reversed: first %d, lowest %d, span %zu", *first, *low, reversed.span());
     try {
         pybridge::BufferView refused(pybridge::eval("b'frozen'").into_object(), true);
         test::fail("bytes gave a writable view");

@@ -22,10 +22,12 @@ public static partial class Tests
             Assert.Equal(false, view.ReadOnly, "ReadOnly");
             Assert.Equal(5L, view.Shape.Single(), "Shape");
             Assert.Equal(1L, view.Strides.Single(), "Strides");
+            Assert.Equal(view.Pointer, view.Lowest, "Lowest of contiguous memory");
+            Assert.Equal(5L, view.Span, "Span of contiguous memory");
             ((byte*)view.Pointer)[0] = (byte)'j';
             Assert.Equal("jello", PyEngine.Eval<string>("data.decode()"), "a write through Pointer reaches Python");
             Assert.Equal("bytearray", PyEngine.Eval<string>("type(data).__name__"), "still the same object");
-            Assert.True(view.Owner.ToString().StartsWith("<memory at"), "Owner is a memoryview: " + view.Owner);
+            Assert.True(view.Owner.ToString().StartsWith("<pybridge.BufferView object at"), "Owner holds the export: " + view.Owner);
         }
         using (PyObject numbers = PyEngine.Eval<PyObject>("numbers"))
         using (PyBuffer view = numbers.GetBuffer())
@@ -61,6 +63,9 @@ public static partial class Tests
             Assert.Equal("3 4", string.Join(" ", view.Shape), "Shape 2-D");
             Assert.Equal("-4 1", string.Join(" ", view.Strides), "Strides reversed");
             Assert.Equal(false, view.IsContiguous, "reversed is not contiguous");
+            // Pointer is the first row, the highest one; the memory starts two rows lower.
+            Assert.Equal(12L, view.Span, "Span");
+            Assert.Equal((long)view.Pointer - 8, (long)view.Lowest, "Lowest");
             Assert.Throws<InvalidOperationException>(null, () => view.CopyTo(new byte[12]), "CopyTo");
         }
         using (PyObject bytes = PyEngine.Eval<PyObject>("__import__('builtins').bytes(b'frozen')"))

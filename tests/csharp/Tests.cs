@@ -81,6 +81,8 @@ threading.Thread(target=ticker.run, daemon=True).start()
             Assert.Equal(48, (int)Marshal.OffsetOf(typeof(PybConfig), "Python"), "offsetof(pyb_config, python)");
             Assert.Equal(48, Marshal.SizeOf(typeof(PybStats)), "sizeof(pyb_stats)");
             Assert.Equal(16, Marshal.SizeOf(typeof(PybStr)), "sizeof(pyb_str)");
+            Assert.Equal(88, Marshal.SizeOf(typeof(PybBuffer)), "sizeof(pyb_buffer)");
+            Assert.Equal(72, (int)Marshal.OffsetOf(typeof(PybBuffer), "Lowest"), "offsetof(pyb_buffer, lowest)");
         }
         PybConfig c;
         Assert.Equal(0, Native.pyb_config_default(out c), "pyb_config_default");

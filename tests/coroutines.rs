@@ -363,7 +363,11 @@ fn a_task_calling_sys_exit_fails_alone_and_the_loop_goes_on() {
 
 #[test]
 fn a_task_raising_keyboard_interrupt_fails_alone_and_the_loop_goes_on() {
-    loop_survives("raise KeyboardInterrupt", "PYB_E_PYTHON", "KeyboardInterrupt");
+    loop_survives(
+        "raise KeyboardInterrupt",
+        "PYB_E_PYTHON",
+        "KeyboardInterrupt",
+    );
 }
 
 #[test]
@@ -374,7 +378,12 @@ fn a_task_stopping_the_loop_does_not_stop_pybridges_loop() {
 /// How often each submission's callback ran, by its user data (a serial).
 static CALLS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-unsafe extern "C" fn count(_: pyb_task, _: pyb_status, result: *const pyb_value, user_data: *mut c_void) {
+unsafe extern "C" fn count(
+    _: pyb_task,
+    _: pyb_status,
+    result: *const pyb_value,
+    user_data: *mut c_void,
+) {
     let value = unsafe { &*result };
     if let Some(handle) = value.as_object() {
         ok(pybridge::object::pyb_object_release(handle));
@@ -397,93 +406,131 @@ unsafe extern "C" fn count(_: pyb_task, _: pyb_status, result: *const pyb_value,
 fn submissions_racing_shutdowns_are_called_back_exactly_once_and_never_kill_the_host() {
     // SAFETY: restores the default action Rust's runtime replaced.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    within(Duration::from_secs(240), "submissions racing shutdowns", || {
-        const ROUNDS: usize = 30;
-        const THREADS: usize = 4;
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut accepted_total = 0;
-        let mut refused_total = 0;
-        for round in 0..ROUNDS {
-            initialize();
-            exec("async def quick(i):\n    return i");
-            // The loop runs before the race begins.
-            let warm = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let coroutine = object_of("quick(-1)");
-            let mut task = 0;
-            ok(unsafe { pyb_task_submit(coroutine, Some(count), warm as *mut c_void, &mut task) });
-            release(coroutine);
-            let started = std::sync::Arc::new(std::sync::Barrier::new(THREADS + 1));
-            let submitters: Vec<_> = (0..THREADS)
-                .map(|t| {
-                    let next = next.clone();
-                    let started = started.clone();
-                    spawn(&format!("submitter-{t}"), move || {
-                        let mut accepted = Vec::new();
-                        let mut refused = Vec::new();
-                        let mut first = true;
-                        'batches: loop {
-                            let mut gil = 0;
-                            let entered = unsafe { pybridge::gil::pyb_gil_acquire(&mut gil) };
-                            if first {
-                                started.wait();
-                                first = false;
-                            }
-                            if entered != PYB_OK {
-                                break;
-                            }
-                            for _ in 0..20 {
-                                let serial = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let code = c(&format!("quick({serial})"));
-                                let mut value = pyb_value::none();
-                                let status = unsafe {
-                                    pybridge::call::pyb_eval(code.as_ptr(), c"<race>".as_ptr(), 0, &mut value)
-                                };
-                                if status != PYB_OK {
-                                    let _ = pybridge::gil::pyb_gil_release(gil);
-                                    break 'batches;
+    within(
+        Duration::from_secs(240),
+        "submissions racing shutdowns",
+        || {
+            const ROUNDS: usize = 30;
+            const THREADS: usize = 4;
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut accepted_total = 0;
+            let mut refused_total = 0;
+            for round in 0..ROUNDS {
+                initialize();
+                exec("async def quick(i):\n    return i");
+                // The loop runs before the race begins.
+                let warm = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let coroutine = object_of("quick(-1)");
+                let mut task = 0;
+                ok(unsafe {
+                    pyb_task_submit(coroutine, Some(count), warm as *mut c_void, &mut task)
+                });
+                release(coroutine);
+                // Each submitter says when its first batch went through.
+                let (started, first_batches) = std::sync::mpsc::channel();
+                let submitters: Vec<_> = (0..THREADS)
+                    .map(|t| {
+                        let next = next.clone();
+                        let started = started.clone();
+                        spawn(&format!("submitter-{t}"), move || {
+                            let mut accepted = Vec::new();
+                            let mut refused = Vec::new();
+                            let mut first = true;
+                            'batches: loop {
+                                let mut gil = 0;
+                                if unsafe { pybridge::gil::pyb_gil_acquire(&mut gil) } != PYB_OK {
+                                    break;
                                 }
-                                let coroutine = value.as_object().unwrap();
-                                let mut task = 0;
-                                let status = unsafe {
-                                    pyb_task_submit(coroutine, Some(count), serial as *mut c_void, &mut task)
-                                };
-                                let _ = pybridge::object::pyb_object_release(coroutine);
-                                match status {
-                                    PYB_OK => accepted.push(serial),
-                                    _ => {
-                                        refused.push(serial);
+                                for _ in 0..20 {
+                                    let serial =
+                                        next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    let code = c(&format!("quick({serial})"));
+                                    let mut value = pyb_value::none();
+                                    let status = unsafe {
+                                        pybridge::call::pyb_eval(
+                                            code.as_ptr(),
+                                            c"<race>".as_ptr(),
+                                            0,
+                                            &mut value,
+                                        )
+                                    };
+                                    if status != PYB_OK {
                                         let _ = pybridge::gil::pyb_gil_release(gil);
                                         break 'batches;
                                     }
+                                    let coroutine = value.as_object().unwrap();
+                                    let mut task = 0;
+                                    let status = unsafe {
+                                        pyb_task_submit(
+                                            coroutine,
+                                            Some(count),
+                                            serial as *mut c_void,
+                                            &mut task,
+                                        )
+                                    };
+                                    let _ = pybridge::object::pyb_object_release(coroutine);
+                                    match status {
+                                        PYB_OK => accepted.push(serial),
+                                        _ => {
+                                            refused.push(serial);
+                                            let _ = pybridge::gil::pyb_gil_release(gil);
+                                            break 'batches;
+                                        }
+                                    }
+                                }
+                                let _ = pybridge::gil::pyb_gil_release(gil);
+                                if first {
+                                    started.send(()).unwrap();
+                                    first = false;
                                 }
                             }
-                            let _ = pybridge::gil::pyb_gil_release(gil);
-                        }
-                        (accepted, refused)
+                            (accepted, refused)
+                        })
                     })
-                })
-                .collect();
-            started.wait();
-            let flags = if round % 2 == 0 { pybridge::engine::PYB_SHUTDOWN_INTERRUPT } else { 0 };
-            ok(shutdown(30_000, flags));
-            let mut accepted = vec![warm];
-            let mut refused = Vec::new();
-            for submitter in submitters {
-                let (a, r) = submitter.join().unwrap();
-                accepted.extend(a);
-                refused.extend(r);
+                    .collect();
+                for _ in 0..THREADS {
+                    first_batches.recv().unwrap();
+                }
+                let flags = if round % 2 == 0 {
+                    pybridge::engine::PYB_SHUTDOWN_INTERRUPT
+                } else {
+                    0
+                };
+                ok(shutdown(30_000, flags));
+                let mut accepted = vec![warm];
+                let mut refused = Vec::new();
+                for submitter in submitters {
+                    let (a, r) = submitter.join().unwrap();
+                    accepted.extend(a);
+                    refused.extend(r);
+                }
+                let calls = CALLS.lock().unwrap().clone();
+                let calls_of = |serial: usize| calls.get(serial).copied().unwrap_or(0);
+                for serial in &accepted {
+                    assert_eq!(
+                        calls_of(*serial),
+                        1,
+                        "round {round}: accepted submission {serial}"
+                    );
+                }
+                for serial in &refused {
+                    assert_eq!(
+                        calls_of(*serial),
+                        0,
+                        "round {round}: refused submission {serial}"
+                    );
+                }
+                eprintln!(
+                    "round {round}: {} accepted, {} refused",
+                    accepted.len(),
+                    refused.len()
+                );
+                accepted_total += accepted.len();
+                refused_total += refused.len();
             }
-            let calls = CALLS.lock().unwrap().clone();
-            let calls_of = |serial: usize| calls.get(serial).copied().unwrap_or(0);
-            for serial in &accepted {
-                assert_eq!(calls_of(*serial), 1, "round {round}: accepted submission {serial}");
-            }
-            for serial in &refused {
-                assert_eq!(calls_of(*serial), 0, "round {round}: refused submission {serial}");
-            }
-            accepted_total += accepted.len();
-            refused_total += refused.len();
-        }
-        println!("{accepted_total} submissions accepted, {refused_total} refused, in {ROUNDS} rounds");
-    });
+            println!(
+                "{accepted_total} submissions accepted, {refused_total} refused, in {ROUNDS} rounds"
+            );
+        },
+    );
 }

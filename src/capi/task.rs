@@ -52,7 +52,8 @@ pub unsafe extern "C" fn pyb_task_submit(
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_task_cancel(task: pyb_task) -> pyb_status {
     ffi_boundary("pyb_task_cancel", || {
-        let gil = enter()?;
-        coroutine::cancel(gil.python(), task)
+        // The GIL only for the gate's verdict (no engine, or one shutting down).
+        let _gil = enter()?;
+        coroutine::cancel(task)
     })
 }

@@ -534,3 +534,93 @@ fn submissions_racing_shutdowns_are_called_back_exactly_once_and_never_kill_the_
         },
     );
 }
+
+#[test]
+fn a_task_is_cancelled_from_inside_a_sub_interpreter_scope_and_not_submitted_there() {
+    within(LIMIT, "cancel inside a sub-interpreter", || {
+        initialize();
+        exec(SETUP);
+        let task = submitted("forever()");
+        let coroutine = object_of("add(1, 2)");
+        let interp = shared_gil_interpreter();
+        spawn("inside", move || {
+            let mut token = 0;
+            ok(unsafe { pybridge::interpreter::pyb_interpreter_enter(interp, &mut token) });
+            // Cancelling runs no Python: it works from any scope.
+            ok(pyb_task_cancel(task));
+            let mut refused = 0;
+            expect(
+                unsafe {
+                    pyb_task_submit(coroutine, Some(record), 0xc0de as *mut c_void, &mut refused)
+                },
+                PYB_E_WRONG_INTERPRETER,
+            );
+            let own = object_of("__import__('asyncio').sleep(0)");
+            expect(
+                unsafe { pyb_task_submit(own, Some(record), 0xc0de as *mut c_void, &mut refused) },
+                PYB_E_UNSUPPORTED,
+            );
+            release(own);
+            ok(pybridge::gil::pyb_gil_release(token));
+        })
+        .join()
+        .unwrap();
+        release(coroutine);
+        let outcomes = wait_for(1, Duration::from_secs(10));
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(of(&outcomes, task).status, "PYB_E_CANCELLED");
+        ok(pybridge::interpreter::pyb_interpreter_destroy(
+            interp, 10_000,
+        ));
+    });
+}
+
+/// The coroutine a callback submits during the engine's end, and what it heard.
+static LATE_COROUTINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LATE_STATUS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn submit_again(
+    task: pyb_task,
+    status: pyb_status,
+    result: *const pyb_value,
+    _: *mut c_void,
+) {
+    let coroutine = LATE_COROUTINE.load(std::sync::atomic::Ordering::SeqCst);
+    let mut late = 0;
+    let again =
+        unsafe { pyb_task_submit(coroutine, Some(record), 0xc0de as *mut c_void, &mut late) };
+    LATE_STATUS.lock().unwrap().push(name(again));
+    unsafe { record(task, status, result, 0xc0de as *mut c_void) };
+}
+
+#[test]
+fn a_callback_submitting_during_the_engines_end_is_refused_and_starts_no_loop() {
+    within(LIMIT, "submission during the engine's end", || {
+        initialize();
+        exec(SETUP);
+        LATE_COROUTINE.store(object_of("add(1, 2)"), std::sync::atomic::Ordering::SeqCst);
+        let waiting = object_of("forever()");
+        let mut task = 0;
+        ok(unsafe {
+            pyb_task_submit(waiting, Some(submit_again), std::ptr::null_mut(), &mut task)
+        });
+        release(waiting);
+        ok(shutdown(30_000, 0));
+        let outcomes = wait_for(1, Duration::from_secs(1));
+        assert_eq!(of(&outcomes, task).status, "PYB_E_SHUTTING_DOWN");
+        assert_eq!(*LATE_STATUS.lock().unwrap(), ["PYB_E_SHUTTING_DOWN"]);
+        // No loop thread outlived the engine: a new one starts at once.
+        initialize();
+        assert_eq!(
+            OUTCOMES.lock().unwrap().len(),
+            1,
+            "the refused submission was never called back"
+        );
+        exec(SETUP);
+        let fresh = submitted("add(20, 22)");
+        assert_eq!(
+            of(&wait_for(2, Duration::from_secs(10)), fresh).result,
+            "Int(42)"
+        );
+    });
+}

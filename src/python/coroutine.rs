@@ -278,18 +278,17 @@ fn is_awaitable(py: Python<'_>, object: *mut ffi::PyObject) -> bool {
 /// Queues `object` for the loop and records the task as pending; runs no
 /// Python code. `None`: no loop yet (start one, then come back).
 fn hand_over(
-    py: Python<'_>,
+    _py: Python<'_>,
     object: *mut ffi::PyObject,
     pending: Pending,
 ) -> Result<Option<pyb_task>> {
-    let _ = py;
     let mut state = LOOP.lock();
     let state = state.current();
     match state.phase {
         Phase::Idle => Ok(None),
         Phase::Starting | Phase::Running => {
             let id = task_id(NEXT_SERIAL.fetch_add(1, Ordering::Relaxed));
-            // SAFETY: GIL held (`py`); an increment runs no code.
+            // SAFETY: GIL held (`_py`); an increment runs no code.
             unsafe { ffi::Py_IncRef(object) };
             state.pending.insert(id, pending);
             state.push((id, Some(Reference(object))));
@@ -310,7 +309,7 @@ fn loop_ended() -> Error {
 /// code (the helper module, `threading`); on an error no loop was started by
 /// this call, and a thread it started before the error ends unused.
 fn start(py: Python<'_>) -> Result<()> {
-    let (attempt, reader) = {
+    let started = {
         let mut state = LOOP.lock();
         let state = state.current();
         if state.phase != Phase::Idle {
@@ -319,15 +318,18 @@ fn start(py: Python<'_>) -> Result<()> {
         let mut fds = [-1; 2];
         // SAFETY: `fds` has room for the two descriptors.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-            // SAFETY: GIL held; sets OSError from errno.
-            unsafe { ffi::PyErr_SetFromErrno(ffi::PyExc_OSError) };
-            return Err(python_error(py));
+            Err(std::io::Error::last_os_error())
+        } else {
+            state.reader = fds[0];
+            state.writer = fds[1];
+            state.attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
+            state.phase = Phase::Starting;
+            Ok((state.attempt, state.reader))
         }
-        state.reader = fds[0];
-        state.writer = fds[1];
-        state.attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
-        state.phase = Phase::Starting;
-        (state.attempt, state.reader)
+    };
+    let (attempt, reader) = match started {
+        Ok(started) => started,
+        Err(error) => return Err(pipe_failed(py, &error)),
     };
     let started = start_runner(py, attempt, reader);
     if started.is_err() {
@@ -341,6 +343,16 @@ fn start(py: Python<'_>) -> Result<()> {
         }
     }
     started
+}
+
+/// The `OSError` (as `PYB_E_PYTHON`, which a failed start gives) for a pipe
+/// that could not be made. Made outside `LOOP`'s lock: it may run Python code.
+fn pipe_failed(py: Python<'_>, error: &std::io::Error) -> Error {
+    let message = std::ffi::CString::new(format!("pybridge's event loop: pipe(): {error}"))
+        .unwrap_or_default();
+    // SAFETY: GIL held; a static exception type and a C string.
+    unsafe { ffi::PyErr_SetString(ffi::PyExc_OSError, message.as_ptr()) };
+    python_error(py)
 }
 
 fn start_runner(py: Python<'_>, attempt: u64, reader: libc::c_int) -> Result<()> {

@@ -377,6 +377,7 @@ fn a_task_stopping_the_loop_does_not_stop_pybridges_loop() {
 
 /// How often each submission's callback ran, by its user data (a serial).
 static CALLS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static COUNTED: Condvar = Condvar::new();
 
 unsafe extern "C" fn count(
     _: pyb_task,
@@ -394,6 +395,17 @@ unsafe extern "C" fn count(
         calls.resize(serial + 1, 0);
     }
     calls[serial] += 1;
+    COUNTED.notify_all();
+}
+
+/// Submits `coroutine` (a handle, released here) with `count` as its callback
+/// and `serial` as its user data.
+fn submit_counted(coroutine: pybridge::object::pyb_object, serial: usize) -> pyb_status {
+    let mut task = 0;
+    let status =
+        unsafe { pyb_task_submit(coroutine, Some(count), serial as *mut c_void, &mut task) };
+    let _ = pybridge::object::pyb_object_release(coroutine);
+    status
 }
 
 /// Host threads submit in a loop, each batch inside one GIL scope, while the
@@ -420,12 +432,7 @@ fn submissions_racing_shutdowns_are_called_back_exactly_once_and_never_kill_the_
                 exec("async def quick(i):\n    return i");
                 // The loop runs before the race begins.
                 let warm = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let coroutine = object_of("quick(-1)");
-                let mut task = 0;
-                ok(unsafe {
-                    pyb_task_submit(coroutine, Some(count), warm as *mut c_void, &mut task)
-                });
-                release(coroutine);
+                ok(submit_counted(object_of("quick(-1)"), warm));
                 // Each submitter says when its first batch went through.
                 let (started, first_batches) = std::sync::mpsc::channel();
                 let submitters: Vec<_> = (0..THREADS)
@@ -458,17 +465,7 @@ fn submissions_racing_shutdowns_are_called_back_exactly_once_and_never_kill_the_
                                         let _ = pybridge::gil::pyb_gil_release(gil);
                                         break 'batches;
                                     }
-                                    let coroutine = value.as_object().unwrap();
-                                    let mut task = 0;
-                                    let status = unsafe {
-                                        pyb_task_submit(
-                                            coroutine,
-                                            Some(count),
-                                            serial as *mut c_void,
-                                            &mut task,
-                                        )
-                                    };
-                                    let _ = pybridge::object::pyb_object_release(coroutine);
+                                    let status = submit_counted(value.as_object().unwrap(), serial);
                                     match status {
                                         PYB_OK => accepted.push(serial),
                                         _ => {
@@ -622,5 +619,68 @@ fn a_callback_submitting_during_the_engines_end_is_refused_and_starts_no_loop() 
             of(&wait_for(2, Duration::from_secs(10)), fresh).result,
             "Int(42)"
         );
+    });
+}
+
+/// Host threads keep submitting while a task calls `sys.exit()`: before, that
+/// ended the loop, whose `loop.close()` raced the submissions' writes into its
+/// self-pipe (SIGPIPE with the default action, as in a C host) and refused
+/// every later one. Now each submission is accepted and called back once.
+#[test]
+fn submissions_racing_a_task_that_exits_are_all_served() {
+    // SAFETY: restores the default action Rust's runtime replaced.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    within(LIMIT, "submissions racing sys.exit()", || {
+        const THREADS: usize = 4;
+        const EACH: usize = 300;
+        initialize();
+        exec("import sys\nasync def quick(i):\n    return i\nasync def ender():\n    sys.exit(1)");
+        ok(submit_counted(object_of("quick(-1)"), 0));
+        let (started, first) = std::sync::mpsc::channel();
+        let submitters: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let started = started.clone();
+                spawn(&format!("submitter-{t}"), move || {
+                    for i in 0..EACH {
+                        let serial = 1 + t * EACH + i;
+                        let status = submit_counted(object_of(&format!("quick({serial})")), serial);
+                        assert_eq!(
+                            name(status),
+                            "PYB_OK",
+                            "submission {serial}: {}",
+                            last_error()
+                        );
+                        if i == 0 {
+                            started.send(()).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..THREADS {
+            first.recv().unwrap();
+        }
+        let ender = submitted("ender()");
+        for submitter in submitters {
+            submitter.join().unwrap();
+        }
+        let outcomes = wait_for(1, Duration::from_secs(10));
+        assert_eq!(
+            of(&outcomes, ender).python_type.as_deref(),
+            Some("SystemExit")
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut calls = CALLS.lock().unwrap();
+        while !(calls.len() == 1 + THREADS * EACH && calls.iter().all(|&n| n == 1)) {
+            assert!(calls.iter().all(|&n| n <= 1), "a callback ran twice");
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "not every submission was called back: {calls:?}"
+            );
+            calls = COUNTED.wait_timeout(calls, left).unwrap().0;
+        }
+        drop(calls);
+        ok(shutdown(30_000, 0));
     });
 }

@@ -283,3 +283,404 @@ fn shutdown_cancels_pending_tasks_and_calls_each_back_once() {
         assert_eq!(of(&outcomes, fresh).result, "Int(42)");
     });
 }
+
+/// Names of the Python threads named for pybridge's event loop.
+fn loop_threads() -> i64 {
+    eval_int("sum(t.name == 'pybridge-asyncio' for t in __import__('threading').enumerate())")
+}
+
+#[test]
+fn concurrent_first_submissions_start_one_loop_and_the_engine_restarts() {
+    within(LIMIT, "concurrent first submissions", || {
+        const THREADS: usize = 8;
+        initialize();
+        exec(SETUP);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+        let submitters: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let barrier = barrier.clone();
+                spawn(&format!("first-{i}"), move || {
+                    barrier.wait();
+                    submitted(&format!("add({i}, 100)"))
+                })
+            })
+            .collect();
+        let tasks: Vec<_> = submitters.into_iter().map(|t| t.join().unwrap()).collect();
+        let outcomes = wait_for(THREADS, Duration::from_secs(10));
+        assert_eq!(outcomes.len(), THREADS);
+        for (i, task) in tasks.iter().enumerate() {
+            assert_eq!(of(&outcomes, *task).result, format!("Int({})", i + 100));
+        }
+        assert_eq!(loop_threads(), 1, "one event loop per engine life");
+        ok(shutdown(30_000, 0));
+        // Every loop thread ended with the engine, so a new one starts.
+        initialize();
+        exec(SETUP);
+        let again = submitted("add(1, 2)");
+        let outcomes = wait_for(THREADS + 1, Duration::from_secs(10));
+        assert_eq!(of(&outcomes, again).result, "Int(3)");
+        assert_eq!(loop_threads(), 1);
+        ok(shutdown(30_000, 0));
+    });
+}
+
+/// A task that ends `run_forever` its own way gets its callback, and the loop
+/// goes on serving later submissions.
+fn loop_survives(code: &'static str, expected_status: &'static str, expected: &'static str) {
+    within(LIMIT, code, move || {
+        initialize();
+        exec(SETUP);
+        exec(&format!(
+            "import asyncio, sys\nasync def ender():\n    await asyncio.sleep(0)\n    {code}\n    \
+             await asyncio.sleep(0.01)\n    return 7"
+        ));
+        let ender = submitted("ender()");
+        let outcomes = wait_for(1, Duration::from_secs(10));
+        let got = of(&outcomes, ender);
+        assert_eq!(got.status, expected_status, "{got:?}");
+        match expected_status {
+            "PYB_E_PYTHON" => assert_eq!(got.python_type.as_deref(), Some(expected)),
+            _ => assert_eq!(got.result, expected),
+        }
+        let later = submitted("add(2, 3)");
+        let waiting = submitted("forever()");
+        let outcomes = wait_for(2, Duration::from_secs(10));
+        assert_eq!(of(&outcomes, later).result, "Int(5)");
+        ok(pyb_task_cancel(waiting));
+        let outcomes = wait_for(3, Duration::from_secs(10));
+        assert_eq!(of(&outcomes, waiting).status, "PYB_E_CANCELLED");
+        assert_eq!(loop_threads(), 1);
+        ok(shutdown(30_000, 0));
+        assert_eq!(OUTCOMES.lock().unwrap().len(), 3);
+        initialize();
+    });
+}
+
+#[test]
+fn a_task_calling_sys_exit_fails_alone_and_the_loop_goes_on() {
+    loop_survives("sys.exit(3)", "PYB_E_PYTHON", "SystemExit");
+}
+
+#[test]
+fn a_task_raising_keyboard_interrupt_fails_alone_and_the_loop_goes_on() {
+    loop_survives(
+        "raise KeyboardInterrupt",
+        "PYB_E_PYTHON",
+        "KeyboardInterrupt",
+    );
+}
+
+#[test]
+fn a_task_stopping_the_loop_does_not_stop_pybridges_loop() {
+    loop_survives("asyncio.get_running_loop().stop()", "PYB_OK", "Int(7)");
+}
+
+/// How often each submission's callback ran, by its user data (a serial).
+static CALLS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static COUNTED: Condvar = Condvar::new();
+
+unsafe extern "C" fn count(
+    _: pyb_task,
+    _: pyb_status,
+    result: *const pyb_value,
+    user_data: *mut c_void,
+) {
+    let value = unsafe { &*result };
+    if let Some(handle) = value.as_object() {
+        ok(pybridge::object::pyb_object_release(handle));
+    }
+    let mut calls = CALLS.lock().unwrap();
+    let serial = user_data as usize;
+    if calls.len() <= serial {
+        calls.resize(serial + 1, 0);
+    }
+    calls[serial] += 1;
+    COUNTED.notify_all();
+}
+
+/// Submits `coroutine` (a handle, released here) with `count` as its callback
+/// and `serial` as its user data.
+fn submit_counted(coroutine: pybridge::object::pyb_object, serial: usize) -> pyb_status {
+    let mut task = 0;
+    let status =
+        unsafe { pyb_task_submit(coroutine, Some(count), serial as *mut c_void, &mut task) };
+    let _ = pybridge::object::pyb_object_release(coroutine);
+    status
+}
+
+/// Host threads submit in a loop, each batch inside one GIL scope, while the
+/// engine shuts down (interrupting or not), round after round. With SIGPIPE's
+/// default action (as in a C host): pybridge's loop must never write into a
+/// closing loop's self-pipe (exit 141 before). Every accepted submission is
+/// called back exactly once, every refused one never (the interrupt landed
+/// after the hand-over: an error, and the callback still ran).
+#[test]
+fn submissions_racing_shutdowns_are_called_back_exactly_once_and_never_kill_the_host() {
+    // SAFETY: restores the default action Rust's runtime replaced.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    within(
+        Duration::from_secs(240),
+        "submissions racing shutdowns",
+        || {
+            const ROUNDS: usize = 30;
+            const THREADS: usize = 4;
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut accepted_total = 0;
+            let mut refused_total = 0;
+            for round in 0..ROUNDS {
+                initialize();
+                exec("async def quick(i):\n    return i");
+                // The loop runs before the race begins.
+                let warm = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ok(submit_counted(object_of("quick(-1)"), warm));
+                // Each submitter says when its first batch went through.
+                let (started, first_batches) = std::sync::mpsc::channel();
+                let submitters: Vec<_> = (0..THREADS)
+                    .map(|t| {
+                        let next = next.clone();
+                        let started = started.clone();
+                        spawn(&format!("submitter-{t}"), move || {
+                            let mut accepted = Vec::new();
+                            let mut refused = Vec::new();
+                            let mut first = true;
+                            'batches: loop {
+                                let mut gil = 0;
+                                if unsafe { pybridge::gil::pyb_gil_acquire(&mut gil) } != PYB_OK {
+                                    break;
+                                }
+                                for _ in 0..20 {
+                                    let serial =
+                                        next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    let code = c(&format!("quick({serial})"));
+                                    let mut value = pyb_value::none();
+                                    let status = unsafe {
+                                        pybridge::call::pyb_eval(
+                                            code.as_ptr(),
+                                            c"<race>".as_ptr(),
+                                            0,
+                                            &mut value,
+                                        )
+                                    };
+                                    if status != PYB_OK {
+                                        let _ = pybridge::gil::pyb_gil_release(gil);
+                                        break 'batches;
+                                    }
+                                    let status = submit_counted(value.as_object().unwrap(), serial);
+                                    match status {
+                                        PYB_OK => accepted.push(serial),
+                                        _ => {
+                                            refused.push(serial);
+                                            let _ = pybridge::gil::pyb_gil_release(gil);
+                                            break 'batches;
+                                        }
+                                    }
+                                }
+                                let _ = pybridge::gil::pyb_gil_release(gil);
+                                if first {
+                                    started.send(()).unwrap();
+                                    first = false;
+                                }
+                            }
+                            (accepted, refused)
+                        })
+                    })
+                    .collect();
+                for _ in 0..THREADS {
+                    first_batches.recv().unwrap();
+                }
+                let flags = if round % 2 == 0 {
+                    pybridge::engine::PYB_SHUTDOWN_INTERRUPT
+                } else {
+                    0
+                };
+                ok(shutdown(30_000, flags));
+                let mut accepted = vec![warm];
+                let mut refused = Vec::new();
+                for submitter in submitters {
+                    let (a, r) = submitter.join().unwrap();
+                    accepted.extend(a);
+                    refused.extend(r);
+                }
+                let calls = CALLS.lock().unwrap().clone();
+                let calls_of = |serial: usize| calls.get(serial).copied().unwrap_or(0);
+                for serial in &accepted {
+                    assert_eq!(
+                        calls_of(*serial),
+                        1,
+                        "round {round}: accepted submission {serial}"
+                    );
+                }
+                for serial in &refused {
+                    assert_eq!(
+                        calls_of(*serial),
+                        0,
+                        "round {round}: refused submission {serial}"
+                    );
+                }
+                eprintln!(
+                    "round {round}: {} accepted, {} refused",
+                    accepted.len(),
+                    refused.len()
+                );
+                accepted_total += accepted.len();
+                refused_total += refused.len();
+            }
+            println!(
+                "{accepted_total} submissions accepted, {refused_total} refused, in {ROUNDS} rounds"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_task_is_cancelled_from_inside_a_sub_interpreter_scope_and_not_submitted_there() {
+    within(LIMIT, "cancel inside a sub-interpreter", || {
+        initialize();
+        exec(SETUP);
+        let task = submitted("forever()");
+        let coroutine = object_of("add(1, 2)");
+        let interp = shared_gil_interpreter();
+        spawn("inside", move || {
+            let mut token = 0;
+            ok(unsafe { pybridge::interpreter::pyb_interpreter_enter(interp, &mut token) });
+            // Cancelling runs no Python: it works from any scope.
+            ok(pyb_task_cancel(task));
+            let mut refused = 0;
+            expect(
+                unsafe {
+                    pyb_task_submit(coroutine, Some(record), 0xc0de as *mut c_void, &mut refused)
+                },
+                PYB_E_WRONG_INTERPRETER,
+            );
+            let own = object_of("__import__('asyncio').sleep(0)");
+            expect(
+                unsafe { pyb_task_submit(own, Some(record), 0xc0de as *mut c_void, &mut refused) },
+                PYB_E_UNSUPPORTED,
+            );
+            release(own);
+            ok(pybridge::gil::pyb_gil_release(token));
+        })
+        .join()
+        .unwrap();
+        release(coroutine);
+        let outcomes = wait_for(1, Duration::from_secs(10));
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(of(&outcomes, task).status, "PYB_E_CANCELLED");
+        ok(pybridge::interpreter::pyb_interpreter_destroy(
+            interp, 10_000,
+        ));
+    });
+}
+
+/// The coroutine a callback submits during the engine's end, and what it heard.
+static LATE_COROUTINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LATE_STATUS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn submit_again(
+    task: pyb_task,
+    status: pyb_status,
+    result: *const pyb_value,
+    _: *mut c_void,
+) {
+    let coroutine = LATE_COROUTINE.load(std::sync::atomic::Ordering::SeqCst);
+    let mut late = 0;
+    let again =
+        unsafe { pyb_task_submit(coroutine, Some(record), 0xc0de as *mut c_void, &mut late) };
+    LATE_STATUS.lock().unwrap().push(name(again));
+    unsafe { record(task, status, result, 0xc0de as *mut c_void) };
+}
+
+#[test]
+fn a_callback_submitting_during_the_engines_end_is_refused_and_starts_no_loop() {
+    within(LIMIT, "submission during the engine's end", || {
+        initialize();
+        exec(SETUP);
+        LATE_COROUTINE.store(object_of("add(1, 2)"), std::sync::atomic::Ordering::SeqCst);
+        let waiting = object_of("forever()");
+        let mut task = 0;
+        ok(unsafe {
+            pyb_task_submit(waiting, Some(submit_again), std::ptr::null_mut(), &mut task)
+        });
+        release(waiting);
+        ok(shutdown(30_000, 0));
+        let outcomes = wait_for(1, Duration::from_secs(1));
+        assert_eq!(of(&outcomes, task).status, "PYB_E_SHUTTING_DOWN");
+        assert_eq!(*LATE_STATUS.lock().unwrap(), ["PYB_E_SHUTTING_DOWN"]);
+        // No loop thread outlived the engine: a new one starts at once.
+        initialize();
+        assert_eq!(
+            OUTCOMES.lock().unwrap().len(),
+            1,
+            "the refused submission was never called back"
+        );
+        exec(SETUP);
+        let fresh = submitted("add(20, 22)");
+        assert_eq!(
+            of(&wait_for(2, Duration::from_secs(10)), fresh).result,
+            "Int(42)"
+        );
+    });
+}
+
+/// Host threads keep submitting while a task calls `sys.exit()`: before, that
+/// ended the loop, whose `loop.close()` raced the submissions' writes into its
+/// self-pipe (SIGPIPE with the default action, as in a C host) and refused
+/// every later one. Now each submission is accepted and called back once.
+#[test]
+fn submissions_racing_a_task_that_exits_are_all_served() {
+    // SAFETY: restores the default action Rust's runtime replaced.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    within(LIMIT, "submissions racing sys.exit()", || {
+        const THREADS: usize = 4;
+        const EACH: usize = 300;
+        initialize();
+        exec("import sys\nasync def quick(i):\n    return i\nasync def ender():\n    sys.exit(1)");
+        ok(submit_counted(object_of("quick(-1)"), 0));
+        let (started, first) = std::sync::mpsc::channel();
+        let submitters: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let started = started.clone();
+                spawn(&format!("submitter-{t}"), move || {
+                    for i in 0..EACH {
+                        let serial = 1 + t * EACH + i;
+                        let status = submit_counted(object_of(&format!("quick({serial})")), serial);
+                        assert_eq!(
+                            name(status),
+                            "PYB_OK",
+                            "submission {serial}: {}",
+                            last_error()
+                        );
+                        if i == 0 {
+                            started.send(()).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..THREADS {
+            first.recv().unwrap();
+        }
+        let ender = submitted("ender()");
+        for submitter in submitters {
+            submitter.join().unwrap();
+        }
+        let outcomes = wait_for(1, Duration::from_secs(10));
+        assert_eq!(
+            of(&outcomes, ender).python_type.as_deref(),
+            Some("SystemExit")
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut calls = CALLS.lock().unwrap();
+        while !(calls.len() == 1 + THREADS * EACH && calls.iter().all(|&n| n == 1)) {
+            assert!(calls.iter().all(|&n| n <= 1), "a callback ran twice");
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "not every submission was called back: {calls:?}"
+            );
+            calls = COUNTED.wait_timeout(calls, left).unwrap().0;
+        }
+        drop(calls);
+        ok(shutdown(30_000, 0));
+    });
+}

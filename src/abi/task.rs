@@ -13,9 +13,12 @@ pub type pyb_task = u64;
 /// with the GIL held: `PYB_OK` and the result in `*result` (a plain value, or
 /// an OBJECT handle the host owns and releases; STR/BYTES valid during the
 /// call only), or an error status with `*result` None: `PYB_E_PYTHON` (the
-/// coroutine raised; `pyb_last_error_*` on this thread, inside the callback,
-/// give its type, message and traceback), `PYB_E_CANCELLED`, or
-/// `PYB_E_SHUTTING_DOWN` (the engine shut down first). Keep it short: the
+/// coroutine raised, `SystemExit` and `KeyboardInterrupt` included;
+/// `pyb_last_error_*` on this thread, inside the callback, give its type,
+/// message and traceback), `PYB_E_CANCELLED`, or
+/// `PYB_E_SHUTTING_DOWN` (the engine shut down first; called on the engine's
+/// thread instead for a task that had not started or ignored its
+/// cancellation). Keep it short: the
 /// event loop waits for it. It may call pybridge; it must not block on
 /// another thread that needs the GIL, and no exception or unwinding may leave it.
 #[allow(non_camel_case_types)]

@@ -12,20 +12,34 @@ pub use crate::abi::task::*;
 
 /// Submits `awaitable` (a coroutine, such as the result of calling an `async
 /// def` with `pyb_call`; or an asyncio Task or Future) to pybridge's asyncio
-/// event loop, which runs on a thread pybridge owns (started on the first
-/// submission), and writes the task's id to `out`. `on_done(task, status,
-/// result, user_data)` is called exactly once with the outcome (see
-/// `pyb_task_callback`), possibly before this function returns. Any thread
-/// outside sub-interpreter scopes; takes the GIL for the call if needed.
+/// event loop and writes the task's id to `out`. The loop runs on one daemon
+/// Python thread, `pybridge-asyncio`, which the first submission of an engine
+/// life starts (one loop per engine life, however many threads submit first
+/// at once) and the engine's end stops; nothing a task does ends it early
+/// (`loop.stop()` is undone, `SystemExit` and `KeyboardInterrupt` fail that
+/// task only). Any thread outside sub-interpreter scopes; takes the GIL for
+/// the call if needed.
+///
+/// `PYB_OK`: the task was handed over, and `on_done(task, status, result,
+/// user_data)` will be called exactly once with its outcome (see
+/// `pyb_task_callback`), possibly before this function returns. An error: the
+/// task was not handed over and `on_done` is never called, so the caller
+/// still owns `user_data`. An interrupting shutdown (`PYB_SHUTDOWN_INTERRUPT`)
+/// never splits the two: after the hand-over no Python code runs here.
 ///
 /// At shutdown, pending tasks are cancelled after the point of no return and
 /// their callbacks get `PYB_E_SHUTTING_DOWN`; a shutdown that times out before
 /// it cancels nothing.
 ///
-/// Errors (then `on_done` is never called): `PYB_E_WRONG_TYPE` (not
-/// awaitable), `PYB_E_UNSUPPORTED` (inside a sub-interpreter: the loop runs in
-/// the main one), `PYB_E_NULL_ARGUMENT`, `PYB_E_BAD_HANDLE`,
-/// `PYB_E_WRONG_INTERPRETER`, `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+/// Errors: `PYB_E_WRONG_TYPE` (not awaitable); `PYB_E_UNSUPPORTED` (inside a
+/// sub-interpreter scope: the loop runs in the main interpreter);
+/// `PYB_E_NULL_ARGUMENT` (`on_done` or `out`); `PYB_E_BAD_HANDLE`;
+/// `PYB_E_WRONG_INTERPRETER`; `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN`
+/// (the engine is shutting down, also from a callback or Python thread during
+/// its end, when the loop takes no more tasks); `PYB_E_PYTHON` (only when this
+/// call starts the loop: its module or thread could not be made, or an
+/// interrupting shutdown's exception arrived meanwhile; the next submission
+/// tries again).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_task_submit(
     awaitable: pyb_object,
@@ -44,15 +58,19 @@ pub unsafe extern "C" fn pyb_task_submit(
 
 /// Cancels a submitted task: its coroutine gets `CancelledError` at its next
 /// `await`, and unless it swallows it, its callback gets `PYB_E_CANCELLED`.
-/// A task that already finished is left alone (`PYB_OK`). Any thread outside
-/// sub-interpreter scopes; takes the GIL for the call if needed; does not wait.
+/// A task that already finished (its callback was called or is being called),
+/// or that the engine's end is cancelling already, is left alone (`PYB_OK`).
+/// Runs no Python code and does not wait for the loop. Any thread, inside a
+/// sub-interpreter scope too; takes the GIL for the call if needed.
 ///
-/// Errors: `PYB_E_BAD_HANDLE` (not a task of the running engine),
-/// `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`.
+/// Errors: `PYB_E_BAD_HANDLE` (not a task of the running engine: from an
+/// engine that shut down, or never issued); `PYB_E_NOT_INITIALIZED`;
+/// `PYB_E_SHUTTING_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_task_cancel(task: pyb_task) -> pyb_status {
     ffi_boundary("pyb_task_cancel", || {
-        let gil = enter()?;
-        coroutine::cancel(gil.python(), task)
+        // The GIL only for the gate's verdict (no engine, or one shutting down).
+        let _gil = enter()?;
+        coroutine::cancel(task)
     })
 }

@@ -133,8 +133,10 @@ pub unsafe extern "C" fn pyb_interpreter_enter(
 }
 
 /// Destroys `interp`: waits up to `timeout_ms` (`PYB_TIMEOUT_INFINITE`: no
-/// limit) for host threads inside it to leave and its non-daemon Python
-/// threads to finish, then ends it on its keeper thread. Its object handles
+/// limit) for host threads inside it to leave and for every Python thread
+/// running in it to finish (daemon ones too, which only shared-GIL
+/// interpreters allow: CPython cannot end an interpreter while one of its
+/// threads lives), then ends it on its keeper thread. Its object handles
 /// die with it. Any thread but one inside `interp`; a scope the caller holds
 /// elsewhere is given away while it waits. A pool's interpreters end only
 /// with their pool (`pyb_pool_destroy`).
@@ -220,8 +222,8 @@ pub extern "C" fn pyb_pool_return(pool: pyb_pool, interp: pyb_interpreter) -> py
 
 /// Destroys `pool` and all its interpreters, or nothing: waits up to
 /// `timeout_ms` (`PYB_TIMEOUT_INFINITE`: no limit) for every borrowed one to
-/// come back, for every host thread inside one to leave and for their
-/// non-daemon Python threads to finish, and only then ends them all. Borrowers
+/// come back, for every host thread inside one to leave and for every Python
+/// thread running in one to finish, and only then ends them all. Borrowers
 /// meanwhile get `PYB_E_SHUTTING_DOWN`. A destroy that the engine's shutdown,
 /// or a concurrent destroy, overtakes returns `PYB_OK` once the pool is gone.
 /// Any thread but one inside any of its interpreters; a scope the caller holds

@@ -36,49 +36,28 @@
 
 #define MAX_THREADS 16
 #define HANDOFF_SLOTS 16
-#define MAX_ATTEMPTS 65536
 #define DEADLINE_SLACK_MS 1000
 #define HANG_MS 20000
 
 static unsigned long long seed;
-static int interrupt;
 static int thread_count = 6;
 static int ops_per_thread = 1000;
 
 static atomic_int workers_done;
-static atomic_llong progress_ms[MAX_THREADS + 1];
-static const char *_Atomic current_op[MAX_THREADS + 1];
-
-static long long now_ms(void);
 
 /* Failures name what replays them, and what each thread was doing (for how
  * long): a stuck thread shows there (tests/c/host_check.h prints this). */
-static void print_replay(FILE *out) {
-    fprintf(out, " [replay: fuzz_host %llu %d %d %d]", seed, interrupt, thread_count,
-            ops_per_thread);
-    long long now = now_ms();
-    for (int i = 0; i <= thread_count; i++) {
-        long long since = atomic_load(&progress_ms[i]);
-        const char *op = atomic_load(&current_op[i]);
-        fprintf(out, "\n  %s %d: %s", i == thread_count ? "controller" : "worker", i,
-                since == 0 ? "done" : op != NULL ? op : "starting");
-        if (since != 0) {
-            fprintf(out, " (for %lld ms)", now - since);
-        }
-    }
-}
+static void print_replay(FILE *out);
 #define HOST_CHECK_PROGRAM "fuzz_host"
 #define HOST_CHECK_CONTEXT print_replay
 #include "host_check.h"
+#include "fuzz_util.h"
 
-/* The engine's life, as the controller saw it. */
-static atomic_int engine_epoch;  /* bumped after each shutdown that stopped the engine */
-static atomic_int attempts;      /* shutdown attempts started */
-static _Atomic int attempt_outcome[MAX_ATTEMPTS];
-enum { OUTCOME_PENDING, OUTCOME_STOPPED, OUTCOME_TIMEOUT };
-/* Attempts current when a ShutdownInterrupt reached a worker. */
-static atomic_int interrupt_seen_at[4096];
-static atomic_int interrupts_seen;
+static void print_replay(FILE *out) {
+    fprintf(out, " [replay: fuzz_host %llu %d %d %d]", seed, interrupt, thread_count,
+            ops_per_thread);
+    print_threads(out, thread_count + 1);
+}
 
 /* Objects handed between threads: handle and the engine epoch that made it. */
 struct handoff {
@@ -88,67 +67,7 @@ struct handoff {
 static pthread_mutex_t handoff_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct handoff handoff[HANDOFF_SLOTS];
 
-static atomic_llong ops_done, cycles_done, timeouts, commits, thread_exits_open;
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t next_random(uint64_t *state) {
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
-
-static int below(uint64_t *state, int n) { return (int)(next_random(state) % (uint64_t)n); }
-
-static void sleep_us(long us) {
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* Fails unless `status` is one of the `count` statuses that follow. */
-static void allowed(const char *what, pyb_status status, int count, ...) {
-    va_list args;
-    va_start(args, count);
-    for (int i = 0; i < count; i++) {
-        if (va_arg(args, int) == status) {
-            va_end(args);
-            return;
-        }
-    }
-    va_end(args);
-    fail("%s returned %s, which the header does not document for it here", what,
-         pyb_status_name(status));
-}
-
-static int last_error_contains(const char *text) {
-    char message[4096];
-    pyb_last_error_message(message, sizeof message);
-    return strstr(message, text) != NULL;
-}
-
-/* A PYB_E_PYTHON from code that raises nothing itself: only an interrupt may cause it. */
-static void unexpected_python_error(const char *what, pyb_status status) {
-    if (status != PYB_E_PYTHON) {
-        return;
-    }
-    if (!last_error_contains("ShutdownInterrupt")) {
-        fail("%s raised a Python error", what);
-    }
-    if (!interrupt) {
-        fail("%s got a ShutdownInterrupt, but no shutdown interrupts", what);
-    }
-    int at = atomic_fetch_add(&interrupts_seen, 1);
-    if (at < 4096) {
-        atomic_store(&interrupt_seen_at[at], atomic_load(&attempts));
-    }
-}
+static atomic_llong ops_done, thread_exits_open;
 
 #define ENGINE_BUSY PYB_E_NOT_INITIALIZED, PYB_E_SHUTTING_DOWN
 
@@ -440,13 +359,12 @@ static void *worker(void *arg) {
     int index = (int)(intptr_t)arg;
     uint64_t rng = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)index + 1;
     for (int op = 0; op < ops_per_thread; op++) {
-        atomic_store(&progress_ms[index], now_ms());
         int choice = below(&rng, 12);
         static const char *const names[] = {
             "nested scopes", "allow-threads", "run", "error", "handoff",
             "import", "python thread", "host function", "thread exit", "handoff",
             "interpreter", "interpreter"};
-        atomic_store(&current_op[index], names[choice]);
+        track(index, names[choice]);
         switch (choice) {
         case 0: op_nested_scopes(&rng); break;
         case 1: op_allow_threads(&rng); break;
@@ -492,51 +410,11 @@ static void *controller(void *arg) {
     uint64_t rng = seed ^ 0xc0ffee;
     int index = (int)(intptr_t)arg;
     while (atomic_load(&workers_done) < thread_count) {
-        atomic_store(&progress_ms[index], now_ms());
-        atomic_store(&current_op[index], "controller sleep");
+        track(index, "controller sleep");
         sleep_us(1000 + below(&rng, 10000));
-        uint32_t timeout = (uint32_t)below(&rng, 40);
-        uint32_t flags = interrupt && below(&rng, 4) != 0 ? PYB_SHUTDOWN_INTERRUPT : 0;
-        int attempt = atomic_load(&attempts);
-        if (attempt >= MAX_ATTEMPTS) {
+        if (!shutdown_cycle(&rng, index, 40, DEADLINE_SLACK_MS, start_engine)) {
             break;
         }
-        atomic_store(&current_op[index], "pyb_engine_shutdown");
-        atomic_store(&attempts, attempt + 1);
-        long long start = now_ms();
-        pyb_status status = pyb_engine_shutdown(timeout, flags);
-        long long took = now_ms() - start;
-        allowed("pyb_engine_shutdown", status, 3, PYB_OK, PYB_E_TIMEOUT,
-                PYB_E_SHUTDOWN_COMMITTED);
-        if (took > (long long)timeout + DEADLINE_SLACK_MS) {
-            fail("pyb_engine_shutdown(%u) returned after %lld ms", timeout, took);
-        }
-        if (status == PYB_E_TIMEOUT) {
-            atomic_store(&attempt_outcome[attempt], OUTCOME_TIMEOUT);
-            atomic_fetch_add(&timeouts, 1);
-            if (pyb_engine_state() != PYB_STATE_RUNNING) {
-                fail("the engine is not RUNNING after PYB_E_TIMEOUT");
-            }
-            continue;
-        }
-        if (status == PYB_E_SHUTDOWN_COMMITTED) {
-            atomic_fetch_add(&commits, 1);
-            start = now_ms();
-            status = pyb_engine_shutdown(10000, 0);
-            allowed("pyb_engine_shutdown after COMMITTED", status, 2, PYB_OK,
-                    PYB_E_NOT_INITIALIZED);
-            if (now_ms() - start > 10000 + DEADLINE_SLACK_MS) {
-                fail("waiting for a committed shutdown took %lld ms", now_ms() - start);
-            }
-        }
-        atomic_store(&attempt_outcome[attempt], OUTCOME_STOPPED);
-        if (pyb_engine_state() != PYB_STATE_UNINITIALIZED) {
-            fail("the engine is not UNINITIALIZED after its shutdown");
-        }
-        atomic_fetch_add(&engine_epoch, 1);
-        atomic_fetch_add(&cycles_done, 1);
-        atomic_store(&current_op[index], "pyb_engine_initialize");
-        start_engine();
     }
     atomic_store(&progress_ms[index], 0);
     return NULL;
@@ -544,19 +422,7 @@ static void *controller(void *arg) {
 
 static void *watchdog(void *arg) {
     (void)arg;
-    for (;;) {
-        sleep_us(100000);
-        long long now = now_ms();
-        for (int i = 0; i <= thread_count; i++) {
-            long long last = atomic_load(&progress_ms[i]);
-            if (last != 0 && now - last > HANG_MS) {
-                fail("thread %d hung for %lld ms in '%s' (cycles %lld, ops %lld)", i, now - last,
-                     atomic_load(&current_op[i]), (long long)atomic_load(&cycles_done),
-                     (long long)atomic_load(&ops_done));
-            }
-        }
-    }
-    return NULL;
+    return watch_for_hangs(thread_count + 1, HANG_MS);
 }
 
 int main(int argc, char **argv) {
@@ -597,16 +463,8 @@ int main(int argc, char **argv) {
     }
     pthread_join(threads[MAX_THREADS], NULL);
 
-    /* A ShutdownInterrupt may only come from an attempt that went on to stop the engine. */
+    check_interrupts_seen();
     int seen = atomic_load(&interrupts_seen);
-    for (int i = 0; i < seen && i < 4096; i++) {
-        int attempt = atomic_load(&interrupt_seen_at[i]) - 1;
-        if (attempt < 0 || atomic_load(&attempt_outcome[attempt]) != OUTCOME_STOPPED) {
-            fail("a ShutdownInterrupt reached a thread during attempt %d, which did not stop "
-                 "the engine (outcome %d)",
-                 attempt, attempt < 0 ? -1 : atomic_load(&attempt_outcome[attempt]));
-        }
-    }
     for (int slot = 0; slot < HANDOFF_SLOTS; slot++) {
         if (handoff[slot].handle != 0) {
             allowed("pyb_object_release", pyb_object_release(handoff[slot].handle), 2, PYB_OK,

@@ -13,7 +13,8 @@
  * PYB_FUZZ_SKIP=<family>,... switches families of operations off (to look at
  * the others while one is known broken): interpreters, exits, pools, handles,
  * buffers, host_memory, tasks, task_exits, fork, restarts, py_threads, stdlib,
- * keeper_raises (see family_names).
+ * keeper_raises, exit_after_sub, view_owner_release, member_destroy (see enum
+ * family).
  *
  * Checked: every status is one the header documents for that call (plus
  * PYB_E_NOT_INITIALIZED / PYB_E_SHUTTING_DOWN around restarts, and a
@@ -86,11 +87,15 @@ enum family {
     F_PY_THREADS,   /* Python threads left running in sub-interpreters */
     F_STDLIB,       /* datetime, decimal, asyncio imported in sub-interpreters */
     F_KEEPER_RAISES, /* atexit code that raises when a sub-interpreter ends */
+    F_EXIT_AFTER_SUB, /* of exits: a main scope open, after a sub-interpreter was used */
+    F_VIEW_OWNER_RELEASE, /* of buffers: memoryview.release() under a live view */
+    F_MEMBER_DESTROY, /* of pools: a borrowed member destroyed directly, then returned */
     F_COUNT
 };
 static const char *const family_names[F_COUNT] = {
     "interpreters", "exits", "pools",    "handles",  "buffers",    "host_memory",  "tasks",
-    "task_exits",   "fork",  "restarts", "py_threads", "stdlib", "keeper_raises"};
+    "task_exits",   "fork",  "restarts", "py_threads", "stdlib", "keeper_raises",
+    "exit_after_sub", "view_owner_release", "member_destroy"};
 static int skipped[F_COUNT];
 
 static int on(enum family family) { return !skipped[family]; }
@@ -430,8 +435,9 @@ static void op_thread_exit(uint64_t *rng) {
         "thread exit: sub-interpreter then main scopes open",
         "thread exit: allow-threads region open"};
     struct exit_plan plan = {(enum exit_kind)below(rng, EXIT_KINDS), interp_at(below(rng, INTERP_SLOTS))};
-    if (plan.kind != EXIT_MAIN && plan.kind != EXIT_REGION &&
-        (!on(F_INTERPRETERS) || plan.interp == 0)) {
+    if ((plan.kind != EXIT_MAIN && plan.kind != EXIT_REGION &&
+         (!on(F_INTERPRETERS) || plan.interp == 0)) ||
+        (plan.kind == EXIT_MAIN_AFTER_SUB && !on(F_EXIT_AFTER_SUB))) {
         plan.kind = EXIT_MAIN;
     }
     describe_op(names[plan.kind]);
@@ -674,7 +680,7 @@ static void op_pool(uint64_t *rng) {
         if (loan.pool == 0) {
             return;
         }
-        if (what == 2) {
+        if (what == 2 && on(F_MEMBER_DESTROY)) {
             describe_op("pool: destroy a borrowed member, then return it");
             if (destroy_interp("pyb_interpreter_destroy (pool member)", loan.interp,
                                (uint32_t)below(rng, 20)) == PYB_OK) {
@@ -782,6 +788,9 @@ static void release_view(struct view_slot *taken) {
 /* Inside a scope of the view's interpreter, in its engine: write the memory
  * and read it back through Python. */
 static void touch_view(uint64_t *rng, struct view_slot *taken) {
+    if (taken->interp == 0 && current_interp != 0) {
+        return; /* a scope opened inside a sub-interpreter's is in that interpreter */
+    }
     pyb_gil scope;
     pyb_interpreter previous = current_interp;
     pyb_status status = taken->interp == 0 ? pyb_gil_acquire(&scope)
@@ -886,7 +895,7 @@ static void new_view(uint64_t *rng, int slot) {
              made.view.format);
     }
     atomic_fetch_add(&views_made, 1);
-    if (below(rng, 4) == 0) {
+    if (below(rng, 4) == 0 && on(F_VIEW_OWNER_RELEASE)) {
         describe_op("buffers: memoryview.release() under a view");
         release_memoryview_under_view(&made, below(rng, 2));
     }
@@ -1260,13 +1269,16 @@ static void child_failed(const char *what, pyb_status got, const char *want, lon
     _exit(3);
 }
 
+/* Ends a list of other outcomes for child_expect (PYB_OK is 0; no status is positive). */
+#define CHILD_END 1
+
 /* The child's call `what` returned `got` after starting at `start`: it must be
- * PYB_E_FORKED (or one of `others`, 0-terminated), at once. */
+ * PYB_E_FORKED (or one of `others`, ended by CHILD_END), at once. */
 static void child_expect(const char *what, pyb_status got, long long start,
                          const pyb_status *others) {
     long long took = now_ms() - start;
     int fine = got == PYB_E_FORKED;
-    for (; others != NULL && *others != 0 && !fine; others++) {
+    for (; others != NULL && *others != CHILD_END && !fine; others++) {
         fine = got == *others;
     }
     if (!fine || took > CHILD_CALL_MS) {
@@ -1290,13 +1302,14 @@ static void child_body(pyb_gil forking_scope, pyb_interpreter interp, pyb_pool p
     if (state != PYB_STATE_FORKED) {
         child_failed("pyb_engine_state", state, "PYB_STATE_FORKED", 0);
     }
-    static const pyb_status release_outcomes[] = {PYB_OK, PYB_E_BAD_HANDLE, 0};
+    /* Releases never block: they may be queued (or refused) as in the parent. */
+    static const pyb_status release_outcomes[] = {PYB_OK, PYB_E_BAD_HANDLE, CHILD_END};
     static const pyb_status return_outcomes[] = {PYB_OK, PYB_E_INVALID_ARGUMENT, PYB_E_BAD_HANDLE,
-                                                 0};
+                                                 CHILD_END};
     if (forking_scope != 0) {
         /* The forking thread's own scope goes on working until it closes it. */
         pyb_gil inner;
-        static const pyb_status ok[] = {PYB_OK, 0};
+        static const pyb_status ok[] = {PYB_OK, CHILD_END};
         long long start = now_ms();
         pyb_status status = pyb_gil_acquire(&inner);
         if (status != PYB_OK) {
@@ -1320,15 +1333,21 @@ static void child_body(pyb_gil forking_scope, pyb_interpreter interp, pyb_pool p
     CHILD_CALL(pyb_buffer_from_host(view.view.data, 0, NULL, 1, 0, NULL, NULL, &object), NULL);
     CHILD_CALL(pyb_host_object_new(NULL, NULL, &object), NULL);
     /* The interpreter or pool may have been destroyed already (in the parent). */
-    static const pyb_status stale[] = {PYB_E_BAD_HANDLE, 0};
+    static const pyb_status stale[] = {PYB_E_BAD_HANDLE, CHILD_END};
     if (interp != 0) {
         CHILD_CALL(pyb_interpreter_enter(interp, &scope), stale);
         CHILD_CALL(pyb_interpreter_destroy(interp, 2000), stale);
     }
     if (pool != 0) {
-        pyb_interpreter borrowed;
-        CHILD_CALL(pyb_pool_borrow(pool, 2000, &borrowed), stale);
-        CHILD_CALL(pyb_pool_return(pool, interp), return_outcomes);
+        /* A borrow only takes a name off a list; entering it is what is refused. */
+        static const pyb_status borrow_outcomes[] = {PYB_OK, PYB_E_TIMEOUT, PYB_E_BAD_HANDLE,
+                                                     PYB_E_SHUTTING_DOWN, CHILD_END};
+        pyb_interpreter borrowed = 0;
+        CHILD_CALL(pyb_pool_borrow(pool, 0, &borrowed), borrow_outcomes);
+        if (borrowed != 0) {
+            CHILD_CALL(pyb_interpreter_enter(borrowed, &scope), NULL);
+            CHILD_CALL(pyb_pool_return(pool, borrowed), return_outcomes);
+        }
         CHILD_CALL(pyb_pool_destroy(pool, 2000), stale);
     }
     if (handle.handle != 0) {
@@ -1556,6 +1575,26 @@ static void *watchdog(void *arg) {
     return watch_for_hangs(thread_count + 1, HANG_MS);
 }
 
+/* A crash (CPython's fatal error aborts) says what each thread was doing. */
+static void on_crash(int signal_number) {
+    fprintf(stderr, "fuzz_api: FAILED: signal %d", signal_number);
+    print_replay(stderr);
+    fputc('\n', stderr);
+    fflush(stderr);
+    raise(signal_number); /* SA_RESETHAND: the default action now */
+}
+
+static void report_crashes(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_crash;
+    action.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGABRT, &action, NULL);
+    sigaction(SIGSEGV, &action, NULL);
+    sigaction(SIGBUS, &action, NULL);
+}
+
 /* 3.<minor> of the running Python, from pyb_python_info's "version: 3.X.Y". */
 static int running_minor(void) {
     char info[4096];
@@ -1621,6 +1660,7 @@ int main(int argc, char **argv) {
         parse_skip_list(skip_list);
     }
     long long started = now_ms();
+    report_crashes();
     start_engine();
     python_minor = running_minor();
     own_gil = python_minor >= 12;

@@ -13,8 +13,8 @@
  * PYB_FUZZ_SKIP=<family>,... switches families of operations off (to look at
  * the others while one is known broken): interpreters, exits, pools, handles,
  * buffers, host_memory, tasks, task_exits, fork, restarts, py_threads, stdlib,
- * keeper_raises, exit_after_sub, view_owner_release, member_destroy (see enum
- * family).
+ * keeper_raises, exit_after_sub, view_owner_release, member_destroy,
+ * none_handles (see enum family).
  *
  * Checked: every status is one the header documents for that call (plus
  * PYB_E_NOT_INITIALIZED / PYB_E_SHUTTING_DOWN around restarts, and a
@@ -90,12 +90,13 @@ enum family {
     F_EXIT_AFTER_SUB, /* of exits: a main scope open, after a sub-interpreter was used */
     F_VIEW_OWNER_RELEASE, /* of buffers: memoryview.release() under a live view */
     F_MEMBER_DESTROY, /* of pools: a borrowed member destroyed directly, then returned */
+    F_NONE_HANDLES, /* interpreter, pool and task handle 0 ("none") passed in */
     F_COUNT
 };
 static const char *const family_names[F_COUNT] = {
     "interpreters", "exits", "pools",    "handles",  "buffers",    "host_memory",  "tasks",
     "task_exits",   "fork",  "restarts", "py_threads", "stdlib", "keeper_raises",
-    "exit_after_sub", "view_owner_release", "member_destroy"};
+    "exit_after_sub", "view_owner_release", "member_destroy", "none_handles"};
 static int skipped[F_COUNT];
 
 static int on(enum family family) { return !skipped[family]; }
@@ -286,8 +287,8 @@ static void run_in_sub_interpreter(uint64_t *rng) {
     } else if (what == 1 && on(F_PY_THREADS)) {
         /* Non-daemon: a destroy or shutdown waits for it (own-GIL interpreters refuse daemons). */
         run_code("Python thread in a sub-interpreter",
-                 "import threading, time\n"
-                 "threading.Thread(target=time.sleep, args=(0.02,)).start()\n");
+                 "import random, threading, time\n"
+                 "threading.Thread(target=time.sleep, args=(random.random() * 0.15,)).start()\n");
     } else if (what == 2 && on(F_KEEPER_RAISES)) {
         run_code("atexit code that raises",
                  "import atexit\n"
@@ -341,16 +342,41 @@ static void op_interpreter_enter(uint64_t *rng, int first, int second) {
     }
 }
 
+/* Handle 0 is "none": never made, so PYB_E_BAD_HANDLE (or a refused argument). */
+static void op_none_handles(void) {
+    pyb_gil scope;
+    pyb_interpreter borrowed;
+    allowed("pyb_interpreter_destroy(0)", pyb_interpreter_destroy(0, 0), 2, PYB_E_BAD_HANDLE,
+            PYB_E_INVALID_ARGUMENT);
+    allowed("pyb_interpreter_enter(0)", pyb_interpreter_enter(0, &scope), 4, PYB_E_BAD_HANDLE,
+            PYB_E_INVALID_ARGUMENT, ENGINE_BUSY);
+    allowed("pyb_pool_borrow(0)", pyb_pool_borrow(0, 0, &borrowed), 2, PYB_E_BAD_HANDLE,
+            PYB_E_INVALID_ARGUMENT);
+    allowed("pyb_pool_destroy(0)", pyb_pool_destroy(0, 0), 2, PYB_E_BAD_HANDLE,
+            PYB_E_INVALID_ARGUMENT);
+    allowed("pyb_task_cancel(0)", pyb_task_cancel(0), 4, PYB_E_BAD_HANDLE,
+            PYB_E_INVALID_ARGUMENT, ENGINE_BUSY);
+}
+
 static void op_interpreter(uint64_t *rng) {
     int slot = below(rng, INTERP_SLOTS);
     int what = below(rng, 10);
+    if (on(F_NONE_HANDLES) && below(rng, 20) == 0) {
+        describe_op("interpreter: handle 0");
+        op_none_handles();
+        return;
+    }
     if (what == 0 || interp_at(slot) == 0) {
         op_interpreter_new(rng, slot);
     } else if (what == 1) {
+        pyb_interpreter interp = interp_at(slot);
+        if (interp == 0) {
+            return; /* another thread emptied the slot meanwhile */
+        }
         /* Sometimes from inside a main scope, which the wait gives away. */
         pyb_gil scope = 0;
         int holding = below(rng, 3) == 0 && pyb_gil_acquire(&scope) == PYB_OK;
-        destroy_interp("pyb_interpreter_destroy", interp_at(slot), (uint32_t)below(rng, 30));
+        destroy_interp("pyb_interpreter_destroy", interp, (uint32_t)below(rng, 30));
         if (holding) {
             allowed("pyb_gil_release", pyb_gil_release(scope), 1, PYB_OK);
         }
@@ -749,6 +775,7 @@ struct view_slot {
     pyb_buffer view;
     pyb_object source; /* the bytearray, or the memoryview of one */
     int source_is_memoryview;
+    int source_released; /* memoryview.release() on the source worked: no reading it */
     pyb_interpreter interp;
     int epoch;
 };
@@ -801,7 +828,7 @@ static void touch_view(uint64_t *rng, struct view_slot *taken) {
     }
     current_interp = taken->interp;
     /* The scope holds the engine (and interpreter) up: the memory is live. */
-    if (atomic_load(&engine_epoch) == taken->epoch) {
+    if (atomic_load(&engine_epoch) == taken->epoch && !taken->source_released) {
         int byte = 1 + below(rng, 250);
         memset(taken->view.data, byte, taken->view.len);
         pyb_value key = {.tag = PYB_VALUE_INT, .data.int64 = VIEW_BYTES - 1}, item;
@@ -830,6 +857,7 @@ static void release_memoryview_under_view(struct view_slot *taken, int owner) {
     if (status != PYB_OK) {
         return;
     }
+    taken->source_released = !owner;
     pyb_value bytearray_value = {.tag = PYB_VALUE_OBJECT, .data.object = taken->source};
     if (taken->source_is_memoryview) {
         status = pyb_getattr(taken->source, "obj", &bytearray_value);
@@ -1240,12 +1268,10 @@ static void op_task_cancel(uint64_t *rng) {
         return;
     }
     pyb_status status = pyb_task_cancel(task);
-    if (current_interp != 0) {
-        allowed("pyb_task_cancel in a sub-interpreter", status, 4, PYB_E_UNSUPPORTED,
-                PYB_E_BAD_HANDLE, ENGINE_BUSY);
-    } else {
-        allowed("pyb_task_cancel", status, 4, PYB_OK, PYB_E_BAD_HANDLE, ENGINE_BUSY);
-    }
+    /* PYB_E_PYTHON: an interrupting shutdown's ShutdownInterrupt, as for any
+     * call that runs Python code (the header lists it for none of them). */
+    allowed("pyb_task_cancel", status, 5, PYB_OK, PYB_E_BAD_HANDLE, PYB_E_PYTHON, ENGINE_BUSY);
+    unexpected_python_error("pyb_task_cancel", status);
     atomic_fetch_add(&cancels, 1);
 }
 

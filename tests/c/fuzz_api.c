@@ -119,8 +119,6 @@ static void parse_skip_list(const char *text) {
     }
 }
 
-#define ENGINE_BUSY PYB_E_NOT_INITIALIZED, PYB_E_SHUTTING_DOWN
-
 /* The controller makes this many shutdown attempts; workers go on until it is
  * done (and they did their operations): with the engine down, operations fail
  * fast, and a fixed number of them would end before the next restart. */
@@ -130,9 +128,6 @@ static atomic_int controller_done;
 static int python_minor;    /* 3.<minor> */
 static int own_gil;         /* sub-interpreters with their own GIL (3.12+) */
 static atomic_llong ops_done, thread_exits_open, forks;
-
-/* The interpreter the calling thread's innermost scope is in (0: main, or none). */
-static _Thread_local pyb_interpreter current_interp;
 
 /* The calling worker's index, for describe_op. */
 static _Thread_local int worker_index;
@@ -144,10 +139,7 @@ static int engine_running(void) { return pyb_engine_state() == PYB_STATE_RUNNING
 
 /* ---- Sub-interpreters ---------------------------------------------------- */
 
-#define INTERP_SLOTS 4
-static pthread_mutex_t interp_lock = PTHREAD_MUTEX_INITIALIZER;
-static pyb_interpreter interp_slots[INTERP_SLOTS];
-static atomic_llong interps_made, interps_destroyed, interp_entries;
+static atomic_llong interps_made, interps_destroyed;
 
 /* Interpreters destroyed with pyb_interpreter_destroy (pool members too), for
  * "a pool handed out a destroyed interpreter". Handles are never reused. */
@@ -180,23 +172,6 @@ static long long destroyed_at(pyb_interpreter interp) {
 }
 
 static int was_destroyed(pyb_interpreter interp) { return destroyed_at(interp) != 0; }
-
-static pyb_interpreter interp_at(int slot) {
-    pthread_mutex_lock(&interp_lock);
-    pyb_interpreter interp = interp_slots[slot];
-    pthread_mutex_unlock(&interp_lock);
-    return interp;
-}
-
-static void forget_interp(pyb_interpreter interp) {
-    pthread_mutex_lock(&interp_lock);
-    for (int slot = 0; slot < INTERP_SLOTS; slot++) {
-        if (interp_slots[slot] == interp) {
-            interp_slots[slot] = 0;
-        }
-    }
-    pthread_mutex_unlock(&interp_lock);
-}
 
 /* pyb_interpreter_destroy under its deadline; returns its status. */
 static pyb_status destroy_interp(const char *what, pyb_interpreter interp, uint32_t timeout) {
@@ -252,21 +227,6 @@ static void op_interpreter_new(uint64_t *rng, int slot) {
     }
 }
 
-/* Opens a scope in `interp` and makes it the thread's current interpreter;
- * returns the status (PYB_E_BAD_HANDLE forgets the slot). */
-static pyb_status enter_interp(pyb_interpreter interp, pyb_gil *token) {
-    pyb_status status = pyb_interpreter_enter(interp, token);
-    allowed("pyb_interpreter_enter", status, 4, PYB_OK, PYB_E_BAD_HANDLE, ENGINE_BUSY);
-    if (status == PYB_E_BAD_HANDLE) {
-        forget_interp(interp);
-    }
-    if (status == PYB_OK) {
-        atomic_fetch_add(&interp_entries, 1);
-        current_interp = interp;
-    }
-    return status;
-}
-
 static void run_code(const char *what, const char *code) {
     pyb_status status = pyb_run(code, "<fuzz_api>", 0);
     allowed(what, status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
@@ -302,43 +262,17 @@ static void run_in_sub_interpreter(uint64_t *rng) {
 
 static void op_handles(uint64_t *rng);
 
-/* Enters slot `first` (and maybe `second` inside it), maybe from inside a main
- * scope, runs code there, tries to destroy the interpreter it is in, uses
- * handles of other interpreters. */
-static void op_interpreter_enter(uint64_t *rng, int first, int second) {
-    pyb_gil outer = 0;
-    int from_main = below(rng, 3) == 0;
-    if (from_main) {
-        pyb_status status = pyb_gil_acquire(&outer);
-        allowed("pyb_gil_acquire", status, 3, PYB_OK, ENGINE_BUSY);
-        if (status != PYB_OK) {
-            return;
-        }
+/* In a sub-interpreter scope: runs code, tries to destroy the interpreter it
+ * is in, uses handles of other interpreters. */
+static void inside_interpreter(uint64_t *rng, pyb_interpreter interp) {
+    run_in_sub_interpreter(rng);
+    if (below(rng, 8) == 0) {
+        pyb_status status = pyb_interpreter_destroy(interp, 0);
+        allowed("pyb_interpreter_destroy from inside it", status, 2, PYB_E_WOULD_DEADLOCK,
+                PYB_E_SHUTTING_DOWN);
     }
-    pyb_interpreter interps[2] = {interp_at(first), second >= 0 ? interp_at(second) : 0};
-    pyb_gil scopes[2];
-    int opened = 0;
-    for (int i = 0; i < 2 && interps[i] != 0; i++) {
-        if (enter_interp(interps[i], &scopes[i]) != PYB_OK) {
-            break;
-        }
-        opened++;
-        run_in_sub_interpreter(rng);
-        if (below(rng, 8) == 0) {
-            pyb_status status = pyb_interpreter_destroy(interps[i], 0);
-            allowed("pyb_interpreter_destroy from inside it", status, 2, PYB_E_WOULD_DEADLOCK,
-                    PYB_E_SHUTTING_DOWN);
-        }
-        if (on(F_HANDLES) && below(rng, 3) == 0) {
-            op_handles(rng);
-        }
-    }
-    while (opened-- > 0) {
-        allowed("pyb_gil_release (sub-interpreter)", pyb_gil_release(scopes[opened]), 1, PYB_OK);
-        current_interp = opened > 0 ? interps[opened - 1] : 0;
-    }
-    if (from_main) {
-        allowed("pyb_gil_release", pyb_gil_release(outer), 1, PYB_OK);
+    if (on(F_HANDLES) && below(rng, 3) == 0) {
+        op_handles(rng);
     }
 }
 
@@ -381,7 +315,8 @@ static void op_interpreter(uint64_t *rng) {
             allowed("pyb_gil_release", pyb_gil_release(scope), 1, PYB_OK);
         }
     } else {
-        op_interpreter_enter(rng, slot, below(rng, 3) == 0 ? below(rng, INTERP_SLOTS) : -1);
+        enter_interpreters(rng, slot, below(rng, 3) == 0 ? below(rng, INTERP_SLOTS) : -1,
+                           inside_interpreter);
     }
 }
 
@@ -534,28 +469,17 @@ static void op_handles(uint64_t *rng) {
             }
         }
         /* Releasing works from any thread and interpreter: queued if need be. */
-        status = pyb_object_release(taken.handle);
-        allowed("pyb_object_release", status, 2, PYB_OK, PYB_E_BAD_HANDLE);
-        if (status == PYB_OK && atomic_load(&engine_epoch) != taken.epoch &&
-            epoch_before != taken.epoch) {
-            fail("a handle from engine %d was released in engine %d", taken.epoch, epoch_before);
-        }
+        release_handle_of(taken.handle, taken.epoch, epoch_before);
         return;
     }
     int epoch = atomic_load(&engine_epoch);
-    pyb_value value;
-    pyb_status status = pyb_eval("[1, 2, 3]", "<fuzz_api>", 0, &value);
-    allowed("pyb_eval", status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
-    unexpected_python_error("pyb_eval", status);
-    if (status != PYB_OK) {
+    pyb_object made = new_list_handle();
+    if (made == 0) {
         return;
-    }
-    if (value.tag != PYB_VALUE_OBJECT) {
-        fail("pyb_eval of a list gave tag %u", value.tag);
     }
     pthread_mutex_lock(&held_lock);
     struct held old = held_slots[slot];
-    held_slots[slot] = (struct held){value.data.object, current_interp, epoch, 3};
+    held_slots[slot] = (struct held){made, current_interp, epoch, 3};
     pthread_mutex_unlock(&held_lock);
     if (old.handle != 0) {
         allowed("pyb_object_release", pyb_object_release(old.handle), 2, PYB_OK,
@@ -600,20 +524,13 @@ static struct pool_slot find_pool(pyb_pool pool) {
     return found;
 }
 
-static void forget_pool(pyb_pool pool) {
+/* Forgets `pool`'s slot, or notes that a member of it was destroyed directly. */
+static void change_pool_slot(pyb_pool pool, int forget) {
     pthread_mutex_lock(&pool_lock);
     for (int slot = 0; slot < POOL_SLOTS; slot++) {
-        if (pool_slots[slot].pool == pool) {
+        if (pool_slots[slot].pool == pool && forget) {
             pool_slots[slot].pool = 0;
-        }
-    }
-    pthread_mutex_unlock(&pool_lock);
-}
-
-static void mark_member_destroyed(pyb_pool pool) {
-    pthread_mutex_lock(&pool_lock);
-    for (int slot = 0; slot < POOL_SLOTS; slot++) {
-        if (pool_slots[slot].pool == pool) {
+        } else if (pool_slots[slot].pool == pool) {
             pool_slots[slot].member_destroyed = 1;
         }
     }
@@ -642,7 +559,7 @@ static void pool_destroy(uint64_t *rng, struct pool_slot taken) {
                  (unsigned long long)taken.size, (unsigned long long)stats.size);
         }
     } else {
-        forget_pool(taken.pool);
+        change_pool_slot(taken.pool, 1);
     }
 }
 
@@ -710,7 +627,7 @@ static void op_pool(uint64_t *rng) {
             describe_op("pool: destroy a borrowed member, then return it");
             if (destroy_interp("pyb_interpreter_destroy (pool member)", loan.interp,
                                (uint32_t)below(rng, 20)) == PYB_OK) {
-                mark_member_destroyed(loan.pool);
+                change_pool_slot(loan.pool, 0);
             }
         } else {
             describe_op("pool: return another thread's loan");
@@ -732,7 +649,7 @@ static void op_pool(uint64_t *rng) {
              pyb_status_name(status), took);
     }
     if (status == PYB_E_BAD_HANDLE) {
-        forget_pool(taken.pool);
+        change_pool_slot(taken.pool, 1);
     }
     if (status == PYB_E_TIMEOUT) {
         atomic_fetch_add(&pool_timeouts, 1);
@@ -1596,11 +1513,6 @@ static void *controller(void *arg) {
     return NULL;
 }
 
-static void *watchdog(void *arg) {
-    (void)arg;
-    return watch_for_hangs(thread_count + 1, HANG_MS);
-}
-
 /* A crash (CPython's fatal error aborts) says what each thread was doing. */
 static void on_crash(int signal_number) {
     fprintf(stderr, "fuzz_api: FAILED: signal %d", signal_number);
@@ -1664,21 +1576,10 @@ static void check_counts(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: [PYB_FUZZ_SKIP=family,...] fuzz_api <seed> <interrupt 0|1> "
-                        "[threads] [ops per thread]\n");
-        return 2;
-    }
-    seed = strtoull(argv[1], NULL, 10);
-    interrupt = atoi(argv[2]) != 0;
-    if (argc > 3) {
-        thread_count = atoi(argv[3]);
-    }
-    if (argc > 4) {
-        ops_per_thread = atoi(argv[4]);
-    }
-    if (thread_count < 1 || thread_count > MAX_THREADS || ops_per_thread < 1) {
-        fprintf(stderr, "threads must be 1..%d and ops >= 1\n", MAX_THREADS);
+    if (read_arguments(argc, argv,
+                       "[PYB_FUZZ_SKIP=family,...] fuzz_api <seed> <interrupt 0|1> [threads] "
+                       "[ops per thread]",
+                       &seed, &thread_count, &ops_per_thread, MAX_THREADS) != 0) {
         return 2;
     }
     if (getenv("PYB_FUZZ_SKIP") != NULL) {
@@ -1696,17 +1597,7 @@ int main(int argc, char **argv) {
          * waits for ever. */
         skipped[F_INTERPRETERS] = skipped[F_POOLS] = 1;
     }
-    pthread_t threads[MAX_THREADS + 2];
-    pthread_create(&threads[MAX_THREADS + 1], NULL, watchdog, NULL);
-    for (int i = 0; i < thread_count; i++) {
-        pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
-    }
-    pthread_create(&threads[MAX_THREADS], NULL, controller, (void *)(intptr_t)thread_count);
-    for (int i = 0; i < thread_count; i++) {
-        pthread_join(threads[i], NULL);
-    }
-    pthread_join(threads[MAX_THREADS], NULL);
-    check_interrupts_seen();
+    run_threads(thread_count, worker, controller, HANG_MS);
 
     long long start = now_ms();
     pyb_status status = pyb_engine_shutdown(10000, 0);

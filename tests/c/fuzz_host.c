@@ -69,8 +69,6 @@ static struct handoff handoff[HANDOFF_SLOTS];
 
 static atomic_llong ops_done, thread_exits_open;
 
-#define ENGINE_BUSY PYB_E_NOT_INITIALIZED, PYB_E_SHUTTING_DOWN
-
 static void run_code(const char *what, const char *code) {
     pyb_status status = pyb_run(code, "<fuzz>", 0);
     allowed(what, status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
@@ -151,28 +149,17 @@ static void op_handoff(uint64_t *rng) {
                 fail("a live handle of this engine was refused");
             }
         }
-        pyb_status status = pyb_object_release(taken.handle);
-        allowed("pyb_object_release", status, 2, PYB_OK, PYB_E_BAD_HANDLE);
-        if (status == PYB_OK && atomic_load(&engine_epoch) != taken.epoch &&
-            epoch_before != taken.epoch) {
-            fail("a handle from engine %d was released in engine %d", taken.epoch, epoch_before);
-        }
+        release_handle_of(taken.handle, taken.epoch, epoch_before);
         return;
     }
     int epoch = atomic_load(&engine_epoch);
-    pyb_value value;
-    pyb_status status = pyb_eval("[1, 2, 3]", "<fuzz>", 0, &value);
-    allowed("pyb_eval", status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
-    unexpected_python_error("pyb_eval", status);
-    if (status != PYB_OK) {
+    pyb_object made = new_list_handle();
+    if (made == 0) {
         return;
-    }
-    if (value.tag != PYB_VALUE_OBJECT) {
-        fail("pyb_eval of a list gave tag %u", value.tag);
     }
     pthread_mutex_lock(&handoff_lock);
     struct handoff old = handoff[slot];
-    handoff[slot] = (struct handoff){value.data.object, epoch};
+    handoff[slot] = (struct handoff){made, epoch};
     pthread_mutex_unlock(&handoff_lock);
     if (old.handle != 0) {
         allowed("pyb_object_release", pyb_object_release(old.handle), 2, PYB_OK,
@@ -238,21 +225,9 @@ static void op_reimport(int index) {
     run_code("re-import", code);
 }
 
-/* Sub-interpreters shared by the workers; 0 = empty slot. Stale ones (destroyed
- * by another worker, or by a shutdown) stay until replaced: using them must
- * give PYB_E_BAD_HANDLE. */
-#define INTERP_SLOTS 4
-static pthread_mutex_t interp_lock = PTHREAD_MUTEX_INITIALIZER;
-static pyb_interpreter interp_slots[INTERP_SLOTS];
+/* Sub-interpreters (the slots the workers share are in fuzz_util.h). */
 static atomic_uint interp_flags = 2; /* 2: not known yet; else the config flags that work */
-static atomic_llong interps_made, interps_destroyed, interp_entries;
-
-static pyb_interpreter interp_at(int slot) {
-    pthread_mutex_lock(&interp_lock);
-    pyb_interpreter interp = interp_slots[slot];
-    pthread_mutex_unlock(&interp_lock);
-    return interp;
-}
+static atomic_llong interps_made, interps_destroyed;
 
 static void op_interpreter_new(int slot) {
     pyb_interpreter_config config;
@@ -283,49 +258,12 @@ static void op_interpreter_new(int slot) {
     }
 }
 
-/* Enters slot `first` (and maybe `second` inside it), optionally from inside a
- * main-interpreter scope, and runs code there. */
-static void op_interpreter_enter(uint64_t *rng, int first, int second) {
-    pyb_gil outer = 0;
-    int from_main = below(rng, 3) == 0;
-    if (from_main) {
-        pyb_status status = pyb_gil_acquire(&outer);
-        allowed("pyb_gil_acquire", status, 3, PYB_OK, ENGINE_BUSY);
-        if (status != PYB_OK) {
-            return;
-        }
-    }
-    pyb_interpreter interps[2] = {interp_at(first), second >= 0 ? interp_at(second) : 0};
-    pyb_gil scopes[2];
-    int opened = 0;
-    for (int i = 0; i < 2 && interps[i] != 0; i++) {
-        pyb_status status = pyb_interpreter_enter(interps[i], &scopes[i]);
-        allowed("pyb_interpreter_enter", status, 4, PYB_OK, PYB_E_BAD_HANDLE, ENGINE_BUSY);
-        if (status == PYB_E_BAD_HANDLE) {
-            /* Gone (a destroy, or an engine restart): free the slot for a new one. */
-            pthread_mutex_lock(&interp_lock);
-            for (int slot = 0; slot < INTERP_SLOTS; slot++) {
-                if (interp_slots[slot] == interps[i]) {
-                    interp_slots[slot] = 0;
-                }
-            }
-            pthread_mutex_unlock(&interp_lock);
-        }
-        if (status != PYB_OK) {
-            break;
-        }
-        opened++;
-        atomic_fetch_add(&interp_entries, 1);
-        run_code("pyb_run in a sub-interpreter",
-                 below(rng, 4) == 0 ? "import json\nx = json.dumps(list(range(100)))"
-                                    : "x = sum(i * i for i in range(2000))");
-    }
-    while (opened-- > 0) {
-        allowed("pyb_gil_release (sub-interpreter)", pyb_gil_release(scopes[opened]), 1, PYB_OK);
-    }
-    if (from_main) {
-        allowed("pyb_gil_release", pyb_gil_release(outer), 1, PYB_OK);
-    }
+/* Runs code in a sub-interpreter scope. */
+static void run_in_interpreter(uint64_t *rng, pyb_interpreter interp) {
+    (void)interp;
+    run_code("pyb_run in a sub-interpreter",
+             below(rng, 4) == 0 ? "import json\nx = json.dumps(list(range(100)))"
+                                : "x = sum(i * i for i in range(2000))");
 }
 
 /* Set in main: no sub-interpreter operations. On CPython 3.10 and 3.11 an
@@ -351,7 +289,8 @@ static void op_interpreter(uint64_t *rng) {
             atomic_fetch_add(&interps_destroyed, 1);
         }
     } else {
-        op_interpreter_enter(rng, slot, below(rng, 3) == 0 ? below(rng, INTERP_SLOTS) : -1);
+        enter_interpreters(rng, slot, below(rng, 3) == 0 ? below(rng, INTERP_SLOTS) : -1,
+                           run_in_interpreter);
     }
 }
 
@@ -420,26 +359,10 @@ static void *controller(void *arg) {
     return NULL;
 }
 
-static void *watchdog(void *arg) {
-    (void)arg;
-    return watch_for_hangs(thread_count + 1, HANG_MS);
-}
-
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: fuzz_host <seed> <interrupt 0|1> [threads] [ops per thread]\n");
-        return 2;
-    }
-    seed = strtoull(argv[1], NULL, 10);
-    interrupt = atoi(argv[2]) != 0;
-    if (argc > 3) {
-        thread_count = atoi(argv[3]);
-    }
-    if (argc > 4) {
-        ops_per_thread = atoi(argv[4]);
-    }
-    if (thread_count < 1 || thread_count > MAX_THREADS || ops_per_thread < 1) {
-        fprintf(stderr, "threads must be 1..%d and ops >= 1\n", MAX_THREADS);
+    if (read_arguments(argc, argv,
+                       "fuzz_host <seed> <interrupt 0|1> [threads] [ops per thread]",
+                       &seed, &thread_count, &ops_per_thread, MAX_THREADS) != 0) {
         return 2;
     }
     start_engine();
@@ -452,18 +375,7 @@ int main(int argc, char **argv) {
         }
         skip_interpreters = minor.data.int64 < 12;
     }
-    pthread_t threads[MAX_THREADS + 2];
-    pthread_create(&threads[MAX_THREADS + 1], NULL, watchdog, NULL);
-    for (int i = 0; i < thread_count; i++) {
-        pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
-    }
-    pthread_create(&threads[MAX_THREADS], NULL, controller, (void *)(intptr_t)thread_count);
-    for (int i = 0; i < thread_count; i++) {
-        pthread_join(threads[i], NULL);
-    }
-    pthread_join(threads[MAX_THREADS], NULL);
-
-    check_interrupts_seen();
+    run_threads(thread_count, worker, controller, HANG_MS);
     int seen = atomic_load(&interrupts_seen);
     for (int slot = 0; slot < HANDOFF_SLOTS; slot++) {
         if (handoff[slot].handle != 0) {

@@ -14,7 +14,7 @@
  * the others while one is known broken): interpreters, exits, pools, handles,
  * buffers, host_memory, tasks, task_exits, fork, restarts, py_threads, stdlib,
  * keeper_raises, exit_after_sub, view_owner_release, member_destroy,
- * none_handles (see enum family).
+ * none_handles, concurrent_submits (see enum family).
  *
  * Checked: every status is one the header documents for that call (plus
  * PYB_E_NOT_INITIALIZED / PYB_E_SHUTTING_DOWN around restarts, and a
@@ -91,12 +91,14 @@ enum family {
     F_VIEW_OWNER_RELEASE, /* of buffers: memoryview.release() under a live view */
     F_MEMBER_DESTROY, /* of pools: a borrowed member destroyed directly, then returned */
     F_NONE_HANDLES, /* interpreter, pool and task handle 0 ("none") passed in */
+    F_CONCURRENT_SUBMITS, /* of tasks: submits from many threads at once (off: one at a time) */
     F_COUNT
 };
 static const char *const family_names[F_COUNT] = {
     "interpreters", "exits", "pools",    "handles",  "buffers",    "host_memory",  "tasks",
     "task_exits",   "fork",  "restarts", "py_threads", "stdlib", "keeper_raises",
-    "exit_after_sub", "view_owner_release", "member_destroy", "none_handles"};
+    "exit_after_sub", "view_owner_release", "member_destroy", "none_handles",
+    "concurrent_submits"};
 static int skipped[F_COUNT];
 
 static int on(enum family family) { return !skipped[family]; }
@@ -395,7 +397,8 @@ static void op_thread_exit(uint64_t *rng) {
         "thread exit: main then sub-interpreter scopes open",
         "thread exit: sub-interpreter then main scopes open",
         "thread exit: allow-threads region open"};
-    struct exit_plan plan = {(enum exit_kind)below(rng, EXIT_KINDS), interp_at(below(rng, INTERP_SLOTS))};
+    struct exit_plan plan = {(enum exit_kind)below(rng, EXIT_KINDS),
+                             interp_at(below(rng, INTERP_SLOTS))};
     if ((plan.kind != EXIT_MAIN && plan.kind != EXIT_REGION &&
          (!on(F_INTERPRETERS) || plan.interp == 0)) ||
         (plan.kind == EXIT_MAIN_AFTER_SUB && !on(F_EXIT_AFTER_SUB))) {
@@ -503,7 +506,7 @@ struct loan {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pool_slot pool_slots[POOL_SLOTS];
 static struct loan loans[LOAN_SLOTS];
-static atomic_llong pools_made, borrows, returns_elsewhere, pool_timeouts;
+static atomic_llong pools_made, borrows, returns_elsewhere, pool_timeouts, pool_destroy_timeouts;
 
 static struct pool_slot pool_at(int slot) {
     pthread_mutex_lock(&pool_lock);
@@ -548,6 +551,7 @@ static void pool_destroy(uint64_t *rng, struct pool_slot taken) {
              pyb_status_name(status), took);
     }
     if (status == PYB_E_TIMEOUT) {
+        atomic_fetch_add(&pool_destroy_timeouts, 1);
         pyb_pool_stats stats = {.struct_size = sizeof stats};
         status = pyb_pool_stats_get(taken.pool, &stats);
         allowed("pyb_pool_stats_get", status, 2, PYB_OK, PYB_E_BAD_HANDLE);
@@ -603,7 +607,7 @@ static void op_pool(uint64_t *rng) {
     int slot = below(rng, POOL_SLOTS);
     struct pool_slot taken = pool_at(slot);
     int what = below(rng, 10);
-    if (taken.pool == 0 || what == 0) {
+    if (taken.pool == 0 || (what == 0 && below(rng, 2) == 0)) {
         describe_op("pool: new");
         pool_new(rng, slot);
         return;
@@ -1042,6 +1046,7 @@ static atomic_llong outcomes[4]; /* OK, PYTHON, CANCELLED, SHUTTING_DOWN */
 
 #define TASK_SLOTS 16
 static pthread_mutex_t task_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 static pyb_task task_slots[TASK_SLOTS];
 
 static void on_done(pyb_task task, pyb_status status, const pyb_value *result, void *user_data) {
@@ -1144,6 +1149,11 @@ static void op_task_submit(uint64_t *rng) {
     pyb_interpreter interp = on(F_INTERPRETERS) && below(rng, 6) == 0
                                  ? interp_at(below(rng, INTERP_SLOTS))
                                  : 0;
+    /* Taken before any scope: a thread in a shared-GIL scope that waits for it
+     * would hold up the one inside pyb_task_submit. */
+    if (!on(F_CONCURRENT_SUBMITS)) {
+        pthread_mutex_lock(&submit_lock);
+    }
     int inside = interp != 0 && enter_interp(interp, &sub_scope) == PYB_OK;
     pyb_task task = 0;
     status = pyb_task_submit(coroutine.data.object, on_done, record, &task);
@@ -1159,6 +1169,9 @@ static void op_task_submit(uint64_t *rng) {
     if (inside) {
         allowed("pyb_gil_release (sub-interpreter)", pyb_gil_release(sub_scope), 1, PYB_OK);
         current_interp = previous;
+    }
+    if (!on(F_CONCURRENT_SUBMITS)) {
+        pthread_mutex_unlock(&submit_lock);
     }
     allowed("pyb_object_release (coroutine)", pyb_object_release(coroutine.data.object), 2,
             PYB_OK, PYB_E_BAD_HANDLE);
@@ -1421,7 +1434,7 @@ static const char *const op_names[OP_KINDS] = {
     "main scopes", "interpreter", "thread exit", "pool", "handles", "buffers", "host memory",
     "task submit", "task cancel", "fork"};
 /* Out of 20. */
-static const int op_weights[OP_KINDS] = {3, 4, 1, 2, 2, 2, 1, 2, 2, 1};
+static const int op_weights[OP_KINDS] = {2, 4, 1, 3, 2, 2, 1, 2, 2, 1};
 static const enum family op_families[OP_KINDS] = {
     F_COUNT, F_INTERPRETERS, F_EXITS, F_POOLS, F_HANDLES, F_BUFFERS, F_HOST_MEMORY, F_TASKS,
     F_TASKS, F_FORK};
@@ -1621,24 +1634,28 @@ int main(int argc, char **argv) {
     check_counts();
     printf("fuzz_api: seed %llu interrupt %d (3.%d%s%s): %lld ops in %lld ms, %lld restarts, "
            "%lld timeouts, %lld committed, %d interrupts seen; %lld thread exits with scopes "
-           "open; sub-interpreters: %lld made, %lld destroyed (%lld twice at once), %lld entries; %lld handles "
-           "refused in another interpreter; pools: %lld made, %lld borrows (%lld timeouts), "
-           "%lld returned by another thread; views: %lld made, %lld touched, %lld released; "
-           "%d host memories/objects; tasks: %lld submitted, %lld refused, %lld cancels, %lld "
-           "waited for, outcomes OK %lld PYTHON %lld CANCELLED %lld SHUTTING_DOWN %lld; %lld "
-           "forks\n",
+           "open\n",
            seed, interrupt, python_minor, *skip_list ? ", skipping " : "", skip_list,
            (long long)ops_done, now_ms() - started, (long long)cycles_done, (long long)timeouts,
-           (long long)commits, atomic_load(&interrupts_seen), (long long)thread_exits_open,
+           (long long)commits, atomic_load(&interrupts_seen), (long long)thread_exits_open);
+    printf("  sub-interpreters: %lld made, %lld destroyed (%lld twice at once), %lld entries; "
+           "%lld handles refused in another interpreter\n",
            (long long)interps_made, (long long)interps_destroyed,
            (long long)concurrent_double_destroys, (long long)interp_entries,
-           (long long)cross_refusals, (long long)pools_made, (long long)borrows,
-           (long long)pool_timeouts, (long long)returns_elsewhere, (long long)views_made,
-           (long long)views_touched, (long long)views_released,
-           atomic_load(&host_records_used), (long long)tasks_ok, (long long)tasks_refused,
-           (long long)cancels, (long long)loop_checks, (long long)outcomes[0],
-           (long long)outcomes[1], (long long)outcomes[2], (long long)outcomes[3],
-           (long long)forks);
+           (long long)cross_refusals);
+    printf("  pools: %lld made, %lld borrows (%lld timeouts), %lld returned by another thread, "
+           "%lld destroys timed out\n",
+           (long long)pools_made, (long long)borrows, (long long)pool_timeouts,
+           (long long)returns_elsewhere, (long long)pool_destroy_timeouts);
+    printf("  views: %lld made, %lld touched, %lld released; %d host memories/objects; %lld "
+           "forks\n",
+           (long long)views_made, (long long)views_touched, (long long)views_released,
+           atomic_load(&host_records_used), (long long)forks);
+    printf("  tasks: %lld submitted, %lld refused, %lld cancels, %lld waited for; outcomes OK "
+           "%lld PYTHON %lld CANCELLED %lld SHUTTING_DOWN %lld\n",
+           (long long)tasks_ok, (long long)tasks_refused, (long long)cancels,
+           (long long)loop_checks, (long long)outcomes[0], (long long)outcomes[1],
+           (long long)outcomes[2], (long long)outcomes[3]);
     printf("fuzz_api: ok\n");
     return 0;
 }

@@ -1208,7 +1208,12 @@ static void op_task_cancel(uint64_t *rng) {
 /* ---- fork() -------------------------------------------------------------------- */
 
 #define CHILD_CALL_MS 500
-#define CHILD_DEADLINE_MS 5000
+#define CHILD_WAIT_MS 1000 /* the timeout the child passes, should a call wait after all */
+#define CHILD_DEADLINE_MS 8000
+
+/* Calls that failed in this fork() child: each is printed, the child goes on
+ * (to show them all) and exits with status 3. */
+static int child_failures;
 
 /* In a fork() child: no stdio (its locks may belong to threads that are gone). */
 static void child_failed(const char *what, pyb_status got, const char *want, long long took) {
@@ -1222,7 +1227,7 @@ static void child_failed(const char *what, pyb_status got, const char *want, lon
     if (write(STDERR_FILENO, text, (size_t)length) < 0) {
         _exit(4);
     }
-    _exit(3);
+    child_failures++;
 }
 
 /* Ends a list of other outcomes for child_expect (PYB_OK is 0; no status is positive). */
@@ -1257,6 +1262,7 @@ static void child_body(pyb_gil forking_scope, pyb_interpreter interp, pyb_pool p
     }
     if (state != PYB_STATE_FORKED) {
         child_failed("pyb_engine_state", state, "PYB_STATE_FORKED", 0);
+        _exit(3);
     }
     /* Releases never block: they may be queued (or refused) as in the parent. */
     static const pyb_status release_outcomes[] = {PYB_OK, PYB_E_BAD_HANDLE, CHILD_END};
@@ -1292,7 +1298,7 @@ static void child_body(pyb_gil forking_scope, pyb_interpreter interp, pyb_pool p
     static const pyb_status stale[] = {PYB_E_BAD_HANDLE, CHILD_END};
     if (interp != 0) {
         CHILD_CALL(pyb_interpreter_enter(interp, &scope), stale);
-        CHILD_CALL(pyb_interpreter_destroy(interp, 2000), stale);
+        CHILD_CALL(pyb_interpreter_destroy(interp, CHILD_WAIT_MS), stale);
     }
     if (pool != 0) {
         /* A borrow only takes a name off a list; entering it is what is refused. */
@@ -1304,7 +1310,7 @@ static void child_body(pyb_gil forking_scope, pyb_interpreter interp, pyb_pool p
             CHILD_CALL(pyb_interpreter_enter(borrowed, &scope), NULL);
             CHILD_CALL(pyb_pool_return(pool, borrowed), return_outcomes);
         }
-        CHILD_CALL(pyb_pool_destroy(pool, 2000), stale);
+        CHILD_CALL(pyb_pool_destroy(pool, CHILD_WAIT_MS), stale);
     }
     if (handle.handle != 0) {
         size_t length;
@@ -1318,12 +1324,12 @@ static void child_body(pyb_gil forking_scope, pyb_interpreter interp, pyb_pool p
     if (task != 0) {
         CHILD_CALL(pyb_task_cancel(task), NULL);
     }
-    CHILD_CALL(pyb_engine_shutdown(2000, PYB_SHUTDOWN_INTERRUPT), NULL);
+    CHILD_CALL(pyb_engine_shutdown(CHILD_WAIT_MS, PYB_SHUTDOWN_INTERRUPT), NULL);
     CHILD_CALL(pyb_engine_initialize(NULL), NULL);
     if (pyb_engine_state() != PYB_STATE_FORKED) {
         child_failed("pyb_engine_state at the end", pyb_engine_state(), "PYB_STATE_FORKED", 0);
     }
-    _exit(0);
+    _exit(child_failures > 0 ? 3 : 0);
 }
 
 static void op_fork(uint64_t *rng) {

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Runs the seeded fuzzer (tests/c/fuzz_host.c) over many seeds, each with and
-# without PYB_SHUTDOWN_INTERRUPT, two processes at a time, and ends with
+# Runs a seeded fuzzer over many seeds, each with and without
+# PYB_SHUTDOWN_INTERRUPT, two processes at a time, and ends with
 # "N passed, N failed". Failing seeds are listed with the command that replays
-# them. Usage: scripts/fuzz-soak.sh [seeds (2000)] [first seed (1)]
+# them. Usage: scripts/fuzz-soak.sh [--api] [seeds (2000)] [first seed (1)]
+# Without --api: the engine core's fuzzer, tests/c/fuzz_host.c; with it, the
+# API fuzzer, tests/c/fuzz_api.c (PYB_FUZZ_SKIP=tasks,pools,... switches
+# families of operations off, see the program).
 # Against another CPython: PYB_PYTHON_VERSION=3.13.0 scripts/fuzz-soak.sh
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+program=fuzz_host
+if [ "${1:-}" = "--api" ]; then
+  program=fuzz_api
+  shift
+fi
 seeds="${1:-2000}"
 first="${2:-1}"
 parallel="${PYB_FUZZ_PARALLEL:-2}"
@@ -15,19 +23,20 @@ libdir="$PWD/$target/debug"
 pylib="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-gcc -std=c11 -O1 -g -Wall -Wextra -Werror -pedantic -pthread -Ibindings/c tests/c/fuzz_host.c \
-  -L"$libdir" -lpybridge -Wl,-rpath,"$libdir" -Wl,-rpath,"$pylib" -o "$work/fuzz_host"
-echo "== fuzz soak: seeds $first..$((first + seeds - 1)), interrupt off and on, $parallel at a time ($("$PYO3_PYTHON" -c 'import platform; print(platform.python_version())'))"
+gcc -std=c11 -O1 -g -Wall -Wextra -Werror -pedantic -pthread -Ibindings/c "tests/c/$program.c" \
+  -L"$libdir" -lpybridge -Wl,-rpath,"$libdir" -Wl,-rpath,"$pylib" -o "$work/$program"
+skip="${PYB_FUZZ_SKIP:+PYB_FUZZ_SKIP=$PYB_FUZZ_SKIP }"
+echo "== $program soak: seeds $first..$((first + seeds - 1)), interrupt off and on, $parallel at a time ($("$PYO3_PYTHON" -c 'import platform; print(platform.python_version())'))${skip:+, $skip}"
 run_one() {
   # $1 = seed, $2 = interrupt; a hung run is killed after 120 s.
-  if timeout 120 "$work/fuzz_host" "$1" "$2" >"$work/out-$1-$2" 2>&1 && grep -q "fuzz_host: ok" "$work/out-$1-$2"; then
+  if timeout 120 "$work/$program" "$1" "$2" >"$work/out-$1-$2" 2>&1 && grep -q "$program: ok" "$work/out-$1-$2"; then
     rm -f "$work/out-$1-$2"
   else
-    echo "FAILED: seed $1 interrupt $2 (replay: fuzz_host $1 $2): $(grep -m1 FAIL "$work/out-$1-$2" || tail -n 3 "$work/out-$1-$2")"
+    echo "FAILED: seed $1 interrupt $2 (replay: $skip$program $1 $2): $(grep -m1 FAIL "$work/out-$1-$2" || tail -n 3 "$work/out-$1-$2")"
   fi
 }
 export -f run_one
-export work
+export work program skip
 for seed in $(seq "$first" $((first + seeds - 1))); do
   echo "$seed 0"
   echo "$seed 1"

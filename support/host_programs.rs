@@ -345,3 +345,77 @@ pub fn run_command_with_deadline(
         timed_out,
     }
 }
+
+/// Runs the seeded fuzzer `source` (a C program taking `<seed> <interrupt>`,
+/// ending with "<name>: ok") over seeds 1..=`seeds` (`PYB_FUZZ_SEEDS`
+/// overrides), `parallel` processes at a time, each under `seed_deadline`,
+/// and fails naming every failing seed with the command that replays it.
+/// The programs inherit this process's environment (`PYB_FUZZ_SKIP`, say).
+pub fn fuzz_sweep(
+    source: &str,
+    interrupt: u32,
+    seeds: u64,
+    seed_deadline: Duration,
+    parallel: usize,
+) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let seeds: u64 = std::env::var("PYB_FUZZ_SEEDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(seeds);
+    let name = Path::new(source)
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .expect("a file name");
+    let skip = std::env::var("PYB_FUZZ_SKIP")
+        .map(|skip| format!("PYB_FUZZ_SKIP={skip} "))
+        .unwrap_or_default();
+    let dir = work_dir(&format!("{name}-{interrupt}"));
+    let exe = build_c_program(source, &dir, "-O1").unwrap_or_else(|gcc| panic!("{gcc}"));
+    let next = AtomicU64::new(1);
+    let passed = AtomicU64::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed > seeds {
+                        break;
+                    }
+                    let (seed_text, interrupt_text) = (seed.to_string(), interrupt.to_string());
+                    let outcome = run_with_deadline(
+                        &exe,
+                        &[&seed_text, &interrupt_text],
+                        seed_deadline,
+                        true,
+                    );
+                    if outcome.status.success() && outcome.stdout.contains(&format!("{name}: ok")) {
+                        passed.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failures.lock().unwrap().push(format!(
+                            "seed {seed} (replay: {skip}{name} {seed} {interrupt}): {}",
+                            outcome.describe()
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    println!(
+        "{name} sweep, interrupt {interrupt}: {} passed, {} failed",
+        passed.load(Ordering::Relaxed),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {seeds} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(passed.load(Ordering::Relaxed), seeds);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -36,49 +36,28 @@
 
 #define MAX_THREADS 16
 #define HANDOFF_SLOTS 16
-#define MAX_ATTEMPTS 65536
 #define DEADLINE_SLACK_MS 1000
 #define HANG_MS 20000
 
 static unsigned long long seed;
-static int interrupt;
 static int thread_count = 6;
 static int ops_per_thread = 1000;
 
 static atomic_int workers_done;
-static atomic_llong progress_ms[MAX_THREADS + 1];
-static const char *_Atomic current_op[MAX_THREADS + 1];
-
-static long long now_ms(void);
 
 /* Failures name what replays them, and what each thread was doing (for how
  * long): a stuck thread shows there (tests/c/host_check.h prints this). */
-static void print_replay(FILE *out) {
-    fprintf(out, " [replay: fuzz_host %llu %d %d %d]", seed, interrupt, thread_count,
-            ops_per_thread);
-    long long now = now_ms();
-    for (int i = 0; i <= thread_count; i++) {
-        long long since = atomic_load(&progress_ms[i]);
-        const char *op = atomic_load(&current_op[i]);
-        fprintf(out, "\n  %s %d: %s", i == thread_count ? "controller" : "worker", i,
-                since == 0 ? "done" : op != NULL ? op : "starting");
-        if (since != 0) {
-            fprintf(out, " (for %lld ms)", now - since);
-        }
-    }
-}
+static void print_replay(FILE *out);
 #define HOST_CHECK_PROGRAM "fuzz_host"
 #define HOST_CHECK_CONTEXT print_replay
 #include "host_check.h"
+#include "fuzz_util.h"
 
-/* The engine's life, as the controller saw it. */
-static atomic_int engine_epoch;  /* bumped after each shutdown that stopped the engine */
-static atomic_int attempts;      /* shutdown attempts started */
-static _Atomic int attempt_outcome[MAX_ATTEMPTS];
-enum { OUTCOME_PENDING, OUTCOME_STOPPED, OUTCOME_TIMEOUT };
-/* Attempts current when a ShutdownInterrupt reached a worker. */
-static atomic_int interrupt_seen_at[4096];
-static atomic_int interrupts_seen;
+static void print_replay(FILE *out) {
+    fprintf(out, " [replay: fuzz_host %llu %d %d %d]", seed, interrupt, thread_count,
+            ops_per_thread);
+    print_threads(out, thread_count + 1);
+}
 
 /* Objects handed between threads: handle and the engine epoch that made it. */
 struct handoff {
@@ -88,69 +67,7 @@ struct handoff {
 static pthread_mutex_t handoff_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct handoff handoff[HANDOFF_SLOTS];
 
-static atomic_llong ops_done, cycles_done, timeouts, commits, thread_exits_open;
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t next_random(uint64_t *state) {
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
-
-static int below(uint64_t *state, int n) { return (int)(next_random(state) % (uint64_t)n); }
-
-static void sleep_us(long us) {
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* Fails unless `status` is one of the `count` statuses that follow. */
-static void allowed(const char *what, pyb_status status, int count, ...) {
-    va_list args;
-    va_start(args, count);
-    for (int i = 0; i < count; i++) {
-        if (va_arg(args, int) == status) {
-            va_end(args);
-            return;
-        }
-    }
-    va_end(args);
-    fail("%s returned %s, which the header does not document for it here", what,
-         pyb_status_name(status));
-}
-
-static int last_error_contains(const char *text) {
-    char message[4096];
-    pyb_last_error_message(message, sizeof message);
-    return strstr(message, text) != NULL;
-}
-
-/* A PYB_E_PYTHON from code that raises nothing itself: only an interrupt may cause it. */
-static void unexpected_python_error(const char *what, pyb_status status) {
-    if (status != PYB_E_PYTHON) {
-        return;
-    }
-    if (!last_error_contains("ShutdownInterrupt")) {
-        fail("%s raised a Python error", what);
-    }
-    if (!interrupt) {
-        fail("%s got a ShutdownInterrupt, but no shutdown interrupts", what);
-    }
-    int at = atomic_fetch_add(&interrupts_seen, 1);
-    if (at < 4096) {
-        atomic_store(&interrupt_seen_at[at], atomic_load(&attempts));
-    }
-}
-
-#define ENGINE_BUSY PYB_E_NOT_INITIALIZED, PYB_E_SHUTTING_DOWN
+static atomic_llong ops_done, thread_exits_open;
 
 static void run_code(const char *what, const char *code) {
     pyb_status status = pyb_run(code, "<fuzz>", 0);
@@ -232,28 +149,17 @@ static void op_handoff(uint64_t *rng) {
                 fail("a live handle of this engine was refused");
             }
         }
-        pyb_status status = pyb_object_release(taken.handle);
-        allowed("pyb_object_release", status, 2, PYB_OK, PYB_E_BAD_HANDLE);
-        if (status == PYB_OK && atomic_load(&engine_epoch) != taken.epoch &&
-            epoch_before != taken.epoch) {
-            fail("a handle from engine %d was released in engine %d", taken.epoch, epoch_before);
-        }
+        release_handle_of(taken.handle, taken.epoch, epoch_before);
         return;
     }
     int epoch = atomic_load(&engine_epoch);
-    pyb_value value;
-    pyb_status status = pyb_eval("[1, 2, 3]", "<fuzz>", 0, &value);
-    allowed("pyb_eval", status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
-    unexpected_python_error("pyb_eval", status);
-    if (status != PYB_OK) {
+    pyb_object made = new_list_handle();
+    if (made == 0) {
         return;
-    }
-    if (value.tag != PYB_VALUE_OBJECT) {
-        fail("pyb_eval of a list gave tag %u", value.tag);
     }
     pthread_mutex_lock(&handoff_lock);
     struct handoff old = handoff[slot];
-    handoff[slot] = (struct handoff){value.data.object, epoch};
+    handoff[slot] = (struct handoff){made, epoch};
     pthread_mutex_unlock(&handoff_lock);
     if (old.handle != 0) {
         allowed("pyb_object_release", pyb_object_release(old.handle), 2, PYB_OK,
@@ -319,21 +225,9 @@ static void op_reimport(int index) {
     run_code("re-import", code);
 }
 
-/* Sub-interpreters shared by the workers; 0 = empty slot. Stale ones (destroyed
- * by another worker, or by a shutdown) stay until replaced: using them must
- * give PYB_E_BAD_HANDLE. */
-#define INTERP_SLOTS 4
-static pthread_mutex_t interp_lock = PTHREAD_MUTEX_INITIALIZER;
-static pyb_interpreter interp_slots[INTERP_SLOTS];
+/* Sub-interpreters (the slots the workers share are in fuzz_util.h). */
 static atomic_uint interp_flags = 2; /* 2: not known yet; else the config flags that work */
-static atomic_llong interps_made, interps_destroyed, interp_entries;
-
-static pyb_interpreter interp_at(int slot) {
-    pthread_mutex_lock(&interp_lock);
-    pyb_interpreter interp = interp_slots[slot];
-    pthread_mutex_unlock(&interp_lock);
-    return interp;
-}
+static atomic_llong interps_made, interps_destroyed;
 
 static void op_interpreter_new(int slot) {
     pyb_interpreter_config config;
@@ -364,49 +258,12 @@ static void op_interpreter_new(int slot) {
     }
 }
 
-/* Enters slot `first` (and maybe `second` inside it), optionally from inside a
- * main-interpreter scope, and runs code there. */
-static void op_interpreter_enter(uint64_t *rng, int first, int second) {
-    pyb_gil outer = 0;
-    int from_main = below(rng, 3) == 0;
-    if (from_main) {
-        pyb_status status = pyb_gil_acquire(&outer);
-        allowed("pyb_gil_acquire", status, 3, PYB_OK, ENGINE_BUSY);
-        if (status != PYB_OK) {
-            return;
-        }
-    }
-    pyb_interpreter interps[2] = {interp_at(first), second >= 0 ? interp_at(second) : 0};
-    pyb_gil scopes[2];
-    int opened = 0;
-    for (int i = 0; i < 2 && interps[i] != 0; i++) {
-        pyb_status status = pyb_interpreter_enter(interps[i], &scopes[i]);
-        allowed("pyb_interpreter_enter", status, 4, PYB_OK, PYB_E_BAD_HANDLE, ENGINE_BUSY);
-        if (status == PYB_E_BAD_HANDLE) {
-            /* Gone (a destroy, or an engine restart): free the slot for a new one. */
-            pthread_mutex_lock(&interp_lock);
-            for (int slot = 0; slot < INTERP_SLOTS; slot++) {
-                if (interp_slots[slot] == interps[i]) {
-                    interp_slots[slot] = 0;
-                }
-            }
-            pthread_mutex_unlock(&interp_lock);
-        }
-        if (status != PYB_OK) {
-            break;
-        }
-        opened++;
-        atomic_fetch_add(&interp_entries, 1);
-        run_code("pyb_run in a sub-interpreter",
-                 below(rng, 4) == 0 ? "import json\nx = json.dumps(list(range(100)))"
-                                    : "x = sum(i * i for i in range(2000))");
-    }
-    while (opened-- > 0) {
-        allowed("pyb_gil_release (sub-interpreter)", pyb_gil_release(scopes[opened]), 1, PYB_OK);
-    }
-    if (from_main) {
-        allowed("pyb_gil_release", pyb_gil_release(outer), 1, PYB_OK);
-    }
+/* Runs code in a sub-interpreter scope. */
+static void run_in_interpreter(uint64_t *rng, pyb_interpreter interp) {
+    (void)interp;
+    run_code("pyb_run in a sub-interpreter",
+             below(rng, 4) == 0 ? "import json\nx = json.dumps(list(range(100)))"
+                                : "x = sum(i * i for i in range(2000))");
 }
 
 /* Set in main: no sub-interpreter operations. On CPython 3.10 and 3.11 an
@@ -432,7 +289,8 @@ static void op_interpreter(uint64_t *rng) {
             atomic_fetch_add(&interps_destroyed, 1);
         }
     } else {
-        op_interpreter_enter(rng, slot, below(rng, 3) == 0 ? below(rng, INTERP_SLOTS) : -1);
+        enter_interpreters(rng, slot, below(rng, 3) == 0 ? below(rng, INTERP_SLOTS) : -1,
+                           run_in_interpreter);
     }
 }
 
@@ -440,13 +298,12 @@ static void *worker(void *arg) {
     int index = (int)(intptr_t)arg;
     uint64_t rng = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)index + 1;
     for (int op = 0; op < ops_per_thread; op++) {
-        atomic_store(&progress_ms[index], now_ms());
         int choice = below(&rng, 12);
         static const char *const names[] = {
             "nested scopes", "allow-threads", "run", "error", "handoff",
             "import", "python thread", "host function", "thread exit", "handoff",
             "interpreter", "interpreter"};
-        atomic_store(&current_op[index], names[choice]);
+        track(index, names[choice]);
         switch (choice) {
         case 0: op_nested_scopes(&rng); break;
         case 1: op_allow_threads(&rng); break;
@@ -492,88 +349,20 @@ static void *controller(void *arg) {
     uint64_t rng = seed ^ 0xc0ffee;
     int index = (int)(intptr_t)arg;
     while (atomic_load(&workers_done) < thread_count) {
-        atomic_store(&progress_ms[index], now_ms());
-        atomic_store(&current_op[index], "controller sleep");
+        track(index, "controller sleep");
         sleep_us(1000 + below(&rng, 10000));
-        uint32_t timeout = (uint32_t)below(&rng, 40);
-        uint32_t flags = interrupt && below(&rng, 4) != 0 ? PYB_SHUTDOWN_INTERRUPT : 0;
-        int attempt = atomic_load(&attempts);
-        if (attempt >= MAX_ATTEMPTS) {
+        if (!shutdown_cycle(&rng, index, 40, DEADLINE_SLACK_MS, start_engine)) {
             break;
         }
-        atomic_store(&current_op[index], "pyb_engine_shutdown");
-        atomic_store(&attempts, attempt + 1);
-        long long start = now_ms();
-        pyb_status status = pyb_engine_shutdown(timeout, flags);
-        long long took = now_ms() - start;
-        allowed("pyb_engine_shutdown", status, 3, PYB_OK, PYB_E_TIMEOUT,
-                PYB_E_SHUTDOWN_COMMITTED);
-        if (took > (long long)timeout + DEADLINE_SLACK_MS) {
-            fail("pyb_engine_shutdown(%u) returned after %lld ms", timeout, took);
-        }
-        if (status == PYB_E_TIMEOUT) {
-            atomic_store(&attempt_outcome[attempt], OUTCOME_TIMEOUT);
-            atomic_fetch_add(&timeouts, 1);
-            if (pyb_engine_state() != PYB_STATE_RUNNING) {
-                fail("the engine is not RUNNING after PYB_E_TIMEOUT");
-            }
-            continue;
-        }
-        if (status == PYB_E_SHUTDOWN_COMMITTED) {
-            atomic_fetch_add(&commits, 1);
-            start = now_ms();
-            status = pyb_engine_shutdown(10000, 0);
-            allowed("pyb_engine_shutdown after COMMITTED", status, 2, PYB_OK,
-                    PYB_E_NOT_INITIALIZED);
-            if (now_ms() - start > 10000 + DEADLINE_SLACK_MS) {
-                fail("waiting for a committed shutdown took %lld ms", now_ms() - start);
-            }
-        }
-        atomic_store(&attempt_outcome[attempt], OUTCOME_STOPPED);
-        if (pyb_engine_state() != PYB_STATE_UNINITIALIZED) {
-            fail("the engine is not UNINITIALIZED after its shutdown");
-        }
-        atomic_fetch_add(&engine_epoch, 1);
-        atomic_fetch_add(&cycles_done, 1);
-        atomic_store(&current_op[index], "pyb_engine_initialize");
-        start_engine();
     }
     atomic_store(&progress_ms[index], 0);
     return NULL;
 }
 
-static void *watchdog(void *arg) {
-    (void)arg;
-    for (;;) {
-        sleep_us(100000);
-        long long now = now_ms();
-        for (int i = 0; i <= thread_count; i++) {
-            long long last = atomic_load(&progress_ms[i]);
-            if (last != 0 && now - last > HANG_MS) {
-                fail("thread %d hung for %lld ms in '%s' (cycles %lld, ops %lld)", i, now - last,
-                     atomic_load(&current_op[i]), (long long)atomic_load(&cycles_done),
-                     (long long)atomic_load(&ops_done));
-            }
-        }
-    }
-    return NULL;
-}
-
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: fuzz_host <seed> <interrupt 0|1> [threads] [ops per thread]\n");
-        return 2;
-    }
-    seed = strtoull(argv[1], NULL, 10);
-    interrupt = atoi(argv[2]) != 0;
-    if (argc > 3) {
-        thread_count = atoi(argv[3]);
-    }
-    if (argc > 4) {
-        ops_per_thread = atoi(argv[4]);
-    }
-    if (thread_count < 1 || thread_count > MAX_THREADS || ops_per_thread < 1) {
-        fprintf(stderr, "threads must be 1..%d and ops >= 1\n", MAX_THREADS);
+    if (read_arguments(argc, argv,
+                       "fuzz_host <seed> <interrupt 0|1> [threads] [ops per thread]",
+                       &seed, &thread_count, &ops_per_thread, MAX_THREADS) != 0) {
         return 2;
     }
     start_engine();
@@ -586,27 +375,8 @@ int main(int argc, char **argv) {
         }
         skip_interpreters = minor.data.int64 < 12;
     }
-    pthread_t threads[MAX_THREADS + 2];
-    pthread_create(&threads[MAX_THREADS + 1], NULL, watchdog, NULL);
-    for (int i = 0; i < thread_count; i++) {
-        pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
-    }
-    pthread_create(&threads[MAX_THREADS], NULL, controller, (void *)(intptr_t)thread_count);
-    for (int i = 0; i < thread_count; i++) {
-        pthread_join(threads[i], NULL);
-    }
-    pthread_join(threads[MAX_THREADS], NULL);
-
-    /* A ShutdownInterrupt may only come from an attempt that went on to stop the engine. */
+    run_threads(thread_count, worker, controller, HANG_MS);
     int seen = atomic_load(&interrupts_seen);
-    for (int i = 0; i < seen && i < 4096; i++) {
-        int attempt = atomic_load(&interrupt_seen_at[i]) - 1;
-        if (attempt < 0 || atomic_load(&attempt_outcome[attempt]) != OUTCOME_STOPPED) {
-            fail("a ShutdownInterrupt reached a thread during attempt %d, which did not stop "
-                 "the engine (outcome %d)",
-                 attempt, attempt < 0 ? -1 : atomic_load(&attempt_outcome[attempt]));
-        }
-    }
     for (int slot = 0; slot < HANDOFF_SLOTS; slot++) {
         if (handoff[slot].handle != 0) {
             allowed("pyb_object_release", pyb_object_release(handoff[slot].handle), 2, PYB_OK,

@@ -773,3 +773,46 @@ fn a_view_in_a_reference_cycle_is_collected_once_released() {
         assert_eq!(FREED[0].load(Ordering::SeqCst), 1);
     });
 }
+
+/// pybridge sizes a host format itself (running `struct`'s Python code there
+/// let an interrupting shutdown's pending exception fire and be reported as a
+/// bad format; tests/c/fuzz_api.c). Its sizes must be `struct.calcsize`'s for
+/// every prefix and item, and it must refuse exactly what `struct` refuses.
+#[test]
+fn host_formats_are_sized_as_struct_sizes_them() {
+    within(LIMIT, "format sizes", || {
+        initialize();
+        let mut memory = [0u8; 64];
+        for prefix in ["", "@", "=", "<", ">", "!"] {
+            for item in "?cbBhHiIlLqQnNefdP".chars() {
+                let format = format!("{prefix}{item}");
+                exec(&format!(
+                    "import struct\ntry:\n    size = struct.calcsize({format:?})\n\
+                     except struct.error:\n    size = -1\n"
+                ));
+                let calc = eval_int("size");
+                let c_format = c(&format);
+                let mut out = 0;
+                let status = unsafe {
+                    pyb_buffer_from_host(
+                        memory.as_mut_ptr().cast(),
+                        64,
+                        c_format.as_ptr(),
+                        calc.max(1) as usize,
+                        0,
+                        None,
+                        std::ptr::null_mut(),
+                        &mut out,
+                    )
+                };
+                if calc < 0 {
+                    expect(status, PYB_E_INVALID_ARGUMENT);
+                } else {
+                    ok(status);
+                    release(out);
+                }
+            }
+        }
+        ok(shutdown(10_000, 0));
+    });
+}

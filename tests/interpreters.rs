@@ -970,3 +970,36 @@ fn pool_destroys_race_each_other_borrowers_and_the_engine_end() {
         expect(pyb_pool_return(pool, member), PYB_E_BAD_HANDLE);
     });
 }
+
+/// Found by tests/c/fuzz_api.c: on 3.13.0, own-GIL interpreters importing
+/// `datetime` on two threads at once corrupted the heap when one ended
+/// (`_PyTuple_ClearFreeList` in `Py_EndInterpreter`; reproduced with CPython's
+/// own `_interpreters` module, no pybridge). pybridge refuses `_datetime` in
+/// own-GIL interpreters there, so `datetime` runs on `_pydatetime`.
+#[test]
+fn own_gil_interpreters_importing_datetime_at_once_end_cleanly() {
+    within(LIMIT, "datetime in own-GIL interpreters", || {
+        initialize();
+        if !own_gil_supported() {
+            return;
+        }
+        let workers: Vec<_> = (0..2)
+            .map(|index| {
+                spawn(&format!("datetime-{index}"), || {
+                    for _ in 0..20 {
+                        let interp = new_interpreter();
+                        inside(interp, || {
+                            exec("import datetime\nd = datetime.date(2026, 12, 7) + datetime.timedelta(days=1)");
+                            assert_eq!(eval_text("d.isoformat()"), "2026-12-08");
+                        });
+                        ok(pyb_interpreter_destroy(interp, 10_000));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        ok(shutdown(10_000, 0));
+    });
+}

@@ -295,15 +295,28 @@ fn item_size(format: &CStr) -> Result<usize> {
     if !ITEM_CHARS.as_bytes().contains(item) {
         return Err(refuse());
     }
-    // SAFETY: GIL held; a NUL-terminated format. `struct` itself refuses what
-    // it cannot size (`n`, `N` and `P` in a standard-size format).
-    let size = unsafe { ffi::PyBuffer_SizeFromFormat(format.as_ptr()) };
-    if size <= 0 {
-        // SAFETY: GIL held; the failed call set an exception we do not report.
-        unsafe { ffi::PyErr_Clear() };
-        return Err(refuse());
-    }
-    Ok(size as usize)
+    // Sized here, not by `PyBuffer_SizeFromFormat`: that runs `struct`'s
+    // Python code, where an interrupting shutdown's pending exception fired
+    // and the refusal then blamed the format (found by tests/c/fuzz_api.c).
+    let native = !matches!(format.to_bytes().first(), Some(b'=' | b'<' | b'>' | b'!'));
+    item_size_of(*item, native).ok_or_else(refuse)
+}
+
+/// The size `struct` gives one item: native sizes (`@` or no prefix) are the
+/// C types'; standard sizes (`= < > !`) are fixed, and have no `n`, `N`, `P`.
+fn item_size_of(item: u8, native: bool) -> Option<usize> {
+    use std::mem::size_of;
+    Some(match (item, native) {
+        (b'?' | b'c' | b'b' | b'B', _) => 1,
+        (b'h' | b'H' | b'e', _) => 2,
+        (b'i' | b'I' | b'f', _) => 4,
+        (b'q' | b'Q' | b'd', _) => 8,
+        (b'l' | b'L', true) => size_of::<libc::c_long>(),
+        (b'l' | b'L', false) => 4,
+        (b'n' | b'N', true) => size_of::<usize>(),
+        (b'P', true) => size_of::<*const u8>(),
+        _ => return None,
+    })
 }
 
 /// One of our Python types, made per interpreter: its name is also its key

@@ -200,10 +200,10 @@ fn make(
             );
         }
     }
-    if cfg!(all(Py_3_12, not(Py_3_13))) && record.own_gil {
-        if let Err(error) = run_apart(py, CPYTHON_3_12_GUARD) {
+    if cfg!(all(Py_3_12, not(Py_3_14))) && record.own_gil {
+        if let Err(error) = run_apart(py, OWN_GIL_GUARD) {
             log::error!(
-                "could not install the CPython 3.12 guard in sub-interpreter {}: {}",
+                "could not install the own-GIL guard in sub-interpreter {}: {}",
                 record.id,
                 error.message
             );
@@ -513,31 +513,41 @@ fn running_python_threads(py: Python<'_>) -> Result<String> {
 /// of them. Single-phase extension modules, which CPython refuses in such an
 /// interpreter with an ImportError, crash it too once refused twice: CPython
 /// runs their init before refusing. All checked on 3.12.1 with CPython's own
-/// `_xxsubinterpreters`, no pybridge involved; 3.13.0 has none of this. The
-/// guard refuses them all before CPython touches them; the standard library
-/// falls back to its pure-Python twins (`_pydatetime`, `_pydecimal`, the
-/// built-in hashes, asyncio's Python tasks), without TLS.
-const CPYTHON_3_12_GUARD: &CStr = c"
+/// `_xxsubinterpreters`, no pybridge involved. On 3.13.0, own-GIL interpreters
+/// importing `_datetime` on two threads at once corrupt the heap when one ends
+/// (`_PyTuple_ClearFreeList` in `Py_EndInterpreter`; reproduced with CPython's
+/// own `_interpreters`, found by tests/c/fuzz_api.c); `_zoneinfo` goes with it,
+/// as it needs `_datetime`'s C API. The guard refuses them
+/// all before CPython touches them; the standard library falls back to its
+/// pure-Python twins (`_pydatetime`, `_pydecimal`, the built-in hashes,
+/// asyncio's Python tasks), without TLS.
+const OWN_GIL_GUARD: &CStr = c"
 import sys
 
 class PybridgeSubinterpreterGuard:
-    crash = ('_asyncio', '_hashlib', '_ssl', '_zoneinfo')
-    single_phase = ('_ctypes', '_curses', '_curses_panel', '_datetime', '_decimal',
-                    '_elementtree', '_lsprof', '_tkinter', 'nis', 'ossaudiodev', 'pyexpat',
-                    'readline')
+    if sys.version_info[:2] == (3, 12):
+        crash = ('_asyncio', '_hashlib', '_ssl', '_zoneinfo')
+        single_phase = ('_ctypes', '_curses', '_curses_panel', '_datetime', '_decimal',
+                        '_elementtree', '_lsprof', '_tkinter', 'nis', 'ossaudiodev', 'pyexpat',
+                        'readline')
+    else:
+        # `_zoneinfo` needs `_datetime`'s C API, which `_pydatetime` lacks.
+        crash = ('_datetime', '_zoneinfo')
+        single_phase = ()
+    version = '%d.%d' % sys.version_info[:2]
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
         if name in cls.single_phase:
             raise ImportError(
                 f'module {name} does not support loading in subinterpreters (refused '
-                'by pybridge before CPython 3.12 runs its init, which crashes the '
+                f'by pybridge before CPython {cls.version} runs its init, which crashes the '
                 'process once done twice)', name=name)
         if name in cls.crash:
             raise ImportError(
                 f'pybridge refuses {name} in sub-interpreters with their own GIL on '
-                'CPython 3.12: using it there crashes the process when it ends (a '
-                'CPython 3.12 bug; fine on 3.13). Use a shared-GIL interpreter '
+                f'CPython {cls.version}: using it there can crash the process (a CPython '
+                f'{cls.version} bug). Use a shared-GIL interpreter '
                 '(PYB_INTERPRETER_SHARED_GIL) or the main interpreter for it.',
                 name=name)
         return None

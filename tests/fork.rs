@@ -323,3 +323,48 @@ fn a_child_gets_forked_at_once_from_every_interpreter_and_pool_call() {
         ok(shutdown(5000, 0));
     });
 }
+
+/// A release that would be queued (no scope open) is refused in a child: the
+/// queue's lock may belong to a thread that did not survive the fork (a
+/// child of tests/c/fuzz_api.c hung there), and nothing would apply it.
+#[test]
+fn a_child_refuses_releases_that_would_be_queued() {
+    use pybridge::buffer::*;
+    use pybridge::object::*;
+    within(LIMIT, "releases in a fork child", || {
+        initialize();
+        let object = eval_object("bytearray(b'abc')");
+        let mut view = pyb_buffer {
+            struct_size: std::mem::size_of::<pyb_buffer>(),
+            owner: 0,
+            data: std::ptr::null_mut(),
+            len: 0,
+            itemsize: 0,
+            readonly: false,
+            ndim: 0,
+            format: std::ptr::null(),
+            shape: std::ptr::null(),
+            strides: std::ptr::null(),
+            lowest: std::ptr::null_mut(),
+            span: 0,
+        };
+        ok(unsafe { pyb_buffer_get(object, 0, &mut view) });
+        let code = in_child(move || {
+            let mut view = view;
+            let result = (|| {
+                step(1, pyb_object_release(object), PYB_E_FORKED)?;
+                step(2, unsafe { pyb_buffer_release(&mut view) }, PYB_E_FORKED)?;
+                if view.owner != 0 {
+                    return Err(3);
+                }
+                Ok(())
+            })();
+            exit_code(result)
+        });
+        assert_eq!(code, 0);
+        // The parent's handle and view are untouched.
+        ok(unsafe { pyb_buffer_release(&mut view) });
+        release(object);
+        ok(shutdown(5000, 0));
+    });
+}

@@ -726,7 +726,9 @@ pyb_status pyb_pool_stats_get(pyb_pool pool, struct pyb_pool_stats *out);
 // does nothing.
 //
 // Errors: `PYB_E_BAD_HANDLE` (already released, from a shut-down engine, or
-// never issued).
+// never issued); `PYB_E_FORKED` (in a `fork()` child, where a release that
+// would be queued is refused: nothing would ever apply it, and the object
+// stays in the child's closed copy of the engine).
 pyb_status pyb_object_release(pyb_object object);
 
 // Writes a second handle to the same object to `out`; both must be released.
@@ -956,7 +958,8 @@ pyb_status pyb_buffer_get(pyb_object object, uint32_t flags, struct pyb_buffer *
 // queued, as for `pyb_object_release`). `view` may be NULL.
 //
 // Errors: `PYB_E_BAD_HANDLE` (the view's engine shut down: its memory was
-// already let go).
+// already let go); `PYB_E_FORKED` (in a `fork()` child, as for
+// `pyb_object_release`; the struct is cleared all the same).
 pyb_status pyb_buffer_release(struct pyb_buffer *view);
 
 // Shares `len` bytes of host memory at `data` with Python, without a copy:

@@ -74,7 +74,8 @@ pub unsafe extern "C" fn pyb_buffer_get(
 /// queued, as for `pyb_object_release`). `view` may be NULL.
 ///
 /// Errors: `PYB_E_BAD_HANDLE` (the view's engine shut down: its memory was
-/// already let go).
+/// already let go); `PYB_E_FORKED` (in a `fork()` child, as for
+/// `pyb_object_release`; the struct is cleared all the same).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_buffer_release(view: *mut pyb_buffer) -> pyb_status {
     ffi_boundary("pyb_buffer_release", || {

@@ -33,7 +33,9 @@ pub(crate) fn read_object<T>(
 /// does nothing.
 ///
 /// Errors: `PYB_E_BAD_HANDLE` (already released, from a shut-down engine, or
-/// never issued).
+/// never issued); `PYB_E_FORKED` (in a `fork()` child, where a release that
+/// would be queued is refused: nothing would ever apply it, and the object
+/// stays in the child's closed copy of the engine).
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_object_release(object: pyb_object) -> pyb_status {
     ffi_boundary("pyb_object_release", || handles::release(object))

@@ -420,6 +420,7 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
         unsafe { ffi::Py_DecRef(object) };
         return Ok(());
     }
+    refuse_queueing_in_fork_child()?;
     slot.key
         .compare_exchange(
             handle,
@@ -433,11 +434,25 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
     Ok(())
 }
 
+/// In a `fork()` child the queue's lock may belong to a thread that did not
+/// survive the fork (found by tests/c/fuzz_api.c: a child hung in a release),
+/// and no thread will ever apply the queue: the object stays, as everything
+/// of the child's closed copy of the engine does.
+fn refuse_queueing_in_fork_child() -> Result<()> {
+    if crate::runtime::gate::load().state() == crate::runtime::gate::GateState::Forked {
+        return Err(Error::forked());
+    }
+    Ok(())
+}
+
 /// Releases a handle through the queue even when the GIL is held: for
 /// owners that may be dropped in the middle of pybridge's own work (an error's
 /// exception object), where releasing at once could run `__del__` there.
 /// A handle that is already gone is ignored.
 pub(crate) fn release_later(handle: pyb_object) {
+    if refuse_queueing_in_fork_child().is_err() {
+        return;
+    }
     let _reading = LockFreeRead::begin();
     let Some(slot) = slot(handle) else {
         return;

@@ -18,25 +18,8 @@ use pybridge::status::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn blank() -> pyb_buffer {
-    pyb_buffer {
-        struct_size: std::mem::size_of::<pyb_buffer>(),
-        owner: 0,
-        data: std::ptr::null_mut(),
-        len: 0,
-        itemsize: 0,
-        readonly: false,
-        ndim: 0,
-        format: std::ptr::null(),
-        shape: std::ptr::null(),
-        strides: std::ptr::null(),
-        lowest: std::ptr::null_mut(),
-        span: 0,
-    }
-}
-
 fn try_view(object: pyb_object, flags: u32) -> Result<pyb_buffer, pyb_status> {
-    let mut view = blank();
+    let mut view = blank_buffer();
     match unsafe { pyb_buffer_get(object, flags, &mut view) } {
         PYB_OK => Ok(view),
         status => Err(status),
@@ -151,7 +134,7 @@ fn bad_requests_get_exact_statuses_and_change_nothing() {
             last_error()
         );
         assert_eq!(try_view(bytes, 2).err(), Some(PYB_E_INVALID_ARGUMENT));
-        let mut short = blank();
+        let mut short = blank_buffer();
         short.struct_size = std::mem::offset_of!(pyb_buffer, strides);
         expect(
             unsafe { pyb_buffer_get(bytes, 0, &mut short) },
@@ -159,7 +142,7 @@ fn bad_requests_get_exact_statuses_and_change_nothing() {
         );
         assert_eq!(short.owner, 0);
         // An older host's struct, ending at `strides`, is filled up to there.
-        let mut older = blank();
+        let mut older = blank_buffer();
         older.struct_size = std::mem::offset_of!(pyb_buffer, lowest);
         ok(unsafe { pyb_buffer_get(bytes, 0, &mut older) });
         assert_eq!(
@@ -189,7 +172,10 @@ fn a_view_released_on_a_thread_without_the_gil_is_applied_later() {
         let owner = taken.owner;
         spawn("releaser", move || {
             // The view as the other thread holds it (raw pointers are not Send).
-            let mut taken = pyb_buffer { owner, ..blank() };
+            let mut taken = pyb_buffer {
+                owner,
+                ..blank_buffer()
+            };
             assert_eq!(pybridge::gil::pyb_gil_held(), 0);
             ok(unsafe { pyb_buffer_release(&mut taken) });
             assert_eq!(taken.owner, 0);

@@ -334,20 +334,7 @@ fn a_child_refuses_releases_that_would_be_queued() {
     within(LIMIT, "releases in a fork child", || {
         initialize();
         let object = eval_object("bytearray(b'abc')");
-        let mut view = pyb_buffer {
-            struct_size: std::mem::size_of::<pyb_buffer>(),
-            owner: 0,
-            data: std::ptr::null_mut(),
-            len: 0,
-            itemsize: 0,
-            readonly: false,
-            ndim: 0,
-            format: std::ptr::null(),
-            shape: std::ptr::null(),
-            strides: std::ptr::null(),
-            lowest: std::ptr::null_mut(),
-            span: 0,
-        };
+        let mut view = blank_buffer();
         ok(unsafe { pyb_buffer_get(object, 0, &mut view) });
         let code = in_child(move || {
             let mut view = view;

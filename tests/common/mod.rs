@@ -276,3 +276,21 @@ impl Drop for SlowImport {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A `pyb_buffer` for `pyb_buffer_get` to fill: its size set, the rest empty.
+pub fn blank_buffer() -> pybridge::buffer::pyb_buffer {
+    pybridge::buffer::pyb_buffer {
+        struct_size: std::mem::size_of::<pybridge::buffer::pyb_buffer>(),
+        owner: 0,
+        data: std::ptr::null_mut(),
+        len: 0,
+        itemsize: 0,
+        readonly: false,
+        ndim: 0,
+        format: std::ptr::null(),
+        shape: std::ptr::null(),
+        strides: std::ptr::null(),
+        lowest: std::ptr::null_mut(),
+        span: 0,
+    }
+}

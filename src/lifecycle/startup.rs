@@ -27,7 +27,14 @@ const ENGINE_THREAD_STACK: usize = 8 << 20;
 
 pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     refuse_if_forked()?;
-    crate::runtime::fork::watch_for_fork(idle_for_fork);
+    crate::runtime::fork::watch_for_fork(
+        idle_for_fork,
+        crate::runtime::fork::ForkSteps {
+            before: crate::python::fork::before_fork,
+            in_parent: crate::python::fork::after_fork_in_parent,
+            in_child: crate::python::fork::after_fork_in_child,
+        },
+    );
     crate::runtime::thread_slot::on_thread_exit(crate::python::gil::release_on_thread_exit);
     let on_engine_thread = ThreadSlot::existing().is_some_and(|thread| thread.is_engine_thread());
     let mut life = LIFECYCLE.lock();

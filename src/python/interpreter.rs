@@ -84,6 +84,23 @@ def guard_reimports(hazards, refused, message):
     reinit_guard = ReinitGuard(hazards, refused, message)
     sys.meta_path.insert(0, reinit_guard)
 
+# True while os.fork() (PyOS_BeforeFork to PyOS_AfterFork_*) is under way:
+# src/python/fork.rs then leaves CPython's fork protocol to it.
+python_forking = False
+
+def _python_fork_started():
+    global python_forking
+    python_forking = True
+
+def _python_fork_ended():
+    global python_forking
+    python_forking = False
+
+def watch_python_forks():
+    import os
+    os.register_at_fork(before=_python_fork_started, after_in_parent=_python_fork_ended,
+                        after_in_child=_python_fork_ended)
+
 def initialized_hazards():
     import sys
     if reinit_guard is None:
@@ -132,6 +149,23 @@ pub(crate) fn imported_module<'py>(py: Python<'py>, name: &CStr) -> Option<Owned
         let module = ffi::PyDict_GetItemString(ffi::PyImport_GetModuleDict(), name.as_ptr());
         (!module.is_null()).then(|| Owned::from_borrowed(py, module))
     }
+}
+
+/// True while Python's own `os.fork()` is under way in the main interpreter
+/// (its `register_at_fork` hooks say so); false where no engine helper module
+/// exists. Runs no bytecode. Main GIL held.
+pub(crate) fn python_is_forking(py: Python<'_>) -> Option<bool> {
+    let module = imported_module(py, c"_pybridge_engine")?;
+    // SAFETY: GIL held; a plain module attribute read, no bytecode runs.
+    let flag = unsafe { ffi::PyObject_GetAttrString(module.as_ptr(), c"python_forking".as_ptr()) };
+    // SAFETY: a new reference (or NULL), taken over.
+    let Some(flag) = (unsafe { Owned::from_raw(py, flag) }) else {
+        // SAFETY: GIL held; the failed lookup set an error nobody else wants.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    };
+    // SAFETY: GIL held; `flag` is live.
+    Some(flag.as_ptr() == unsafe { ffi::Py_True() })
 }
 
 /// Calls `_pybridge_engine.<name>(*args)`; steals nothing.
@@ -219,6 +253,7 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
 fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {
     // First, so that no import below can reach a module that would crash.
     guard_reimports(py)?;
+    call_helper(py, c"watch_python_forks", &[])?;
     // Importing threading here makes this thread threading's main thread.
     // SAFETY: GIL held.
     Owned::new(py, unsafe {

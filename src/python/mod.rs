@@ -6,6 +6,7 @@ pub(crate) mod buffer;
 pub(crate) mod call;
 pub(crate) mod coroutine;
 pub(crate) mod exception;
+pub(crate) mod fork;
 pub(crate) mod gil;
 pub(crate) mod handles;
 pub(crate) mod host_function;

@@ -24,25 +24,53 @@ use crate::runtime::gate::{self, EngineWord, GateState};
 /// that is gone.
 static ENGINE_IDLE: OnceLock<fn() -> bool> = OnceLock::new();
 
-/// Registers the child handler once per process, before the first engine
+/// What CPython needs around a fork (`python::fork`): before it on the
+/// forking thread, then in the parent, then in the child.
+#[derive(Clone, Copy)]
+pub(crate) struct ForkSteps {
+    pub before: fn(),
+    pub in_parent: fn(),
+    pub in_child: fn(),
+}
+
+static STEPS: OnceLock<ForkSteps> = OnceLock::new();
+
+/// Registers the fork handlers once per process, before the first engine
 /// starts; `engine_idle` answers for the engine (see `ENGINE_IDLE`).
-pub(crate) fn watch_for_fork(engine_idle: fn() -> bool) {
+pub(crate) fn watch_for_fork(engine_idle: fn() -> bool, steps: ForkSteps) {
     ENGINE_IDLE.get_or_init(|| {
-        if let Err(error) = crate::sys::process::on_fork_in_child(in_child) {
+        STEPS.get_or_init(|| steps);
+        if let Err(error) = crate::sys::process::on_fork(before, in_parent, in_child) {
             log::warn!("pthread_atfork failed ({error}); a fork() child would not be fenced off");
         }
         engine_idle
     });
 }
 
+extern "C" fn before() {
+    if let Some(steps) = STEPS.get() {
+        (steps.before)();
+    }
+}
+
+extern "C" fn in_parent() {
+    if let Some(steps) = STEPS.get() {
+        (steps.in_parent)();
+    }
+}
+
 /// Runs in the child, on its only thread, right after `fork()`: only atomics,
-/// and a `try_lock` that never waits.
+/// and a `try_lock` that never waits; then CPython's own after-fork step when
+/// the parent took its before-fork one.
 extern "C" fn in_child() {
     let word = gate::load();
     let engine_idle = ENGINE_IDLE.get().is_some_and(|idle| idle());
     if word.state() == GateState::Closed && engine_idle {
         gate::forget_membarrier();
-        return;
+    } else {
+        gate::store(EngineWord::new(word.generation(), GateState::Forked));
     }
-    gate::store(EngineWord::new(word.generation(), GateState::Forked));
+    if let Some(steps) = STEPS.get() {
+        (steps.in_child)();
+    }
 }

@@ -1,10 +1,15 @@
 //! Process-wide settings: the fork() hook and signal dispositions.
 
-/// Runs `handler` in every `fork()` child, on its only thread. Err carries
+/// Runs `prepare` on the forking thread before every `fork()`, then `parent`
+/// in the parent and `child` in the child (on its only thread). Err carries
 /// `pthread_atfork`'s error number.
-pub(crate) fn on_fork_in_child(handler: extern "C" fn()) -> Result<(), i32> {
-    // SAFETY: registers a plain `extern "C"` function; no other arguments.
-    match unsafe { libc::pthread_atfork(None, None, Some(handler)) } {
+pub(crate) fn on_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> Result<(), i32> {
+    // SAFETY: registers plain `extern "C"` functions; no other arguments.
+    match unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) } {
         0 => Ok(()),
         error => Err(error),
     }

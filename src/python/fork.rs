@@ -1,0 +1,60 @@
+//! CPython's own fork protocol around a host's raw `fork()` from a thread
+//! that holds the main GIL through pybridge.
+//!
+//! The child keeps that thread's open scopes (see `runtime::fork`), but every
+//! other thread is gone, and with them any lock they held at the fork: a
+//! thread waiting for the GIL holds the GIL's internal mutex for a moment, and
+//! a child that then released its scope hung in `drop_gil` for ever (found by
+//! tests/c/fuzz_api.c, about 1 fork in 20 under load). Python's `os.fork()`
+//! avoids this with `PyOS_BeforeFork` in the parent and `PyOS_AfterFork_Child`
+//! in the child, which re-create those locks; pybridge does the same for a raw
+//! `fork()`, unless `os.fork()` is the caller (it does it itself: doing it
+//! twice would take CPython's runtime lock twice).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::{Python, ffi};
+
+use crate::python::gil;
+use crate::runtime::thread_slot::ThreadSlot;
+
+/// Set between this thread's `PyOS_BeforeFork` and the `PyOS_AfterFork_*`
+/// that ends it (in the parent and, copied, in the child).
+static BEFORE_FORK_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// `pthread_atfork`'s prepare step, in the parent on the forking thread.
+pub(crate) fn before_fork() {
+    let Some(thread) = ThreadSlot::existing() else {
+        return;
+    };
+    // Only a scope in the main interpreter whose GIL this thread really holds:
+    // CPython's fork protocol is the main interpreter's.
+    if thread.current_interpreter() != 0 || !gil::scope_holds_gil(thread) {
+        return;
+    }
+    // SAFETY: the check above: this thread holds the main GIL now.
+    let py = unsafe { Python::assume_attached() };
+    if crate::python::interpreter::python_is_forking(py) != Some(false) {
+        return;
+    }
+    // SAFETY: main GIL held on this thread's own state, as os.fork() has it.
+    unsafe { ffi::PyOS_BeforeFork() };
+    BEFORE_FORK_CALLED.store(true, Ordering::SeqCst);
+}
+
+/// `pthread_atfork`'s parent step.
+pub(crate) fn after_fork_in_parent() {
+    if BEFORE_FORK_CALLED.swap(false, Ordering::SeqCst) {
+        // SAFETY: pairs the `PyOS_BeforeFork` above, on the same thread.
+        unsafe { ffi::PyOS_AfterFork_Parent() };
+    }
+}
+
+/// `pthread_atfork`'s child step, on the child's only thread (the forking one).
+pub(crate) fn after_fork_in_child() {
+    if BEFORE_FORK_CALLED.swap(false, Ordering::SeqCst) {
+        // SAFETY: pairs the parent's `PyOS_BeforeFork`; this thread holds the
+        // main GIL on the state it held it on before the fork.
+        unsafe { ffi::PyOS_AfterFork_Child() };
+    }
+}

@@ -310,7 +310,12 @@ pub fn run_command_with_deadline(
             Stdio::inherit()
         }
     };
+    // The programs find their libraries by rpath. Cargo's test runners set
+    // LD_LIBRARY_PATH with target/<profile>/ before deps/, and a stale
+    // libpybridge.so there (left by an earlier `cargo build`) would win over
+    // the rpath and be the library under test.
     let mut child: Child = command
+        .env_remove("LD_LIBRARY_PATH")
         .stdin(Stdio::null())
         .stdout(piped())
         .stderr(piped())

@@ -95,11 +95,16 @@ fn twenty_cycles_each_from_different_threads() {
 fn reinitialize_waits_for_daemon_threads_of_the_previous_interpreter() {
     within(LIMIT, "lingering daemon", || {
         initialize();
-        run(concat!(
-            "import threading, time\n",
-            "sleeper = threading.Thread(target=time.sleep, args=(1.5,), daemon=True)\n",
-            "sleeper.start()\n",
-            "native_id = sleeper.native_id\n"
+        // The daemon thread waits, outside the GIL, until the test writes to a pipe.
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let [wake_read, wake_write] = fds;
+        run(&format!(
+            "import os, threading\n\
+             sleeper = threading.Thread(target=os.read, args=({wake_read}, 1), daemon=True)\n\
+             sleeper.start()\n\
+             native_id = sleeper.native_id\n"
         ));
         let native_id = eval_i64("native_id");
         ok(shutdown(5000, 0));
@@ -114,11 +119,20 @@ fn reinitialize_waits_for_daemon_threads_of_the_previous_interpreter() {
         );
         assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
         // Default wait: returns once the sleeper is gone, then runs normally.
+        // SAFETY: one byte from a constant into our own pipe.
+        assert_eq!(
+            unsafe { libc::write(wake_write, b"x".as_ptr().cast(), 1) },
+            1
+        );
         let start = Instant::now();
         initialize();
         assert!(start.elapsed() < Duration::from_secs(5));
         assert!(!std::path::Path::new(&format!("/proc/self/task/{native_id}")).exists());
         assert_eq!(eval_i64("1 + 1"), 2);
+        for fd in [wake_read, wake_write] {
+            // SAFETY: our own descriptors, closed once.
+            unsafe { libc::close(fd) };
+        }
     });
 }
 

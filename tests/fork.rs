@@ -31,25 +31,30 @@ fn in_child(check: impl FnOnce() -> i32 + std::panic::UnwindSafe) -> i32 {
         // SAFETY: leaves the child without running the parent's atexit work.
         unsafe { libc::_exit(code) };
     }
-    let start = Instant::now();
-    loop {
+    // A thread waits for the child (waitpid blocks) while this one waits for
+    // that thread, under the deadline.
+    let (exited_tx, exited_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut status = 0;
         // SAFETY: our own child.
-        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if done == pid {
+        let done = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = exited_tx.send((done, status));
+    });
+    match exited_rx.recv_timeout(CHILD_LIMIT) {
+        Ok((done, status)) => {
+            assert_eq!(done, pid, "waitpid failed");
             assert!(
                 libc::WIFEXITED(status),
                 "the child died of signal {}",
                 libc::WTERMSIG(status)
             );
-            return libc::WEXITSTATUS(status);
+            libc::WEXITSTATUS(status)
         }
-        if start.elapsed() > CHILD_LIMIT {
-            // SAFETY: our own child.
+        Err(_) => {
+            // SAFETY: our own child, not reaped yet (the waiting thread reaps it).
             unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("the fork() child hung for {CHILD_LIMIT:?}");
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

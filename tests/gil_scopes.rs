@@ -4,9 +4,9 @@
 mod common;
 use common::*;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use pybridge::engine::*;
 use pybridge::gil::*;
@@ -110,25 +110,31 @@ fn gil_held_reports_every_way_of_holding_it() {
 fn a_python_thread_keeps_running_while_host_threads_hold_no_gil() {
     within(LIMIT, "python thread runs", || {
         initialize();
+        // The ticker tells the host, through a host function, once it has
+        // ticked 50 times; the host waits for that holding no GIL.
+        let (ticked_tx, ticked_rx) = mpsc::channel();
+        register("host", "ticked", 0, move |_, _| {
+            ticked_tx.send(()).unwrap();
+            PYB_OK
+        });
         run(concat!(
-            "import threading, time\n",
+            "import threading, time, host\n",
             "ticks = 0\n",
             "stop = False\n",
             "def tick():\n",
             "    global ticks\n",
             "    while not stop:\n",
             "        ticks += 1\n",
+            "        if ticks == 50:\n",
+            "            host.ticked()\n",
             "        time.sleep(0.001)\n",
             "ticker = threading.Thread(target=tick, daemon=True)\n",
             "ticker.start()\n"
         ));
-        // The host does its own work without the GIL.
-        std::thread::sleep(Duration::from_millis(300));
-        let ticks = eval_i64("ticks");
-        assert!(
-            ticks >= 50,
-            "the Python thread ticked only {ticks} times in 300 ms"
-        );
+        ticked_rx
+            .recv_timeout(LIMIT / 2)
+            .expect("the Python thread did not tick 50 times while the host held no GIL");
+        assert!(eval_i64("ticks") >= 50);
         run("stop = True\nticker.join()");
     });
 }
@@ -285,30 +291,41 @@ fn nesting_is_counted_on_the_thread() {
 fn contended_acquires_from_many_threads_all_make_progress() {
     within(LIMIT, "contention", || {
         initialize();
+        const THREADS: usize = 4;
+        /// Scopes each thread must get through while all of them contend.
+        const EACH: u64 = 1_000;
         let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let threads: Vec<_> = (0..4)
+        let (reached_tx, reached_rx) = mpsc::channel();
+        let threads: Vec<_> = (0..THREADS)
             .map(|i| {
                 let stop = stop.clone();
-                let done = done.clone();
+                let reached = reached_tx.clone();
                 spawn(&format!("contender-{i}"), move || {
                     let mut mine = 0u64;
+                    // Each keeps contending until every one has reached EACH.
                     while !stop.load(Ordering::Relaxed) {
                         with_gil(|| ());
                         mine += 1;
+                        if mine == EACH {
+                            reached.send(i).unwrap();
+                        }
                     }
-                    done.fetch_add(1, Ordering::Relaxed);
                     mine
                 })
             })
             .collect();
-        let start = Instant::now();
-        std::thread::sleep(Duration::from_millis(300));
+        let mut reached: Vec<usize> = (0..THREADS)
+            .map(|_| {
+                reached_rx
+                    .recv_timeout(LIMIT / 2)
+                    .expect("a contender starved")
+            })
+            .collect();
         stop.store(true, Ordering::Relaxed);
         let counts: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert!(start.elapsed() < Duration::from_secs(10));
-        assert!(counts.iter().all(|&count| count > 0), "starved: {counts:?}");
-        assert_eq!(done.load(Ordering::Relaxed), 4);
+        reached.sort();
+        assert_eq!(reached, (0..THREADS).collect::<Vec<_>>());
+        assert!(counts.iter().all(|&count| count >= EACH), "{counts:?}");
         assert_eq!(pyb_engine_state(), PYB_STATE_RUNNING);
     });
 }

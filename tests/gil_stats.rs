@@ -72,14 +72,19 @@ fn a_long_hold_shows_as_the_holders_hold_and_the_waiters_wait() {
         ok(pyb_gil_stats_enable(true));
         ok(pyb_gil_stats_reset());
         let (holding_tx, holding_rx) = mpsc::channel();
+        let (waiting_tx, waiting_rx) = mpsc::channel::<()>();
         let (holder_done, holder_exit, holder) = parked("gil-holder", move || {
             let token = acquire();
             holding_tx.send(()).unwrap();
+            // The hold (the work measured) goes on from the moment the waiter
+            // is about to wait, so the waiter's wait spans nearly all of it.
+            waiting_rx.recv().unwrap();
             std::thread::sleep(HOLD);
             ok(pyb_gil_release(token));
         });
         holding_rx.recv().unwrap();
-        let (waiter_done, waiter_exit, waiter) = parked("gil-waiter", || {
+        let (waiter_done, waiter_exit, waiter) = parked("gil-waiter", move || {
+            waiting_tx.send(()).unwrap();
             ok(pyb_gil_release(acquire()));
         });
         let holder_tid = holder_done.recv().unwrap();

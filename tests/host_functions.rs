@@ -3,8 +3,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -282,17 +282,22 @@ fn python_run_by_a_thread_exit_may_call_back_into_pybridge() {
 fn shutdown_waits_for_a_running_host_function_then_frees_user_data() {
     within(LIMIT, "shutdown and host functions", || {
         initialize();
-        let finished = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let finished = Arc::new(Mutex::new(None::<Instant>));
         let mark = finished.clone();
+        // The host function tells when it is entered and returns when told to.
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (finish_tx, finish_rx) = mpsc::channel::<()>();
+        let finish_rx = Mutex::new(finish_rx);
         register("host", "slow", PYB_FN_RELEASE_GIL, move |_, _| {
-            std::thread::sleep(Duration::from_millis(300));
+            entered_tx.send(()).unwrap();
+            finish_rx.lock().unwrap().recv().unwrap();
             *mark.lock().unwrap() = Some(Instant::now());
             PYB_OK
         });
         register("host", "other", 0, |_, _| PYB_OK);
         let freed_before = FREED.load(Ordering::SeqCst);
         let runner = spawn("runner", || exec("import host\nhost.slow()"));
-        std::thread::sleep(Duration::from_millis(50));
+        entered_rx.recv().unwrap();
         // A short deadline times out while the host function runs, and changes nothing.
         expect(shutdown(50, 0), PYB_E_TIMEOUT);
         assert!(last_error().contains("runner"), "{}", last_error());
@@ -301,6 +306,12 @@ fn shutdown_waits_for_a_running_host_function_then_frees_user_data() {
             let status = shutdown(10_000, 0);
             (status, Instant::now())
         });
+        wait_for_shutting_down();
+        assert!(
+            !stopper.is_finished(),
+            "shutdown returned while the host function ran"
+        );
+        finish_tx.send(()).unwrap();
         runner.join().unwrap();
         let (status, stopped) = stopper.join().unwrap();
         ok(status);

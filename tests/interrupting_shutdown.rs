@@ -14,6 +14,7 @@ use pybridge::call::pyb_run;
 use pybridge::engine::*;
 use pybridge::gil::*;
 use pybridge::status::*;
+use pybridge::value::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// How far past its deadline a shutdown may return.
@@ -228,39 +229,56 @@ fn interrupting_shutdowns_with_short_deadlines_stop_cleanly_or_change_nothing() 
 fn a_shutdown_that_interrupted_a_thread_cannot_be_called_off() {
     within(LIMIT, "committed shutdown", || {
         initialize();
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        count_shutdown_joins();
+        // The stubborn thread tells when it is inside its first loop and when
+        // the interrupt reached it; its second loop runs until released.
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let (interrupted_tx, interrupted_rx) = std::sync::mpsc::channel();
+        let released = Arc::new(AtomicBool::new(false));
+        register("host", "inside", 0, move |_, _| {
+            inside_tx.send(()).unwrap();
+            PYB_OK
+        });
+        register("host", "interrupted", 0, move |_, _| {
+            interrupted_tx.send(()).unwrap();
+            PYB_OK
+        });
+        let leave = released.clone();
+        register("host", "released", 0, move |_, result| {
+            *result = pyb_value::from_bool(leave.load(Ordering::SeqCst));
+            PYB_OK
+        });
         let stubborn = spawn("stubborn", move || {
             let token = acquire();
-            started_tx.send(()).unwrap();
             // The shutdown interrupts each thread once: the second loop runs on.
             let code = c(concat!(
-                "import time\n",
-                "end = time.monotonic() + 1.5\n",
+                "import host, time\n",
                 "try:\n",
-                "    while time.monotonic() < end:\n",
+                "    host.inside()\n",
+                "    while True:\n",
                 "        time.sleep(0.001)\n",
-                "    raise AssertionError('not interrupted')\n",
-                "except AssertionError:\n",
-                "    raise\n",
                 "except BaseException as interrupt:\n",
                 "    assert type(interrupt).__name__ == 'ShutdownInterrupt', repr(interrupt)\n",
-                "while time.monotonic() < end:\n",
+                "host.interrupted()\n",
+                "while not host.released():\n",
                 "    time.sleep(0.001)\n",
             ));
             let status = unsafe { pyb_run(code.as_ptr(), c("<stubborn>").as_ptr(), 0) };
             ok(pyb_gil_release(token));
             status
         });
-        started_rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        inside_rx.recv().unwrap();
+        // The deadline leaves the engine thread ample time to interrupt (it
+        // must, for the attempt to be committed) on a busy machine.
+        const DEADLINE_MS: u32 = 1000;
         let start = Instant::now();
         let status = spawn("stopper", || {
-            (shutdown(300, PYB_SHUTDOWN_INTERRUPT), last_error())
+            (shutdown(DEADLINE_MS, PYB_SHUTDOWN_INTERRUPT), last_error())
         })
         .join()
         .unwrap();
         assert!(
-            elapsed_ms(start) <= 300 + SLACK_MS,
+            elapsed_ms(start) <= u128::from(DEADLINE_MS) + SLACK_MS,
             "{} ms",
             elapsed_ms(start)
         );
@@ -271,6 +289,7 @@ fn a_shutdown_that_interrupted_a_thread_cannot_be_called_off() {
             status.1
         );
         assert!(status.1.contains("cannot be called off"), "{}", status.1);
+        interrupted_rx.recv().unwrap();
         assert_eq!(pyb_engine_state(), PYB_STATE_SHUTTING_DOWN);
         let mut token = 0;
         expect(
@@ -279,12 +298,19 @@ fn a_shutdown_that_interrupted_a_thread_cannot_be_called_off() {
                 .unwrap(),
             PYB_E_SHUTTING_DOWN,
         );
-        // Asked while the stubborn thread still runs (its loop ends 1.5 s after
-        // it began), a second shutdown joins the committed one and sees it
-        // finish. (Asked after the thread is gone, it could find the engine
-        // already stopped: a race with the engine, not a contract.)
-        ok(shutdown(10_000, 0));
+        // A second shutdown asked while the stubborn thread runs on joins the
+        // committed one and sees it finish once the thread leaves.
+        let joiner = spawn("joiner", || shutdown(10_000, 0));
+        wait_until(LIMIT / 2, "the second shutdown joining", || {
+            shutdown_joins() == 1
+        });
+        assert!(
+            !joiner.is_finished(),
+            "the shutdown ended before the thread left"
+        );
+        released.store(true, Ordering::SeqCst);
         ok(stubborn.join().unwrap());
+        ok(joiner.join().unwrap());
         assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
         assert_eq!(stats().shutdown_timeouts, 0);
     });
@@ -296,11 +322,22 @@ fn a_shutdown_that_interrupted_a_thread_cannot_be_called_off() {
 fn a_deadline_during_finalization_reports_the_shutdown_committed() {
     within(LIMIT, "slow finalization", || {
         initialize();
-        run("import atexit, time\natexit.register(time.sleep, 0.6)\n");
+        count_shutdown_joins();
+        // An atexit handler that says it began, then waits until released:
+        // Py_FinalizeEx runs it, so finalization lasts until then.
+        let [began_read, began_write] = pipe();
+        let [release_read, release_write] = pipe();
+        run(&format!(
+            "import atexit, os\n\
+             def slow_exit():\n    os.write({began_write}, b'x')\n    os.read({release_read}, 1)\n\
+             atexit.register(slow_exit)\n"
+        ));
+        // Ample time for the engine thread to begin finalizing on a busy machine.
+        const DEADLINE_MS: u32 = 1000;
         let start = Instant::now();
-        let status = shutdown(100, 0);
+        let status = shutdown(DEADLINE_MS, 0);
         assert!(
-            elapsed_ms(start) <= 100 + SLACK_MS,
+            elapsed_ms(start) <= u128::from(DEADLINE_MS) + SLACK_MS,
             "{} ms",
             elapsed_ms(start)
         );
@@ -310,11 +347,42 @@ fn a_deadline_during_finalization_reports_the_shutdown_committed() {
             "{}",
             last_error()
         );
+        assert_eq!(read_byte(began_read), b'x', "the atexit handler began");
         assert_eq!(pyb_engine_state(), PYB_STATE_SHUTTING_DOWN);
-        ok(shutdown(10_000, 0));
+        let finisher = spawn("finisher", || shutdown(10_000, 0));
+        wait_until(LIMIT / 2, "the second shutdown joining", || {
+            shutdown_joins() == 1
+        });
+        write_byte(release_write);
+        ok(finisher.join().unwrap());
         assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
         assert_eq!(stats().interpreters_finalized, 1);
+        for fd in [began_read, began_write, release_read, release_write] {
+            // SAFETY: our own descriptors, closed once.
+            unsafe { libc::close(fd) };
+        }
     });
+}
+
+fn pipe() -> [i32; 2] {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    fds
+}
+
+fn read_byte(fd: i32) -> u8 {
+    let mut byte = 0u8;
+    // SAFETY: one byte into a local.
+    let read = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+    assert_eq!(read, 1, "read");
+    byte
+}
+
+fn write_byte(fd: i32) {
+    // SAFETY: one byte from a constant.
+    let written = unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) };
+    assert_eq!(written, 1, "write");
 }
 
 /// A thread running a module's body is interrupted only once its import is

@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use common::*;
@@ -16,18 +16,49 @@ use pybridge::object::*;
 use pybridge::status::*;
 use pybridge::value::*;
 
-/// Scenario 1: four Python threads call a host function that sleeps 200 ms.
-/// With the GIL released they overlap; without, they take turns.
+/// Calls of one host function inside at once: (now, most).
+type Inside = Arc<(Mutex<(usize, usize)>, Condvar)>;
+
+fn enter(inside: &Inside) -> std::sync::MutexGuard<'_, (usize, usize)> {
+    let mut count = inside.0.lock().unwrap();
+    count.0 += 1;
+    count.1 = count.1.max(count.0);
+    inside.1.notify_all();
+    count
+}
+
+/// Scenario 1: four Python threads call a host function at once. With the GIL
+/// released they overlap: each waits (up to 10 s) until all four are inside
+/// together, which only a released GIL allows. Without, they take turns: each
+/// works 200 ms, never two at once.
 #[test]
 fn scenario_1_released_gil_lets_python_threads_overlap() {
-    within(Duration::from_secs(30), "scenario 1", || {
+    within(Duration::from_secs(60), "scenario 1", || {
         initialize();
-        for (name, flags) in [("sleep_released", PYB_FN_RELEASE_GIL), ("sleep_held", 0)] {
-            register("native", name, flags, |_, _| {
-                std::thread::sleep(Duration::from_millis(200));
+        let released: Inside = Arc::default();
+        let held: Inside = Arc::default();
+        let inside = released.clone();
+        register(
+            "native",
+            "meet_released",
+            PYB_FN_RELEASE_GIL,
+            move |_, _| {
+                let count = enter(&inside);
+                let (mut count, _) = inside
+                    .1
+                    .wait_timeout_while(count, Duration::from_secs(10), |count| count.1 < 4)
+                    .unwrap();
+                count.0 -= 1;
                 PYB_OK
-            });
-        }
+            },
+        );
+        let inside = held.clone();
+        register("native", "work_held", 0, move |_, _| {
+            drop(enter(&inside));
+            std::thread::sleep(Duration::from_millis(200));
+            inside.0.lock().unwrap().0 -= 1;
+            PYB_OK
+        });
         exec(concat!(
             "import threading, time, native\n",
             "def four_threads(fn):\n",
@@ -37,12 +68,11 @@ fn scenario_1_released_gil_lets_python_threads_overlap() {
             "    for t in threads: t.join()\n",
             "    return int((time.monotonic() - start) * 1000)\n",
         ));
-        let overlapped = eval_int("four_threads(native.sleep_released)");
-        let serialized = eval_int("four_threads(native.sleep_held)");
-        assert!(
-            overlapped < 500,
-            "released: {overlapped} ms for 4 x 200 ms (should overlap)"
-        );
+        eval_int("four_threads(native.meet_released)");
+        let serialized = eval_int("four_threads(native.work_held)");
+        let most = |inside: &Inside| inside.0.lock().unwrap().1;
+        assert_eq!(most(&released), 4, "released: calls inside at once");
+        assert_eq!(most(&held), 1, "held: calls inside at once");
         assert!(
             serialized >= 790,
             "held: {serialized} ms for 4 x 200 ms (should serialize)"

@@ -67,6 +67,29 @@ fn shutdown_times_out_while_a_third_thread_holds_the_gil_then_succeeds() {
     });
 }
 
+/// A deadline that passes before the engine thread first looks (0 ms here,
+/// or a short one on a busy machine) still names the thread that blocks: the
+/// caller looks itself.
+#[test]
+fn a_deadline_before_the_engine_threads_first_look_still_names_the_blocker() {
+    within(LIMIT, "0 ms deadline", || {
+        initialize();
+        let (release, holder) = hold_gil_on_another_thread();
+        let (status, message) = spawn("stopper", || (shutdown(0, 0), last_error()))
+            .join()
+            .unwrap();
+        expect(status, PYB_E_TIMEOUT);
+        assert!(
+            message.contains("gil-holder") && message.contains("holds the GIL"),
+            "names the blocker: {message}"
+        );
+        assert_eq!(pyb_engine_state(), PYB_STATE_RUNNING);
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        ok(shutdown(5000, 0));
+    });
+}
+
 #[test]
 fn new_gil_requests_are_refused_while_a_shutdown_waits() {
     within(LIMIT, "refused while shutting down", || {
@@ -131,7 +154,7 @@ fn a_thread_in_an_allow_threads_region_holds_shutdown_until_it_ends() {
         assert!(status.1.contains("allow-threads region"), "{}", status.1);
         // A second attempt waits while the worker finishes its region.
         let stopper = spawn("stopper-2", || shutdown(10_000, 0));
-        std::thread::sleep(Duration::from_millis(100));
+        wait_for_shutting_down();
         ended_tx.send(()).unwrap();
         worker.join().unwrap();
         ok(stopper.join().unwrap());
@@ -184,8 +207,11 @@ fn an_interrupting_shutdown_that_times_out_interrupted_nothing() {
         run(concat!(
             "import threading, time\n",
             "stop = False\n",
+            "laps = 0\n",
             "def wait():\n",
+            "    global laps\n",
             "    while not stop:\n",
+            "        laps += 1\n",
             "        time.sleep(0.01)\n",
             "worker = threading.Thread(target=wait, daemon=True)\n",
             "worker.start()\n",
@@ -197,7 +223,11 @@ fn an_interrupting_shutdown_that_times_out_interrupted_nothing() {
         expect(status, PYB_E_TIMEOUT);
         release.send(()).unwrap();
         holder.join().unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        // Bytecode ran after the attempt: an interrupt would have fired there.
+        let laps = eval_i64("laps");
+        wait_until(LIMIT / 2, "three more laps of the worker", || {
+            eval_i64("laps") >= laps + 3
+        });
         assert_eq!(
             eval_i64("int(worker.is_alive())"),
             1,
@@ -237,6 +267,7 @@ fn concurrent_shutdowns_finalize_exactly_once() {
     within(LIMIT, "concurrent shutdowns", || {
         initialize();
         run("x = 1");
+        count_shutdown_joins();
         // A thread holding the GIL keeps the first shutdown waiting, so all six
         // calls are in progress together (finalization alone takes ~3 ms on
         // 3.12, and a late caller would rightly get PYB_E_NOT_INITIALIZED).
@@ -251,7 +282,10 @@ fn concurrent_shutdowns_finalize_exactly_once() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(300));
+        // Every call is in progress: one started the shutdown, five joined it.
+        wait_until(LIMIT / 2, "five calls joining the shutdown", || {
+            shutdown_joins() == 5
+        });
         assert_eq!(pyb_engine_state(), PYB_STATE_SHUTTING_DOWN);
         release.send(()).unwrap();
         holder.join().unwrap();
@@ -264,21 +298,24 @@ fn concurrent_shutdowns_finalize_exactly_once() {
     });
 }
 
+/// pythonnet's deadlock: EndAllowThreads on the main thread, then Shutdown
+/// from another thread, waited for ever there. Here the shutdown waits for
+/// nothing (the bound is generous for a busy machine; a deadlock is forever).
 #[test]
-fn the_pythonnet_deadlock_sequence_completes_within_a_second() {
-    within(Duration::from_secs(10), "pythonnet sequence", || {
-        let start = Instant::now();
+fn the_pythonnet_deadlock_sequence_completes() {
+    within(LIMIT, "pythonnet sequence", || {
         // Main thread: initialize, BeginAllowThreads ... EndAllowThreads.
         initialize();
         let allow = begin_allow();
         run("y = 2");
         ok(pyb_end_allow_threads(allow));
         // Then Shutdown from another thread.
+        let start = Instant::now();
         ok(spawn("other", || shutdown(PYB_TIMEOUT_INFINITE, 0))
             .join()
             .unwrap());
         assert!(
-            start.elapsed() < Duration::from_secs(1),
+            start.elapsed() < Duration::from_secs(5),
             "{:?}",
             start.elapsed()
         );

@@ -255,7 +255,7 @@ impl EngineShutdown {
         }
         if let Some(request) = life.request(self.serial) {
             request.committed = Some(Commitment::Finalizing);
-            request.blocker = "it is past its point of no return and finalizing".to_string();
+            request.blocker = Some("it is past its point of no return and finalizing".to_string());
         }
         None
     }
@@ -309,14 +309,14 @@ impl EngineShutdown {
 
     fn report(&mut self, blocker: String) {
         if let Some(request) = LIFECYCLE.lock().request(self.serial) {
-            request.blocker = blocker;
+            request.blocker = Some(blocker);
         }
     }
 
     fn report_and_wait(&mut self, blocker: String) {
         let mut life = LIFECYCLE.lock();
         if let Some(request) = life.request(self.serial) {
-            request.blocker = blocker;
+            request.blocker = Some(blocker);
         }
         // Woken early when the attempt is called off.
         CHANGED.wait_for(&mut life, Duration::from_millis(2));
@@ -422,7 +422,7 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
         taken_by_engine: false,
         committed: None,
         outcome: Outcome::Pending,
-        blocker: "the engine thread has not reported yet".to_string(),
+        blocker: None,
     });
     life.transition(Phase::ShuttingDown);
     gate::barrier();
@@ -510,7 +510,7 @@ fn wait_for_outcome(
 fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
     let blocker = match life.request(serial) {
         Some(request) => {
-            let blocker = request.blocker.clone();
+            let blocker = blocker_of(request);
             request.outcome = Outcome::CalledOff(blocker.clone());
             blocker
         }
@@ -522,6 +522,18 @@ fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
     blocker
 }
 
+/// What blocks `request`, as the engine thread last reported it. Before its
+/// first report (a deadline shorter than the engine thread's wake-up on a busy
+/// machine) the caller looks at the host threads itself, so the message still
+/// names a thread inside pybridge.
+fn blocker_of(request: &ShutdownRequest) -> String {
+    request
+        .blocker
+        .clone()
+        .or_else(|| BusyWatch::default().blocker())
+        .unwrap_or_else(|| "the engine thread has not reported yet".to_string())
+}
+
 /// The deadline passed after the point of no return: the shutdown carries on.
 fn committed_error(life: &mut MutexGuard<'_, Lifecycle>, serial: u64, timeout_ms: u32) -> Error {
     let Some(request) = life.request(serial) else {
@@ -529,11 +541,11 @@ fn committed_error(life: &mut MutexGuard<'_, Lifecycle>, serial: u64, timeout_ms
     };
     let what = match request.committed {
         // `finalize` reports each stage as it starts.
-        Some(Commitment::Finalizing) => request.blocker.clone(),
+        Some(Commitment::Finalizing) => blocker_of(request),
         _ => format!(
             "it interrupted threads (PYB_SHUTDOWN_INTERRUPT), so it cannot be called off, \
              and it waits for them to leave. Blocking: {}",
-            request.blocker
+            blocker_of(request)
         ),
     };
     Error::new(
@@ -564,6 +576,7 @@ fn join_shutdown(
     let Some(serial) = life.request.as_ref().map(|request| request.serial) else {
         return Err(Error::shutting_down());
     };
+    log::debug!("a shutdown call joins the shutdown in progress (timeout {timeout_ms} ms)");
     match wait_for_outcome(&mut life, serial, deadline) {
         Outcome::Finalized => Ok(()),
         Outcome::CalledOff(blocker) => Err(Error::new(
@@ -603,7 +616,7 @@ fn guest_shutdown(
             break;
         };
         if let Some(request) = life.request(serial) {
-            request.blocker = blocker;
+            request.blocker = Some(blocker);
         }
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             let blocker = call_off(&mut life, serial);

@@ -63,8 +63,9 @@ pub(super) struct ShutdownRequest {
     /// Set, under the lifecycle lock, before the first irreversible step.
     pub(super) committed: Option<Commitment>,
     pub(super) outcome: Outcome,
-    /// What the engine last found blocking it, for the timeout message.
-    pub(super) blocker: String,
+    /// What the engine thread last found blocking it, for the timeout
+    /// message; `None` until it first reports.
+    pub(super) blocker: Option<String>,
 }
 
 pub(super) struct Lifecycle {

@@ -40,12 +40,43 @@ static int64_t eval_int(const char *expr) {
 
 /* --- host functions --- */
 
-/* Native work of 200 ms: called with the GIL released (policy) or held. */
+/* Counts the calls inside a host function at once. With the release policy
+ * each call waits (up to 10 s) until all four are inside together, which only
+ * a released GIL allows; with the GIL held each works 200 ms, in turn. */
+struct overlap {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int meet; /* wait for the others instead of working */
+    int inside;
+    int max_inside;
+};
+static struct overlap released_calls = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0, 0};
+static struct overlap held_calls = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
 static pyb_status slow(const pyb_value *args, size_t nargs, pyb_value *result, void *user_data) {
     (void)args;
     (void)nargs;
-    (void)user_data;
-    sleep_ms(200);
+    struct overlap *calls = user_data;
+    pthread_mutex_lock(&calls->lock);
+    calls->inside++;
+    if (calls->inside > calls->max_inside) {
+        calls->max_inside = calls->inside;
+    }
+    pthread_cond_broadcast(&calls->changed);
+    if (calls->meet) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
+        while (calls->max_inside < 4 &&
+               pthread_cond_timedwait(&calls->changed, &calls->lock, &deadline) == 0) {
+        }
+    } else {
+        pthread_mutex_unlock(&calls->lock);
+        sleep_ms(200);
+        pthread_mutex_lock(&calls->lock);
+    }
+    calls->inside--;
+    pthread_mutex_unlock(&calls->lock);
     result->tag = PYB_VALUE_INT;
     result->data.int64 = 200;
     return PYB_OK;
@@ -143,19 +174,22 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     check("pyb_engine_initialize", pyb_engine_initialize(NULL));
     check("register slow_released",
-          pyb_register_function("host", "slow_released", slow, NULL, count_free,
+          pyb_register_function("host", "slow_released", slow, &released_calls, count_free,
                                 PYB_FN_RELEASE_GIL));
-    check("register slow_held", pyb_register_function("host", "slow_held", slow, NULL, count_free, 0));
+    check("register slow_held",
+          pyb_register_function("host", "slow_held", slow, &held_calls, count_free, 0));
     check("register refuse", pyb_register_function("host", "refuse", refuse, NULL, NULL, 0));
     check("register process", pyb_register_function("host", "process", process, NULL, NULL, 0));
 
     /* Scenario 1: the release policy lets 4 Python threads overlap. */
     double released = four_python_threads_calling("slow_released");
     double held = four_python_threads_calling("slow_held");
-    printf("objects_host: 4 threads x 200 ms host call: %.0f ms released, %.0f ms held\n",
-           released, held);
-    if (released >= 500 || held < 780) {
-        fail("expected overlap with the policy (< 500 ms) and serialization without (>= 780 ms)");
+    printf("objects_host: 4 threads calling at once: %d inside together released (%.0f ms), "
+           "%d held (4 x 200 ms: %.0f ms)\n",
+           released_calls.max_inside, released, held_calls.max_inside, held);
+    if (released_calls.max_inside != 4 || held_calls.max_inside != 1 || held < 780) {
+        fail("expected all 4 inside at once with the policy, and one at a time for >= 780 ms "
+             "without");
     }
 
     /* Scenario 2: a Python subscriber loop feeds a native worker that calls back. */

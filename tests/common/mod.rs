@@ -119,6 +119,30 @@ pub fn within<T: Send + 'static>(
     }
 }
 
+/// Waits until `ready()` holds, looking again every millisecond, and fails
+/// the test if it does not within `limit`. For an event the test cannot be
+/// told of directly (an engine state, a file, a counter): the limit is how
+/// long it may take on a busy machine, so make it generous.
+#[track_caller]
+pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until a shutdown is in progress (one another thread started).
+#[track_caller]
+pub fn wait_for_shutting_down() {
+    wait_until(Duration::from_secs(30), "the shutdown", || {
+        pyb_engine_state() == PYB_STATE_SHUTTING_DOWN
+    });
+}
+
 /// Spawns a named thread.
 pub fn spawn<T: Send + 'static>(
     name: &str,
@@ -180,6 +204,33 @@ pub fn log_to_test_output() {
     ));
 }
 
+static SHUTDOWN_JOINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe extern "C" fn count_joins(
+    _: i32,
+    message: *const std::ffi::c_char,
+    _: *mut std::ffi::c_void,
+) {
+    if cstr_to_string(message).contains("joins the shutdown in progress") {
+        SHUTDOWN_JOINS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// From now on counts the shutdown calls that joined one in progress (they
+/// say so in pybridge's log, which goes to this counter instead of stderr).
+pub fn count_shutdown_joins() {
+    ok(pybridge::logging::pyb_set_log_callback(
+        Some(count_joins),
+        std::ptr::null_mut(),
+        pybridge::logging::PYB_LOG_DEBUG,
+    ));
+}
+
+/// How many shutdown calls joined one in progress since `count_shutdown_joins`.
+pub fn shutdown_joins() -> usize {
+    SHUTDOWN_JOINS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// A sub-interpreter that shares the main GIL: it works on every supported
 /// Python (own-GIL ones need 3.12).
 pub fn shared_gil_interpreter() -> pybridge::interpreter::pyb_interpreter {
@@ -203,7 +254,8 @@ pub struct SlowImport {
 }
 
 impl SlowImport {
-    /// The module `slowbody` spins for `body_ms` after writing a `started` file.
+    /// The module `slowbody` writes a `started` file, spins until a `release`
+    /// file appears, then spins `body_ms` more.
     pub fn new(tag: &str, body_ms: u64) -> SlowImport {
         let dir =
             std::env::temp_dir().join(format!("pyb-slow-import-{tag}-{}", std::process::id()));
@@ -212,8 +264,10 @@ impl SlowImport {
         std::fs::write(
             dir.join("slowbody.py"),
             format!(
-                "import time\n\
-                 open(__file__.replace('slowbody.py', 'started'), 'w').close()\n\
+                "import os, time\n\
+                 _here = os.path.dirname(__file__)\n\
+                 open(os.path.join(_here, 'started'), 'w').close()\n\
+                 while not os.path.exists(os.path.join(_here, 'release')):\n    pass\n\
                  _end = time.monotonic() + {body_ms} / 1000\n\
                  while time.monotonic() < _end:\n    pass\n\
                  DONE = True\n"
@@ -233,27 +287,30 @@ impl SlowImport {
     }
 
     /// Runs the import on an "importer" thread through `run` (which returns
-    /// `pyb_run`'s status and the last error), stops the engine with
-    /// `PYB_SHUTDOWN_INTERRUPT` once the module's body has begun, and checks
-    /// that the interrupt landed after the import, in the loop (never in
-    /// `slowbody.py`), and that the shutdown waited for the rest of the body.
+    /// `pyb_run`'s status and the last error); once the module's body has
+    /// begun, stops the engine with `PYB_SHUTDOWN_INTERRUPT` from a "stopper"
+    /// thread and, once that shutdown is in progress, lets the body run its
+    /// last `body_ms`. Checks that the interrupt landed after the import, in
+    /// the loop (never in `slowbody.py`), and that the shutdown waited for the
+    /// rest of the body.
     pub fn interrupt_during_the_import(
         self,
         run: impl FnOnce(CString) -> (pyb_status, String) + Send + 'static,
     ) {
         let code = self.code();
         let importer = spawn("importer", move || run(code));
-        let start = Instant::now();
-        while !self.dir.join("started").exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the import never began"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let start = Instant::now();
-        ok(shutdown(10_000, PYB_SHUTDOWN_INTERRUPT));
-        let waited = elapsed_ms(start);
+        wait_until(Duration::from_secs(30), "the import's beginning", || {
+            self.dir.join("started").exists()
+        });
+        let stopper = spawn("stopper", || {
+            let status = shutdown(10_000, PYB_SHUTDOWN_INTERRUPT);
+            (status, Instant::now())
+        });
+        wait_for_shutting_down();
+        let released = Instant::now();
+        std::fs::write(self.dir.join("release"), "").unwrap();
+        let (status, stopped) = stopper.join().unwrap();
+        ok(status);
         let (status, message) = importer.join().unwrap();
         assert_eq!(name(status), "PYB_E_PYTHON", "{message}");
         assert!(message.contains("ShutdownInterrupt"), "{message}");
@@ -261,11 +318,11 @@ impl SlowImport {
             !message.contains("slowbody.py"),
             "the interrupt landed inside the module's body: {message}"
         );
-        // Most of the module's body was still to run, and it was waited for.
-        let least = u128::from(self.body_ms) * 3 / 8;
+        // The body ran `body_ms` after its release, and was waited for.
+        let waited = stopped.duration_since(released).as_millis();
         assert!(
-            (least..10_000).contains(&waited),
-            "stopped after {waited} ms (the body runs {} ms)",
+            (u128::from(self.body_ms)..10_000).contains(&waited),
+            "stopped {waited} ms after the body's release (it runs {} ms more)",
             self.body_ms
         );
     }

@@ -46,7 +46,12 @@ int main() {
     });
 
     std::atomic<int> callers_ready{0};
+    // Set by the looper's Python code itself, once inside the loop's script.
     std::atomic<bool> looping{false};
+    test::guarded("register", [&] {
+        engine.register_function("race", "looping", [&looping](pybridge::Args) { looping = true; });
+        return 0;
+    });
     std::vector<Tally> tallies(kCallers);
     std::vector<std::thread> callers;
     for (int c = 0; c < kCallers; ++c) {
@@ -106,8 +111,7 @@ int main() {
     std::string looper_type;
     std::thread looper([&] {
         try {
-            looping = true;
-            pybridge::run("while True:\n    time.sleep(0.001)\n");
+            pybridge::run("import race\nrace.looping()\nwhile True:\n    time.sleep(0.001)\n");
             looper_status = "returned";
         } catch (const pybridge::Error &error) {
             looper_status = error.status_name();

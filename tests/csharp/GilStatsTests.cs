@@ -24,6 +24,7 @@ public static partial class Tests
         const int HoldMs = 300;
         int holderTid = 0, waiterTid = 0;
         var holding = new ManualResetEventSlim();
+        var waiting = new ManualResetEventSlim();
         var read = new ManualResetEventSlim();
         var done = new CountdownEvent(2);
         var holder = new Thread(() =>
@@ -32,6 +33,9 @@ public static partial class Tests
             using (PyEngine.Gil())
             {
                 holding.Set();
+                // The hold (the work measured) goes on from the moment the waiter is about to
+                // wait, so the waiter's wait spans nearly all of it.
+                waiting.Wait();
                 Thread.Sleep(HoldMs);
             }
             done.Signal();
@@ -42,6 +46,7 @@ public static partial class Tests
         {
             waiterTid = GetTid();
             holding.Wait();
+            waiting.Set();
             using (PyEngine.Gil()) { }
             done.Signal();
             read.Wait();

@@ -684,3 +684,42 @@ fn submissions_racing_a_task_that_exits_are_all_served() {
         ok(shutdown(30_000, 0));
     });
 }
+
+/// Found by tests/c/fuzz_api.c on 3.11: with pybridge's loop running in the
+/// main interpreter, `asyncio.run()` in a shared-GIL sub-interpreter said
+/// "cannot be called from a running event loop". 3.10's and 3.11's `_asyncio`
+/// caches the running loop in a process-wide static keyed by thread-state id,
+/// and those ids repeat across interpreters, so a sub-interpreter thread was
+/// handed the main loop. Such interpreters get the pure-Python asyncio there.
+#[test]
+fn asyncio_runs_in_shared_gil_interpreters_while_the_loop_runs() {
+    within(LIMIT, "asyncio in a shared-GIL interpreter", || {
+        use pybridge::interpreter::*;
+        initialize();
+        exec(
+            "import asyncio\nasync def spin():\n    while True:\n        await asyncio.sleep(0.0005)\n",
+        );
+        // Busy, so the loop thread keeps asking asyncio for its running loop.
+        let forever = submitted("spin()");
+        let interp = shared_gil_interpreter();
+        // Each thread gets a new thread state (and id) in the interpreter.
+        for round in 0..64 {
+            let result = spawn(&format!("asyncio-{round}"), move || {
+                let mut token = 0;
+                ok(unsafe { pyb_interpreter_enter(interp, &mut token) });
+                let code =
+                    c("import asyncio\nfor _ in range(50):\n    asyncio.run(asyncio.sleep(0))\n");
+                let status = unsafe { pybridge::call::pyb_run(code.as_ptr(), std::ptr::null(), 0) };
+                let message = last_error();
+                ok(pybridge::gil::pyb_gil_release(token));
+                (status, message)
+            })
+            .join()
+            .unwrap();
+            assert_eq!(result.0, PYB_OK, "round {round}: {}", result.1);
+        }
+        ok(pyb_interpreter_destroy(interp, 10_000));
+        ok(pyb_task_cancel(forever));
+        ok(shutdown(10_000, 0));
+    });
+}

@@ -9,7 +9,9 @@
 //! avoids this with `PyOS_BeforeFork` in the parent and `PyOS_AfterFork_Child`
 //! in the child, which re-create those locks; pybridge does the same for a raw
 //! `fork()`, unless `os.fork()` is the caller (it does it itself: doing it
-//! twice would take CPython's runtime lock twice).
+//! twice would take CPython's runtime lock twice), and unless sub-interpreters
+//! are alive (see `before_fork`): then a child that runs Python may still hang
+//! when it lets the GIL go, a limit the README states.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,6 +32,14 @@ pub(crate) fn before_fork() {
     // Only a scope in the main interpreter whose GIL this thread really holds:
     // CPython's fork protocol is the main interpreter's.
     if thread.current_interpreter() != 0 || !gil::scope_holds_gil(thread) {
+        return;
+    }
+    // With sub-interpreters alive, `PyOS_AfterFork_Child` deletes them in the
+    // child and can wait there for ever on a lock of theirs that a thread
+    // working in one held at the fork (seen on 3.11; os.fork() has the same
+    // limit). Their number cannot grow meanwhile: making one needs the main
+    // GIL, which this thread holds.
+    if !crate::runtime::interpreters::all().is_empty() {
         return;
     }
     // SAFETY: the check above: this thread holds the main GIL now.

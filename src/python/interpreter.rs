@@ -300,13 +300,13 @@ fn guard_reimports(py: Python<'_>) -> Result<()> {
 /// The standard library's pure-Python twins take over. The sub-interpreter's
 /// GIL is held.
 pub(crate) fn guard_reimports_in_shared_subinterpreter(py: Python<'_>) -> Result<()> {
-    let hazards = crate::python::reinit_guard::hazards();
-    if hazards.is_empty() {
+    let refused = crate::python::reinit_guard::shared_subinterpreter_refusals();
+    if refused.is_empty() {
         return Ok(());
     }
     install_reimport_guard(
         py,
-        hazards,
+        &refused,
         &crate::python::reinit_guard::shared_subinterpreter_refusal_message(),
     )
 }

@@ -43,6 +43,21 @@ pub(crate) fn hazards() -> &'static [&'static str] {
     }
 }
 
+/// What a sub-interpreter that shares the main GIL refuses: every hazard
+/// (each import there initializes the module once more), and on 3.10 and
+/// 3.11 `_asyncio`, a single-phase module whose C code caches the running
+/// event loop in a process-wide static keyed by thread-state id; those ids
+/// repeat across interpreters, so a thread in a sub-interpreter was handed
+/// the main interpreter's loop ("asyncio.run() cannot be called from a
+/// running event loop" while pybridge's loop ran; found by tests/c/fuzz_api.c).
+pub(crate) fn shared_subinterpreter_refusals() -> Vec<&'static str> {
+    let mut refused = hazards().to_vec();
+    if matches!(running_minor_version(), Some(10 | 11)) {
+        refused.push("_asyncio");
+    }
+    refused
+}
+
 /// The hazards a new interpreter must refuse: those an earlier one initialized.
 pub(crate) fn refused() -> Vec<&'static str> {
     INITIALIZED.lock().iter().copied().collect()
@@ -59,9 +74,13 @@ pub(crate) fn refusal_message() -> String {
 
 /// The `ImportError` text in a sub-interpreter that shares the main GIL.
 pub(crate) fn shared_subinterpreter_refusal_message() -> String {
-    refusal_text(
-        "which importing it in a sub-interpreter that shares the main GIL does",
-        "the main interpreter keeps the C version",
+    format!(
+        "pybridge refuses to import %s in a sub-interpreter that shares the main GIL: on \
+         CPython {} this extension module is initialized once more by each such import, or \
+         keeps process-wide state that other interpreters see, and that crashes or misleads \
+         the process (see docs/CPYTHON-NOTES.md in pybridge); its pure-Python version is used \
+         where the standard library has one, and the main interpreter keeps the C version",
+        crate::sys::loader::running_version()
     )
 }
 

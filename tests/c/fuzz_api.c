@@ -1345,8 +1345,13 @@ static void op_fork(uint64_t *rng) {
     pthread_mutex_lock(&task_lock);
     pyb_task task = task_slots[below(rng, TASK_SLOTS)];
     pthread_mutex_unlock(&task_lock);
+    /* The child runs Python in the forking thread's scope only where no
+     * sub-interpreter can be alive: pybridge runs CPython's fork protocol
+     * only then (README, "Known limits"; tests/fork.rs covers the scope
+     * under GIL contention). */
     pyb_gil scope = 0;
-    if (below(rng, 4) == 0 && pyb_gil_acquire(&scope) != PYB_OK) {
+    int scope_allowed = !on(F_INTERPRETERS) && !on(F_POOLS);
+    if (scope_allowed && below(rng, 4) == 0 && pyb_gil_acquire(&scope) != PYB_OK) {
         scope = 0;
     }
     pid_t child = fork();

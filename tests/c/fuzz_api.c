@@ -89,7 +89,7 @@ enum family {
     F_KEEPER_RAISES, /* atexit code that raises when a sub-interpreter ends */
     F_EXIT_AFTER_SUB, /* of exits: a main scope open, after a sub-interpreter was used */
     F_VIEW_OWNER_RELEASE, /* of buffers: memoryview.release() under a live view */
-    F_MEMBER_DESTROY, /* of pools: a borrowed member destroyed directly, then returned */
+    F_MEMBER_DESTROY, /* of pools: a borrowed member destroyed directly (refused), then returned */
     F_NONE_HANDLES, /* interpreter, pool and task handle 0 ("none") passed in */
     F_CONCURRENT_SUBMITS, /* of tasks: submits from many threads at once (off: one at a time) */
     F_COUNT
@@ -497,7 +497,6 @@ static void op_handles(uint64_t *rng) {
 struct pool_slot {
     pyb_pool pool;
     uint64_t size;
-    int member_destroyed; /* a member was destroyed directly: its size may change */
 };
 struct loan {
     pyb_pool pool;
@@ -516,7 +515,7 @@ static struct pool_slot pool_at(int slot) {
 }
 
 static struct pool_slot find_pool(pyb_pool pool) {
-    struct pool_slot found = {0, 0, 0};
+    struct pool_slot found = {0, 0};
     pthread_mutex_lock(&pool_lock);
     for (int slot = 0; slot < POOL_SLOTS; slot++) {
         if (pool_slots[slot].pool == pool) {
@@ -527,14 +526,12 @@ static struct pool_slot find_pool(pyb_pool pool) {
     return found;
 }
 
-/* Forgets `pool`'s slot, or notes that a member of it was destroyed directly. */
-static void change_pool_slot(pyb_pool pool, int forget) {
+/* Forgets `pool`'s slot. */
+static void forget_pool_slot(pyb_pool pool) {
     pthread_mutex_lock(&pool_lock);
     for (int slot = 0; slot < POOL_SLOTS; slot++) {
-        if (pool_slots[slot].pool == pool && forget) {
+        if (pool_slots[slot].pool == pool) {
             pool_slots[slot].pool = 0;
-        } else if (pool_slots[slot].pool == pool) {
-            pool_slots[slot].member_destroyed = 1;
         }
     }
     pthread_mutex_unlock(&pool_lock);
@@ -555,15 +552,15 @@ static void pool_destroy(uint64_t *rng, struct pool_slot taken) {
         pyb_pool_stats stats = {.struct_size = sizeof stats};
         status = pyb_pool_stats_get(taken.pool, &stats);
         allowed("pyb_pool_stats_get", status, 2, PYB_OK, PYB_E_BAD_HANDLE);
-        /* Still ours, and no member destroyed directly meanwhile: the same size. */
+        /* Still ours: the same size (a failed destroy changes nothing). */
         struct pool_slot now = find_pool(taken.pool);
-        if (status == PYB_OK && now.pool == taken.pool && !now.member_destroyed &&
+        if (status == PYB_OK && now.pool == taken.pool &&
             stats.size != taken.size) {
             fail("a pool of %llu has %llu interpreters after its destroy timed out",
                  (unsigned long long)taken.size, (unsigned long long)stats.size);
         }
     } else {
-        change_pool_slot(taken.pool, 1);
+        forget_pool_slot(taken.pool);
     }
 }
 
@@ -590,7 +587,7 @@ static void pool_new(uint64_t *rng, int slot) {
     atomic_fetch_add(&pools_made, 1);
     pthread_mutex_lock(&pool_lock);
     struct pool_slot old = pool_slots[slot];
-    pool_slots[slot] = (struct pool_slot){pool, count, 0};
+    pool_slots[slot] = (struct pool_slot){pool, count};
     pthread_mutex_unlock(&pool_lock);
     if (old.pool != 0) {
         pool_destroy(rng, old);
@@ -628,11 +625,11 @@ static void op_pool(uint64_t *rng) {
             return;
         }
         if (what == 2 && on(F_MEMBER_DESTROY)) {
+            /* Refused: a pool's interpreters end only with their pool. */
             describe_op("pool: destroy a borrowed member, then return it");
-            if (destroy_interp("pyb_interpreter_destroy (pool member)", loan.interp,
-                               (uint32_t)below(rng, 20)) == PYB_OK) {
-                change_pool_slot(loan.pool, 0);
-            }
+            pyb_status status = pyb_interpreter_destroy(loan.interp, (uint32_t)below(rng, 20));
+            allowed("pyb_interpreter_destroy (pool member)", status, 4, PYB_E_INVALID_ARGUMENT,
+                    PYB_E_BAD_HANDLE, ENGINE_BUSY);
         } else {
             describe_op("pool: return another thread's loan");
         }
@@ -653,7 +650,7 @@ static void op_pool(uint64_t *rng) {
              pyb_status_name(status), took);
     }
     if (status == PYB_E_BAD_HANDLE) {
-        change_pool_slot(taken.pool, 1);
+        forget_pool_slot(taken.pool);
     }
     if (status == PYB_E_TIMEOUT) {
         atomic_fetch_add(&pool_timeouts, 1);

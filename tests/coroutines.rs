@@ -208,22 +208,28 @@ fn a_task_cancelled_from_another_thread_reports_cancelled_once() {
     within(LIMIT, "cancel", || {
         initialize();
         exec(SETUP);
-        let task = submitted("forever()");
-        std::thread::sleep(Duration::from_millis(50));
+        exec(
+            "import threading\nrunning = threading.Event()\n\
+             async def flagged():\n    running.set()\n    await asyncio.sleep(3600)\n",
+        );
+        let task = submitted("flagged()");
+        // Cancelled once it runs, at its `await`.
+        exec("assert running.wait(10)");
         spawn("canceller", move || ok(pyb_task_cancel(task)))
             .join()
             .unwrap();
         let outcomes = wait_for(1, Duration::from_secs(10));
         assert_eq!(of(&outcomes, task).status, "PYB_E_CANCELLED");
-        // Cancelling a finished task is harmless and calls nothing back.
+        // Cancelling a finished task is harmless and calls nothing back: by
+        // the end of the engine every callback there was to make was made.
         ok(pyb_task_cancel(task));
-        std::thread::sleep(Duration::from_millis(100));
+        ok(shutdown(10_000, 0));
         assert_eq!(OUTCOMES.lock().unwrap().len(), 1);
     });
 }
 
 #[test]
-fn a_thousand_concurrent_sleeps_finish_well_under_a_second() {
+fn a_thousand_concurrent_sleeps_overlap() {
     within(LIMIT, "1,000 sleeps", || {
         initialize();
         exec("import asyncio\nasync def nap(i):\n    await asyncio.sleep(0.1)\n    return i");
@@ -238,7 +244,9 @@ fn a_thousand_concurrent_sleeps_finish_well_under_a_second() {
             assert_eq!(of(&outcomes, *task).result, format!("Int({i})"));
         }
         println!("1,000 concurrent asyncio.sleep(0.1) awaited in {elapsed:?}");
-        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+        // One after another they take 100 s; overlapped, 0.1-0.6 s even on a
+        // busy machine. Not a performance figure (the benchmark has those).
+        assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     });
 }
 
@@ -247,20 +255,22 @@ fn shutdown_cancels_pending_tasks_and_calls_each_back_once() {
     within(LIMIT, "shutdown with pending tasks", || {
         initialize();
         exec(SETUP);
-        let tasks: Vec<_> = (0..10).map(|_| submitted("forever()")).collect();
-        let stubborn = submitted("stubborn()");
-        std::thread::sleep(Duration::from_millis(100));
+        exec(
+            "import threading\nstarted = threading.Semaphore(0)\n\
+             async def counted(awaitable):\n    started.release()\n    await awaitable\n",
+        );
+        let tasks: Vec<_> = (0..10).map(|_| submitted("counted(forever())")).collect();
+        let stubborn = submitted("counted(stubborn())");
+        // All eleven are running (at their `await`).
+        exec("for _ in range(11):\n    assert started.acquire(timeout=10)\n");
         // A shutdown that times out before its point of no return cancels nothing.
         let holder = acquire();
         let refused = spawn("shutdown", || shutdown(100, 0)).join().unwrap();
         assert_eq!(name(refused), "PYB_E_TIMEOUT");
         ok(pybridge::gil::pyb_gil_release(holder));
-        std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(
-            OUTCOMES.lock().unwrap().len(),
-            0,
-            "a called-off shutdown cancelled nothing"
-        );
+        // Nothing was cancelled: each callback below says PYB_E_SHUTTING_DOWN
+        // (the engine's end), none PYB_E_CANCELLED.
+        assert_eq!(OUTCOMES.lock().unwrap().len(), 0);
 
         let started = Instant::now();
         ok(shutdown(30_000, 0));

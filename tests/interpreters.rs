@@ -240,7 +240,15 @@ fn destroy_refuses_from_inside_and_waits_for_threads_inside() {
         assert_eq!(inside(a, || eval_int("6 * 7")), 42);
         // A destroy that waits is let through when the thread leaves.
         let destroyer = spawn("destroyer", move || pyb_interpreter_destroy(a, 10_000));
-        std::thread::sleep(Duration::from_millis(50));
+        // The destroyer waits once it has closed the interpreter to entries.
+        let closed = Instant::now();
+        while try_enter(a) != PYB_E_SHUTTING_DOWN {
+            assert!(
+                closed.elapsed() < LIMIT / 2,
+                "the destroyer never closed it"
+            );
+            std::thread::yield_now();
+        }
         leave_tx.send(()).unwrap();
         worker.join().unwrap();
         ok(destroyer.join().unwrap());

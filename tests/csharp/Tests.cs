@@ -971,7 +971,20 @@ threading.Thread(target=ticker.run, daemon=True).start()
                 other.Start();
                 other.Join();
                 if (failure != null) throw failure;
-                Assert.Throws<PyTimeoutException>("PYB_E_TIMEOUT", () => pool.Destroy(TimeSpan.FromMilliseconds(50)), "destroy while lent");
+                // From inside a lease: refused at once, nothing changed.
+                Assert.Throws<PyWouldDeadlockException>("PYB_E_WOULD_DEADLOCK", () => pool.Destroy(Ten), "destroy from inside a lease");
+                // From another thread while lent: times out, nothing changed.
+                Thread destroyer = new Thread(() =>
+                {
+                    try
+                    {
+                        Assert.Throws<PyTimeoutException>("PYB_E_TIMEOUT", () => pool.Destroy(TimeSpan.FromMilliseconds(50)), "destroy while lent");
+                    }
+                    catch (Exception e) { failure = e; }
+                });
+                destroyer.Start();
+                destroyer.Join();
+                if (failure != null) throw failure;
             }
             PyPoolStats stats = pool.GetStats();
             Assert.Equal(2L, stats.Size, "Size");

@@ -14,28 +14,38 @@ ensure_nextest
 echo "== building against $("$PYO3_PYTHON" -c 'import sys; print(sys.version.split()[0], sys.prefix)')"
 ensure_apt_command cmake cmake
 ensure_apt_command pkg-config pkg-config
-cargo fmt --all --check
-cargo clippy --workspace --all-targets -- -D warnings
+# Each stage prints how long it took and the total so far (a CI run must stay
+# well under an hour on a 2-core machine).
+stage() {
+  local name="$1" started=$SECONDS
+  shift
+  echo "== stage: $name"
+  "$@"
+  echo "== stage: $name took $((SECONDS - started)) s (total $SECONDS s)"
+}
+stage "format" cargo fmt --all --check
+stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
 # The release package (dist/): the package tests and the benchmark use it.
-bash scripts/package.sh
+stage "release package" bash scripts/package.sh
 if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then
-  cargo bench
+  stage "benchmark" cargo bench
   # Python on every core: the main interpreter against a pool of own-GIL
   # interpreters, on the CPythons that have them (3.12, 3.13).
-  bash scripts/bench-interpreters.sh
+  stage "interpreter benchmark" bash scripts/bench-interpreters.sh
 fi
 if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
   # The C# binding's tests on Mono and CoreCLR (installs both if missing).
-  bash scripts/test-csharp.sh
+  stage "C# tests" bash scripts/test-csharp.sh
   # The C# sample from the package's NuGet layout, the Python chosen by the option.
-  bash scripts/test-package-csharp.sh
+  stage "C# sample from the package" bash scripts/test-package-csharp.sh
 fi
 if [ "${PYB_SKIP_TSAN:-0}" != "1" ]; then
   # A short fuzz sweep under ThreadSanitizer (about 30 s; see the script).
-  bash scripts/fuzz-tsan.sh 8
+  stage "fuzz sweep under ThreadSanitizer" bash scripts/fuzz-tsan.sh 8
 fi
 if [ "${PYB_SKIP_OTHER_PYTHONS:-0}" != "1" ]; then
-  bash scripts/test-python-versions.sh
+  stage "CPython 3.10, 3.12, 3.13" bash scripts/test-python-versions.sh
 fi
-# Last, so the log ends with the main run's summary.
+# Last, so the log ends with the main run's summary (its time is nextest's own).
+echo "== stage: Rust, C and C++ tests on CPython 3.11 (starting at $SECONDS s)"
 cargo nextest run --profile ci "$@"

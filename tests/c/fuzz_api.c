@@ -1206,7 +1206,7 @@ static void op_task_cancel(uint64_t *rng) {
 
 #define CHILD_CALL_MS 500
 #define CHILD_WAIT_MS 1000 /* the timeout the child passes, should a call wait after all */
-#define CHILD_DEADLINE_MS 8000
+#define CHILD_DEADLINE_MS 20000
 
 /* Calls that failed in this fork() child: each is printed, the child goes on
  * (to show them all) and exits with status 3. */
@@ -1365,6 +1365,14 @@ static void op_fork(uint64_t *rng) {
     int status = 0;
     while (waitpid(child, &status, WNOHANG) == 0) {
         if (now_ms() - start > CHILD_DEADLINE_MS) {
+            /* Where it is stuck, for the report (gdb is on the test machines). */
+            char command[160];
+            snprintf(command, sizeof command,
+                     "gdb -p %d -batch -ex 'thread apply all bt 25' 2>/dev/null | grep '^#' >&2",
+                     (int)child);
+            if (system(command) != 0) {
+                fprintf(stderr, "fuzz_api: no stack of the hung child (gdb failed)\n");
+            }
             kill(child, SIGKILL);
             waitpid(child, &status, 0);
             fail("a fork() child was still running after %d ms", CHILD_DEADLINE_MS);

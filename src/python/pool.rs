@@ -15,6 +15,7 @@ use crate::python::gil::{self, GilScope};
 use crate::python::subinterpreter;
 use crate::runtime::config::{lock_until, wait_until};
 use crate::runtime::error::{Error, Result};
+use crate::runtime::gate::{self, GateState};
 use crate::runtime::interpreters::{self, InterpreterRecord, KeeperTalk};
 use crate::runtime::thread_slot::ThreadSlot;
 
@@ -79,6 +80,7 @@ pub(crate) fn create(count: usize, setup: Option<&CStr>) -> Result<u64> {
         )));
     }
     subinterpreter::refuse_unsupported(true)?;
+    let generation = gate::load().generation();
     let mut made = Vec::with_capacity(count);
     let outcome = (0..count).try_for_each(|_| {
         let id = subinterpreter::create(true)?;
@@ -88,11 +90,23 @@ pub(crate) fn create(count: usize, setup: Option<&CStr>) -> Result<u64> {
             None => Ok(()),
         }
     });
+    // The engine's end may overtake a creation: it ends the interpreters made
+    // so far (then entering one for its setup is a bad handle) and, once past
+    // its point of no return, ends every registered pool (`on_engine_end`).
+    let ending = || {
+        let word = gate::load();
+        word.generation() != generation
+            || !matches!(word.state(), GateState::Running | GateState::ShuttingDown)
+    };
     if let Err(error) = outcome {
         for id in made {
             let _ = subinterpreter::destroy(id, None);
         }
-        return Err(error);
+        return Err(if ending() {
+            Error::shutting_down()
+        } else {
+            error
+        });
     }
     let pool_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     for record in made.iter().filter_map(|&id| interpreters::lookup(id)) {
@@ -116,7 +130,16 @@ pub(crate) fn create(count: usize, setup: Option<&CStr>) -> Result<u64> {
         wait_ns_max: AtomicU64::new(0),
     });
     let id = pool.id;
-    POOLS.lock().push(pool);
+    let mut pools = POOLS.lock();
+    // Registered before `on_engine_end` (which takes this lock only after the
+    // point of no return), or not at all: a pool registered after it would
+    // lend interpreters the engine's end destroyed (the API fuzzer's
+    // pyb_pool_new got PYB_E_BAD_HANDLE from such a race).
+    // Its interpreters are the engine's end's to destroy, as every other.
+    if ending() {
+        return Err(Error::shutting_down());
+    }
+    pools.push(pool);
     Ok(id)
 }
 

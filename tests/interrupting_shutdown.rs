@@ -17,8 +17,11 @@ use pybridge::status::*;
 use pybridge::value::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
-/// How far past its deadline a shutdown may return.
-const SLACK_MS: u128 = 100;
+/// How far past its deadline a shutdown may return: the caller's wake-up at
+/// its deadline, on a machine whose both cores are busy with other work (a
+/// 300 ms deadline returned after 390 ms during a CI run beside a fuzz soak;
+/// a shutdown that waited for the blocker would not return at all).
+const SLACK_MS: u128 = 250;
 
 /// What the busy host threads run: each touches a lock an interrupt used to
 /// leave held (the import system, error formatting, `Thread.start`).

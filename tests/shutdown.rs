@@ -12,8 +12,11 @@ use pybridge::gil::*;
 use pybridge::status::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
-/// How far past its deadline a timed-out shutdown may return.
-const SLACK_MS: u128 = 50;
+/// How far past its deadline a shutdown may return: the caller's wake-up at
+/// its deadline, on a machine whose both cores are busy with other work (a
+/// 300 ms deadline returned after 390 ms during a CI run beside a fuzz soak;
+/// a shutdown that waited for the blocker would not return at all).
+const SLACK_MS: u128 = 250;
 
 /// Spawns a thread that takes the GIL, signals, and holds it until told to release.
 fn hold_gil_on_another_thread() -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {

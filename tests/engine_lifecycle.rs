@@ -6,7 +6,7 @@ use common::*;
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};
 
 use pybridge::config::*;
@@ -91,6 +91,12 @@ fn twenty_cycles_each_from_different_threads() {
     });
 }
 
+/// CPython 3.14+ parks a thread that wants the GIL after finalization began
+/// instead of ending it.
+fn parks_threads_at_finalization() -> bool {
+    eval_i64("__import__('sys').version_info >= (3, 14)") == 1
+}
+
 #[test]
 fn reinitialize_waits_for_daemon_threads_of_the_previous_interpreter() {
     within(LIMIT, "lingering daemon", || {
@@ -127,7 +133,10 @@ fn reinitialize_waits_for_daemon_threads_of_the_previous_interpreter() {
         let start = Instant::now();
         initialize();
         assert!(start.elapsed() < Duration::from_secs(5));
-        assert!(!std::path::Path::new(&format!("/proc/self/task/{native_id}")).exists());
+        // The sleeper woke after finalization: 3.10-3.13 end it, 3.14+ park it
+        // for good (pause() in PyThread_hang_thread), which never runs Python.
+        let alive = std::path::Path::new(&format!("/proc/self/task/{native_id}")).exists();
+        assert_eq!(alive, parks_threads_at_finalization());
         assert_eq!(eval_i64("1 + 1"), 2);
         for fd in [wake_read, wake_write] {
             // SAFETY: our own descriptors, closed once.
@@ -599,5 +608,89 @@ fn a_host_with_a_shorter_stats_struct_gets_the_fields_it_knows() {
         out.struct_size = std::mem::size_of::<pyb_stats>();
         ok(unsafe { pyb_stats_get(&mut out) });
         assert_eq!(out.interpreters_finalized, 1);
+    });
+}
+
+/// Daemon threads asleep in `time.sleep` at a shutdown (with or without
+/// PYB_SHUTDOWN_INTERRUPT, which fires only when a thread next runs bytecode)
+/// wake after finalization began: 3.10-3.13 end them, 3.14+ park them for good.
+/// The next start waits for exactly that, never for its whole timeout (3.14
+/// and 3.15 timed out before parked threads were recognised).
+#[test]
+fn a_restart_waits_for_sleeping_daemons_to_end_or_park() {
+    within(LIMIT, "restart after sleeping daemons", || {
+        for flags in [0, PYB_SHUTDOWN_INTERRUPT] {
+            initialize();
+            run("import threading, time\n\
+                 started = threading.Barrier(4)\n\
+                 def nap():\n\
+                 \x20   started.wait()\n\
+                 \x20   time.sleep(1.5)\n\
+                 sleepers = [threading.Thread(target=nap, daemon=True) for _ in range(3)]\n\
+                 for t in sleepers: t.start()\n\
+                 started.wait()\n\
+                 native_ids = [t.native_id for t in sleepers]\n");
+            let ids: Vec<i64> = (0..3)
+                .map(|i| eval_i64(&format!("native_ids[{i}]")))
+                .collect();
+            ok(shutdown(10_000, flags));
+            let mut config = default_config();
+            config.previous_threads_timeout_ms = 30_000;
+            let start = Instant::now();
+            ok(initialize_with(&config));
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "flags {flags}: the restart waited {:?}",
+                start.elapsed()
+            );
+            let parked = parks_threads_at_finalization();
+            for id in &ids {
+                let alive = std::path::Path::new(&format!("/proc/self/task/{id}")).exists();
+                assert_eq!(alive, parked, "flags {flags}: sleeper {id}");
+            }
+            assert_eq!(eval_i64("sum(range(10))"), 45);
+            ok(shutdown(10_000, 0));
+        }
+    });
+}
+
+/// A host thread that had a thread state under the previous engine gets a new
+/// one under the next: CPython 3.14+ still reports the freed one as the
+/// thread's PyGILState state, and attaching it hung for ever on 3.15.
+#[test]
+fn a_thread_with_a_state_in_the_previous_engine_runs_in_the_next() {
+    within(LIMIT, "a host thread across a restart", || {
+        initialize();
+        let (to_worker, commands) = mpsc::channel::<()>();
+        let (done, results) = mpsc::channel::<i64>();
+        let worker = std::thread::spawn(move || {
+            for () in commands {
+                run("import threading\n\
+                     try: mine\n\
+                     except NameError: mine = threading.local()\n\
+                     mine.n = getattr(mine, 'n', 0) + 1\n");
+                done.send(eval_i64("mine.n")).unwrap();
+            }
+        });
+        to_worker.send(()).unwrap();
+        assert_eq!(results.recv().unwrap(), 1);
+        to_worker.send(()).unwrap();
+        assert_eq!(
+            results.recv().unwrap(),
+            2,
+            "threading.local kept between scopes"
+        );
+        for _ in 0..3 {
+            ok(shutdown(10_000, 0));
+            initialize();
+            to_worker.send(()).unwrap();
+            assert_eq!(
+                results.recv().unwrap(),
+                1,
+                "a fresh interpreter, a fresh state"
+            );
+        }
+        drop(to_worker);
+        worker.join().unwrap();
     });
 }

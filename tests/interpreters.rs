@@ -1014,3 +1014,25 @@ fn own_gil_interpreters_importing_datetime_at_once_end_cleanly() {
         ok(shutdown(10_000, 0));
     });
 }
+
+/// A thread whose first pybridge call entered a sub-interpreter has that
+/// interpreter's state as its PyGILState state afterwards (CPython binds the
+/// first state a thread activates): its first main-interpreter scope must
+/// still run in the main interpreter, on a state of its own.
+#[test]
+fn first_main_scope_after_a_subinterpreter_runs_in_the_main_interpreter() {
+    initialize();
+    run("where = 'main'");
+    let interp = new_interpreter();
+    within(LIMIT, "a main scope after a sub-interpreter", move || {
+        let token = enter(interp);
+        run_held("where = 'sub'");
+        ok(pyb_gil_release(token));
+        assert!(
+            eval_bool("where == 'main'"),
+            "the first main scope ran in the sub-interpreter"
+        );
+    });
+    ok(pyb_interpreter_destroy(interp, PYB_TIMEOUT_INFINITE));
+    assert!(eval_bool("where == 'main'"));
+}

@@ -35,7 +35,10 @@ pub struct pyb_config {
     /// How long `pyb_engine_initialize` waits for daemon threads of a previous
     /// interpreter (in this process) to exit before it starts a new one, in ms.
     /// A daemon thread that wakes up under a new interpreter would run on freed
-    /// memory. `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
+    /// memory. From CPython 3.14 such a thread, once it wakes, is parked by
+    /// CPython for good and never runs Python again: parked threads are not
+    /// waited for, only those still asleep or in native code.
+    /// `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
     pub previous_threads_timeout_ms: u32,
     /// The Python to run, UTF-8, or NULL: a CPython executable (`/usr/bin/python3`,
     /// or a venv's `bin/python`, which makes `sys.prefix` the venv) or a

@@ -153,16 +153,23 @@ fn start(
 
 /// A daemon thread that sleeps through a finalization and wakes under a new
 /// interpreter runs on its freed thread state (crashed 5/15 runs on 3.12), so a
-/// new interpreter waits until the old one's threads are gone.
+/// new interpreter waits until the old one's threads are gone, or (3.14+)
+/// parked by CPython for good, which they never leave.
 fn wait_for_threads_to_exit(native_ids: &[i64], timeout_ms: u32) -> Result<()> {
     let deadline = deadline_after(timeout_ms);
     loop {
-        let alive: Vec<i64> = native_ids
+        let (parked, alive): (Vec<i64>, Vec<i64>) = native_ids
             .iter()
             .copied()
             .filter(|&id| crate::sys::thread::is_alive(id))
-            .collect();
+            .partition(|&id| interpreter::is_parked_by_finalization(id));
         if alive.is_empty() {
+            if !parked.is_empty() {
+                log::info!(
+                    "daemon Python thread(s) {parked:?} of the previous interpreter are parked \
+                     by CPython for good (they woke after its finalization began); not waiting"
+                );
+            }
             return Ok(());
         }
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
@@ -171,13 +178,30 @@ fn wait_for_threads_to_exit(native_ids: &[i64], timeout_ms: u32) -> Result<()> {
                 format!(
                     "daemon Python thread(s) with native id(s) {alive:?} from the previous \
                      interpreter are still alive after {timeout_ms} ms; starting a new \
-                     interpreter now could let them run on freed memory. Stop daemon threads \
-                     before shutdown (or shut down with PYB_SHUTDOWN_INTERRUPT), or raise \
-                     pyb_config.previous_threads_timeout_ms"
+                     interpreter now could let them run on freed memory. {}",
+                    lingering_thread_advice()
                 ),
             ));
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// What a host can do about daemon threads that outlive a shutdown, true for
+/// the CPython in use.
+fn lingering_thread_advice() -> &'static str {
+    if cfg!(Py_3_14) {
+        // An interrupted thread wakes, finds finalization begun and is parked,
+        // which ends the wait; one asleep or in native code is not reached.
+        "They are still asleep or in native code: CPython 3.14+ parks such a thread \
+         for good when it next wants the GIL (and pybridge does not wait for parked \
+         ones), but not before. End daemon threads before shutdown, shut down with \
+         PYB_SHUTDOWN_INTERRUPT so that sleeping ones wake and park, or raise \
+         pyb_config.previous_threads_timeout_ms"
+    } else {
+        "CPython ends such a thread when it next wants the GIL. End daemon threads \
+         before shutdown, shut down with PYB_SHUTDOWN_INTERRUPT, or raise \
+         pyb_config.previous_threads_timeout_ms"
     }
 }
 

@@ -102,6 +102,7 @@ fn retake_nested(thread: CurrentThread) -> Result<u64> {
     // SAFETY: this thread's own state, saved by whoever released the GIL under
     // the open scope; the thread is busy, so the interpreter is alive.
     unsafe { ffi::PyEval_RestoreThread(owner.tstate.get()) };
+    note_attached(owner, owner.tstate.get());
     gil_stats::gil_taken(thread, wait);
     thread.set_activity(Activity::HoldingGil);
     let depth = owner.depth.get() + 1;
@@ -148,6 +149,7 @@ fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
         let wait = gil_stats::wait_begins();
         // SAFETY: `tstate` is this thread's own, of the running interpreter.
         unsafe { ffi::PyEval_RestoreThread(tstate) };
+        note_attached(owner, tstate);
         gil_stats::gil_taken(thread, wait);
     }
     thread.set_activity(Activity::HoldingGil);
@@ -198,21 +200,35 @@ fn adopted_state_gone(owner: &OwnerState) -> bool {
         && unsafe { ffi::PyGILState_GetThisThreadState() } != owner.tstate.get()
 }
 
+/// After attaching `tstate` on this thread: CPython now reports it as the
+/// thread's PyGILState state; remember it if pybridge made it
+/// (`OwnerState::last_attached`).
+#[inline(always)]
+fn note_attached(owner: &OwnerState, tstate: *mut ffi::PyThreadState) {
+    let made = tstate == owner.tstate.get() && owner.owns_tstate.get();
+    owner
+        .last_attached
+        .set(if made { tstate } else { std::ptr::null_mut() });
+}
+
 /// Finds or creates this thread's thread state for the running interpreter.
 #[cold]
 #[inline(never)]
 fn attach_thread_state(owner: &OwnerState, generation: u32) -> Result<()> {
-    // A state from an earlier interpreter died with it in Py_FinalizeEx: drop the pointer.
     // SAFETY: the gate admitted us; these calls need no GIL.
     let existing = unsafe { ffi::PyGILState_GetThisThreadState() };
-    if !existing.is_null() {
+    // The state pybridge attached last is reported too, though it may belong to
+    // a sub-interpreter or be freed with an ended interpreter (OwnerState::last_attached).
+    if !existing.is_null() && existing != owner.last_attached.get() {
         // A Python thread, or a thread that used PyGILState itself: one OS thread
         // must not get a second state (that deadlocked on 3.11).
         owner.tstate.set(existing);
         owner.owns_tstate.set(false);
+        owner.last_attached.set(std::ptr::null_mut());
     } else {
         // SAFETY: as above; PyThreadState_New needs no GIL, and on its own thread
-        // the new state becomes the thread's PyGILState state (3.11-3.13).
+        // the new state becomes the thread's PyGILState state (3.11-3.13; on
+        // 3.14+ when it is first attached).
         let created = unsafe { ffi::PyThreadState_New(gate::interpreter()) };
         if created.is_null() {
             return Err(Error::new(
@@ -223,6 +239,7 @@ fn attach_thread_state(owner: &OwnerState, generation: u32) -> Result<()> {
         stats::THREAD_STATES_CREATED.fetch_add(1, Ordering::Relaxed);
         owner.tstate.set(created);
         owner.owns_tstate.set(true);
+        owner.last_attached.set(created);
     }
     owner.generation.set(generation);
     owner.generation_start.set(owner.next_serial());
@@ -395,6 +412,8 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
                 ));
             }
             stats::THREAD_STATES_CREATED.fetch_add(1, Ordering::Relaxed);
+            // CPython may bind it as this thread's PyGILState state at once.
+            owner.last_attached.set(created);
             // States of interpreters destroyed since were freed by their end.
             owner
                 .subinterpreter_states
@@ -740,6 +759,7 @@ pub(crate) fn end_allow_threads(thread: CurrentThread, value: u64) -> Result<()>
     // SAFETY: the thread state this thread saved at begin; the shutdown side
     // waits for busy threads, so the interpreter is alive.
     unsafe { ffi::PyEval_RestoreThread(top.saved_tstate) };
+    note_attached(owner, top.saved_tstate);
     gil_stats::gil_taken(thread, wait);
     owner.depth.set(top.depth);
     thread.epoch.store(top.epoch, Ordering::Relaxed);

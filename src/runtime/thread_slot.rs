@@ -143,6 +143,14 @@ pub(crate) struct OwnerState {
     /// True when pybridge created `tstate` and must delete it.
     pub owns_tstate: Cell<bool>,
     pub generation: Cell<u32>,
+    /// The state pybridge made (in any interpreter) that it attached last on
+    /// this thread, which CPython (3.12+) therefore reports as the thread's
+    /// `PyGILState` state until something else is attached. Its interpreter
+    /// may have ended since (an engine's end, a sub-interpreter's destroy)
+    /// without CPython forgetting it: 3.15 goes on reporting the freed state,
+    /// and attaching it hung or crashed. So it is never adopted as the main
+    /// state; compared, never dereferenced. Null after adopting another's.
+    pub last_attached: Cell<*mut ffi::PyThreadState>,
     /// GIL nesting through pybridge; 0 = no scope open.
     pub depth: Cell<u32>,
     /// The outermost scope found the GIL already held by this thread (a Python
@@ -341,6 +349,7 @@ impl ThreadSlot {
                 tstate: Cell::new(std::ptr::null_mut()),
                 owns_tstate: Cell::new(false),
                 generation: Cell::new(0),
+                last_attached: Cell::new(std::ptr::null_mut()),
                 depth: Cell::new(0),
                 borrowed: Cell::new(false),
                 allow_frames: CellStack::new(),

@@ -70,6 +70,22 @@ pub(crate) fn libpython_path() -> String {
         .unwrap_or_else(|_| path.into_owned())
 }
 
+/// The load address of the shared object `address` lies in (`dladdr`), if any.
+// Used to recognise threads CPython 3.14+ parks at finalization.
+#[cfg_attr(not(Py_3_14), allow(dead_code))]
+pub(crate) fn object_base_of(address: usize) -> Option<usize> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads loader tables; any address is accepted.
+    let found = unsafe { libc::dladdr(address as *const libc::c_void, &mut info) };
+    (found != 0 && !info.dli_fbase.is_null()).then_some(info.dli_fbase as usize)
+}
+
+/// Where libpython is loaded.
+#[cfg_attr(not(Py_3_14), allow(dead_code))]
+pub(crate) fn libpython_base() -> Option<usize> {
+    object_base_of(ffi::Py_GetVersion as *const () as usize)
+}
+
 /// The file of every object the loader has mapped (executable, libraries,
 /// extension modules), as `dl_iterate_phdr` lists them.
 ///

@@ -53,6 +53,7 @@ namespace PyBridge.Interop
         public ulong ShutdownTimeouts;
         public ulong ThreadStatesCreated;
         public ulong ThreadStatesDeleted;
+        public ulong ThreadStatesHeld;
     }
 
     /// <summary>pyb_interpreter_config.</summary>

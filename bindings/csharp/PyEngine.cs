@@ -44,6 +44,9 @@ namespace PyBridge
         public long ShutdownTimeouts { get; internal set; }
         public long ThreadStatesCreated { get; internal set; }
         public long ThreadStatesDeleted { get; internal set; }
+        /// <summary>Thread states CPython freed while their thread could still write into them,
+        /// held back from reuse now (pyb_stats.thread_states_held).</summary>
+        public long ThreadStatesHeld { get; internal set; }
     }
 
     /// <summary>A token from <see cref="PyEngine.BeginAllowThreads"/>; end it on the same thread.</summary>
@@ -299,6 +302,7 @@ namespace PyBridge
             r.ShutdownTimeouts = (long)s.ShutdownTimeouts;
             r.ThreadStatesCreated = (long)s.ThreadStatesCreated;
             r.ThreadStatesDeleted = (long)s.ThreadStatesDeleted;
+            r.ThreadStatesHeld = (long)s.ThreadStatesHeld;
             return r;
         }
 

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use pyo3::ffi;
 
 use crate::abi::status::*;
+use crate::python::state_quarantine;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, EngineWord, GateState};
 use crate::runtime::gil_stats;
@@ -205,10 +206,27 @@ fn adopted_state_gone(owner: &OwnerState) -> bool {
 /// (`OwnerState::last_attached`).
 #[inline(always)]
 fn note_attached(owner: &OwnerState, tstate: *mut ffi::PyThreadState) {
+    let previous = owner.last_attached.get();
     let made = tstate == owner.tstate.get() && owner.owns_tstate.get();
     owner
         .last_attached
         .set(if made { tstate } else { std::ptr::null_mut() });
+    if previous != tstate && !previous.is_null() {
+        // Attaching `tstate` wrote into `previous` for the last time.
+        state_quarantine::release(previous);
+    }
+}
+
+/// After `PyThreadState_New` on this thread: CPython made the new state the
+/// thread's PyGILState state at once if the thread had none, and then points
+/// at the previous one no more; otherwise that happens at its first attach
+/// (`note_attached`).
+fn note_created(owner: &OwnerState, created: *mut ffi::PyThreadState) {
+    // SAFETY: a plain read of this thread's PyGILState slot.
+    if unsafe { ffi::PyGILState_GetThisThreadState() } == created {
+        let previous = owner.last_attached.replace(created);
+        state_quarantine::release(previous);
+    }
 }
 
 /// Finds or creates this thread's thread state for the running interpreter.
@@ -239,7 +257,7 @@ fn attach_thread_state(owner: &OwnerState, generation: u32) -> Result<()> {
         stats::THREAD_STATES_CREATED.fetch_add(1, Ordering::Relaxed);
         owner.tstate.set(created);
         owner.owns_tstate.set(true);
-        owner.last_attached.set(created);
+        note_created(owner, created);
     }
     owner.generation.set(generation);
     owner.generation_start.set(owner.next_serial());
@@ -412,8 +430,7 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
                 ));
             }
             stats::THREAD_STATES_CREATED.fetch_add(1, Ordering::Relaxed);
-            // CPython may bind it as this thread's PyGILState state at once.
-            owner.last_attached.set(created);
+            note_created(owner, created);
             // States of interpreters destroyed since were freed by their end.
             owner
                 .subinterpreter_states
@@ -781,6 +798,9 @@ pub(crate) fn release_on_thread_exit(thread: CurrentThread) {
     leave_interpreter_frames_on_exit(thread);
     release_main_state_on_exit(thread);
     release_subinterpreter_states_on_exit(thread);
+    // Nothing on this thread attaches a state any more.
+    let owner = thread.owner();
+    state_quarantine::release(owner.last_attached.replace(std::ptr::null_mut()));
 }
 
 /// Frees the exiting thread's main-interpreter state (after any interpreter

@@ -237,6 +237,7 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
                 ),
             ));
         }
+        crate::python::state_quarantine::install();
         let py = Python::assume_attached();
         if let Err(error) = prepare(py, config) {
             ffi::Py_FinalizeEx();
@@ -653,6 +654,8 @@ pub(crate) fn finalize() -> i32 {
     // current, so the GIL is held.
     let py = unsafe { Python::assume_attached() };
     note_initialized_hazards(py);
+    // Finalization frees every other thread's state, from this thread.
+    crate::python::state_quarantine::expect_all_others_freed();
     // SAFETY: as above.
     let code = unsafe { ffi::Py_FinalizeEx() };
     crate::python::reinit_guard::note_loaded_extension_files();

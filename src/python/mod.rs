@@ -17,5 +17,6 @@ pub(crate) mod object;
 pub(crate) mod owned;
 pub(crate) mod pool;
 pub(crate) mod reinit_guard;
+pub(crate) mod state_quarantine;
 pub(crate) mod subinterpreter;
 pub(crate) mod value;

@@ -592,8 +592,9 @@ fn try_to_end(
     }
     handles::on_interpreter_end(py, record.id, &record.free_handle_slots);
     // Py_EndInterpreter requires the ending state to be the only one (3.12):
-    // free the states host threads left here. None is any thread's PyGILState
-    // state (see `gil::enter_interpreter`), so deleting them from here is safe.
+    // free the states host threads left here. From 3.12 each is its thread's
+    // PyGILState state if that thread attached nothing since, and the thread's
+    // next attach writes into it: held until then (`state_quarantine`).
     let interp = record.interp.load(Ordering::Acquire);
     let mut freed = 0;
     loop {
@@ -608,6 +609,7 @@ fn try_to_end(
         }
         // SAFETY: a state of an idle host thread (none is inside); Clear may run
         // Python code, under this interpreter's GIL on the keeper's state.
+        crate::python::state_quarantine::expect_freed_elsewhere(other);
         unsafe {
             ffi::PyThreadState_Clear(other);
             ffi::PyThreadState_Delete(other);

@@ -9,6 +9,8 @@ pub(crate) static INTERPRETERS_FINALIZED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SHUTDOWN_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static THREAD_STATES_CREATED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static THREAD_STATES_DELETED: AtomicU64 = AtomicU64::new(0);
+/// A gauge: freed thread states held back now (`python::state_quarantine`).
+pub(crate) static THREAD_STATES_HELD: AtomicU64 = AtomicU64::new(0);
 
 /// The counters now, as a full-size `pyb_stats`.
 pub fn snapshot() -> pyb_stats {
@@ -20,5 +22,6 @@ pub fn snapshot() -> pyb_stats {
         shutdown_timeouts: read(&SHUTDOWN_TIMEOUTS),
         thread_states_created: read(&THREAD_STATES_CREATED),
         thread_states_deleted: read(&THREAD_STATES_DELETED),
+        thread_states_held: read(&THREAD_STATES_HELD),
     }
 }

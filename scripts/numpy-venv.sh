@@ -25,6 +25,12 @@ flock 9
 if ! "$venv/bin/python" -c 'import numpy' >/dev/null 2>&1; then
   rm -rf "$venv"
   "$python" -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'numpy>=1.26,<2.3' >&2
+  # Wheels only (a source build takes minutes): NumPy has cp314 wheels from
+  # 2.3.2 and cp315 ones from 2.5; 2.3 dropped CPython 3.10.
+  case "$version" in
+    3.10.*|3.11.*|3.12.*|3.13.*) wanted='numpy>=1.26,<2.3' ;;
+    *) wanted='numpy>=2.3.2' ;;
+  esac
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "$wanted" >&2
 fi
 echo "$venv"

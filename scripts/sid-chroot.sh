@@ -72,8 +72,11 @@ mounted() {
   toolchain="$(ls -d "$RUSTUP_HOME_HOST"/toolchains/stable-* | head -1)"
   local nightly
   nightly="$(ls -d "$RUSTUP_HOME_HOST"/toolchains/nightly-* 2>/dev/null | head -1 || true)"
+  # The project's own switches (PYB_SKIP_*, PYB_SID_PYTHONS, ...) pass through.
+  local passed=()
+  while IFS= read -r variable; do passed+=("$variable"); done < <(env | grep '^PYB_' || true)
   local status=0
-  chroot "$SID" /usr/bin/env -i \
+  chroot "$SID" /usr/bin/env -i "${passed[@]}" \
     HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 CI="${CI:-}" \
     PATH="/opt/cargo/bin:/opt/rustup/toolchains/$(basename "$toolchain")/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
     RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo RUSTUP_TOOLCHAIN="$(basename "$toolchain")" \

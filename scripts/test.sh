@@ -6,8 +6,10 @@
 # The benchmark runs first so its figures show in the log; it never fails on them.
 # The release package is built first (scripts/package.sh): tests/package.rs
 # unpacks it and uses nothing else, and the benchmark runs through it too.
-# The engine tests also run against the image's other CPython versions, and the
-# C# tests on Mono and CoreCLR; a short fuzz sweep runs under ThreadSanitizer.
+# The engine tests also run against the image's other CPython versions and, in
+# a Debian sid chroot, CPython 3.14 and 3.15 (scripts/test-sid.sh); the C# tests
+# on Mono and CoreCLR (.NET 8 in the chroot); a short fuzz sweep runs under
+# ThreadSanitizer.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_nextest
@@ -45,6 +47,10 @@ if [ "${PYB_SKIP_TSAN:-0}" != "1" ]; then
 fi
 if [ "${PYB_SKIP_OTHER_PYTHONS:-0}" != "1" ]; then
   stage "CPython 3.10, 3.12, 3.13" bash scripts/test-python-versions.sh
+fi
+if [ "${PYB_SKIP_SID:-0}" != "1" ]; then
+  # CPython 3.14 and 3.15 and GCC 16, in a Debian sid chroot built on first use.
+  stage "CPython 3.14 and 3.15 (sid chroot)" bash scripts/test-sid.sh
 fi
 # Last, so the log ends with the main run's summary (its time is nextest's own).
 echo "== stage: Rust, C and C++ tests on CPython 3.11 (starting at $SECONDS s)"

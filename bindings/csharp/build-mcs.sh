@@ -23,3 +23,12 @@ cat > "$OUT_DIR/coreclr.runtimeconfig.json" <<'JSON'
   }
 }
 JSON
+# .NET 8 runs the same assemblies (rolls forward to the newest 8.0 installed).
+cat > "$OUT_DIR/net8.runtimeconfig.json" <<'JSON'
+{
+  "runtimeOptions": {
+    "tfm": "net8.0",
+    "framework": { "name": "Microsoft.NETCore.App", "version": "8.0.0" }
+  }
+}
+JSON

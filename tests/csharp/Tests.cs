@@ -79,7 +79,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
             Assert.Equal(24, Marshal.SizeOf(typeof(PybValue)), "sizeof(pyb_value)");
             Assert.Equal(56, Marshal.SizeOf(typeof(PybConfig)), "sizeof(pyb_config)");
             Assert.Equal(48, (int)Marshal.OffsetOf(typeof(PybConfig), "Python"), "offsetof(pyb_config, python)");
-            Assert.Equal(48, Marshal.SizeOf(typeof(PybStats)), "sizeof(pyb_stats)");
+            Assert.Equal(56, Marshal.SizeOf(typeof(PybStats)), "sizeof(pyb_stats)");
             Assert.Equal(16, Marshal.SizeOf(typeof(PybStr)), "sizeof(pyb_str)");
             Assert.Equal(88, Marshal.SizeOf(typeof(PybBuffer)), "sizeof(pyb_buffer)");
             Assert.Equal(72, (int)Marshal.OffsetOf(typeof(PybBuffer), "Lowest"), "offsetof(pyb_buffer, lowest)");
@@ -128,6 +128,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
         PyEngine.Initialize(); // idempotent
         Assert.Equal(PyEngineState.Running, PyEngine.State, "state after Initialize");
         Assert.True(Regex.IsMatch(PyEngine.Version, @"^\d+\.\d+\.\d+"), "Version " + PyEngine.Version);
+        Version python = new Version(PyEngine.Eval<string>("'%d.%d' % __import__('sys').version_info[:2]"));
         Assert.Contains("version: 3.", PyEngine.PythonInfo, "PythonInfo");
         Assert.Equal(3L, PyEngine.Eval<long>("1 + 2"), "Eval");
         PyEngine.Shutdown(Ten);
@@ -138,6 +139,12 @@ threading.Thread(target=ticker.run, daemon=True).start()
         Assert.Equal(before.ShutdownTimeouts, after.ShutdownTimeouts, "ShutdownTimeouts");
         Assert.True(after.ThreadStatesCreated >= 1, "ThreadStatesCreated " + after.ThreadStatesCreated);
         Assert.True(after.ThreadStatesDeleted >= 0, "ThreadStatesDeleted");
+        // 3.12+: the finalization freed this thread's state, which its next attach would
+        // write into, so the block is held until then.
+        if (python >= new Version(3, 12))
+            Assert.True(after.ThreadStatesHeld >= before.ThreadStatesHeld + 1, "ThreadStatesHeld " + after.ThreadStatesHeld);
+        else
+            Assert.Equal(0L, after.ThreadStatesHeld, "ThreadStatesHeld before 3.12");
         // A second engine in the same process, from another thread.
         Assert.Within(Ten, "re-initialize", () => { PyEngine.Initialize(); Assert.Equal(7L, PyEngine.Eval<long>("7"), "second engine"); });
         PyEngine.Shutdown(Ten);
@@ -1127,7 +1134,9 @@ threading.Thread(target=ticker.run, daemon=True).start()
                 long generalBytes = (long)counter.Invoke(null, null) - before;
                 Console.WriteLine("  allocated per call: Call<long, long, long> {0:F1} bytes, Call<long>(params object[]) {1:F1} bytes",
                     (double)typedBytes / N, (double)generalBytes / N);
-                Assert.True(typedBytes < 1024, "the typed path allocates nothing per call (" + typedBytes + " bytes for " + N + " calls)");
+                // Allocating per call would be at least 24 bytes a call (4.8 MB here); .NET 8's tiered
+                // compilation allocates a few KiB once while the loop runs (2,288 bytes measured).
+                Assert.True(typedBytes < 64 * 1024, "the typed path allocates nothing per call (" + typedBytes + " bytes for " + N + " calls)");
                 GC.KeepAlive(s);
             }
         }

@@ -141,15 +141,20 @@ fn pythons_this_library_cannot_run_are_refused_and_nothing_starts() {
             &["/nonexistent/python3", "does not exist"],
         );
         refused(Path::new("/bin/true"), &["/bin/true", "is not a Python"]);
-        // Another libpython than the one this library is linked to.
+        // Another libpython than the one this library is linked to: a pyenv
+        // Python on the host, the other sid Python inside the sid chroot.
         let root = std::env::var("PYENV_ROOT")
             .unwrap_or_else(|_| format!("{}/.pyenv", std::env::var("HOME").unwrap()));
+        let own = std::fs::canonicalize(build_python()).unwrap();
         let other = ["3.10.13", "3.12.1", "3.13.0", "3.11.7"]
             .iter()
             .filter(|version| **version != env!("PYB_BUILD_PYTHON_VERSION"))
             .map(|version| PathBuf::from(format!("{root}/versions/{version}/bin/python3")))
-            .find(|python| python.is_file())
-            .expect("another pyenv Python");
+            .chain(["/usr/bin/python3.14", "/usr/bin/python3.15"].map(PathBuf::from))
+            .find(|python| {
+                python.is_file() && std::fs::canonicalize(python).is_ok_and(|path| path != own)
+            })
+            .expect("another pyenv (or sid) Python");
         refused(&other, &["one process can load one libpython"]);
         // The engine still starts with its own Python afterwards.
         initialize();

@@ -10,7 +10,12 @@
 #   csharp/             a NuGet package layout: PyBridge.nuspec,
 #                       lib/netstandard2.0/PyBridge.dll, runtimes/linux-x64/native/
 # Cores are built against pyenv's CPython builds (PYB_CORE_PYTHONS), each
-# without an RPATH: the loader loads the chosen libpython first.
+# without an RPATH: the loader loads the chosen libpython first. The cores for
+# CPython 3.14 and 3.15 (PYB_CORE_SID_PYTHONS) are built inside the Debian sid
+# chroot (scripts/sid-chroot.sh) against its /usr/bin/python3.X: this image
+# cannot install those CPythons. A core that cannot be built stops the script.
+# Every core is checked to need no glibc newer than PYB_MAX_GLIBC (2.34, as
+# the cores built here on bookworm; see the README's package section).
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ROOT="$(pwd)"
@@ -18,6 +23,8 @@ version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 name="pybridge-$version-linux-x86_64"
 stage="$ROOT/target/package/$name"
 rm -rf "$stage"
+# A build that stops half-way leaves no package behind, not an older one.
+rm -f "dist/$name.tar.gz"
 mkdir -p "$stage/include" "$stage/lib/debug" "$stage/lib/pkgconfig" "$stage/lib/cmake/pybridge" \
   "$stage/csharp/lib/netstandard2.0" "$stage/csharp/runtimes/linux-x64/native"
 
@@ -28,6 +35,15 @@ strip_keeping_debug() {
   objcopy --only-keep-debug "$file" "$stage/lib/debug/$base.debug"
   strip --strip-unneeded "$file"
   (cd "$stage/lib/debug" && objcopy --add-gnu-debuglink="$base.debug" "$file")
+}
+
+# Copies a built core into the package: version needs that only weak symbols
+# have become weak (scripts/glibc_versions.py says why), then it is stripped.
+add_core() {
+  local built_library="$1" tag="$2"
+  cp "$built_library" "$stage/lib/libpybridge-core-$tag.so"
+  "$PYO3_PYTHON" scripts/glibc_versions.py weaken "$stage/lib/libpybridge-core-$tag.so"
+  strip_keeping_debug "$stage/lib/libpybridge-core-$tag.so"
 }
 
 built=()
@@ -41,11 +57,37 @@ for python_version in ${PYB_CORE_PYTHONS:-3.10.13 3.11.7 3.12.1 3.13.0}; do
   echo "== core for CPython $python_version ($tag)"
   PYB_NO_RPATH=1 PYO3_PYTHON="$python" CARGO_TARGET_DIR="target/package-build/python-$python_version" \
     cargo build --release --lib --quiet
-  cp "target/package-build/python-$python_version/release/libpybridge.so" \
-    "$stage/lib/libpybridge-core-$tag.so"
-  strip_keeping_debug "$stage/lib/libpybridge-core-$tag.so"
+  add_core "target/package-build/python-$python_version/release/libpybridge.so" "$tag"
   built+=("$tag")
 done
+
+# CPython 3.14 and 3.15: Debian sid's, inside the chroot (target dirs of their
+# own there: what they link is sid's glibc). Set PYB_CORE_SID_PYTHONS to a
+# subset to build fewer; set it empty to ship without them (said below).
+sid_pythons="${PYB_CORE_SID_PYTHONS-3.14 3.15}"
+if [ -n "$sid_pythons" ]; then
+  echo "== cores for sid's CPython $sid_pythons (inside scripts/sid-chroot.sh)"
+  # shellcheck disable=SC2016,SC2086
+  if ! scripts/sid-chroot.sh run bash -c 'set -euo pipefail
+      for minor in "$@"; do
+        python="/usr/bin/python$minor"
+        [ -x "$python" ] || { echo "error: the sid chroot has no $python" >&2; exit 1; }
+        echo "   CPython $("$python" -c "import sys; print(sys.version.split()[0])")"
+        PYB_NO_RPATH=1 PYO3_PYTHON="$python" CARGO_TARGET_DIR="target/package-build/sid-python-$minor" \
+          cargo build --release --lib --quiet
+      done' bash $sid_pythons; then
+    echo "error: the cores for CPython $sid_pythons could not be built inside the sid chroot" \
+      "(scripts/sid-chroot.sh run); the package is not written without them" \
+      "(PYB_CORE_SID_PYTHONS= builds one without them on purpose)" >&2
+    exit 1
+  fi
+  for sid_version in $sid_pythons; do
+    add_core "target/package-build/sid-python-$sid_version/release/libpybridge.so" "cp${sid_version/./}"
+    built+=("cp${sid_version/./}")
+  done
+else
+  echo "== note: PYB_CORE_SID_PYTHONS is empty: this package has no cores for CPython 3.14 and 3.15" >&2
+fi
 
 echo "== loader"
 cargo build --release -p pybridge-loader --quiet
@@ -72,6 +114,10 @@ mcs -nologo -warnaserror -unsafe -optimize+ -target:library -r:System.Numerics.d
   -out:"$stage/csharp/lib/netstandard2.0/PyBridge.dll" bindings/csharp/*.cs
 fill packaging/PyBridge.nuspec.in "$stage/csharp/PyBridge.nuspec"
 cp "$stage"/lib/*.so "$stage/csharp/runtimes/linux-x64/native/"
+
+# The oldest glibc every shipped library runs on (what each needs is printed).
+echo "== glibc and libstdc++ versions needed (at most glibc ${PYB_MAX_GLIBC:-2.34})"
+"$PYO3_PYTHON" scripts/glibc_versions.py check "${PYB_MAX_GLIBC:-2.34}" "$stage"/lib/*.so
 
 # No shipped file may point into the build machine.
 for library in "$stage"/lib/*.so; do

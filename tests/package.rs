@@ -11,15 +11,24 @@
 //! package pip-installed into it), naming the Python both ways: by
 //! `pyb_config.python` (with `PYBRIDGE_PYTHON` set to another Python, which
 //! the config must win over) and by `PYBRIDGE_PYTHON` alone.
+//!
+//! The tests named `sid_*` use Debian sid's CPython 3.14 and 3.15, which
+//! exist only inside the sid chroot (`scripts/sid-chroot.sh`): they are
+//! ignored elsewhere and run there by `scripts/test-package-sid.sh`, which
+//! builds the package on the host first (its cp314 and cp315 cores are built
+//! inside the chroot by `scripts/package.sh`).
 
 #[path = "../support/host_programs.rs"]
 mod harness;
+#[path = "../support/stand_in_python.rs"]
+mod stand_in_python;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use harness::*;
+use stand_in_python::{fake_installation, fake_libpython, stand_in};
 
 /// One scenario run (two engines, 4 host threads) takes a few seconds.
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
@@ -39,6 +48,14 @@ fn tarball() -> PathBuf {
     let tarball = repo_root()
         .join("dist")
         .join(format!("{}.tar.gz", package_name()));
+    if !tarball.is_file() && std::env::var_os("PYB_IN_SID_CHROOT").is_some() {
+        panic!(
+            "{} is missing: inside the sid chroot the package cannot be built (scripts/package.sh \
+             runs on the host and enters the chroot itself); run scripts/test-package-sid.sh on \
+             the host",
+            tarball.display()
+        );
+    }
     if !tarball.is_file() {
         // One build for all the tests that ask at once (nextest runs them in parallel).
         let dist = repo_root().join("dist");
@@ -125,12 +142,19 @@ fn pkg_config(package: &Path, flag: &str) -> Vec<String> {
 
 /// Builds tests/c/package_host.c with the package's pkg-config flags.
 fn build_host(package: &Path, dir: &Path) -> PathBuf {
-    let exe = dir.join("package_host");
+    build_c_host(package, dir, "tests/c/package_host.c")
+}
+
+/// Builds the C host `source` (relative to the repository) with the
+/// package's pkg-config flags into `dir`.
+fn build_c_host(package: &Path, dir: &Path, source: &str) -> PathBuf {
+    let source = repo_root().join(source);
+    let exe = dir.join(source.file_stem().unwrap());
     let mut gcc = Command::new("gcc");
     gcc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-pthread"])
         .args(pkg_config(package, "--cflags"))
         .arg(format!("-I{}", repo_root().join("tests/c").display()))
-        .arg(repo_root().join("tests/c/package_host.c"))
+        .arg(&source)
         .arg("-o")
         .arg(&exe)
         .args(pkg_config(package, "--libs"))
@@ -159,8 +183,19 @@ fn run_host(exe: &Path, args: &[&str], env: &[(&str, &Path)]) -> Outcome {
     run_command_with_deadline(command, RUN_DEADLINE, true)
 }
 
-/// Runs the scenario with the Python named both ways.
+/// Runs the scenario with the Python named both ways (by the config, with
+/// PYBRIDGE_PYTHON naming a pyenv Python that must lose).
 fn run_scenario(python: &Path, version: &str, venv: Option<(&Path, &str)>) {
+    let other = if version.starts_with("3.13") {
+        pyenv_python("3.10.13")
+    } else {
+        pyenv_python("3.13.0")
+    };
+    run_scenario_against(python, version, venv, &other);
+}
+
+/// The scenario, with `other` in PYBRIDGE_PYTHON while the config names `python`.
+fn run_scenario_against(python: &Path, version: &str, venv: Option<(&Path, &str)>, other: &Path) {
     let dir = TempDir::new(&format!("run-{version}"));
     let package = unpack(&dir.0);
     let exe = build_host(&package, &dir.0);
@@ -171,12 +206,7 @@ fn run_scenario(python: &Path, version: &str, venv: Option<(&Path, &str)>) {
         args.extend([path.as_str(), module]);
     }
     // By the config, with PYBRIDGE_PYTHON naming a Python that must lose.
-    let other = if version.starts_with("3.13") {
-        pyenv_python("3.10.13")
-    } else {
-        pyenv_python("3.13.0")
-    };
-    let by_config = run_host(&exe, &args, &[("PYBRIDGE_PYTHON", &other)]);
+    let by_config = run_host(&exe, &args, &[("PYBRIDGE_PYTHON", other)]);
     let done = format!("package_host: CPython {version} via config: 4 host threads x 200 rounds,");
     assert!(
         by_config.status.success() && by_config.last_line().starts_with(&done),
@@ -264,17 +294,21 @@ fn write_wheel(python: &Path, dir: &Path, module: &str) -> PathBuf {
 
 #[test]
 fn runs_in_a_venv_and_imports_what_pip_installed_there() {
-    let base = pyenv_python("3.12.1");
+    run_venv_scenario(&pyenv_python("3.12.1"), "3.12.1", None);
+}
+
+/// The scenario in a venv of `base` with a wheel pip-installed into it.
+fn run_venv_scenario(base: &Path, version: &str, other: Option<&Path>) {
     let dir = TempDir::new("venv");
     let venv = dir.0.join("venv");
-    let status = Command::new(&base)
+    let status = Command::new(base)
         .args(["-m", "venv"])
         .arg(&venv)
         .status()
         .unwrap();
     assert!(status.success(), "python -m venv failed");
     let module = "pybridge_probe_pkg";
-    let wheel = write_wheel(&base, &dir.0, module);
+    let wheel = write_wheel(base, &dir.0, module);
     let venv_python = venv.join("bin/python");
     let pip = Command::new(&venv_python)
         .args([
@@ -294,7 +328,10 @@ fn runs_in_a_venv_and_imports_what_pip_installed_there() {
         "pip install failed: {}",
         String::from_utf8_lossy(&pip.stderr)
     );
-    run_scenario(&venv_python, "3.12.1", Some((&venv, module)));
+    match other {
+        Some(other) => run_scenario_against(&venv_python, version, Some((&venv, module)), other),
+        None => run_scenario(&venv_python, version, Some((&venv, module))),
+    }
 }
 
 /// Expects initialize to fail with `status` and a message holding `texts`,
@@ -313,21 +350,6 @@ fn expect_refused(package: &Path, exe: &Path, python: &Path, status: &str, texts
             outcome.describe()
         );
     }
-}
-
-/// A stand-in executable that answers pybridge's probe as `answers` say: the
-/// image has no static-only or free-threaded CPython to ask.
-fn stand_in(dir: &Path, name: &str, answers: &[(&str, &str)]) -> PathBuf {
-    let path = dir.join(name);
-    let mut script = String::from("#!/bin/sh\necho pybridge-probe-1\n");
-    for (key, value) in answers {
-        script.push_str(&format!("echo '{key}={value}'\n"));
-    }
-    std::fs::write(&path, script).unwrap();
-    let mut permissions = std::fs::metadata(&path).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&path, permissions).unwrap();
-    path
 }
 
 #[test]
@@ -370,14 +392,31 @@ fn unusable_pythons_are_refused_with_a_status_and_what_to_do() {
         &["python3-static", "static-only", "--enable-shared"],
     );
 
+    // A CPython newer than the newest core (a stand-in with a libpython).
+    let newer = fake_installation(
+        &dir.0.join("newer"),
+        "python3.16",
+        "3.16.0",
+        "libpython3.16.so.1.0",
+        &[("gil_disabled", "0"), ("py_debug", "0"), ("abiflags", "")],
+    );
+    refuse(
+        &newer,
+        &[
+            "python3.16 is CPython 3.16.0, which this pybridge has no core for, newer than the \
+             newest CPython this pybridge was built for (3.15)",
+            "this pybridge supports CPython 3.10, 3.11, 3.12, 3.13, 3.14, 3.15, GIL-enabled \
+             release builds only",
+        ],
+    );
+
     // A version this package has no core for: the 3.10 core removed.
     std::fs::remove_file(package.join("lib/libpybridge-core-cp310.so")).unwrap();
     refuse(
         &pyenv_python("3.10.13"),
         &[
-            "3.10.13",
-            "no core for",
-            "supports CPython 3.11, 3.12, 3.13",
+            "3.10.13, which this pybridge has no core for (chosen by",
+            "supports CPython 3.11, 3.12, 3.13, 3.14, 3.15, GIL-enabled release builds only",
         ],
     );
 
@@ -397,13 +436,49 @@ fn unusable_pythons_are_refused_with_a_status_and_what_to_do() {
             ("soname", "libpython3.13t.so.1.0"),
         ],
     );
+    let supports = "this pybridge supports CPython 3.11, 3.12, 3.13, 3.14, 3.15, GIL-enabled release builds only";
     refuse(
         &free_threaded,
-        &["python3.13t", "free-threaded", "with the GIL"],
+        &[
+            "python3.13t is a free-threaded build of CPython 3.13.0 (its sysconfig says \
+             Py_GIL_DISABLED=1)",
+            supports,
+            "with the GIL",
+        ],
     );
-    let library = dir.0.join("libpython3.13t.so.1.0");
-    std::fs::write(&library, b"\x7fELF not really").unwrap();
-    refuse(&library, &["libpython3.13t.so.1.0", "free-threaded"]);
+    let library = fake_libpython(&dir.0, "libpython3.13t.so.1.0");
+    refuse(
+        &library,
+        &[
+            "libpython3.13t.so.1.0 is a free-threaded build of CPython 3.13 (its library is \
+             named libpython3.13t.so.1.0)",
+            supports,
+        ],
+    );
+
+    // A debug build, named by its executable and by its library.
+    let debug = fake_installation(
+        &dir.0.join("debug"),
+        "python3.14d",
+        "3.14.10",
+        "libpython3.14d.so.1.0",
+        &[("gil_disabled", "0"), ("py_debug", "1"), ("abiflags", "d")],
+    );
+    refuse(
+        &debug,
+        &[
+            "python3.14d is a debug build of CPython 3.14.10 (its sysconfig says Py_DEBUG=1)",
+            supports,
+        ],
+    );
+    let library = fake_libpython(&dir.0, "libpython3.15d.so.1.0");
+    refuse(
+        &library,
+        &[
+            "libpython3.15d.so.1.0 is a debug build of CPython 3.15",
+            supports,
+        ],
+    );
 
     // Files that are not Python: a program that answers nothing, a text file,
     // and a text file named like a libpython.
@@ -448,6 +523,8 @@ fn the_package_is_complete_relocatable_and_exports_the_header() {
         "lib/libpybridge-core-cp311.so",
         "lib/libpybridge-core-cp312.so",
         "lib/libpybridge-core-cp313.so",
+        "lib/libpybridge-core-cp314.so",
+        "lib/libpybridge-core-cp315.so",
         "lib/pkgconfig/pybridge.pc",
         "lib/cmake/pybridge/pybridgeConfig.cmake",
         "lib/cmake/pybridge/pybridgeConfigVersion.cmake",
@@ -455,6 +532,7 @@ fn the_package_is_complete_relocatable_and_exports_the_header() {
         "csharp/lib/netstandard2.0/PyBridge.dll",
         "csharp/runtimes/linux-x64/native/libpybridge.so",
         "csharp/runtimes/linux-x64/native/libpybridge-core-cp311.so",
+        "csharp/runtimes/linux-x64/native/libpybridge-core-cp315.so",
     ] {
         assert!(package.join(file).is_file(), "the package has no {file}");
     }
@@ -550,4 +628,121 @@ fn a_cmake_project_finds_the_package() {
         &[],
     );
     outcome.assert_finished("the CMake consumer", "consumer: 3.12.1 says 42");
+}
+
+/// Debian sid's `/usr/bin/python<minor>` and its full version: only inside
+/// the sid chroot.
+fn sid_python(minor: &str) -> (PathBuf, String) {
+    let python = PathBuf::from(format!("/usr/bin/python{minor}"));
+    assert!(
+        python.is_file(),
+        "{} exists only inside the sid chroot: run scripts/test-package-sid.sh on the host",
+        python.display()
+    );
+    let version = Command::new(&python)
+        .args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+        .output()
+        .expect("sid's Python runs");
+    (
+        python,
+        String::from_utf8(version.stdout)
+            .unwrap()
+            .trim()
+            .to_string(),
+    )
+}
+
+/// The scenario on sid's CPython `minor`, named by its executable, with the
+/// other sid CPython in PYBRIDGE_PYTHON.
+fn run_sid_scenario(minor: &str, other: &str) {
+    let (python, version) = sid_python(minor);
+    run_scenario_against(&python, &version, None, &sid_python(other).0);
+}
+
+#[test]
+#[ignore = "needs the sid chroot's CPython 3.14: scripts/test-package-sid.sh"]
+fn sid_runs_on_cpython_3_14() {
+    run_sid_scenario("3.14", "3.15");
+}
+
+#[test]
+#[ignore = "needs the sid chroot's CPython 3.15: scripts/test-package-sid.sh"]
+fn sid_runs_on_cpython_3_15() {
+    run_sid_scenario("3.15", "3.14");
+}
+
+#[test]
+#[ignore = "needs the sid chroot's CPython 3.14 and 3.15: scripts/test-package-sid.sh"]
+fn sid_runs_when_named_by_its_libpython() {
+    for (minor, other) in [("3.14", "3.15"), ("3.15", "3.14")] {
+        let (_, version) = sid_python(minor);
+        let (other, _) = sid_python(other);
+        let library = PathBuf::from(format!("/usr/lib/x86_64-linux-gnu/libpython{minor}.so.1.0"));
+        run_scenario_against(&library, &version, None, &other);
+    }
+}
+
+#[test]
+#[ignore = "needs the sid chroot's CPython 3.14 and 3.15: scripts/test-package-sid.sh"]
+fn sid_runs_in_a_venv_and_imports_what_pip_installed_there() {
+    for (minor, other) in [("3.14", "3.15"), ("3.15", "3.14")] {
+        let (python, version) = sid_python(minor);
+        let (other, _) = sid_python(other);
+        run_venv_scenario(&python, &version, Some(&other));
+    }
+}
+
+#[test]
+#[ignore = "needs the sid chroot's CPython 3.14 and 3.15: scripts/test-package-sid.sh"]
+fn sid_python_info_names_the_cp314_and_cp315_cores() {
+    for (minor, tag) in [("3.14", "cp314"), ("3.15", "cp315")] {
+        let (python, version) = sid_python(minor);
+        let dir = TempDir::new(&format!("info-{tag}"));
+        let package = unpack(&dir.0);
+        let exe = build_c_host(&package, &dir.0, "tests/package_hosts/python_info.c");
+        let outcome = run_host(&exe, &[python.to_str().unwrap()], &[]);
+        outcome.assert_finished("python_info", "python_info: done");
+        let core = std::fs::canonicalize(package.join("lib"))
+            .unwrap()
+            .join(format!("libpybridge-core-{tag}.so"));
+        for line in [
+            "loader_chose: (nothing yet: pyb_engine_initialize chooses)".to_string(),
+            "cores: 3.10, 3.11, 3.12, 3.13, 3.14, 3.15".to_string(),
+            format!(
+                "loader_chose: {} (chosen by pyb_config.python; CPython {version}, core {})",
+                python.display(),
+                core.display()
+            ),
+            format!("version: {version}"),
+            format!("build_version: {version}"),
+        ] {
+            outcome.assert_printed(&line);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the sid chroot's CPython 3.15: scripts/test-package-sid.sh"]
+fn sid_a_python_newer_than_the_newest_core_is_refused() {
+    let dir = TempDir::new("sid-newer");
+    let package = unpack(&dir.0);
+    let exe = build_host(&package, &dir.0);
+    // A package whose newest core is 3.14, given sid's real CPython 3.15.
+    std::fs::remove_file(package.join("lib/libpybridge-core-cp315.so")).unwrap();
+    let (python, version) = sid_python("3.15");
+    expect_refused(
+        &package,
+        &exe,
+        &python,
+        "PYB_E_PYTHON_UNUSABLE",
+        &[
+            &format!(
+                "{} is CPython {version}, which this pybridge has no core for, newer than the \
+                 newest CPython this pybridge was built for (3.14)",
+                python.display()
+            ),
+            "this pybridge supports CPython 3.10, 3.11, 3.12, 3.13, 3.14, GIL-enabled release \
+             builds only",
+        ],
+    );
 }

@@ -6,6 +6,9 @@
 
 mod common;
 use common::*;
+#[path = "../support/stand_in_python.rs"]
+mod stand_in_python;
+use stand_in_python::{fake_installation, fake_libpython};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -138,19 +141,132 @@ fn pythons_this_library_cannot_run_are_refused_and_nothing_starts() {
             &["/nonexistent/python3", "does not exist"],
         );
         refused(Path::new("/bin/true"), &["/bin/true", "is not a Python"]);
-        // Another libpython than the one this library is linked to.
+        // Another libpython than the one this library is linked to: a pyenv
+        // Python on the host, the other sid Python inside the sid chroot.
         let root = std::env::var("PYENV_ROOT")
             .unwrap_or_else(|_| format!("{}/.pyenv", std::env::var("HOME").unwrap()));
+        let own = std::fs::canonicalize(build_python()).unwrap();
         let other = ["3.10.13", "3.12.1", "3.13.0", "3.11.7"]
             .iter()
             .filter(|version| **version != env!("PYB_BUILD_PYTHON_VERSION"))
             .map(|version| PathBuf::from(format!("{root}/versions/{version}/bin/python3")))
-            .find(|python| python.is_file())
-            .expect("another pyenv Python");
+            .chain(["/usr/bin/python3.14", "/usr/bin/python3.15"].map(PathBuf::from))
+            .find(|python| {
+                python.is_file() && std::fs::canonicalize(python).is_ok_and(|path| path != own)
+            })
+            .expect("another pyenv (or sid) Python");
         refused(&other, &["one process can load one libpython"]);
         // The engine still starts with its own Python afterwards.
         initialize();
         assert_eq!(eval_i64("6 * 7"), 42);
         ok(shutdown(10_000, 0));
+    });
+}
+
+/// Free-threaded and debug CPythons cannot be installed here: stand-ins
+/// answer the probe as their builds would (sysconfig's `Py_GIL_DISABLED` and
+/// `Py_DEBUG`, `sys.abiflags`), each with a libpython file present, and each
+/// is refused by what it is, saying what this library runs.
+#[test]
+fn free_threaded_and_debug_builds_are_refused_naming_what_this_library_runs() {
+    within(LIMIT, "build kinds", || {
+        let dir = std::env::temp_dir().join(format!("pybridge-core-builds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let supports = format!(
+            "this pybridge supports CPython {} (the libpython it is linked to), GIL-enabled \
+             release builds only",
+            env!("PYB_BUILD_PYTHON_VERSION")
+        );
+        let refused = |python: &Path, texts: &[&str]| {
+            expect(initialize_naming(python), PYB_E_PYTHON_UNUSABLE);
+            let message = last_error();
+            for text in [python.to_str().unwrap(), supports.as_str()]
+                .iter()
+                .chain(texts)
+            {
+                assert!(message.contains(text), "no {text:?} in: {message}");
+            }
+            assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
+        };
+        let free_threaded = fake_installation(
+            &dir.join("ft"),
+            "python3.14t",
+            "3.14.10",
+            "libpython3.14t.so.1.0",
+            &[("gil_disabled", "1"), ("py_debug", "0"), ("abiflags", "t")],
+        );
+        refused(
+            &free_threaded,
+            &[
+                "is a free-threaded build of CPython 3.14.10",
+                "its sysconfig says Py_GIL_DISABLED=1",
+                "python3.X rather than python3.Xt",
+            ],
+        );
+        let debug = fake_installation(
+            &dir.join("debug"),
+            "python3.15d",
+            "3.15.2",
+            "libpython3.15d.so.1.0",
+            &[("gil_disabled", "0"), ("py_debug", "1"), ("abiflags", "d")],
+        );
+        refused(
+            &debug,
+            &[
+                "is a debug build of CPython 3.15.2",
+                "its sysconfig says Py_DEBUG=1",
+                "python3.X rather than python3.Xd",
+            ],
+        );
+        // A debug build that only its ABI flags give away (a sysconfig that
+        // leaves Py_DEBUG out).
+        let by_flags = fake_installation(
+            &dir.join("flags"),
+            "python3.14",
+            "3.14.10",
+            "libpython3.14d.so.1.0",
+            &[("abiflags", "d")],
+        );
+        refused(
+            &by_flags,
+            &[
+                "is a debug build of CPython 3.14.10",
+                "its sys.abiflags is \"d\"",
+            ],
+        );
+        let both = fake_installation(
+            &dir.join("both"),
+            "python3.14td",
+            "3.14.10",
+            "libpython3.14td.so.1.0",
+            &[("gil_disabled", "1"), ("py_debug", "1"), ("abiflags", "td")],
+        );
+        refused(
+            &both,
+            &[
+                "is a free-threaded debug build of CPython 3.14.10",
+                "Py_GIL_DISABLED=1, Py_DEBUG=1",
+            ],
+        );
+        // Named by their libraries.
+        refused(
+            &fake_libpython(&dir, "libpython3.14t.so.1.0"),
+            &[
+                "is a free-threaded build of CPython 3.14",
+                "its library is named libpython3.14t.so.1.0",
+            ],
+        );
+        refused(
+            &fake_libpython(&dir, "libpython3.15d.so"),
+            &[
+                "is a debug build of CPython 3.15",
+                "its library is named libpython3.15d.so",
+            ],
+        );
+        // The engine still starts with its own Python afterwards.
+        initialize();
+        assert_eq!(eval_i64("6 * 7"), 42);
+        ok(shutdown(10_000, 0));
+        let _ = std::fs::remove_dir_all(&dir);
     });
 }

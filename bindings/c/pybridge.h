@@ -493,8 +493,10 @@ typedef struct pyb_gil_stats {
 
 // The Python named by `pyb_config.python` or `PYBRIDGE_PYTHON` (or found by
 // default) cannot be used: the path does not exist, is not CPython, has no
-// shared libpython, is free-threaded, or is a version this pybridge has no
-// core for. The message names the path and says what to do; nothing started.
+// shared libpython, is a free-threaded or debug build, or is a version this
+// pybridge has no core for (one newer than its newest core, say). The message
+// names the path, what was found and what this pybridge supports (its
+// CPython versions, GIL-enabled release builds only); nothing started.
 #define PYB_E_PYTHON_UNUSABLE -19
 
 // The object handle belongs to another interpreter than the one the calling

@@ -112,8 +112,8 @@ fn core_file_name((major, minor): (u32, u32)) -> String {
     format!("libpybridge-core-cp{major}{minor}.so")
 }
 
-/// The versions with a core beside this library, for messages.
-pub(crate) fn available_versions() -> Vec<String> {
+/// The versions with a core beside this library, oldest first.
+fn available_minors() -> Vec<(u32, u32)> {
     let mut versions: Vec<(u32, u32)> = std::fs::read_dir(own_directory())
         .into_iter()
         .flatten()
@@ -129,9 +129,28 @@ pub(crate) fn available_versions() -> Vec<String> {
         .collect();
     versions.sort();
     versions
+}
+
+/// The versions with a core beside this library, for messages and
+/// `pyb_python_info`: `3.10, 3.11`.
+pub(crate) fn available_versions() -> Vec<String> {
+    available_minors()
         .into_iter()
         .map(|(major, minor)| format!("{major}.{minor}"))
         .collect()
+}
+
+/// What this package runs, for the messages that refuse a Python.
+fn supported_text() -> String {
+    let versions = available_versions();
+    if versions.is_empty() {
+        format!(
+            "no CPython at all (no libpybridge-core-cp3XX.so beside the loader in {})",
+            own_directory().display()
+        )
+    } else {
+        format!("CPython {}", versions.join(", "))
+    }
 }
 
 /// The Python the host names (`named`: `pyb_config.python`), and how.
@@ -167,15 +186,25 @@ pub(crate) fn load(named: Option<&str>) -> Result<&'static Core, String> {
         return Ok(core);
     }
     let (path, how) = choose(named)?;
-    let installation = locate(&path).map_err(|error| format!("{} (chosen by {how})", error.0))?;
+    let supports = supported_text();
+    let installation =
+        locate(&path, &supports).map_err(|error| format!("{} (chosen by {how})", error.0))?;
     let core_path = own_directory().join(core_file_name(installation.minor));
     if !core_path.is_file() {
+        let newest = available_minors().last().copied();
+        let newer = match newest {
+            Some(newest) if installation.minor > newest => format!(
+                ", newer than the newest CPython this pybridge was built for ({}.{}); a later \
+                 pybridge release may support it",
+                newest.0, newest.1
+            ),
+            _ => String::new(),
+        };
         return Err(format!(
-            "{} is CPython {}, which this pybridge has no core for (chosen by {how}); it supports \
-             CPython {}: name one of those",
+            "{} is CPython {}, which this pybridge has no core for{newer} (chosen by {how}); \
+             this pybridge supports {supports}, GIL-enabled release builds only: name one of those",
             path.display(),
             installation.version,
-            available_versions().join(", ")
         ));
     }
     open_libpython(&installation)?;

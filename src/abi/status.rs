@@ -59,8 +59,10 @@ pub const PYB_E_OUT_OF_MEMORY: pyb_status = -17;
 pub const PYB_E_FORKED: pyb_status = -18;
 /// The Python named by `pyb_config.python` or `PYBRIDGE_PYTHON` (or found by
 /// default) cannot be used: the path does not exist, is not CPython, has no
-/// shared libpython, is free-threaded, or is a version this pybridge has no
-/// core for. The message names the path and says what to do; nothing started.
+/// shared libpython, is a free-threaded or debug build, or is a version this
+/// pybridge has no core for (one newer than its newest core, say). The message
+/// names the path, what was found and what this pybridge supports (its
+/// CPython versions, GIL-enabled release builds only); nothing started.
 pub const PYB_E_PYTHON_UNUSABLE: pyb_status = -19;
 /// The object handle belongs to another interpreter than the one the calling
 /// thread is in: use it inside the interpreter that made it, or pass a plain

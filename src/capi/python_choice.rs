@@ -56,8 +56,13 @@ pub(crate) fn choose(named: Option<&str>) -> Result<Chosen> {
             }
         },
     };
-    let installation =
-        locate(&path).map_err(|error| unusable(format!("{} (chosen by {how})", error.0)))?;
+    // This library is linked to one libpython: it runs that CPython only.
+    let supports = format!(
+        "CPython {} (the libpython it is linked to)",
+        loader::running_version()
+    );
+    let installation = locate(&path, &supports)
+        .map_err(|error| unusable(format!("{} (chosen by {how})", error.0)))?;
     refuse_if_not_loaded(&installation)?;
     record_chosen_python(format!(
         "{} (chosen by {how}; CPython {}{})",

@@ -56,6 +56,8 @@ print('base_prefix=' + sys.base_prefix)
 print('executable=' + sys.executable)
 print('shared=%s' % v('Py_ENABLE_SHARED'))
 print('gil_disabled=%s' % v('Py_GIL_DISABLED'))
+print('py_debug=%s' % v('Py_DEBUG'))
+print('abiflags=' + getattr(sys, 'abiflags', ''))
 print('libdir=%s' % v('LIBDIR'))
 print('soname=%s' % v('INSTSONAME'))
 print('ldlibrary=%s' % v('LDLIBRARY'))
@@ -75,7 +77,9 @@ impl Probe {
 }
 
 /// Finds the installation behind `named` (an executable or a libpython).
-pub fn locate(named: &Path) -> Result<Installation, LocateError> {
+/// `supports` says what the caller can run (`CPython 3.10, 3.11`), for the
+/// messages that refuse a build pybridge cannot run.
+pub fn locate(named: &Path, supports: &str) -> Result<Installation, LocateError> {
     if named.as_os_str().is_empty() {
         return Err(LocateError(
             "the Python path is empty; name a Python executable (for example \
@@ -97,44 +101,113 @@ pub fn locate(named: &Path) -> Result<Installation, LocateError> {
             named.display()
         )));
     }
-    match libpython_minor(named) {
-        Some(name) => locate_library(named, name),
-        None => locate_executable(named),
+    match libpython_name(named) {
+        Some(name) => locate_library(named, name, supports),
+        None => locate_executable(named, supports),
     }
 }
 
-/// What a libpython file name says: `(3, 11, free_threaded)`.
-type LibraryName = (u32, u32, bool);
+/// What a libpython file name says: its version and ABI flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LibraryName {
+    major: u32,
+    minor: u32,
+    build: Build,
+}
 
-/// `libpython3.11.so.1.0` → `(3, 11, false)`; `libpython3.13t.so` → `(3, 13, true)`.
-fn libpython_minor(path: &Path) -> Option<LibraryName> {
+/// The kind of CPython build; pybridge runs GIL-enabled release builds only
+/// (its cores are built against those, and a debug or free-threaded
+/// libpython has another ABI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Build {
+    /// `Py_GIL_DISABLED=1`, ABI flag `t` (PEP 703, 3.13+).
+    free_threaded: bool,
+    /// `Py_DEBUG=1`, ABI flag `d` (`--with-pydebug`, Debian's python3.X-dbg).
+    debug: bool,
+}
+
+impl Build {
+    /// What `sys.abiflags` or a libpython name's suffix (`t`, `d`, `td`) says.
+    fn from_abiflags(flags: &str) -> Build {
+        Build {
+            free_threaded: flags.contains('t'),
+            debug: flags.contains('d'),
+        }
+    }
+
+    fn or(self, other: Build) -> Build {
+        Build {
+            free_threaded: self.free_threaded || other.free_threaded,
+            debug: self.debug || other.debug,
+        }
+    }
+}
+
+/// `libpython3.11.so.1.0` → 3.11, a release build; `libpython3.13t.so` →
+/// 3.13 free-threaded; `libpython3.14d.so` → 3.14 debug.
+fn libpython_name(path: &Path) -> Option<LibraryName> {
     let name = path.file_name()?.to_str()?;
     let rest = name.strip_prefix("libpython")?;
     let (version, _) = rest.split_once(".so")?;
-    let (free_threaded, version) = match version.strip_suffix('t') {
-        Some(version) => (true, version),
-        None => (false, version),
-    };
-    let (major, minor) = version.split_once('.')?;
-    Some((major.parse().ok()?, minor.parse().ok()?, free_threaded))
+    let digits = version.trim_end_matches(['t', 'd']);
+    let build = Build::from_abiflags(&version[digits.len()..]);
+    let (major, minor) = digits.split_once('.')?;
+    Some(LibraryName {
+        major: major.parse().ok()?,
+        minor: minor.parse().ok()?,
+        build,
+    })
 }
 
-fn free_threaded_error(named: &Path, version: &str) -> LocateError {
-    LocateError(format!(
-        "the Python {} is a free-threaded build of CPython {version}; pybridge needs a \
-         build with the GIL (the default build, python3.X rather than python3.Xt)",
+/// Refuses a free-threaded or debug build, naming what was found (and how it
+/// was recognised) and what this pybridge runs.
+fn refuse_build(
+    named: &Path,
+    version: &str,
+    build: Build,
+    evidence: &str,
+    supports: &str,
+) -> Result<(), LocateError> {
+    let (kind, instead) = match (build.free_threaded, build.debug) {
+        (false, false) => return Ok(()),
+        (true, false) => (
+            "a free-threaded build",
+            "the default build with the GIL (python3.X rather than python3.Xt)",
+        ),
+        (false, true) => (
+            "a debug build",
+            "a release build (python3.X rather than python3.Xd or Debian's python3.X-dbg)",
+        ),
+        (true, true) => (
+            "a free-threaded debug build",
+            "a release build with the GIL (python3.X rather than python3.Xtd)",
+        ),
+    };
+    Err(LocateError(format!(
+        "the Python {} is {kind} of CPython {version} ({evidence}); this pybridge supports \
+         {supports}, GIL-enabled release builds only: name {instead}",
         named.display()
-    ))
+    )))
 }
 
 fn locate_library(
     named: &Path,
-    (major, minor, free_threaded): LibraryName,
+    LibraryName {
+        major,
+        minor,
+        build,
+    }: LibraryName,
+    supports: &str,
 ) -> Result<Installation, LocateError> {
     let version = format!("{major}.{minor}");
-    if free_threaded {
-        return Err(free_threaded_error(named, &version));
-    }
+    let file_name = named.file_name().unwrap_or_default().to_string_lossy();
+    refuse_build(
+        named,
+        &version,
+        build,
+        &format!("its library is named {file_name}"),
+        supports,
+    )?;
     if !is_elf(named) {
         return Err(not_python(
             named,
@@ -150,7 +223,7 @@ fn locate_library(
         if !executable.is_file() {
             continue;
         }
-        match locate_executable(&executable) {
+        match locate_executable(&executable, supports) {
             Ok(found) if same_file(&found.libpython, named) => {
                 return Ok(Installation {
                     named: named.to_path_buf(),
@@ -184,7 +257,7 @@ fn locate_library(
     })
 }
 
-fn locate_executable(named: &Path) -> Result<Installation, LocateError> {
+fn locate_executable(named: &Path, supports: &str) -> Result<Installation, LocateError> {
     let probe = run_probe(named)?;
     let field = |key: &str| {
         probe
@@ -201,9 +274,32 @@ fn locate_executable(named: &Path) -> Result<Installation, LocateError> {
     let version = field("version")?.to_string();
     let minor =
         parse_minor(&version).ok_or_else(|| not_python(named, "its version is not X.Y.Z"))?;
-    if probe.get("gil_disabled") == Some("1") {
-        return Err(free_threaded_error(named, &version));
+    // sysconfig says it on 3.13+ (Py_GIL_DISABLED) and on every version
+    // (Py_DEBUG); sys.abiflags says both on POSIX builds.
+    let configured = Build {
+        free_threaded: probe.get("gil_disabled") == Some("1"),
+        debug: probe.get("py_debug") == Some("1"),
+    };
+    let abiflags = probe.get("abiflags").unwrap_or_default();
+    let build = configured.or(Build::from_abiflags(abiflags));
+    let configured_flags: Vec<&str> = [
+        (configured.free_threaded, "Py_GIL_DISABLED=1"),
+        (configured.debug, "Py_DEBUG=1"),
+    ]
+    .into_iter()
+    .filter_map(|(found, flag)| found.then_some(flag))
+    .collect();
+    let mut evidence = Vec::new();
+    if !configured_flags.is_empty() {
+        evidence.push(format!(
+            "its sysconfig says {}",
+            configured_flags.join(", ")
+        ));
     }
+    if build != configured {
+        evidence.push(format!("its sys.abiflags is {abiflags:?}"));
+    }
+    refuse_build(named, &version, build, &evidence.join("; "), supports)?;
     let libdir = probe.get("libdir").map(PathBuf::from);
     let library = [probe.get("soname"), probe.get("ldlibrary")]
         .into_iter()
@@ -354,16 +450,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn libpython_file_names_give_their_version() {
+    fn libpython_file_names_give_their_version_and_build() {
+        let name = |major, minor, free_threaded, debug| {
+            Some(LibraryName {
+                major,
+                minor,
+                build: Build {
+                    free_threaded,
+                    debug,
+                },
+            })
+        };
         assert_eq!(
-            libpython_minor(Path::new("/x/libpython3.11.so.1.0")),
-            Some((3, 11, false))
+            libpython_name(Path::new("/x/libpython3.11.so.1.0")),
+            name(3, 11, false, false)
         );
         assert_eq!(
-            libpython_minor(Path::new("libpython3.13t.so")),
-            Some((3, 13, true))
+            libpython_name(Path::new("libpython3.13t.so")),
+            name(3, 13, true, false)
         );
-        assert_eq!(libpython_minor(Path::new("/usr/bin/python3")), None);
-        assert_eq!(libpython_minor(Path::new("libpython3.so")), None);
+        assert_eq!(
+            libpython_name(Path::new("libpython3.14d.so.1.0")),
+            name(3, 14, false, true)
+        );
+        assert_eq!(
+            libpython_name(Path::new("libpython3.15td.so")),
+            name(3, 15, true, true)
+        );
+        assert_eq!(libpython_name(Path::new("/usr/bin/python3")), None);
+        assert_eq!(libpython_name(Path::new("libpython3.so")), None);
     }
 }

@@ -4,6 +4,7 @@
 //! reopens the gate and nothing is lost.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use crate::lifecycle::state::{
     refuse_if_forked,
 };
 use crate::python::interpreter::{self, Interrupts, PythonThread};
+use crate::python::owned::Owned;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate;
 use crate::runtime::stats;
@@ -29,6 +31,71 @@ const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
 /// Python threads run in their interpreters (a keeper needs its GIL, which a
 /// running thread gives up within a switch interval).
 const SUBINTERPRETER_ANSWER: Duration = Duration::from_millis(200);
+
+/// Checks on the interpreters Python code made itself (PEP 734, 3.14+).
+const PYTHON_MADE_INTERPRETERS: &CStr = match CStr::from_bytes_with_nul(
+    concat!(include_str!("python_made_interpreters.py"), "\0").as_bytes(),
+) {
+    Ok(source) => source,
+    Err(_) => panic!("python_made_interpreters.py holds a NUL byte"),
+};
+
+/// Calls `function` of the helper module for Python-made interpreters; None
+/// (logged) when it fails, so a broken helper never blocks a shutdown. Main
+/// GIL held.
+fn python_made_call<'py>(py: Python<'py>, function: &CStr) -> Option<Owned<'py>> {
+    let result = interpreter::source_module(
+        py,
+        c"_pybridge_python_interpreters",
+        PYTHON_MADE_INTERPRETERS,
+        c"<pybridge>",
+    )
+    .and_then(|module| {
+        // SAFETY: GIL held; `module` is live; new references are taken over.
+        unsafe {
+            let function = Owned::new(
+                py,
+                ffi::PyObject_GetAttrString(module.as_ptr(), function.as_ptr()),
+            )?;
+            Owned::new(py, ffi::PyObject_CallNoArgs(function.as_ptr()))
+        }
+    });
+    result
+        .map_err(|error| {
+            log::error!(
+                "could not check Python-made interpreters: {}",
+                error.message
+            )
+        })
+        .ok()
+}
+
+/// What keeps `Py_FinalizeEx` from ending the interpreters Python code made
+/// cleanly: one running code, an `InterpreterPoolExecutor` with queued work
+/// (its atexit hook waits for it). None when there is nothing, or before
+/// 3.14. Reads flags only (never enters those interpreters). Main GIL held.
+fn python_made_blocker(py: Python<'_>) -> Option<String> {
+    let answer = python_made_call(py, c"blocker")?;
+    // SAFETY: GIL held; `answer` is None or a str.
+    unsafe {
+        if answer.as_ptr() == ffi::Py_None() {
+            return None;
+        }
+        let text = ffi::PyUnicode_AsUTF8(answer.as_ptr());
+        if text.is_null() {
+            ffi::PyErr_Clear();
+            return Some("an interpreter made by Python code is busy".to_string());
+        }
+        Some(CStr::from_ptr(text).to_string_lossy().into_owned())
+    }
+}
+
+/// True while an interpreter Python code made runs code. Main GIL held.
+fn python_made_running(py: Python<'_>) -> bool {
+    python_made_call(py, c"is_running")
+        // SAFETY: GIL held; a bool object.
+        .is_some_and(|answer| answer.as_ptr() == unsafe { ffi::Py_True() })
+}
 
 /// Everything hosts made through the engine dies with it: pending coroutines
 /// first (cancelled; their callbacks may still use handles), then object
@@ -102,9 +169,14 @@ impl EngineShutdown {
                 log::error!("could not list Python threads: {}", error.message);
                 Vec::new()
             });
+            // Python-made interpreters (PEP 734) are looked at last, just
+            // before the point of no return: Py_FinalizeEx ends idle ones
+            // (3.14.10, 3.15.2), but one running code, or an executor's
+            // queued work, must block here, where a deadline still calls the
+            // attempt off with nothing changed.
             let blocker = match threads.iter().find(|thread| !thread.daemon) {
                 Some(thread) => Some(format!("{} is still running", thread.describe())),
-                None => self.commit(),
+                None => python_made_blocker(py).or_else(|| self.commit()),
             };
             if let Some(blocker) = blocker {
                 // SAFETY: GIL held on the main state.
@@ -151,6 +223,14 @@ impl EngineShutdown {
         }
         // SAFETY: GIL held (called through with_gil).
         let py = unsafe { Python::assume_attached() };
+        // No exception reaches code running inside an interpreter Python code
+        // made (it is raised in the thread's main-interpreter state, and
+        // fires only when the thread comes back): interrupting would commit
+        // a shutdown that may never end. Wait instead, like for a region.
+        if python_made_running(py) {
+            log::debug!("shutdown interrupts nothing while a Python-made interpreter runs code");
+            return;
+        }
         let python_threads: Vec<u64> = interpreter::python_threads(py)
             .unwrap_or_default()
             .iter()

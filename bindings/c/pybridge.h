@@ -57,7 +57,8 @@
 // work an exception cannot stop; the shutdown waits, and at its deadline
 // returns `PYB_E_TIMEOUT` having changed nothing), nor while an interpreter
 // that Python code made (`concurrent.interpreters`, 3.14+) runs code (no
-// exception reaches it there; the same wait), and never in a thread
+// exception reaches it there; the same wait) or native code holds a PEP 788
+// interpreter guard (3.15+), and never in a thread
 // whose Python stack is inside the import system, `threading`, `logging`,
 // `queue`, `concurrent.futures` or `multiprocessing` (an exception there can
 // leave a lock held that finalization needs; the thread is interrupted once it
@@ -542,10 +543,12 @@ pyb_status pyb_engine_initialize(const struct pyb_config *config);
 // sub-interpreter (daemon ones too: CPython cannot end an interpreter while
 // one of its threads lives), and (CPython 3.14+) until no interpreter that
 // Python code made (`concurrent.interpreters`) runs code and no
-// `InterpreterPoolExecutor` has queued work; then the engine thread ends the
-// sub-interpreters and runs `Py_FinalizeEx` (which ends idle Python-made
-// interpreters, and waits for threads started inside them), and the call
-// returns `PYB_OK`.
+// `InterpreterPoolExecutor` has queued work, and (3.15+) until native code
+// holds no PEP 788 interpreter guard (`PyInterpreterGuard`, or a
+// `PyThreadState_Ensure` scope: `Py_FinalizeEx` would wait for it); then the
+// engine thread ends the sub-interpreters and runs `Py_FinalizeEx` (which
+// ends idle Python-made interpreters, and waits for threads started inside
+// them), and the call returns `PYB_OK`.
 //
 // If the deadline passes first, the outcome depends on whether the shutdown
 // passed its point of no return (threads interrupted, see

@@ -97,6 +97,49 @@ fn python_made_running(py: Python<'_>) -> bool {
         .is_some_and(|answer| answer.as_ptr() == unsafe { ffi::Py_True() })
 }
 
+/// What an open PEP 788 interpreter guard does to a shutdown (3.15+): native
+/// code holding one (`PyInterpreterGuard_*`, or inside a
+/// `PyThreadState_Ensure*` scope, which holds one) keeps `Py_FinalizeEx`
+/// waiting until it is closed, so it blocks here, before the point of no
+/// return, like a host thread inside a GIL scope. None before 3.15, or when
+/// CPython does not export the count (it is private: looked up, not linked).
+fn open_guards_blocker() -> Option<String> {
+    let guards = open_guards()?;
+    (guards > 0).then(|| {
+        format!(
+            "native code holds {guards} PEP 788 interpreter guard(s) (PyInterpreterGuard, or a \
+             PyThreadState_Ensure scope), which Py_FinalizeEx would wait for; close them"
+        )
+    })
+}
+
+/// How many guards are open on the main interpreter: CPython 3.15.2 exports
+/// `_PyInterpreterState_GuardCountdown` (for its own tests), a plain read.
+#[cfg(Py_3_15)]
+fn open_guards() -> Option<isize> {
+    type Countdown = unsafe extern "C" fn(*mut ffi::PyInterpreterState) -> isize;
+    static COUNTDOWN: std::sync::OnceLock<Option<Countdown>> = std::sync::OnceLock::new();
+    let countdown = (*COUNTDOWN.get_or_init(|| {
+        // SAFETY: a symbol lookup; the symbol, when present, has this signature (3.15.2).
+        let symbol = unsafe {
+            libc::dlsym(
+                libc::RTLD_DEFAULT,
+                c"_PyInterpreterState_GuardCountdown".as_ptr(),
+            )
+        };
+        // SAFETY: a non-null function pointer of the declared type.
+        (!symbol.is_null())
+            .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, Countdown>(symbol) })
+    }))?;
+    // SAFETY: the main interpreter is alive (before finalization); a plain read.
+    Some(unsafe { countdown(ffi::PyInterpreterState_Main()) })
+}
+
+#[cfg(not(Py_3_15))]
+fn open_guards() -> Option<isize> {
+    None
+}
+
 /// Everything hosts made through the engine dies with it: pending coroutines
 /// first (cancelled; their callbacks may still use handles), then object
 /// handles (their `__del__` may still call host functions), then host
@@ -176,7 +219,9 @@ impl EngineShutdown {
             // attempt off with nothing changed.
             let blocker = match threads.iter().find(|thread| !thread.daemon) {
                 Some(thread) => Some(format!("{} is still running", thread.describe())),
-                None => python_made_blocker(py).or_else(|| self.commit()),
+                None => python_made_blocker(py)
+                    .or_else(open_guards_blocker)
+                    .or_else(|| self.commit()),
             };
             if let Some(blocker) = blocker {
                 // SAFETY: GIL held on the main state.
@@ -229,6 +274,12 @@ impl EngineShutdown {
         // a shutdown that may never end. Wait instead, like for a region.
         if python_made_running(py) {
             log::debug!("shutdown interrupts nothing while a Python-made interpreter runs code");
+            return;
+        }
+        // Nor while native code holds a PEP 788 guard: finalization would
+        // wait for it, and the shutdown could not be called off any more.
+        if open_guards().is_some_and(|guards| guards > 0) {
+            log::debug!("shutdown interrupts nothing while a PEP 788 guard is open");
             return;
         }
         let python_threads: Vec<u64> = interpreter::python_threads(py)

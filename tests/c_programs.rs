@@ -216,3 +216,45 @@ fn a_write_to_a_closed_pipe_kills_the_host_unless_sigpipe_is_ignored() {
     );
     default.assert_printed("sigpipe_host: writing to a closed pipe");
 }
+
+/// True when the Python this build embeds is at least `major.minor`.
+fn python_at_least(major: u32, minor: u32) -> bool {
+    let executable = env!("PYB_BUILD_PYTHON_EXECUTABLE");
+    let output = Command::new(executable)
+        .args([
+            "-c",
+            &format!("import sys; print(int(sys.version_info[:2] >= ({major}, {minor})))"),
+        ])
+        .output()
+        .unwrap_or_else(|err| panic!("could not run {executable}: {err}"));
+    String::from_utf8_lossy(&output.stdout).trim() == "1"
+}
+
+#[test]
+fn pep788_host_enters_with_guards_views_and_gilstate_and_survives_a_shutdown() {
+    if !python_at_least(3, 15) {
+        println!(
+            "skipped: {} is older than CPython 3.15, which brought PEP 788 \
+             (PyInterpreterGuard, PyThreadState_Ensure)",
+            env!("PYB_BUILD_PYTHON_EXECUTABLE")
+        );
+        return;
+    }
+    let outcome = build_and_run(
+        "pep788_host",
+        "tests/c/pep788_host.c",
+        "pep788_host: all checks passed",
+    );
+    assert_printed(
+        &outcome,
+        &[
+            "pep788_host: 4 own threads x 500 x 3 ways in, 4 pybridge threads x 500 x 4 nested: counter = 14000",
+            "pep788_host: shutdown(300 ms, flags 0) with a guard open -> PYB_E_TIMEOUT",
+            "pep788_host: shutdown(300 ms, flags 1) with a guard open -> PYB_E_TIMEOUT",
+            "pep788_host: shutdown while 4 threads Ensure -> PYB_OK",
+            "pep788_host: Ensure during and after the shutdown: got in, then refused (NULL), none hung",
+            "pep788_host: restart, then Ensure from a fresh thread -> counter = 42",
+        ],
+    );
+    println!("{}", outcome.stdout);
+}

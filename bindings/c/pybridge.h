@@ -55,7 +55,10 @@
 // Interrupting is a point of no return, so it happens only when the stop can
 // follow: never while a host thread is inside an allow-threads region (native
 // work an exception cannot stop; the shutdown waits, and at its deadline
-// returns `PYB_E_TIMEOUT` having changed nothing), and never in a thread
+// returns `PYB_E_TIMEOUT` having changed nothing), nor while an interpreter
+// that Python code made (`concurrent.interpreters`, 3.14+) runs code (no
+// exception reaches it there; the same wait) or native code holds a PEP 788
+// interpreter guard (3.15+), and never in a thread
 // whose Python stack is inside the import system, `threading`, `logging`,
 // `queue`, `concurrent.futures` or `multiprocessing` (an exception there can
 // leave a lock held that finalization needs; the thread is interrupted once it
@@ -550,8 +553,14 @@ pyb_status pyb_engine_initialize(const struct pyb_config *config);
 // allow-threads region, until non-daemon Python threads of the main
 // interpreter have finished, and until no Python thread runs in any live
 // sub-interpreter (daemon ones too: CPython cannot end an interpreter while
-// one of its threads lives); then the engine thread ends the sub-interpreters
-// and runs `Py_FinalizeEx`, and the call returns `PYB_OK`.
+// one of its threads lives), and (CPython 3.14+) until no interpreter that
+// Python code made (`concurrent.interpreters`) runs code and no
+// `InterpreterPoolExecutor` has queued work, and (3.15+) until native code
+// holds no PEP 788 interpreter guard (`PyInterpreterGuard`, or a
+// `PyThreadState_Ensure` scope: `Py_FinalizeEx` would wait for it); then the
+// engine thread ends the sub-interpreters and runs `Py_FinalizeEx` (which
+// ends idle Python-made interpreters, and waits for threads started inside
+// them), and the call returns `PYB_OK`.
 //
 // If the deadline passes first, the outcome depends on whether the shutdown
 // passed its point of no return (threads interrupted, see

@@ -25,7 +25,10 @@ pub const PYB_TIMEOUT_INFINITE: u32 = u32::MAX;
 /// Interrupting is a point of no return, so it happens only when the stop can
 /// follow: never while a host thread is inside an allow-threads region (native
 /// work an exception cannot stop; the shutdown waits, and at its deadline
-/// returns `PYB_E_TIMEOUT` having changed nothing), and never in a thread
+/// returns `PYB_E_TIMEOUT` having changed nothing), nor while an interpreter
+/// that Python code made (`concurrent.interpreters`, 3.14+) runs code (no
+/// exception reaches it there; the same wait) or native code holds a PEP 788
+/// interpreter guard (3.15+), and never in a thread
 /// whose Python stack is inside the import system, `threading`, `logging`,
 /// `queue`, `concurrent.futures` or `multiprocessing` (an exception there can
 /// leave a lock held that finalization needs; the thread is interrupted once it

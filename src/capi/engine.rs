@@ -41,8 +41,14 @@ pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb
 /// allow-threads region, until non-daemon Python threads of the main
 /// interpreter have finished, and until no Python thread runs in any live
 /// sub-interpreter (daemon ones too: CPython cannot end an interpreter while
-/// one of its threads lives); then the engine thread ends the sub-interpreters
-/// and runs `Py_FinalizeEx`, and the call returns `PYB_OK`.
+/// one of its threads lives), and (CPython 3.14+) until no interpreter that
+/// Python code made (`concurrent.interpreters`) runs code and no
+/// `InterpreterPoolExecutor` has queued work, and (3.15+) until native code
+/// holds no PEP 788 interpreter guard (`PyInterpreterGuard`, or a
+/// `PyThreadState_Ensure` scope: `Py_FinalizeEx` would wait for it); then the
+/// engine thread ends the sub-interpreters and runs `Py_FinalizeEx` (which
+/// ends idle Python-made interpreters, and waits for threads started inside
+/// them), and the call returns `PYB_OK`.
 ///
 /// If the deadline passes first, the outcome depends on whether the shutdown
 /// passed its point of no return (threads interrupted, see

@@ -4,6 +4,7 @@
 //! reopens the gate and nothing is lost.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use crate::lifecycle::state::{
     refuse_if_forked,
 };
 use crate::python::interpreter::{self, Interrupts, PythonThread};
+use crate::python::owned::Owned;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate;
 use crate::runtime::stats;
@@ -29,6 +31,114 @@ const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
 /// Python threads run in their interpreters (a keeper needs its GIL, which a
 /// running thread gives up within a switch interval).
 const SUBINTERPRETER_ANSWER: Duration = Duration::from_millis(200);
+
+/// Checks on the interpreters Python code made itself (PEP 734, 3.14+).
+const PYTHON_MADE_INTERPRETERS: &CStr = match CStr::from_bytes_with_nul(
+    concat!(include_str!("python_made_interpreters.py"), "\0").as_bytes(),
+) {
+    Ok(source) => source,
+    Err(_) => panic!("python_made_interpreters.py holds a NUL byte"),
+};
+
+/// Calls `function` of the helper module for Python-made interpreters; None
+/// (logged) when it fails, so a broken helper never blocks a shutdown. Main
+/// GIL held.
+fn python_made_call<'py>(py: Python<'py>, function: &CStr) -> Option<Owned<'py>> {
+    let result = interpreter::source_module(
+        py,
+        c"_pybridge_python_interpreters",
+        PYTHON_MADE_INTERPRETERS,
+        c"<pybridge>",
+    )
+    .and_then(|module| {
+        // SAFETY: GIL held; `module` is live; new references are taken over.
+        unsafe {
+            let function = Owned::new(
+                py,
+                ffi::PyObject_GetAttrString(module.as_ptr(), function.as_ptr()),
+            )?;
+            Owned::new(py, ffi::PyObject_CallNoArgs(function.as_ptr()))
+        }
+    });
+    result
+        .map_err(|error| {
+            log::error!(
+                "could not check Python-made interpreters: {}",
+                error.message
+            )
+        })
+        .ok()
+}
+
+/// What keeps `Py_FinalizeEx` from ending the interpreters Python code made
+/// cleanly: one running code, an `InterpreterPoolExecutor` with queued work
+/// (its atexit hook waits for it). None when there is nothing, or before
+/// 3.14. Reads flags only (never enters those interpreters). Main GIL held.
+fn python_made_blocker(py: Python<'_>) -> Option<String> {
+    let answer = python_made_call(py, c"blocker")?;
+    // SAFETY: GIL held; `answer` is None or a str.
+    unsafe {
+        if answer.as_ptr() == ffi::Py_None() {
+            return None;
+        }
+        let text = ffi::PyUnicode_AsUTF8(answer.as_ptr());
+        if text.is_null() {
+            ffi::PyErr_Clear();
+            return Some("an interpreter made by Python code is busy".to_string());
+        }
+        Some(CStr::from_ptr(text).to_string_lossy().into_owned())
+    }
+}
+
+/// True while an interpreter Python code made runs code. Main GIL held.
+fn python_made_running(py: Python<'_>) -> bool {
+    python_made_call(py, c"is_running")
+        // SAFETY: GIL held; a bool object.
+        .is_some_and(|answer| answer.as_ptr() == unsafe { ffi::Py_True() })
+}
+
+/// What an open PEP 788 interpreter guard does to a shutdown (3.15+): native
+/// code holding one (`PyInterpreterGuard_*`, or inside a
+/// `PyThreadState_Ensure*` scope, which holds one) keeps `Py_FinalizeEx`
+/// waiting until it is closed, so it blocks here, before the point of no
+/// return, like a host thread inside a GIL scope. None before 3.15, or when
+/// CPython does not export the count (it is private: looked up, not linked).
+fn open_guards_blocker() -> Option<String> {
+    let guards = open_guards()?;
+    (guards > 0).then(|| {
+        format!(
+            "native code holds {guards} PEP 788 interpreter guard(s) (PyInterpreterGuard, or a \
+             PyThreadState_Ensure scope), which Py_FinalizeEx would wait for; close them"
+        )
+    })
+}
+
+/// How many guards are open on the main interpreter: CPython 3.15.2 exports
+/// `_PyInterpreterState_GuardCountdown` (for its own tests), a plain read.
+#[cfg(Py_3_15)]
+fn open_guards() -> Option<isize> {
+    type Countdown = unsafe extern "C" fn(*mut ffi::PyInterpreterState) -> isize;
+    static COUNTDOWN: std::sync::OnceLock<Option<Countdown>> = std::sync::OnceLock::new();
+    let countdown = (*COUNTDOWN.get_or_init(|| {
+        // SAFETY: a symbol lookup; the symbol, when present, has this signature (3.15.2).
+        let symbol = unsafe {
+            libc::dlsym(
+                libc::RTLD_DEFAULT,
+                c"_PyInterpreterState_GuardCountdown".as_ptr(),
+            )
+        };
+        // SAFETY: a non-null function pointer of the declared type.
+        (!symbol.is_null())
+            .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, Countdown>(symbol) })
+    }))?;
+    // SAFETY: the main interpreter is alive (before finalization); a plain read.
+    Some(unsafe { countdown(ffi::PyInterpreterState_Main()) })
+}
+
+#[cfg(not(Py_3_15))]
+fn open_guards() -> Option<isize> {
+    None
+}
 
 /// Everything hosts made through the engine dies with it: pending coroutines
 /// first (cancelled; their callbacks may still use handles), then object
@@ -102,9 +212,16 @@ impl EngineShutdown {
                 log::error!("could not list Python threads: {}", error.message);
                 Vec::new()
             });
+            // Python-made interpreters (PEP 734) are looked at last, just
+            // before the point of no return: Py_FinalizeEx ends idle ones
+            // (3.14.10, 3.15.2), but one running code, or an executor's
+            // queued work, must block here, where a deadline still calls the
+            // attempt off with nothing changed.
             let blocker = match threads.iter().find(|thread| !thread.daemon) {
                 Some(thread) => Some(format!("{} is still running", thread.describe())),
-                None => self.commit(),
+                None => python_made_blocker(py)
+                    .or_else(open_guards_blocker)
+                    .or_else(|| self.commit()),
             };
             if let Some(blocker) = blocker {
                 // SAFETY: GIL held on the main state.
@@ -151,6 +268,20 @@ impl EngineShutdown {
         }
         // SAFETY: GIL held (called through with_gil).
         let py = unsafe { Python::assume_attached() };
+        // No exception reaches code running inside an interpreter Python code
+        // made (it is raised in the thread's main-interpreter state, and
+        // fires only when the thread comes back): interrupting would commit
+        // a shutdown that may never end. Wait instead, like for a region.
+        if python_made_running(py) {
+            log::debug!("shutdown interrupts nothing while a Python-made interpreter runs code");
+            return;
+        }
+        // Nor while native code holds a PEP 788 guard: finalization would
+        // wait for it, and the shutdown could not be called off any more.
+        if open_guards().is_some_and(|guards| guards > 0) {
+            log::debug!("shutdown interrupts nothing while a PEP 788 guard is open");
+            return;
+        }
         let python_threads: Vec<u64> = interpreter::python_threads(py)
             .unwrap_or_default()
             .iter()

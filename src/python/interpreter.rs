@@ -285,21 +285,31 @@ fn check_python_home(config: &EngineConfig) -> Result<()> {
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    let places = [
-        prefix.join(format!("lib/python{major}.{minor}/os.py")),
-        prefix.join(format!("lib/python{major}{minor}.zip")),
+    // CPython's own landmarks (getpath.py, 3.11-3.15): <platlibdir>/pythonX.Y/os.py
+    // or os.pyc, or <platlibdir>/pythonXY.zip; platlibdir is "lib" on most
+    // systems, "lib64" on Fedora, whatever a build chose elsewhere: any directory.
+    let landmarks = [
+        format!("python{major}.{minor}/os.py"),
+        format!("python{major}.{minor}/os.pyc"),
+        format!("python{major}{minor}.zip"),
     ];
-    if places.iter().any(|place| place.exists()) {
+    let found = std::fs::read_dir(prefix).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            landmarks
+                .iter()
+                .any(|landmark| entry.path().join(landmark).exists())
+        })
+    });
+    if found {
         return Ok(());
     }
     Err(Error::new(
         PYB_E_INIT_FAILED,
         format!(
-            "{source} {home:?} holds no standard library of CPython {major}.{minor} (neither {} \
-             nor {} exists); Python was not started, so a later pyb_engine_initialize can \
-             start it with another home",
-            places[0].display(),
-            places[1].display()
+            "{source} {home:?} holds no standard library of CPython {major}.{minor} (no \
+             lib/{} or lib/{} under it); Python was not started, so a later \
+             pyb_engine_initialize can start it with another home",
+            landmarks[0], landmarks[2]
         ),
     ))
 }

@@ -302,6 +302,7 @@ int hpp_check() {
     pybridge::Engine engine = pybridge::Engine::initialize(options);
     pybridge::Object math = pybridge::import_module("math");
     pybridge::Value five = math.call_method("factorial", 5);
+    math.call_method("gcd"); // no arguments: GCC 16 once warned inside the header here
     std::string text("text");
     std::vector<std::byte> bytes{std::byte{1}};
     math.call(five, math, text, std::string_view("view"), "literal", 1.5, true, bytes, nullptr);

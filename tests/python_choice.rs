@@ -142,19 +142,25 @@ fn pythons_this_library_cannot_run_are_refused_and_nothing_starts() {
         );
         refused(Path::new("/bin/true"), &["/bin/true", "is not a Python"]);
         // Another libpython than the one this library is linked to: a pyenv
-        // Python on the host, the other sid Python inside the sid chroot.
+        // one on the host, a Debian one in the sid chroot (3.14 and 3.15).
         let root = std::env::var("PYENV_ROOT")
             .unwrap_or_else(|_| format!("{}/.pyenv", std::env::var("HOME").unwrap()));
-        let own = std::fs::canonicalize(build_python()).unwrap();
+        let build_minor = env!("PYB_BUILD_PYTHON_VERSION")
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_string();
         let other = ["3.10.13", "3.12.1", "3.13.0", "3.11.7"]
             .iter()
-            .filter(|version| **version != env!("PYB_BUILD_PYTHON_VERSION"))
+            .filter(|version| version.split('.').nth(1) != Some(build_minor.as_str()))
             .map(|version| PathBuf::from(format!("{root}/versions/{version}/bin/python3")))
-            .chain(["/usr/bin/python3.14", "/usr/bin/python3.15"].map(PathBuf::from))
-            .find(|python| {
-                python.is_file() && std::fs::canonicalize(python).is_ok_and(|path| path != own)
-            })
-            .expect("another pyenv (or sid) Python");
+            .chain(
+                (10..=15)
+                    .filter(|minor| minor.to_string() != build_minor)
+                    .map(|minor| PathBuf::from(format!("/usr/bin/python3.{minor}"))),
+            )
+            .find(|python| python.is_file())
+            .expect("another CPython (pyenv's, or /usr/bin/python3.X)");
         refused(&other, &["one process can load one libpython"]);
         // The engine still starts with its own Python afterwards.
         initialize();

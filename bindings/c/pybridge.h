@@ -138,6 +138,10 @@ typedef struct pyb_config {
   size_t struct_size;
   // Python home (prefix of the standard library), or NULL for the default:
   // `PYTHONHOME` if set (and not isolated), else the chosen Python's (see `python`).
+  // A home (this or `PYTHONHOME`) that holds no standard library of the running
+  // CPython (`lib/python3.X/os.py` or `lib/python3X.zip`, `lib` being `lib64`
+  // on some systems) is refused with `PYB_E_INIT_FAILED` before Python starts,
+  // so a later call can still start it.
   const char *python_home;
   // A virtual environment's root directory, or NULL: its site-packages is added to `sys.path`.
   const char *virtual_env;

@@ -626,15 +626,19 @@ struct is_keyword : std::false_type {};
 template <class T>
 struct is_keyword<Keyword<T>> : std::true_type {};
 
-// True when no positional argument follows a keyword.
+// True when no positional argument follows a keyword. (A loop over an array:
+// a fold over an empty pack would leave a variable only ever written, which
+// GCC 16 reports with -Wunused-but-set-variable.)
 template <class... A>
 constexpr bool keywords_last() {
-  bool seen_keyword = false;
-  bool ok = true;
-  ((seen_keyword = seen_keyword || is_keyword<std::decay_t<A>>::value,
-    ok = ok && (is_keyword<std::decay_t<A>>::value || !seen_keyword)),
-   ...);
-  return ok;
+  // The leading false keeps the array non-empty for an empty pack.
+  constexpr bool keyword[] = {false, is_keyword<std::decay_t<A>>::value...};
+  for (size_t i = 1; i < sizeof keyword / sizeof keyword[0]; ++i) {
+    if (keyword[i - 1] && !keyword[i]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // Values converted for one C call: each argument is borrowed (a Value or an

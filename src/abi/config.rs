@@ -24,6 +24,10 @@ pub struct pyb_config {
     pub struct_size: usize,
     /// Python home (prefix of the standard library), or NULL for the default:
     /// `PYTHONHOME` if set (and not isolated), else the chosen Python's (see `python`).
+    /// A home (this or `PYTHONHOME`) that holds no standard library of the running
+    /// CPython (`lib/python3.X/os.py` or `lib/python3X.zip`, `lib` being `lib64`
+    /// on some systems) is refused with `PYB_E_INIT_FAILED` before Python starts,
+    /// so a later call can still start it.
     pub python_home: *const c_char,
     /// A virtual environment's root directory, or NULL: its site-packages is added to `sys.path`.
     pub virtual_env: *const c_char,

@@ -5,6 +5,7 @@
 //! and crashes on 3.13+, see docs/CPYTHON-NOTES.md).
 
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::{Python, ffi};
 
@@ -196,6 +197,7 @@ fn call_helper<'py>(
 /// Starts CPython on the calling thread and returns its main thread state with
 /// the GIL released.
 pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
+    check_python_home(config)?;
     // SAFETY: PyConfig is plain data initialized by CPython before use.
     unsafe {
         let mut py_config: ffi::PyConfig = std::mem::zeroed();
@@ -228,10 +230,16 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
         let status = ffi::Py_InitializeFromConfig(&py_config);
         ffi::PyConfig_Clear(&mut py_config);
         if ffi::PyStatus_Exception(status) != 0 {
+            let earlier = if CPYTHON_START_FAILED.swap(true, Ordering::Relaxed) {
+                " (CPython already failed to start once in this process, and keeps \
+                 part of that attempt's state: a later start can fail for that alone)"
+            } else {
+                ""
+            };
             return Err(Error::new(
                 PYB_E_INIT_FAILED,
                 format!(
-                    "CPython failed to initialize: {} ({}); check python_home and PYTHONHOME",
+                    "CPython failed to initialize: {} ({}); check python_home and PYTHONHOME{earlier}",
                     c_text(status.err_msg),
                     c_text(status.func)
                 ),
@@ -249,6 +257,62 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
         }
         Ok(ffi::PyEval_SaveThread())
     }
+}
+
+/// Set when `Py_InitializeFromConfig` failed in this process: CPython keeps
+/// part of its runtime state, and a later start with a good configuration
+/// then fails too (3.11.7 after a home without a standard library: "error
+/// reading frozen getpath.py").
+static CPYTHON_START_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Refuses, before CPython sees it, a Python home (`python_home`, else
+/// `PYTHONHOME` unless isolated) that holds no standard library for the
+/// running CPython: CPython would fail to start from it and, having failed,
+/// could not start again in this process (see `CPYTHON_START_FAILED`).
+fn check_python_home(config: &EngineConfig) -> Result<()> {
+    let (home, source) = match (&config.python_home, config.isolated) {
+        (Some(home), _) => (home.clone(), "pyb_config.python_home"),
+        (None, false) => match std::env::var("PYTHONHOME") {
+            Ok(home) if !home.is_empty() => (home, "PYTHONHOME"),
+            _ => return Ok(()),
+        },
+        (None, true) => return Ok(()),
+    };
+    // A home may be "prefix:exec_prefix"; the standard library is in the prefix.
+    let prefix = std::path::Path::new(home.split(':').next().unwrap_or_default());
+    let version = crate::sys::loader::running_version();
+    let mut parts = version.split('.');
+    let (major, minor) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    // CPython's own landmarks (getpath.py, 3.11-3.15): <platlibdir>/pythonX.Y/os.py
+    // or os.pyc, or <platlibdir>/pythonXY.zip; platlibdir is "lib" on most
+    // systems, "lib64" on Fedora, whatever a build chose elsewhere: any directory.
+    let landmarks = [
+        format!("python{major}.{minor}/os.py"),
+        format!("python{major}.{minor}/os.pyc"),
+        format!("python{major}{minor}.zip"),
+    ];
+    let found = std::fs::read_dir(prefix).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            landmarks
+                .iter()
+                .any(|landmark| entry.path().join(landmark).exists())
+        })
+    });
+    if found {
+        return Ok(());
+    }
+    Err(Error::new(
+        PYB_E_INIT_FAILED,
+        format!(
+            "{source} {home:?} holds no standard library of CPython {major}.{minor} (no \
+             lib/{} or lib/{} under it); Python was not started, so a later \
+             pyb_engine_initialize can start it with another home",
+            landmarks[0], landmarks[2]
+        ),
+    ))
 }
 
 fn prepare(py: Python<'_>, config: &EngineConfig) -> Result<()> {

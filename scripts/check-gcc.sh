@@ -75,7 +75,13 @@ sanitize=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 
 # C host programs: tests/c_programs.rs, tests/fuzz.rs, tests/fuzz_api.rs,
 # tests/package.rs (package_host, a subset of these flags), scripts/fuzz-soak.sh.
+# pep788_host.c uses PEP 788's API (CPython 3.15+; tests/c_programs.rs builds it only there).
+has_pep788="$("$python" -c 'import sys; print(int(sys.version_info >= (3, 15)))')"
 for source in tests/c/*.c; do
+  if [ "$source" = tests/c/pep788_host.c ] && [ "$has_pep788" != 1 ]; then
+    echo "skip $source (needs the headers of CPython 3.15+)"
+    continue
+  fi
   check "$source (C11, -O1)" gcc "${c_host[@]}" "$source"
 done
 # scripts/demo.sh (the sample): -O2, no -pedantic.

@@ -27,6 +27,7 @@ part() {
   fi
   echo "== $version: $name took $((SECONDS - started)) s"
 }
+part "every C and C++ file under $(gcc --version | head -1)" bash scripts/check-gcc.sh
 part "Rust, C and C++ tests" cargo nextest run --profile ci -E 'not binary(package)'
 if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
   # The C# tests built by the host's C# stage (no Mono here), on .NET 8, against

@@ -27,6 +27,8 @@ stage() {
 }
 stage "format" cargo fmt --all --check
 stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
+# Every C and C++ file with -Wall -Wextra -Werror (GCC 12 here, GCC 16 in the sid stage).
+stage "C and C++ files under gcc $(gcc -dumpversion)" bash scripts/check-gcc.sh
 # The release package (dist/): the package tests and the benchmark use it.
 stage "release package" bash scripts/package.sh
 if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then

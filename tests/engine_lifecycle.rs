@@ -681,24 +681,19 @@ fn a_thread_with_a_state_in_the_previous_engine_runs_in_the_next() {
             2,
             "threading.local kept between scopes"
         );
-        // 3.12+: the finalization freed the worker's state, which its next
-        // attach writes into: held until then, then freed.
-        let holds = eval_i64("__import__('sys').version_info >= (3, 12)") as u64;
+        // An engine's end holds no state back (state_quarantine's notes): none
+        // is freed while a thread's PyGILState slot can still be written to.
+        let held = stats().thread_states_held;
         for _ in 0..3 {
             ok(shutdown(10_000, 0));
             initialize();
-            let held = stats().thread_states_held;
             to_worker.send(()).unwrap();
             assert_eq!(
                 results.recv().unwrap(),
                 1,
                 "a fresh interpreter, a fresh state"
             );
-            assert_eq!(
-                held - stats().thread_states_held,
-                holds,
-                "released once the worker attached its new state"
-            );
+            assert_eq!(stats().thread_states_held, held, "nothing held");
         }
         drop(to_worker);
         worker.join().unwrap();

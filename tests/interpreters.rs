@@ -1036,3 +1036,53 @@ fn first_main_scope_after_a_subinterpreter_runs_in_the_main_interpreter() {
     ok(pyb_interpreter_destroy(interp, PYB_TIMEOUT_INFINITE));
     assert!(eval_bool("where == 'main'"));
 }
+
+/// A pool-worker-like thread enters a sub-interpreter with no main scope, so
+/// its state there stays its PyGILState state (3.12+). The destroy frees that
+/// state from the keeper; the thread's next attach writes into it. The block
+/// is held (`thread_states_held` + 1) until that attach, then freed.
+#[test]
+fn a_state_freed_by_a_destroy_is_held_until_its_thread_attaches_another() {
+    initialize();
+    if !own_gil_supported() {
+        println!("skipped: CPython 3.10 and 3.11 never write into a thread's previous state");
+        ok(shutdown(10_000, 0));
+        return;
+    }
+    let interp = new_interpreter();
+    let (to_worker, commands) = mpsc::channel::<bool>();
+    let (done, answers) = mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        for in_sub in commands {
+            if in_sub {
+                let token = enter(interp);
+                run_held("x = 1");
+                ok(pyb_gil_release(token));
+            } else {
+                run("y = 2");
+            }
+            done.send(()).unwrap();
+        }
+    });
+    within(LIMIT, "a state freed by a destroy", move || {
+        to_worker.send(true).unwrap();
+        answers.recv().unwrap();
+        let before = stats().thread_states_held;
+        ok(pyb_interpreter_destroy(interp, 10_000));
+        assert_eq!(
+            stats().thread_states_held,
+            before + 1,
+            "held by the destroy"
+        );
+        to_worker.send(false).unwrap();
+        answers.recv().unwrap();
+        assert_eq!(
+            stats().thread_states_held,
+            before,
+            "freed once the thread attached another"
+        );
+        drop(to_worker);
+        worker.join().unwrap();
+    });
+    ok(shutdown(10_000, 0));
+}

@@ -382,10 +382,10 @@ typedef struct pyb_stats {
   uint64_t thread_states_deleted;
   // Thread states CPython freed while their thread could still write into
   // them, held back from reuse now (CPython 3.12+, engines that initialized
-  // Python). An engine's end, or a sub-interpreter's, frees the states other
-  // threads left there, and each thread's next attach writes into its last
-  // one: the block is kept until that thread attached another or exited.
-  // Threads that never come back (daemon threads CPython parked) keep theirs.
+  // Python). A sub-interpreter's end frees the states other threads left
+  // there, and each such thread's next attach writes into its last one: the
+  // block is kept until that thread attached another or exited. Threads that
+  // never come back keep theirs.
   uint64_t thread_states_held;
 } pyb_stats;
 

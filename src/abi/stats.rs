@@ -20,10 +20,10 @@ pub struct pyb_stats {
     pub thread_states_deleted: u64,
     /// Thread states CPython freed while their thread could still write into
     /// them, held back from reuse now (CPython 3.12+, engines that initialized
-    /// Python). An engine's end, or a sub-interpreter's, frees the states other
-    /// threads left there, and each thread's next attach writes into its last
-    /// one: the block is kept until that thread attached another or exited.
-    /// Threads that never come back (daemon threads CPython parked) keep theirs.
+    /// Python). A sub-interpreter's end frees the states other threads left
+    /// there, and each such thread's next attach writes into its last one: the
+    /// block is kept until that thread attached another or exited. Threads that
+    /// never come back keep theirs.
     pub thread_states_held: u64,
 }
 

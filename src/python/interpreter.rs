@@ -718,8 +718,6 @@ pub(crate) fn finalize() -> i32 {
     // current, so the GIL is held.
     let py = unsafe { Python::assume_attached() };
     note_initialized_hazards(py);
-    // Finalization frees every other thread's state, from this thread.
-    crate::python::state_quarantine::expect_all_others_freed();
     // SAFETY: as above.
     let code = unsafe { ffi::Py_FinalizeEx() };
     crate::python::reinit_guard::note_loaded_extension_files();

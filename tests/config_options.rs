@@ -89,6 +89,36 @@ fn argv_is_one_empty_string_and_the_program_is_the_build_python() {
     });
 }
 
+/// `pyb_config.argv` is `sys.argv` exactly as given: options are not parsed
+/// out (`-c`, `-m` stay), non-ASCII text arrives intact, and the program
+/// CPython runs as is still the chosen Python, whatever `argv[0]` says.
+#[test]
+fn argv_is_sys_argv_as_given_and_changes_no_prefix() {
+    within(LIMIT, "argv as given", || {
+        let args = [c("host-app"), c("-c"), c("print(1)"), c("-m"), c("été")];
+        let pointers: Vec<*const std::ffi::c_char> = args.iter().map(|arg| arg.as_ptr()).collect();
+        let mut config = default_config();
+        config.argv = pointers.as_ptr();
+        config.argv_len = pointers.len();
+        ok(initialize_with(&config));
+        assert_eq!(
+            python_repr("sys.argv"),
+            "['host-app', '-c', 'print(1)', '-m', 'été']"
+        );
+        assert_eq!(
+            python_repr("sys.executable"),
+            format!("'{}'", build_python_says("sys.executable"))
+        );
+        ok(shutdown(10_000, 0));
+        // A NULL array with a length is refused, and nothing starts.
+        config.argv = std::ptr::null();
+        config.argv_len = 2;
+        expect(initialize_with(&config), PYB_E_NULL_ARGUMENT);
+        assert!(last_error().contains("pyb_config.argv"), "{}", last_error());
+        assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
+    });
+}
+
 #[test]
 fn python_home_is_where_the_standard_library_comes_from() {
     within(LIMIT, "python_home", || {

@@ -166,6 +166,12 @@ typedef struct pyb_config {
   // name the same Python (or none). Added after `previous_threads_timeout_ms`;
   // a host built before it (a smaller `struct_size`) gets the default.
   const char *python;
+  // `sys.argv`, in order, UTF-8, taken as given (no option is parsed out);
+  // may be NULL when the length is 0, which gives CPython's `['']`. The
+  // program name CPython derives its prefixes from is the chosen Python's
+  // (see `python`), whatever `argv[0]` says. Added after `python`.
+  const char *const *argv;
+  size_t argv_len;
 } pyb_config;
 
 // A GIL scope token returned by `pyb_gil_acquire`; pass it to `pyb_gil_release`.

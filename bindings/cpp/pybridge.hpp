@@ -1072,6 +1072,18 @@ void register_function(const char *module, const char *name, F &&function,
 // ---------------------------------------------------------------- engine
 
 // How pyb_engine_initialize sets Python up. Empty strings mean "default".
+namespace detail {
+// Pointers to the strings of `items`, which must outlive them.
+inline std::vector<const char *> c_strings(const std::vector<std::string> &items) {
+  std::vector<const char *> pointers;
+  pointers.reserve(items.size());
+  for (const std::string &item : items) {
+    pointers.push_back(item.c_str());
+  }
+  return pointers;
+}
+}  // namespace detail
+
 struct Options {
   // The Python to run (pyb_config.python): a CPython executable (a venv's
   // bin/python too) or a libpython3.X.so path. Empty: PYBRIDGE_PYTHON, else the
@@ -1080,6 +1092,8 @@ struct Options {
   std::string python_home;
   std::string virtual_env;
   std::vector<std::string> module_search_paths;
+  // sys.argv, taken as given; empty: CPython's [''] (pyb_config.argv).
+  std::vector<std::string> argv;
   // Ignore PYTHON* environment variables, the user site and the current directory.
   bool isolated = false;
   // PYB_CONFIG_IGNORE_SIGPIPE: ignore SIGPIPE process-wide, as the python
@@ -1145,12 +1159,12 @@ class Engine {
     if (!options.virtual_env.empty()) {
       config.virtual_env = options.virtual_env.c_str();
     }
-    std::vector<const char *> paths;
-    for (const std::string &path : options.module_search_paths) {
-      paths.push_back(path.c_str());
-    }
+    const std::vector<const char *> paths = detail::c_strings(options.module_search_paths);
     config.module_search_paths = paths.empty() ? nullptr : paths.data();
     config.module_search_paths_len = paths.size();
+    const std::vector<const char *> argv = detail::c_strings(options.argv);
+    config.argv = argv.empty() ? nullptr : argv.data();
+    config.argv_len = argv.size();
     if (options.isolated) {
       config.flags |= PYB_CONFIG_ISOLATED;
     }

@@ -41,6 +41,8 @@ namespace PyBridge.Interop
         public uint Flags;
         public uint PreviousThreadsTimeoutMs;
         public IntPtr Python;
+        public IntPtr Argv;
+        public UIntPtr ArgvLen;
     }
 
     /// <summary>pyb_stats; <c>StructSize</c> must be set by the caller.</summary>

@@ -26,6 +26,8 @@ namespace PyBridge
         public string VirtualEnv { get; set; }
         /// <summary>Directories put at the front of sys.path, in order.</summary>
         public string[] ModuleSearchPaths { get; set; }
+        /// <summary>sys.argv, taken as given (no option is parsed out); null or empty: CPython's [''].</summary>
+        public string[] Argv { get; set; }
         /// <summary>Ignore PYTHONHOME, PYTHONPATH and friends, the user site directory and the current directory.</summary>
         public bool Isolated { get; set; }
         /// <summary>Ignore SIGPIPE process-wide, as the python program does, so a write to a closed
@@ -130,18 +132,11 @@ namespace PyBridge
                 config.PythonHome = Alloc(options.PythonHome, allocated);
                 config.VirtualEnv = Alloc(options.VirtualEnv, allocated);
                 string[] paths = options.ModuleSearchPaths ?? new string[0];
-                if (paths.Length > 0)
-                {
-                    IntPtr array = Marshal.AllocHGlobal(IntPtr.Size * paths.Length);
-                    allocated.Add(array);
-                    for (int i = 0; i < paths.Length; i++)
-                    {
-                        if (paths[i] == null) throw new ArgumentNullException("options", "ModuleSearchPaths[" + i + "] is null");
-                        Marshal.WriteIntPtr(array, i * IntPtr.Size, Alloc(paths[i], allocated));
-                    }
-                    config.ModuleSearchPaths = array;
-                }
+                config.ModuleSearchPaths = AllocArray(paths, "ModuleSearchPaths", allocated);
                 config.ModuleSearchPathsLen = (UIntPtr)paths.Length;
+                string[] argv = options.Argv ?? new string[0];
+                config.Argv = AllocArray(argv, "Argv", allocated);
+                config.ArgvLen = (UIntPtr)argv.Length;
                 if (options.Isolated) config.Flags |= Native.PYB_CONFIG_ISOLATED;
                 if (options.IgnoreSigpipe) config.Flags |= Native.PYB_CONFIG_IGNORE_SIGPIPE;
                 if (options.PreviousThreadsTimeout.HasValue)
@@ -152,6 +147,20 @@ namespace PyBridge
             {
                 foreach (IntPtr p in allocated) Marshal.FreeHGlobal(p);
             }
+        }
+
+        // A native array of UTF-8 strings (IntPtr.Zero when empty), freed with `allocated`.
+        private static IntPtr AllocArray(string[] items, string name, List<IntPtr> allocated)
+        {
+            if (items.Length == 0) return IntPtr.Zero;
+            IntPtr array = Marshal.AllocHGlobal(IntPtr.Size * items.Length);
+            allocated.Add(array);
+            for (int i = 0; i < items.Length; i++)
+            {
+                if (items[i] == null) throw new ArgumentNullException("options", name + "[" + i + "] is null");
+                Marshal.WriteIntPtr(array, i * IntPtr.Size, Alloc(items[i], allocated));
+            }
+            return array;
         }
 
         private static IntPtr Alloc(string s, List<IntPtr> allocated)

@@ -52,6 +52,12 @@ pub struct pyb_config {
     /// name the same Python (or none). Added after `previous_threads_timeout_ms`;
     /// a host built before it (a smaller `struct_size`) gets the default.
     pub python: *const c_char,
+    /// `sys.argv`, in order, UTF-8, taken as given (no option is parsed out);
+    /// may be NULL when the length is 0, which gives CPython's `['']`. The
+    /// program name CPython derives its prefixes from is the chosen Python's
+    /// (see `python`), whatever `argv[0]` says. Added after `python`.
+    pub argv: *const *const c_char,
+    pub argv_len: usize,
 }
 
 // SAFETY: the pointers are only read during `pyb_engine_initialize`.
@@ -70,6 +76,8 @@ impl Default for pyb_config {
             flags: 0,
             previous_threads_timeout_ms: DEFAULT_PREVIOUS_THREADS_TIMEOUT_MS,
             python: std::ptr::null(),
+            argv: std::ptr::null(),
+            argv_len: 0,
         }
     }
 }

@@ -53,21 +53,12 @@ pub(crate) fn engine_config(config: *const pyb_config) -> Result<EngineConfig> {
             config.flags & !KNOWN_FLAGS
         )));
     }
-    if config.module_search_paths.is_null() && config.module_search_paths_len != 0 {
-        return Err(Error::null_argument("pyb_config.module_search_paths"));
-    }
-    let mut module_search_paths = Vec::new();
-    reserve_for_host_count(
-        &mut module_search_paths,
+    let module_search_paths = string_list(
+        config.module_search_paths,
         config.module_search_paths_len,
-        "pyb_config.module_search_paths_len",
+        "pyb_config.module_search_paths",
     )?;
-    for index in 0..config.module_search_paths_len {
-        // SAFETY: the array is promised to hold `module_search_paths_len` entries.
-        let entry = unsafe { *config.module_search_paths.add(index) };
-        let name = format!("pyb_config.module_search_paths[{index}]");
-        module_search_paths.push(utf8_arg(entry, &name)?.to_string());
-    }
+    let argv = string_list(config.argv, config.argv_len, "pyb_config.argv")?;
     let python = optional_utf8_arg(config.python, "pyb_config.python")?;
     let chosen = python_choice::choose(python)?;
     let python_home = optional_utf8_arg(config.python_home, "pyb_config.python_home")?
@@ -78,9 +69,29 @@ pub(crate) fn engine_config(config: *const pyb_config) -> Result<EngineConfig> {
         virtual_env: optional_utf8_arg(config.virtual_env, "pyb_config.virtual_env")?
             .map(str::to_string),
         module_search_paths,
+        argv,
         isolated: config.flags & PYB_CONFIG_ISOLATED != 0,
         ignore_sigpipe: config.flags & PYB_CONFIG_IGNORE_SIGPIPE != 0,
         previous_threads_timeout_ms: config.previous_threads_timeout_ms,
         program_name: chosen.program_name,
     })
+}
+
+/// Copies a host array of `len` UTF-8 strings (`name`, `name_len` in messages).
+fn string_list(
+    items: *const *const std::ffi::c_char,
+    len: usize,
+    name: &str,
+) -> Result<Vec<String>> {
+    if items.is_null() && len != 0 {
+        return Err(Error::null_argument(name));
+    }
+    let mut copied = Vec::new();
+    reserve_for_host_count(&mut copied, len, &format!("{name}_len"))?;
+    for index in 0..len {
+        // SAFETY: the array is promised to hold `len` entries.
+        let entry = unsafe { *items.add(index) };
+        copied.push(utf8_arg(entry, &format!("{name}[{index}]"))?.to_string());
+    }
+    Ok(copied)
 }

@@ -223,6 +223,9 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
         if let (Ok(()), Some(home)) = (&result, &config.python_home) {
             result = set_config_string(&mut py_config, Field::Home, home);
         }
+        if result.is_ok() && !config.argv.is_empty() {
+            result = set_config_argv(&mut py_config, &config.argv);
+        }
         if let Err(error) = result {
             ffi::PyConfig_Clear(&mut py_config);
             return Err(error);
@@ -437,17 +440,41 @@ unsafe fn set_config_string(config: &mut ffi::PyConfig, field: Field, value: &st
     let target: *mut *mut libc::wchar_t = target;
     // SAFETY: `target` is a field of the initialized config.
     let status = unsafe { ffi::PyConfig_SetBytesString(config, target.cast(), text.as_ptr()) };
+    config_status(status, || format!("CPython rejected the path {value:?}"))
+}
+
+/// `PYB_E_INIT_FAILED` saying `what` failed, if `status` is an error.
+fn config_status(status: ffi::PyStatus, what: impl FnOnce() -> String) -> Result<()> {
     // SAFETY: reading a status CPython returned.
     if unsafe { ffi::PyStatus_Exception(status) } != 0 {
         return Err(Error::new(
             PYB_E_INIT_FAILED,
-            format!(
-                "CPython rejected the path {value:?}: {}",
-                c_text(status.err_msg)
-            ),
+            format!("{}: {}", what(), c_text(status.err_msg)),
         ));
     }
     Ok(())
+}
+
+/// Sets `sys.argv` (decoded as CPython decodes the other strings it is given).
+unsafe fn set_config_argv(config: &mut ffi::PyConfig, argv: &[String]) -> Result<()> {
+    let owned = argv
+        .iter()
+        .map(|arg| CString::new(arg.as_str()))
+        .collect::<std::result::Result<Vec<CString>, _>>()
+        .map_err(|_| Error::invalid_argument("pyb_config.argv holds a NUL byte"))?;
+    let mut pointers: Vec<*const std::ffi::c_char> = owned.iter().map(|arg| arg.as_ptr()).collect();
+    // SAFETY: `pointers` holds `len` NUL-terminated strings that outlive the call;
+    // CPython copies them.
+    let status = unsafe {
+        ffi::PyConfig_SetBytesArgv(
+            config,
+            pointers.len() as ffi::Py_ssize_t,
+            pointers.as_mut_ptr(),
+        )
+    };
+    config_status(status, || {
+        "CPython could not take pyb_config.argv".to_string()
+    })
 }
 
 fn c_text(text: *const std::ffi::c_char) -> String {

@@ -10,6 +10,8 @@ pub(crate) struct EngineConfig {
     pub python_home: Option<String>,
     pub virtual_env: Option<String>,
     pub module_search_paths: Vec<String>,
+    /// `sys.argv`; empty: CPython's `['']`.
+    pub argv: Vec<String>,
     pub isolated: bool,
     pub ignore_sigpipe: bool,
     pub previous_threads_timeout_ms: u32,

@@ -105,7 +105,16 @@ void exceptions() {
 }  // namespace
 
 int main() {
-    auto engine = test::guarded("initialize", [] { return pybridge::Engine::initialize(); });
+    auto engine = test::guarded("initialize", [] {
+        pybridge::Options options;
+        options.argv = {"cpp-host", "-c", "x"};  // sys.argv as given, nothing parsed out
+        return pybridge::Engine::initialize(options);
+    });
+    test::guarded("argv", [] {
+        std::string argv = pybridge::eval("repr(__import__('sys').argv)").to_string();
+        TEST_CHECK(argv == "['cpp-host', '-c', 'x']", "sys.argv is %s", argv.c_str());
+        return 0;
+    });
     test::guarded("keyword calls", [] {
         keyword_calls();
         return 0;

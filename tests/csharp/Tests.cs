@@ -77,7 +77,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
         if (IntPtr.Size == 8)
         {
             Assert.Equal(24, Marshal.SizeOf(typeof(PybValue)), "sizeof(pyb_value)");
-            Assert.Equal(56, Marshal.SizeOf(typeof(PybConfig)), "sizeof(pyb_config)");
+            Assert.Equal(72, Marshal.SizeOf(typeof(PybConfig)), "sizeof(pyb_config)");
             Assert.Equal(48, (int)Marshal.OffsetOf(typeof(PybConfig), "Python"), "offsetof(pyb_config, python)");
             Assert.Equal(56, Marshal.SizeOf(typeof(PybStats)), "sizeof(pyb_stats)");
             Assert.Equal(16, Marshal.SizeOf(typeof(PybStr)), "sizeof(pyb_str)");
@@ -161,7 +161,9 @@ threading.Thread(target=ticker.run, daemon=True).start()
             options.PreviousThreadsTimeout = TimeSpan.FromSeconds(3);
             options.PythonHome = null;
             options.VirtualEnv = null;
+            options.Argv = new[] { "host-app", "-c", "été" };
             PyEngine.Initialize(options);
+            Assert.Equal("['host-app', '-c', 'été']", PyEngine.Eval<string>("repr(__import__('sys').argv)"), "sys.argv as given");
             using (PyObject m = PyEngine.Import("cs_mod"))
                 Assert.Equal("from cs_mod", m.GetAttr<string>("VALUE"), "module from ModuleSearchPaths");
             Assert.Equal(dir, PyEngine.Eval<string>("__import__('sys').path[0]"), "sys.path[0]");

@@ -455,21 +455,31 @@ fn config_status(status: ffi::PyStatus, what: impl FnOnce() -> String) -> Result
     Ok(())
 }
 
-/// Sets `sys.argv` (decoded as CPython decodes the other strings it is given).
+/// Sets `sys.argv` from UTF-8 text, exactly: handed over as wide strings,
+/// not as bytes CPython would decode with the locale (under the C locale
+/// 'été' arrived as lone surrogates).
 unsafe fn set_config_argv(config: &mut ffi::PyConfig, argv: &[String]) -> Result<()> {
-    let owned = argv
+    if argv.iter().any(|arg| arg.contains('\0')) {
+        return Err(Error::invalid_argument("pyb_config.argv holds a NUL byte"));
+    }
+    let wide: Vec<Vec<libc::wchar_t>> = argv
         .iter()
-        .map(|arg| CString::new(arg.as_str()))
-        .collect::<std::result::Result<Vec<CString>, _>>()
-        .map_err(|_| Error::invalid_argument("pyb_config.argv holds a NUL byte"))?;
-    let mut pointers: Vec<*const std::ffi::c_char> = owned.iter().map(|arg| arg.as_ptr()).collect();
-    // SAFETY: `pointers` holds `len` NUL-terminated strings that outlive the call;
-    // CPython copies them.
+        .map(|arg| {
+            arg.chars()
+                .map(|c| c as libc::wchar_t)
+                .chain(std::iter::once(0))
+                .collect()
+        })
+        .collect();
+    let mut pointers: Vec<*mut libc::wchar_t> =
+        wide.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
+    // SAFETY: `pointers` holds `len` NUL-terminated wide strings that outlive
+    // the call; CPython copies them. (wchar_t is UTF-32 on Linux, one per char.)
     let status = unsafe {
-        ffi::PyConfig_SetBytesArgv(
+        ffi::PyConfig_SetArgv(
             config,
             pointers.len() as ffi::Py_ssize_t,
-            pointers.as_mut_ptr(),
+            pointers.as_mut_ptr().cast(),
         )
     };
     config_status(status, || {

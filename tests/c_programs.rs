@@ -258,3 +258,20 @@ fn pep788_host_enters_with_guards_views_and_gilstate_and_survives_a_shutdown() {
     );
     println!("{}", outcome.stdout);
 }
+
+#[test]
+fn gil_stats_name_the_longest_holder_after_it_exited() {
+    let outcome = build_and_run(
+        "gil_stats_host",
+        "tests/c/gil_stats_host.c",
+        "gil_stats_host: all checks passed",
+    );
+    assert_printed(
+        &outcome,
+        &[
+            "gil_stats_host: alive: longest hold by 'holder' (tid matches, id matches)",
+            "gil_stats_host: after pthread_join: longest hold by 'holder' (tid matches, id matches)",
+            "gil_stats_host: after a shorter hold by another thread: longest hold by 'holder' (tid matches, id matches)",
+        ],
+    );
+}

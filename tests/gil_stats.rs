@@ -323,3 +323,70 @@ fn the_environment_switches_statistics_on_at_engine_start() {
         assert_eq!(total().acquisitions, 1);
     });
 }
+
+/// Names the calling thread through the OS only, as a C or C# host does:
+/// Rust's `thread::current().name()` does not know it.
+fn set_os_name(name: &str) {
+    let name = std::ffi::CString::new(name).unwrap();
+    assert_eq!(
+        unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr()) },
+        0
+    );
+}
+
+#[test]
+fn the_longest_hold_keeps_its_threads_id_tid_and_os_name_after_it_exits() {
+    within(LIMIT, "longest hold after exit", || {
+        initialize();
+        ok(pyb_gil_stats_enable(true));
+        ok(pyb_gil_stats_reset());
+        // Unnamed for Rust, "holder" for the OS, before any pybridge call.
+        let (done_tx, done_rx) = mpsc::channel();
+        let (exit_tx, exit_rx) = mpsc::channel::<&'static str>();
+        let holder = std::thread::spawn(move || {
+            set_os_name("holder");
+            let token = acquire();
+            std::thread::sleep(Duration::from_millis(40));
+            ok(pyb_gil_release(token));
+            done_tx.send(unsafe { libc::gettid() }).unwrap();
+            // Renamed after its last call: the record takes the name it ends with.
+            if let Ok(new_name) = exit_rx.recv() {
+                set_os_name(new_name);
+            }
+        });
+        let tid = done_rx.recv().unwrap();
+        let live = threads()
+            .into_iter()
+            .find(|entry| entry.os_thread_id == tid)
+            .expect("the holder is alive");
+        assert_eq!(name_of(&live, false), "holder");
+        let alive = total();
+        assert_eq!(
+            (
+                alive.longest_hold_thread_id,
+                alive.longest_hold_os_thread_id,
+                name_of(&alive, true)
+            ),
+            (live.thread_id, tid, "holder".to_string())
+        );
+
+        exit_tx.send("holder-ended").unwrap();
+        holder.join().unwrap();
+        assert!(
+            threads()
+                .iter()
+                .all(|entry| entry.thread_id != live.thread_id)
+        );
+        let after = total();
+        assert_eq!(
+            (
+                after.longest_hold_thread_id,
+                after.longest_hold_os_thread_id,
+                name_of(&after, true)
+            ),
+            (live.thread_id, tid, "holder-ended".to_string())
+        );
+        assert_eq!(after.hold_max_ns, alive.hold_max_ns);
+        assert_eq!(after.acquisitions, 1);
+    });
+}

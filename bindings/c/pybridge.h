@@ -413,8 +413,9 @@ typedef struct pyb_gil_stats {
   uint64_t thread_id;
   // The thread's operating-system id (Linux `gettid`); 0 in the total.
   int32_t os_thread_id;
-  // The thread's name as the host set it (`pthread_setname_np`, .NET
-  // `Thread.Name` on CoreCLR), NUL-terminated and cut to fit; empty in the total.
+  // The thread's name as the host set it (the OS thread name:
+  // `pthread_setname_np`, .NET `Thread.Name` on CoreCLR; Linux keeps 15
+  // bytes), NUL-terminated; empty in the total.
   char thread_name[PYB_THREAD_NAME_SIZE];
   // Timed GIL acquisitions: one per wait, and one hold each.
   uint64_t acquisitions;
@@ -429,7 +430,9 @@ typedef struct pyb_gil_stats {
   uint64_t hold_p90_ns;
   uint64_t hold_p99_ns;
   // Which thread held a GIL longest (`hold_max_ns`), by `thread_id`; in a
-  // thread's own entry, that thread. 0 when nothing was recorded.
+  // thread's own entry, that thread. 0 when nothing was recorded. In the
+  // total, a thread that has exited keeps its id, OS id and name (the name
+  // the OS gave it when it exited; a live thread's is its name now).
   uint64_t longest_hold_thread_id;
   int32_t longest_hold_os_thread_id;
   char longest_hold_thread_name[PYB_THREAD_NAME_SIZE];

@@ -51,8 +51,9 @@ pub struct pyb_gil_stats {
     pub thread_id: u64,
     /// The thread's operating-system id (Linux `gettid`); 0 in the total.
     pub os_thread_id: i32,
-    /// The thread's name as the host set it (`pthread_setname_np`, .NET
-    /// `Thread.Name` on CoreCLR), NUL-terminated and cut to fit; empty in the total.
+    /// The thread's name as the host set it (the OS thread name:
+    /// `pthread_setname_np`, .NET `Thread.Name` on CoreCLR; Linux keeps 15
+    /// bytes), NUL-terminated; empty in the total.
     pub thread_name: [std::ffi::c_char; PYB_THREAD_NAME_SIZE],
     /// Timed GIL acquisitions: one per wait, and one hold each.
     pub acquisitions: u64,
@@ -67,7 +68,9 @@ pub struct pyb_gil_stats {
     pub hold_p90_ns: u64,
     pub hold_p99_ns: u64,
     /// Which thread held a GIL longest (`hold_max_ns`), by `thread_id`; in a
-    /// thread's own entry, that thread. 0 when nothing was recorded.
+    /// thread's own entry, that thread. 0 when nothing was recorded. In the
+    /// total, a thread that has exited keeps its id, OS id and name (the name
+    /// the OS gave it when it exited; a live thread's is its name now).
     pub longest_hold_thread_id: u64,
     pub longest_hold_os_thread_id: i32,
     pub longest_hold_thread_name: [std::ffi::c_char; PYB_THREAD_NAME_SIZE],

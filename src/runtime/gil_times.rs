@@ -206,6 +206,15 @@ pub(crate) fn note_longest(id: u64, os_tid: i32, name: &str, held: u64) {
     LONGEST_TICKS.store(held, Ordering::Relaxed);
 }
 
+/// Thread `id` is exiting under the name `name`: if it held a GIL longest, the
+/// record keeps that name (its id and kernel tid are in the record already),
+/// so the total still names the thread once it is gone.
+pub(crate) fn thread_exits(id: u64, name: String) {
+    if let Some(hold) = LONGEST.lock().as_mut().filter(|hold| hold.thread_id == id) {
+        hold.name = name;
+    }
+}
+
 /// Summed durations of one kind.
 #[derive(Debug, Clone)]
 pub(crate) struct Distribution {

@@ -195,6 +195,8 @@ pub(crate) struct ThreadSlot {
     pub epoch: AtomicU32,
     pub os_tid: i32,
     pub pthread_id: libc::c_ulong,
+    /// The operating system's name for the thread when it first used
+    /// pybridge (`sys::thread::own_name`).
     pub name: String,
     /// The interpreter this thread works in now: 0 for the main one, else the
     /// sub-interpreter's id. Written by the owner; read by others for messages.
@@ -302,6 +304,9 @@ impl Drop for ExitHook {
         if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
             owners.retain(|_, id| *id != slot.id);
         }
+        // The longest hold keeps naming this thread once it has gone, by the
+        // name it ended with (a host may name a thread after its first call).
+        gil_times::thread_exits(slot.id, os_thread::own_name());
         gil_times::retire(&slot.gil_times, || {
             REGISTRY
                 .lock()
@@ -334,7 +339,6 @@ impl ThreadSlot {
     #[cold]
     #[inline(never)]
     fn create() -> CurrentThread {
-        let thread = std::thread::current();
         let slot = Arc::new(ThreadSlot {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             busy: AtomicBool::new(false),
@@ -342,7 +346,7 @@ impl ThreadSlot {
             epoch: AtomicU32::new(0),
             os_tid: os_thread::os_tid(),
             pthread_id: os_thread::pthread_id(),
-            name: thread.name().unwrap_or("unnamed").to_string(),
+            name: os_thread::own_name(),
             interpreter: AtomicU64::new(0),
             internal: AtomicBool::new(false),
             owner: OwnerState {

@@ -34,6 +34,28 @@ pub(crate) fn stack_size() -> Option<usize> {
     }
 }
 
+/// The calling thread's name as the operating system knows it: what the host
+/// set with `pthread_setname_np` (or .NET's `Thread.Name` on CoreCLR, or
+/// Rust's `thread::Builder::name`, cut to 15 bytes), else the process's name
+/// the thread inherited. Rust's `thread::current().name()` knows only names
+/// given through Rust, so it has none for a host's threads.
+pub(crate) fn own_name() -> String {
+    // Linux keeps 15 bytes and a NUL.
+    let mut buffer = [0 as libc::c_char; 16];
+    // SAFETY: the calling thread's own handle and a buffer of the stated
+    // length; glibc asks the kernel (prctl PR_GET_NAME) for the calling thread.
+    let status = unsafe {
+        libc::pthread_getname_np(libc::pthread_self(), buffer.as_mut_ptr(), buffer.len())
+    };
+    if status != 0 {
+        return String::new();
+    }
+    // SAFETY: pthread_getname_np wrote a NUL-terminated string on success.
+    unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// The current name of this process's thread `os_tid` (what the host set with
 /// `pthread_setname_np` or .NET's `Thread.Name`), if it still runs.
 pub(crate) fn name_of(os_tid: i32) -> Option<String> {

@@ -275,3 +275,19 @@ fn gil_stats_name_the_longest_holder_after_it_exited() {
         ],
     );
 }
+
+#[test]
+fn buffer_from_host_refuses_every_format_that_is_not_one_item_with_its_reason() {
+    let outcome = build_and_run(
+        "buffer_formats_host",
+        "tests/c/buffer_formats_host.c",
+        "buffer_formats_host: all checks passed",
+    );
+    assert_printed(
+        &outcome,
+        &[
+            "buffer_formats_host: 20 formats refused with their messages",
+            "buffer_formats_host: 11 one-item formats shared and indexed",
+        ],
+    );
+}

@@ -96,8 +96,12 @@ pub unsafe extern "C" fn pyb_buffer_release(view: *mut pyb_buffer) -> pyb_status
 /// item in `struct` syntax: an optional byte order (`@`, `=`, `<`, `>` or `!`)
 /// and one of `?cbBhHiIlLqQnNefdP` (`n`, `N` and `P` only without an order or
 /// with `@`), with no repeat count; NULL means `"B"`, bytes. Multi-item
-/// formats (`"4B"`, `"dd"`), padding (`"x"`) and strings (`"s"`, `"p"`) are
-/// refused. `itemsize` is the item's size, and `len` must be a whole number of
+/// formats (`"dd"`, `"4B"`, `"2d"`, even `"1d"`), padding (`"x"`), strings
+/// (`"s"`, `"p"`), unknown characters (`"Zd"`) and spaces are refused, and
+/// the message says which of these the format is. Python's `memoryview`
+/// indexes only native formats (no byte order, or `@`; `e` from CPython
+/// 3.12): read the others through NumPy or `struct` (the view's `format`
+/// says what they hold). `itemsize` is the item's size, and `len` must be a whole number of
 /// items, at most `PTRDIFF_MAX`. Flags: `PYB_BUFFER_WRITABLE` lets Python
 /// write to the memory. Any thread, in the interpreter the thread works in;
 /// takes the GIL for the call if needed.

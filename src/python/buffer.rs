@@ -279,27 +279,62 @@ const ORDER_CHARS: &str = "@=<>!";
 /// The size of the one item `format` describes: an optional `ORDER_CHARS`
 /// prefix and one `ITEM_CHARS` character, with no repeat count. Anything else
 /// describes several items (`"4B"`, `"dd"`), padding (`"x"`) or a string
-/// (`"s"`, `"p"`), none of which is one item of a flat array.
+/// (`"s"`, `"p"`), none of which is one item of a flat array; the refusal
+/// says which.
 fn item_size(format: &CStr) -> Result<usize> {
-    let refuse = || {
+    let text = format.to_string_lossy();
+    let refuse = |why: String| {
         Error::invalid_argument(format!(
-            "format {format:?} is not a struct-module format of one item: an optional byte \
-             order ({ORDER_CHARS}) and one of {ITEM_CHARS}, without a repeat count"
+            "format {format:?} is not a struct-module format of one item ({why}): give an \
+             optional byte order ({ORDER_CHARS}) and one of {ITEM_CHARS}, without a repeat count"
         ))
     };
-    let item = match format.to_bytes() {
-        [order, item] if ORDER_CHARS.as_bytes().contains(order) => item,
-        [item] => item,
-        _ => return Err(refuse()),
+    let (order, item) = match text.strip_prefix(|c| ORDER_CHARS.contains(c)) {
+        Some(rest) => (text.chars().next(), rest),
+        None => (None, &*text),
     };
-    if !ITEM_CHARS.as_bytes().contains(item) {
-        return Err(refuse());
+    let mut chars = item.chars();
+    let Some(first) = chars.next() else {
+        return Err(refuse(match order {
+            Some(order) => format!("'{order}' is a byte order with no item after it"),
+            None => "it is empty".to_string(),
+        }));
+    };
+    // The first character that is not an item names the mistake; a format
+    // of item characters alone has too many of them.
+    if let Some(wrong) = item.chars().find(|c| !ITEM_CHARS.contains(*c)) {
+        return Err(refuse(match wrong {
+            '0'..='9' => {
+                let count: String = item.chars().take_while(char::is_ascii_digit).collect();
+                if count.is_empty() {
+                    format!("'{wrong}' is a repeat count, which only comes before an item")
+                } else {
+                    format!("{count} is a repeat count")
+                }
+            }
+            'x' => "'x' is padding, not an item".to_string(),
+            's' | 'p' => format!("'{wrong}' is a string, not an item"),
+            _ if ORDER_CHARS.contains(wrong) => {
+                format!("'{wrong}' is a byte order, which only comes first")
+            }
+            _ => format!("'{wrong}' is not a struct item character"),
+        }));
+    }
+    if chars.next().is_some() {
+        return Err(refuse(format!(
+            "it describes {} items",
+            item.chars().count()
+        )));
     }
     // Sized here, not by `PyBuffer_SizeFromFormat`: that runs `struct`'s
     // Python code, where an interrupting shutdown's pending exception fired
     // and the refusal then blamed the format (found by tests/c/fuzz_api.c).
-    let native = !matches!(format.to_bytes().first(), Some(b'=' | b'<' | b'>' | b'!'));
-    item_size_of(*item, native).ok_or_else(refuse)
+    let native = matches!(order, None | Some('@'));
+    item_size_of(first as u8, native).ok_or_else(|| {
+        refuse(format!(
+            "'{first}' has a native size only, so no byte order but '@'"
+        ))
+    })
 }
 
 /// The size `struct` gives one item: native sizes (`@` or no prefix) are the

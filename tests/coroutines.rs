@@ -733,3 +733,144 @@ fn asyncio_runs_in_shared_gil_interpreters_while_the_loop_runs() {
         ok(shutdown(10_000, 0));
     });
 }
+
+/// `pyb_task_check_wait` from one place, with the message when it refuses.
+fn check_wait() -> (&'static str, String) {
+    let status = pyb_task_check_wait();
+    let message = if status == PYB_OK {
+        String::new()
+    } else {
+        last_error()
+    };
+    (name(status), message)
+}
+
+static CALLBACK_CHECKS: Mutex<Vec<(&'static str, &'static str)>> = Mutex::new(Vec::new());
+
+/// A task callback that asks whether it may wait, with the GIL it is called
+/// with and inside an allow-threads region, then records the outcome.
+unsafe extern "C" fn check_in_callback(
+    task: pyb_task,
+    status: pyb_status,
+    result: *const pyb_value,
+    user_data: *mut c_void,
+) {
+    let held = check_wait().0;
+    let region = begin_allow();
+    let released = check_wait().0;
+    ok(pybridge::gil::pyb_end_allow_threads(region));
+    CALLBACK_CHECKS.lock().unwrap().push((held, released));
+    unsafe { record(task, status, result, user_data) };
+}
+
+#[test]
+fn waiting_for_a_task_where_the_loop_cannot_finish_it_is_refused_at_once() {
+    use pybridge::gil::*;
+    use pybridge::host_function::*;
+    within(LIMIT, "check wait", || {
+        assert_eq!(check_wait().0, "PYB_OK", "no engine: nothing to wait for");
+        initialize();
+        assert_eq!(check_wait().0, "PYB_OK", "no GIL held");
+
+        // Inside a GIL scope: refused, with the reason and what to do.
+        let token = acquire();
+        let (status, message) = check_wait();
+        assert_eq!(status, "PYB_E_WOULD_DEADLOCK");
+        assert!(
+            message.contains("holds the GIL that pybridge's event loop needs to finish the task")
+                && message.contains("pybridge::AllowThreads"),
+            "{message}"
+        );
+        // Nested, and inside an allow-threads region in it.
+        let nested = acquire();
+        assert_eq!(check_wait().0, "PYB_E_WOULD_DEADLOCK");
+        let region = begin_allow();
+        assert_eq!(check_wait().0, "PYB_OK");
+        ok(pyb_end_allow_threads(region));
+        ok(pyb_gil_release(nested));
+        ok(pyb_gil_release(token));
+        assert_eq!(check_wait().0, "PYB_OK");
+
+        // Host functions Python calls: with the GIL (from this thread and
+        // from a Python thread), and with it released.
+        register("host", "check_held", 0, |_, result| {
+            *result = pyb_value::from_text(check_wait().0);
+            PYB_OK
+        });
+        register("host", "check_released", PYB_FN_RELEASE_GIL, |_, result| {
+            *result = pyb_value::from_text(check_wait().0);
+            PYB_OK
+        });
+        exec(
+            "import host, threading\n\
+             seen = [host.check_held(), host.check_released()]\n\
+             t = threading.Thread(target=lambda: seen.extend([host.check_held(), host.check_released()]))\n\
+             t.start(); t.join()",
+        );
+        assert_eq!(
+            eval_text("repr(seen)"),
+            "['PYB_E_WOULD_DEADLOCK', 'PYB_OK', 'PYB_E_WOULD_DEADLOCK', 'PYB_OK']"
+        );
+
+        // A sub-interpreter that shares the main GIL.
+        let shared = shared_gil_interpreter();
+        let mut inside = 0;
+        ok(unsafe { pybridge::interpreter::pyb_interpreter_enter(shared, &mut inside) });
+        assert_eq!(check_wait().0, "PYB_E_WOULD_DEADLOCK");
+        ok(pyb_gil_release(inside));
+        ok(pybridge::interpreter::pyb_interpreter_destroy(
+            shared, 10_000,
+        ));
+
+        // The loop's own thread, in a task callback: with the GIL and without.
+        exec(SETUP);
+        let awaitable = object_of("add(1, 2)");
+        let mut task = 0;
+        ok(unsafe {
+            pyb_task_submit(
+                awaitable,
+                Some(check_in_callback),
+                0xc0de as *mut c_void,
+                &mut task,
+            )
+        });
+        release(awaitable);
+        let outcome = of(&wait_for(1, LIMIT), task);
+        assert_eq!(outcome.status, "PYB_OK");
+        assert_eq!(
+            *CALLBACK_CHECKS.lock().unwrap(),
+            [("PYB_E_WOULD_DEADLOCK", "PYB_E_WOULD_DEADLOCK")]
+        );
+        ok(shutdown(10_000, 0));
+    });
+}
+
+#[test]
+fn a_thread_in_an_own_gil_interpreter_may_wait_for_a_task() {
+    use pybridge::gil::*;
+    use pybridge::interpreter::*;
+    within(LIMIT, "own GIL", || {
+        initialize();
+        if !eval_bool("__import__('sys').version_info[:2] >= (3, 12)") {
+            println!("skipped: own-GIL interpreters need CPython 3.12");
+            return;
+        }
+        let mut config = pyb_interpreter_config {
+            struct_size: 0,
+            flags: 0,
+        };
+        ok(unsafe { pyb_interpreter_config_default(&mut config) });
+        let mut interp = 0;
+        ok(unsafe { pyb_interpreter_new(&config, &mut interp) });
+        // Entered from a main GIL scope: the main GIL is given away inside.
+        let main = acquire();
+        let mut inside = 0;
+        ok(unsafe { pyb_interpreter_enter(interp, &mut inside) });
+        assert_eq!(check_wait().0, "PYB_OK");
+        // Back in the main scope, the main GIL is held again.
+        ok(pyb_gil_release(inside));
+        assert_eq!(check_wait().0, "PYB_E_WOULD_DEADLOCK");
+        ok(pyb_gil_release(main));
+        ok(pyb_interpreter_destroy(interp, 10_000));
+    });
+}

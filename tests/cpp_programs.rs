@@ -197,6 +197,31 @@ fn coroutines(sanitized: bool) {
         "{}",
         outcome.describe()
     );
+    outcome.assert_printed(
+        "coroutines: get/wait_for inside a Gil -> PYB_E_WOULD_DEADLOCK at once; \
+         wait_for times out and finds finished tasks",
+    );
+}
+
+fn host_api(sanitized: bool) {
+    let outcome = build_and_run("host_api", "host_api: all checks passed", sanitized);
+    for line in [
+        "host_api: keyword arguments: 6 calls, order kept, unexpected keyword refused",
+        "host_api: host objects: typed round trip, shared ownership, each destroyed once, wrong types refused",
+        "host_api: share_memory: 13 item types, signed, unsigned, bool and floating",
+    ] {
+        outcome.assert_printed(line);
+    }
+}
+
+#[test]
+fn keyword_host_functions_typed_host_objects_and_shared_memory_from_cpp() {
+    host_api(false);
+}
+
+#[test]
+fn keyword_host_functions_typed_host_objects_and_shared_memory_under_sanitizers() {
+    host_api(true);
 }
 
 #[test]
@@ -366,6 +391,28 @@ fn a_positional_argument_after_a_keyword_does_not_compile() {
         output.contains("keyword arguments (kw) must come after positional ones"),
         "{output}"
     );
+}
+
+#[test]
+fn sharing_items_python_has_no_format_for_does_not_compile() {
+    for (item, message) in [
+        (
+            "long double",
+            "share_memory: Python has no item format for long double",
+        ),
+        // Not arithmetic under -std=c++17 (under gnu++17 it is, and the
+        // width assertion refuses it).
+        ("__int128", "share_memory needs an arithmetic item type"),
+    ] {
+        let code = format!(
+            "#include \"pybridge.hpp\"\n\
+             __extension__ typedef {item} item;\n\
+             pybridge::Object f(item *p) {{ return pybridge::share_memory(p, 1, false); }}\n"
+        );
+        let output = compile_snippet("share_wide", &code)
+            .expect_err(&format!("share_memory of {item} compiled"));
+        assert!(output.contains(message), "{item}: {output}");
+    }
 }
 
 /// The README's C++ example must be `tests/cpp/readme_example.cpp` verbatim

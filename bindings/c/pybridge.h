@@ -1088,6 +1088,26 @@ pyb_status pyb_task_submit(pyb_object awaitable,
 // `PYB_E_SHUTTING_DOWN`.
 pyb_status pyb_task_cancel(pyb_task task);
 
+// Says whether the calling thread may block until a task's callback has run
+// (a host's `Task.Wait()`, C++ `Task::get()`): `PYB_OK`, or
+// `PYB_E_WOULD_DEADLOCK` when that wait could never end, with a message that
+// says why and what to do. Blocking nothing itself, it lets a binding refuse
+// a wait at once instead of hanging.
+//
+// The event loop finishes a task, and calls its callback, on its own thread
+// with the main interpreter's GIL held. So a wait would never end on a thread
+// that holds that GIL (inside a `pyb_gil_acquire` scope and not in an
+// allow-threads region, in a host function that runs with the GIL, in a
+// sub-interpreter that shares the main GIL or one that Python code made), or
+// on the loop's own thread (a task callback, even inside an allow-threads
+// region). A thread in an own-GIL sub-interpreter holds another GIL and may
+// wait. `PYB_OK` when no engine runs (through the release package's loader,
+// `PYB_E_NOT_INITIALIZED` until the first `pyb_engine_initialize` has loaded
+// a core). Any thread, GIL held or not; never blocks.
+//
+// Errors: `PYB_E_WOULD_DEADLOCK`.
+pyb_status pyb_task_check_wait(void);
+
 // Sets the message of the error the calling host function is about to return:
 // Python sees `pybridge.HostError(message)`. Call it on the thread running the
 // host function, before returning a non-OK status. The message is copied.

@@ -14,6 +14,10 @@
 //                 str, bytes or an Object.
 //   Error         the exception every failing call throws: status, its name, the
 //                 message and, for Python errors, type, message and traceback.
+//   Args, Kwargs  a host function's positional and keyword arguments.
+//   Task          a Python awaitable run on pybridge's event loop, as a future.
+//   host_object / host_object_cast
+//                 C++ objects handed to Python and back, type-checked.
 //
 // Threading: every call may be made on any thread and takes the GIL itself when
 // the thread does not hold it. Error details are per thread: an Error is built
@@ -34,12 +38,16 @@
 #include <exception>
 #include <functional>
 #include <future>
+#include <initializer_list>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -982,6 +990,58 @@ class Args {
   size_t count_;
 };
 
+// The keyword arguments of a host function that takes them (registered with
+// a function of (Args, Kwargs)): names and values in the order the caller
+// gave them. Views, like Args: valid until the host function returns.
+class Kwargs {
+ public:
+  Kwargs(const pyb_value *values, const pyb_str *names, size_t count) noexcept
+      : values_(values), names_(names), count_(count) {}
+  size_t size() const noexcept { return count_; }
+  bool empty() const noexcept { return count_ == 0; }
+  // The i-th keyword's name (UTF-8) and value.
+  std::string_view name(size_t i) const noexcept { return detail::view(names_[i]); }
+  Arg value(size_t i) const noexcept { return Arg(values_[i]); }
+  bool contains(std::string_view name) const noexcept { return index_of(name) < count_; }
+  // The value of keyword `name`, if the caller gave it.
+  std::optional<Arg> find(std::string_view name) const noexcept {
+    size_t i = index_of(name);
+    if (i == count_) return std::nullopt;
+    return Arg(values_[i]);
+  }
+  // Like find(), but throws PYB_E_INVALID_ARGUMENT when `name` was not given.
+  Arg at(std::string_view name) const {
+    size_t i = index_of(name);
+    if (i == count_) {
+      throw Error(PYB_E_INVALID_ARGUMENT, "missing keyword argument '" + std::string(name) + "'");
+    }
+    return Arg(values_[i]);
+  }
+  // Throws PYB_E_INVALID_ARGUMENT naming the first keyword not in `known`:
+  // what Python's own functions do with an unexpected keyword.
+  void expect_only(std::initializer_list<std::string_view> known) const {
+    for (size_t i = 0; i < count_; ++i) {
+      bool listed = false;
+      for (std::string_view name : known) listed = listed || name == this->name(i);
+      if (!listed) {
+        throw Error(PYB_E_INVALID_ARGUMENT,
+                    "unexpected keyword argument '" + std::string(this->name(i)) + "'");
+      }
+    }
+  }
+
+ private:
+  size_t index_of(std::string_view name) const noexcept {
+    for (size_t i = 0; i < count_; ++i) {
+      if (detail::view(names_[i]) == name) return i;
+    }
+    return count_;
+  }
+  const pyb_value *values_;
+  const pyb_str *names_;
+  size_t count_;
+};
+
 // Whether the GIL is held while a host function runs.
 enum class GilPolicy {
   // The function runs with the GIL, like a C extension function.
@@ -1008,19 +1068,37 @@ inline pyb_status fail_host(pyb_status status, const char *message) noexcept {
   return status == PYB_OK ? PYB_E_PYTHON : status;
 }
 
+// True for a host function that takes keyword arguments: one of (Args, Kwargs).
+template <class F>
+constexpr bool takes_keywords = std::is_invocable_v<F &, Args, Kwargs>;
+
 template <class F>
 struct HostFunction {
   F function;
+
+  // Calls the function with its positional arguments and, when it takes
+  // them, its keyword arguments (the last of `args`, named by pyb_host_keywords).
+  static decltype(auto) invoke(F &function, const pyb_value *args, size_t nargs) {
+    if constexpr (takes_keywords<F>) {
+      const pyb_str *names = nullptr;
+      size_t count = 0;
+      check(pyb_host_keywords(&names, &count));
+      return std::invoke(function, Args(args, nargs - count),
+                         Kwargs(args + (nargs - count), names, count));
+    } else {
+      return std::invoke(function, Args(args, nargs));
+    }
+  }
 
   static pyb_status call(const pyb_value *args, size_t nargs, pyb_value *result,
                          void *user_data) noexcept {
     try {
       F &function = static_cast<HostFunction *>(user_data)->function;
-      using R = std::invoke_result_t<F &, Args>;
+      using R = decltype(invoke(function, args, nargs));
       if constexpr (std::is_void_v<R>) {
-        std::invoke(function, Args(args, nargs));
+        invoke(function, args, nargs);
       } else {
-        Value value(std::invoke(function, Args(args, nargs)));
+        Value value(invoke(function, args, nargs));
         if (value.kind() == Kind::object) {
           // pybridge takes over (and releases) an OBJECT result handle.
           result->tag = PYB_VALUE_OBJECT;
@@ -1048,25 +1126,152 @@ struct HostFunction {
 
 }  // namespace detail
 
-// Makes `function` callable from Python as `module.name(*args)`. `function`
-// takes `pybridge::Args` and returns void (None), a Value or anything a Value
-// is made from. Its captures live on the heap until the engine shuts down,
-// when the engine thread destroys them. An exception it throws becomes
-// pybridge.HostError(message) in Python (an Error keeps its status). Any thread.
+// Makes `function` callable from Python as `module.name(*args)`, or as
+// `module.name(*args, **kwargs)` when `function` takes `(pybridge::Args,
+// pybridge::Kwargs)` (PYB_FN_KEYWORDS); a function of `pybridge::Args` alone
+// refuses keywords (Python's TypeError). It returns void (None), a Value or
+// anything a Value is made from. Its captures live on the heap until the
+// engine shuts down, when the engine thread destroys them. An exception it
+// throws becomes pybridge.HostError(message) in Python (an Error keeps its
+// status). Any thread.
 template <class F>
 void register_function(const char *module, const char *name, F &&function,
                        GilPolicy policy = GilPolicy::hold) {
   using Holder = detail::HostFunction<std::decay_t<F>>;
-  static_assert(std::is_invocable_v<std::decay_t<F> &, Args>,
-                "a host function takes pybridge::Args");
+  static_assert(std::is_invocable_v<std::decay_t<F> &, Args> ||
+                    detail::takes_keywords<std::decay_t<F>>,
+                "a host function takes pybridge::Args, or pybridge::Args and pybridge::Kwargs");
   auto *holder = new Holder{std::forward<F>(function)};
   uint32_t flags = policy == GilPolicy::release ? PYB_FN_RELEASE_GIL : 0;
+  if constexpr (detail::takes_keywords<std::decay_t<F>>) {
+    flags |= PYB_FN_KEYWORDS;
+  }
   pyb_status status = pyb_register_function(module, name, &Holder::call, holder, &Holder::free, flags);
   if (status != PYB_OK) {
     Error error = Error::last(status);
     delete holder;  // on error the user data stays ours
     throw error;
   }
+}
+
+// ---------------------------------------------------------------- host objects
+
+namespace detail {
+
+// What a C++ host object holds: the value and its exact type. Python holds
+// the box (pyb_host_object_new); its free function deletes it.
+struct HostBoxBase {
+  explicit HostBoxBase(const std::type_info &type) noexcept : type(type) {}
+  virtual ~HostBoxBase() = default;
+  const std::type_info &type;
+};
+
+template <class T>
+struct HostBox final : HostBoxBase {
+  explicit HostBox(std::shared_ptr<T> value) noexcept
+      : HostBoxBase(typeid(T)), value(std::move(value)) {}
+  std::shared_ptr<T> value;
+};
+
+// The boxes this wrapper made and Python still holds, so a pointer another
+// binding (C, C#) stored in a host object is recognised without reading it.
+// Never destroyed: a box's free can run at the engine's end, after static
+// destructors.
+struct HostBoxes {
+  std::mutex lock;
+  std::unordered_set<const void *> live;
+};
+
+inline HostBoxes &host_boxes() {
+  static HostBoxes *boxes = new HostBoxes();
+  return *boxes;
+}
+
+inline void free_host_box(void *box) noexcept {
+  {
+    HostBoxes &boxes = host_boxes();
+    std::lock_guard<std::mutex> guard(boxes.lock);
+    boxes.live.erase(box);
+  }
+  delete static_cast<HostBoxBase *>(box);
+}
+
+template <class T>
+std::shared_ptr<T> host_object_value(pyb_object handle) {
+  void *pointer = nullptr;
+  check(pyb_host_object_get(handle, &pointer));
+  HostBoxes &boxes = host_boxes();
+  std::lock_guard<std::mutex> guard(boxes.lock);
+  if (boxes.live.count(pointer) == 0) {
+    throw Error(PYB_E_WRONG_TYPE,
+                "the host object was not made by pybridge::host_object (C++): it holds a "
+                "pointer another binding stored");
+  }
+  auto *box = static_cast<HostBoxBase *>(pointer);
+  if (box->type != typeid(T)) {
+    throw Error(PYB_E_WRONG_TYPE, std::string("the host object holds a ") + box->type.name() +
+                                      ", not a " + typeid(T).name());
+  }
+  return static_cast<HostBox<T> *>(box)->value;
+}
+
+}  // namespace detail
+
+// Hands a C++ object to Python as an opaque host object (pyb_host_object_new)
+// that Python can store, compare and pass back to host functions, where
+// host_object_cast<T> gets it back. Python shares ownership: the object is
+// destroyed when Python has let go of it and the host holds no shared_ptr to
+// it, on the thread that let go, with the GIL held (at the latest at the
+// interpreter's end; never for one a daemon Python thread still reaches at
+// shutdown, as pyb_host_object_new says), so its destructor must not wait
+// for another thread that needs the GIL. Any thread. Throws Error.
+template <class T>
+Object host_object(std::shared_ptr<T> value) {
+  static_assert(!std::is_const_v<T>, "host objects are shared as non-const");
+  if (!value) {
+    throw Error(PYB_E_NULL_ARGUMENT, "host_object: the shared_ptr is empty");
+  }
+  auto *box = new detail::HostBox<T>(std::move(value));
+  {
+    detail::HostBoxes &boxes = detail::host_boxes();
+    std::lock_guard<std::mutex> guard(boxes.lock);
+    boxes.live.insert(static_cast<detail::HostBoxBase *>(box));
+  }
+  pyb_object out = 0;
+  pyb_status status = pyb_host_object_new(static_cast<detail::HostBoxBase *>(box),
+                                          &detail::free_host_box, &out);
+  if (status != PYB_OK) {
+    Error error = Error::last(status);
+    detail::free_host_box(static_cast<detail::HostBoxBase *>(box));  // on error it stays ours
+    throw error;
+  }
+  return Object(out);
+}
+
+// host_object(std::make_shared<T>(args...)).
+template <class T, class... A>
+Object make_host_object(A &&...args) {
+  return host_object(std::make_shared<T>(std::forward<A>(args)...));
+}
+
+// The C++ object inside a host object made by host_object<T>, shared (it
+// stays alive while the result does, whatever Python does). Exactly T, not a
+// base or derived class. Throws Error: PYB_E_WRONG_TYPE (not a host object,
+// one another binding made, or one holding another type; the message names
+// both types), PYB_E_BAD_HANDLE, PYB_E_WRONG_INTERPRETER. Any thread.
+template <class T>
+std::shared_ptr<T> host_object_cast(const Object &object) {
+  return detail::host_object_value<T>(object.capi());
+}
+
+// The same, for a host function's argument.
+template <class T>
+std::shared_ptr<T> host_object_cast(const Arg &arg) {
+  if (arg.kind() != Kind::object) {
+    throw Error(PYB_E_WRONG_TYPE, std::string("expected a host object, got ") +
+                                      detail::kind_name(arg.capi().tag));
+  }
+  return detail::host_object_value<T>(arg.capi().data.object);
 }
 
 // ---------------------------------------------------------------- engine
@@ -1404,9 +1609,38 @@ class Task {
     }
   }
 
-  // The outcome; blocks until it is there. Do not wait on the event loop's
-  // thread (a callback), or while holding the GIL the loop needs.
-  Value get() { return future_.get(); }
+  // The outcome; blocks until it is there, once (the Value moves out). A
+  // task not finished yet cannot finish while this thread holds the GIL the
+  // event loop needs (inside a pybridge::Gil, in a host function that runs
+  // with the GIL) or is the loop's own thread (a task callback): there it
+  // throws Error with PYB_E_WOULD_DEADLOCK at once (pyb_task_check_wait)
+  // instead of hanging. Close the Gil or wait inside AllowThreads.
+  Value get() {
+    if (!ready()) check_wait();
+    return future_.get();
+  }
+  // Blocks until the task finished (true) or `timeout` passed (false); a
+  // timeout of zero or less only looks. Throws as get() where waiting could
+  // not end before the timeout.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
+    if (ready()) return true;
+    if (timeout <= timeout.zero()) return false;
+    check_wait();
+    return future_.wait_for(timeout) == std::future_status::ready;
+  }
+  // Blocks until the task finished; throws as get().
+  void wait() {
+    if (!ready()) check_wait();
+    future_.wait();
+  }
+  // True when the outcome is there (get() will not block). Never blocks.
+  bool ready() const {
+    return future_.valid() &&
+           future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+  // The underlying future, for composing with other futures. Waiting on it
+  // directly skips the would-deadlock check.
   std::future<Value> &future() noexcept { return future_; }
   // Asks the loop to cancel the task (pyb_task_cancel); does not wait.
   void cancel() const { detail::check(pyb_task_cancel(id_)); }
@@ -1426,6 +1660,13 @@ class Task {
       state->set_exception(std::current_exception());
     }
     delete state;
+  }
+
+  void check_wait() const {
+    if (!future_.valid()) {
+      throw Error(PYB_E_INVALID_ARGUMENT, "the task's outcome was taken already (Task::get)");
+    }
+    detail::check(pyb_task_check_wait());
   }
 
   std::future<Value> future_;
@@ -1508,10 +1749,16 @@ class BufferView {
 
 namespace detail {
 
-// The struct-module format of a C++ arithmetic type.
+// The struct-module format of a C++ arithmetic type: bool, every signed and
+// unsigned integer of 1, 2, 4 or 8 bytes (char and wchar_t among them), float
+// and double. Python's struct has no item for wider ones.
 template <class T>
 constexpr const char *format_of() {
   static_assert(std::is_arithmetic_v<T>, "share_memory needs an arithmetic item type");
+  static_assert(!std::is_floating_point_v<T> || sizeof(T) == 4 || sizeof(T) == 8,
+                "share_memory: Python has no item format for long double");
+  static_assert(!std::is_integral_v<T> || sizeof(T) <= 8,
+                "share_memory: Python has no item format for integers wider than 64 bits");
   if constexpr (std::is_same_v<T, bool>) return "?";
   else if constexpr (std::is_floating_point_v<T>) return sizeof(T) == 4 ? "f" : "d";
   else if constexpr (std::is_signed_v<T>) return sizeof(T) == 1 ? "b" : sizeof(T) == 2 ? "h" : sizeof(T) == 4 ? "i" : "q";

@@ -7,6 +7,7 @@ use crate::abi::status::pyb_status;
 use crate::capi::boundary::{ffi_boundary, out_ptr};
 use crate::python::coroutine;
 use crate::python::object::{enter, enter_for};
+use crate::runtime::thread_slot::ThreadSlot;
 
 pub use crate::abi::task::*;
 
@@ -72,5 +73,30 @@ pub extern "C" fn pyb_task_cancel(task: pyb_task) -> pyb_status {
         // The GIL only for the gate's verdict (no engine, or one shutting down).
         let _gil = enter()?;
         coroutine::cancel(task)
+    })
+}
+
+/// Says whether the calling thread may block until a task's callback has run
+/// (a host's `Task.Wait()`, C++ `Task::get()`): `PYB_OK`, or
+/// `PYB_E_WOULD_DEADLOCK` when that wait could never end, with a message that
+/// says why and what to do. Blocking nothing itself, it lets a binding refuse
+/// a wait at once instead of hanging.
+///
+/// The event loop finishes a task, and calls its callback, on its own thread
+/// with the main interpreter's GIL held. So a wait would never end on a thread
+/// that holds that GIL (inside a `pyb_gil_acquire` scope and not in an
+/// allow-threads region, in a host function that runs with the GIL, in a
+/// sub-interpreter that shares the main GIL or one that Python code made), or
+/// on the loop's own thread (a task callback, even inside an allow-threads
+/// region). A thread in an own-GIL sub-interpreter holds another GIL and may
+/// wait. `PYB_OK` when no engine runs (through the release package's loader,
+/// `PYB_E_NOT_INITIALIZED` until the first `pyb_engine_initialize` has loaded
+/// a core). Any thread, GIL held or not; never blocks.
+///
+/// Errors: `PYB_E_WOULD_DEADLOCK`.
+#[unsafe(no_mangle)]
+pub extern "C" fn pyb_task_check_wait() -> pyb_status {
+    ffi_boundary("pyb_task_check_wait", || {
+        coroutine::check_wait(ThreadSlot::current())
     })
 }

@@ -30,7 +30,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, c_void};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use pyo3::{Python, ffi};
@@ -40,12 +40,15 @@ use crate::abi::status::*;
 use crate::abi::task::{pyb_task, pyb_task_callback};
 use crate::abi::value::pyb_value;
 use crate::python::exception::{exception_error, python_error};
+use crate::python::gil;
 use crate::python::interpreter::source_module;
 use crate::python::object::{type_name, with_object};
 use crate::python::owned::Owned;
 use crate::python::value::from_python;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate;
+use crate::runtime::interpreters;
+use crate::runtime::thread_slot::CurrentThread;
 
 const RUNNER: &CStr =
     match CStr::from_bytes_with_nul(concat!(include_str!("coroutine.py"), "\0").as_bytes()) {
@@ -60,6 +63,10 @@ const STOP_TIMEOUT_SECONDS: f64 = 5.0;
 /// Task ids: the engine generation above `SERIAL_BITS` serial bits.
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 const SERIAL_BITS: u32 = 40;
+
+/// The kernel id of the thread running the loop now (0: none): a wait there
+/// for a task would stop the loop that finishes it.
+static LOOP_THREAD: AtomicI32 = AtomicI32::new(0);
 
 /// Starts of the loop thread, in the process; a thread learns with `attach`
 /// whether its start still counts.
@@ -230,6 +237,49 @@ pub(crate) fn submit(
             start(py)?;
         }
     })
+}
+
+/// `Ok` when the calling thread may block until a task's callback has run;
+/// `PYB_E_WOULD_DEADLOCK` when that callback could never run meanwhile. The
+/// loop finishes a task and calls its callback on its own thread with the
+/// main interpreter's GIL held, so the wait would never end on the loop's
+/// thread (a callback, or Python code the loop runs) or on a thread holding
+/// the main GIL: a `pyb_gil_acquire` scope, a host function that runs with
+/// the GIL, a sub-interpreter that shares the main GIL. A thread in an
+/// own-GIL sub-interpreter holds another GIL and may wait.
+pub(crate) fn check_wait(thread: CurrentThread) -> Result<()> {
+    if LOOP_THREAD.load(Ordering::Relaxed) == thread.os_tid {
+        return Err(Error::new(
+            PYB_E_WOULD_DEADLOCK,
+            "this is pybridge's event-loop thread (a task callback, or Python code the loop \
+             runs), which finishes tasks: waiting here for a task would stop the loop for \
+             good; wait on another thread, or chain the work into the callback",
+        ));
+    }
+    let Some(interp) = gil::held_gil_interpreter(thread) else {
+        return Ok(());
+    };
+    // SAFETY: a plain read of the runtime's main interpreter.
+    let main = unsafe { ffi::PyInterpreterState_Main() };
+    // Interpreters Python code made (not pybridge's) count as sharing the
+    // main GIL: an error where a wait might have worked, not a hang.
+    let own_gil = interp != main
+        && interpreters::all()
+            .iter()
+            .any(|record| record.own_gil && record.interp.load(Ordering::Relaxed) == interp);
+    if own_gil {
+        return Ok(());
+    }
+    Err(Error::new(
+        PYB_E_WOULD_DEADLOCK,
+        format!(
+            "{} holds the GIL that pybridge's event loop needs to finish the task, so \
+             waiting for it here would never end: wait outside GIL scopes (close them, or \
+             wait inside an allow-threads region: pyb_begin_allow_threads, C++ \
+             pybridge::AllowThreads)",
+            thread.describe()
+        ),
+    ))
 }
 
 fn refuse_subinterpreters() -> Result<()> {
@@ -476,6 +526,7 @@ unsafe extern "C" fn attach(
             let state = state.current();
             let attached = state.attempt == attempt && state.phase == Phase::Starting;
             if attached {
+                LOOP_THREAD.store(crate::sys::thread::os_tid(), Ordering::Relaxed);
                 state.phase = Phase::Running;
                 ffi::Py_IncRef(*args);
                 state.runner = Some(Reference(*args));
@@ -567,6 +618,7 @@ unsafe extern "C" fn detach(
             let state = state.current();
             let mut unasked = None;
             if state.attempt == attempt {
+                LOOP_THREAD.store(0, Ordering::Relaxed);
                 close(&mut state.reader);
                 close(&mut state.writer);
                 if matches!(state.phase, Phase::Starting | Phase::Running) {

@@ -309,6 +309,35 @@ pub(crate) fn holds_gil(thread: CurrentThread) -> bool {
     held
 }
 
+/// The interpreter whose GIL the calling thread holds right now (through
+/// pybridge or otherwise), or None when it holds none.
+pub(crate) fn held_gil_interpreter(thread: CurrentThread) -> Option<*mut ffi::PyInterpreterState> {
+    let owner = thread.owner();
+    let was_busy = thread.busy.load(Ordering::Relaxed);
+    let word = gate::enter(&thread.busy);
+    let held = if may_touch_cpython(&thread, word) {
+        // SAFETY: a plain load (global on 3.10/3.11, thread-local from 3.12).
+        let current = unsafe { ffi::compat::PyThreadState_GetUnchecked() };
+        // From 3.12 the current state is this thread's own; before, it is
+        // the GIL holder's, which may be another thread (never dereferenced
+        // then: it could be freed meanwhile), so it must be one of ours.
+        let ours = cfg!(Py_3_12)
+            || current == own_thread_state(owner, word)
+            || owner
+                .subinterpreter_states
+                .find(|state| state.tstate == current)
+                .is_some();
+        // SAFETY: this thread's own state, attached: it holds that state's GIL.
+        (!current.is_null() && ours).then(|| unsafe { ffi::PyThreadState_GetInterpreter(current) })
+    } else {
+        None
+    };
+    if !was_busy {
+        gate::leave(&thread.busy);
+    }
+    held
+}
+
 /// True when a pybridge scope is open on the calling thread and the GIL is
 /// really its own right now (a ctypes call inside the scope, for one, runs
 /// without it). Never enters the gate.

@@ -1,6 +1,8 @@
 // coroutines: pybridge::Task and call_async from C++: results, the Python
-// exception as an Error, cancellation, 1,000 concurrent sleeps, and a task
-// failed with PYB_E_SHUTTING_DOWN by the engine's shutdown.
+// exception as an Error, cancellation, 1,000 concurrent sleeps, waits that
+// could never end refused with PYB_E_WOULD_DEADLOCK (inside a Gil, in a host
+// function that holds the GIL), wait_for, and a task failed with
+// PYB_E_SHUTTING_DOWN by the engine's shutdown.
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -87,11 +89,63 @@ int main() {
         std::thread([&] { cancelled.cancel(); }).join();
         TEST_CHECK(status_of(cancelled) == PYB_E_CANCELLED, "cancelled task");
 
+        // Waiting where the loop cannot finish the task: refused at once.
+        pybridge::Task waited = pybridge::call_async(forever);
+        wait_for_forever_to_start();
+        TEST_CHECK(!waited.ready() && !waited.wait_for(std::chrono::milliseconds(20)),
+                   "forever() finished");
+        {
+            pybridge::Gil gil;
+            double began = test::now_ms();
+            TEST_CHECK(status_of(waited) == PYB_E_WOULD_DEADLOCK, "get() inside a Gil");
+            try {
+                waited.wait_for(std::chrono::seconds(30));
+                test::fail("wait_for(30 s) inside a Gil did not throw");
+            } catch (const pybridge::Error &error) {
+                TEST_CHECK(error.status() == PYB_E_WOULD_DEADLOCK &&
+                               error.message().find("holds the GIL that pybridge's event loop needs") !=
+                                   std::string::npos,
+                           "wait_for inside a Gil: %s", error.what());
+            }
+            TEST_CHECK(!waited.wait_for(std::chrono::seconds(0)), "a zero timeout only looks");
+            double ms = test::now_ms() - began;
+            TEST_CHECK(ms < 1000, "the refusals took %.0f ms", ms);
+            {
+                pybridge::AllowThreads unlocked;  // the loop runs meanwhile
+                TEST_CHECK(!waited.wait_for(std::chrono::milliseconds(20)), "forever() finished");
+            }
+        }
+        // In a host function that runs with the GIL: Python sees the refusal.
+        pybridge::register_function("host", "wait_forever", [&waited](pybridge::Args) {
+            waited.get();
+            return "waited";
+        });
+        pybridge::run(R"(
+import host
+try:
+    host.wait_forever()
+except Exception as error:
+    refused = str(error)
+)");
+        TEST_CHECK(pybridge::eval("refused").to_string().find("would never end") != std::string::npos,
+                   "in a host function: %s", pybridge::eval("refused").to_string().c_str());
+        waited.cancel();
+        TEST_CHECK(waited.wait_for(std::chrono::seconds(30)), "the cancelled task ended");
+        TEST_CHECK(status_of(waited) == PYB_E_CANCELLED, "cancelled after the refusals");
+        // A finished task's outcome is there inside a Gil too.
+        pybridge::Task done = pybridge::call_async(add, 20, 22);
+        TEST_CHECK(done.wait_for(std::chrono::seconds(30)), "add(20, 22) within 30 s");
+        {
+            pybridge::Gil gil;
+            TEST_CHECK(done.ready() && done.get().to_int64() == 42, "a finished task inside a Gil");
+        }
+        std::puts("coroutines: get/wait_for inside a Gil -> PYB_E_WOULD_DEADLOCK at once; "
+                  "wait_for times out and finds finished tasks");
+
         pybridge::Task pending = pybridge::call_async(forever);
         wait_for_forever_to_start();
         engine.shutdown(std::chrono::seconds(30));
-        TEST_CHECK(pending.future().wait_for(std::chrono::seconds(1)) == std::future_status::ready,
-                   "the pending task ended with the shutdown");
+        TEST_CHECK(pending.wait_for(std::chrono::seconds(1)), "the pending task ended with the shutdown");
         TEST_CHECK(status_of(pending) == PYB_E_SHUTTING_DOWN, "pending task at shutdown");
         return 0;
     });

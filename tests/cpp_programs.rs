@@ -201,6 +201,10 @@ fn coroutines(sanitized: bool) {
         "coroutines: get/wait_for inside a Gil -> PYB_E_WOULD_DEADLOCK at once; \
          wait_for times out and finds finished tasks",
     );
+    outcome.assert_printed(
+        "coroutines: std::future host functions awaited from Python: completed later, \
+         100 gathered, ready, void, and an exception as HostError",
+    );
 }
 
 fn host_api(sanitized: bool) {

@@ -45,6 +45,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <typeinfo>
 #include <unordered_set>
@@ -1072,6 +1073,61 @@ inline pyb_status fail_host(pyb_status status, const char *message) noexcept {
 template <class F>
 constexpr bool takes_keywords = std::is_invocable_v<F &, Args, Kwargs>;
 
+template <class R>
+struct is_future : std::false_type {};
+template <class T>
+struct is_future<std::future<T>> : std::true_type {};
+
+// Completes `pending` with what `future` gives (its value, or its exception's
+// message as a HostError); a status from the completion (the task was
+// cancelled, the engine ended) leaves nothing to do.
+template <class T>
+void complete_pending(pyb_object pending, std::future<T> &future) noexcept {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      future.get();
+      pyb_value none{};
+      none.tag = PYB_VALUE_NONE;
+      (void)pyb_pending_resolve(pending, &none);
+    } else {
+      Value value(future.get());
+      pyb_value raw = value.capi();
+      (void)pyb_pending_resolve(pending, &raw);
+    }
+  } catch (const Error &error) {
+    (void)pyb_pending_reject(pending, error.message().c_str());
+  } catch (const std::exception &error) {
+    if (pyb_pending_reject(pending, error.what()) == PYB_E_INVALID_ARGUMENT) {
+      (void)pyb_pending_reject(pending, "C++ exception whose message is not UTF-8");
+    }
+  } catch (...) {
+    (void)pyb_pending_reject(pending, "unknown C++ exception");
+  }
+}
+
+// What a host function returning std::future<T> gives Python: a pending
+// result (pyb_pending_new) that Python awaits, completed when `future` is
+// ready: at once if it is already, else from a thread of its own that waits
+// for it (one per call still waiting).
+template <class T>
+pyb_object pending_result_of(std::future<T> future) {
+  if (!future.valid()) {
+    throw Error(PYB_E_INVALID_ARGUMENT, "the host function returned an empty std::future");
+  }
+  pyb_object pending = 0;
+  check(pyb_pending_new(nullptr, nullptr, nullptr, &pending));
+  Object kept(pending);
+  Object returned = kept.clone();
+  if (future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    complete_pending(kept.capi(), future);
+  } else {
+    std::thread([future = std::move(future), kept = std::move(kept)]() mutable {
+      complete_pending(kept.capi(), future);
+    }).detach();
+  }
+  return returned.into_raw();
+}
+
 template <class F>
 struct HostFunction {
   F function;
@@ -1097,6 +1153,10 @@ struct HostFunction {
       using R = decltype(invoke(function, args, nargs));
       if constexpr (std::is_void_v<R>) {
         invoke(function, args, nargs);
+      } else if constexpr (is_future<R>::value) {
+        // pybridge takes over (and releases) an OBJECT result handle.
+        result->tag = PYB_VALUE_OBJECT;
+        result->data.object = pending_result_of(invoke(function, args, nargs));
       } else {
         Value value(invoke(function, args, nargs));
         if (value.kind() == Kind::object) {
@@ -1130,7 +1190,12 @@ struct HostFunction {
 // `module.name(*args, **kwargs)` when `function` takes `(pybridge::Args,
 // pybridge::Kwargs)` (PYB_FN_KEYWORDS); a function of `pybridge::Args` alone
 // refuses keywords (Python's TypeError). It returns void (None), a Value or
-// anything a Value is made from. Its captures live on the heap until the
+// anything a Value is made from, or a std::future<T> of one: Python gets an
+// awaitable (`await host.fetch(url)` in an async def) that completes on the
+// awaiting event loop when the future is ready, with its value or, if it
+// holds an exception, pybridge.HostError(what()). A future not ready at
+// once is waited for on a thread of its own; cancelling the Python task
+// does not cancel the future (std::future cannot be). Its captures live on the heap until the
 // engine shuts down, when the engine thread destroys them. An exception it
 // throws becomes pybridge.HostError(message) in Python (an Error keeps its
 // status). Any thread.

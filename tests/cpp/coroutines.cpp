@@ -1,9 +1,15 @@
 // coroutines: pybridge::Task and call_async from C++: results, the Python
 // exception as an Error, cancellation, 1,000 concurrent sleeps, waits that
 // could never end refused with PYB_E_WOULD_DEADLOCK (inside a Gil, in a host
-// function that holds the GIL), wait_for, and a task failed with
+// function that holds the GIL), wait_for, host functions returning
+// std::future<T> awaited from Python (completed later, gathered, ready at
+// once, void, holding an exception), and a task failed with
 // PYB_E_SHUTTING_DOWN by the engine's shutdown.
 #include <chrono>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -43,6 +49,56 @@ pyb_status status_of(pybridge::Task &task) {
     } catch (const pybridge::Error &error) {
         return error.status();
     }
+}
+
+// Host functions returning std::future<T>: Python awaits them.
+void futures_awaited_from_python() {
+    // Completed by this thread once Python has called the function.
+    auto gate = std::make_shared<std::promise<std::string>>();
+    auto called = std::make_shared<std::promise<void>>();
+    pybridge::register_function("host", "gate", [gate, called](pybridge::Args) {
+        std::future<std::string> future = gate->get_future();
+        called->set_value();
+        return future;
+    });
+    pybridge::register_function("host", "add_later", [](pybridge::Args args) {
+        int64_t a = args.at(0).to_int64(), b = args.at(1).to_int64();
+        return std::async(std::launch::async, [a, b] { return a + b; });
+    });
+    pybridge::register_function("host", "ready", [](pybridge::Args) {
+        std::promise<double> done;
+        done.set_value(2.5);
+        return done.get_future();
+    });
+    pybridge::register_function("host", "nothing", [](pybridge::Args) {
+        return std::async(std::launch::async, [] {});
+    });
+    pybridge::register_function("host", "broken", [](pybridge::Args) {
+        return std::async(std::launch::async, []() -> int64_t { throw std::runtime_error("disk full"); });
+    });
+    pybridge::run(R"(
+import asyncio, host
+async def through_gate():
+    return 'gate: ' + await host.gate()
+async def arithmetic():
+    sums = await asyncio.gather(*(host.add_later(i, i) for i in range(100)))
+    return sum(sums) + await host.ready() + (await host.nothing() is None)
+async def broken():
+    try:
+        await host.broken()
+    except Exception as error:
+        return f'{type(error).__name__}: {error}'
+)");
+    pybridge::Task gated = pybridge::call_async(pybridge::eval("through_gate").into_object());
+    called->get_future().wait();  // Python called host.gate(); now awaits it
+    gate->set_value("open");
+    TEST_CHECK(gated.get().to_string() == "gate: open", "a future completed while Python awaited it");
+    TEST_CHECK(pybridge::call_async(pybridge::eval("arithmetic").into_object()).get().to_double() == 9900 + 2.5 + 1,
+               "100 futures gathered, a ready one and a void one");
+    std::string broken = pybridge::call_async(pybridge::eval("broken").into_object()).get().to_string();
+    TEST_CHECK(broken == "HostError: disk full", "a future holding an exception: %s", broken.c_str());
+    std::puts("coroutines: std::future host functions awaited from Python: completed later, "
+              "100 gathered, ready, void, and an exception as HostError");
 }
 
 }  // namespace
@@ -141,6 +197,8 @@ except Exception as error:
         }
         std::puts("coroutines: get/wait_for inside a Gil -> PYB_E_WOULD_DEADLOCK at once; "
                   "wait_for times out and finds finished tasks");
+
+        futures_awaited_from_python();
 
         pybridge::Task pending = pybridge::call_async(forever);
         wait_for_forever_to_start();

@@ -73,8 +73,9 @@ fn rust_type(c_type: &str) -> &'static str {
         "double" => "f64",
         "uint8_t" => "u8",
         // Function pointer typedefs: passed as a pointer.
-        "pyb_host_fn" | "pyb_free_fn" | "pyb_log_callback" | "pyb_task_callback"
-        | "pyb_cancel_fn" => "*mut ::std::ffi::c_void",
+        "pyb_host_fn" | "pyb_free_fn" | "pyb_log_callback" | "pyb_task_callback" => {
+            "*mut ::std::ffi::c_void"
+        }
         "void" => "()",
         other => panic!("pybridge.h uses a C type the loader does not know: {other}"),
     }

@@ -326,12 +326,6 @@ typedef struct pyb_buffer {
 // (`pyb_buffer_from_host`).
 typedef void (*pyb_free_fn)(void *user_data);
 
-// Called when Python cancels the task awaiting a pending result
-// (`pyb_pending_new`) before the host completed it: at most once, on the
-// awaiting event loop's thread, with the GIL held. Keep it short; it may
-// call pybridge, and no exception or unwinding may leave it.
-typedef void (*pyb_cancel_fn)(void *user_data);
-
 // A coroutine submitted with `pyb_task_submit`, for `pyb_task_cancel`.
 typedef uint64_t pyb_task;
 
@@ -1046,65 +1040,6 @@ pyb_status pyb_buffer_from_host(void *data,
                                 pyb_free_fn on_release,
                                 void *user_data,
                                 pyb_object *out);
-
-// Makes a pending result: an awaitable Python object (`PendingResult`) that
-// a host function returns before its result exists, and that the host
-// completes later from any thread with `pyb_pending_resolve` or
-// `pyb_pending_reject`. Writes a handle to it to `out` (caller owns; release
-// with `pyb_object_release`). To return it from a host function, return a
-// clone (`pyb_object_clone`: pybridge releases a returned handle) and keep
-// `out` to complete it.
-//
-// Python code awaits it from any asyncio event loop (`await host.fetch(url)`
-// in an `async def`): the awaiting coroutine resumes on its loop's thread
-// once the host completes it, with the value, or with
-// `pybridge.HostError(message)` raised. Completed before anyone awaits it,
-// an await finishes at once.
-//
-// Cancellation: when Python cancels the awaiting task before the host
-// completed it, `on_cancel(user_data)` is called (at most once, on the
-// loop's thread, with the GIL held; see `pyb_cancel_fn`) and a later
-// completion returns `PYB_E_CANCELLED`. Exactly one of the two happens: a
-// completion that returned `PYB_OK` means `on_cancel` is never called.
-// `free_user_data(user_data)` is called once when Python has let go of the
-// object (every handle released, nothing awaiting it), on that thread with
-// the GIL held; otherwise when its interpreter ends, except for one a daemon
-// Python thread can still reach then (as for `pyb_host_object_new`). Either
-// callback may be NULL. On error neither is called.
-//
-// C# can build `Task`-returning host functions on this (complete it from
-// the task's continuation, cancel a `CancellationTokenSource` in
-// `on_cancel`); C++ does for functions returning `std::future<T>`.
-//
-// Any thread, in the interpreter the thread works in; takes the GIL for the
-// call if needed. Errors: `PYB_E_NULL_ARGUMENT` (`out`),
-// `PYB_E_NOT_INITIALIZED`, `PYB_E_SHUTTING_DOWN`, `PYB_E_PYTHON` (its helper
-// module could not be made).
-pyb_status pyb_pending_new(pyb_cancel_fn on_cancel,
-                           void *user_data,
-                           pyb_free_fn free_user_data,
-                           pyb_object *out);
-
-// Completes the pending result behind `pending` with `*value` (read during
-// the call only; an OBJECT value is borrowed): the awaiting coroutine gets
-// it. The handle stays the caller's (release it after). Any thread, with or
-// without the GIL; takes it for the call if needed, and never waits for the
-// awaiting event loop (the coroutine resumes on its own thread).
-//
-// Errors: `PYB_E_CANCELLED` (Python cancelled the awaiting task first;
-// `on_cancel` was called and the value is dropped), `PYB_E_INVALID_ARGUMENT`
-// (completed already, or a bad value), `PYB_E_WRONG_TYPE` (not a pending
-// result), `PYB_E_BAD_HANDLE` (released, or its engine ended),
-// `PYB_E_WRONG_INTERPRETER`, `PYB_E_NULL_ARGUMENT`, `PYB_E_SHUTTING_DOWN`.
-pyb_status pyb_pending_resolve(pyb_object pending, const struct pyb_value *value);
-
-// Completes the pending result behind `pending` with a failure: the awaiting
-// coroutine gets `pybridge.HostError(message)` (`message` UTF-8, copied), as
-// from a failing host function. Otherwise as `pyb_pending_resolve`.
-//
-// Errors: as `pyb_pending_resolve`; `PYB_E_INVALID_ARGUMENT` also for a
-// message that is not UTF-8.
-pyb_status pyb_pending_reject(pyb_object pending, const char *message);
 
 // Submits `awaitable` (a coroutine, such as the result of calling an `async
 // def` with `pyb_call`; or an asyncio Task or Future) to pybridge's asyncio

@@ -13,7 +13,6 @@ pub mod value;
 pub mod buffer;
 
 pub mod host_function;
-pub mod pending;
 pub mod task;
 
 pub mod logging;

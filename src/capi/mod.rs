@@ -18,7 +18,6 @@ pub mod value;
 pub mod call;
 
 pub mod buffer;
-pub mod pending;
 pub mod task;
 
 pub mod host_function;

@@ -27,15 +27,6 @@ struct HostObject {
 /// A new opaque object holding `pointer`; `free(pointer)` runs once when
 /// Python drops the last reference (with the GIL, on that thread).
 pub(crate) fn new(py: Python<'_>, pointer: *mut c_void, free: pyb_free_fn) -> Result<pyb_object> {
-    insert(py, capsule(py, pointer, free)?.into_raw())
-}
-
-/// The host object itself, as a new reference (on error `free` is not called).
-pub(crate) fn capsule<'py>(
-    py: Python<'py>,
-    pointer: *mut c_void,
-    free: pyb_free_fn,
-) -> Result<Owned<'py>> {
     let payload = Box::into_raw(Box::new(HostObject { pointer, free }));
     // SAFETY: GIL held; the capsule owns `payload` and frees it in `destroy`.
     let capsule = unsafe {
@@ -50,33 +41,26 @@ pub(crate) fn capsule<'py>(
         drop(unsafe { Box::from_raw(payload) });
         return Err(python_error(py));
     };
-    Ok(capsule)
-}
-
-/// The pointer inside `object` if it is a host object. GIL held.
-pub(crate) fn pointer_of(_py: Python<'_>, object: *mut ffi::PyObject) -> Option<*mut c_void> {
-    // SAFETY: GIL held (the token); `object` is alive for the call.
-    unsafe {
-        if ffi::PyCapsule_IsValid(object, CAPSULE_NAME.as_ptr()) == 0 {
-            return None;
-        }
-        let payload = ffi::PyCapsule_GetPointer(object, CAPSULE_NAME.as_ptr());
-        Some((*payload.cast::<HostObject>()).pointer)
-    }
+    insert(py, capsule.into_raw())
 }
 
 /// The pointer inside a host object.
 pub(crate) fn pointer(py: Python<'_>, handle: pyb_object) -> Result<*mut c_void> {
     with_object(py, handle, |object| {
-        pointer_of(py, object).ok_or_else(|| {
-            Error::new(
-                PYB_E_WRONG_TYPE,
-                format!(
-                    "a {} is not a host object (made by pyb_host_object_new)",
-                    type_name(py, object)
-                ),
-            )
-        })
+        // SAFETY: GIL held; `object` is alive for the call.
+        unsafe {
+            if ffi::PyCapsule_IsValid(object, CAPSULE_NAME.as_ptr()) == 0 {
+                return Err(Error::new(
+                    PYB_E_WRONG_TYPE,
+                    format!(
+                        "a {} is not a host object (made by pyb_host_object_new)",
+                        type_name(py, object)
+                    ),
+                ));
+            }
+            let payload = ffi::PyCapsule_GetPointer(object, CAPSULE_NAME.as_ptr());
+            Ok((*payload.cast::<HostObject>()).pointer)
+        }
     })
 }
 

@@ -15,7 +15,6 @@ pub(crate) mod info;
 pub(crate) mod interpreter;
 pub(crate) mod object;
 pub(crate) mod owned;
-pub(crate) mod pending;
 pub(crate) mod pool;
 pub(crate) mod reinit_guard;
 pub(crate) mod state_quarantine;

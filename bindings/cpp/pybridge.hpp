@@ -1276,7 +1276,9 @@ class Interpreter {
   Scope enter() const { return Scope(*this); }
 
   // Destroys it now, waiting at most `timeout` for threads inside. Throws
-  // Error: PYB_E_TIMEOUT (unchanged), PYB_E_WOULD_DEADLOCK (called from inside).
+  // Error: PYB_E_TIMEOUT (unchanged), PYB_E_SHUTDOWN_COMMITTED (its end began
+  // and carries on; destroy again to wait for it), PYB_E_WOULD_DEADLOCK
+  // (called from inside).
   template <class Rep, class Period>
   void destroy(std::chrono::duration<Rep, Period> timeout) {
     detail::check(pyb_interpreter_destroy(handle_, detail::to_timeout_ms(timeout)));
@@ -1363,7 +1365,9 @@ class Pool {
     return out;
   }
 
-  // Destroys it now: waits at most `timeout` for leases to end. Throws Error.
+  // Destroys it now: waits at most `timeout` for leases to end. Throws Error
+  // (PYB_E_SHUTDOWN_COMMITTED: the interpreters' end began and carries on;
+  // destroy again to wait for it).
   template <class Rep, class Period>
   void destroy(std::chrono::duration<Rep, Period> timeout) {
     detail::check(pyb_pool_destroy(handle_, detail::to_timeout_ms(timeout)));

@@ -408,6 +408,7 @@ impl EngineShutdown {
         // With the interrupt flag, their own Python threads are interrupted
         // (they would keep them from ending), as often as it takes.
         crate::python::subinterpreter::end_all(Duration::from_secs(10), self.interrupt);
+        crate::python::subinterpreter::retire_idle_keepers();
         // SAFETY: the engine thread's own main state.
         unsafe { ffi::PyEval_RestoreThread(self.main_state) };
         self.report(

@@ -141,7 +141,7 @@ static int engine_running(void) { return pyb_engine_state() == PYB_STATE_RUNNING
 
 /* ---- Sub-interpreters ---------------------------------------------------- */
 
-static atomic_llong interps_made, interps_destroyed;
+static atomic_llong interps_made, interps_destroyed, interps_still_ending;
 
 /* Interpreters destroyed with pyb_interpreter_destroy (pool members too), for
  * "a pool handed out a destroyed interpreter". Handles are never reused. */
@@ -180,9 +180,17 @@ static pyb_status destroy_interp(const char *what, pyb_interpreter interp, uint3
     long long start = now_ms();
     pyb_status status = pyb_interpreter_destroy(interp, timeout);
     long long took = now_ms() - start;
-    allowed(what, status, 5, PYB_OK, PYB_E_TIMEOUT, PYB_E_BAD_HANDLE, ENGINE_BUSY);
+    allowed(what, status, 6, PYB_OK, PYB_E_TIMEOUT, PYB_E_SHUTDOWN_COMMITTED, PYB_E_BAD_HANDLE,
+            ENGINE_BUSY);
     if (took > (long long)timeout + DEADLINE_SLACK_MS) {
         fail("%s(%u ms) returned %s after %lld ms", what, timeout, pyb_status_name(status), took);
+    }
+    if (status == PYB_E_SHUTDOWN_COMMITTED) {
+        /* Past its point of no return: still ending, or ended since. */
+        atomic_fetch_add(&interps_still_ending, 1);
+        pyb_gil scope = 0;
+        allowed("pyb_interpreter_enter (an interpreter left ending)",
+                pyb_interpreter_enter(interp, &scope), 2, PYB_E_SHUTTING_DOWN, PYB_E_BAD_HANDLE);
     }
     long long before = destroyed_at(interp);
     if (status == PYB_OK && before != 0) {
@@ -505,7 +513,8 @@ struct loan {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pool_slot pool_slots[POOL_SLOTS];
 static struct loan loans[LOAN_SLOTS];
-static atomic_llong pools_made, borrows, returns_elsewhere, pool_timeouts, pool_destroy_timeouts;
+static atomic_llong pools_made, borrows, returns_elsewhere, pool_timeouts, pool_destroy_timeouts,
+    pools_still_ending;
 
 static struct pool_slot pool_at(int slot) {
     pthread_mutex_lock(&pool_lock);
@@ -542,10 +551,20 @@ static void pool_destroy(uint64_t *rng, struct pool_slot taken) {
     long long start = now_ms();
     pyb_status status = pyb_pool_destroy(taken.pool, timeout);
     long long took = now_ms() - start;
-    allowed("pyb_pool_destroy", status, 3, PYB_OK, PYB_E_TIMEOUT, PYB_E_BAD_HANDLE);
+    allowed("pyb_pool_destroy", status, 4, PYB_OK, PYB_E_TIMEOUT, PYB_E_SHUTDOWN_COMMITTED,
+            PYB_E_BAD_HANDLE);
     if (took > (long long)timeout + DEADLINE_SLACK_MS) {
         fail("pyb_pool_destroy(%u ms) returned %s after %lld ms", timeout,
              pyb_status_name(status), took);
+    }
+    if (status == PYB_E_SHUTDOWN_COMMITTED) {
+        /* Its interpreters are ending: it lends nothing, and the slot keeps it
+         * for a later destroy to wait for the end. */
+        atomic_fetch_add(&pools_still_ending, 1);
+        pyb_interpreter lent = 0;
+        allowed("pyb_pool_borrow (a pool left ending)", pyb_pool_borrow(taken.pool, 0, &lent), 2,
+                PYB_E_SHUTTING_DOWN, PYB_E_BAD_HANDLE);
+        return;
     }
     if (status == PYB_E_TIMEOUT) {
         atomic_fetch_add(&pool_destroy_timeouts, 1);
@@ -1654,15 +1673,17 @@ int main(int argc, char **argv) {
            seed, interrupt, python_minor, *skip_list ? ", skipping " : "", skip_list,
            (long long)ops_done, now_ms() - started, (long long)cycles_done, (long long)timeouts,
            (long long)commits, atomic_load(&interrupts_seen), (long long)thread_exits_open);
-    printf("  sub-interpreters: %lld made, %lld destroyed (%lld twice at once), %lld entries; "
-           "%lld handles refused in another interpreter\n",
+    printf("  sub-interpreters: %lld made, %lld destroyed (%lld twice at once, %lld left ending "
+           "at the deadline), %lld entries; %lld handles refused in another interpreter\n",
            (long long)interps_made, (long long)interps_destroyed,
-           (long long)concurrent_double_destroys, (long long)interp_entries,
+           (long long)concurrent_double_destroys, (long long)interps_still_ending,
+           (long long)interp_entries,
            (long long)cross_refusals);
     printf("  pools: %lld made, %lld borrows (%lld timeouts), %lld returned by another thread, "
-           "%lld destroys timed out\n",
+           "%lld destroys timed out, %lld left ending\n",
            (long long)pools_made, (long long)borrows, (long long)pool_timeouts,
-           (long long)returns_elsewhere, (long long)pool_destroy_timeouts);
+           (long long)returns_elsewhere, (long long)pool_destroy_timeouts,
+           (long long)pools_still_ending);
     printf("  views: %lld made, %lld touched, %lld released; %d host memories/objects; %lld "
            "forks\n",
            (long long)views_made, (long long)views_touched, (long long)views_released,

@@ -326,6 +326,20 @@ typedef struct pyb_buffer {
 // (`pyb_buffer_from_host`).
 typedef void (*pyb_free_fn)(void *user_data);
 
+// A result Python awaits and the host delivers later (`pyb_promise_new`),
+// from any thread, with `pyb_promise_resolve` or `pyb_promise_reject`.
+typedef uint64_t pyb_promise;
+
+// Tells the host that nothing awaits `promise` any more before it was
+// completed: the last Python coroutine awaiting it was cancelled (called on
+// that coroutine's event-loop thread), or the engine is ending (called on
+// the engine's thread). At most once per promise, with the GIL held; keep it
+// short and do not release the GIL in it. The host should stop the work
+// (cancel its `CancellationToken`, say) and still complete the promise,
+// which then returns `PYB_E_CANCELLED`, `PYB_E_BAD_HANDLE` or
+// `PYB_E_NOT_INITIALIZED` and ends pybridge's use of `user_data`.
+typedef void (*pyb_promise_cancel_fn)(pyb_promise promise, void *user_data);
+
 // A coroutine submitted with `pyb_task_submit`, for `pyb_task_cancel`.
 typedef uint64_t pyb_task;
 
@@ -1040,6 +1054,56 @@ pyb_status pyb_buffer_from_host(void *data,
                                 pyb_free_fn on_release,
                                 void *user_data,
                                 pyb_object *out);
+
+// Makes a promise: writes to `out_awaitable` a new handle to a Python object
+// that Python code awaits (`await host.fetch(url)`), and to `out` the id
+// with which the host completes it later, from any thread. An async host
+// function returns the awaitable as its result (`PYB_VALUE_OBJECT`) and
+// starts its work; when the work ends, it calls `pyb_promise_resolve` or
+// `pyb_promise_reject` exactly once.
+//
+// Any number of coroutines, on any running asyncio event loop of the main
+// interpreter, may await it; each gets the result (or exception) on its own
+// loop's thread. Awaiting it after its completion returns at once. When the
+// last coroutine awaiting it is cancelled before the host completed it,
+// `on_cancel(promise, user_data)` (may be NULL) is called; also at the
+// engine's end for a promise never completed. `user_data` is the host's:
+// pybridge never frees it, and stops using it once the host's completion
+// call has returned.
+//
+// Main interpreter only, as pybridge's event loop is (`PYB_E_UNSUPPORTED`
+// inside a sub-interpreter scope). Any thread; takes the GIL if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT` (`out_awaitable` or `out`);
+// `PYB_E_UNSUPPORTED`; `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN`;
+// `PYB_E_PYTHON` (the promise's Python class could not be made).
+pyb_status pyb_promise_new(pyb_promise_cancel_fn on_cancel,
+                           void *user_data,
+                           pyb_object *out_awaitable,
+                           pyb_promise *out);
+
+// Completes `promise` with `*value` (a plain value, or an OBJECT handle,
+// which stays the caller's): every coroutine awaiting it gets the value, on
+// its own event loop. Any thread outside sub-interpreter scopes; takes the
+// GIL if needed.
+//
+// Errors: `PYB_E_CANCELLED` (nothing awaited it any more: `on_cancel` was
+// called; the value is dropped, and the promise is done); `PYB_E_BAD_HANDLE`
+// (completed already, from an engine that shut down, or never made; also a
+// bad OBJECT handle in `value`, which leaves the promise pending);
+// `PYB_E_NULL_ARGUMENT`; `PYB_E_INVALID_ARGUMENT` (a malformed value; the
+// promise stays pending); `PYB_E_UNSUPPORTED` (inside a sub-interpreter
+// scope); `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_promise_resolve(pyb_promise promise, const struct pyb_value *value);
+
+// Completes `promise` with an error: every coroutine awaiting it gets
+// `pybridge.HostError(message)` (`message` UTF-8; NULL: "the host rejected
+// the promise"). Any thread outside sub-interpreter scopes; takes the GIL if
+// needed.
+//
+// Errors: as `pyb_promise_resolve`; `PYB_E_INVALID_ARGUMENT` for a message
+// that is not UTF-8 (the promise stays pending).
+pyb_status pyb_promise_reject(pyb_promise promise, const char *message);
 
 // Submits `awaitable` (a coroutine, such as the result of calling an `async
 // def` with `pyb_call`; or an asyncio Task or Future) to pybridge's asyncio

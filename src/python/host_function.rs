@@ -269,6 +269,15 @@ fn host_error_type(py: Python<'_>) -> Result<*mut ffi::PyObject> {
     }
 }
 
+/// A new `pybridge.HostError(message)` instance, for a host's error that
+/// Python receives as a value (a rejected promise) rather than as a raise.
+pub(crate) fn host_error<'py>(py: Python<'py>, message: &str) -> Result<Owned<'py>> {
+    let kind = host_error_type(py)?;
+    let text = Owned::str(py, message)?;
+    // SAFETY: GIL held; a live type and argument.
+    unsafe { Owned::new(py, ffi::PyObject_CallOneArg(kind, text.as_ptr())) }
+}
+
 /// Drops every registration (calling `free_user_data`) and the `HostError`
 /// type before `Py_FinalizeEx`. Engine thread.
 pub(crate) fn on_engine_finalize(py: Python<'_>) {

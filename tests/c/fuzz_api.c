@@ -92,13 +92,14 @@ enum family {
     F_MEMBER_DESTROY, /* of pools: a borrowed member destroyed directly (refused), then returned */
     F_NONE_HANDLES, /* interpreter, pool and task handle 0 ("none") passed in */
     F_CONCURRENT_SUBMITS, /* of tasks: submits from many threads at once (off: one at a time) */
+    F_PROMISES,     /* async host functions: promises awaited by tasks, completed by any thread */
     F_COUNT
 };
 static const char *const family_names[F_COUNT] = {
     "interpreters", "exits", "pools",    "handles",  "buffers",    "host_memory",  "tasks",
     "task_exits",   "fork",  "restarts", "py_threads", "stdlib", "keeper_raises",
     "exit_after_sub", "view_owner_release", "member_destroy", "none_handles",
-    "concurrent_submits"};
+    "concurrent_submits", "promises"};
 static int skipped[F_COUNT];
 
 static int on(enum family family) { return !skipped[family]; }
@@ -1013,11 +1014,12 @@ enum coroutine_kind {
     CORO_SYS_EXIT,     /* calls sys.exit(3) */
     CORO_KEYBOARD,     /* raises KeyboardInterrupt */
     CORO_LOOP_STOP,    /* calls loop.stop(), then returns 42 */
+    CORO_PROMISE,      /* awaits fuzz_api.later(), a promise: 42, HostError, or cancelled */
     CORO_KINDS
 };
 static const char *const coroutine_calls[CORO_KINDS] = {
     "c_return()", "c_sleep()", "c_raise()", "c_long()", "c_swallow()",
-    "c_exit()",   "c_keyboard()", "c_stop()"};
+    "c_exit()",   "c_keyboard()", "c_stop()",  "c_promise()"};
 static const char coroutine_defs[] =
     "import asyncio, random, sys\n"
     "async def c_return():\n"
@@ -1046,7 +1048,10 @@ static const char coroutine_defs[] =
     "async def c_stop():\n"
     "    asyncio.get_running_loop().stop()\n"
     "    await asyncio.sleep(0.001)\n"
-    "    return 42\n";
+    "    return 42\n"
+    "async def c_promise():\n"
+    "    import fuzz_api\n"
+    "    return await fuzz_api.later()\n";
 
 #define TASK_RECORDS 8192
 struct task_record {
@@ -1092,8 +1097,10 @@ static void on_done(pyb_task task, pyb_status status, const pyb_value *result, v
         const char *want = record->kind == CORO_RAISE      ? "ValueError"
                            : record->kind == CORO_SYS_EXIT ? "SystemExit"
                            : record->kind == CORO_KEYBOARD ? "KeyboardInterrupt"
+                           : record->kind == CORO_PROMISE  ? "HostError"
                                                            : "(none)";
-        if (strcmp(type, want) != 0) {
+        if (strcmp(type, want) != 0 &&
+            !(record->kind == CORO_PROMISE && strcmp(type, "pybridge.HostError") == 0)) {
             fail("task %s raised %s", coroutine_calls[record->kind], type);
         }
         break;
@@ -1128,8 +1135,11 @@ static void expect_completion(struct task_record *record, int epoch) {
 /* Submits a coroutine from the thread's current interpreter (only the main
  * one may); now and then waits for a quick one to finish. */
 static void op_task_submit(uint64_t *rng) {
-    int kinds = on(F_TASK_EXITS) ? CORO_KINDS : CORO_SYS_EXIT;
-    enum coroutine_kind kind = (enum coroutine_kind)below(rng, kinds);
+    enum coroutine_kind kind;
+    do {
+        kind = (enum coroutine_kind)below(rng, CORO_KINDS);
+    } while ((!on(F_TASK_EXITS) && kind >= CORO_SYS_EXIT && kind <= CORO_LOOP_STOP) ||
+             (!on(F_PROMISES) && kind == CORO_PROMISE));
     int index = atomic_fetch_add(&task_records_used, 1);
     if (index >= TASK_RECORDS) {
         return;
@@ -1204,6 +1214,94 @@ static void op_task_submit(uint64_t *rng) {
     pthread_mutex_lock(&task_lock);
     task_slots[below(rng, TASK_SLOTS)] = task;
     pthread_mutex_unlock(&task_lock);
+}
+
+/* ---- Promises (async host functions) ------------------------------------------ */
+
+#define PROMISE_RECORDS 8192
+#define PROMISE_SLOTS 16
+/* One per promise made: how often its host heard that nothing awaits it. */
+static atomic_int promise_cancel_calls[PROMISE_RECORDS];
+static atomic_int promise_records_used;
+static atomic_llong promises_made, promises_completed, promises_cancelled, promise_completions[4];
+static pthread_mutex_t promise_lock = PTHREAD_MUTEX_INITIALIZER;
+static pyb_promise promise_slots[PROMISE_SLOTS];
+
+static void on_promise_cancel(pyb_promise promise, void *user_data) {
+    atomic_int *calls = user_data;
+    if (atomic_fetch_add(calls, 1) != 0) {
+        fail("the cancel callback of promise %#llx ran twice", (unsigned long long)promise);
+    }
+    atomic_fetch_add(&promises_cancelled, 1);
+}
+
+/* `fuzz_api.later()`: makes a promise for a worker to complete (or not). */
+static pyb_status later(const pyb_value *args, size_t nargs, pyb_value *result, void *data) {
+    (void)args, (void)nargs, (void)data;
+    int index = atomic_fetch_add(&promise_records_used, 1);
+    if (index >= PROMISE_RECORDS) {
+        pyb_set_error("fuzz: out of promise records");
+        return PYB_E_INVALID_ARGUMENT;
+    }
+    pyb_object awaitable = 0;
+    pyb_promise promise = 0;
+    pyb_status status =
+        pyb_promise_new(on_promise_cancel, &promise_cancel_calls[index], &awaitable, &promise);
+    /* PYB_E_PYTHON: an interrupting shutdown's exception, as for any call that runs Python. */
+    allowed("pyb_promise_new", status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
+    if (status != PYB_OK) {
+        return status;
+    }
+    atomic_fetch_add(&promises_made, 1);
+    pthread_mutex_lock(&promise_lock);
+    promise_slots[(unsigned)index % PROMISE_SLOTS] = promise;
+    pthread_mutex_unlock(&promise_lock);
+    result->tag = PYB_VALUE_OBJECT;
+    result->data.object = awaitable;
+    return PYB_OK;
+}
+
+/* Completes a promise some task awaits (or awaited): resolved with 42, or
+ * rejected, from this worker, now and then from inside a sub-interpreter
+ * (refused there: the promise stays pending for another worker). */
+static void op_promise_complete(uint64_t *rng) {
+    pthread_mutex_lock(&promise_lock);
+    int slot = (int)below(rng, PROMISE_SLOTS);
+    pyb_promise promise = promise_slots[slot];
+    promise_slots[slot] = 0;
+    pthread_mutex_unlock(&promise_lock);
+    if (promise == 0) {
+        return;
+    }
+    pyb_gil sub_scope;
+    pyb_interpreter previous = current_interp;
+    pyb_interpreter interp = on(F_INTERPRETERS) && below(rng, 8) == 0
+                                 ? interp_at(below(rng, INTERP_SLOTS))
+                                 : 0;
+    int inside = interp != 0 && enter_interp(interp, &sub_scope) == PYB_OK;
+    pyb_value value = {.tag = PYB_VALUE_INT, .data.int64 = 42};
+    int rejecting = below(rng, 3) == 0;
+    pyb_status status = rejecting ? pyb_promise_reject(promise, "fuzz rejection")
+                                  : pyb_promise_resolve(promise, &value);
+    if (inside) {
+        allowed("pyb_promise_resolve/reject in a sub-interpreter", status, 2, PYB_E_UNSUPPORTED,
+                PYB_E_SHUTTING_DOWN);
+        allowed("pyb_gil_release (sub-interpreter)", pyb_gil_release(sub_scope), 1, PYB_OK);
+        current_interp = previous;
+        pthread_mutex_lock(&promise_lock);
+        promise_slots[slot] = promise_slots[slot] == 0 ? promise : promise_slots[slot];
+        pthread_mutex_unlock(&promise_lock);
+        return;
+    }
+    allowed("pyb_promise_resolve/reject", status, 6, PYB_OK, PYB_E_CANCELLED, PYB_E_BAD_HANDLE,
+            PYB_E_PYTHON, ENGINE_BUSY);
+    unexpected_python_error("pyb_promise_resolve/reject", status);
+    atomic_fetch_add(&promise_completions[status == PYB_OK            ? 0
+                                          : status == PYB_E_CANCELLED ? 1
+                                          : status == PYB_E_BAD_HANDLE ? 2
+                                                                       : 3],
+                     1);
+    atomic_fetch_add(&promises_completed, 1);
 }
 
 static void op_task_cancel(uint64_t *rng) {
@@ -1463,19 +1561,20 @@ enum op {
     OP_TASK_SUBMIT,
     OP_TASK_CANCEL,
     OP_FORK,
+    OP_PROMISE,
     OP_KINDS
 };
 static const char *const op_names[OP_KINDS] = {
     "main scopes", "interpreter", "thread exit", "pool", "handles", "buffers", "host memory",
-    "task submit", "task cancel", "fork"};
-/* Out of 20. */
-static const int op_weights[OP_KINDS] = {2, 4, 1, 3, 2, 2, 1, 2, 2, 1};
+    "task submit", "task cancel", "fork", "promise complete"};
+/* Out of 21. */
+static const int op_weights[OP_KINDS] = {2, 4, 1, 3, 2, 2, 1, 2, 2, 1, 1};
 static const enum family op_families[OP_KINDS] = {
     F_COUNT, F_INTERPRETERS, F_EXITS, F_POOLS, F_HANDLES, F_BUFFERS, F_HOST_MEMORY, F_TASKS,
-    F_TASKS, F_FORK};
+    F_TASKS, F_FORK, F_PROMISES};
 
 static enum op pick_op(uint64_t *rng) {
-    int roll = below(rng, 20);
+    int roll = below(rng, 21);
     for (int op = 0; op < OP_KINDS; op++) {
         if (roll < op_weights[op]) {
             return op_families[op] == F_COUNT || on(op_families[op]) ? (enum op)op : OP_MAIN;
@@ -1502,6 +1601,7 @@ static void *worker(void *arg) {
         case OP_HOST_MEMORY: in_some_interpreter(&rng, op_host_memory); break;
         case OP_TASK_SUBMIT: op_task_submit(&rng); break;
         case OP_TASK_CANCEL: op_task_cancel(&rng); break;
+        case OP_PROMISE: op_promise_complete(&rng); break;
         case OP_FORK:
             /* A fork costs a few ms: one in ten. */
             if (below(&rng, 10) == 0) {
@@ -1541,6 +1641,8 @@ static void start_engine(void) {
     allowed("pyb_register_function",
             pyb_register_function("fuzz_api", "noop", noop, NULL, registration_free, 0), 1,
             PYB_OK);
+    allowed("pyb_register_function (later)",
+            pyb_register_function("fuzz_api", "later", later, NULL, NULL, 0), 1, PYB_OK);
     atomic_fetch_add(&registrations, 1);
 }
 
@@ -1693,6 +1795,12 @@ int main(int argc, char **argv) {
            (long long)tasks_ok, (long long)tasks_refused, (long long)cancels,
            (long long)loop_checks, (long long)outcomes[0], (long long)outcomes[1],
            (long long)outcomes[2], (long long)outcomes[3]);
+    printf("  promises: %lld made, %lld completions (OK %lld CANCELLED %lld BAD_HANDLE %lld other "
+           "%lld), %lld cancel callbacks\n",
+           (long long)promises_made, (long long)promises_completed,
+           (long long)promise_completions[0], (long long)promise_completions[1],
+           (long long)promise_completions[2], (long long)promise_completions[3],
+           (long long)promises_cancelled);
     printf("fuzz_api: ok\n");
     return 0;
 }

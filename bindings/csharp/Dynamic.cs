@@ -98,25 +98,27 @@ namespace PyBridge
         }
 
         /// <summary>(long)d, (string)d, (PyList)d, ... as <see cref="As{T}"/> converts; this object
-        /// stays usable.</summary>
+        /// stays usable. Reached through <see cref="DynamicPyObject.BindConvert"/>, also for the
+        /// downcasts that the C# binder would otherwise bind statically.</summary>
         public override bool TryConvert(ConvertBinder binder, out object result)
         {
-            if (binder.Type.IsInstanceOfType(this))
-            {
-                result = this;
-                return true;
-            }
-            MethodInfo to = typeof(Values).GetMethod("To", BindingFlags.Static | BindingFlags.NonPublic)
-                .MakeGenericMethod(binder.Type);
-            try
-            {
-                result = to.Invoke(null, new object[] { Clone() });
-            }
-            catch (TargetInvocationException e)
-            {
-                throw e.InnerException;
-            }
+            result = ConvertForBinder(this, binder.Type);
             return true;
+        }
+
+        internal static object ConvertForBinder(PyObject o, Type type)
+        {
+            if (type.IsInstanceOfType(o)) return o;
+            return Values.ConvertObject(o, type);
+        }
+
+        /// <summary>DynamicObject's own meta object asks the language binder first, and C#'s binds
+        /// <c>(PyList)d</c> as a plain downcast (an InvalidCastException at run time, TryConvert
+        /// never called). This one binds every conversion to <see cref="ConvertForBinder"/> and
+        /// leaves every other operation to DynamicObject's.</summary>
+        public override DynamicMetaObject GetMetaObject(Expression parameter)
+        {
+            return new DynamicPyObject(parameter, this, base.GetMetaObject(parameter));
         }
 
         public override IEnumerable<string> GetDynamicMemberNames()
@@ -169,5 +171,42 @@ namespace PyBridge
             { ExpressionType.Negate, "neg" }, { ExpressionType.UnaryPlus, "pos" },
             { ExpressionType.OnesComplement, "invert" },
         };
+    }
+
+    /// <summary>See <see cref="PyObject.GetMetaObject"/>.</summary>
+    sealed class DynamicPyObject : DynamicMetaObject
+    {
+        readonly DynamicMetaObject inner;
+
+        internal DynamicPyObject(Expression expression, PyObject value, DynamicMetaObject inner)
+            : base(expression, BindingRestrictions.Empty, value)
+        {
+            this.inner = inner;
+        }
+
+        static readonly MethodInfo Convert = typeof(PyObject).GetMethod("ConvertForBinder", BindingFlags.Static | BindingFlags.NonPublic);
+
+        public override DynamicMetaObject BindConvert(ConvertBinder binder)
+        {
+            BindingRestrictions restrictions = BindingRestrictions.GetTypeRestriction(Expression, LimitType);
+            Expression self = Expression.Convert(Expression, LimitType);
+            if (binder.Type.IsAssignableFrom(LimitType))
+                return new DynamicMetaObject(Expression.Convert(self, binder.Type), restrictions);
+            Expression call = Expression.Call(Convert, Expression.Convert(self, typeof(PyObject)), Expression.Constant(binder.Type, typeof(Type)));
+            return new DynamicMetaObject(Expression.Convert(call, binder.Type), restrictions);
+        }
+
+        public override DynamicMetaObject BindGetMember(GetMemberBinder binder) { return inner.BindGetMember(binder); }
+        public override DynamicMetaObject BindSetMember(SetMemberBinder binder, DynamicMetaObject value) { return inner.BindSetMember(binder, value); }
+        public override DynamicMetaObject BindDeleteMember(DeleteMemberBinder binder) { return inner.BindDeleteMember(binder); }
+        public override DynamicMetaObject BindGetIndex(GetIndexBinder binder, DynamicMetaObject[] indexes) { return inner.BindGetIndex(binder, indexes); }
+        public override DynamicMetaObject BindSetIndex(SetIndexBinder binder, DynamicMetaObject[] indexes, DynamicMetaObject value) { return inner.BindSetIndex(binder, indexes, value); }
+        public override DynamicMetaObject BindDeleteIndex(DeleteIndexBinder binder, DynamicMetaObject[] indexes) { return inner.BindDeleteIndex(binder, indexes); }
+        public override DynamicMetaObject BindInvokeMember(InvokeMemberBinder binder, DynamicMetaObject[] args) { return inner.BindInvokeMember(binder, args); }
+        public override DynamicMetaObject BindInvoke(InvokeBinder binder, DynamicMetaObject[] args) { return inner.BindInvoke(binder, args); }
+        public override DynamicMetaObject BindCreateInstance(CreateInstanceBinder binder, DynamicMetaObject[] args) { return inner.BindCreateInstance(binder, args); }
+        public override DynamicMetaObject BindUnaryOperation(UnaryOperationBinder binder) { return inner.BindUnaryOperation(binder); }
+        public override DynamicMetaObject BindBinaryOperation(BinaryOperationBinder binder, DynamicMetaObject arg) { return inner.BindBinaryOperation(binder, arg); }
+        public override IEnumerable<string> GetDynamicMemberNames() { return inner.GetDynamicMemberNames(); }
     }
 }

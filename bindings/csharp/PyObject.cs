@@ -272,17 +272,14 @@ namespace PyBridge
             }
         }
 
-        /// <summary>Converts to long, int, double, bool, string, byte[] or PyObject (a clone).</summary>
+        /// <summary>This object as <typeparamref name="T"/>: long, int, BigInteger, double, bool,
+        /// string, byte[], PyObject (a new reference), or a typed view (<see cref="PyList"/>,
+        /// <see cref="PyTuple"/>, <see cref="PySequence"/>, <see cref="PyDict"/>; a new reference
+        /// the caller disposes). This object stays usable. InvalidCastException (naming the
+        /// object's Python type for a view) when it is not one.</summary>
         public T As<T>()
         {
-            if (typeof(T) == typeof(PyObject)) return (T)(object)Clone();
-            if (typeof(T) == typeof(long)) return (T)(object)ToInt64();
-            if (typeof(T) == typeof(int)) return (T)(object)checked((int)ToInt64());
-            if (typeof(T) == typeof(double)) return (T)(object)ToDouble();
-            if (typeof(T) == typeof(bool)) return (T)(object)ToBoolean();
-            if (typeof(T) == typeof(string)) return (T)(object)AsString();
-            if (typeof(T) == typeof(byte[])) return (T)(object)ToBytes();
-            throw new InvalidCastException("PyObject.As<T> does not convert to " + typeof(T).FullName);
+            return (T)Values.ConvertObject(this, typeof(T));
         }
 
         /// <summary>Python's <c>str(x)</c>; for a disposed object, "&lt;disposed PyObject&gt;".</summary>

@@ -168,6 +168,24 @@ namespace PyBridge
         /// <summary>Converts a result to T: plain values directly (int to double allowed,
         /// int64 to int checked), a PyObject through its conversion functions (then disposed),
         /// or any value to a PyObject.</summary>
+        /// <summary>A Python object as <paramref name="t"/> (a PyObject type, a typed view, long,
+        /// int, BigInteger, double, bool, string, byte[], or object), leaving <paramref name="o"/>
+        /// usable: a PyObject result is a new reference the caller owns.</summary>
+        internal static object ConvertObject(PyObject o, Type t)
+        {
+            string viewType = TypedViews.PythonTypeOf(t);
+            if (viewType != null) return TypedViews.Of(o, t, viewType);
+            if (t == typeof(PyObject) || t == typeof(object)) return o.Clone();
+            if (t == typeof(long)) return o.ToInt64();
+            if (t == typeof(BigInteger)) return o.ToBigInteger();
+            if (t == typeof(int)) return checked((int)o.ToInt64());
+            if (t == typeof(double)) return o.ToDouble();
+            if (t == typeof(bool)) return o.ToBoolean();
+            if (t == typeof(string)) return o.AsString();
+            if (t == typeof(byte[])) return o.ToBytes();
+            throw new InvalidCastException("cannot convert a Python object to " + t.FullName);
+        }
+
         internal static T To<T>(object value)
         {
             if (value is T)
@@ -184,27 +202,12 @@ namespace PyBridge
                 throw new InvalidCastException("Python returned None, which cannot convert to " + t.FullName);
             }
             PyObject o = value as PyObject;
-            string viewType = TypedViews.PythonTypeOf(t);
-            if (viewType != null)
-            {
-                if (o == null)
-                    throw new InvalidCastException("cannot convert " + value.GetType().FullName + " (" + value + ") to " + t.FullName);
-                using (o) return (T)(object)TypedViews.Of(o, t, viewType);
-            }
             if (o != null)
             {
-                using (o)
-                {
-                    if (t == typeof(long)) return (T)(object)o.ToInt64();
-                    if (t == typeof(BigInteger)) return (T)(object)o.ToBigInteger();
-                    if (t == typeof(int)) return (T)(object)checked((int)o.ToInt64());
-                    if (t == typeof(double)) return (T)(object)o.ToDouble();
-                    if (t == typeof(bool)) return (T)(object)o.ToBoolean();
-                    if (t == typeof(string)) return (T)(object)o.AsString();
-                    if (t == typeof(byte[])) return (T)(object)o.ToBytes();
-                }
-                throw new InvalidCastException("cannot convert a Python object to " + t.FullName);
+                using (o) return (T)ConvertObject(o, t);
             }
+            if (TypedViews.PythonTypeOf(t) != null)
+                throw new InvalidCastException("cannot convert " + value.GetType().FullName + " (" + value + ") to " + t.FullName);
             if (value is long)
             {
                 long l = (long)value;

@@ -77,3 +77,39 @@ public static partial class Tests
         PyEngine.Shutdown(Ten);
     }
 }
+
+public static partial class Tests
+{
+    [Test]
+    public static void DynamicDowncastsAndTypedViews()
+    {
+        PyEngine.Initialize();
+        dynamic list = PyEngine.Eval<PyObject>("[1, 2, 3]");
+        dynamic dict = PyEngine.Eval<PyObject>("{'a': 1}");
+        dynamic tuple = PyEngine.Eval<PyObject>("(1, 2)");
+        // An explicit cast to a subclass, which the C# binder would bind statically.
+        using (PyList l = (PyList)list) Assert.Equal(3, l.Count, "(PyList)d");
+        using (PyDict d = (PyDict)dict) Assert.Equal(1L, d["a"], "(PyDict)d");
+        using (PyTuple t = (PyTuple)tuple) Assert.Equal(2, t.Count, "(PyTuple)d");
+        using (PySequence s = (PySequence)list) Assert.Equal(3, s.Count, "(PySequence)d");
+        PyObject same = (PyObject)list;
+        Assert.True(object.ReferenceEquals(same, (object)list), "(PyObject)d is d itself");
+        var wrong = Assert.Throws<InvalidCastException>(null, () => { PyList bad = (PyList)dict; bad.Dispose(); }, "a dict is no list");
+        Assert.Contains("'dict', not a list", wrong.Message, "the message names both types");
+        Assert.Equal(false, ((PyObject)list).IsDisposed, "a conversion leaves the object usable");
+        // A statically typed object's typed view.
+        using (PyObject o = PyEngine.Eval<PyObject>("{'k': [1, 2]}"))
+        {
+            using (PyDict view = o.As<PyDict>()) Assert.Equal(1, view.Count, "As<PyDict>");
+            Assert.Equal(false, o.IsDisposed, "As<T> leaves the object usable");
+            var notList = Assert.Throws<InvalidCastException>(null, () => o.As<PyList>().Dispose(), "As<PyList> of a dict");
+            Assert.Contains("'dict', not a list (PyList)", notList.Message, "As<T> names both types");
+            using (PyObject big = PyEngine.Eval<PyObject>("2 ** 70"))
+                Assert.Equal(BigInteger.Pow(2, 70), big.As<BigInteger>(), "As<BigInteger>");
+        }
+        ((PyObject)list).Dispose();
+        ((PyObject)dict).Dispose();
+        ((PyObject)tuple).Dispose();
+        PyEngine.Shutdown(Ten);
+    }
+}

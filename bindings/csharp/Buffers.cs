@@ -219,8 +219,9 @@ namespace PyBridge
     public partial class PyObject
     {
         /// <summary>A view of this object's memory (buffer protocol), without a copy.
-        /// <paramref name="writable"/> requires writable memory. Throws PyBridgeException
-        /// (PYB_E_WRONG_TYPE) for an object without one, or read-only memory when writable.</summary>
+        /// <paramref name="writable"/> requires writable memory. Throws InvalidCastException
+        /// (PYB_E_WRONG_TYPE) for an object without one, or for read-only memory when
+        /// <paramref name="writable"/> is true.</summary>
         public PyBuffer GetBuffer(bool writable = false)
         {
             PybBuffer view = new PybBuffer();

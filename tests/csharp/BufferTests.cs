@@ -1,10 +1,15 @@
 // Zero-copy buffers from C# (bindings/csharp/Buffers.cs): views of Python memory written in
 // place, C# arrays shared with Python, and NumPy (a 100 MB float64 array filled from C#).
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
+using System.IO;
+using System.Reflection;
+using System.Text.RegularExpressions;
 using System.Linq;
 using System.Threading;
 using PyBridge;
+using PyBridge.Interop;
 
 public static partial class Tests
 {
@@ -197,5 +202,39 @@ public static partial class Tests
         for (int i = 0; i < count; i++)
             using (array.GetBuffer(writable: true)) { }
         return watch.Elapsed.TotalMilliseconds * 1e6 / count;
+    }
+}
+
+public static partial class Tests
+{
+    /// <summary>Every doc comment of the binding that names an exception with its status
+    /// ("PyBridgeException (PYB_E_WRONG_TYPE)") names the one PyStatus.ToException makes for
+    /// that status (or a base of it): GetBuffer's promised PyBridgeException, and threw
+    /// InvalidCastException.</summary>
+    [Test]
+    public static void DocCommentsNameTheExceptionsThrown()
+    {
+        var wrong = new List<string>();
+        int checkedCount = 0;
+        foreach (string file in Directory.GetFiles(Path.Combine(Root, "bindings/csharp"), "*.cs").OrderBy(f => f, StringComparer.Ordinal))
+        {
+            // Doc comment lines joined, so a name and its status may sit on two lines.
+            string docs = string.Join(" ", File.ReadAllLines(file).Select(l => l.Trim())
+                .Where(l => l.StartsWith("///", StringComparison.Ordinal)).Select(l => l.Substring(3)));
+            foreach (Match m in Regex.Matches(docs, @"(\w+Exception)\s*\(\s*(PYB_E_[A-Z_]+)"))
+            {
+                FieldInfo constant = typeof(Native).GetField(m.Groups[2].Value);
+                if (constant == null) { wrong.Add(Path.GetFileName(file) + ": unknown " + m.Groups[2].Value); continue; }
+                Exception made = PyStatus.ToException((int)constant.GetValue(null));
+                checkedCount++;
+                bool matches = false;
+                for (Type t = made.GetType(); t != null; t = t.BaseType)
+                    if (t.Name == m.Groups[1].Value) matches = true;
+                if (!matches)
+                    wrong.Add(Path.GetFileName(file) + ": '" + m.Value + ")' but " + m.Groups[2].Value + " is " + made.GetType().Name);
+            }
+        }
+        Assert.Equal("", string.Join("; ", wrong), "doc comments that name the wrong exception");
+        Assert.True(checkedCount > 0, "some doc comment names an exception with its status");
     }
 }

@@ -50,50 +50,59 @@ namespace PyBridge
 
         public override bool TryGetIndex(GetIndexBinder binder, object[] indexes, out object result)
         {
-            result = GetItem(Key(indexes));
+            if (indexes.Length == 1)
+            {
+                result = GetItem(indexes[0]);
+                return true;
+            }
+            using (PyTuple key = NewTuple(indexes)) result = GetItem(key);
             return true;
         }
 
         public override bool TrySetIndex(SetIndexBinder binder, object[] indexes, object value)
         {
-            SetItem(Key(indexes), value);
+            if (indexes.Length == 1)
+            {
+                SetItem(indexes[0], value);
+                return true;
+            }
+            using (PyTuple key = NewTuple(indexes)) SetItem(key, value);
             return true;
         }
 
+        /// <summary>Python's operators (see Operators.cs); == and != are Equals, a bool.</summary>
         public override bool TryBinaryOperation(BinaryOperationBinder binder, object arg, out object result)
         {
+            switch (binder.Operation)
+            {
+                case ExpressionType.Equal: result = Equals(arg); return true;
+                case ExpressionType.NotEqual: result = !Equals(arg); return true;
+            }
             string name;
             if (!BinaryOperators.TryGetValue(binder.Operation, out name))
             {
                 result = null;
                 return false;
             }
-            using (PyObject operators = PyEngine.Import("operator"))
-                result = operators.CallMethod(name, this, arg);
+            result = PythonOperators.Binary(name, this, arg);
             return true;
         }
 
         public override bool TryUnaryOperation(UnaryOperationBinder binder, out object result)
         {
-            return TryUnary(binder.Operation, out result);
-        }
-
-        bool TryUnary(ExpressionType operation, out object result)
-        {
-            switch (operation)
+            switch (binder.Operation)
             {
                 case ExpressionType.IsTrue: result = ToBoolean(); return true;
                 case ExpressionType.IsFalse: result = !ToBoolean(); return true;
                 case ExpressionType.Not: result = !ToBoolean(); return true;
             }
             string name;
-            if (!UnaryOperators.TryGetValue(operation, out name))
+            if (!UnaryOperators.TryGetValue(binder.Operation, out name))
             {
                 result = null;
                 return false;
             }
-            using (PyObject operators = PyEngine.Import("operator"))
-                result = operators.CallMethod(name, this);
+            result = PythonOperators.Unary(name, this);
             return true;
         }
 
@@ -148,12 +157,6 @@ namespace PyBridge
             return first;
         }
 
-        /// <summary>d[i] is d[i]; d[i, j] is d[(i, j)], as in Python.</summary>
-        static object Key(object[] indexes)
-        {
-            return indexes.Length == 1 ? indexes[0] : NewTuple(indexes);
-        }
-
         static readonly Dictionary<ExpressionType, string> BinaryOperators = new Dictionary<ExpressionType, string>
         {
             { ExpressionType.Add, "add" }, { ExpressionType.Subtract, "sub" },
@@ -161,7 +164,6 @@ namespace PyBridge
             { ExpressionType.Modulo, "mod" }, { ExpressionType.And, "and_" },
             { ExpressionType.Or, "or_" }, { ExpressionType.ExclusiveOr, "xor" },
             { ExpressionType.LeftShift, "lshift" }, { ExpressionType.RightShift, "rshift" },
-            { ExpressionType.Equal, "eq" }, { ExpressionType.NotEqual, "ne" },
             { ExpressionType.LessThan, "lt" }, { ExpressionType.LessThanOrEqual, "le" },
             { ExpressionType.GreaterThan, "gt" }, { ExpressionType.GreaterThanOrEqual, "ge" },
         };

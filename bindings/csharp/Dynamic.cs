@@ -6,10 +6,12 @@
 //   dynamic np = PyEngine.Import("numpy");
 //   dynamic a = np.zeros(3);  a[0] = 1.5;  double total = a.sum();
 //
-// Results come back as Call<object> gives them: None, bool, int, float, str and bytes as .NET
-// values (long, double, string, ...), anything else as a PyObject, itself dynamic. A member that
-// PyObject itself declares (Call, Dispose, ToString, GetAttr, ...) wins over a Python attribute of
-// the same name: reach that one with GetAttr("name").
+// Results stay Python objects until converted: a PyObject, itself dynamic (None is null), so
+// m.greet("x").upper() chains; assigning or casting one to a .NET type converts it (string s =
+// m.greet("x")). A plain result (bool, int, float, str, bytes) is deferred: it keeps its .NET
+// value and makes its Python object only if used as one. A member that PyObject itself declares
+// (Call, Dispose, ToString, GetAttr, ...) wins over a Python attribute of the same name: reach
+// that one with GetAttr("name").
 using System;
 using System.Collections.Generic;
 using System.Dynamic;
@@ -22,7 +24,7 @@ namespace PyBridge
     {
         public override bool TryGetMember(GetMemberBinder binder, out object result)
         {
-            result = GetAttr(binder.Name);
+            result = Deferred(GetAttr(binder.Name));
             return true;
         }
 
@@ -36,7 +38,7 @@ namespace PyBridge
         {
             IDictionary<string, object> kwargs;
             object[] positional = SplitNamed(binder.CallInfo, args, out kwargs);
-            result = CallMethodKw(binder.Name, positional, kwargs);
+            result = Deferred(CallMethodKw(binder.Name, positional, kwargs));
             return true;
         }
 
@@ -44,7 +46,7 @@ namespace PyBridge
         {
             IDictionary<string, object> kwargs;
             object[] positional = SplitNamed(binder.CallInfo, args, out kwargs);
-            result = CallKw(positional, kwargs);
+            result = Deferred(CallKw(positional, kwargs));
             return true;
         }
 
@@ -52,10 +54,10 @@ namespace PyBridge
         {
             if (indexes.Length == 1)
             {
-                result = GetItem(indexes[0]);
+                result = Deferred(GetItem(indexes[0]));
                 return true;
             }
-            using (PyTuple key = NewTuple(indexes)) result = GetItem(key);
+            using (PyTuple key = NewTuple(indexes)) result = Deferred(GetItem(key));
             return true;
         }
 

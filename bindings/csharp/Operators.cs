@@ -156,8 +156,7 @@ namespace PyBridge
         /// <summary>A result as a PyObject (null for None): operators give Python objects.</summary>
         internal static PyObject AsObject(object value)
         {
-            if (value == null) return null;
-            return value as PyObject ?? PyObject.From(value);
+            return PyObject.Deferred(value);
         }
 
         /// <summary><c>module.function(*args)</c> through the cached module of the calling

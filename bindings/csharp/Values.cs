@@ -173,6 +173,19 @@ namespace PyBridge
         /// usable: a PyObject result is a new reference the caller owns.</summary>
         internal static object ConvertObject(PyObject o, Type t)
         {
+            object plain;
+            if (o.TryGetPlain(out plain) && t != typeof(object) && t != typeof(PyObject))
+            {
+                // A deferred result: from its .NET value, without making the Python object.
+                if (t.IsInstanceOfType(plain)) return plain;
+                if (plain is long)
+                {
+                    long l = (long)plain;
+                    if (t == typeof(int)) return checked((int)l);
+                    if (t == typeof(double)) return (double)l;
+                    if (t == typeof(BigInteger)) return new BigInteger(l);
+                }
+            }
             string viewType = TypedViews.PythonTypeOf(t);
             if (viewType != null) return TypedViews.Of(o, t, viewType);
             if (t == typeof(PyObject) || t == typeof(object)) return o.Clone();

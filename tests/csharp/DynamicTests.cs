@@ -199,3 +199,56 @@ public static partial class Tests
         PyEngine.Shutdown(Ten);
     }
 }
+
+public static partial class Tests
+{
+    [Test]
+    public static void DynamicResultsChainAndIterate()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run(
+            "import types\n" +
+            "m = types.SimpleNamespace(greet=lambda name: 'hello ' + name, count=lambda: 41, nothing=lambda: None)\n" +
+            "def numbers():\n    yield 1\n    yield 'two'\n    yield None\n");
+        dynamic m = PyEngine.Eval<PyObject>("m");
+        // A str result stays a Python object: its methods chain.
+        Assert.Equal("HELLO X", (string)m.greet("x").upper(), "m.greet(\"x\").upper()");
+        string s = m.greet("x");
+        Assert.Equal("hello x", s, "and converts when assigned to a string");
+        Assert.Equal(6L, (long)m.count().bit_length(), "an int result chains too");
+        long n = m.count();
+        double d = m.count();
+        int i = m.count();
+        Assert.Equal(41L + 41 + 41, n + (long)d + i, "and converts to long, double, int");
+        object none = m.nothing();
+        Assert.True(none == null, "None is null");
+        object greeting = m.greet("y");
+        Assert.True(greeting is PyObject, "a dynamic result is a PyObject, not a .NET string");
+        Assert.Equal("hello y", greeting.ToString(), "str() of it");
+        // foreach over any Python iterable, dynamic or not.
+        dynamic generator = PyEngine.Eval<PyObject>("numbers()");
+        var seen = new List<string>();
+        foreach (dynamic item in generator) seen.Add(item == null ? "None" : (string)item.__repr__());
+        Assert.Equal("1,'two',None", string.Join(",", seen), "foreach over a dynamic generator");
+        using (PyObject range = PyEngine.Eval<PyObject>("range(3)"))
+        {
+            long sum = 0;
+            foreach (PyObject item in range) using (item) sum += item.ToInt64();
+            Assert.Equal(3L, sum, "foreach over a statically typed PyObject");
+            Assert.Equal(3, ((System.Collections.IEnumerable)range).Cast<object>().Count(), "LINQ over IEnumerable");
+        }
+        dynamic text = PyEngine.Eval<PyObject>("'abc'");
+        var letters = new List<string>();
+        foreach (dynamic c in text) letters.Add(((string)c.upper()));
+        Assert.Equal("A,B,C", string.Join(",", letters), "a str iterates its characters, each chaining");
+        // A deferred result disposed: conversions and calls say so.
+        PyObject done = (PyObject)m.greet("z");
+        done.Dispose();
+        Assert.True(done.IsDisposed, "disposed");
+        Assert.Throws<ObjectDisposedException>(null, () => done.As<string>(), "a disposed deferred result converts no more");
+        ((PyObject)m).Dispose();
+        ((PyObject)generator).Dispose();
+        ((PyObject)text).Dispose();
+        PyEngine.Shutdown(Ten);
+    }
+}

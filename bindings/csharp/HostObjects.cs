@@ -164,8 +164,8 @@ namespace PyBridge
         static object AsPythonResult(object result)
         {
             if (result == null || result is PyObject || result is string || result is byte[] ||
-                result is BigInteger || result.GetType().IsPrimitive)
-                return result;
+                result is BigInteger || result.GetType().IsPrimitive || Values.IsCollection(result))
+                return result; // a collection is copied (a list, dict or tuple), as an argument is
             return new HandedOver(PyObject.FromHostObject(result));
         }
     }

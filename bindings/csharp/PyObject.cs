@@ -587,7 +587,7 @@ namespace PyBridge
         internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out ulong obj, string[] kwnames = null)
         {
             PyObject[] temporaries;
-            items = Values.WithBigIntegersAsObjects(items, out temporaries);
+            items = Values.WithPythonObjects(items, out temporaries);
             int count = items.Length;
             int nkw = kwnames == null ? 0 : kwnames.Length;
             int scratchSize = Values.ScratchSize(items, kwnames);

@@ -104,7 +104,7 @@ namespace PyBridge
             }
             catch (Exception e)
             {
-                return Fail(e.GetType().FullName + ": " + e.Message);
+                return Fail(e.GetType().FullName + ": " + e.Message, e);
             }
         }
 
@@ -138,17 +138,47 @@ namespace PyBridge
             result->Object = h;
         }
 
-        private static int Fail(string message)
+        private static int Fail(string message, Exception cause = null)
         {
+            message = message.Replace('\0', ' ');
+            HostFailures.Record(message, cause);
             try
             {
-                Native.pyb_set_error(Utf8.Encode(message.Replace('\0', ' '), "message"));
+                Native.pyb_set_error(Utf8.Encode(message, "message"));
             }
             catch
             {
                 // Encoding cannot fail after the NUL replacement; stay safe regardless.
             }
             return Native.PYB_E_PYTHON;
+        }
+    }
+
+    /// <summary>The .NET exception behind the HostError a host function's failure raised, for the
+    /// PythonException its caller gets (InnerException). Python raises that HostError on the
+    /// thread that ran the host function, and it reaches the C# caller on that thread unless
+    /// Python catches it (an awaited coroutine completes on the event loop's thread, which also
+    /// ran the host function): so the last failure of this thread, matched by its message.</summary>
+    internal static class HostFailures
+    {
+        [ThreadStatic] static string lastMessage;
+        [ThreadStatic] static Exception lastException;
+
+        internal static void Record(string message, Exception exception)
+        {
+            lastMessage = exception == null ? null : message;
+            lastException = exception;
+        }
+
+        /// <summary>The .NET exception of a HostError with this message raised on this thread, or
+        /// null; taken once.</summary>
+        internal static Exception Take(string pythonType, string pythonMessage)
+        {
+            Exception e = lastException;
+            if (e == null || pythonType != "pybridge.HostError" || pythonMessage != lastMessage) return null;
+            lastException = null;
+            lastMessage = null;
+            return e;
         }
     }
 }

@@ -1,5 +1,6 @@
 // Typed host delegates and .NET objects handed to Python (bindings/csharp/HostObjects.cs).
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using PyBridge;
 
@@ -111,6 +112,54 @@ public static partial class Tests
         PyEngine.RegisterFunction("host", "plain", args => args.Length);
         var refused = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.plain(x=1)"), "keywords to a positional function");
         Assert.Equal("TypeError", refused.PythonTypeName, "Python's own TypeError");
+        PyEngine.Shutdown(Ten);
+    }
+}
+
+public static partial class Tests
+{
+    sealed class LedgerException : Exception
+    {
+        public readonly long Account;
+        public LedgerException(long account) : base("account " + account + " is closed") { Account = account; }
+    }
+
+    [Test]
+    public static void HostExceptionsComeBackAsThemselves()
+    {
+        PyEngine.Initialize();
+        var thrown = new List<Exception>();
+        PyEngine.RegisterFunction<long, long>("host", "withdraw", account =>
+        {
+            var e = new LedgerException(account);
+            thrown.Add(e);
+            throw e;
+        });
+        PyEngine.Run("import host\ndef pay(account):\n    return host.withdraw(account) + 1\n");
+        using (PyObject pay = PyEngine.Eval<PyObject>("pay"))
+        {
+            var e = Assert.Throws<PythonException>("PYB_E_PYTHON", () => pay.Call<long>(7L), "not caught in Python");
+            Assert.True(object.ReferenceEquals(thrown[0], e.InnerException), "InnerException is the very exception object: " + e.InnerException);
+            Assert.Equal(7L, ((LedgerException)e.InnerException).Account, "with its own fields");
+            Assert.Equal("pybridge.HostError", e.PythonTypeName, "still a HostError in Python");
+            Assert.Contains("in pay", e.PythonTraceback, "the Python traceback is kept");
+            Assert.Contains("account 7 is closed", e.Message, "and the message");
+        }
+        // Caught in Python: the caller sees Python's own exception, with no stale inner one.
+        PyEngine.Run("def careful(account):\n    try:\n        return host.withdraw(account)\n    except RuntimeError:\n        raise KeyError(account)\n");
+        using (PyObject careful = PyEngine.Eval<PyObject>("careful"))
+        {
+            var e = Assert.Throws<PythonException>("PYB_E_PYTHON", () => careful.Call<long>(8L), "caught and replaced in Python");
+            Assert.Equal("KeyError", e.PythonTypeName, "Python's exception");
+            Assert.True(e.InnerException == null, "no inner exception: " + e.InnerException);
+        }
+        // Through an awaited coroutine, on the event loop's thread.
+        PyEngine.Run("async def pay_later(account):\n    return host.withdraw(account)\n");
+        using (PyObject payLater = PyEngine.Eval<PyObject>("pay_later"))
+        {
+            Exception awaited = Unwrap(payLater.CallAsync<long>(9L), "awaited");
+            Assert.True(object.ReferenceEquals(thrown[2], awaited.InnerException), "awaited: InnerException is the exception: " + awaited);
+        }
         PyEngine.Shutdown(Ten);
     }
 }

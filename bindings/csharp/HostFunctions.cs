@@ -102,6 +102,11 @@ namespace PyBridge
                 WriteResult(r, result);
                 return Native.PYB_OK;
             }
+            catch (HostArgumentException e)
+            {
+                Fail(e.Message); // raised as Python's TypeError, with the message alone
+                return Native.PYB_E_WRONG_TYPE;
+            }
             catch (Exception e)
             {
                 return Fail(e.GetType().FullName + ": " + e.Message, e);

@@ -69,9 +69,10 @@ namespace PyBridge
     {
         /// <summary>Registers <c>module.name</c> as a typed host function: Python's arguments convert
         /// to <typeparamref name="T1"/>.. as <see cref="PyObject.Call{T}"/> results do (host objects
-        /// to the .NET objects they wrap), the result converts back (an object Python has no type for
-        /// goes as a host object). A wrong argument count or type raises <c>pybridge.HostError</c> in
-        /// Python with the .NET exception's message.</summary>
+        /// to the .NET objects they wrap), the result converts back (a collection as a copy, an
+        /// object Python has no type for as a host object). Wrong arguments (too many, unknown,
+        /// missing, of a type that does not convert) raise Python's <c>TypeError</c>, as a Python
+        /// function's do; an exception of the delegate raises <c>pybridge.HostError</c>.</summary>
         public static void RegisterFunction<TResult>(string module, string name, Func<TResult> function, bool releaseGil = false)
         {
             Typed(module, name, function, 0, a => function(), releaseGil);
@@ -123,22 +124,22 @@ namespace PyBridge
                 object[] bound = new object[arity];
                 bool[] given = new bool[arity];
                 if (args.Length > arity)
-                    throw new ArgumentException(qualified + "() takes " + arity + " argument(s), " + args.Length + " given");
+                    throw new HostArgumentException(qualified + "() takes " + arity + " argument(s), " + args.Length + " given");
                 for (int i = 0; i < args.Length; i++) { bound[i] = args[i]; given[i] = true; }
                 if (kwargs != null)
                     foreach (KeyValuePair<string, object> keyword in kwargs)
                     {
                         int at = Array.IndexOf(parameters, keyword.Key);
                         if (at < 0)
-                            throw new ArgumentException(qualified + "() has no parameter '" + keyword.Key + "' (it has " + string.Join(", ", parameters) + ")");
+                            throw new HostArgumentException(qualified + "() has no parameter '" + keyword.Key + "' (it has " + string.Join(", ", parameters) + ")");
                         if (given[at])
-                            throw new ArgumentException(qualified + "() got '" + keyword.Key + "' twice");
+                            throw new HostArgumentException(qualified + "() got '" + keyword.Key + "' twice");
                         bound[at] = keyword.Value;
                         given[at] = true;
                     }
                 int missing = Array.IndexOf(given, false);
                 if (missing >= 0)
-                    throw new ArgumentException(qualified + "() takes " + arity + " argument(s); '" + parameters[missing] + "' is missing");
+                    throw new HostArgumentException(qualified + "() takes " + arity + " argument(s); '" + parameters[missing] + "' is missing");
                 return AsPythonResult(body(bound));
             }, true, releaseGil);
         }
@@ -156,7 +157,7 @@ namespace PyBridge
             try { return Values.To<T>(value); }
             catch (InvalidCastException e)
             {
-                throw new ArgumentException("argument " + (index + 1) + ": " + e.Message, e);
+                throw new HostArgumentException("argument " + (index + 1) + ": " + e.Message, e);
             }
         }
 
@@ -168,6 +169,13 @@ namespace PyBridge
                 return result; // a collection is copied (a list, dict or tuple), as an argument is
             return new HandedOver(PyObject.FromHostObject(result));
         }
+    }
+
+    /// <summary>Arguments a typed host function cannot take: Python gets a TypeError (the
+    /// trampoline returns PYB_E_WRONG_TYPE) with this message.</summary>
+    internal sealed class HostArgumentException : ArgumentException
+    {
+        internal HostArgumentException(string message, Exception inner = null) : base(message, inner) { }
     }
 
     /// <summary>A result whose wrapper the binding made for it alone: the host function's

@@ -74,11 +74,16 @@ public static partial class Tests
         using (PyObject deposit = PyEngine.Eval<PyObject>("host.deposit"))
             Assert.Equal(101L, deposit.Call<long>(handed, 100L), "FromHostObject, then a typed delegate");
         Assert.Equal(101L, mine.Balance, "the same .NET object");
-        // Wrong calls raise HostError in Python with the .NET message.
+        // Wrong calls raise Python's TypeError, as a Python function's do, with the message.
         var wrongCount = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.add(1)"), "one argument of two");
-        Assert.True(wrongCount.Is("pybridge.HostError") && wrongCount.PythonMessage.Contains("host.add() takes 2 argument(s); 'b' is missing"), wrongCount.PythonMessage);
+        Assert.Equal("TypeError", wrongCount.PythonTypeName, "a missing argument");
+        Assert.Equal("host.add() takes 2 argument(s); 'b' is missing", wrongCount.PythonMessage, "its message");
+        var tooMany = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.add(1, 2, 3)"), "three arguments of two");
+        Assert.Equal("TypeError", tooMany.PythonTypeName, "too many arguments");
         var wrongType = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.deposit(1, 2)"), "an int for an Account");
-        Assert.True(wrongType.PythonMessage.Contains("argument 1"), wrongType.PythonMessage);
+        Assert.Equal("TypeError", wrongType.PythonTypeName, "a wrong argument type");
+        Assert.True(wrongType.PythonMessage.StartsWith("argument 1: "), wrongType.PythonMessage);
+        Assert.Equal("TypeError|True", TypeErrorCaughtInPython(), "caught by except TypeError");
         // Python lets go of the Account when it drops the capsule; the GC may then collect it.
         WeakReference weak = WeakHostObject("acct");
         PyEngine.Run("del acct");
@@ -87,6 +92,12 @@ public static partial class Tests
         GC.Collect();
         Assert.Equal(false, weak.IsAlive, "the Account is collectable once Python let go");
         PyEngine.Shutdown(Ten);
+    }
+
+    static string TypeErrorCaughtInPython()
+    {
+        PyEngine.Run("try:\n    host.add('a', 1)\nexcept TypeError as e:\n    caught = f'{type(e).__name__}|{isinstance(e, TypeError)}'\n");
+        return PyEngine.Eval<string>("caught");
     }
 
     [Test]
@@ -103,11 +114,14 @@ public static partial class Tests
         Assert.Equal(1024L, PyEngine.Eval<long>("host.power(2, exponent=10)"), "a typed delegate, a keyword by parameter name");
         Assert.Equal(1000L, PyEngine.Eval<long>("host.power(exponent=3, number=10)"), "keywords only, any order");
         var unknown = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2, power=3)"), "an unknown keyword");
+        Assert.Equal("TypeError", unknown.PythonTypeName, "an unknown keyword is a TypeError");
         Assert.True(unknown.PythonMessage.Contains("has no parameter 'power' (it has number, exponent)"), unknown.PythonMessage);
         var twice = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2, number=3)"), "a parameter twice");
         Assert.True(twice.PythonMessage.Contains("got 'number' twice"), twice.PythonMessage);
         var missing = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2)"), "a parameter missing");
         Assert.True(missing.PythonMessage.Contains("'exponent' is missing"), missing.PythonMessage);
+        Assert.Equal("TypeError", missing.PythonTypeName, "a missing parameter is a TypeError");
+        Assert.Equal("TypeError", twice.PythonTypeName, "a parameter twice is a TypeError");
         // A positional-only function still refuses keywords, as before.
         PyEngine.RegisterFunction("host", "plain", args => args.Length);
         var refused = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.plain(x=1)"), "keywords to a positional function");

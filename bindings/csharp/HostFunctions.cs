@@ -17,6 +17,8 @@ namespace PyBridge
         {
             internal PyHostFunctionWithKeywords Function;
             internal bool Keywords;
+            /// <summary>The binding's own (HostObjectModule), not counted in Count.</summary>
+            internal bool Internal;
         }
 
         private static readonly ConcurrentDictionary<long, Entry> registry = new ConcurrentDictionary<long, Entry>();
@@ -26,7 +28,21 @@ namespace PyBridge
         private static readonly IntPtr trampolinePtr = Marshal.GetFunctionPointerForDelegate(trampoline);
         private static readonly IntPtr freePtr = Marshal.GetFunctionPointerForDelegate(free);
 
-        internal static int Count { get { return registry.Count; } }
+        internal static int Count
+        {
+            get
+            {
+                int n = 0;
+                foreach (KeyValuePair<long, Entry> e in registry) if (!e.Value.Internal) n++;
+                return n;
+            }
+        }
+
+        /// <summary>A host function of the binding itself (not counted in <see cref="Count"/>).</summary>
+        internal static void RegisterInternal(string module, string name, PyHostFunction function)
+        {
+            Register(module, name, (args, kwargs) => function(args), false, false, true);
+        }
 
         internal static void Register(string module, string name, PyHostFunction function, bool releaseGil)
         {
@@ -34,7 +50,8 @@ namespace PyBridge
             Register(module, name, (args, kwargs) => function(args), false, releaseGil);
         }
 
-        internal static void Register(string module, string name, PyHostFunctionWithKeywords function, bool keywords, bool releaseGil)
+        internal static void Register(string module, string name, PyHostFunctionWithKeywords function, bool keywords, bool releaseGil,
+            bool isInternal = false)
         {
             if (function == null) throw new ArgumentNullException("function");
             byte[] m = Utf8.Encode(module, "module");
@@ -42,7 +59,7 @@ namespace PyBridge
             if (m == null) throw new ArgumentNullException("module");
             if (n == null) throw new ArgumentNullException("name");
             long id = Interlocked.Increment(ref nextId);
-            registry[id] = new Entry { Function = function, Keywords = keywords };
+            registry[id] = new Entry { Function = function, Keywords = keywords, Internal = isInternal };
             int status = Native.pyb_register_function(m, n, trampolinePtr, (IntPtr)id, freePtr,
                 (releaseGil ? Native.PYB_FN_RELEASE_GIL : 0) | (keywords ? Native.PYB_FN_KEYWORDS : 0));
             if (status != Native.PYB_OK)

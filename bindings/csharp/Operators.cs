@@ -120,8 +120,9 @@ namespace PyBridge
         }
     }
 
-    /// <summary>Calls into Python's <c>operator</c> and <c>builtins</c> modules, imported once per
-    /// interpreter (a PyObject works only in the interpreter that made it).</summary>
+    /// <summary>Calls into Python's <c>operator</c> and <c>builtins</c> modules (and the binding's
+    /// host-object module), imported once per interpreter (a PyObject works only in the
+    /// interpreter that made it).</summary>
     internal static class PythonOperators
     {
         /// <summary>One imported module in one interpreter.</summary>
@@ -186,7 +187,7 @@ namespace PyBridge
                     Forget(entries[i]); // its interpreter or engine ended
                 }
             }
-            var added = new Cached { Name = module, Module = PyEngine.Import(module) };
+            var added = new Cached { Name = module, Module = module == HostObjectModule.Name ? HostObjectModule.Load() : PyEngine.Import(module) };
             Remember(added);
             return added.Module.CallMethod(function, args);
         }

@@ -56,7 +56,7 @@ public static partial class Tests
         Assert.Equal("grace:0015", PyEngine.Eval<string>("summary"), "three arguments, one a host object");
         Assert.Equal(7L, Interlocked.Read(ref seen), "Action<long>");
         Assert.Equal(10L, PyEngine.Eval<long>("four"), "four arguments");
-        Assert.Equal("PyCapsule", PyEngine.Eval<string>("type(acct).__name__"), "opaque to Python");
+        Assert.Equal("HostObject", PyEngine.Eval<string>("type(acct).__name__"), "a HostObject to Python");
         using (PyObject acct = PyEngine.Eval<PyObject>("acct"))
         {
             object wrapped;
@@ -173,6 +173,58 @@ public static partial class Tests
         {
             Exception awaited = Unwrap(payLater.CallAsync<long>(9L), "awaited");
             Assert.True(object.ReferenceEquals(thrown[2], awaited.InnerException), "awaited: InnerException is the exception: " + awaited);
+        }
+        PyEngine.Shutdown(Ten);
+    }
+}
+
+public static partial class Tests
+{
+    sealed class Money
+    {
+        public readonly long Cents;
+        public Money(long cents) { Cents = cents; }
+        public override bool Equals(object other) { var m = other as Money; return m != null && m.Cents == Cents; }
+        public override int GetHashCode() { return (int)Cents * 7; }
+    }
+
+    [Test]
+    public static void HostObjectsKeepIdentityReprAndEquality()
+    {
+        PyEngine.Initialize();
+        var account = new Account { Owner = "ada", Balance = 1 };
+        PyEngine.RegisterFunction<Account>("host", "the_account", () => account);
+        PyEngine.RegisterFunction<long, Money>("host", "money", cents => new Money(cents));
+        PyEngine.Run("import host\nfirst = host.the_account()\nsecond = host.the_account()\n");
+        Assert.True(PyEngine.Eval<bool>("first is second"), "the same .NET object twice is the same Python object");
+        using (PyObject handed = PyObject.FromHostObject(account))
+        using (PyObject isSame = PyEngine.Eval<PyObject>("lambda x: x is first"))
+            Assert.True(isSame.Call<bool>(handed), "FromHostObject gives that object too");
+        string repr = PyEngine.Eval<string>("repr(first)");
+        Assert.Contains("<.NET Tests+Account object at 0x", repr, "repr names the .NET type");
+        // Equality and hashing follow Equals and GetHashCode.
+        PyEngine.Run("a, b, c = host.money(5), host.money(5), host.money(6)\n");
+        Assert.True(PyEngine.Eval<bool>("a is not b and a == b and a != c"), "== follows Equals");
+        Assert.Equal(35L, PyEngine.Eval<long>("hash(a)"), "hash() is GetHashCode");
+        Assert.Equal(2L, PyEngine.Eval<long>("len({a, b, c})"), "a set keeps one of the equal pair");
+        Assert.True(PyEngine.Eval<bool>("first != a and not (first == 1)"), "different objects and other types are not equal");
+        // Python still passes them back as the .NET objects.
+        PyEngine.RegisterFunction<Money, long>("host", "cents", m => m.Cents);
+        Assert.Equal(6L, PyEngine.Eval<long>("host.cents(c)"), "a HostObject argument arrives as its .NET object");
+        // Dropped by Python, the object may go; its next handing over makes a new HostObject.
+        PyEngine.Run("first_id = id(first)\ndel first, second\n");
+        Assert.Equal("<.NET Tests+Account", PyEngine.Eval<string>("repr(host.the_account())").Substring(0, 19), "handed over again");
+        // Each interpreter has its own HostObject type and table.
+        using (var interpreter = PyInterpreter.Create(sharedGil: true))
+        using (interpreter.Enter())
+        {
+            // Host functions are the main interpreter's: here == is identity.
+            using (PyObject x = PyObject.FromHostObject(account))
+            using (PyObject y = PyObject.FromHostObject(account))
+            using (PyObject m1 = PyObject.FromHostObject(new Money(5)))
+            using (PyObject m2 = PyObject.FromHostObject(new Money(5)))
+            using (PyObject check = PyEngine.Eval<PyObject>("lambda x, y, m1, m2: x is y and type(x).__name__ == 'HostObject' and m1 != m2 and m1 == m1"))
+                Assert.True(check.Call<bool>(x, y, m1, m2), "inside a sub-interpreter: one HostObject per object, == by identity");
         }
         PyEngine.Shutdown(Ten);
     }

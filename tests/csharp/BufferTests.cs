@@ -269,7 +269,10 @@ public static partial class Tests
             "  'q': array.array('q', [-3]), 'i': array.array('i', [-4]), 'f': array.array('f', [0.25]),\n" +
             "  '?': memoryview(bytearray(b'\\x01')).cast('?'), 'c': array.array('H', [0x263A]),\n" +
             "}\n");
-        Func<string, PyBuffer> open = code => PyEngine.Eval<PyObject>("views['" + code + "']").GetBuffer(writable: true);
+        Func<string, PyBuffer> open = code =>
+        {
+            using (PyObject o = PyEngine.Eval<PyObject>("views['" + code + "']")) return o.GetBuffer(writable: true); // the view holds its own export
+        };
         using (PyBuffer v = open("Q")) { var a = new ulong[1]; v.CopyTo(a); Assert.Equal(ulong.MaxValue, a[0], "ulong"); a[0] = 1; v.CopyFrom(a); }
         using (PyBuffer v = open("I")) { var a = new uint[1]; v.CopyTo(a); Assert.Equal(uint.MaxValue, a[0], "uint"); a[0] = 2; v.CopyFrom(a); }
         using (PyBuffer v = open("H")) { var a = new ushort[1]; v.CopyTo(a); Assert.Equal(ushort.MaxValue, a[0], "ushort"); a[0] = 3; v.CopyFrom(a); }

@@ -363,7 +363,8 @@ typedef void (*pyb_task_callback)(pyb_task task,
 // A host function: reads `nargs` arguments from `args`, writes its result to
 // `*result` (preset to None) and returns `PYB_OK`, or returns an error status
 // (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
-// Python. STR/BYTES arguments point into the Python objects and OBJECT
+// Python; `PYB_E_WRONG_TYPE` (arguments it cannot take: unknown, missing, of
+// the wrong type) raises Python's `TypeError` instead. STR/BYTES arguments point into the Python objects and OBJECT
 // arguments are temporary handles: both are valid until the function returns
 // (clone a handle to keep it). A STR/BYTES result must stay valid until the
 // function returns (pybridge copies it then); an OBJECT result handle passes
@@ -1153,7 +1154,8 @@ pyb_status pyb_task_submit(pyb_object awaitable,
 pyb_status pyb_task_cancel(pyb_task task);
 
 // Sets the message of the error the calling host function is about to return:
-// Python sees `pybridge.HostError(message)`. Call it on the thread running the
+// Python sees `pybridge.HostError(message)` (`TypeError(message)` when the
+// status is `PYB_E_WRONG_TYPE`). Call it on the thread running the
 // host function, before returning a non-OK status. The message is copied.
 //
 // Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8).
@@ -1169,7 +1171,8 @@ pyb_status pyb_set_error(const char *message);
 // host function has returned) pybridge calls `free_user_data(user_data)` once
 // if it is not NULL; it must not call into pybridge. On error nothing is
 // registered and `user_data` stays the caller's. A failing call raises
-// `pybridge.HostError` (a `RuntimeError` subclass).
+// `pybridge.HostError` (a `RuntimeError` subclass), or `TypeError` when the
+// function returned `PYB_E_WRONG_TYPE`.
 //
 // Any thread; takes the GIL for the call if needed. Errors:
 // `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8, empty or dotted

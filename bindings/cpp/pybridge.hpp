@@ -1052,7 +1052,8 @@ struct HostFunction {
 // takes `pybridge::Args` and returns void (None), a Value or anything a Value
 // is made from. Its captures live on the heap until the engine shuts down,
 // when the engine thread destroys them. An exception it throws becomes
-// pybridge.HostError(message) in Python (an Error keeps its status). Any thread.
+// pybridge.HostError(message) in Python (an Error keeps its status; one with
+// PYB_E_WRONG_TYPE, such as to_int64() of a str argument, is a TypeError). Any thread.
 template <class F>
 void register_function(const char *module, const char *name, F &&function,
                        GilPolicy policy = GilPolicy::hold) {

@@ -341,23 +341,26 @@ fn finish(
     py: Python<'_>,
     outcome: std::thread::Result<Result<*mut ffi::PyObject>>,
 ) -> *mut ffi::PyObject {
-    let message = match outcome {
+    let (status, message) = match outcome {
         Ok(Ok(result)) => return result,
-        Ok(Err(error)) => error.into_message(),
-        Err(payload) => Error::from_panic(payload).into_message(),
+        Ok(Err(error)) => (error.status, error.into_message()),
+        Err(payload) => (PYB_E_PANIC, Error::from_panic(payload).into_message()),
     };
-    raise_host_error(py, &message);
+    raise_host_error(py, status, &message);
     std::ptr::null_mut()
 }
 
 /// Raises `pybridge.HostError(message)` (or `RuntimeError` once the engine's
-/// type is gone).
-fn raise_host_error(py: Python<'_>, message: &str) {
+/// type is gone); `TypeError(message)` for `PYB_E_WRONG_TYPE`, the status a
+/// host function gives for arguments it cannot take, as Python's own do.
+fn raise_host_error(py: Python<'_>, status: pyb_status, message: &str) {
     let text = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
     // SAFETY: GIL held (the token).
     unsafe {
         let mut kind = HOST.with(py, |state| state.host_error);
-        if kind.is_null() {
+        if status == PYB_E_WRONG_TYPE {
+            kind = ffi::PyExc_TypeError;
+        } else if kind.is_null() {
             kind = ffi::PyExc_RuntimeError;
         }
         ffi::PyErr_SetString(kind, text.as_ptr());

@@ -67,15 +67,17 @@ fn rust_type(c_type: &str) -> &'static str {
         "uint32_t" => "u32",
         "int64_t" => "i64",
         "uint64_t" | "pyb_object" | "pyb_gil" | "pyb_thread_token" | "pyb_interpreter"
-        | "pyb_pool" | "pyb_task" => "u64",
+        | "pyb_pool" | "pyb_task" | "pyb_promise" => "u64",
         "size_t" | "uintptr_t" => "usize",
         "bool" => "bool",
         "double" => "f64",
         "uint8_t" => "u8",
         // Function pointer typedefs: passed as a pointer.
-        "pyb_host_fn" | "pyb_free_fn" | "pyb_log_callback" | "pyb_task_callback" => {
-            "*mut ::std::ffi::c_void"
-        }
+        "pyb_host_fn"
+        | "pyb_free_fn"
+        | "pyb_log_callback"
+        | "pyb_task_callback"
+        | "pyb_promise_cancel_fn" => "*mut ::std::ffi::c_void",
         "void" => "()",
         other => panic!("pybridge.h uses a C type the loader does not know: {other}"),
     }

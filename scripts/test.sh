@@ -8,7 +8,7 @@
 # unpacks it and uses nothing else, and the benchmark runs through it too.
 # The engine tests also run against the image's other CPython versions and, in
 # a Debian sid chroot, CPython 3.14 and 3.15 (scripts/test-sid.sh); the C# tests
-# on Mono and CoreCLR (.NET 8 in the chroot); a short fuzz sweep runs under
+# on Mono, CoreCLR 3.1 and .NET 8; a short fuzz sweep runs under
 # ThreadSanitizer.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -38,7 +38,7 @@ if [ "${PYB_SKIP_BENCH:-0}" != "1" ] && [ -d benches ]; then
   stage "interpreter benchmark" bash scripts/bench-interpreters.sh
 fi
 if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
-  # The C# binding's tests on Mono and CoreCLR (installs both if missing).
+  # The C# binding's tests on Mono, CoreCLR 3.1 and .NET 8 (installs them if missing).
   stage "C# tests" bash scripts/test-csharp.sh
   # The C# sample from the package's NuGet layout, the Python chosen by the option.
   stage "C# sample from the package" bash scripts/test-package-csharp.sh

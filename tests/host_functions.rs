@@ -67,6 +67,10 @@ fn a_failing_host_function_raises_host_error_with_its_message() {
             PYB_E_INVALID_ARGUMENT
         });
         register("host", "fail_quietly", 0, |_, _| PYB_E_TIMEOUT);
+        register("host", "wrong_argument", 0, |_, _| {
+            set_error("wrong_argument() takes an int");
+            PYB_E_WRONG_TYPE
+        });
         register("host", "bad_result", 0, |_, result| {
             *result = pyb_value::from_raw(PYB_VALUE_STR, b"\xff\xfe");
             PYB_OK
@@ -101,6 +105,12 @@ fn a_failing_host_function_raises_host_error_with_its_message() {
             "{}",
             last_error()
         );
+        // PYB_E_WRONG_TYPE: Python's TypeError, as for a Python function's arguments.
+        expect_python(
+            try_eval_in(0, "host.wrong_argument('x')").unwrap_err(),
+            "TypeError",
+        );
+        assert_eq!(python_parts().1, "wrong_argument() takes an int");
         assert_eq!(eval_int("1 + 1"), 2);
     });
 }
@@ -449,7 +459,8 @@ fn host_objects_go_to_python_come_back_and_are_freed_once() {
         exec("import native\nlength = native.describe(kept)\nsame = [kept, kept]");
         assert_eq!(eval_int("length"), 20);
         assert_eq!(eval_text("type(kept).__name__"), "PyCapsule");
-        // Not a host object: an exact status, raised in Python as HostError.
+        // Not a host object: an exact status, which the function returns, raised
+        // in Python as TypeError (a wrong argument type).
         expect_python(
             unsafe {
                 pyb_run(
@@ -458,7 +469,7 @@ fn host_objects_go_to_python_come_back_and_are_freed_once() {
                     0,
                 )
             },
-            "pybridge.HostError",
+            "TypeError",
         );
         let mut pointer = std::ptr::null_mut();
         let plain = object_of("[1]");

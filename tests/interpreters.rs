@@ -1086,3 +1086,130 @@ fn a_state_freed_by_a_destroy_is_held_until_its_thread_attaches_another() {
     });
     ok(shutdown(10_000, 0));
 }
+
+/// A pipe whose read end Python code in an interpreter blocks on at its end
+/// (an atexit function), until the test writes to it: an end that takes as
+/// long as the test says, without timing anything.
+struct Gate {
+    read: i32,
+    write: i32,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        Gate {
+            read: fds[0],
+            write: fds[1],
+        }
+    }
+
+    /// Code that makes the interpreter's end wait for one `open`.
+    fn atexit_code(&self) -> String {
+        format!(
+            "import atexit, os\natexit.register(os.read, {}, 1)\n",
+            self.read
+        )
+    }
+
+    /// Lets `count` waiting ends go on.
+    fn open(&self, count: usize) {
+        let bytes = vec![b'x'; count];
+        assert_eq!(
+            unsafe { libc::write(self.write, bytes.as_ptr().cast(), count) },
+            count as isize
+        );
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        unsafe {
+            libc::close(self.read);
+            libc::close(self.write);
+        }
+    }
+}
+
+/// Asserts that `destroy` returns PYB_E_SHUTDOWN_COMMITTED near its deadline
+/// (the end began and goes on) and returns its message.
+fn assert_left_ending(what: &str, timeout_ms: u32, destroy: impl FnOnce(u32) -> pyb_status) {
+    let started = Instant::now();
+    expect(destroy(timeout_ms), PYB_E_SHUTDOWN_COMMITTED);
+    let waited = elapsed_ms(started);
+    assert!(
+        (timeout_ms as u128..timeout_ms as u128 + 2_000).contains(&waited),
+        "{what}: waited {waited} ms for a {timeout_ms} ms deadline"
+    );
+    let message = last_error();
+    assert!(
+        message.contains("carries on") && message.contains("atexit"),
+        "{what}: {message}"
+    );
+}
+
+#[test]
+fn a_destroy_whose_deadline_passes_while_the_interpreter_ends_returns_and_the_end_carries_on() {
+    within(LIMIT, "a destroy left ending", || {
+        initialize();
+        let gate = Gate::new();
+        for interp in [new_interpreter(), shared_gil_interpreter()] {
+            inside(interp, || exec(&gate.atexit_code()));
+            assert_left_ending("destroy", 100, |ms| pyb_interpreter_destroy(interp, ms));
+            // Past its point of no return: closed to everyone, for good.
+            expect(try_enter(interp), PYB_E_SHUTTING_DOWN);
+            assert_left_ending("a second destroy", 50, |ms| {
+                pyb_interpreter_destroy(interp, ms)
+            });
+            // The engine's shutdown will not finalize under an ending
+            // interpreter: it times out, called off, the engine unchanged.
+            expect(shutdown(200, 0), PYB_E_TIMEOUT);
+            assert!(
+                last_error().contains(&format!("sub-interpreter {interp} is still ending")),
+                "{}",
+                last_error()
+            );
+            assert_eq!(eval_int("6 * 7"), 42);
+            gate.open(1);
+            // The end finishes: a destroy that waits sees it go, or finds it gone.
+            let status = pyb_interpreter_destroy(interp, PYB_TIMEOUT_INFINITE);
+            assert!(
+                status == PYB_OK || status == PYB_E_BAD_HANDLE,
+                "{}: {}",
+                name(status),
+                last_error()
+            );
+            expect(pyb_interpreter_destroy(interp, 0), PYB_E_BAD_HANDLE);
+            expect(try_enter(interp), PYB_E_BAD_HANDLE);
+        }
+        ok(shutdown(10_000, 0));
+    });
+}
+
+#[test]
+fn a_pool_destroy_whose_deadline_passes_while_its_interpreters_end_carries_on() {
+    within(LIMIT, "a pool destroy left ending", || {
+        initialize();
+        let gate = Gate::new();
+        let mut pool = 0;
+        let setup = c(&gate.atexit_code());
+        let status = unsafe { pyb_pool_new(2, setup.as_ptr(), &mut pool) };
+        if !own_gil_supported() {
+            expect(status, PYB_E_UNSUPPORTED);
+            return;
+        }
+        ok(status);
+        assert_left_ending("pool destroy", 100, |ms| pyb_pool_destroy(pool, ms));
+        let mut lent = 0;
+        expect(
+            unsafe { pyb_pool_borrow(pool, 0, &mut lent) },
+            PYB_E_SHUTTING_DOWN,
+        );
+        assert_left_ending("a second pool destroy", 50, |ms| pyb_pool_destroy(pool, ms));
+        gate.open(2);
+        ok(pyb_pool_destroy(pool, PYB_TIMEOUT_INFINITE));
+        expect(pyb_pool_destroy(pool, 0), PYB_E_BAD_HANDLE);
+        ok(shutdown(10_000, 0));
+    });
+}

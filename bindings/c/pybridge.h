@@ -326,6 +326,20 @@ typedef struct pyb_buffer {
 // (`pyb_buffer_from_host`).
 typedef void (*pyb_free_fn)(void *user_data);
 
+// A result Python awaits and the host delivers later (`pyb_promise_new`),
+// from any thread, with `pyb_promise_resolve` or `pyb_promise_reject`.
+typedef uint64_t pyb_promise;
+
+// Tells the host that nothing awaits `promise` any more before it was
+// completed: the last Python coroutine awaiting it was cancelled (called on
+// that coroutine's event-loop thread), or the engine is ending (called on
+// the engine's thread). At most once per promise, with the GIL held; keep it
+// short and do not release the GIL in it. The host should stop the work
+// (cancel its `CancellationToken`, say) and still complete the promise,
+// which then returns `PYB_E_CANCELLED`, `PYB_E_BAD_HANDLE` or
+// `PYB_E_NOT_INITIALIZED` and ends pybridge's use of `user_data`.
+typedef void (*pyb_promise_cancel_fn)(pyb_promise promise, void *user_data);
+
 // A coroutine submitted with `pyb_task_submit`, for `pyb_task_cancel`.
 typedef uint64_t pyb_task;
 
@@ -349,7 +363,8 @@ typedef void (*pyb_task_callback)(pyb_task task,
 // A host function: reads `nargs` arguments from `args`, writes its result to
 // `*result` (preset to None) and returns `PYB_OK`, or returns an error status
 // (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
-// Python. STR/BYTES arguments point into the Python objects and OBJECT
+// Python; `PYB_E_WRONG_TYPE` (arguments it cannot take: unknown, missing, of
+// the wrong type) raises Python's `TypeError` instead. STR/BYTES arguments point into the Python objects and OBJECT
 // arguments are temporary handles: both are valid until the function returns
 // (clone a handle to keep it). A STR/BYTES result must stay valid until the
 // function returns (pybridge copies it then); an OBJECT result handle passes
@@ -694,9 +709,13 @@ pyb_status pyb_interpreter_enter(pyb_interpreter interp, pyb_gil *out);
 //
 // Errors: `PYB_E_WOULD_DEADLOCK` (the caller is inside it; nothing changed);
 // `PYB_E_TIMEOUT` (the message names who is still inside; nothing changed);
-// `PYB_E_BAD_HANDLE` (0, already destroyed, or never made);
-// `PYB_E_INVALID_ARGUMENT` (it belongs to a pool: the message names it;
-// nothing changed); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
+// `PYB_E_SHUTDOWN_COMMITTED` (the deadline passed after the end began:
+// CPython was still running the interpreter's atexit functions and
+// finalizers; the end carries on, the interpreter can no longer be entered,
+// and a later destroy waits for the end, then returns `PYB_OK` or
+// `PYB_E_BAD_HANDLE`); `PYB_E_BAD_HANDLE` (0, already destroyed, or never
+// made); `PYB_E_INVALID_ARGUMENT` (it belongs to a pool: the message names
+// it; nothing changed); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
 pyb_status pyb_interpreter_destroy(pyb_interpreter interp, uint32_t timeout_ms);
 
 // Makes a pool of `count` interpreters with their own GIL and runs
@@ -742,7 +761,10 @@ pyb_status pyb_pool_return(pyb_pool pool, pyb_interpreter interp);
 // borrowed, a thread still inside one, a Python thread still running in one,
 // or another destroy of the pool under way; the message says which; nothing
 // changed: the pool keeps all its interpreters, and every one not borrowed
-// can be borrowed at once); `PYB_E_WOULD_DEADLOCK` (the caller is inside one of its
+// can be borrowed at once); `PYB_E_SHUTDOWN_COMMITTED` (the deadline passed
+// after the interpreters began to end; they end in the background, the pool
+// lends nothing, and a later destroy waits for the end); `PYB_E_WOULD_DEADLOCK`
+// (the caller is inside one of its
 // interpreters; nothing changed); `PYB_E_BAD_HANDLE` (0, destroyed, or never
 // made); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
 pyb_status pyb_pool_destroy(pyb_pool pool, uint32_t timeout_ms);
@@ -1041,6 +1063,56 @@ pyb_status pyb_buffer_from_host(void *data,
                                 void *user_data,
                                 pyb_object *out);
 
+// Makes a promise: writes to `out_awaitable` a new handle to a Python object
+// that Python code awaits (`await host.fetch(url)`), and to `out` the id
+// with which the host completes it later, from any thread. An async host
+// function returns the awaitable as its result (`PYB_VALUE_OBJECT`) and
+// starts its work; when the work ends, it calls `pyb_promise_resolve` or
+// `pyb_promise_reject` exactly once.
+//
+// Any number of coroutines, on any running asyncio event loop of the main
+// interpreter, may await it; each gets the result (or exception) on its own
+// loop's thread. Awaiting it after its completion returns at once. When the
+// last coroutine awaiting it is cancelled before the host completed it,
+// `on_cancel(promise, user_data)` (may be NULL) is called; also at the
+// engine's end for a promise never completed. `user_data` is the host's:
+// pybridge never frees it, and stops using it once the host's completion
+// call has returned.
+//
+// Main interpreter only, as pybridge's event loop is (`PYB_E_UNSUPPORTED`
+// inside a sub-interpreter scope). Any thread; takes the GIL if needed.
+//
+// Errors: `PYB_E_NULL_ARGUMENT` (`out_awaitable` or `out`);
+// `PYB_E_UNSUPPORTED`; `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN`;
+// `PYB_E_PYTHON` (the promise's Python class could not be made).
+pyb_status pyb_promise_new(pyb_promise_cancel_fn on_cancel,
+                           void *user_data,
+                           pyb_object *out_awaitable,
+                           pyb_promise *out);
+
+// Completes `promise` with `*value` (a plain value, or an OBJECT handle,
+// which stays the caller's): every coroutine awaiting it gets the value, on
+// its own event loop. Any thread outside sub-interpreter scopes; takes the
+// GIL if needed.
+//
+// Errors: `PYB_E_CANCELLED` (nothing awaited it any more: `on_cancel` was
+// called; the value is dropped, and the promise is done); `PYB_E_BAD_HANDLE`
+// (completed already, from an engine that shut down, or never made; also a
+// bad OBJECT handle in `value`, which leaves the promise pending);
+// `PYB_E_NULL_ARGUMENT`; `PYB_E_INVALID_ARGUMENT` (a malformed value; the
+// promise stays pending); `PYB_E_UNSUPPORTED` (inside a sub-interpreter
+// scope); `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN`.
+pyb_status pyb_promise_resolve(pyb_promise promise, const struct pyb_value *value);
+
+// Completes `promise` with an error: every coroutine awaiting it gets
+// `pybridge.HostError(message)` (`message` UTF-8; NULL: "the host rejected
+// the promise"). Any thread outside sub-interpreter scopes; takes the GIL if
+// needed.
+//
+// Errors: as `pyb_promise_resolve`; `PYB_E_INVALID_ARGUMENT` for a message
+// that is not UTF-8 (the promise stays pending).
+pyb_status pyb_promise_reject(pyb_promise promise, const char *message);
+
 // Submits `awaitable` (a coroutine, such as the result of calling an `async
 // def` with `pyb_call`; or an asyncio Task or Future) to pybridge's asyncio
 // event loop and writes the task's id to `out`. The loop runs on one daemon
@@ -1109,7 +1181,8 @@ pyb_status pyb_task_cancel(pyb_task task);
 pyb_status pyb_task_check_wait(void);
 
 // Sets the message of the error the calling host function is about to return:
-// Python sees `pybridge.HostError(message)`. Call it on the thread running the
+// Python sees `pybridge.HostError(message)` (`TypeError(message)` when the
+// status is `PYB_E_WRONG_TYPE`). Call it on the thread running the
 // host function, before returning a non-OK status. The message is copied.
 //
 // Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8).
@@ -1125,7 +1198,8 @@ pyb_status pyb_set_error(const char *message);
 // host function has returned) pybridge calls `free_user_data(user_data)` once
 // if it is not NULL; it must not call into pybridge. On error nothing is
 // registered and `user_data` stays the caller's. A failing call raises
-// `pybridge.HostError` (a `RuntimeError` subclass).
+// `pybridge.HostError` (a `RuntimeError` subclass), or `TypeError` when the
+// function returned `PYB_E_WRONG_TYPE`.
 //
 // Any thread; takes the GIL for the call if needed. Errors:
 // `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8, empty or dotted

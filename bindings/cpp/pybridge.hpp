@@ -1078,54 +1078,53 @@ struct is_future : std::false_type {};
 template <class T>
 struct is_future<std::future<T>> : std::true_type {};
 
-// Completes `pending` with what `future` gives (its value, or its exception's
-// message as a HostError); a status from the completion (the task was
-// cancelled, the engine ended) leaves nothing to do.
+// Completes `promise` with what `future` gives (its value, or its exception's
+// message as a HostError); a status from the completion (the awaiting code
+// was cancelled, the engine ended) leaves nothing to do.
 template <class T>
-void complete_pending(pyb_object pending, std::future<T> &future) noexcept {
+void complete_promise(pyb_promise promise, std::future<T> &future) noexcept {
   try {
     if constexpr (std::is_void_v<T>) {
       future.get();
       pyb_value none{};
       none.tag = PYB_VALUE_NONE;
-      (void)pyb_pending_resolve(pending, &none);
+      (void)pyb_promise_resolve(promise, &none);
     } else {
       Value value(future.get());
       pyb_value raw = value.capi();
-      (void)pyb_pending_resolve(pending, &raw);
+      (void)pyb_promise_resolve(promise, &raw);
     }
   } catch (const Error &error) {
-    (void)pyb_pending_reject(pending, error.message().c_str());
+    (void)pyb_promise_reject(promise, error.message().c_str());
   } catch (const std::exception &error) {
-    if (pyb_pending_reject(pending, error.what()) == PYB_E_INVALID_ARGUMENT) {
-      (void)pyb_pending_reject(pending, "C++ exception whose message is not UTF-8");
+    if (pyb_promise_reject(promise, error.what()) == PYB_E_INVALID_ARGUMENT) {
+      (void)pyb_promise_reject(promise, "C++ exception whose message is not UTF-8");
     }
   } catch (...) {
-    (void)pyb_pending_reject(pending, "unknown C++ exception");
+    (void)pyb_promise_reject(promise, "unknown C++ exception");
   }
 }
 
-// What a host function returning std::future<T> gives Python: a pending
-// result (pyb_pending_new) that Python awaits, completed when `future` is
-// ready: at once if it is already, else from a thread of its own that waits
-// for it (one per call still waiting).
+// What a host function returning std::future<T> gives Python: a promise's
+// awaitable (pyb_promise_new), completed when `future` is ready: at once if
+// it is already, else from a thread of its own that waits for it (one per
+// call still waiting).
 template <class T>
-pyb_object pending_result_of(std::future<T> future) {
+pyb_object awaitable_of(std::future<T> future) {
   if (!future.valid()) {
     throw Error(PYB_E_INVALID_ARGUMENT, "the host function returned an empty std::future");
   }
-  pyb_object pending = 0;
-  check(pyb_pending_new(nullptr, nullptr, nullptr, &pending));
-  Object kept(pending);
-  Object returned = kept.clone();
+  pyb_object awaitable = 0;
+  pyb_promise promise = 0;
+  check(pyb_promise_new(nullptr, nullptr, &awaitable, &promise));
   if (future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-    complete_pending(kept.capi(), future);
+    complete_promise(promise, future);
   } else {
-    std::thread([future = std::move(future), kept = std::move(kept)]() mutable {
-      complete_pending(kept.capi(), future);
+    std::thread([future = std::move(future), promise]() mutable {
+      complete_promise(promise, future);
     }).detach();
   }
-  return returned.into_raw();
+  return awaitable;
 }
 
 template <class F>
@@ -1156,7 +1155,7 @@ struct HostFunction {
       } else if constexpr (is_future<R>::value) {
         // pybridge takes over (and releases) an OBJECT result handle.
         result->tag = PYB_VALUE_OBJECT;
-        result->data.object = pending_result_of(invoke(function, args, nargs));
+        result->data.object = awaitable_of(invoke(function, args, nargs));
       } else {
         Value value(invoke(function, args, nargs));
         if (value.kind() == Kind::object) {
@@ -1198,7 +1197,8 @@ struct HostFunction {
 // does not cancel the future (std::future cannot be). Its captures live on the heap until the
 // engine shuts down, when the engine thread destroys them. An exception it
 // throws becomes pybridge.HostError(message) in Python (an Error keeps its
-// status). Any thread.
+// status; one with PYB_E_WRONG_TYPE, such as to_int64() of a str argument, is
+// a TypeError). Any thread.
 template <class F>
 void register_function(const char *module, const char *name, F &&function,
                        GilPolicy policy = GilPolicy::hold) {
@@ -1546,7 +1546,9 @@ class Interpreter {
   Scope enter() const { return Scope(*this); }
 
   // Destroys it now, waiting at most `timeout` for threads inside. Throws
-  // Error: PYB_E_TIMEOUT (unchanged), PYB_E_WOULD_DEADLOCK (called from inside).
+  // Error: PYB_E_TIMEOUT (unchanged), PYB_E_SHUTDOWN_COMMITTED (its end began
+  // and carries on; destroy again to wait for it), PYB_E_WOULD_DEADLOCK
+  // (called from inside).
   template <class Rep, class Period>
   void destroy(std::chrono::duration<Rep, Period> timeout) {
     detail::check(pyb_interpreter_destroy(handle_, detail::to_timeout_ms(timeout)));
@@ -1633,7 +1635,9 @@ class Pool {
     return out;
   }
 
-  // Destroys it now: waits at most `timeout` for leases to end. Throws Error.
+  // Destroys it now: waits at most `timeout` for leases to end. Throws Error
+  // (PYB_E_SHUTDOWN_COMMITTED: the interpreters' end began and carries on;
+  // destroy again to wait for it).
   template <class Rep, class Period>
   void destroy(std::chrono::duration<Rep, Period> timeout) {
     detail::check(pyb_pool_destroy(handle_, detail::to_timeout_ms(timeout)));

@@ -2,6 +2,7 @@
 // loop (a thread pybridge owns) and its outcome completes a Task<T>; a CancellationToken cancels
 // the Python task.
 using System;
+using System.Collections.Generic;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
@@ -21,12 +22,7 @@ namespace PyBridge
         public static Task<T> RunAsync<T>(PyObject awaitable, CancellationToken cancellationToken = default(CancellationToken))
         {
             if (awaitable == null) throw new ArgumentNullException("awaitable");
-            if (cancellationToken.IsCancellationRequested)
-            {
-                var canceled = new TaskCompletionSource<T>();
-                canceled.SetCanceled();
-                return canceled.Task;
-            }
+            if (cancellationToken.IsCancellationRequested) return Canceled<T>(cancellationToken);
             var pending = new PendingTask<T>(cancellationToken);
             GCHandle state = GCHandle.Alloc(pending);
             ulong task;
@@ -41,6 +37,15 @@ namespace PyBridge
             pending.Started(task);
             return pending.Task;
         }
+
+        /// <summary>A task already cancelled by <paramref name="cancellationToken"/> (its
+        /// TaskCanceledException carries the token).</summary>
+        internal static Task<T> Canceled<T>(CancellationToken cancellationToken)
+        {
+            var canceled = new TaskCompletionSource<T>();
+            canceled.TrySetCanceled(cancellationToken);
+            return canceled.Task;
+        }
     }
 
     public partial class PyObject
@@ -52,10 +57,20 @@ namespace PyBridge
             return CallAsync<T>(CancellationToken.None, args);
         }
 
-        /// <summary><see cref="CallAsync{T}(object[])"/> with a token that cancels the Python task.</summary>
+        /// <summary><see cref="CallAsync{T}(object[])"/> with a token that cancels the Python task.
+        /// A token cancelled already calls nothing (no coroutine is made, so none is dropped
+        /// unawaited) and returns a cancelled task; a cancelled task's TaskCanceledException carries
+        /// <paramref name="cancellationToken"/>.</summary>
         public Task<T> CallAsync<T>(CancellationToken cancellationToken, params object[] args)
         {
-            using (PyObject coroutine = Call<PyObject>(args))
+            return CallAsync<T>(args, null, cancellationToken);
+        }
+
+        /// <summary><c>await x(*args, **kwargs)</c> (see <see cref="CallAsync{T}(CancellationToken, object[])"/>).</summary>
+        public Task<T> CallAsync<T>(object[] args, IDictionary<string, object> kwargs, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (cancellationToken.IsCancellationRequested) return PyEngine.Canceled<T>(cancellationToken);
+            using (PyObject coroutine = CallKw<PyObject>(args, kwargs))
                 return PyEngine.RunAsync<T>(coroutine, cancellationToken);
         }
     }
@@ -121,7 +136,11 @@ namespace PyBridge
                 source.TrySetResult(Values.To<T>(Values.FromValue(ref value)));
             }
             else if (status == Native.PYB_E_CANCELLED)
-                source.TrySetCanceled();
+            {
+                // Python may cancel the task itself; the token is the cause only when it fired.
+                if (token.IsCancellationRequested) source.TrySetCanceled(token);
+                else source.TrySetCanceled();
+            }
             else
                 source.TrySetException(PyStatus.ToException(status));
         }

@@ -86,42 +86,90 @@ namespace PyBridge
         /// <summary>Ends the view; a second call does nothing.</summary>
         public void Dispose() { owner.Dispose(); }
 
-        public void CopyTo(double[] destination) { Copy(destination, 8, (p, n) => Marshal.Copy(p, destination, 0, n)); }
-        public void CopyTo(float[] destination) { Copy(destination, 4, (p, n) => Marshal.Copy(p, destination, 0, n)); }
-        public void CopyTo(long[] destination) { Copy(destination, 8, (p, n) => Marshal.Copy(p, destination, 0, n)); }
-        public void CopyTo(int[] destination) { Copy(destination, 4, (p, n) => Marshal.Copy(p, destination, 0, n)); }
-        public void CopyTo(byte[] destination) { Copy(destination, 1, (p, n) => Marshal.Copy(p, destination, 0, n)); }
-        public void CopyFrom(double[] source) { CopyIn(source, 8, (p, n) => Marshal.Copy(source, 0, p, n)); }
-        public void CopyFrom(float[] source) { CopyIn(source, 4, (p, n) => Marshal.Copy(source, 0, p, n)); }
-        public void CopyFrom(long[] source) { CopyIn(source, 8, (p, n) => Marshal.Copy(source, 0, p, n)); }
-        public void CopyFrom(int[] source) { CopyIn(source, 4, (p, n) => Marshal.Copy(source, 0, p, n)); }
-        public void CopyFrom(byte[] source) { CopyIn(source, 1, (p, n) => Marshal.Copy(source, 0, p, n)); }
-
-        void Copy(Array array, int size, Action<IntPtr, int> copy)
+        /// <summary>Copies every item into <paramref name="destination"/>, which has exactly
+        /// <see cref="Count"/> items of <see cref="ItemSize"/> bytes (double, float, long, ulong,
+        /// int, uint, short, ushort, char, byte, sbyte or bool).</summary>
+        public void CopyTo<T>(T[] destination) where T : struct
         {
-            if (array == null) throw new ArgumentNullException("destination");
-            int count = CheckedCount(array, size);
-            copy(Pointer, count);
+            if (destination == null) throw new ArgumentNullException("destination");
+            CheckWhole(destination.LongLength);
+            CopyTo(0, destination, 0, destination.Length);
         }
 
-        void CopyIn(Array array, int size, Action<IntPtr, int> copy)
+        /// <summary>Copies <paramref name="count"/> items from item <paramref name="sourceIndex"/> of
+        /// the buffer to <paramref name="destination"/> from <paramref name="destinationIndex"/>.</summary>
+        public void CopyTo<T>(long sourceIndex, T[] destination, int destinationIndex, int count) where T : struct
         {
-            if (array == null) throw new ArgumentNullException("source");
+            if (destination == null) throw new ArgumentNullException("destination");
+            Copy(destination, destinationIndex, sourceIndex, count, false);
+        }
+
+        /// <summary>Copies <paramref name="source"/>, which has exactly <see cref="Count"/> items of
+        /// <see cref="ItemSize"/> bytes, into the buffer (writable only).</summary>
+        public void CopyFrom<T>(T[] source) where T : struct
+        {
+            if (source == null) throw new ArgumentNullException("source");
             if (ReadOnly) throw new InvalidOperationException("the buffer is read-only");
-            int count = CheckedCount(array, size);
-            copy(Pointer, count);
+            CheckWhole(source.LongLength);
+            CopyFrom(source, 0, 0, source.Length);
         }
 
-        int CheckedCount(Array array, int size)
+        /// <summary>Copies <paramref name="count"/> items of <paramref name="source"/> from
+        /// <paramref name="sourceIndex"/> into the buffer from item <paramref name="destinationIndex"/>.</summary>
+        public void CopyFrom<T>(T[] source, int sourceIndex, long destinationIndex, int count) where T : struct
         {
+            if (source == null) throw new ArgumentNullException("source");
+            if (ReadOnly) throw new InvalidOperationException("the buffer is read-only");
+            Copy(source, sourceIndex, destinationIndex, count, true);
+        }
+
+        void CheckWhole(long length)
+        {
+            if (length != Count)
+                throw new ArgumentException("the buffer holds " + Count + " items, the array " + length);
+        }
+
+        /// <summary>Copies between <paramref name="array"/> (from item <paramref name="arrayIndex"/>)
+        /// and the buffer (from item <paramref name="bufferIndex"/>), in the direction asked.</summary>
+        unsafe void Copy(Array array, int arrayIndex, long bufferIndex, int count, bool intoBuffer)
+        {
+            int size = ElementSize(array.GetType().GetElementType());
             if (!IsContiguous)
                 throw new InvalidOperationException("the buffer is not contiguous; read it through Pointer and Strides");
             if (size != ItemSize)
                 throw new ArgumentException("the buffer holds " + ItemSize + "-byte items (format '" + Format +
                     "'), the array " + size + "-byte ones");
-            if (array.LongLength != Count)
-                throw new ArgumentException("the buffer holds " + Count + " items, the array " + array.LongLength);
-            return checked((int)Count);
+            if (count < 0 || arrayIndex < 0 || bufferIndex < 0)
+                throw new ArgumentOutOfRangeException(count < 0 ? "count" : arrayIndex < 0 ? "arrayIndex" : "bufferIndex", "negative");
+            if ((long)arrayIndex + count > array.LongLength)
+                throw new ArgumentException("the array has " + array.LongLength + " items, not " + arrayIndex + " + " + count);
+            if (bufferIndex + count > Count)
+                throw new ArgumentException("the buffer has " + Count + " items, not " + bufferIndex + " + " + count);
+            if (count == 0) return;
+            long bytes = (long)count * size;
+            GCHandle pin = GCHandle.Alloc(array, GCHandleType.Pinned);
+            try
+            {
+                byte* arrayAt = (byte*)pin.AddrOfPinnedObject() + (long)arrayIndex * size;
+                byte* bufferAt = (byte*)Pointer + bufferIndex * size;
+                if (intoBuffer) Buffer.MemoryCopy(arrayAt, bufferAt, bytes, bytes);
+                else Buffer.MemoryCopy(bufferAt, arrayAt, bytes, bytes);
+            }
+            finally
+            {
+                pin.Free();
+            }
+        }
+
+        /// <summary>Bytes per array element (bool and char as arrays store them, not as
+        /// Marshal.SizeOf says) and the struct format of each supported type.</summary>
+        static int ElementSize(Type t)
+        {
+            if (t == typeof(double) || t == typeof(long) || t == typeof(ulong)) return 8;
+            if (t == typeof(float) || t == typeof(int) || t == typeof(uint)) return 4;
+            if (t == typeof(short) || t == typeof(ushort) || t == typeof(char)) return 2;
+            if (t == typeof(byte) || t == typeof(sbyte) || t == typeof(bool)) return 1;
+            throw new ArgumentException("buffers copy arrays of double, float, long, ulong, int, uint, short, ushort, char, byte, sbyte or bool, not " + t.Name);
         }
 
         /// <summary>Shares a C# array with Python without a copy: returns a memoryview of it (NumPy:
@@ -131,12 +179,13 @@ namespace PyBridge
         /// at the latest at shutdown. Memory a daemon Python thread can still reach at shutdown
         /// (its locals and arguments, the globals of the modules whose functions it runs) is never
         /// released: CPython freezes daemon threads, so the array stays pinned and onRelease never
-        /// runs. Supported items: double, float, long, int, short, byte.</summary>
+        /// runs. Supported items: double, float, long, ulong, int, uint, short, ushort, byte, sbyte,
+        /// bool (as Python's struct formats d f q Q i I h H B b ?).</summary>
         public static PyObject Share<T>(T[] array, bool writable = true, Action onRelease = null) where T : struct
         {
             if (array == null) throw new ArgumentNullException("array");
             string format = FormatOf(typeof(T));
-            int size = Marshal.SizeOf(typeof(T));
+            int size = ElementSize(typeof(T));
             GCHandle pin = GCHandle.Alloc(array, GCHandleType.Pinned);
             return ShareMemory(pin.AddrOfPinnedObject(), (long)array.Length * size, format, size, writable,
                 new Release(pin, onRelease));
@@ -175,10 +224,15 @@ namespace PyBridge
             if (t == typeof(double)) return "d";
             if (t == typeof(float)) return "f";
             if (t == typeof(long)) return "q";
+            if (t == typeof(ulong)) return "Q";
             if (t == typeof(int)) return "i";
+            if (t == typeof(uint)) return "I";
             if (t == typeof(short)) return "h";
+            if (t == typeof(ushort)) return "H";
             if (t == typeof(byte)) return "B";
-            throw new ArgumentException("Share supports double, float, long, int, short and byte arrays, not " + t.Name);
+            if (t == typeof(sbyte)) return "b";
+            if (t == typeof(bool)) return "?";
+            throw new ArgumentException("Share supports double, float, long, ulong, int, uint, short, ushort, byte, sbyte and bool arrays, not " + t.Name);
         }
 
         /// <summary>What a share holds until Python lets go.</summary>
@@ -219,8 +273,9 @@ namespace PyBridge
     public partial class PyObject
     {
         /// <summary>A view of this object's memory (buffer protocol), without a copy.
-        /// <paramref name="writable"/> requires writable memory. Throws PyBridgeException
-        /// (PYB_E_WRONG_TYPE) for an object without one, or read-only memory when writable.</summary>
+        /// <paramref name="writable"/> requires writable memory. Throws InvalidCastException
+        /// (PYB_E_WRONG_TYPE) for an object without one, or for read-only memory when
+        /// <paramref name="writable"/> is true.</summary>
         public PyBuffer GetBuffer(bool writable = false)
         {
             PybBuffer view = new PybBuffer();

@@ -99,24 +99,38 @@ namespace PyBridge
             if (t == typeof(PyList)) return "list";
             if (t == typeof(PyTuple)) return "tuple";
             if (t == typeof(PyDict)) return "dict";
+            if (t == typeof(PySequence)) return "list or tuple";
             return null;
         }
 
         /// <summary>A typed view of <paramref name="o"/>'s object (a new handle; <paramref name="o"/> is
         /// left to the caller). InvalidCastException when the object is not a <paramref name="pythonType"/>
         /// (subclasses are fine).</summary>
-        internal static PyObject Of(PyObject o, Type t, string pythonType)
+        internal static PyObject Of(PyObject o, Type wanted, string pythonType)
         {
+            Type t = wanted;
+            string actual = null;
             using (PyObject builtins = PyEngine.Import("builtins"))
-            using (PyObject type = builtins.GetAttr<PyObject>(pythonType))
             using (PyObject isinstance = builtins.GetAttr<PyObject>("isinstance"))
             {
-                if (!isinstance.Call<bool>(o, type))
+                if (t == typeof(PySequence))
                 {
-                    string actual;
-                    using (PyObject cls = o.GetAttr<PyObject>("__class__")) actual = cls.GetAttr<string>("__name__");
-                    throw new InvalidCastException("the object is a '" + actual + "', not a " + pythonType + " (" + t.Name + ")");
+                    using (PyObject list = builtins.GetAttr<PyObject>("list"))
+                        if (isinstance.Call<bool>(o, list)) t = typeof(PyList);
+                    using (PyObject tuple = builtins.GetAttr<PyObject>("tuple"))
+                        if (t == typeof(PySequence) && isinstance.Call<bool>(o, tuple)) t = typeof(PyTuple);
+                    if (t == typeof(PySequence)) pythonType = "list or tuple";
                 }
+                else
+                {
+                    using (PyObject type = builtins.GetAttr<PyObject>(pythonType))
+                        if (!isinstance.Call<bool>(o, type)) t = null;
+                }
+            }
+            if (t == null || t == typeof(PySequence))
+            {
+                using (PyObject cls = o.GetAttr<PyObject>("__class__")) actual = cls.GetAttr<string>("__name__");
+                throw new InvalidCastException("the object is a '" + actual + "', not a " + pythonType + " (" + wanted.Name + ")");
             }
             ulong raw = o.CloneRaw();
             if (t == typeof(PyList)) return new PyList(raw);

@@ -6,10 +6,12 @@
 //   dynamic np = PyEngine.Import("numpy");
 //   dynamic a = np.zeros(3);  a[0] = 1.5;  double total = a.sum();
 //
-// Results come back as Call<object> gives them: None, bool, int, float, str and bytes as .NET
-// values (long, double, string, ...), anything else as a PyObject, itself dynamic. A member that
-// PyObject itself declares (Call, Dispose, ToString, GetAttr, ...) wins over a Python attribute of
-// the same name: reach that one with GetAttr("name").
+// Results stay Python objects until converted: a PyObject, itself dynamic (None is null), so
+// m.greet("x").upper() chains; assigning or casting one to a .NET type converts it (string s =
+// m.greet("x")). A plain result (bool, int, float, str, bytes) is deferred: it keeps its .NET
+// value and makes its Python object only if used as one. A member that PyObject itself declares
+// (Call, Dispose, ToString, GetAttr, ...) wins over a Python attribute of the same name: reach
+// that one with GetAttr("name").
 using System;
 using System.Collections.Generic;
 using System.Dynamic;
@@ -22,7 +24,7 @@ namespace PyBridge
     {
         public override bool TryGetMember(GetMemberBinder binder, out object result)
         {
-            result = GetAttr(binder.Name);
+            result = Deferred(GetAttr(binder.Name));
             return true;
         }
 
@@ -36,7 +38,7 @@ namespace PyBridge
         {
             IDictionary<string, object> kwargs;
             object[] positional = SplitNamed(binder.CallInfo, args, out kwargs);
-            result = CallMethodKw(binder.Name, positional, kwargs);
+            result = Deferred(CallMethodKw(binder.Name, positional, kwargs));
             return true;
         }
 
@@ -44,79 +46,90 @@ namespace PyBridge
         {
             IDictionary<string, object> kwargs;
             object[] positional = SplitNamed(binder.CallInfo, args, out kwargs);
-            result = CallKw(positional, kwargs);
+            result = Deferred(CallKw(positional, kwargs));
             return true;
         }
 
         public override bool TryGetIndex(GetIndexBinder binder, object[] indexes, out object result)
         {
-            result = GetItem(Key(indexes));
+            if (indexes.Length == 1)
+            {
+                result = Deferred(GetItem(indexes[0]));
+                return true;
+            }
+            using (PyTuple key = NewTuple(indexes)) result = Deferred(GetItem(key));
             return true;
         }
 
         public override bool TrySetIndex(SetIndexBinder binder, object[] indexes, object value)
         {
-            SetItem(Key(indexes), value);
+            if (indexes.Length == 1)
+            {
+                SetItem(indexes[0], value);
+                return true;
+            }
+            using (PyTuple key = NewTuple(indexes)) SetItem(key, value);
             return true;
         }
 
+        /// <summary>Python's operators (see Operators.cs); == and != are Equals, a bool.</summary>
         public override bool TryBinaryOperation(BinaryOperationBinder binder, object arg, out object result)
         {
+            switch (binder.Operation)
+            {
+                case ExpressionType.Equal: result = Equals(arg); return true;
+                case ExpressionType.NotEqual: result = !Equals(arg); return true;
+            }
             string name;
             if (!BinaryOperators.TryGetValue(binder.Operation, out name))
             {
                 result = null;
                 return false;
             }
-            using (PyObject operators = PyEngine.Import("operator"))
-                result = operators.CallMethod(name, this, arg);
+            result = PythonOperators.Binary(name, this, arg);
             return true;
         }
 
         public override bool TryUnaryOperation(UnaryOperationBinder binder, out object result)
         {
-            return TryUnary(binder.Operation, out result);
-        }
-
-        bool TryUnary(ExpressionType operation, out object result)
-        {
-            switch (operation)
+            switch (binder.Operation)
             {
                 case ExpressionType.IsTrue: result = ToBoolean(); return true;
                 case ExpressionType.IsFalse: result = !ToBoolean(); return true;
                 case ExpressionType.Not: result = !ToBoolean(); return true;
             }
             string name;
-            if (!UnaryOperators.TryGetValue(operation, out name))
+            if (!UnaryOperators.TryGetValue(binder.Operation, out name))
             {
                 result = null;
                 return false;
             }
-            using (PyObject operators = PyEngine.Import("operator"))
-                result = operators.CallMethod(name, this);
+            result = PythonOperators.Unary(name, this);
             return true;
         }
 
         /// <summary>(long)d, (string)d, (PyList)d, ... as <see cref="As{T}"/> converts; this object
-        /// stays usable.</summary>
+        /// stays usable. Reached through <see cref="DynamicPyObject.BindConvert"/>, also for the
+        /// downcasts that the C# binder would otherwise bind statically.</summary>
         public override bool TryConvert(ConvertBinder binder, out object result)
         {
-            if (binder.Type.IsInstanceOfType(this))
-            {
-                result = this;
-                return true;
-            }
-            MethodInfo to = typeof(Values).GetMethod("To", BindingFlags.Static | BindingFlags.NonPublic)
-                .MakeGenericMethod(binder.Type);
-            try
-            {
-                result = to.Invoke(null, new object[] { Clone() });
-            }
-            catch (TargetInvocationException e)
-            {
-                throw e.InnerException;
-            }
+            result = ConvertForBinder(this, binder.Type);
             return true;
+        }
+
+        internal static object ConvertForBinder(PyObject o, Type type)
+        {
+            if (type.IsInstanceOfType(o)) return o;
+            return Values.ConvertObject(o, type);
+        }
+
+        /// <summary>DynamicObject's own meta object asks the language binder first, and C#'s binds
+        /// <c>(PyList)d</c> as a plain downcast (an InvalidCastException at run time, TryConvert
+        /// never called). This one binds every conversion to <see cref="ConvertForBinder"/> and
+        /// leaves every other operation to DynamicObject's.</summary>
+        public override DynamicMetaObject GetMetaObject(Expression parameter)
+        {
+            return new DynamicPyObject(parameter, this, base.GetMetaObject(parameter));
         }
 
         public override IEnumerable<string> GetDynamicMemberNames()
@@ -146,12 +159,6 @@ namespace PyBridge
             return first;
         }
 
-        /// <summary>d[i] is d[i]; d[i, j] is d[(i, j)], as in Python.</summary>
-        static object Key(object[] indexes)
-        {
-            return indexes.Length == 1 ? indexes[0] : NewTuple(indexes);
-        }
-
         static readonly Dictionary<ExpressionType, string> BinaryOperators = new Dictionary<ExpressionType, string>
         {
             { ExpressionType.Add, "add" }, { ExpressionType.Subtract, "sub" },
@@ -159,7 +166,6 @@ namespace PyBridge
             { ExpressionType.Modulo, "mod" }, { ExpressionType.And, "and_" },
             { ExpressionType.Or, "or_" }, { ExpressionType.ExclusiveOr, "xor" },
             { ExpressionType.LeftShift, "lshift" }, { ExpressionType.RightShift, "rshift" },
-            { ExpressionType.Equal, "eq" }, { ExpressionType.NotEqual, "ne" },
             { ExpressionType.LessThan, "lt" }, { ExpressionType.LessThanOrEqual, "le" },
             { ExpressionType.GreaterThan, "gt" }, { ExpressionType.GreaterThanOrEqual, "ge" },
         };
@@ -169,5 +175,42 @@ namespace PyBridge
             { ExpressionType.Negate, "neg" }, { ExpressionType.UnaryPlus, "pos" },
             { ExpressionType.OnesComplement, "invert" },
         };
+    }
+
+    /// <summary>See <see cref="PyObject.GetMetaObject"/>.</summary>
+    sealed class DynamicPyObject : DynamicMetaObject
+    {
+        readonly DynamicMetaObject inner;
+
+        internal DynamicPyObject(Expression expression, PyObject value, DynamicMetaObject inner)
+            : base(expression, BindingRestrictions.Empty, value)
+        {
+            this.inner = inner;
+        }
+
+        static readonly MethodInfo Convert = typeof(PyObject).GetMethod("ConvertForBinder", BindingFlags.Static | BindingFlags.NonPublic);
+
+        public override DynamicMetaObject BindConvert(ConvertBinder binder)
+        {
+            BindingRestrictions restrictions = BindingRestrictions.GetTypeRestriction(Expression, LimitType);
+            Expression self = Expression.Convert(Expression, LimitType);
+            if (binder.Type.IsAssignableFrom(LimitType))
+                return new DynamicMetaObject(Expression.Convert(self, binder.Type), restrictions);
+            Expression call = Expression.Call(Convert, Expression.Convert(self, typeof(PyObject)), Expression.Constant(binder.Type, typeof(Type)));
+            return new DynamicMetaObject(Expression.Convert(call, binder.Type), restrictions);
+        }
+
+        public override DynamicMetaObject BindGetMember(GetMemberBinder binder) { return inner.BindGetMember(binder); }
+        public override DynamicMetaObject BindSetMember(SetMemberBinder binder, DynamicMetaObject value) { return inner.BindSetMember(binder, value); }
+        public override DynamicMetaObject BindDeleteMember(DeleteMemberBinder binder) { return inner.BindDeleteMember(binder); }
+        public override DynamicMetaObject BindGetIndex(GetIndexBinder binder, DynamicMetaObject[] indexes) { return inner.BindGetIndex(binder, indexes); }
+        public override DynamicMetaObject BindSetIndex(SetIndexBinder binder, DynamicMetaObject[] indexes, DynamicMetaObject value) { return inner.BindSetIndex(binder, indexes, value); }
+        public override DynamicMetaObject BindDeleteIndex(DeleteIndexBinder binder, DynamicMetaObject[] indexes) { return inner.BindDeleteIndex(binder, indexes); }
+        public override DynamicMetaObject BindInvokeMember(InvokeMemberBinder binder, DynamicMetaObject[] args) { return inner.BindInvokeMember(binder, args); }
+        public override DynamicMetaObject BindInvoke(InvokeBinder binder, DynamicMetaObject[] args) { return inner.BindInvoke(binder, args); }
+        public override DynamicMetaObject BindCreateInstance(CreateInstanceBinder binder, DynamicMetaObject[] args) { return inner.BindCreateInstance(binder, args); }
+        public override DynamicMetaObject BindUnaryOperation(UnaryOperationBinder binder) { return inner.BindUnaryOperation(binder); }
+        public override DynamicMetaObject BindBinaryOperation(BinaryOperationBinder binder, DynamicMetaObject arg) { return inner.BindBinaryOperation(binder, arg); }
+        public override IEnumerable<string> GetDynamicMemberNames() { return inner.GetDynamicMemberNames(); }
     }
 }

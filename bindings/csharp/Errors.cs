@@ -7,7 +7,9 @@ namespace PyBridge
 {
     /// <summary>A Python exception raised by code pybridge ran: the Python type name,
     /// <c>str(exception)</c> and the formatted Python traceback. <see cref="Exception.Message"/>
-    /// is pybridge's message (type, text and traceback).</summary>
+    /// is pybridge's message (type, text and traceback). When a host function's .NET exception
+    /// raised it (a <c>pybridge.HostError</c> Python did not catch), that very exception object is
+    /// the <see cref="Exception.InnerException"/>.</summary>
     public class PythonException : Exception
     {
         public string PythonTypeName { get; private set; }
@@ -25,7 +27,13 @@ namespace PyBridge
 
         public PythonException(string message, string typeName, string pythonMessage, string traceback,
             IReadOnlyList<string> pythonTypes, PyObject value)
-            : base(message)
+            : this(message, typeName, pythonMessage, traceback, pythonTypes, value, null) { }
+
+        /// <summary>With the .NET exception that caused it (a host function's, which Python did
+        /// not catch) as <see cref="Exception.InnerException"/>.</summary>
+        public PythonException(string message, string typeName, string pythonMessage, string traceback,
+            IReadOnlyList<string> pythonTypes, PyObject value, Exception innerException)
+            : base(message, innerException)
         {
             PythonTypeName = typeName;
             PythonMessage = pythonMessage;
@@ -146,8 +154,12 @@ namespace PyBridge
             switch (status)
             {
                 case Native.PYB_E_PYTHON:
-                    e = new PythonException(message, LastError.PythonType, LastError.PythonMessage, LastError.PythonTraceback,
-                        LastError.PythonTypes.Split(new[] { '\n' }, StringSplitOptions.RemoveEmptyEntries), LastError.TakeException());
+                    {
+                        string type = LastError.PythonType, text = LastError.PythonMessage;
+                        e = new PythonException(message, type, text, LastError.PythonTraceback,
+                            LastError.PythonTypes.Split(new[] { '\n' }, StringSplitOptions.RemoveEmptyEntries), LastError.TakeException(),
+                            HostFailures.Take(type, text));
+                    }
                     break;
                 case Native.PYB_E_TIMEOUT:
                 case Native.PYB_E_SHUTDOWN_COMMITTED:

@@ -17,6 +17,8 @@ namespace PyBridge
         {
             internal PyHostFunctionWithKeywords Function;
             internal bool Keywords;
+            /// <summary>The binding's own (HostObjectModule), not counted in Count.</summary>
+            internal bool Internal;
         }
 
         private static readonly ConcurrentDictionary<long, Entry> registry = new ConcurrentDictionary<long, Entry>();
@@ -26,7 +28,21 @@ namespace PyBridge
         private static readonly IntPtr trampolinePtr = Marshal.GetFunctionPointerForDelegate(trampoline);
         private static readonly IntPtr freePtr = Marshal.GetFunctionPointerForDelegate(free);
 
-        internal static int Count { get { return registry.Count; } }
+        internal static int Count
+        {
+            get
+            {
+                int n = 0;
+                foreach (KeyValuePair<long, Entry> e in registry) if (!e.Value.Internal) n++;
+                return n;
+            }
+        }
+
+        /// <summary>A host function of the binding itself (not counted in <see cref="Count"/>).</summary>
+        internal static void RegisterInternal(string module, string name, PyHostFunction function)
+        {
+            Register(module, name, (args, kwargs) => function(args), false, false, true);
+        }
 
         internal static void Register(string module, string name, PyHostFunction function, bool releaseGil)
         {
@@ -34,7 +50,8 @@ namespace PyBridge
             Register(module, name, (args, kwargs) => function(args), false, releaseGil);
         }
 
-        internal static void Register(string module, string name, PyHostFunctionWithKeywords function, bool keywords, bool releaseGil)
+        internal static void Register(string module, string name, PyHostFunctionWithKeywords function, bool keywords, bool releaseGil,
+            bool isInternal = false)
         {
             if (function == null) throw new ArgumentNullException("function");
             byte[] m = Utf8.Encode(module, "module");
@@ -42,7 +59,7 @@ namespace PyBridge
             if (m == null) throw new ArgumentNullException("module");
             if (n == null) throw new ArgumentNullException("name");
             long id = Interlocked.Increment(ref nextId);
-            registry[id] = new Entry { Function = function, Keywords = keywords };
+            registry[id] = new Entry { Function = function, Keywords = keywords, Internal = isInternal };
             int status = Native.pyb_register_function(m, n, trampolinePtr, (IntPtr)id, freePtr,
                 (releaseGil ? Native.PYB_FN_RELEASE_GIL : 0) | (keywords ? Native.PYB_FN_KEYWORDS : 0));
             if (status != Native.PYB_OK)
@@ -102,9 +119,14 @@ namespace PyBridge
                 WriteResult(r, result);
                 return Native.PYB_OK;
             }
+            catch (HostArgumentException e)
+            {
+                Fail(e.Message); // raised as Python's TypeError, with the message alone
+                return Native.PYB_E_WRONG_TYPE;
+            }
             catch (Exception e)
             {
-                return Fail(e.GetType().FullName + ": " + e.Message);
+                return Fail(e.GetType().FullName + ": " + e.Message, e);
             }
         }
 
@@ -138,17 +160,47 @@ namespace PyBridge
             result->Object = h;
         }
 
-        private static int Fail(string message)
+        private static int Fail(string message, Exception cause = null)
         {
+            message = message.Replace('\0', ' ');
+            HostFailures.Record(message, cause);
             try
             {
-                Native.pyb_set_error(Utf8.Encode(message.Replace('\0', ' '), "message"));
+                Native.pyb_set_error(Utf8.Encode(message, "message"));
             }
             catch
             {
                 // Encoding cannot fail after the NUL replacement; stay safe regardless.
             }
             return Native.PYB_E_PYTHON;
+        }
+    }
+
+    /// <summary>The .NET exception behind the HostError a host function's failure raised, for the
+    /// PythonException its caller gets (InnerException). Python raises that HostError on the
+    /// thread that ran the host function, and it reaches the C# caller on that thread unless
+    /// Python catches it (an awaited coroutine completes on the event loop's thread, which also
+    /// ran the host function): so the last failure of this thread, matched by its message.</summary>
+    internal static class HostFailures
+    {
+        [ThreadStatic] static string lastMessage;
+        [ThreadStatic] static Exception lastException;
+
+        internal static void Record(string message, Exception exception)
+        {
+            lastMessage = exception == null ? null : message;
+            lastException = exception;
+        }
+
+        /// <summary>The .NET exception of a HostError with this message raised on this thread, or
+        /// null; taken once.</summary>
+        internal static Exception Take(string pythonType, string pythonMessage)
+        {
+            Exception e = lastException;
+            if (e == null || pythonType != "pybridge.HostError" || pythonMessage != lastMessage) return null;
+            lastException = null;
+            lastMessage = null;
+            return e;
         }
     }
 }

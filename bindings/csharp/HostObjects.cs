@@ -5,23 +5,41 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.IO;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Text;
+using System.Threading;
 using PyBridge.Interop;
 
 namespace PyBridge
 {
     public partial class PyObject
     {
-        /// <summary>Hands a .NET object to Python as an opaque object (a capsule) that Python can
-        /// keep and pass back, for example to a host function, which then gets the .NET object
-        /// again. The object stays alive while Python holds it; it is let go when Python drops it
-        /// (at the latest at shutdown). One exception: an object a daemon Python thread can still
-        /// reach at shutdown (its locals and arguments, the globals of the modules whose functions
-        /// it runs) is never let go, since CPython freezes daemon threads.</summary>
+        /// <summary>Hands a .NET object to Python as a <c>HostObject</c> that Python can keep and pass
+        /// back, for example to a host function, which then gets the .NET object again. While
+        /// Python holds it, the same .NET object gives the same Python object (<c>is</c> holds);
+        /// its <c>repr</c> names the .NET type, and <c>==</c> and <c>hash()</c> follow the object's
+        /// Equals and GetHashCode. The object stays alive while Python holds it; it is let go
+        /// when Python drops it (at the latest at shutdown). One exception: an object a daemon
+        /// Python thread can still reach at shutdown (its locals and arguments, the globals of
+        /// the modules whose functions it runs) is never let go, since CPython freezes daemon
+        /// threads.</summary>
         public static PyObject FromHostObject(object value)
         {
             if (value == null) throw new ArgumentNullException("value");
+            long key = HostObjectModule.KeyOf(value);
+            object held = PythonOperators.Call(HostObjectModule.Name, "lookup", key);
+            if (held != null) return (PyObject)held;
+            using (PyObject capsule = NewCapsule(value))
+                return (PyObject)PythonOperators.Call(HostObjectModule.Name, "wrap", key, capsule, value.GetType().FullName);
+        }
+
+        /// <summary>A bare capsule holding <paramref name="value"/> through a GCHandle, freed when
+        /// Python frees the capsule.</summary>
+        static PyObject NewCapsule(object value)
+        {
             GCHandle handle = GCHandle.Alloc(value);
             ulong raw;
             int status = Native.pyb_host_object_new(GCHandle.ToIntPtr(handle), FreeHostObject, out raw);
@@ -36,6 +54,16 @@ namespace PyBridge
         /// <summary>The .NET object this Python object wraps (made by <see cref="FromHostObject"/>),
         /// or false when it is not one.</summary>
         public bool TryGetHostObject(out object value)
+        {
+            if (TryGetCapsuleObject(out value)) return true;
+            if (!HostObjectModule.EverUsed) return false; // no HostObject can exist: ask nothing
+            object capsule = PythonOperators.Call(HostObjectModule.Name, "capsule_of", this);
+            if (capsule == null) return false;
+            using (var c = (PyObject)capsule)
+                return c.TryGetCapsuleObject(out value);
+        }
+
+        bool TryGetCapsuleObject(out object value)
         {
             IntPtr pointer;
             int status;
@@ -69,9 +97,10 @@ namespace PyBridge
     {
         /// <summary>Registers <c>module.name</c> as a typed host function: Python's arguments convert
         /// to <typeparamref name="T1"/>.. as <see cref="PyObject.Call{T}"/> results do (host objects
-        /// to the .NET objects they wrap), the result converts back (an object Python has no type for
-        /// goes as a host object). A wrong argument count or type raises <c>pybridge.HostError</c> in
-        /// Python with the .NET exception's message.</summary>
+        /// to the .NET objects they wrap), the result converts back (a collection as a copy, an
+        /// object Python has no type for as a host object). Wrong arguments (too many, unknown,
+        /// missing, of a type that does not convert) raise Python's <c>TypeError</c>, as a Python
+        /// function's do; an exception of the delegate raises <c>pybridge.HostError</c>.</summary>
         public static void RegisterFunction<TResult>(string module, string name, Func<TResult> function, bool releaseGil = false)
         {
             Typed(module, name, function, 0, a => function(), releaseGil);
@@ -123,22 +152,22 @@ namespace PyBridge
                 object[] bound = new object[arity];
                 bool[] given = new bool[arity];
                 if (args.Length > arity)
-                    throw new ArgumentException(qualified + "() takes " + arity + " argument(s), " + args.Length + " given");
+                    throw new HostArgumentException(qualified + "() takes " + arity + " argument(s), " + args.Length + " given");
                 for (int i = 0; i < args.Length; i++) { bound[i] = args[i]; given[i] = true; }
                 if (kwargs != null)
                     foreach (KeyValuePair<string, object> keyword in kwargs)
                     {
                         int at = Array.IndexOf(parameters, keyword.Key);
                         if (at < 0)
-                            throw new ArgumentException(qualified + "() has no parameter '" + keyword.Key + "' (it has " + string.Join(", ", parameters) + ")");
+                            throw new HostArgumentException(qualified + "() has no parameter '" + keyword.Key + "' (it has " + string.Join(", ", parameters) + ")");
                         if (given[at])
-                            throw new ArgumentException(qualified + "() got '" + keyword.Key + "' twice");
+                            throw new HostArgumentException(qualified + "() got '" + keyword.Key + "' twice");
                         bound[at] = keyword.Value;
                         given[at] = true;
                     }
                 int missing = Array.IndexOf(given, false);
                 if (missing >= 0)
-                    throw new ArgumentException(qualified + "() takes " + arity + " argument(s); '" + parameters[missing] + "' is missing");
+                    throw new HostArgumentException(qualified + "() takes " + arity + " argument(s); '" + parameters[missing] + "' is missing");
                 return AsPythonResult(body(bound));
             }, true, releaseGil);
         }
@@ -156,7 +185,7 @@ namespace PyBridge
             try { return Values.To<T>(value); }
             catch (InvalidCastException e)
             {
-                throw new ArgumentException("argument " + (index + 1) + ": " + e.Message, e);
+                throw new HostArgumentException("argument " + (index + 1) + ": " + e.Message, e);
             }
         }
 
@@ -164,10 +193,102 @@ namespace PyBridge
         static object AsPythonResult(object result)
         {
             if (result == null || result is PyObject || result is string || result is byte[] ||
-                result is BigInteger || result.GetType().IsPrimitive)
-                return result;
+                result is BigInteger || result.GetType().IsPrimitive || Values.IsCollection(result))
+                return result; // a collection is copied (a list, dict or tuple), as an argument is
             return new HandedOver(PyObject.FromHostObject(result));
         }
+    }
+
+    /// <summary>The Python side of host objects (host_objects.py, embedded in the assembly), set up
+    /// once per interpreter as the module <c>_pybridge_dotnet</c>, with the host functions it
+    /// calls for Equals and GetHashCode.</summary>
+    internal static class HostObjectModule
+    {
+        internal const string Name = "_pybridge_dotnet";
+        const string HostModule = "_pybridge_dotnet_host";
+
+        /// <summary>A key per .NET object (by reference), stable while the object lives.</summary>
+        sealed class Key
+        {
+            internal long Value;
+        }
+
+        static readonly ConditionalWeakTable<object, Key> keys = new ConditionalWeakTable<object, Key>();
+        static long lastKey;
+        static volatile bool everUsed;
+
+        /// <summary>Whether a HostObject was ever made in this process.</summary>
+        internal static bool EverUsed { get { return everUsed; } }
+
+        internal static long KeyOf(object value)
+        {
+            everUsed = true;
+            return keys.GetValue(value, _ => new Key { Value = Interlocked.Increment(ref lastKey) }).Value;
+        }
+
+        static string source;
+
+        static string Source
+        {
+            get
+            {
+                if (source == null)
+                    using (Stream stream = typeof(HostObjectModule).Assembly.GetManifestResourceStream("PyBridge.host_objects.py"))
+                    using (var reader = new StreamReader(stream, new UTF8Encoding(false)))
+                        source = reader.ReadToEnd();
+                return source;
+            }
+        }
+
+        /// <summary>The module in the calling thread's interpreter, set up on first use there.</summary>
+        internal static PyObject Load()
+        {
+            using (PyObject sys = PyEngine.Import("sys"))
+            using (PyObject modules = sys.GetAttr<PyObject>("modules"))
+            {
+                object existing = modules.CallMethod("get", Name);
+                if (existing != null) return (PyObject)existing;
+            }
+            try
+            {
+                HostFunctions.RegisterInternal(HostModule, "equals", args => Unwrap(args[0]).Equals(Unwrap(args[1])));
+                HostFunctions.RegisterInternal(HostModule, "hash_of", args => (long)Unwrap(args[0]).GetHashCode());
+            }
+            catch (NotSupportedException)
+            {
+                // A sub-interpreter (host functions are the main interpreter's): host_objects.py
+                // then compares by identity.
+            }
+            using (PyScope scope = PyEngine.NewScope())
+            {
+                scope.SetItem("source", Source);
+                scope.SetItem("name", Name);
+                scope.Run("import sys, types\n" +
+                          "module = types.ModuleType(name)\n" +
+                          "exec(compile(source, 'host_objects.py', 'exec'), module.__dict__)\n" +
+                          "module = sys.modules.setdefault(name, module)\n");
+                return scope.GetItem<PyObject>("module");
+            }
+        }
+
+        /// <summary>The .NET object of a capsule argument (the host function's to dispose).</summary>
+        static object Unwrap(object argument)
+        {
+            using (var capsule = (PyObject)argument)
+            {
+                object value;
+                if (!capsule.TryGetHostObject(out value))
+                    throw new HostArgumentException("not a .NET host object");
+                return value;
+            }
+        }
+    }
+
+    /// <summary>Arguments a typed host function cannot take: Python gets a TypeError (the
+    /// trampoline returns PYB_E_WRONG_TYPE) with this message.</summary>
+    internal sealed class HostArgumentException : ArgumentException
+    {
+        internal HostArgumentException(string message, Exception inner = null) : base(message, inner) { }
     }
 
     /// <summary>A result whose wrapper the binding made for it alone: the host function's

@@ -48,7 +48,9 @@ namespace PyBridge
         }
 
         /// <summary>Destroys it, waiting at most <paramref name="timeout"/> for threads inside:
-        /// <see cref="PyTimeoutException"/> after that (it is unchanged); from inside it,
+        /// <see cref="PyTimeoutException"/> after that (it is unchanged; or, with
+        /// <c>Committed</c> true, its end began and carries on: it can no longer be entered, and
+        /// <c>Destroy</c> again waits for the end); from inside it,
         /// <see cref="PyWouldDeadlockException"/>.</summary>
         public void Destroy(TimeSpan timeout)
         {
@@ -159,7 +161,9 @@ namespace PyBridge
         }
 
         /// <summary>Destroys the pool and its interpreters, waiting at most
-        /// <paramref name="timeout"/> for leases to end (<see cref="PyTimeoutException"/>: unchanged).</summary>
+        /// <paramref name="timeout"/> for leases to end (<see cref="PyTimeoutException"/>: unchanged;
+        /// with <c>Committed</c> true, the interpreters' end began and carries on, and
+        /// <c>Destroy</c> again waits for it).</summary>
         public void Destroy(TimeSpan timeout)
         {
             if (handle == 0) return;

@@ -3,6 +3,7 @@ using System.Collections;
 using System.Collections.Generic;
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Threading;
 using PyBridge.Interop;
 
 namespace PyBridge
@@ -35,13 +36,62 @@ namespace PyBridge
     /// <summary>A reference to a Python object. Dispose it (or let the GC finalize it) to release
     /// the reference; every member may be called from any thread, with or without a GIL scope
     /// (pybridge takes the GIL for each call when the thread does not hold it).</summary>
-    public partial class PyObject : IDisposable
+    public partial class PyObject : IDisposable, IEnumerable
     {
-        internal readonly PyObjectHandle Handle;
+        // Null while a deferred object has not needed its Python object yet (see Deferred).
+        PyObjectHandle handle;
+        // The .NET value of a deferred object: a plain result (bool, long, double, string,
+        // byte[]) of a dynamic operation. Python's values of these types are immutable, so the
+        // value stays right after the object is made.
+        readonly object plain;
 
         internal PyObject(ulong raw)
         {
-            Handle = new PyObjectHandle(raw);
+            handle = new PyObjectHandle(raw);
+        }
+
+        PyObject(object plain)
+        {
+            this.plain = plain;
+        }
+
+        /// <summary>A plain result of a dynamic operation as a PyObject (null for None) that makes
+        /// its Python object only when used as one: <c>string s = m.greet("x")</c> costs no
+        /// second call and leaves no handle for the finalizer, while <c>m.greet("x").upper()</c>
+        /// works. The object is made in the interpreter of the thread that first needs it, as a
+        /// plain argument would be.</summary>
+        internal static PyObject Deferred(object value)
+        {
+            if (value == null) return null;
+            return value as PyObject ?? new PyObject(value);
+        }
+
+        /// <summary>The handle, made now for a deferred object.</summary>
+        internal PyObjectHandle Handle
+        {
+            get
+            {
+                PyObjectHandle h = Volatile.Read(ref handle);
+                return h ?? Materialize();
+            }
+        }
+
+        PyObjectHandle Materialize()
+        {
+            ulong raw;
+            Ops.Run(Ops.Op.FromValue, null, new object[] { plain }, null, out raw);
+            var made = new PyObjectHandle(raw);
+            PyObjectHandle first = Interlocked.CompareExchange(ref handle, made, null);
+            if (first == null) return made;
+            made.Dispose(); // another thread made it first (or disposed this object)
+            return first;
+        }
+
+        /// <summary>The .NET value of a deferred object, when this is one and not disposed.</summary>
+        internal bool TryGetPlain(out object value)
+        {
+            value = plain;
+            return plain != null && !IsDisposed;
         }
 
         /// <summary>The SafeHandle behind this object.</summary>
@@ -54,18 +104,42 @@ namespace PyBridge
             return Handle.Raw;
         }
 
-        public bool IsDisposed { get { return Handle.IsClosed; } }
+        public bool IsDisposed
+        {
+            get
+            {
+                PyObjectHandle h = Volatile.Read(ref handle);
+                return h != null && h.IsClosed;
+            }
+        }
 
         /// <summary>Releases the reference; a second call does nothing.</summary>
         public void Dispose()
         {
-            Handle.Dispose();
+            PyObjectHandle h = Volatile.Read(ref handle);
+            if (h == null)
+            {
+                // Deferred and never made: leave a closed handle, so any later use is disposed.
+                var closed = new PyObjectHandle(0);
+                closed.Dispose();
+                h = Interlocked.CompareExchange(ref handle, closed, null);
+                if (h == null) return;
+            }
+            h.Dispose();
         }
 
         internal void ThrowIfDisposed()
         {
-            if (Handle.IsClosed)
+            if (IsDisposed)
                 throw new ObjectDisposedException("PyObject", "PyObject was disposed");
+        }
+
+        /// <summary><c>foreach</c> over <c>iter(x)</c> for any Python iterable (also through
+        /// <c>dynamic</c>): each item a PyObject as dynamic results are (null for None), yours to
+        /// dispose. The typed views enumerate converted items instead (see <see cref="Iterate"/>).</summary>
+        IEnumerator IEnumerable.GetEnumerator()
+        {
+            foreach (object item in Iterate()) yield return Deferred(item);
         }
 
         /// <summary>The one way native calls use a PyObject's handle: AddRef on creation, Release
@@ -272,17 +346,14 @@ namespace PyBridge
             }
         }
 
-        /// <summary>Converts to long, int, double, bool, string, byte[] or PyObject (a clone).</summary>
+        /// <summary>This object as <typeparamref name="T"/>: long, int, BigInteger, double, bool,
+        /// string, byte[], PyObject (a new reference), or a typed view (<see cref="PyList"/>,
+        /// <see cref="PyTuple"/>, <see cref="PySequence"/>, <see cref="PyDict"/>; a new reference
+        /// the caller disposes). This object stays usable. InvalidCastException (naming the
+        /// object's Python type for a view) when it is not one.</summary>
         public T As<T>()
         {
-            if (typeof(T) == typeof(PyObject)) return (T)(object)Clone();
-            if (typeof(T) == typeof(long)) return (T)(object)ToInt64();
-            if (typeof(T) == typeof(int)) return (T)(object)checked((int)ToInt64());
-            if (typeof(T) == typeof(double)) return (T)(object)ToDouble();
-            if (typeof(T) == typeof(bool)) return (T)(object)ToBoolean();
-            if (typeof(T) == typeof(string)) return (T)(object)AsString();
-            if (typeof(T) == typeof(byte[])) return (T)(object)ToBytes();
-            throw new InvalidCastException("PyObject.As<T> does not convert to " + typeof(T).FullName);
+            return (T)Values.ConvertObject(this, typeof(T));
         }
 
         /// <summary>Python's <c>str(x)</c>; for a disposed object, "&lt;disposed PyObject&gt;".</summary>
@@ -291,6 +362,7 @@ namespace PyBridge
         public override string ToString()
         {
             if (IsDisposed) return "<disposed PyObject>";
+            if (plain is string) return (string)plain;
             try
             {
                 return CallMethod<string>("__str__");
@@ -515,7 +587,7 @@ namespace PyBridge
         internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out ulong obj, string[] kwnames = null)
         {
             PyObject[] temporaries;
-            items = Values.WithBigIntegersAsObjects(items, out temporaries);
+            items = Values.WithPythonObjects(items, out temporaries);
             int count = items.Length;
             int nkw = kwnames == null ? 0 : kwnames.Length;
             int scratchSize = Values.ScratchSize(items, kwnames);

@@ -1,4 +1,7 @@
 using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Reflection;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using PyBridge.Interop;
@@ -108,7 +111,7 @@ namespace PyBridge
             if (item is uint) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (uint)item; return; }
             if (item is BigInteger)
             {
-                // Ops.Run turned larger ones into PyObjects first (WithBigIntegersAsObjects).
+                // Ops.Run turned larger ones into PyObjects first (WithPythonObjects).
                 v->Tag = Native.PYB_VALUE_INT; v->Int64 = (long)(BigInteger)item; return;
             }
             if (item is ulong)
@@ -118,29 +121,104 @@ namespace PyBridge
                 v->Tag = Native.PYB_VALUE_INT; v->Int64 = (long)u; return;
             }
             throw new ArgumentException("cannot pass a " + item.GetType().FullName +
-                " to Python: use null, bool, an integer type, double, float, string, byte[] or PyObject");
+                " to Python: use null, bool, an integer type, double, float, string, byte[], a collection" +
+                " (array, list, dictionary, IEnumerable, tuple) or PyObject");
         }
 
-        /// <summary>Returns <paramref name="items"/>, or a copy in which each BigInteger outside int64
-        /// is a new Python int (listed in <paramref name="temporaries"/>, which the caller disposes).</summary>
-        internal static object[] WithBigIntegersAsObjects(object[] items, out PyObject[] temporaries)
+        /// <summary>Returns <paramref name="items"/>, or a copy in which each value that pyb_value
+        /// cannot carry is a new Python object (listed in <paramref name="temporaries"/>, which the
+        /// caller disposes): a BigInteger outside int64 an int, and .NET collections copies (see
+        /// <see cref="CollectionToPython"/>).</summary>
+        internal static object[] WithPythonObjects(object[] items, out PyObject[] temporaries)
         {
             temporaries = null;
             object[] copy = items;
-            for (int i = 0; i < items.Length; i++)
+            try
             {
-                if (!(items[i] is BigInteger)) continue;
-                BigInteger b = (BigInteger)items[i];
-                if (b >= long.MinValue && b <= long.MaxValue) continue;
-                if (copy == items)
+                for (int i = 0; i < items.Length; i++)
                 {
-                    copy = (object[])items.Clone();
-                    temporaries = new PyObject[items.Length];
+                    PyObject made;
+                    object item = items[i];
+                    if (item is BigInteger)
+                    {
+                        BigInteger b = (BigInteger)item;
+                        if (b >= long.MinValue && b <= long.MaxValue) continue;
+                        made = PyObject.From(b);
+                    }
+                    else
+                    {
+                        made = CollectionToPython(item);
+                        if (made == null) continue;
+                    }
+                    if (copy == items)
+                    {
+                        copy = (object[])items.Clone();
+                        temporaries = new PyObject[items.Length];
+                    }
+                    temporaries[i] = made;
+                    copy[i] = made;
                 }
-                temporaries[i] = PyObject.From(b);
-                copy[i] = temporaries[i];
+            }
+            catch
+            {
+                if (temporaries != null)
+                    foreach (PyObject t in temporaries)
+                        if (t != null) t.Dispose();
+                throw;
             }
             return copy;
+        }
+
+        /// <summary>Whether <see cref="CollectionToPython"/> copies values of this type.</summary>
+        internal static bool IsCollection(object item)
+        {
+            // Exactly byte[]: the runtime lets an sbyte[] pass `is byte[]` too.
+            if (item == null || item is string || item.GetType() == typeof(byte[]) || item is PyObject) return false;
+            return item is IEnumerable || IsTuple(item.GetType());
+        }
+
+        /// <summary>A copy of a .NET collection as a new Python object, or null when
+        /// <paramref name="item"/> is none: a dictionary (IDictionary) a dict, a ValueTuple or Tuple
+        /// a tuple, any other IEnumerable (arrays of every element type but byte, which is bytes;
+        /// List&lt;T&gt;, LINQ sequences) a list. Items convert as arguments do, nested collections
+        /// too. For an array without a copy, pass <see cref="PyBuffer.Share{T}"/>'s memoryview.</summary>
+        internal static PyObject CollectionToPython(object item)
+        {
+            if (!IsCollection(item)) return null;
+            IDictionary dictionary = item as IDictionary;
+            if (dictionary != null) return PyObject.NewDict(dictionary);
+            if (IsTuple(item.GetType())) return PyObject.NewTuple(TupleItems(item));
+            var list = new List<object>();
+            foreach (object element in (IEnumerable)item) list.Add(element);
+            return PyObject.NewList(list.ToArray());
+        }
+
+        static bool IsTuple(Type t)
+        {
+            if (!t.IsGenericType) return false;
+            string name = t.GetGenericTypeDefinition().FullName;
+            return name.StartsWith("System.ValueTuple`", StringComparison.Ordinal) ||
+                   name.StartsWith("System.Tuple`", StringComparison.Ordinal);
+        }
+
+        /// <summary>Item1, Item2, ... and the items of Rest (tuples of eight or more).</summary>
+        static object[] TupleItems(object tuple)
+        {
+            var items = new List<object>();
+            while (true)
+            {
+                Type t = tuple.GetType();
+                int arity = t.GetGenericArguments().Length;
+                for (int i = 1; i <= Math.Min(arity, 7); i++) items.Add(Member(tuple, "Item" + i));
+                if (arity < 8) return items.ToArray();
+                tuple = Member(tuple, "Rest");
+            }
+        }
+
+        static object Member(object tuple, string name)
+        {
+            FieldInfo field = tuple.GetType().GetField(name); // ValueTuple: fields
+            return field != null ? field.GetValue(tuple) : tuple.GetType().GetProperty(name).GetValue(tuple, null);
         }
 
         /// <summary>Converts a result value; an OBJECT result becomes an owned PyObject.
@@ -168,6 +246,37 @@ namespace PyBridge
         /// <summary>Converts a result to T: plain values directly (int to double allowed,
         /// int64 to int checked), a PyObject through its conversion functions (then disposed),
         /// or any value to a PyObject.</summary>
+        /// <summary>A Python object as <paramref name="t"/> (a PyObject type, a typed view, long,
+        /// int, BigInteger, double, bool, string, byte[], or object), leaving <paramref name="o"/>
+        /// usable: a PyObject result is a new reference the caller owns.</summary>
+        internal static object ConvertObject(PyObject o, Type t)
+        {
+            object plain;
+            if (o.TryGetPlain(out plain) && t != typeof(object) && t != typeof(PyObject))
+            {
+                // A deferred result: from its .NET value, without making the Python object.
+                if (t.IsInstanceOfType(plain)) return plain;
+                if (plain is long)
+                {
+                    long l = (long)plain;
+                    if (t == typeof(int)) return checked((int)l);
+                    if (t == typeof(double)) return (double)l;
+                    if (t == typeof(BigInteger)) return new BigInteger(l);
+                }
+            }
+            string viewType = TypedViews.PythonTypeOf(t);
+            if (viewType != null) return TypedViews.Of(o, t, viewType);
+            if (t == typeof(PyObject) || t == typeof(object)) return o.Clone();
+            if (t == typeof(long)) return o.ToInt64();
+            if (t == typeof(BigInteger)) return o.ToBigInteger();
+            if (t == typeof(int)) return checked((int)o.ToInt64());
+            if (t == typeof(double)) return o.ToDouble();
+            if (t == typeof(bool)) return o.ToBoolean();
+            if (t == typeof(string)) return o.AsString();
+            if (t == typeof(byte[])) return o.ToBytes();
+            throw new InvalidCastException("cannot convert a Python object to " + t.FullName);
+        }
+
         internal static T To<T>(object value)
         {
             if (value is T)
@@ -184,27 +293,12 @@ namespace PyBridge
                 throw new InvalidCastException("Python returned None, which cannot convert to " + t.FullName);
             }
             PyObject o = value as PyObject;
-            string viewType = TypedViews.PythonTypeOf(t);
-            if (viewType != null)
-            {
-                if (o == null)
-                    throw new InvalidCastException("cannot convert " + value.GetType().FullName + " (" + value + ") to " + t.FullName);
-                using (o) return (T)(object)TypedViews.Of(o, t, viewType);
-            }
             if (o != null)
             {
-                using (o)
-                {
-                    if (t == typeof(long)) return (T)(object)o.ToInt64();
-                    if (t == typeof(BigInteger)) return (T)(object)o.ToBigInteger();
-                    if (t == typeof(int)) return (T)(object)checked((int)o.ToInt64());
-                    if (t == typeof(double)) return (T)(object)o.ToDouble();
-                    if (t == typeof(bool)) return (T)(object)o.ToBoolean();
-                    if (t == typeof(string)) return (T)(object)o.AsString();
-                    if (t == typeof(byte[])) return (T)(object)o.ToBytes();
-                }
-                throw new InvalidCastException("cannot convert a Python object to " + t.FullName);
+                using (o) return (T)ConvertObject(o, t);
             }
+            if (TypedViews.PythonTypeOf(t) != null)
+                throw new InvalidCastException("cannot convert " + value.GetType().FullName + " (" + value + ") to " + t.FullName);
             if (value is long)
             {
                 long l = (long)value;

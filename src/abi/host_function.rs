@@ -19,7 +19,8 @@ pub const PYB_FN_KEYWORDS: u32 = 2;
 /// A host function: reads `nargs` arguments from `args`, writes its result to
 /// `*result` (preset to None) and returns `PYB_OK`, or returns an error status
 /// (after `pyb_set_error` for the message) to raise `pybridge.HostError` in
-/// Python. STR/BYTES arguments point into the Python objects and OBJECT
+/// Python; `PYB_E_WRONG_TYPE` (arguments it cannot take: unknown, missing, of
+/// the wrong type) raises Python's `TypeError` instead. STR/BYTES arguments point into the Python objects and OBJECT
 /// arguments are temporary handles: both are valid until the function returns
 /// (clone a handle to keep it). A STR/BYTES result must stay valid until the
 /// function returns (pybridge copies it then); an OBJECT result handle passes

@@ -13,6 +13,7 @@ pub mod value;
 pub mod buffer;
 
 pub mod host_function;
+pub mod promise;
 pub mod task;
 
 pub mod logging;

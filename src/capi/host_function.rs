@@ -15,7 +15,8 @@ pub use crate::python::host_function::live_definitions;
 const KNOWN_FLAGS: u32 = PYB_FN_RELEASE_GIL | PYB_FN_KEYWORDS;
 
 /// Sets the message of the error the calling host function is about to return:
-/// Python sees `pybridge.HostError(message)`. Call it on the thread running the
+/// Python sees `pybridge.HostError(message)` (`TypeError(message)` when the
+/// status is `PYB_E_WRONG_TYPE`). Call it on the thread running the
 /// host function, before returning a non-OK status. The message is copied.
 ///
 /// Errors: `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8).
@@ -37,7 +38,8 @@ pub unsafe extern "C" fn pyb_set_error(message: *const c_char) -> pyb_status {
 /// host function has returned) pybridge calls `free_user_data(user_data)` once
 /// if it is not NULL; it must not call into pybridge. On error nothing is
 /// registered and `user_data` stays the caller's. A failing call raises
-/// `pybridge.HostError` (a `RuntimeError` subclass).
+/// `pybridge.HostError` (a `RuntimeError` subclass), or `TypeError` when the
+/// function returned `PYB_E_WRONG_TYPE`.
 ///
 /// Any thread; takes the GIL for the call if needed. Errors:
 /// `PYB_E_NULL_ARGUMENT`, `PYB_E_INVALID_ARGUMENT` (not UTF-8, empty or dotted

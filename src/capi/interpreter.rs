@@ -143,9 +143,13 @@ pub unsafe extern "C" fn pyb_interpreter_enter(
 ///
 /// Errors: `PYB_E_WOULD_DEADLOCK` (the caller is inside it; nothing changed);
 /// `PYB_E_TIMEOUT` (the message names who is still inside; nothing changed);
-/// `PYB_E_BAD_HANDLE` (0, already destroyed, or never made);
-/// `PYB_E_INVALID_ARGUMENT` (it belongs to a pool: the message names it;
-/// nothing changed); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
+/// `PYB_E_SHUTDOWN_COMMITTED` (the deadline passed after the end began:
+/// CPython was still running the interpreter's atexit functions and
+/// finalizers; the end carries on, the interpreter can no longer be entered,
+/// and a later destroy waits for the end, then returns `PYB_OK` or
+/// `PYB_E_BAD_HANDLE`); `PYB_E_BAD_HANDLE` (0, already destroyed, or never
+/// made); `PYB_E_INVALID_ARGUMENT` (it belongs to a pool: the message names
+/// it; nothing changed); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_interpreter_destroy(interp: pyb_interpreter, timeout_ms: u32) -> pyb_status {
     ffi_boundary("pyb_interpreter_destroy", || {
@@ -233,7 +237,10 @@ pub extern "C" fn pyb_pool_return(pool: pyb_pool, interp: pyb_interpreter) -> py
 /// borrowed, a thread still inside one, a Python thread still running in one,
 /// or another destroy of the pool under way; the message says which; nothing
 /// changed: the pool keeps all its interpreters, and every one not borrowed
-/// can be borrowed at once); `PYB_E_WOULD_DEADLOCK` (the caller is inside one of its
+/// can be borrowed at once); `PYB_E_SHUTDOWN_COMMITTED` (the deadline passed
+/// after the interpreters began to end; they end in the background, the pool
+/// lends nothing, and a later destroy waits for the end); `PYB_E_WOULD_DEADLOCK`
+/// (the caller is inside one of its
 /// interpreters; nothing changed); `PYB_E_BAD_HANDLE` (0, destroyed, or never
 /// made); `PYB_E_FORKED`; `PYB_E_PANIC` (a bug in pybridge).
 #[unsafe(no_mangle)]

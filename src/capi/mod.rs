@@ -18,6 +18,7 @@ pub mod value;
 pub mod call;
 
 pub mod buffer;
+pub mod promise;
 pub mod task;
 
 pub mod host_function;

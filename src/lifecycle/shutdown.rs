@@ -141,11 +141,13 @@ fn open_guards() -> Option<isize> {
 }
 
 /// Everything hosts made through the engine dies with it: pending coroutines
-/// first (cancelled; their callbacks may still use handles), then object
+/// first (cancelled; their callbacks may still use handles), then pending
+/// promises (their hosts told, once, through the cancel callback), then object
 /// handles (their `__del__` may still call host functions), then host
 /// functions and their user data. No host thread inside.
 fn release_engine_objects(py: Python<'_>) {
     crate::python::coroutine::on_engine_finalize(py);
+    crate::python::promise::on_engine_finalize(py);
     crate::python::handles::on_engine_finalize(py);
     crate::python::host_function::on_engine_finalize(py);
 }
@@ -408,6 +410,7 @@ impl EngineShutdown {
         // With the interrupt flag, their own Python threads are interrupted
         // (they would keep them from ending), as often as it takes.
         crate::python::subinterpreter::end_all(Duration::from_secs(10), self.interrupt);
+        crate::python::subinterpreter::retire_idle_keepers();
         // SAFETY: the engine thread's own main state.
         unsafe { ffi::PyEval_RestoreThread(self.main_state) };
         self.report(

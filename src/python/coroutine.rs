@@ -411,14 +411,7 @@ fn start_runner(py: Python<'_>, attempt: u64, reader: libc::c_int) -> Result<()>
     unsafe {
         let hooks = Owned::new(py, ffi::PyTuple_New(HOOKS.len() as ffi::Py_ssize_t))?;
         for (index, hook) in HOOKS.iter().enumerate() {
-            let function = ffi::PyCFunction_NewEx(
-                &raw const hook.0 as *mut ffi::PyMethodDef,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-            if function.is_null() {
-                return Err(python_error(py));
-            }
+            let function = hook.function(py)?.into_raw();
             ffi::PyTuple_SetItem(hooks.as_ptr(), index as ffi::Py_ssize_t, function);
         }
         Owned::new(
@@ -461,9 +454,24 @@ pub(crate) fn cancel(id: pyb_task) -> Result<()> {
     Ok(())
 }
 
-struct MethodDef(ffi::PyMethodDef);
+/// A static definition of a function pybridge gives Python (`promise.rs` too).
+pub(crate) struct MethodDef(pub(crate) ffi::PyMethodDef);
 // SAFETY: read-only after construction; CPython only reads it.
 unsafe impl Sync for MethodDef {}
+
+impl MethodDef {
+    /// A new builtin function object for this definition.
+    pub(crate) fn function<'py>(&'static self, py: Python<'py>) -> Result<Owned<'py>> {
+        // SAFETY: GIL held; a static definition outlives every function made from it.
+        Owned::new(py, unsafe {
+            ffi::PyCFunction_NewEx(
+                &raw const self.0 as *mut ffi::PyMethodDef,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        })
+    }
+}
 
 /// The functions the loop calls, in `Runner`'s order: complete, attach,
 /// take, detach.

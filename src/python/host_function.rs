@@ -269,6 +269,15 @@ fn host_error_type(py: Python<'_>) -> Result<*mut ffi::PyObject> {
     }
 }
 
+/// A new `pybridge.HostError(message)` instance, for a host's error that
+/// Python receives as a value (a rejected promise) rather than as a raise.
+pub(crate) fn host_error<'py>(py: Python<'py>, message: &str) -> Result<Owned<'py>> {
+    let kind = host_error_type(py)?;
+    let text = Owned::str(py, message)?;
+    // SAFETY: GIL held; a live type and argument.
+    unsafe { Owned::new(py, ffi::PyObject_CallOneArg(kind, text.as_ptr())) }
+}
+
 /// Drops every registration (calling `free_user_data`) and the `HostError`
 /// type before `Py_FinalizeEx`. Engine thread.
 pub(crate) fn on_engine_finalize(py: Python<'_>) {
@@ -332,23 +341,26 @@ fn finish(
     py: Python<'_>,
     outcome: std::thread::Result<Result<*mut ffi::PyObject>>,
 ) -> *mut ffi::PyObject {
-    let message = match outcome {
+    let (status, message) = match outcome {
         Ok(Ok(result)) => return result,
-        Ok(Err(error)) => error.into_message(),
-        Err(payload) => Error::from_panic(payload).into_message(),
+        Ok(Err(error)) => (error.status, error.into_message()),
+        Err(payload) => (PYB_E_PANIC, Error::from_panic(payload).into_message()),
     };
-    raise_host_error(py, &message);
+    raise_host_error(py, status, &message);
     std::ptr::null_mut()
 }
 
 /// Raises `pybridge.HostError(message)` (or `RuntimeError` once the engine's
-/// type is gone).
-fn raise_host_error(py: Python<'_>, message: &str) {
+/// type is gone); `TypeError(message)` for `PYB_E_WRONG_TYPE`, the status a
+/// host function gives for arguments it cannot take, as Python's own do.
+fn raise_host_error(py: Python<'_>, status: pyb_status, message: &str) {
     let text = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
     // SAFETY: GIL held (the token).
     unsafe {
         let mut kind = HOST.with(py, |state| state.host_error);
-        if kind.is_null() {
+        if status == PYB_E_WRONG_TYPE {
+            kind = ffi::PyExc_TypeError;
+        } else if kind.is_null() {
             kind = ffi::PyExc_RuntimeError;
         }
         ffi::PyErr_SetString(kind, text.as_ptr());

@@ -16,6 +16,7 @@ pub(crate) mod interpreter;
 pub(crate) mod object;
 pub(crate) mod owned;
 pub(crate) mod pool;
+pub(crate) mod promise;
 pub(crate) mod reinit_guard;
 pub(crate) mod state_quarantine;
 pub(crate) mod subinterpreter;

@@ -286,7 +286,14 @@ impl Pool {
         if outcome.is_ok() {
             let interpreters = members.free.clone();
             drop(members);
-            outcome = end_together(&interpreters, deadline);
+            outcome = match end_together(&interpreters, deadline) {
+                Ok(Ended::All) => Ok(()),
+                // Past the point of no return: the pool stays closed.
+                Ok(Ended::NotYet) => {
+                    return Err(subinterpreter::still_ending(&format!("pool {}", self.id)));
+                }
+                Err(why) => Err(why),
+            };
             members = self.members.lock();
         }
         outcome.map_err(|why| {
@@ -300,11 +307,18 @@ impl Pool {
     }
 }
 
+/// How far `end_together` got by its deadline once every keeper was told to go.
+enum Ended {
+    All,
+    /// Some interpreter was still ending (past the point of no return) at the deadline.
+    NotYet,
+}
+
 /// Ends all these interpreters or none: takes each one's destroy lock, closes
 /// each to new entries and waits for the threads inside to leave, has each
 /// keeper check that it could end (no Python thread runs) and hold, and only
 /// then lets them end. A failure before that point undoes it all.
-fn end_together(ids: &[u64], deadline: Option<Instant>) -> std::result::Result<(), String> {
+fn end_together(ids: &[u64], deadline: Option<Instant>) -> std::result::Result<Ended, String> {
     // An interpreter already gone was ended by the engine's end.
     let records: Vec<_> = ids
         .iter()
@@ -347,12 +361,15 @@ fn end_together(ids: &[u64], deadline: Option<Instant>) -> std::result::Result<(
     if outcome.is_err() {
         prepared.iter().for_each(|record| record.withdraw());
         closed.iter().for_each(|record| record.reopen());
-        return outcome;
+        return outcome.map(|()| Ended::All);
     }
-    for record in prepared {
-        record.go();
-    }
-    Ok(())
+    // Every go is given before any end is waited for: all or none.
+    let answers: Vec<_> = prepared.iter().map(|record| record.go(deadline)).collect();
+    Ok(if answers.contains(&KeeperTalk::Ending) {
+        Ended::NotYet
+    } else {
+        Ended::All
+    })
 }
 
 /// Asks the keeper to prepare the end until it can (no Python thread runs in
@@ -364,8 +381,9 @@ fn prepare(
     let mut last_reason = String::new();
     loop {
         match record.prepare_to_end(deadline) {
-            // Ended: the engine's end got there first.
-            KeeperTalk::Prepared | KeeperTalk::Ended => return Ok(()),
+            // Ended: the engine's end got there first. Ending: an earlier
+            // destroy of the pool passed the point of no return; `go` waits for it.
+            KeeperTalk::Prepared | KeeperTalk::Ended | KeeperTalk::Ending => return Ok(()),
             KeeperTalk::Refused(why) if !why.is_empty() => last_reason = why,
             _ => {}
         }

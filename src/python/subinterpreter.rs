@@ -88,8 +88,31 @@ struct KeeperJob {
 /// malloc arena, and an interpreter made and freed on a new thread each time
 /// grew RSS by about 240 KiB a cycle more than CPython alone (none with
 /// `MALLOC_ARENA_MAX=1`, and none with reused keepers).
-static IDLE_KEEPERS: Mutex<Vec<Sender<KeeperJob>>> = Mutex::new(Vec::new());
+static IDLE_KEEPERS: Mutex<Vec<IdleKeeper>> = Mutex::new(Vec::new());
 static KEEPERS_STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// A keeper thread waiting for its next interpreter on `jobs`.
+struct IdleKeeper {
+    jobs: Sender<KeeperJob>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+/// Ends every idle keeper thread and waits for it to exit, at the engine's
+/// end. A keeper may have run host code (a buffer's release callback, a host
+/// object's drop), and a runtime that attached the thread then may wait for
+/// it before its process exits: Mono does, for ever. Keepers of interpreters
+/// the end left behind are not idle and stay.
+pub(crate) fn retire_idle_keepers() {
+    let idle = std::mem::take(&mut *IDLE_KEEPERS.lock());
+    for keeper in idle {
+        drop(keeper.jobs);
+        // Taken by the first retirer: the keeper returns as soon as its
+        // channel closes.
+        if let Some(thread) = keeper.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 fn hand_to_a_keeper(job: KeeperJob) -> Result<()> {
     let mut job = job;
@@ -97,27 +120,33 @@ fn hand_to_a_keeper(job: KeeperJob) -> Result<()> {
         let Some(idle) = IDLE_KEEPERS.lock().pop() else {
             break;
         };
-        match idle.send(job) {
+        match idle.jobs.send(job) {
             Ok(()) => return Ok(()),
             // That keeper is gone: try the next.
             Err(returned) => job = returned.0,
         }
     }
     let number = KEEPERS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
-    std::thread::Builder::new()
-        .name(format!("pybridge-keeper-{number}"))
-        .spawn(move || keeper_main(job))
-        .map(|_| ())
-        .map_err(|error| {
-            Error::new(
-                PYB_E_OUT_OF_MEMORY,
-                format!("could not start the thread that keeps a sub-interpreter: {error}"),
-            )
-        })
+    // The keeper learns its own handle before its first job ends.
+    let thread = Arc::new(Mutex::new(None));
+    let mut own = thread.lock();
+    let keeper_thread = thread.clone();
+    *own = Some(
+        std::thread::Builder::new()
+            .name(format!("pybridge-keeper-{number}"))
+            .spawn(move || keeper_main(job, keeper_thread))
+            .map_err(|error| {
+                Error::new(
+                    PYB_E_OUT_OF_MEMORY,
+                    format!("could not start the thread that keeps a sub-interpreter: {error}"),
+                )
+            })?,
+    );
+    Ok(())
 }
 
 /// A keeper thread's life: one interpreter after another.
-fn keeper_main(first: KeeperJob) {
+fn keeper_main(first: KeeperJob, thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>) {
     // An interrupting shutdown must not raise in a keeper: an exception landing
     // in its main-interpreter code (a weakref callback of importlib's module
     // locks, seen in the fuzzer) left it hung inside its scope.
@@ -129,7 +158,12 @@ fn keeper_main(first: KeeperJob) {
         let (next, jobs) = std::sync::mpsc::channel();
         // Idle again before the destroyer hears of the end, so that a create
         // right after it finds this keeper.
-        keep(job.record, job.ready, || IDLE_KEEPERS.lock().push(next));
+        keep(job.record, job.ready, || {
+            IDLE_KEEPERS.lock().push(IdleKeeper {
+                jobs: next,
+                thread: thread.clone(),
+            })
+        });
         match jobs.recv() {
             Ok(next_job) => job = next_job,
             Err(_) => return,
@@ -352,7 +386,16 @@ fn answer_probes(tstate: *mut ffi::PyThreadState, askers: Vec<Sender<Result<Stri
 /// host thread can start Python code in an interpreter after its keeper
 /// found none running there.
 pub(crate) fn shutdown_blocker(deadline: Instant) -> Option<String> {
-    let asked: Vec<_> = interpreters::all()
+    let records = interpreters::all();
+    if let Some(ending) = records.iter().find(|record| record.is_ending()) {
+        // Its keeper is inside `Py_EndInterpreter`, which `Py_FinalizeEx` must not overlap.
+        return Some(format!(
+            "sub-interpreter {} is still ending (a destroy passed its point of no return; \
+             CPython is running its atexit functions and finalizers)",
+            ending.id
+        ));
+    }
+    let asked: Vec<_> = records
         .into_iter()
         .map(|record| (record.id, record.post_probe()))
         .collect();
@@ -702,6 +745,9 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool
         }
         match record.ask_keeper_to_end(deadline) {
             KeeperTalk::Ended => return Ok(()),
+            KeeperTalk::Ending => {
+                return Err(still_ending(&format!("sub-interpreter {}", record.id)));
+            }
             answer => {
                 // A refusal, or none in time (`Idle`: another destroyer withdrew).
                 let why = match answer {
@@ -733,6 +779,22 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool
     }
 }
 
+/// The deadline passed after `what` reached its point of no return: its
+/// keeper runs `Py_EndInterpreter`, so CPython's atexit functions and
+/// finalizers decide when it ends (a shared-GIL interpreter's end also waits
+/// its turn for the GIL). A destroy cannot wait past its deadline, nor undo
+/// the end: the end carries on, like an engine shutdown's.
+pub(crate) fn still_ending(what: &str) -> Error {
+    Error::new(
+        PYB_E_SHUTDOWN_COMMITTED,
+        format!(
+            "{what} did not end before the deadline but carries on: it is past its point of \
+             no return, and CPython is still running its atexit functions and finalizers. It \
+             cannot be entered; destroy it again to wait for the end"
+        ),
+    )
+}
+
 /// Who is inside interpreter `id`, for a timeout's message.
 pub(crate) fn threads_inside(id: u64) -> String {
     let inside: Vec<String> = all_slots()
@@ -752,7 +814,15 @@ pub(crate) fn threads_inside(id: u64) -> String {
 /// which keepers of shared-GIL interpreters need.
 pub(crate) fn end_all(deadline_each: Duration, interrupting: bool) {
     for record in interpreters::all() {
-        if let Err(error) = end(&record, Some(Instant::now() + deadline_each), interrupting) {
+        let mut outcome = end(&record, Some(Instant::now() + deadline_each), interrupting);
+        if outcome
+            .as_ref()
+            .is_err_and(|error| error.status == PYB_E_SHUTDOWN_COMMITTED)
+        {
+            // CPython finalizes only once no other interpreter is ending.
+            outcome = end(&record, None, false);
+        }
+        if let Err(error) = outcome {
             log::error!(
                 "the engine's end leaves sub-interpreter {} behind: {}",
                 record.id,

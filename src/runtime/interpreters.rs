@@ -138,15 +138,24 @@ impl InterpreterRecord {
         while self.entries.load(Ordering::Acquire) != CLOSING {
             let timed_out = wait_until(&self.changed, &mut talk, deadline);
             if timed_out && self.entries.load(Ordering::Acquire) != CLOSING {
-                self.reopen();
+                self.reopen_locked(&talk);
                 return false;
             }
         }
         true
     }
 
+    /// Opens a record closed by a destroyer that gave up, unless its
+    /// interpreter passed the point of no return (a destroy that returned
+    /// `PYB_E_SHUTDOWN_COMMITTED`): an ending interpreter stays closed.
     pub(crate) fn reopen(&self) {
-        self.entries.fetch_and(!CLOSING, Ordering::AcqRel);
+        self.reopen_locked(&self.talk.lock());
+    }
+
+    fn reopen_locked(&self, talk: &KeeperTalk) {
+        if !matches!(talk, KeeperTalk::Ending | KeeperTalk::Ended) {
+            self.entries.fetch_and(!CLOSING, Ordering::AcqRel);
+        }
     }
 
     /// Destroyer side: asks the keeper to end the interpreter, then waits for
@@ -163,9 +172,10 @@ impl InterpreterRecord {
     }
 
     /// Destroyer side: lets a `Prepared` keeper end the interpreter and waits
-    /// for the end (past the point of no return, so without a deadline).
-    pub(crate) fn go(&self) -> KeeperTalk {
-        self.ask(KeeperTalk::Go, None)
+    /// for the end until the deadline: `Ended`, or `Ending` when it is still
+    /// ending then (the go cannot be taken back).
+    pub(crate) fn go(&self, deadline: Option<Instant>) -> KeeperTalk {
+        self.ask(KeeperTalk::Go, deadline)
     }
 
     /// Destroyer side: sends a `Prepared` keeper back to waiting; nothing changed.
@@ -178,22 +188,24 @@ impl InterpreterRecord {
     }
 
     /// Posts `request`, then waits for an answer other than the request itself
-    /// until the deadline (an `Ending` keeper is waited for to the end: it is
-    /// past the point of no return). No answer in time withdraws the request
-    /// and reads as a `Refused` without a reason.
+    /// until the deadline. No answer in time withdraws the request and reads as
+    /// a `Refused` without a reason, except a `Go`, which stands. An interpreter
+    /// past the point of no return is not asked again: its end is waited for,
+    /// and `Ending` comes back when the deadline passes first (CPython runs its
+    /// atexit functions and finalizers meanwhile, for as long as they take).
     fn ask(&self, request: KeeperTalk, deadline: Option<Instant>) -> KeeperTalk {
         let mut talk = self.talk.lock();
-        if *talk == KeeperTalk::Ended {
-            return KeeperTalk::Ended;
+        // A `Go` stands too (destroyers hold `destroying`, so none is pending here).
+        if !matches!(
+            *talk,
+            KeeperTalk::Ended | KeeperTalk::Ending | KeeperTalk::Go
+        ) {
+            *talk = request.clone();
+            self.changed.notify_all();
         }
-        *talk = request.clone();
-        self.changed.notify_all();
         loop {
             match &*talk {
-                KeeperTalk::Ending => {
-                    self.changed.wait(&mut talk);
-                    continue;
-                }
+                KeeperTalk::Ending | KeeperTalk::Go => {}
                 asked if *asked == request => {}
                 answer => {
                     let answer = answer.clone();
@@ -204,9 +216,16 @@ impl InterpreterRecord {
                 }
             }
             let timed_out = wait_until(&self.changed, &mut talk, deadline);
-            if timed_out && *talk == request {
-                *talk = KeeperTalk::Idle;
-                return KeeperTalk::Refused(String::new());
+            if timed_out {
+                match &*talk {
+                    // Told to go, the keeper passes the point of no return.
+                    KeeperTalk::Ending | KeeperTalk::Go => return KeeperTalk::Ending,
+                    asked if *asked == request => {
+                        *talk = KeeperTalk::Idle;
+                        return KeeperTalk::Refused(String::new());
+                    }
+                    _ => {}
+                }
             }
         }
     }
@@ -274,6 +293,12 @@ impl InterpreterRecord {
         *talk = KeeperTalk::Ending;
         self.changed.notify_all();
         true
+    }
+
+    /// Past the point of no return and not yet ended (a destroy returned
+    /// `PYB_E_SHUTDOWN_COMMITTED`, or one is waiting for the end).
+    pub(crate) fn is_ending(&self) -> bool {
+        matches!(*self.talk.lock(), KeeperTalk::Ending | KeeperTalk::Go)
     }
 
     /// Keeper side: answers the destroyer.

@@ -92,13 +92,14 @@ enum family {
     F_MEMBER_DESTROY, /* of pools: a borrowed member destroyed directly (refused), then returned */
     F_NONE_HANDLES, /* interpreter, pool and task handle 0 ("none") passed in */
     F_CONCURRENT_SUBMITS, /* of tasks: submits from many threads at once (off: one at a time) */
+    F_PROMISES,     /* async host functions: promises awaited by tasks, completed by any thread */
     F_COUNT
 };
 static const char *const family_names[F_COUNT] = {
     "interpreters", "exits", "pools",    "handles",  "buffers",    "host_memory",  "tasks",
     "task_exits",   "fork",  "restarts", "py_threads", "stdlib", "keeper_raises",
     "exit_after_sub", "view_owner_release", "member_destroy", "none_handles",
-    "concurrent_submits"};
+    "concurrent_submits", "promises"};
 static int skipped[F_COUNT];
 
 static int on(enum family family) { return !skipped[family]; }
@@ -141,7 +142,7 @@ static int engine_running(void) { return pyb_engine_state() == PYB_STATE_RUNNING
 
 /* ---- Sub-interpreters ---------------------------------------------------- */
 
-static atomic_llong interps_made, interps_destroyed;
+static atomic_llong interps_made, interps_destroyed, interps_still_ending;
 
 /* Interpreters destroyed with pyb_interpreter_destroy (pool members too), for
  * "a pool handed out a destroyed interpreter". Handles are never reused. */
@@ -180,9 +181,17 @@ static pyb_status destroy_interp(const char *what, pyb_interpreter interp, uint3
     long long start = now_ms();
     pyb_status status = pyb_interpreter_destroy(interp, timeout);
     long long took = now_ms() - start;
-    allowed(what, status, 5, PYB_OK, PYB_E_TIMEOUT, PYB_E_BAD_HANDLE, ENGINE_BUSY);
+    allowed(what, status, 6, PYB_OK, PYB_E_TIMEOUT, PYB_E_SHUTDOWN_COMMITTED, PYB_E_BAD_HANDLE,
+            ENGINE_BUSY);
     if (took > (long long)timeout + DEADLINE_SLACK_MS) {
         fail("%s(%u ms) returned %s after %lld ms", what, timeout, pyb_status_name(status), took);
+    }
+    if (status == PYB_E_SHUTDOWN_COMMITTED) {
+        /* Past its point of no return: still ending, or ended since. */
+        atomic_fetch_add(&interps_still_ending, 1);
+        pyb_gil scope = 0;
+        allowed("pyb_interpreter_enter (an interpreter left ending)",
+                pyb_interpreter_enter(interp, &scope), 2, PYB_E_SHUTTING_DOWN, PYB_E_BAD_HANDLE);
     }
     long long before = destroyed_at(interp);
     if (status == PYB_OK && before != 0) {
@@ -505,7 +514,8 @@ struct loan {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pool_slot pool_slots[POOL_SLOTS];
 static struct loan loans[LOAN_SLOTS];
-static atomic_llong pools_made, borrows, returns_elsewhere, pool_timeouts, pool_destroy_timeouts;
+static atomic_llong pools_made, borrows, returns_elsewhere, pool_timeouts, pool_destroy_timeouts,
+    pools_still_ending;
 
 static struct pool_slot pool_at(int slot) {
     pthread_mutex_lock(&pool_lock);
@@ -542,10 +552,20 @@ static void pool_destroy(uint64_t *rng, struct pool_slot taken) {
     long long start = now_ms();
     pyb_status status = pyb_pool_destroy(taken.pool, timeout);
     long long took = now_ms() - start;
-    allowed("pyb_pool_destroy", status, 3, PYB_OK, PYB_E_TIMEOUT, PYB_E_BAD_HANDLE);
+    allowed("pyb_pool_destroy", status, 4, PYB_OK, PYB_E_TIMEOUT, PYB_E_SHUTDOWN_COMMITTED,
+            PYB_E_BAD_HANDLE);
     if (took > (long long)timeout + DEADLINE_SLACK_MS) {
         fail("pyb_pool_destroy(%u ms) returned %s after %lld ms", timeout,
              pyb_status_name(status), took);
+    }
+    if (status == PYB_E_SHUTDOWN_COMMITTED) {
+        /* Its interpreters are ending: it lends nothing, and the slot keeps it
+         * for a later destroy to wait for the end. */
+        atomic_fetch_add(&pools_still_ending, 1);
+        pyb_interpreter lent = 0;
+        allowed("pyb_pool_borrow (a pool left ending)", pyb_pool_borrow(taken.pool, 0, &lent), 2,
+                PYB_E_SHUTTING_DOWN, PYB_E_BAD_HANDLE);
+        return;
     }
     if (status == PYB_E_TIMEOUT) {
         atomic_fetch_add(&pool_destroy_timeouts, 1);
@@ -994,11 +1014,12 @@ enum coroutine_kind {
     CORO_SYS_EXIT,     /* calls sys.exit(3) */
     CORO_KEYBOARD,     /* raises KeyboardInterrupt */
     CORO_LOOP_STOP,    /* calls loop.stop(), then returns 42 */
+    CORO_PROMISE,      /* awaits fuzz_api.later(), a promise: 42, HostError, or cancelled */
     CORO_KINDS
 };
 static const char *const coroutine_calls[CORO_KINDS] = {
     "c_return()", "c_sleep()", "c_raise()", "c_long()", "c_swallow()",
-    "c_exit()",   "c_keyboard()", "c_stop()"};
+    "c_exit()",   "c_keyboard()", "c_stop()",  "c_promise()"};
 static const char coroutine_defs[] =
     "import asyncio, random, sys\n"
     "async def c_return():\n"
@@ -1027,7 +1048,10 @@ static const char coroutine_defs[] =
     "async def c_stop():\n"
     "    asyncio.get_running_loop().stop()\n"
     "    await asyncio.sleep(0.001)\n"
-    "    return 42\n";
+    "    return 42\n"
+    "async def c_promise():\n"
+    "    import fuzz_api\n"
+    "    return await fuzz_api.later()\n";
 
 #define TASK_RECORDS 8192
 struct task_record {
@@ -1073,8 +1097,10 @@ static void on_done(pyb_task task, pyb_status status, const pyb_value *result, v
         const char *want = record->kind == CORO_RAISE      ? "ValueError"
                            : record->kind == CORO_SYS_EXIT ? "SystemExit"
                            : record->kind == CORO_KEYBOARD ? "KeyboardInterrupt"
+                           : record->kind == CORO_PROMISE  ? "HostError"
                                                            : "(none)";
-        if (strcmp(type, want) != 0) {
+        if (strcmp(type, want) != 0 &&
+            !(record->kind == CORO_PROMISE && strcmp(type, "pybridge.HostError") == 0)) {
             fail("task %s raised %s", coroutine_calls[record->kind], type);
         }
         break;
@@ -1109,8 +1135,11 @@ static void expect_completion(struct task_record *record, int epoch) {
 /* Submits a coroutine from the thread's current interpreter (only the main
  * one may); now and then waits for a quick one to finish. */
 static void op_task_submit(uint64_t *rng) {
-    int kinds = on(F_TASK_EXITS) ? CORO_KINDS : CORO_SYS_EXIT;
-    enum coroutine_kind kind = (enum coroutine_kind)below(rng, kinds);
+    enum coroutine_kind kind;
+    do {
+        kind = (enum coroutine_kind)below(rng, CORO_KINDS);
+    } while ((!on(F_TASK_EXITS) && kind >= CORO_SYS_EXIT && kind <= CORO_LOOP_STOP) ||
+             (!on(F_PROMISES) && kind == CORO_PROMISE));
     int index = atomic_fetch_add(&task_records_used, 1);
     if (index >= TASK_RECORDS) {
         return;
@@ -1185,6 +1214,94 @@ static void op_task_submit(uint64_t *rng) {
     pthread_mutex_lock(&task_lock);
     task_slots[below(rng, TASK_SLOTS)] = task;
     pthread_mutex_unlock(&task_lock);
+}
+
+/* ---- Promises (async host functions) ------------------------------------------ */
+
+#define PROMISE_RECORDS 8192
+#define PROMISE_SLOTS 16
+/* One per promise made: how often its host heard that nothing awaits it. */
+static atomic_int promise_cancel_calls[PROMISE_RECORDS];
+static atomic_int promise_records_used;
+static atomic_llong promises_made, promises_completed, promises_cancelled, promise_completions[4];
+static pthread_mutex_t promise_lock = PTHREAD_MUTEX_INITIALIZER;
+static pyb_promise promise_slots[PROMISE_SLOTS];
+
+static void on_promise_cancel(pyb_promise promise, void *user_data) {
+    atomic_int *calls = user_data;
+    if (atomic_fetch_add(calls, 1) != 0) {
+        fail("the cancel callback of promise %#llx ran twice", (unsigned long long)promise);
+    }
+    atomic_fetch_add(&promises_cancelled, 1);
+}
+
+/* `fuzz_api.later()`: makes a promise for a worker to complete (or not). */
+static pyb_status later(const pyb_value *args, size_t nargs, pyb_value *result, void *data) {
+    (void)args, (void)nargs, (void)data;
+    int index = atomic_fetch_add(&promise_records_used, 1);
+    if (index >= PROMISE_RECORDS) {
+        pyb_set_error("fuzz: out of promise records");
+        return PYB_E_INVALID_ARGUMENT;
+    }
+    pyb_object awaitable = 0;
+    pyb_promise promise = 0;
+    pyb_status status =
+        pyb_promise_new(on_promise_cancel, &promise_cancel_calls[index], &awaitable, &promise);
+    /* PYB_E_PYTHON: an interrupting shutdown's exception, as for any call that runs Python. */
+    allowed("pyb_promise_new", status, 4, PYB_OK, PYB_E_PYTHON, ENGINE_BUSY);
+    if (status != PYB_OK) {
+        return status;
+    }
+    atomic_fetch_add(&promises_made, 1);
+    pthread_mutex_lock(&promise_lock);
+    promise_slots[(unsigned)index % PROMISE_SLOTS] = promise;
+    pthread_mutex_unlock(&promise_lock);
+    result->tag = PYB_VALUE_OBJECT;
+    result->data.object = awaitable;
+    return PYB_OK;
+}
+
+/* Completes a promise some task awaits (or awaited): resolved with 42, or
+ * rejected, from this worker, now and then from inside a sub-interpreter
+ * (refused there: the promise stays pending for another worker). */
+static void op_promise_complete(uint64_t *rng) {
+    pthread_mutex_lock(&promise_lock);
+    int slot = (int)below(rng, PROMISE_SLOTS);
+    pyb_promise promise = promise_slots[slot];
+    promise_slots[slot] = 0;
+    pthread_mutex_unlock(&promise_lock);
+    if (promise == 0) {
+        return;
+    }
+    pyb_gil sub_scope;
+    pyb_interpreter previous = current_interp;
+    pyb_interpreter interp = on(F_INTERPRETERS) && below(rng, 8) == 0
+                                 ? interp_at(below(rng, INTERP_SLOTS))
+                                 : 0;
+    int inside = interp != 0 && enter_interp(interp, &sub_scope) == PYB_OK;
+    pyb_value value = {.tag = PYB_VALUE_INT, .data.int64 = 42};
+    int rejecting = below(rng, 3) == 0;
+    pyb_status status = rejecting ? pyb_promise_reject(promise, "fuzz rejection")
+                                  : pyb_promise_resolve(promise, &value);
+    if (inside) {
+        allowed("pyb_promise_resolve/reject in a sub-interpreter", status, 2, PYB_E_UNSUPPORTED,
+                PYB_E_SHUTTING_DOWN);
+        allowed("pyb_gil_release (sub-interpreter)", pyb_gil_release(sub_scope), 1, PYB_OK);
+        current_interp = previous;
+        pthread_mutex_lock(&promise_lock);
+        promise_slots[slot] = promise_slots[slot] == 0 ? promise : promise_slots[slot];
+        pthread_mutex_unlock(&promise_lock);
+        return;
+    }
+    allowed("pyb_promise_resolve/reject", status, 6, PYB_OK, PYB_E_CANCELLED, PYB_E_BAD_HANDLE,
+            PYB_E_PYTHON, ENGINE_BUSY);
+    unexpected_python_error("pyb_promise_resolve/reject", status);
+    atomic_fetch_add(&promise_completions[status == PYB_OK            ? 0
+                                          : status == PYB_E_CANCELLED ? 1
+                                          : status == PYB_E_BAD_HANDLE ? 2
+                                                                       : 3],
+                     1);
+    atomic_fetch_add(&promises_completed, 1);
 }
 
 static void op_task_cancel(uint64_t *rng) {
@@ -1444,19 +1561,20 @@ enum op {
     OP_TASK_SUBMIT,
     OP_TASK_CANCEL,
     OP_FORK,
+    OP_PROMISE,
     OP_KINDS
 };
 static const char *const op_names[OP_KINDS] = {
     "main scopes", "interpreter", "thread exit", "pool", "handles", "buffers", "host memory",
-    "task submit", "task cancel", "fork"};
-/* Out of 20. */
-static const int op_weights[OP_KINDS] = {2, 4, 1, 3, 2, 2, 1, 2, 2, 1};
+    "task submit", "task cancel", "fork", "promise complete"};
+/* Out of 21. */
+static const int op_weights[OP_KINDS] = {2, 4, 1, 3, 2, 2, 1, 2, 2, 1, 1};
 static const enum family op_families[OP_KINDS] = {
     F_COUNT, F_INTERPRETERS, F_EXITS, F_POOLS, F_HANDLES, F_BUFFERS, F_HOST_MEMORY, F_TASKS,
-    F_TASKS, F_FORK};
+    F_TASKS, F_FORK, F_PROMISES};
 
 static enum op pick_op(uint64_t *rng) {
-    int roll = below(rng, 20);
+    int roll = below(rng, 21);
     for (int op = 0; op < OP_KINDS; op++) {
         if (roll < op_weights[op]) {
             return op_families[op] == F_COUNT || on(op_families[op]) ? (enum op)op : OP_MAIN;
@@ -1483,6 +1601,7 @@ static void *worker(void *arg) {
         case OP_HOST_MEMORY: in_some_interpreter(&rng, op_host_memory); break;
         case OP_TASK_SUBMIT: op_task_submit(&rng); break;
         case OP_TASK_CANCEL: op_task_cancel(&rng); break;
+        case OP_PROMISE: op_promise_complete(&rng); break;
         case OP_FORK:
             /* A fork costs a few ms: one in ten. */
             if (below(&rng, 10) == 0) {
@@ -1522,6 +1641,8 @@ static void start_engine(void) {
     allowed("pyb_register_function",
             pyb_register_function("fuzz_api", "noop", noop, NULL, registration_free, 0), 1,
             PYB_OK);
+    allowed("pyb_register_function (later)",
+            pyb_register_function("fuzz_api", "later", later, NULL, NULL, 0), 1, PYB_OK);
     atomic_fetch_add(&registrations, 1);
 }
 
@@ -1654,15 +1775,17 @@ int main(int argc, char **argv) {
            seed, interrupt, python_minor, *skip_list ? ", skipping " : "", skip_list,
            (long long)ops_done, now_ms() - started, (long long)cycles_done, (long long)timeouts,
            (long long)commits, atomic_load(&interrupts_seen), (long long)thread_exits_open);
-    printf("  sub-interpreters: %lld made, %lld destroyed (%lld twice at once), %lld entries; "
-           "%lld handles refused in another interpreter\n",
+    printf("  sub-interpreters: %lld made, %lld destroyed (%lld twice at once, %lld left ending "
+           "at the deadline), %lld entries; %lld handles refused in another interpreter\n",
            (long long)interps_made, (long long)interps_destroyed,
-           (long long)concurrent_double_destroys, (long long)interp_entries,
+           (long long)concurrent_double_destroys, (long long)interps_still_ending,
+           (long long)interp_entries,
            (long long)cross_refusals);
     printf("  pools: %lld made, %lld borrows (%lld timeouts), %lld returned by another thread, "
-           "%lld destroys timed out\n",
+           "%lld destroys timed out, %lld left ending\n",
            (long long)pools_made, (long long)borrows, (long long)pool_timeouts,
-           (long long)returns_elsewhere, (long long)pool_destroy_timeouts);
+           (long long)returns_elsewhere, (long long)pool_destroy_timeouts,
+           (long long)pools_still_ending);
     printf("  views: %lld made, %lld touched, %lld released; %d host memories/objects; %lld "
            "forks\n",
            (long long)views_made, (long long)views_touched, (long long)views_released,
@@ -1672,6 +1795,12 @@ int main(int argc, char **argv) {
            (long long)tasks_ok, (long long)tasks_refused, (long long)cancels,
            (long long)loop_checks, (long long)outcomes[0], (long long)outcomes[1],
            (long long)outcomes[2], (long long)outcomes[3]);
+    printf("  promises: %lld made, %lld completions (OK %lld CANCELLED %lld BAD_HANDLE %lld other "
+           "%lld), %lld cancel callbacks\n",
+           (long long)promises_made, (long long)promises_completed,
+           (long long)promise_completions[0], (long long)promise_completions[1],
+           (long long)promise_completions[2], (long long)promise_completions[3],
+           (long long)promises_cancelled);
     printf("fuzz_api: ok\n");
     return 0;
 }

@@ -1,6 +1,7 @@
 // Awaiting Python from C# (bindings/csharp/Async.cs): results, exceptions, cancellation through a
 // CancellationToken, 1,000 concurrent asyncio.sleep(0.1), and shutdown with pending tasks.
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Threading;
@@ -110,5 +111,54 @@ public static partial class Tests
         Console.WriteLine("PASS AProcessThatAwaitedPythonExitsWithoutShutdown (then Environment.Exit with the engine running)");
         Console.Out.Flush();
         Environment.Exit(0);
+    }
+}
+
+public static partial class Tests
+{
+    /// <summary>A cancelled token calls nothing (no coroutine made and dropped, so Python prints no
+    /// "never awaited" warning); a cancelled task carries the caller's token; keywords reach the
+    /// async def.</summary>
+    [Test]
+    public static void CallAsyncHonoursTheTokenAndTakesKeywords()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run(AsyncSetup +
+            "import gc, warnings\n" +
+            "calls = 0\n" +
+            "caught = []\n" +
+            "warnings.simplefilter('always')\n" +
+            "warnings.showwarning = lambda message, *rest, **kw: caught.append(str(message))\n" +
+            "async def scaled(a, *, by=1):\n    await asyncio.sleep(0)\n    return a * by\n" +
+            "def counted(*args, **kwargs):\n    global calls\n    calls += 1\n    return scaled(*args, **kwargs)\n");
+        using (PyObject counted = PyEngine.Eval<PyObject>("counted"))
+        using (PyObject forever = PyEngine.Eval<PyObject>("forever"))
+        using (var cancel = new CancellationTokenSource())
+        {
+            cancel.Cancel();
+            Task<long> never = counted.CallAsync<long>(cancel.Token, 2L);
+            Assert.True(never.IsCanceled, "an already cancelled token: the task is cancelled");
+            var early = Unwrap(never, "already cancelled") as TaskCanceledException;
+            Assert.True(early != null && early.CancellationToken == cancel.Token, "it carries the caller's token: " + early);
+            Task<long> neverKw = counted.CallAsync<long>(new object[] { 2L }, new Dictionary<string, object> { { "by", 3L } }, cancel.Token);
+            Assert.True(neverKw.IsCanceled, "the keyword overload too");
+            PyEngine.Run("gc.collect()");
+            Assert.Equal(0L, PyEngine.Eval<long>("calls"), "the function was never called");
+            Assert.Equal(0L, PyEngine.Eval<long>("len(caught)"), "no coroutine was dropped unawaited");
+
+            Assert.Equal(21L, counted.CallAsync<long>(new object[] { 7L }, new Dictionary<string, object> { { "by", 3L } }).Result,
+                "keyword arguments reach the async def");
+            Assert.Equal(1L, PyEngine.Eval<long>("calls"), "one call");
+
+            using (var later = new CancellationTokenSource())
+            {
+                Task<long> waiting = forever.CallAsync<long>(later.Token);
+                WaitForForeverToStart();
+                later.Cancel();
+                var cancelled = Unwrap(waiting, "cancelled while running") as TaskCanceledException;
+                Assert.True(cancelled != null && cancelled.CancellationToken == later.Token, "a later cancellation carries the token: " + cancelled);
+            }
+        }
+        PyEngine.Shutdown(Ten);
     }
 }

@@ -1,10 +1,15 @@
 // Zero-copy buffers from C# (bindings/csharp/Buffers.cs): views of Python memory written in
 // place, C# arrays shared with Python, and NumPy (a 100 MB float64 array filled from C#).
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
+using System.IO;
+using System.Reflection;
+using System.Text.RegularExpressions;
 using System.Linq;
 using System.Threading;
 using PyBridge;
+using PyBridge.Interop;
 
 public static partial class Tests
 {
@@ -197,5 +202,100 @@ public static partial class Tests
         for (int i = 0; i < count; i++)
             using (array.GetBuffer(writable: true)) { }
         return watch.Elapsed.TotalMilliseconds * 1e6 / count;
+    }
+}
+
+public static partial class Tests
+{
+    /// <summary>Every doc comment of the binding that names an exception with its status
+    /// ("PyBridgeException (PYB_E_WRONG_TYPE)") names the one PyStatus.ToException makes for
+    /// that status (or a base of it): GetBuffer's promised PyBridgeException, and threw
+    /// InvalidCastException.</summary>
+    [Test]
+    public static void DocCommentsNameTheExceptionsThrown()
+    {
+        var wrong = new List<string>();
+        int checkedCount = 0;
+        foreach (string file in Directory.GetFiles(Path.Combine(Root, "bindings/csharp"), "*.cs").OrderBy(f => f, StringComparer.Ordinal))
+        {
+            // Doc comment lines joined, so a name and its status may sit on two lines.
+            string docs = string.Join(" ", File.ReadAllLines(file).Select(l => l.Trim())
+                .Where(l => l.StartsWith("///", StringComparison.Ordinal)).Select(l => l.Substring(3)));
+            foreach (Match m in Regex.Matches(docs, @"(\w+Exception)\s*\(\s*(PYB_E_[A-Z_]+)"))
+            {
+                FieldInfo constant = typeof(Native).GetField(m.Groups[2].Value);
+                if (constant == null) { wrong.Add(Path.GetFileName(file) + ": unknown " + m.Groups[2].Value); continue; }
+                Exception made = PyStatus.ToException((int)constant.GetValue(null));
+                checkedCount++;
+                bool matches = false;
+                for (Type t = made.GetType(); t != null; t = t.BaseType)
+                    if (t.Name == m.Groups[1].Value) matches = true;
+                if (!matches)
+                    wrong.Add(Path.GetFileName(file) + ": '" + m.Value + ")' but " + m.Groups[2].Value + " is " + made.GetType().Name);
+            }
+        }
+        Assert.Equal("", string.Join("; ", wrong), "doc comments that name the wrong exception");
+        Assert.True(checkedCount > 0, "some doc comment names an exception with its status");
+    }
+}
+
+public static partial class Tests
+{
+    [Test]
+    public static void BuffersCopyRangesOfEveryElementType()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run("import array\nnumbers = array.array('d', range(10))\n");
+        using (PyObject numbers = PyEngine.Eval<PyObject>("numbers"))
+        using (PyBuffer view = numbers.GetBuffer(writable: true))
+        {
+            var part = new double[5];
+            view.CopyTo(2, part, 1, 3);
+            Assert.Equal("0,2,3,4,0", string.Join(",", part), "CopyTo(sourceIndex, array, index, count)");
+            view.CopyFrom(new double[] { -1, -5, -6, -1 }, 1, 5, 2);
+            Assert.Equal("[0.0, 1.0, 2.0, 3.0, 4.0, -5.0, -6.0, 7.0, 8.0, 9.0]", PyEngine.Eval<string>("repr(numbers.tolist())"),
+                "CopyFrom(array, index, destinationIndex, count)");
+            view.CopyTo(10, part, 5, 0);
+            Assert.Throws<ArgumentException>(null, () => view.CopyTo(8, part, 0, 3), "past the buffer's end");
+            Assert.Throws<ArgumentException>(null, () => view.CopyTo(0, part, 3, 3), "past the array's end");
+            Assert.Throws<ArgumentOutOfRangeException>(null, () => view.CopyTo(0, part, 0, -1), "a negative count");
+            Assert.Throws<ArgumentOutOfRangeException>(null, () => view.CopyFrom(part, 0, -1L, 1), "a negative index");
+        }
+        // Every element type: unsigned ones, bool and char too.
+        PyEngine.Run(
+            "views = {\n" +
+            "  'Q': array.array('Q', [2**64 - 1]), 'I': array.array('I', [2**32 - 1]), 'H': array.array('H', [65535]),\n" +
+            "  'b': array.array('b', [-128]), 'B': array.array('B', [255]), 'h': array.array('h', [-2]),\n" +
+            "  'q': array.array('q', [-3]), 'i': array.array('i', [-4]), 'f': array.array('f', [0.25]),\n" +
+            "  '?': memoryview(bytearray(b'\\x01')).cast('?'), 'c': array.array('H', [0x263A]),\n" +
+            "}\n");
+        Func<string, PyBuffer> open = code =>
+        {
+            using (PyObject o = PyEngine.Eval<PyObject>("views['" + code + "']")) return o.GetBuffer(writable: true); // the view holds its own export
+        };
+        using (PyBuffer v = open("Q")) { var a = new ulong[1]; v.CopyTo(a); Assert.Equal(ulong.MaxValue, a[0], "ulong"); a[0] = 1; v.CopyFrom(a); }
+        using (PyBuffer v = open("I")) { var a = new uint[1]; v.CopyTo(a); Assert.Equal(uint.MaxValue, a[0], "uint"); a[0] = 2; v.CopyFrom(a); }
+        using (PyBuffer v = open("H")) { var a = new ushort[1]; v.CopyTo(a); Assert.Equal(ushort.MaxValue, a[0], "ushort"); a[0] = 3; v.CopyFrom(a); }
+        using (PyBuffer v = open("b")) { var a = new sbyte[1]; v.CopyTo(a); Assert.Equal(sbyte.MinValue, a[0], "sbyte"); a[0] = 4; v.CopyFrom(a); }
+        using (PyBuffer v = open("B")) { var a = new byte[1]; v.CopyTo(a); Assert.Equal(byte.MaxValue, a[0], "byte"); a[0] = 5; v.CopyFrom(a); }
+        using (PyBuffer v = open("h")) { var a = new short[1]; v.CopyTo(a); Assert.Equal((short)-2, a[0], "short"); a[0] = 6; v.CopyFrom(a); }
+        using (PyBuffer v = open("q")) { var a = new long[1]; v.CopyTo(a); Assert.Equal(-3L, a[0], "long"); a[0] = 7; v.CopyFrom(a); }
+        using (PyBuffer v = open("i")) { var a = new int[1]; v.CopyTo(a); Assert.Equal(-4, a[0], "int"); a[0] = 8; v.CopyFrom(a); }
+        using (PyBuffer v = open("f")) { var a = new float[1]; v.CopyTo(a); Assert.Equal(0.25f, a[0], "float"); a[0] = 9; v.CopyFrom(a); }
+        using (PyBuffer v = open("?")) { var a = new bool[1]; v.CopyTo(a); Assert.Equal(true, a[0], "bool"); a[0] = false; v.CopyFrom(a); }
+        using (PyBuffer v = open("c")) { var a = new char[1]; v.CopyTo(a); Assert.Equal('\u263A', a[0], "char"); a[0] = 'A'; v.CopyFrom(a); }
+        Assert.Equal("[1, 2, 3, 4, 5, 6, 7, 8, 9.0, False, 65]",
+            PyEngine.Eval<string>("repr([views[k][0] for k in 'QIHbBhqif?c'])"), "every type written back");
+        Assert.Throws<ArgumentException>(null, () => { using (PyBuffer v = open("Q")) v.CopyTo(new decimal[1]); }, "decimal is no element type");
+        // Shared without a copy: unsigned types and bool too.
+        using (PyObject show = PyEngine.Eval<PyObject>("lambda m: f'{m.format} {m.tolist()}'"))
+        {
+            using (PyObject m = PyBuffer.Share(new ulong[] { ulong.MaxValue })) Assert.Equal("Q [18446744073709551615]", show.Call<string>(m), "ulong[]");
+            using (PyObject m = PyBuffer.Share(new uint[] { 7 })) Assert.Equal("I [7]", show.Call<string>(m), "uint[]");
+            using (PyObject m = PyBuffer.Share(new ushort[] { 8 })) Assert.Equal("H [8]", show.Call<string>(m), "ushort[]");
+            using (PyObject m = PyBuffer.Share(new sbyte[] { -9 })) Assert.Equal("b [-9]", show.Call<string>(m), "sbyte[]");
+            using (PyObject m = PyBuffer.Share(new bool[] { true, false })) Assert.Equal("? [True, False]", show.Call<string>(m), "bool[]");
+        }
+        PyEngine.Shutdown(Ten);
     }
 }

@@ -1,5 +1,6 @@
 // Typed host delegates and .NET objects handed to Python (bindings/csharp/HostObjects.cs).
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using PyBridge;
 
@@ -55,7 +56,7 @@ public static partial class Tests
         Assert.Equal("grace:0015", PyEngine.Eval<string>("summary"), "three arguments, one a host object");
         Assert.Equal(7L, Interlocked.Read(ref seen), "Action<long>");
         Assert.Equal(10L, PyEngine.Eval<long>("four"), "four arguments");
-        Assert.Equal("PyCapsule", PyEngine.Eval<string>("type(acct).__name__"), "opaque to Python");
+        Assert.Equal("HostObject", PyEngine.Eval<string>("type(acct).__name__"), "a HostObject to Python");
         using (PyObject acct = PyEngine.Eval<PyObject>("acct"))
         {
             object wrapped;
@@ -73,11 +74,16 @@ public static partial class Tests
         using (PyObject deposit = PyEngine.Eval<PyObject>("host.deposit"))
             Assert.Equal(101L, deposit.Call<long>(handed, 100L), "FromHostObject, then a typed delegate");
         Assert.Equal(101L, mine.Balance, "the same .NET object");
-        // Wrong calls raise HostError in Python with the .NET message.
+        // Wrong calls raise Python's TypeError, as a Python function's do, with the message.
         var wrongCount = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.add(1)"), "one argument of two");
-        Assert.True(wrongCount.Is("pybridge.HostError") && wrongCount.PythonMessage.Contains("host.add() takes 2 argument(s); 'b' is missing"), wrongCount.PythonMessage);
+        Assert.Equal("TypeError", wrongCount.PythonTypeName, "a missing argument");
+        Assert.Equal("host.add() takes 2 argument(s); 'b' is missing", wrongCount.PythonMessage, "its message");
+        var tooMany = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.add(1, 2, 3)"), "three arguments of two");
+        Assert.Equal("TypeError", tooMany.PythonTypeName, "too many arguments");
         var wrongType = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Run("host.deposit(1, 2)"), "an int for an Account");
-        Assert.True(wrongType.PythonMessage.Contains("argument 1"), wrongType.PythonMessage);
+        Assert.Equal("TypeError", wrongType.PythonTypeName, "a wrong argument type");
+        Assert.True(wrongType.PythonMessage.StartsWith("argument 1: "), wrongType.PythonMessage);
+        Assert.Equal("TypeError|True", TypeErrorCaughtInPython(), "caught by except TypeError");
         // Python lets go of the Account when it drops the capsule; the GC may then collect it.
         WeakReference weak = WeakHostObject("acct");
         PyEngine.Run("del acct");
@@ -86,6 +92,12 @@ public static partial class Tests
         GC.Collect();
         Assert.Equal(false, weak.IsAlive, "the Account is collectable once Python let go");
         PyEngine.Shutdown(Ten);
+    }
+
+    static string TypeErrorCaughtInPython()
+    {
+        PyEngine.Run("try:\n    host.add('a', 1)\nexcept TypeError as e:\n    caught = f'{type(e).__name__}|{isinstance(e, TypeError)}'\n");
+        return PyEngine.Eval<string>("caught");
     }
 
     [Test]
@@ -102,15 +114,118 @@ public static partial class Tests
         Assert.Equal(1024L, PyEngine.Eval<long>("host.power(2, exponent=10)"), "a typed delegate, a keyword by parameter name");
         Assert.Equal(1000L, PyEngine.Eval<long>("host.power(exponent=3, number=10)"), "keywords only, any order");
         var unknown = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2, power=3)"), "an unknown keyword");
+        Assert.Equal("TypeError", unknown.PythonTypeName, "an unknown keyword is a TypeError");
         Assert.True(unknown.PythonMessage.Contains("has no parameter 'power' (it has number, exponent)"), unknown.PythonMessage);
         var twice = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2, number=3)"), "a parameter twice");
         Assert.True(twice.PythonMessage.Contains("got 'number' twice"), twice.PythonMessage);
         var missing = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.power(2)"), "a parameter missing");
         Assert.True(missing.PythonMessage.Contains("'exponent' is missing"), missing.PythonMessage);
+        Assert.Equal("TypeError", missing.PythonTypeName, "a missing parameter is a TypeError");
+        Assert.Equal("TypeError", twice.PythonTypeName, "a parameter twice is a TypeError");
         // A positional-only function still refuses keywords, as before.
         PyEngine.RegisterFunction("host", "plain", args => args.Length);
         var refused = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval("host.plain(x=1)"), "keywords to a positional function");
         Assert.Equal("TypeError", refused.PythonTypeName, "Python's own TypeError");
+        PyEngine.Shutdown(Ten);
+    }
+}
+
+public static partial class Tests
+{
+    sealed class LedgerException : Exception
+    {
+        public readonly long Account;
+        public LedgerException(long account) : base("account " + account + " is closed") { Account = account; }
+    }
+
+    [Test]
+    public static void HostExceptionsComeBackAsThemselves()
+    {
+        PyEngine.Initialize();
+        var thrown = new List<Exception>();
+        PyEngine.RegisterFunction<long, long>("host", "withdraw", account =>
+        {
+            var e = new LedgerException(account);
+            thrown.Add(e);
+            throw e;
+        });
+        PyEngine.Run("import host\ndef pay(account):\n    return host.withdraw(account) + 1\n");
+        using (PyObject pay = PyEngine.Eval<PyObject>("pay"))
+        {
+            var e = Assert.Throws<PythonException>("PYB_E_PYTHON", () => pay.Call<long>(7L), "not caught in Python");
+            Assert.True(object.ReferenceEquals(thrown[0], e.InnerException), "InnerException is the very exception object: " + e.InnerException);
+            Assert.Equal(7L, ((LedgerException)e.InnerException).Account, "with its own fields");
+            Assert.Equal("pybridge.HostError", e.PythonTypeName, "still a HostError in Python");
+            Assert.Contains("in pay", e.PythonTraceback, "the Python traceback is kept");
+            Assert.Contains("account 7 is closed", e.Message, "and the message");
+        }
+        // Caught in Python: the caller sees Python's own exception, with no stale inner one.
+        PyEngine.Run("def careful(account):\n    try:\n        return host.withdraw(account)\n    except RuntimeError:\n        raise KeyError(account)\n");
+        using (PyObject careful = PyEngine.Eval<PyObject>("careful"))
+        {
+            var e = Assert.Throws<PythonException>("PYB_E_PYTHON", () => careful.Call<long>(8L), "caught and replaced in Python");
+            Assert.Equal("KeyError", e.PythonTypeName, "Python's exception");
+            Assert.True(e.InnerException == null, "no inner exception: " + e.InnerException);
+        }
+        // Through an awaited coroutine, on the event loop's thread.
+        PyEngine.Run("async def pay_later(account):\n    return host.withdraw(account)\n");
+        using (PyObject payLater = PyEngine.Eval<PyObject>("pay_later"))
+        {
+            Exception awaited = Unwrap(payLater.CallAsync<long>(9L), "awaited");
+            Assert.True(object.ReferenceEquals(thrown[2], awaited.InnerException), "awaited: InnerException is the exception: " + awaited);
+        }
+        PyEngine.Shutdown(Ten);
+    }
+}
+
+public static partial class Tests
+{
+    sealed class Money
+    {
+        public readonly long Cents;
+        public Money(long cents) { Cents = cents; }
+        public override bool Equals(object other) { var m = other as Money; return m != null && m.Cents == Cents; }
+        public override int GetHashCode() { return (int)Cents * 7; }
+    }
+
+    [Test]
+    public static void HostObjectsKeepIdentityReprAndEquality()
+    {
+        PyEngine.Initialize();
+        var account = new Account { Owner = "ada", Balance = 1 };
+        PyEngine.RegisterFunction<Account>("host", "the_account", () => account);
+        PyEngine.RegisterFunction<long, Money>("host", "money", cents => new Money(cents));
+        PyEngine.Run("import host\nfirst = host.the_account()\nsecond = host.the_account()\n");
+        Assert.True(PyEngine.Eval<bool>("first is second"), "the same .NET object twice is the same Python object");
+        using (PyObject handed = PyObject.FromHostObject(account))
+        using (PyObject isSame = PyEngine.Eval<PyObject>("lambda x: x is first"))
+            Assert.True(isSame.Call<bool>(handed), "FromHostObject gives that object too");
+        string repr = PyEngine.Eval<string>("repr(first)");
+        Assert.Contains("<.NET Tests+Account object at 0x", repr, "repr names the .NET type");
+        // Equality and hashing follow Equals and GetHashCode.
+        PyEngine.Run("a, b, c = host.money(5), host.money(5), host.money(6)\n");
+        Assert.True(PyEngine.Eval<bool>("a is not b and a == b and a != c"), "== follows Equals");
+        Assert.Equal(35L, PyEngine.Eval<long>("hash(a)"), "hash() is GetHashCode");
+        Assert.Equal(2L, PyEngine.Eval<long>("len({a, b, c})"), "a set keeps one of the equal pair");
+        Assert.True(PyEngine.Eval<bool>("first != a and not (first == 1)"), "different objects and other types are not equal");
+        // Python still passes them back as the .NET objects.
+        PyEngine.RegisterFunction<Money, long>("host", "cents", m => m.Cents);
+        Assert.Equal(6L, PyEngine.Eval<long>("host.cents(c)"), "a HostObject argument arrives as its .NET object");
+        // Dropped by Python, the object may go; its next handing over makes a new HostObject.
+        PyEngine.Run("first_id = id(first)\ndel first, second\n");
+        Assert.Equal("<.NET Tests+Account", PyEngine.Eval<string>("repr(host.the_account())").Substring(0, 19), "handed over again");
+        // Each interpreter has its own HostObject type and table.
+        using (var interpreter = PyInterpreter.Create(sharedGil: true))
+        using (interpreter.Enter())
+        {
+            // Host functions are the main interpreter's: here == is identity.
+            using (PyObject x = PyObject.FromHostObject(account))
+            using (PyObject y = PyObject.FromHostObject(account))
+            using (PyObject m1 = PyObject.FromHostObject(new Money(5)))
+            using (PyObject m2 = PyObject.FromHostObject(new Money(5)))
+            using (PyObject check = PyEngine.Eval<PyObject>("lambda x, y, m1, m2: x is y and type(x).__name__ == 'HostObject' and m1 != m2 and m1 == m1"))
+                Assert.True(check.Call<bool>(x, y, m1, m2), "inside a sub-interpreter: one HostObject per object, == by identity");
+        }
         PyEngine.Shutdown(Ten);
     }
 }

@@ -138,6 +138,10 @@ public static class Runner
             Environment.Exit(1);
         }
         Console.WriteLine("PASS " + test.Name + " (" + sw.ElapsedMilliseconds + " ms)");
+        // scripts/test-csharp.sh fails a process that outlives this by more than 2 s: a thread
+        // pybridge made must never keep a runtime from exiting.
+        Console.WriteLine("MAIN RETURNS AT " + DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Console.Out.Flush();
         return 0;
     }
 }

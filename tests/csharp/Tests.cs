@@ -1129,11 +1129,15 @@ threading.Thread(target=ticker.run, daemon=True).start()
                 before = (long)counter.Invoke(null, null);
                 for (long i = 0; i < N; i++) s += add.Call<long>(i, 1L);
                 long generalBytes = (long)counter.Invoke(null, null) - before;
-                Console.WriteLine("  allocated per call: Call<long, long, long> {0:F1} bytes, Call<long>(params object[]) {1:F1} bytes",
-                    (double)typedBytes / N, (double)generalBytes / N);
-                // Allocating per call would be at least 24 bytes a call (4.8 MB here); .NET 8's tiered
-                // compilation allocates a few KiB once while the loop runs (2,288 bytes measured).
-                Assert.True(typedBytes < 64 * 1024, "the typed path allocates nothing per call (" + typedBytes + " bytes for " + N + " calls)");
+                double typedPerCall = (double)typedBytes / N, generalPerCall = (double)generalBytes / N;
+                Console.WriteLine("  allocated per call: Call<long, long, long> {0:F3} bytes, Call<long>(params object[]) {1:F1} bytes",
+                    typedPerCall, generalPerCall);
+                // Per call, not in total: an allocation per call is at least one object (24 bytes on
+                // 64-bit), while the runtime's own background work while the loop runs (.NET 8's
+                // tiered compilation: 2,288 bytes measured, 0.01 byte a call) is no allocation of
+                // the typed path. The general path, which boxes, shows the bound can fail.
+                Assert.True(typedPerCall < 1.0, "the typed path allocates nothing per call (" + typedPerCall + " bytes a call, " + typedBytes + " bytes for " + N + " calls)");
+                Assert.True(generalPerCall >= 24.0, "the general path allocates per call (" + generalPerCall + " bytes a call): the counter counts");
                 GC.KeepAlive(s);
             }
         }

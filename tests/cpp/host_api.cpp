@@ -133,7 +133,7 @@ void host_objects(const pybridge::Engine &engine) {
         expect_wrong_type("another binding's host object", "not made by pybridge::host_object",
                           [&] { pybridge::host_object_cast<Counter>(foreign_object); });
         pybridge::run("try:\n    host.bump(7)\nexcept Exception as error:\n    bad = type(error).__name__\n", scope);
-        TEST_CHECK(eval_text("bad", scope) == "HostError", "bump(7)");
+        TEST_CHECK(eval_text("bad", scope) == "TypeError", "bump(7): a wrong-type argument is a TypeError");
 
         // Python and the host share it: the host's shared_ptr keeps it alive.
         std::shared_ptr<Counter> kept = pybridge::host_object_cast<Counter>(counter);

@@ -117,8 +117,13 @@ for runtime in $RUNTIMES; do
   done
 done
 # Again on the other CPythons, through the release package's native libraries
-# (scripts/package.sh) with the Python chosen by PYBRIDGE_PYTHON: the interpreter tests on
-# 3.12 (own-GIL interpreters), the NumPy buffer test on each.
+# (scripts/package.sh) with the Python chosen by PYBRIDGE_PYTHON, on every runtime: the tests of
+# what C# code sees of Python (conversions, operators, async, exceptions, host objects) and the
+# NumPy buffer test on each, the interpreter tests on 3.12 (own-GIL interpreters).
+ACROSS_VERSIONS="BuffersFillNumPyInPlace AsyncGeneratorsAreConsumedFromCSharp
+  CallAsyncHonoursTheTokenAndTakesKeywords DotNetCollectionsBecomePythonOnes DynamicDowncastsAndTypedViews
+  OperatorsBothWaysAndOneEqualityRule DynamicResultsChainAndIterate HostExceptionsComeBackAsThemselves
+  HostObjectsKeepIdentityReprAndEquality BuffersCopyRangesOfEveryElementType Conversions"
 tarball="$(ls "$ROOT"/dist/pybridge-*-linux-x86_64.tar.gz 2>/dev/null | head -1)"
 if [ -z "${PYB_CS_TESTS:-}" ] && [ -z "${PYB_CS_PREBUILT:-}" ] && [ -n "$tarball" ]; then
   for version in 3.10.13 3.12.1 3.13.0; do
@@ -127,15 +132,15 @@ if [ -z "${PYB_CS_TESTS:-}" ] && [ -z "${PYB_CS_PREBUILT:-}" ] && [ -n "$tarball
     OUTV="${CARGO_TARGET_DIR:-target}/csharp-tests-$version"
     rm -rf "$OUTV" && mkdir -p "$OUTV"
     tar -xzf "$tarball" -C "$OUTV"
-    cp "$OUT/PyBridge.dll" "$OUT/tests.exe" "$OUT/coreclr.runtimeconfig.json" "$OUTV/"
+    cp "$OUT/PyBridge.dll" "$OUT/tests.exe" "$OUT"/*.runtimeconfig.json "$OUTV/"
     cp "$OUTV"/pybridge-*/lib/*.so "$OUTV/"
-    tests="BuffersFillNumPyInPlace"
+    tests="$(echo $ACROSS_VERSIONS)"
     [ "$version" = 3.12.1 ] && tests="$tests InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark ExitAfterASubInterpretersEndReleasedHostMemoryAndObjects ExitAfterAPoolsEndReleasedHostMemory"
     PYB_NUMPY_VENV="$(bash scripts/numpy-venv.sh "$version")" || PYB_NUMPY_VENV=""
     export PYBRIDGE_PYTHON="$python" PYB_NUMPY_VENV
     MAIN_OUT="$OUT"
     OUT="$OUTV"
-    for runtime in mono coreclr; do
+    for runtime in $RUNTIMES; do
       echo "== C# tests on $runtime, CPython $version through the package: $tests"
       for t in $tests; do
         run_and_count "$runtime" "$t" "$runtime $version"

@@ -1748,6 +1748,54 @@ Task call_async(const Object &callable, A &&...args) {
   return Task(callable.call(std::forward<A>(args)...).into_object());
 }
 
+// Iterates a Python async iterator (an async generator, or any object with
+// __aiter__/__anext__) from C++: each step awaits __anext__() on pybridge's
+// event loop, so the generator's code runs there and never on the caller's
+// thread. One step at a time. Move-only.
+class AsyncIterator {
+ public:
+  // aiter(iterable); throws Error (Python's TypeError) if it is not async-iterable.
+  explicit AsyncIterator(const Object &iterable)
+      : iterator_(import_module("builtins").call_method("aiter", iterable).into_object()) {}
+  AsyncIterator(AsyncIterator &&) noexcept = default;
+  AsyncIterator &operator=(AsyncIterator &&) noexcept = default;
+  AsyncIterator(const AsyncIterator &) = delete;
+  AsyncIterator &operator=(const AsyncIterator &) = delete;
+
+  // The next item, or std::nullopt once the iterator is exhausted (and for
+  // good after that). Blocks like Task::get(), and refuses a wait that could
+  // never end (inside a Gil) with PYB_E_WOULD_DEADLOCK; the generator's
+  // exception arrives as Error.
+  std::optional<Value> next() {
+    if (finished_) return std::nullopt;
+    Task step = next_task();
+    try {
+      return step.get();
+    } catch (const Error &error) {
+      if (error.is("StopAsyncIteration")) {
+        finished_ = true;
+        return std::nullopt;
+      }
+      throw;
+    }
+  }
+  // The next step as a Task, for waiting with a timeout or cancelling; its
+  // end is an Error whose python_type() is "StopAsyncIteration".
+  Task next_task() const { return Task(iterator_.call_method("__anext__").into_object()); }
+  // Closes an async generator early (awaits its aclose(): its finally blocks run).
+  void close() {
+    if (finished_) return;
+    finished_ = true;
+    if (import_module("builtins").call_method("hasattr", iterator_, "aclose").to_bool()) {
+      Task(iterator_.call_method("aclose").into_object()).get();
+    }
+  }
+
+ private:
+  Object iterator_;
+  bool finished_ = false;
+};
+
 // ---------------------------------------------------------------- buffers
 
 // A zero-copy view of an object's memory (pyb_buffer_get): bytes, bytearray,

@@ -3,7 +3,8 @@
 // could never end refused with PYB_E_WOULD_DEADLOCK (inside a Gil, in a host
 // function that holds the GIL), wait_for, host functions returning
 // std::future<T> awaited from Python (completed later, gathered, ready at
-// once, void, holding an exception), and a task failed with
+// once, void, holding an exception), async generators through
+// pybridge::AsyncIterator, and a task failed with
 // PYB_E_SHUTTING_DOWN by the engine's shutdown.
 #include <chrono>
 #include <future>
@@ -103,6 +104,55 @@ async def broken():
 
 }  // namespace
 
+// Python async generators consumed from C++ with pybridge::AsyncIterator.
+void async_generators_from_cpp() {
+    pybridge::run(R"(
+closed = []
+async def count(n):
+    try:
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i * 10
+    finally:
+        closed.append(n)
+async def fails_after(n):
+    for i in range(n):
+        yield i
+    raise KeyError('generator failed')
+)");
+    pybridge::Object count = pybridge::eval("count").into_object();
+    pybridge::AsyncIterator items(count.call(4).into_object());
+    std::string seen;
+    while (std::optional<pybridge::Value> item = items.next()) {
+        seen += std::to_string(item->to_int64()) + ",";
+    }
+    TEST_CHECK(seen == "0,10,20,30,", "the items in order: %s", seen.c_str());
+    TEST_CHECK(!items.next(), "exhausted stays exhausted");
+    TEST_CHECK(pybridge::eval("closed[-1]").to_int64() == 4, "its finally ran at the end");
+
+    pybridge::AsyncIterator early(count.call(100).into_object());
+    TEST_CHECK(early.next()->to_int64() == 0, "the first item");
+    early.close();
+    TEST_CHECK(pybridge::eval("closed[-1]").to_int64() == 100, "close() ran aclose and its finally");
+    TEST_CHECK(!early.next(), "nothing after close()");
+
+    pybridge::AsyncIterator failing(pybridge::eval("fails_after(1)").into_object());
+    TEST_CHECK(failing.next()->to_int64() == 0, "item 0 before the raise");
+    try {
+        failing.next();
+        TEST_CHECK(false, "the generator's exception did not arrive");
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.is_python() && error.python_type() == "KeyError", "KeyError: %s", error.what());
+    }
+    try {
+        pybridge::AsyncIterator not_async(pybridge::eval("42").into_object());
+        TEST_CHECK(false, "an int is not async-iterable");
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.python_type() == "TypeError", "TypeError: %s", error.what());
+    }
+    std::printf("coroutines: async generators: items in order, close() runs finally, errors and TypeError\n");
+}
+
 int main() {
     auto engine = test::guarded("initialize", [] { return pybridge::Engine::initialize(); });
     test::guarded("coroutines", [&] {
@@ -199,6 +249,7 @@ except Exception as error:
                   "wait_for times out and finds finished tasks");
 
         futures_awaited_from_python();
+        async_generators_from_cpp();
 
         pybridge::Task pending = pybridge::call_async(forever);
         wait_for_forever_to_start();

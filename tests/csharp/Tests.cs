@@ -99,7 +99,8 @@ threading.Thread(target=ticker.run, daemon=True).start()
         foreach (Type t in typeof(PyEngine).Assembly.GetExportedTypes())
         {
             if (t.Namespace != "PyBridge" || typeof(Delegate).IsAssignableFrom(t)) continue;
-            if (source.IndexOf(t.Name, StringComparison.Ordinal) < 0) missing.Add(t.Name);
+            string typeName = t.Name.Split('`')[0]; // a generic type is named without its arity
+            if (source.IndexOf(typeName, StringComparison.Ordinal) < 0) missing.Add(t.Name);
             foreach (MemberInfo m in t.GetMembers(BindingFlags.Public | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly))
             {
                 var method = m as MethodBase;

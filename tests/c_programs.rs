@@ -189,7 +189,7 @@ fn a_host_that_dlopens_pybridge_locally_can_import_extension_modules() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs `tests/c/sigpipe_host.c` with `mode` ("ignore" or "default").
+/// Runs `tests/c/sigpipe_host.c` with `mode` ("ignore", "default" or "promise").
 fn sigpipe_host(mode: &str) -> Outcome {
     let dir = work_dir(&format!("sigpipe_host-{mode}"));
     let exe = build_c_program("tests/c/sigpipe_host.c", &dir, "-O1")
@@ -215,6 +215,14 @@ fn a_write_to_a_closed_pipe_kills_the_host_unless_sigpipe_is_ignored() {
         default.describe()
     );
     default.assert_printed("sigpipe_host: writing to a closed pipe");
+}
+
+#[test]
+fn completing_a_promise_while_its_loop_loses_its_wake_up_socket_does_not_kill_the_host() {
+    sigpipe_host("promise").assert_finished(
+        "sigpipe_host promise",
+        "sigpipe_host: the promise's completion survived EPIPE and reached its awaiter",
+    );
 }
 
 /// True when the Python this build embeds is at least `major.minor`.

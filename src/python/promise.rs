@@ -164,19 +164,26 @@ fn complete(py: Python<'_>, id: pyb_promise, state: i32, outcome: Owned<'_>) -> 
             ),
         ));
     }
-    // SAFETY: GIL held; live objects; the result is owned.
-    unsafe {
-        Owned::new(
-            py,
-            ffi::PyObject_CallMethod(
-                promise.as_ptr(),
-                c"_complete".as_ptr(),
-                c"iO".as_ptr(),
-                state,
-                outcome.as_ptr(),
-            ),
-        )?;
-    }
+    // `_complete` wakes each awaiting loop with `call_soon_threadsafe`, a
+    // write into that loop's self-pipe; a loop closing meanwhile closes the
+    // pipe's reader first, and the write would be SIGPIPE (the host's
+    // process killed where SIGPIPE keeps its default action). Here it is
+    // EPIPE, which asyncio ignores.
+    crate::sys::process::without_sigpipe(|| {
+        // SAFETY: GIL held; live objects; the result is owned.
+        unsafe {
+            Owned::new(
+                py,
+                ffi::PyObject_CallMethod(
+                    promise.as_ptr(),
+                    c"_complete".as_ptr(),
+                    c"iO".as_ptr(),
+                    state,
+                    outcome.as_ptr(),
+                ),
+            )
+        }
+    })?;
     Ok(())
 }
 

@@ -63,7 +63,15 @@ pub unsafe extern "C" fn pyb_promise_new(
 /// bad OBJECT handle in `value`, which leaves the promise pending);
 /// `PYB_E_NULL_ARGUMENT`; `PYB_E_INVALID_ARGUMENT` (a malformed value; the
 /// promise stays pending); `PYB_E_UNSUPPORTED` (inside a sub-interpreter
-/// scope); `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN`.
+/// scope); `PYB_E_NOT_INITIALIZED`; `PYB_E_SHUTTING_DOWN`; `PYB_E_PYTHON`
+/// (an interrupting shutdown's exception arrived while the outcome was
+/// handed to the awaiting loops: the promise is done, and its awaiters are
+/// being cancelled by that shutdown).
+///
+/// Waking an awaiting loop writes into its self-pipe; a loop that is closing
+/// may have closed the reading end, so the write runs with SIGPIPE blocked on
+/// this thread and a SIGPIPE it raised is discarded: never a signal that
+/// kills a host keeping SIGPIPE's default action.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_promise_resolve(
     promise: pyb_promise,

@@ -39,6 +39,19 @@ pub struct PythonFlags {
     pub libdir: PathBuf,
 }
 
+/// True when the Python this build embeds is at least `major.minor`.
+pub fn python_at_least(major: u32, minor: u32) -> bool {
+    let executable = env!("PYB_BUILD_PYTHON_EXECUTABLE");
+    let output = Command::new(executable)
+        .args([
+            "-c",
+            &format!("import sys; print(int(sys.version_info[:2] >= ({major}, {minor})))"),
+        ])
+        .output()
+        .unwrap_or_else(|err| panic!("could not run {executable}: {err}"));
+    String::from_utf8_lossy(&output.stdout).trim() == "1"
+}
+
 pub fn python_flags() -> PythonFlags {
     let executable = env!("PYB_BUILD_PYTHON_EXECUTABLE");
     let script = "import sys, sysconfig as s\n\

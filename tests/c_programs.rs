@@ -225,19 +225,6 @@ fn completing_a_promise_while_its_loop_loses_its_wake_up_socket_does_not_kill_th
     );
 }
 
-/// True when the Python this build embeds is at least `major.minor`.
-fn python_at_least(major: u32, minor: u32) -> bool {
-    let executable = env!("PYB_BUILD_PYTHON_EXECUTABLE");
-    let output = Command::new(executable)
-        .args([
-            "-c",
-            &format!("import sys; print(int(sys.version_info[:2] >= ({major}, {minor})))"),
-        ])
-        .output()
-        .unwrap_or_else(|err| panic!("could not run {executable}: {err}"));
-    String::from_utf8_lossy(&output.stdout).trim() == "1"
-}
-
 #[test]
 fn pep788_host_enters_with_guards_views_and_gilstate_and_survives_a_shutdown() {
     if !python_at_least(3, 15) {

@@ -858,9 +858,14 @@ fn release_main_state_on_exit(thread: CurrentThread) {
     // busy (`close_gate_for_good`): the interpreter lives on until this thread
     // leaves. Not admitting it there made it exit with the GIL held, and the
     // shutdown then waited for that GIL for ever (fuzzer under TSan).
+    // A keeper thread exits only when the engine's end retires it, before
+    // Py_FinalizeEx and without the main GIL held: it frees its own state,
+    // which 3.14+ would otherwise leak (finalization no longer frees the
+    // states of other threads, which a parked daemon thread may still use).
+    let retired_keeper = thread.internal.load(Ordering::Relaxed);
     let admitted = ours
         && (word.state() == GateState::Running
-            || (inside
+            || ((inside || retired_keeper)
                 && matches!(
                     word.state(),
                     GateState::ShuttingDown | GateState::Finalizing

@@ -98,6 +98,10 @@ namespace PyBridge
             };
         }
 
+        /// <summary>Registers the ProcessExit hook (this class's static constructor) for another
+        /// way the loop's thread enters .NET: an async host function (AsyncHostFunctions.cs).</summary>
+        internal static void EnsureProcessExitHook() { }
+
         static void OnDone(ulong task, int status, IntPtr result, IntPtr userData)
         {
             GCHandle state = GCHandle.FromIntPtr(userData);

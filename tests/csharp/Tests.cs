@@ -27,6 +27,18 @@ public static partial class Tests
         GC.KeepAlive(x);
     }
 
+    /// <summary>Busy C# work until <paramref name="done"/> (checked every 10 ms of work), at most 30 s.</summary>
+    static bool BusyUntil(Func<bool> done)
+    {
+        Stopwatch s = Stopwatch.StartNew();
+        while (s.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            BusyFor(TimeSpan.FromMilliseconds(10));
+            if (done()) return true;
+        }
+        return false;
+    }
+
     // A daemon Python thread that increments ticker.count every `period` seconds.
     static void StartTicker(double period)
     {
@@ -576,23 +588,25 @@ threading.Thread(target=ticker.run, daemon=True).start()
     {
         PyEngine.Initialize();
         StartTicker(0.05);
-        long a = Ticks();
-        BusyFor(TimeSpan.FromMilliseconds(600)); // no GIL held: the Python thread runs
-        long b = Ticks();
-        Assert.True(b - a >= 6, "ticks during 600 ms of C# work without the GIL (50 ms period): " + (b - a));
-        // The measurement can fail: while this thread holds the GIL, the ticker cannot run.
         // Read the counter with getattr, not Eval: evaluating bytecode lets CPython hand the GIL to
         // a waiting thread (switch interval), a plain getattr on an instance does not.
         using (PyObject ticker = PyEngine.Eval<PyObject>("ticker"))
-        using (PyEngine.Gil())
         {
-            long c = ticker.GetAttr<long>("count");
-            BusyFor(TimeSpan.FromMilliseconds(400));
-            long d = ticker.GetAttr<long>("count");
-            Assert.Equal(c, d, "ticks while C# holds the GIL for 400 ms");
-            using (PyEngine.AllowThreads()) BusyFor(TimeSpan.FromMilliseconds(400));
-            long e = ticker.GetAttr<long>("count");
-            Assert.True(e - d >= 4, "ticks during 400 ms of AllowThreads: " + (e - d));
+            // No GIL held: the Python thread runs. Waited for as an event (six ticks), not counted
+            // over a fixed time, which a busy machine failed (5 ticks in 600 ms).
+            long a = ticker.GetAttr<long>("count");
+            Assert.True(BusyUntil(() => ticker.GetAttr<long>("count") - a >= 6), "six ticks during C# work without the GIL (50 ms period) within 30 s");
+            // The measurement can fail: while this thread holds the GIL, the ticker cannot run.
+            using (PyEngine.Gil())
+            {
+                long c = ticker.GetAttr<long>("count");
+                BusyFor(TimeSpan.FromMilliseconds(400));
+                long d = ticker.GetAttr<long>("count");
+                Assert.Equal(c, d, "ticks while C# holds the GIL for 400 ms");
+                // Reading the counter inside the region takes the GIL for that call only.
+                using (PyEngine.AllowThreads())
+                    Assert.True(BusyUntil(() => ticker.GetAttr<long>("count") - d >= 4), "four ticks during AllowThreads within 30 s");
+            }
         }
         PyEngine.Run("ticker.stop.set()");
         PyEngine.Shutdown(Ten);

@@ -1,6 +1,9 @@
 // Awaiting Python coroutines from C# (pyb_task_*): a coroutine runs on pybridge's asyncio event
 // loop (a thread pybridge owns) and its outcome completes a Task<T>; a CancellationToken cancels
-// the Python task.
+// the Python task. The Task<T> is a delegate task parked on PendingTaskScheduler until the
+// outcome arrives, so that a blocking wait on it reaches the scheduler (TryExecuteTaskInline),
+// which fails a wait that would deadlock: one on a thread holding the GIL, which the coroutine
+// needs to finish.
 using System;
 using System.Collections.Generic;
 using System.Runtime.InteropServices;
@@ -18,7 +21,11 @@ namespace PyBridge
         /// for the coroutine's (<see cref="PythonException"/> with its type and traceback), ends
         /// Canceled when <paramref name="cancellationToken"/> cancels the Python task, and fails with
         /// <see cref="PyEngineShuttingDownException"/> when the engine shuts down first.
-        /// Continuations never run on the event loop's thread.</summary>
+        /// Continuations never run on the event loop's thread. A blocking wait for the task
+        /// (<c>Wait()</c>, <c>Result</c>, <c>GetAwaiter().GetResult()</c>, <c>Task.WaitAll</c>
+        /// without a timeout or token) on a thread that holds the GIL, which the coroutine needs,
+        /// fails the task at once with <see cref="PyWouldDeadlockException"/> instead of hanging
+        /// (the coroutine runs on; its outcome is dropped).</summary>
         public static Task<T> RunAsync<T>(PyObject awaitable, CancellationToken cancellationToken = default(CancellationToken))
         {
             if (awaitable == null) throw new ArgumentNullException("awaitable");
@@ -32,7 +39,9 @@ namespace PyBridge
             if (status != Native.PYB_OK)
             {
                 state.Free();
-                PyStatus.Check(status);
+                Exception e = PyStatus.ToException(status); // reads the last error first
+                pending.Fail(e); // ends the parked task, which nobody sees
+                throw e;
             }
             pending.Started(task);
             return pending.Task;
@@ -84,6 +93,12 @@ namespace PyBridge
         internal abstract void Complete(int status, IntPtr result);
         internal abstract void Fail(Exception error);
 
+        /// <summary>Whether the outcome arrived (the parked task may run).</summary>
+        internal abstract bool HasOutcome { get; }
+
+        /// <summary>Fails the task with PyWouldDeadlockException unless its outcome arrived.</summary>
+        internal abstract void FailWouldDeadlock();
+
         static PendingTask()
         {
             // The event loop's thread enters .NET through this callback, and Mono's exit then waits
@@ -98,6 +113,10 @@ namespace PyBridge
             };
         }
 
+        /// <summary>Registers the ProcessExit hook (this class's static constructor) for another
+        /// way the loop's thread enters .NET: an async host function (AsyncHostFunctions.cs).</summary>
+        internal static void EnsureProcessExitHook() { }
+
         static void OnDone(ulong task, int status, IntPtr result, IntPtr userData)
         {
             GCHandle state = GCHandle.FromIntPtr(userData);
@@ -110,42 +129,128 @@ namespace PyBridge
 
     sealed class PendingTask<T> : PendingTask
     {
-        // Continuations must not run here: this is the event loop's thread, holding the GIL.
-        readonly TaskCompletionSource<T> source =
-            new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>A task's outcome: a value, an exception, or cancellation.</summary>
+        sealed class Outcome
+        {
+            internal T Value;
+            internal Exception Error;
+            internal bool Canceled;
+        }
+
+        readonly Task<T> task;
         readonly CancellationToken token;
+        // The task's own token when the caller's cannot cancel, so that Python's own cancellation
+        // of the coroutine can end the task Canceled (a delegate task ends Canceled only through
+        // the token it was made with).
+        readonly CancellationTokenSource own;
+        Outcome outcome;
 
-        internal PendingTask(CancellationToken token) { this.token = token; }
+        internal PendingTask(CancellationToken token)
+        {
+            this.token = token;
+            if (!token.CanBeCanceled) own = new CancellationTokenSource();
+            // HideScheduler: code the task's continuations run inline sees the default scheduler
+            // as TaskScheduler.Current, never this one.
+            task = new Task<T>(state => ((PendingTask<T>)state).Result(), this, token.CanBeCanceled ? token : own.Token,
+                TaskCreationOptions.HideScheduler | TaskCreationOptions.DenyChildAttach);
+            task.Start(PendingTaskScheduler.Instance); // parked until the outcome arrives
+        }
 
-        internal Task<T> Task { get { return source.Task; } }
+        internal Task<T> Task { get { return task; } }
 
-        internal void Started(ulong task)
+        internal override bool HasOutcome { get { return Volatile.Read(ref outcome) != null; } }
+
+        internal void Started(ulong pythonTask)
         {
             if (!token.CanBeCanceled) return;
             // Cancel takes the GIL and does not wait; after the task ended it does nothing.
-            CancellationTokenRegistration registration = token.Register(() => Native.pyb_task_cancel(task));
+            CancellationTokenRegistration registration = token.Register(() => Native.pyb_task_cancel(pythonTask));
             // Disposed off this thread once the task ends (Dispose waits for a running callback).
-            source.Task.ContinueWith(_ => registration.Dispose(), TaskScheduler.Default);
+            task.ContinueWith(_ => registration.Dispose(), TaskScheduler.Default);
         }
 
         internal override unsafe void Complete(int status, IntPtr result)
         {
+            var done = new Outcome();
             if (status == Native.PYB_OK)
             {
                 PybValue value = *(PybValue*)result;
-                source.TrySetResult(Values.To<T>(Values.FromValue(ref value)));
+                done.Value = Values.To<T>(Values.FromValue(ref value));
             }
             else if (status == Native.PYB_E_CANCELLED)
-            {
-                // Python may cancel the task itself; the token is the cause only when it fired.
-                if (token.IsCancellationRequested) source.TrySetCanceled(token);
-                else source.TrySetCanceled();
-            }
+                done.Canceled = true;
             else
-                source.TrySetException(PyStatus.ToException(status));
+                done.Error = PyStatus.ToException(status);
+            Deliver(done);
         }
 
-        internal override void Fail(Exception error) { source.TrySetException(error); }
+        internal override void Fail(Exception error) { Deliver(new Outcome { Error = error }); }
+
+        internal override void FailWouldDeadlock()
+        {
+            var e = new PyWouldDeadlockException("waiting for a pybridge task on a thread that holds the GIL would " +
+                "deadlock: its coroutine needs the GIL to finish; await the task instead, or wait outside GIL scopes " +
+                "(PyEngine.AllowThreads) and host functions");
+            e.Data[PyStatus.DataKey] = PyStatus.Name(Native.PYB_E_WOULD_DEADLOCK);
+            Interlocked.CompareExchange(ref outcome, new Outcome { Error = e }, null);
+        }
+
+        /// <summary>Sets the outcome (the first one counts) and runs the task on the thread pool,
+        /// never here: this may be the event loop's thread, holding the GIL.</summary>
+        void Deliver(Outcome done)
+        {
+            if (Interlocked.CompareExchange(ref outcome, done, null) != null) return;
+            // Python may cancel the task itself; the caller's token is the cause only when it fired.
+            if (done.Canceled && own != null) own.Cancel();
+            PendingTaskScheduler.Instance.RunLater(task);
+        }
+
+        /// <summary>The task's body: runs once the outcome is in (or a wait that would deadlock set it).</summary>
+        T Result()
+        {
+            Outcome done = Volatile.Read(ref outcome);
+            if (done.Error != null) throw done.Error;
+            // Canceled, with a caller's token that did not fire: Python cancelled the coroutine
+            // itself, which a task made with that token can only report as a fault.
+            if (done.Canceled) throw new TaskCanceledException(task);
+            return done.Value;
+        }
+    }
+
+    /// <summary>Where pybridge's tasks wait for their outcome. A blocking wait on a task that has
+    /// not run asks <see cref="TryExecuteTaskInline"/> first (the BCL does for Wait(), Result and
+    /// GetAwaiter().GetResult(), without a timeout or token): there a wait on a thread holding
+    /// the GIL fails the task instead of hanging. Other tasks (none is expected, since the
+    /// parked ones hide this scheduler) run on the thread pool.</summary>
+    sealed class PendingTaskScheduler : TaskScheduler
+    {
+        internal static readonly PendingTaskScheduler Instance = new PendingTaskScheduler();
+
+        protected override void QueueTask(Task task)
+        {
+            var pending = task.AsyncState as PendingTask;
+            if (pending != null && !pending.HasOutcome) return; // parked: its delivery runs it
+            RunLater(task);
+        }
+
+        internal void RunLater(Task task)
+        {
+            ThreadPool.QueueUserWorkItem(state => TryExecuteTask((Task)state), task);
+        }
+
+        protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued)
+        {
+            var pending = task.AsyncState as PendingTask;
+            if (pending != null && !pending.HasOutcome)
+            {
+                // Without the GIL the loop can finish the coroutine: wait for it as usual.
+                if (!PyEngine.IsGilHeld) return false;
+                pending.FailWouldDeadlock();
+            }
+            return TryExecuteTask(task);
+        }
+
+        protected override IEnumerable<Task> GetScheduledTasks() { return new Task[0]; }
     }
 }
 

@@ -79,7 +79,8 @@ namespace PyBridge
     }
 
     /// <summary>The call would wait for the calling thread itself (PYB_E_WOULD_DEADLOCK): for
-    /// example a shutdown asked while this thread holds the GIL.</summary>
+    /// example a shutdown asked while this thread holds the GIL, or a blocking wait for a task of
+    /// <see cref="PyEngine.RunAsync{T}"/> on a thread holding the GIL, which the coroutine needs.</summary>
     public class PyWouldDeadlockException : InvalidOperationException
     {
         public PyWouldDeadlockException(string message) : base(message) { }

@@ -180,11 +180,18 @@ namespace PyBridge
     /// PythonException its caller gets (InnerException). Python raises that HostError on the
     /// thread that ran the host function, and it reaches the C# caller on that thread unless
     /// Python catches it (an awaited coroutine completes on the event loop's thread, which also
-    /// ran the host function): so the last failure of this thread, matched by its message.</summary>
+    /// ran the host function): so the last failure of this thread, matched by its message.
+    /// An async host function's rejection is raised on the awaiting coroutine's loop, which no
+    /// .NET code runs on when the task fails: those exceptions wait in a small process-wide list,
+    /// matched by their message, oldest first (a rejection Python caught leaves the list when
+    /// <see cref="RejectionsKept"/> newer ones have come).</summary>
     internal static class HostFailures
     {
         [ThreadStatic] static string lastMessage;
         [ThreadStatic] static Exception lastException;
+
+        internal const int RejectionsKept = 64;
+        static readonly LinkedList<KeyValuePair<string, Exception>> rejections = new LinkedList<KeyValuePair<string, Exception>>();
 
         internal static void Record(string message, Exception exception)
         {
@@ -192,15 +199,37 @@ namespace PyBridge
             lastException = exception;
         }
 
-        /// <summary>The .NET exception of a HostError with this message raised on this thread, or
-        /// null; taken once.</summary>
+        internal static void RecordRejection(string message, Exception exception)
+        {
+            lock (rejections)
+            {
+                rejections.AddLast(new KeyValuePair<string, Exception>(message, exception));
+                if (rejections.Count > RejectionsKept) rejections.RemoveFirst();
+            }
+        }
+
+        /// <summary>The .NET exception of a HostError with this message raised on this thread (or
+        /// rejected by an async host function), or null; taken once.</summary>
         internal static Exception Take(string pythonType, string pythonMessage)
         {
+            if (pythonType != "pybridge.HostError") return null;
             Exception e = lastException;
-            if (e == null || pythonType != "pybridge.HostError" || pythonMessage != lastMessage) return null;
-            lastException = null;
-            lastMessage = null;
-            return e;
+            if (e != null && pythonMessage == lastMessage)
+            {
+                lastException = null;
+                lastMessage = null;
+                return e;
+            }
+            lock (rejections)
+            {
+                for (var node = rejections.First; node != null; node = node.Next)
+                {
+                    if (node.Value.Key != pythonMessage) continue;
+                    rejections.Remove(node);
+                    return node.Value.Value;
+                }
+            }
+            return null;
         }
     }
 }

@@ -140,11 +140,15 @@ namespace PyBridge
         /// <summary>Registers <paramref name="body"/>, which takes exactly <paramref name="arity"/>
         /// arguments: positional ones first, then keywords named like the delegate's parameters
         /// (<c>(a, b) => ...</c> takes <c>f(1, b=2)</c>).</summary>
-        static void Typed(string module, string name, Delegate function, int arity, Func<object[], object> body, bool releaseGil)
+        /// <paramref name="tokenLast"/>: the delegate's last parameter is a CancellationToken that
+        /// Python does not pass (an async host function's).
+        static void Typed(string module, string name, Delegate function, int arity, Func<object[], object> body, bool releaseGil,
+            bool tokenLast = false)
         {
             if (function == null) throw new ArgumentNullException("function");
             string qualified = module + "." + name;
             string[] parameters = Array.ConvertAll(function.Method.GetParameters(), p => p.Name);
+            if (tokenLast) parameters = parameters.Take(parameters.Length - 1).ToArray();
             // A closure's Method may carry a leading closure parameter: keep the last `arity`.
             if (parameters.Length > arity) parameters = parameters.Skip(parameters.Length - arity).ToArray();
             HostFunctions.Register(module, name, (args, kwargs) =>
@@ -190,9 +194,9 @@ namespace PyBridge
         }
 
         /// <summary>What Python can take as it is; any other .NET object goes as a host object.</summary>
-        static object AsPythonResult(object result)
+        internal static object AsPythonResult(object result)
         {
-            if (result == null || result is PyObject || result is string || result is byte[] ||
+            if (result == null || result is PyObject || result is HandedOver || result is string || result is byte[] ||
                 result is BigInteger || result.GetType().IsPrimitive || Values.IsCollection(result))
                 return result; // a collection is copied (a list, dict or tuple), as an argument is
             return new HandedOver(PyObject.FromHostObject(result));

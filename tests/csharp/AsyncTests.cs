@@ -162,3 +162,91 @@ public static partial class Tests
         PyEngine.Shutdown(Ten);
     }
 }
+
+public static partial class Tests
+{
+    /// <summary>A blocking wait for a pybridge task on a thread that holds the GIL (inside
+    /// PyEngine.Gil(), or in a host function, whose Python thread holds it: also the event loop's
+    /// own thread) fails the task at once with PyWouldDeadlockException: the coroutine needs the
+    /// GIL to finish, so the wait hung for ever. Waits that the BCL does not route through the
+    /// task's scheduler (a timeout, a token) are not covered; without the GIL, waits work.</summary>
+    [Test]
+    public static void WaitingForAPythonTaskWhileHoldingTheGilFailsAtOnce()
+    {
+        PyEngine.Initialize();
+        PyEngine.Run(AsyncSetup);
+        using (PyObject add = PyEngine.Eval<PyObject>("add"))
+        using (PyObject forever = PyEngine.Eval<PyObject>("forever"))
+        {
+            Func<Exception, string, PyWouldDeadlockException> deadlock = (e, what) =>
+            {
+                var inner = (e is AggregateException ? e.InnerException : e) as PyWouldDeadlockException;
+                Assert.True(inner != null, what + ": PyWouldDeadlockException, got " + e);
+                Assert.Equal("PYB_E_WOULD_DEADLOCK", inner.Data[PyStatus.DataKey] as string, what + ": status");
+                return inner;
+            };
+            Task<long> waited = forever.CallAsync<long>();
+            Task<long> resulted = forever.CallAsync<long>();
+            Task<long> gotten = forever.CallAsync<long>();
+            Task<long> all = forever.CallAsync<long>();
+            Assert.Within(TimeSpan.FromSeconds(20), "waits inside a GIL scope", () =>
+            {
+                using (PyEngine.Gil())
+                {
+                    deadlock(Assert.Throws<AggregateException>(null, () => waited.Wait(), "Wait()"), "Wait()");
+                    deadlock(Assert.Throws<AggregateException>(null, () => GC.KeepAlive(resulted.Result), "Result"), "Result");
+                    Assert.Contains("holds the GIL", deadlock(Assert.Throws<PyWouldDeadlockException>("PYB_E_WOULD_DEADLOCK",
+                        () => gotten.GetAwaiter().GetResult(), "GetAwaiter().GetResult()"), "GetResult").Message, "its message");
+                    deadlock(Assert.Throws<AggregateException>(null, () => Task.WaitAll(all), "Task.WaitAll"), "Task.WaitAll");
+                }
+            });
+            Assert.True(waited.IsFaulted && resulted.IsFaulted && gotten.IsFaulted && all.IsFaulted, "the waited tasks failed");
+
+            // A completed task is no deadlock; nor is a wait that gives the GIL away first.
+            Task<long> done = add.CallAsync<long>(1L, 2L);
+            Assert.Equal(3L, done.Result, "waited without the GIL");
+            Assert.Within(TimeSpan.FromSeconds(20), "waits that cannot deadlock", () =>
+            {
+                using (PyEngine.Gil())
+                {
+                    Assert.Equal(3L, done.Result, "a completed task inside a GIL scope");
+                    using (PyEngine.AllowThreads())
+                        Assert.Equal(5L, add.CallAsync<long>(2L, 3L).Result, "inside AllowThreads");
+                }
+            });
+
+            // A host function waiting for a task: from a Python thread, and from a coroutine on the
+            // event loop, which would wait for itself.
+            PyEngine.RegisterFunction<long>("host", "sync_add", () => add.CallAsync<long>(20L, 22L).Result);
+            PyEngine.Run("import host\nasync def calls_sync_add():\n    return host.sync_add()\n");
+            Assert.Within(TimeSpan.FromSeconds(20), "waits in host functions", () =>
+            {
+                var fromThread = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Eval<long>("host.sync_add()"), "from a Python thread");
+                deadlock(fromThread.InnerException, "host function on a Python thread");
+                using (PyObject callsSyncAdd = PyEngine.Eval<PyObject>("calls_sync_add"))
+                {
+                    var fromLoop = Unwrap(callsSyncAdd.CallAsync<long>(), "host function on the loop") as PythonException;
+                    Assert.True(fromLoop != null, "a PythonException from the loop");
+                    deadlock(fromLoop.InnerException, "host function on the event loop's thread");
+                }
+            });
+
+            // Python's own cancellation of the coroutine still ends the task Canceled.
+            PyEngine.Run("async def cancels_itself():\n    asyncio.current_task().cancel()\n    await asyncio.sleep(0)\n");
+            using (PyObject cancelsItself = PyEngine.Eval<PyObject>("cancels_itself"))
+            {
+                Task<long> cancelled = cancelsItself.CallAsync<long>();
+                Assert.True(Unwrap(cancelled, "cancelled in Python") is TaskCanceledException, "TaskCanceledException");
+                Assert.Equal(TaskStatus.Canceled, cancelled.Status, "its status");
+            }
+
+            // Not covered: a timed wait is not routed through the task's scheduler, so it waits
+            // out its timeout (the coroutine cannot progress meanwhile).
+            Task<long> timed = add.CallAsync<long>(1L, 1L);
+            using (PyEngine.Gil())
+                Assert.Equal(false, timed.Wait(TimeSpan.FromMilliseconds(200)), "Wait(timeout) inside a GIL scope times out");
+            Assert.Equal(2L, timed.Result, "and the task completes once the GIL is free");
+        }
+        PyEngine.Shutdown(Ten);
+    }
+}

@@ -216,6 +216,15 @@ public static partial class Tests
         string s = m.greet("x");
         Assert.Equal("hello x", s, "and converts when assigned to a string");
         Assert.Equal(6L, (long)m.count().bit_length(), "an int result chains too");
+        // A deferred result used as a receiver several times (each use gets a temporary Python
+        // object), an attribute of it, then as an argument and as a Python object of its own.
+        dynamic kept = m.greet("x");
+        Assert.Equal("HELLO X", (string)kept.upper(), "first use");
+        Assert.Equal("Hello X", (string)kept.title(), "second use");
+        Assert.Equal(0L, (long)m.count().imag, "an attribute of a deferred int");
+        Assert.Equal("hello xhello x", (string)(kept + kept), "as operands");
+        Assert.Equal("hello x", ((PyObject)kept).GetAttr<PyObject>("lower").Call<string>(), "as a Python object");
+        Assert.Equal("HELLO X", (string)kept.upper(), "a receiver again once its object exists");
         long n = m.count();
         double d = m.count();
         int i = m.count();

@@ -32,15 +32,15 @@ pub(crate) fn record(function: &str, error: &Error) {
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = LastError { text, python });
 }
 
-/// The calling thread's last error message, for Rust-side users and tests.
-pub fn last_error_message() -> String {
+/// The calling thread's last error message (`pyb_last_error_message` copies it out).
+pub(crate) fn last_error_message() -> String {
     LAST_ERROR
         .try_with(|slot| slot.borrow().text.clone())
         .unwrap_or_default()
 }
 
 /// The Python exception behind the calling thread's last error, if it was one.
-pub fn last_python_error() -> Option<PythonError> {
+pub(crate) fn last_python_error() -> Option<PythonError> {
     LAST_ERROR
         .try_with(|slot| slot.borrow().python.as_deref().cloned())
         .ok()

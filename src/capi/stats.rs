@@ -12,7 +12,7 @@ use crate::runtime::thread_slot::all_slots;
 use crate::sys::clock;
 
 pub use crate::abi::stats::*;
-pub use crate::runtime::stats::snapshot;
+use crate::runtime::stats::snapshot;
 
 impl Versioned for pyb_stats {
     fn set_size(&mut self, size: usize) {

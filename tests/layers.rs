@@ -17,7 +17,8 @@
 //! token too. Reads `src/`; no engine. A module "names" another through any
 //! path in its code: `crate::`, `self::` and `super::` paths, in `use`
 //! declarations (grouped and nested too) or inline; comments and string
-//! literals are skipped.
+//! literals are skipped. The packaged loader (`loader/src/`) is checked for
+//! module cycles too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -399,38 +400,94 @@ fn every_module_names_only_its_own_layer_or_below() {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
+/// The nodes of `edges` (each node with the nodes it names) that lie on a
+/// cycle or lead into one.
+fn cyclic<T: Ord + Clone>(edges: &BTreeMap<T, BTreeSet<T>>) -> Vec<T> {
+    // Repeatedly remove nodes that name nothing left; what remains is cyclic.
+    let mut left = edges.clone();
+    loop {
+        let leaves: Vec<T> = left
+            .iter()
+            .filter(|(_, named)| named.iter().all(|other| !left.contains_key(other)))
+            .map(|(node, _)| node.clone())
+            .collect();
+        if leaves.is_empty() {
+            break;
+        }
+        for leaf in leaves {
+            left.remove(&leaf);
+        }
+    }
+    left.into_keys().collect()
+}
+
 #[test]
 fn the_module_graph_has_no_cycle() {
     let sources = sources();
-    let edges: BTreeMap<&Module, BTreeSet<Module>> = sources
+    let edges: BTreeMap<Module, BTreeSet<Module>> = sources
         .iter()
         .map(|(module, text)| {
             let mut named = named_modules(module, text);
             named.retain(|other| other != module && sources.contains_key(other));
             // A layer's mod.rs only declares and documents its modules.
             named.retain(|other| other.name != "mod");
-            (module, named)
+            (module.clone(), named)
         })
         .collect();
-    // Repeatedly remove modules that name nothing left; what remains is cyclic.
-    let mut left = edges.clone();
-    loop {
-        let leaves: Vec<&Module> = left
-            .iter()
-            .filter(|(_, named)| named.iter().all(|other| !left.contains_key(other)))
-            .map(|(module, _)| *module)
-            .collect();
-        if leaves.is_empty() {
-            break;
-        }
-        for leaf in leaves {
-            left.remove(leaf);
-        }
-    }
-    let cyclic: Vec<String> = left.keys().map(ToString::to_string).collect();
+    let cyclic: Vec<String> = cyclic(&edges).iter().map(ToString::to_string).collect();
     assert!(
         cyclic.is_empty(),
         "modules in a dependency cycle: {cyclic:?}"
+    );
+}
+
+/// The loader's own modules (`loader/src/*.rs`), by name, with their text.
+/// Its crate root, `lib.rs`, is left out as `src/lib.rs` is: it declares the
+/// modules and includes the forwarders build.rs generates, which read the
+/// loaded core (`crate::core::functions`) while `core` names their table type
+/// (`crate::CoreFunctions`), a cycle through the generated root that this
+/// check allows. The modules that `lib.rs` borrows from `src/` with `#[path]`
+/// (abi, c_buffer, python_locator) are the core's, checked above.
+fn loader_sources() -> BTreeMap<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("loader/src");
+    let mut sources = BTreeMap::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(!path.is_dir(), "{} nests a directory", path.display());
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_some_and(|ext| ext == "rs") && name != "lib" {
+            sources.insert(name, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    assert!(sources.len() >= 4, "found only {:?}", sources.keys());
+    sources
+}
+
+#[test]
+fn the_loader_module_graph_has_no_cycle() {
+    let sources = loader_sources();
+    let edges: BTreeMap<String, BTreeSet<String>> = sources
+        .iter()
+        .map(|(module, text)| {
+            let named = named_paths(std::slice::from_ref(module), text)
+                .into_iter()
+                .filter_map(|path| path.first().cloned())
+                .filter(|other| other != module && sources.contains_key(other))
+                .collect();
+            (module.clone(), named)
+        })
+        .collect();
+    assert!(
+        edges.values().any(|named| !named.is_empty()),
+        "no loader module names another: {edges:?}"
+    );
+    let cyclic: Vec<String> = cyclic(&edges)
+        .iter()
+        .map(|module| format!("loader/src/{module}.rs"))
+        .collect();
+    assert!(
+        cyclic.is_empty(),
+        "loader modules in a dependency cycle: {cyclic:?}"
     );
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use crate::CoreFunctions;
+use crate::pending_settings;
 use crate::python_locator::{Installation, find_on_path, locate};
 
 /// The environment variable that names the Python when the config does not.
@@ -224,8 +225,7 @@ pub(crate) fn load(named: Option<&str>) -> Result<&'static Core, String> {
         chosen,
         python,
     });
-    crate::exports::apply_log_callback(core);
-    crate::exports::apply_gil_stats_switch(core);
+    pending_settings::hand_to(&core.functions);
     Ok(core)
 }
 

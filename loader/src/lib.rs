@@ -31,6 +31,7 @@ mod python_locator;
 mod core;
 mod exports;
 mod last_error;
+mod pending_settings;
 
 /// Defines the exported symbol `$name` as a GNU indirect function whose
 /// resolver is `$resolve`. The dynamic linker calls the resolver when it binds

@@ -400,9 +400,13 @@ fn every_module_names_only_its_own_layer_or_below() {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
-/// The nodes of `edges` (each node with the nodes it names) that lie on a
-/// cycle or lead into one.
-fn cyclic<T: Ord + Clone>(edges: &BTreeMap<T, BTreeSet<T>>) -> Vec<T> {
+/// Fails, naming the `what` that lie on a cycle or lead into one, unless the
+/// graph `edges` (each node with the nodes it names) has no cycle.
+fn assert_no_cycle<T: Ord + Clone>(
+    edges: &BTreeMap<T, BTreeSet<T>>,
+    what: &str,
+    show: impl Fn(&T) -> String,
+) {
     // Repeatedly remove nodes that name nothing left; what remains is cyclic.
     let mut left = edges.clone();
     loop {
@@ -418,7 +422,11 @@ fn cyclic<T: Ord + Clone>(edges: &BTreeMap<T, BTreeSet<T>>) -> Vec<T> {
             left.remove(&leaf);
         }
     }
-    left.into_keys().collect()
+    let cyclic: Vec<String> = left.keys().map(show).collect();
+    assert!(
+        cyclic.is_empty(),
+        "{what} in a dependency cycle: {cyclic:?}"
+    );
 }
 
 #[test]
@@ -434,11 +442,7 @@ fn the_module_graph_has_no_cycle() {
             (module.clone(), named)
         })
         .collect();
-    let cyclic: Vec<String> = cyclic(&edges).iter().map(ToString::to_string).collect();
-    assert!(
-        cyclic.is_empty(),
-        "modules in a dependency cycle: {cyclic:?}"
-    );
+    assert_no_cycle(&edges, "modules", ToString::to_string);
 }
 
 /// The loader's own modules (`loader/src/*.rs`), by name, with their text.
@@ -481,14 +485,9 @@ fn the_loader_module_graph_has_no_cycle() {
         edges.values().any(|named| !named.is_empty()),
         "no loader module names another: {edges:?}"
     );
-    let cyclic: Vec<String> = cyclic(&edges)
-        .iter()
-        .map(|module| format!("loader/src/{module}.rs"))
-        .collect();
-    assert!(
-        cyclic.is_empty(),
-        "loader modules in a dependency cycle: {cyclic:?}"
-    );
+    assert_no_cycle(&edges, "loader modules", |module| {
+        format!("loader/src/{module}.rs")
+    });
 }
 
 /// The lines of `text` without comments (rough: `//` to the end of a line).

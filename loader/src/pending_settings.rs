@@ -6,7 +6,7 @@ use std::ffi::c_void;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::CoreFunctions;
+use crate::core_functions::CoreFunctions;
 
 /// The log callback the host set before a core was loaded.
 struct LogCallback {

@@ -56,8 +56,11 @@ fn tarball() -> PathBuf {
             tarball.display()
         );
     }
-    if !tarball.is_file() {
-        // One build for all the tests that ask at once (nextest runs them in parallel).
+    {
+        // One build for all the tests that ask at once (nextest runs them in
+        // parallel). Always through the lock: scripts/package.sh writes the
+        // tarball in place, so a test that saw the file without the lock could
+        // unpack it half written ("gzip: unexpected end of file").
         let dist = repo_root().join("dist");
         std::fs::create_dir_all(&dist).unwrap();
         let mut command = Command::new("flock");

@@ -41,8 +41,18 @@ fn ok(status: pyb_status) {
         PYB_OK,
         "{}: {}",
         status_name(status).to_string_lossy(),
-        pybridge::error::last_error_message()
+        last_error()
     );
+}
+
+/// The calling thread's last error message, read through the C API as a host reads it.
+fn last_error() -> String {
+    use pybridge::error::pyb_last_error_message;
+    let len = unsafe { pyb_last_error_message(std::ptr::null_mut(), 0) };
+    let mut buf = vec![0u8; len + 1];
+    unsafe { pyb_last_error_message(buf.as_mut_ptr().cast(), buf.len()) };
+    buf.truncate(len);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn run(code: &str) {

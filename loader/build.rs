@@ -190,7 +190,11 @@ fn main() {
     writeln!(out, "}}\n").unwrap();
     writeln!(out, "impl CoreFunctions {{").unwrap();
     writeln!(out, "    /// Looks every function up in `library`.").unwrap();
-    writeln!(out, "    pub(crate) fn resolve(library: &crate::core::Library) -> Result<CoreFunctions, String> {{").unwrap();
+    writeln!(
+        out,
+        "    pub(crate) fn resolve(library: &Library) -> Result<CoreFunctions, String> {{"
+    )
+    .unwrap();
     writeln!(
         out,
         "        // SAFETY: each symbol is the core's function with the header's signature."
@@ -208,6 +212,10 @@ fn main() {
         .unwrap();
     }
     writeln!(out, "            }})\n        }}\n    }}\n}}\n").unwrap();
+    let out_dir = std::env::var("OUT_DIR").unwrap();
+    // The table, included by src/core_functions.rs; the forwarders below, by lib.rs.
+    std::fs::write(Path::new(&out_dir).join("core_functions.rs"), &out).unwrap();
+    out.clear();
     for function in functions
         .iter()
         .filter(|f| !HAND_WRITTEN.contains(&f.name.as_str()))
@@ -271,7 +279,6 @@ fn main() {
         writeln!(out, "    }}\n}}\n").unwrap();
         writeln!(out, "crate::exported_function!({name}, resolve_{name});\n").unwrap();
     }
-    let out_dir = std::env::var("OUT_DIR").unwrap();
     std::fs::write(Path::new(&out_dir).join("forward.rs"), out).unwrap();
 
     // The Python the package was built with: the default when the host names none.

@@ -51,9 +51,9 @@ unsafe extern "C" fn record(
         task,
         status: name(status),
         result,
-        python_type: pybridge::error::last_python_error()
-            .filter(|_| status == PYB_E_PYTHON)
-            .map(|error| error.type_name),
+        python_type: (status == PYB_E_PYTHON)
+            .then(|| python_parts().0)
+            .filter(|type_name| !type_name.is_empty()),
         thread: std::thread::current().name().map(str::to_string),
     };
     OUTCOMES.lock().unwrap().push(outcome);

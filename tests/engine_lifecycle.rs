@@ -503,7 +503,7 @@ fn a_thread_with_too_small_a_stack_is_named_in_one_warning() {
 }
 
 /// The per-cycle checks of the two tests below: which extension modules the
-/// guard refuses (src/reinit_guard.rs), given those an earlier engine in this
+/// guard refuses (src/python/reinit_guard.rs), given those an earlier engine in this
 /// process initialized (`EARLIER`), and that the standard library still works
 /// through their pure-Python versions.
 const REINIT_CHECKS: &str = r#"

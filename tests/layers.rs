@@ -14,7 +14,11 @@
 //! module graph has no cycle; only `capi` exports symbols or keeps
 //! `extern "C" fn pyb_*`, and no code in the crate calls one; `capi` never
 //! touches CPython; `python` functions that take a Python object take a GIL
-//! token too. Reads `src/`; no engine.
+//! token too. Reads `src/`; no engine. A module "names" another through any
+//! path in its code: `crate::`, `self::` and `super::` paths, in `use`
+//! declarations (grouped and nested too) or inline; comments and string
+//! literals are skipped. The packaged loader (`loader/src/`) is checked for
+//! module cycles too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -74,40 +78,304 @@ fn sources() -> BTreeMap<Module, String> {
     sources
 }
 
+/// `text` with its comments, string literals and character literals blanked
+/// out (newlines kept), so that only code is searched for paths.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut code = String::with_capacity(text.len());
+    let mut at = 0;
+    let blank = |code: &mut String, skipped: &[char]| {
+        code.extend(skipped.iter().map(|&c| if c == '\n' { '\n' } else { ' ' }));
+    };
+    let ident_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    while at < chars.len() {
+        let rest = &chars[at..];
+        let after_ident = at > 0 && ident_char(chars[at - 1]);
+        let end = if rest.starts_with(&['/', '/']) {
+            rest.iter().position(|&c| c == '\n').unwrap_or(rest.len())
+        } else if rest.starts_with(&['/', '*']) {
+            // Block comments nest in Rust.
+            let (mut depth, mut i) = (0, 0);
+            loop {
+                if i >= rest.len() {
+                    break rest.len();
+                } else if rest[i..].starts_with(&['/', '*']) {
+                    depth += 1;
+                    i += 2;
+                } else if rest[i..].starts_with(&['*', '/']) {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break i;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        } else if rest[0] == 'r'
+            && !after_ident
+            && rest[1..].iter().take_while(|&&c| c == '#').count() + 1 < rest.len()
+            && rest[1 + rest[1..].iter().take_while(|&&c| c == '#').count()] == '"'
+        {
+            // A raw string: r"..." or r#"..."#, ended by the quote and as many #.
+            let hashes = rest[1..].iter().take_while(|&&c| c == '#').count();
+            let mut i = 2 + hashes;
+            loop {
+                if i >= rest.len() {
+                    break rest.len();
+                }
+                if rest[i] == '"'
+                    && rest[i + 1..].iter().take_while(|&&c| c == '#').count() >= hashes
+                {
+                    break i + 1 + hashes;
+                }
+                i += 1;
+            }
+        } else if rest[0] == '"' {
+            let mut i = 1;
+            while i < rest.len() && rest[i] != '"' {
+                i += if rest[i] == '\\' { 2 } else { 1 };
+            }
+            (i + 1).min(rest.len())
+        } else if rest[0] == '\'' && rest.get(1) == Some(&'\\') {
+            // An escaped character literal: '\n', '\'', '\u{..}'.
+            rest[2..]
+                .iter()
+                .position(|&c| c == '\'')
+                .map_or(1, |i| i + 3)
+        } else if rest[0] == '\'' && rest.get(2) == Some(&'\'') {
+            3
+        } else {
+            code.push(rest[0]);
+            at += 1;
+            continue;
+        };
+        blank(&mut code, &rest[..end]);
+        at += end;
+    }
+    code
+}
+
+/// The tokens of `code`: identifiers, `::`, and single punctuation characters.
+fn tokens(code: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    let bytes = code.as_bytes();
+    while at < bytes.len() {
+        let c = bytes[at];
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            let len = identifier(&code[at..]).len();
+            found.push(&code[at..at + len]);
+            at += len;
+        } else if code[at..].starts_with("::") {
+            found.push("::");
+            at += 2;
+        } else if c.is_ascii_whitespace() || !c.is_ascii() {
+            at += code[at..].chars().next().map_or(1, char::len_utf8);
+        } else {
+            found.push(&code[at..at + 1]);
+            at += 1;
+        }
+    }
+    found
+}
+
 fn identifier(text: &str) -> String {
     text.chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
 }
 
-/// The crate modules `text` names: `crate::layer::module`, including each
-/// module of a `crate::layer::{a, b::c}` group. A bare `crate::layer` names
-/// the layer's `mod.rs`.
-fn named_modules(text: &str) -> BTreeSet<Module> {
-    let mut named = BTreeSet::new();
-    for (at, _) in text.match_indices("crate::") {
-        let rest = &text[at + "crate::".len()..];
-        let layer = identifier(rest);
-        let rest = &rest[layer.len()..];
-        let names: Vec<String> = if let Some(group) = rest.strip_prefix("::{") {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            group
-                .split(',')
-                .map(|item| identifier(item.trim()))
-                .collect()
-        } else if let Some(path) = rest.strip_prefix("::") {
-            vec![identifier(path)]
-        } else {
-            vec!["mod".to_string()]
-        };
-        for name in names.into_iter().filter(|name| !name.is_empty()) {
-            named.insert(Module {
-                layer: layer.clone(),
-                name,
-            });
+/// Reads one use tree from `tokens[*at..]` (`a::b`, `a::{b, c::{self, d}}`,
+/// `a::*`, `a as b`) and appends every path it imports, after `prefix`.
+fn use_tree(tokens: &[&str], at: &mut usize, prefix: Vec<String>, paths: &mut Vec<Vec<String>>) {
+    let mut path = prefix;
+    while let Some(&token) = tokens.get(*at) {
+        *at += 1;
+        match token {
+            "::" => continue,
+            "{" => {
+                while tokens.get(*at).is_some_and(|&token| token != "}") {
+                    use_tree(tokens, at, path.clone(), paths);
+                    if tokens.get(*at) == Some(&",") {
+                        *at += 1;
+                    }
+                }
+                *at += 1;
+                return;
+            }
+            "*" => break,
+            name if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') => {
+                // `{self, ...}` names the path before the group.
+                if name != "self" || path.is_empty() {
+                    path.push(name.to_string());
+                }
+                match tokens.get(*at) {
+                    Some(&"::") => continue,
+                    Some(&"as") => *at += 2,
+                    _ => {}
+                }
+                break;
+            }
+            _ => {
+                *at -= 1;
+                break;
+            }
         }
     }
+    paths.push(path);
+}
+
+/// Where `path` leads from the module at `position` (its path from the crate
+/// root), as a path from the crate root; `None` for paths that start outside
+/// the crate (`std::`, `pyo3::`, a local name).
+fn resolve(position: &[String], path: &[String]) -> Option<Vec<String>> {
+    let (first, rest) = path.split_first()?;
+    let mut from: Vec<String> = match first.as_str() {
+        "crate" => Vec::new(),
+        "self" => position.to_vec(),
+        "super" => position[..position.len().saturating_sub(1)].to_vec(),
+        _ => return None,
+    };
+    for segment in rest {
+        if segment == "super" {
+            from.pop();
+        } else {
+            from.push(segment.clone());
+        }
+    }
+    Some(from)
+}
+
+/// Every path into the crate that `text` (the file at `position`) names, from
+/// the crate root: each path of each `use` (grouped, nested, `self`, `super`,
+/// globs), and each `crate::`, `self::` or `super::` path in code, relative to
+/// the inline module (`mod tests { ... }`) it appears in. Comments and string
+/// literals are not code.
+fn named_paths(position: &[String], text: &str) -> BTreeSet<Vec<String>> {
+    let code = code_only(text);
+    let tokens = tokens(&code);
+    let mut named = BTreeSet::new();
+    // The inline modules open here: (name, brace depth inside them).
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0;
+    let mut at = 0;
+    while at < tokens.len() {
+        let here: Vec<String> = position
+            .iter()
+            .cloned()
+            .chain(inline.iter().map(|(name, _)| name.clone()))
+            .collect();
+        match tokens[at] {
+            "{" => depth += 1,
+            "}" => {
+                if inline.last().is_some_and(|(_, inside)| *inside == depth) {
+                    inline.pop();
+                }
+                depth -= 1;
+            }
+            "mod" if tokens.get(at + 2) == Some(&"{") => {
+                depth += 1;
+                inline.push((tokens[at + 1].to_string(), depth));
+                at += 3;
+                continue;
+            }
+            "use" => {
+                let mut paths = Vec::new();
+                at += 1;
+                use_tree(&tokens, &mut at, Vec::new(), &mut paths);
+                named.extend(paths.iter().filter_map(|path| resolve(&here, path)));
+                continue;
+            }
+            "crate" | "self" | "super" if tokens.get(at + 1) == Some(&"::") => {
+                let mut path = vec![tokens[at].to_string()];
+                while tokens.get(at + 1) == Some(&"::")
+                    && tokens.get(at + 2).is_some_and(|token| {
+                        token.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    })
+                {
+                    path.push(tokens[at + 2].to_string());
+                    at += 2;
+                }
+                named.extend(resolve(&here, &path));
+            }
+            _ => {}
+        }
+        at += 1;
+    }
     named
+}
+
+/// The path from the crate root of the file `module` is.
+fn position(module: &Module) -> Vec<String> {
+    if module.name == "mod" {
+        vec![module.layer.clone()]
+    } else {
+        vec![module.layer.clone(), module.name.clone()]
+    }
+}
+
+/// The crate modules `text`, the source of `module`, names, by any form of
+/// path. A path to a layer alone names the layer's `mod.rs`; a path into the
+/// crate root (`crate::SomeItem`) names no module.
+fn named_modules(module: &Module, text: &str) -> BTreeSet<Module> {
+    named_paths(&position(module), text)
+        .into_iter()
+        .filter_map(|path| match path.as_slice() {
+            [] => None,
+            [layer] => Some(Module {
+                layer: layer.clone(),
+                name: "mod".to_string(),
+            }),
+            [layer, name, ..] => Some(Module {
+                layer: layer.clone(),
+                name: name.clone(),
+            }),
+        })
+        .collect()
+}
+
+#[test]
+fn every_form_of_path_is_seen() {
+    let at = |layer: &str, name: &str| Module {
+        layer: layer.to_string(),
+        name: name.to_string(),
+    };
+    let text = r##"
+        use crate::runtime::{gate, error::{self, Error}, thread_slot as slot};
+        use crate::{abi::status::*, sys};
+        use super::owned::Owned;
+        use self::inner::Thing;
+        use std::sync::Mutex;
+        use pyo3::ffi::{self, PyObject};
+        // use crate::capi::commented;
+        const TEXT: &str = "crate::capi::in_a_string";
+        const RAW: &str = r#"super::in_a_raw_string"#;
+        const QUOTE: char = '"';
+        fn f<'a>(x: &'a u8) { crate::lifecycle::state::get(); super::super::capi::x::y(); }
+        #[cfg(test)]
+        mod tests {
+            use super::*;
+            use super::super::handles;
+        }
+        pub(super) fn g() {}
+    "##;
+    let named = named_modules(&at("python", "call"), text);
+    let expected: BTreeSet<Module> = [
+        at("runtime", "gate"),
+        at("runtime", "error"),
+        at("runtime", "thread_slot"),
+        at("abi", "status"),
+        at("sys", "mod"),
+        at("python", "owned"),
+        at("python", "call"),
+        at("lifecycle", "state"),
+        at("capi", "x"),
+        at("python", "handles"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(named, expected);
 }
 
 #[test]
@@ -119,7 +387,7 @@ fn every_module_names_only_its_own_layer_or_below() {
             violations.push(format!("{module} is in no layer of {LAYERS:?}"));
             continue;
         };
-        for named in named_modules(text) {
+        for named in named_modules(module, text) {
             match layer_rank(&named.layer) {
                 Some(other) if other > rank => violations.push(format!(
                     "{module} names crate::{}::{}, a higher layer",
@@ -132,39 +400,126 @@ fn every_module_names_only_its_own_layer_or_below() {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
-#[test]
-fn the_module_graph_has_no_cycle() {
-    let sources = sources();
-    let edges: BTreeMap<&Module, BTreeSet<Module>> = sources
-        .iter()
-        .map(|(module, text)| {
-            let mut named = named_modules(text);
-            named.retain(|other| other != module && sources.contains_key(other));
-            // A layer's mod.rs only declares and documents its modules.
-            named.retain(|other| other.name != "mod");
-            (module, named)
-        })
-        .collect();
-    // Repeatedly remove modules that name nothing left; what remains is cyclic.
+/// Fails, naming the `what` that lie on a cycle or lead into one, unless the
+/// graph `edges` (each node with the nodes it names) has no cycle.
+fn assert_no_cycle<T: Ord + Clone>(
+    edges: &BTreeMap<T, BTreeSet<T>>,
+    what: &str,
+    show: impl Fn(&T) -> String,
+) {
+    // Repeatedly remove nodes that name nothing left; what remains is cyclic.
     let mut left = edges.clone();
     loop {
-        let leaves: Vec<&Module> = left
+        let leaves: Vec<T> = left
             .iter()
             .filter(|(_, named)| named.iter().all(|other| !left.contains_key(other)))
-            .map(|(module, _)| *module)
+            .map(|(node, _)| node.clone())
             .collect();
         if leaves.is_empty() {
             break;
         }
         for leaf in leaves {
-            left.remove(leaf);
+            left.remove(&leaf);
         }
     }
-    let cyclic: Vec<String> = left.keys().map(ToString::to_string).collect();
+    let cyclic: Vec<String> = left.keys().map(show).collect();
     assert!(
         cyclic.is_empty(),
-        "modules in a dependency cycle: {cyclic:?}"
+        "{what} in a dependency cycle: {cyclic:?}"
     );
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let sources = sources();
+    let edges: BTreeMap<Module, BTreeSet<Module>> = sources
+        .iter()
+        .map(|(module, text)| {
+            let mut named = named_modules(module, text);
+            named.retain(|other| other != module && sources.contains_key(other));
+            // A layer's mod.rs only declares and documents its modules.
+            named.retain(|other| other.name != "mod");
+            (module.clone(), named)
+        })
+        .collect();
+    assert_no_cycle(&edges, "modules", ToString::to_string);
+}
+
+/// The loader's own modules (`loader/src/*.rs` but `lib.rs`), by name, with
+/// their text. The modules that `lib.rs` borrows from `src/` with `#[path]`
+/// (abi, c_buffer, python_locator) are the core's, checked above.
+fn loader_sources() -> BTreeMap<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("loader/src");
+    let mut sources = BTreeMap::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(!path.is_dir(), "{} nests a directory", path.display());
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_some_and(|ext| ext == "rs") && name != "lib" {
+            sources.insert(name, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    assert!(sources.len() >= 4, "found only {:?}", sources.keys());
+    sources
+}
+
+/// The loader's crate root (`lib.rs`, and the forwarders build.rs generates
+/// into it) names its modules; so no module may name an item of the root, or
+/// a cycle could pass through it unseen (the generated text is not read).
+#[test]
+fn the_loader_module_graph_has_no_cycle() {
+    let sources = loader_sources();
+    let root =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("loader/src/lib.rs"))
+            .unwrap();
+    let root_code = code_only(&root);
+    let root_tokens = tokens(&root_code);
+    let declared: BTreeSet<&str> = root_tokens
+        .windows(3)
+        .filter(|window| window[0] == "mod" && window[2] == ";")
+        .map(|window| window[1])
+        .collect();
+    let mut root_items = Vec::new();
+    for (module, text) in &sources {
+        assert!(
+            declared.contains(module.as_str()),
+            "loader/src/lib.rs does not declare {module}"
+        );
+        for path in named_paths(std::slice::from_ref(module), text) {
+            if path
+                .first()
+                .is_some_and(|first| !declared.contains(first.as_str()))
+            {
+                root_items.push(format!(
+                    "loader/src/{module}.rs names crate::{}",
+                    path.join("::")
+                ));
+            }
+        }
+    }
+    assert!(
+        root_items.is_empty(),
+        "items of the loader's crate root, named by its modules:\n{}",
+        root_items.join("\n")
+    );
+    let edges: BTreeMap<String, BTreeSet<String>> = sources
+        .iter()
+        .map(|(module, text)| {
+            let named = named_paths(std::slice::from_ref(module), text)
+                .into_iter()
+                .filter_map(|path| path.first().cloned())
+                .filter(|other| other != module && sources.contains_key(other))
+                .collect();
+            (module.clone(), named)
+        })
+        .collect();
+    assert!(
+        edges.values().any(|named| !named.is_empty()),
+        "no loader module names another: {edges:?}"
+    );
+    assert_no_cycle(&edges, "loader modules", |module| {
+        format!("loader/src/{module}.rs")
+    });
 }
 
 /// The lines of `text` without comments (rough: `//` to the end of a line).

@@ -56,8 +56,11 @@ fn tarball() -> PathBuf {
             tarball.display()
         );
     }
-    if !tarball.is_file() {
-        // One build for all the tests that ask at once (nextest runs them in parallel).
+    {
+        // One build for all the tests that ask at once (nextest runs them in
+        // parallel). Always through the lock: scripts/package.sh writes the
+        // tarball in place, so a test that saw the file without the lock could
+        // unpack it half written ("gzip: unexpected end of file").
         let dist = repo_root().join("dist");
         std::fs::create_dir_all(&dist).unwrap();
         let mut command = Command::new("flock");
@@ -271,6 +274,34 @@ fn runs_when_named_by_its_libpython() {
     let pyenv = pyenv_python("3.10.13");
     let library = pyenv.parent().unwrap().join("../lib/libpython3.10.so.1.0");
     run_scenario(&library, "3.10.13", None);
+}
+
+/// A log callback and the GIL-statistics switch set before the first
+/// initialize, while the loader has no core and keeps them, reach the core it
+/// then loads (loader/src/pending_settings.rs).
+#[test]
+fn settings_made_before_the_core_loads_reach_it() {
+    let dir = TempDir::new("settings-before-load");
+    let package = unpack(&dir.0);
+    let exe = build_c_host(
+        &package,
+        &dir.0,
+        "tests/package_hosts/settings_before_load.c",
+    );
+    let python = pyenv_python("3.11.7").display().to_string();
+    let outcome = run_host(&exe, &[python.as_str()], &[]);
+    outcome.assert_finished("settings_before_load", "settings_before_load: done");
+    for line in [
+        "settings_before_load: log level 9 before load -> PYB_E_INVALID_ARGUMENT",
+        "settings_before_load: running records: 1",
+        "settings_before_load: gil stats enabled: yes, acquisitions: counted",
+    ] {
+        assert!(
+            outcome.stdout.lines().any(|printed| printed == line),
+            "missing {line:?}\n{}",
+            outcome.describe()
+        );
+    }
 }
 
 /// Writes a minimal wheel of `module` (a pure-Python package with a MARKER).

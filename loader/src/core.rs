@@ -4,65 +4,13 @@ use std::ffi::{CStr, CString, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use crate::CoreFunctions;
+use crate::core_functions::CoreFunctions;
+use crate::library::Library;
+use crate::pending_settings;
 use crate::python_locator::{Installation, find_on_path, locate};
 
 /// The environment variable that names the Python when the config does not.
 pub(crate) const PYTHON_VARIABLE: &str = "PYBRIDGE_PYTHON";
-
-/// A library opened with `dlopen`; never closed (neither libpython nor a core
-/// can be unloaded safely).
-pub(crate) struct Library {
-    handle: *mut c_void,
-    path: PathBuf,
-}
-
-// SAFETY: a dlopen handle may be used from any thread.
-unsafe impl Send for Library {}
-unsafe impl Sync for Library {}
-
-impl Library {
-    fn open(path: &Path, flags: i32) -> Result<Library, String> {
-        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("{} contains a NUL byte", path.display()))?;
-        // SAFETY: dlopen with a valid C string; the handle is kept for good.
-        let handle = unsafe { libc::dlopen(c_path.as_ptr(), flags) };
-        if handle.is_null() {
-            return Err(format!("cannot load {}: {}", path.display(), dl_error()));
-        }
-        Ok(Library {
-            handle,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The address of `name` in this library.
-    pub(crate) fn symbol(&self, name: &CStr) -> Result<*mut c_void, String> {
-        // SAFETY: dlsym on a live handle with a C string.
-        let address = unsafe { libc::dlsym(self.handle, name.as_ptr()) };
-        if address.is_null() {
-            return Err(format!(
-                "{} has no {}: is it a pybridge core of the same version as this loader?",
-                self.path.display(),
-                name.to_string_lossy()
-            ));
-        }
-        Ok(address)
-    }
-}
-
-fn dl_error() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated message.
-    let message = unsafe { libc::dlerror() };
-    if message.is_null() {
-        "unknown error".to_string()
-    } else {
-        // SAFETY: as above.
-        unsafe { CStr::from_ptr(message) }
-            .to_string_lossy()
-            .into_owned()
-    }
-}
 
 /// The loaded core: set once, never unset.
 pub(crate) struct Core {
@@ -224,8 +172,7 @@ pub(crate) fn load(named: Option<&str>) -> Result<&'static Core, String> {
         chosen,
         python,
     });
-    crate::exports::apply_log_callback(core);
-    crate::exports::apply_gil_stats_switch(core);
+    pending_settings::hand_to(&core.functions);
     Ok(core)
 }
 

@@ -3,16 +3,15 @@
 //! `PYB_E_NOT_INITIALIZED` (the core's own answer with no engine running).
 
 use std::ffi::{c_char, c_void};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::abi::config::pyb_config;
 use crate::abi::engine::PYB_STATE_UNINITIALIZED;
 use crate::abi::stats::pyb_stats;
 use crate::abi::status::*;
 use crate::c_buffer::copy_to_c_buffer;
-use crate::core::{self, Core, functions};
+use crate::core::{self, functions};
 use crate::last_error::{copy_message, fail};
+use crate::pending_settings;
 
 /// The token of an allow-threads region begun before any core was loaded: a
 /// region without the GIL, whose end changes nothing. Below 2^18, so no core
@@ -257,15 +256,6 @@ pub unsafe extern "C" fn pyb_python_info(buf: *mut c_char, buf_len: usize) -> us
     unsafe { copy_to_c_buffer(text.as_bytes(), buf, buf_len) }
 }
 
-/// The log callback the host set before a core was loaded, applied on load.
-struct LogCallback {
-    callback: usize,
-    user_data: usize,
-    max_level: i32,
-}
-
-static LOG_CALLBACK: Mutex<Option<LogCallback>> = Mutex::new(None);
-
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_set_log_callback(
     callback: *mut c_void,
@@ -283,19 +273,9 @@ pub extern "C" fn pyb_set_log_callback(
             &format!("max_level {max_level} is not a PYB_LOG_* level (0..=5)"),
         );
     }
-    *LOG_CALLBACK
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner()) = Some(LogCallback {
-        callback: callback as usize,
-        user_data: user_data as usize,
-        max_level,
-    });
+    pending_settings::keep_log_callback(callback, user_data, max_level);
     PYB_OK
 }
-
-/// The GIL-statistics switch a host set before a core was loaded: 0 = not
-/// set, 1 = off, 2 = on; applied on load.
-static GIL_STATS_SWITCH: AtomicU8 = AtomicU8::new(0);
 
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_gil_stats_enable(enabled: bool) -> pyb_status {
@@ -303,37 +283,8 @@ pub extern "C" fn pyb_gil_stats_enable(enabled: bool) -> pyb_status {
         // SAFETY: the core's function, the host's argument.
         return unsafe { (core.pyb_gil_stats_enable)(enabled) };
     }
-    GIL_STATS_SWITCH.store(1 + u8::from(enabled), Ordering::Relaxed);
+    pending_settings::keep_gil_stats_switch(enabled);
     PYB_OK
-}
-
-/// Hands the GIL-statistics switch set before the core was loaded to the core.
-pub(crate) fn apply_gil_stats_switch(core: &Core) {
-    match GIL_STATS_SWITCH.swap(0, Ordering::Relaxed) {
-        0 => {}
-        // SAFETY: the core's function.
-        set => unsafe {
-            (core.functions.pyb_gil_stats_enable)(set == 2);
-        },
-    }
-}
-
-/// Hands a log callback set before the core was loaded to the core.
-pub(crate) fn apply_log_callback(core: &Core) {
-    let pending = LOG_CALLBACK
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .take();
-    if let Some(pending) = pending {
-        // SAFETY: the core's function, with what the host gave.
-        unsafe {
-            (core.functions.pyb_set_log_callback)(
-                pending.callback as *mut c_void,
-                pending.user_data as *mut c_void,
-                pending.max_level,
-            )
-        };
-    }
 }
 
 #[unsafe(no_mangle)]

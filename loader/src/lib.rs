@@ -29,8 +29,11 @@ mod c_buffer;
 mod python_locator;
 
 mod core;
+mod core_functions;
 mod exports;
 mod last_error;
+mod library;
+mod pending_settings;
 
 /// Defines the exported symbol `$name` as a GNU indirect function whose
 /// resolver is `$resolve`. The dynamic linker calls the resolver when it binds

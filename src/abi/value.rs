@@ -128,10 +128,6 @@ impl pyb_value {
         Self::from_raw(PYB_VALUE_STR, text.as_bytes())
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Self {
-        Self::from_raw(PYB_VALUE_BYTES, bytes)
-    }
-
     /// A STR or BYTES value over arbitrary bytes (for tests of bad input).
     pub fn from_raw(tag: u32, bytes: &[u8]) -> Self {
         pyb_value {

@@ -32,7 +32,10 @@ pub(crate) fn record(function: &str, error: &Error) {
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = LastError { text, python });
 }
 
-/// The calling thread's last error message, for Rust-side users and tests.
+/// The calling thread's last error message (`pyb_last_error_message` copies it out).
+// Public for Rust test code written against it before the tests here moved to
+// the C getters; hidden from the docs and never a C symbol (no `no_mangle`).
+#[doc(hidden)]
 pub fn last_error_message() -> String {
     LAST_ERROR
         .try_with(|slot| slot.borrow().text.clone())
@@ -40,6 +43,8 @@ pub fn last_error_message() -> String {
 }
 
 /// The Python exception behind the calling thread's last error, if it was one.
+// Public for the same Rust test code as `last_error_message`.
+#[doc(hidden)]
 pub fn last_python_error() -> Option<PythonError> {
     LAST_ERROR
         .try_with(|slot| slot.borrow().python.as_deref().cloned())

@@ -10,6 +10,10 @@ use crate::python::object::enter;
 use crate::runtime::error::Error;
 
 pub use crate::abi::host_function::*;
+// For tests/memory.rs, which counts method definitions that no C function
+// reports. Rust-only (no `no_mangle`, so not in the cdylib's symbols) and
+// hidden from the docs: not part of the API.
+#[doc(hidden)]
 pub use crate::python::host_function::live_definitions;
 
 const KNOWN_FLAGS: u32 = PYB_FN_RELEASE_GIL | PYB_FN_KEYWORDS;

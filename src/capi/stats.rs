@@ -12,6 +12,9 @@ use crate::runtime::thread_slot::all_slots;
 use crate::sys::clock;
 
 pub use crate::abi::stats::*;
+// `pyb_stats_get`'s snapshot, public for Rust test code written against it
+// (the tests here call pyb_stats_get); hidden, and never a C symbol.
+#[doc(hidden)]
 pub use crate::runtime::stats::snapshot;
 
 impl Versioned for pyb_stats {

@@ -226,8 +226,9 @@ struct CapsulePayload {
 /// Method definitions alive now (one per live registration's function object).
 static LIVE_DEFINITIONS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many host-function method definitions are alive, for tests: the ones
-/// whose function objects Python still holds.
+/// How many host-function method definitions are alive: the ones whose
+/// function objects Python still holds. Only tests/memory.rs reads it (through
+/// `pybridge::host_function`).
 pub fn live_definitions() -> usize {
     LIVE_DEFINITIONS.load(Ordering::Relaxed)
 }

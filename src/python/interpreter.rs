@@ -565,7 +565,8 @@ pub(crate) fn is_parked_by_finalization(native_id: i64) -> bool {
 /// handshakes, `logging`'s handler locks, queues and futures) in the
 /// `acquire(); try:` pattern. An exception raised between the two leaves the
 /// lock held for good: on 3.11 every later import hung, and `Thread.start()`
-/// waited for ever (see docs/CPYTHON-NOTES.md, "Interrupting threads").
+/// waited for ever (see docs/CPYTHON-NOTES.md, "An asynchronous exception can
+/// leave Python's own locks held").
 const LOCK_TAKING_MODULES: [&str; 8] = [
     "importlib",
     "_frozen_importlib",
@@ -664,7 +665,8 @@ pub(crate) fn interruptible(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> 
 /// threads of every other interpreter, making frame objects for them with
 /// this interpreter's allocator while their own GIL runs them, and the
 /// process aborts in `free()` when such a thread returns (reproduced with
-/// CPython alone, docs/CPYTHON-NOTES.md "Interrupting threads").
+/// CPython alone, docs/CPYTHON-NOTES.md "An asynchronous exception can leave
+/// Python's own locks held").
 /// `PyThreadState_GetFrame` on a state of this interpreter allocates here,
 /// where the frame lives. The list is stable while the GIL is held: CPython
 /// and pybridge delete a thread state only with its interpreter's GIL.

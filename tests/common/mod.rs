@@ -10,7 +10,7 @@ mod objects;
 #[allow(unused_imports)]
 pub use objects::*;
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, c_char};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,7 @@ pub fn name(status: pyb_status) -> &'static str {
 
 #[track_caller]
 pub fn expect(status: pyb_status, expected: pyb_status) {
-    assert_eq!(
-        name(status),
-        name(expected),
-        "last error: {}",
-        pybridge::error::last_error_message()
-    );
+    assert_eq!(name(status), name(expected), "last error: {}", last_error());
 }
 
 #[track_caller]
@@ -154,8 +149,19 @@ pub fn spawn<T: Send + 'static>(
         .unwrap()
 }
 
+/// The calling thread's last error message, read as a host reads it.
 pub fn last_error() -> String {
-    pybridge::error::last_error_message()
+    read_last(pybridge::error::pyb_last_error_message)
+}
+
+/// Reads one of the `pyb_last_error_*` text getters, asking for the length first.
+pub fn read_last(getter: unsafe extern "C" fn(*mut c_char, usize) -> usize) -> String {
+    let len = unsafe { getter(std::ptr::null_mut(), 0) };
+    let mut buf = vec![0u8; len + 1];
+    let full = unsafe { getter(buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(full, len);
+    buf.truncate(len);
+    String::from_utf8(buf).unwrap()
 }
 
 pub fn shutdown(timeout_ms: u32, flags: u32) -> pyb_status {
@@ -176,8 +182,14 @@ pub fn cstr_to_string(ptr: *const std::ffi::c_char) -> String {
         .into_owned()
 }
 
+/// The engine's counters, read through `pyb_stats_get` as a host reads them.
 pub fn stats() -> pybridge::stats::pyb_stats {
-    pybridge::stats::snapshot()
+    let mut stats = pybridge::stats::pyb_stats {
+        struct_size: std::mem::size_of::<pybridge::stats::pyb_stats>(),
+        ..Default::default()
+    };
+    ok(unsafe { pybridge::stats::pyb_stats_get(&mut stats) });
+    stats
 }
 
 /// Begins an allow-threads region and returns its token.

@@ -2,7 +2,7 @@
 //! C functions that assert on the status and return plain Rust values.
 #![allow(dead_code)]
 
-use std::ffi::{CString, c_char, c_void};
+use std::ffi::{CString, c_void};
 
 use pybridge::call::*;
 use pybridge::error::{
@@ -14,7 +14,7 @@ use pybridge::object::*;
 use pybridge::status::*;
 use pybridge::value::*;
 
-use super::{c, expect, last_error, name, ok};
+use super::{c, expect, last_error, name, ok, read_last};
 
 /// Runs statements in `scope` (0 = `__main__`); panics with the error on failure.
 #[track_caller]
@@ -126,16 +126,6 @@ pub fn call(callable: pyb_object, args: &[pyb_value]) -> pyb_value {
 #[track_caller]
 pub fn release(handle: pyb_object) {
     ok(pyb_object_release(handle));
-}
-
-/// Reads one of the `pyb_last_error_*` text getters, asking for the length first.
-fn read_last(getter: unsafe extern "C" fn(*mut c_char, usize) -> usize) -> String {
-    let len = unsafe { getter(std::ptr::null_mut(), 0) };
-    let mut buf = vec![0u8; len + 1];
-    let full = unsafe { getter(buf.as_mut_ptr().cast(), buf.len()) };
-    assert_eq!(full, len);
-    buf.truncate(len);
-    String::from_utf8(buf).unwrap()
 }
 
 /// The last Python error's type and base names, one per line.

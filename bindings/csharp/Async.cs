@@ -2,8 +2,8 @@
 // loop (a thread pybridge owns) and its outcome completes a Task<T>; a CancellationToken cancels
 // the Python task. The Task<T> is a delegate task parked on PendingTaskScheduler until the
 // outcome arrives, so that a blocking wait on it reaches the scheduler (TryExecuteTaskInline),
-// which fails a wait that would deadlock: one on a thread holding the GIL, which the coroutine
-// needs to finish.
+// which fails a wait that would deadlock (pyb_task_check_wait): one on a thread holding the GIL
+// the coroutine needs to finish, or on the event loop's own thread.
 using System;
 using System.Collections.Generic;
 using System.Runtime.InteropServices;
@@ -243,8 +243,9 @@ namespace PyBridge
             var pending = task.AsyncState as PendingTask;
             if (pending != null && !pending.HasOutcome)
             {
-                // Without the GIL the loop can finish the coroutine: wait for it as usual.
-                if (!PyEngine.IsGilHeld) return false;
+                // Unless this thread holds the GIL the loop needs (or is the loop's own thread,
+                // or the engine cannot say), the loop can finish the coroutine: wait as usual.
+                if (Native.pyb_task_check_wait() != Native.PYB_E_WOULD_DEADLOCK) return false;
                 pending.FailWouldDeadlock();
             }
             return TryExecuteTask(task);
@@ -266,5 +267,8 @@ namespace PyBridge.Interop
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_task_cancel(ulong task);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int pyb_task_check_wait();
     }
 }

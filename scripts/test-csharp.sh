@@ -123,7 +123,9 @@ done
 ACROSS_VERSIONS="BuffersFillNumPyInPlace AsyncGeneratorsAreConsumedFromCSharp
   CallAsyncHonoursTheTokenAndTakesKeywords DotNetCollectionsBecomePythonOnes DynamicDowncastsAndTypedViews
   OperatorsBothWaysAndOneEqualityRule DynamicResultsChainAndIterate HostExceptionsComeBackAsThemselves
-  HostObjectsKeepIdentityReprAndEquality BuffersCopyRangesOfEveryElementType Conversions"
+  HostObjectsKeepIdentityReprAndEquality BuffersCopyRangesOfEveryElementType Conversions
+  PythonAwaitsAsyncHostFunctions AsyncHostFunctionExceptionsReachPython
+  CancellingPythonCancelsTheAsyncHostFunctionsToken EngineEndCancelsPendingAsyncHostCalls"
 tarball="$(ls "$ROOT"/dist/pybridge-*-linux-x86_64.tar.gz 2>/dev/null | head -1)"
 if [ -z "${PYB_CS_TESTS:-}" ] && [ -z "${PYB_CS_PREBUILT:-}" ] && [ -n "$tarball" ]; then
   for version in 3.10.13 3.12.1 3.13.0; do

@@ -229,6 +229,21 @@ static void op_reimport(int index) {
 static atomic_uint interp_flags = 2; /* 2: not known yet; else the config flags that work */
 static atomic_llong interps_made, interps_destroyed;
 
+/* pyb_interpreter_destroy under a short deadline: PYB_E_SHUTDOWN_COMMITTED when
+ * the deadline passed after the interpreter began to end (it can no longer be
+ * entered then, and ends in the background). */
+static pyb_status destroy_interp(const char *what, pyb_interpreter interp, uint32_t timeout) {
+    pyb_status status = pyb_interpreter_destroy(interp, timeout);
+    allowed(what, status, 6, PYB_OK, PYB_E_TIMEOUT, PYB_E_SHUTDOWN_COMMITTED, PYB_E_BAD_HANDLE,
+            ENGINE_BUSY);
+    if (status == PYB_E_SHUTDOWN_COMMITTED) {
+        pyb_gil scope = 0;
+        allowed("pyb_interpreter_enter (an interpreter left ending)",
+                pyb_interpreter_enter(interp, &scope), 2, PYB_E_SHUTTING_DOWN, PYB_E_BAD_HANDLE);
+    }
+    return status;
+}
+
 static void op_interpreter_new(int slot) {
     pyb_interpreter_config config;
     allowed("pyb_interpreter_config_default", pyb_interpreter_config_default(&config), 1, PYB_OK);
@@ -253,8 +268,7 @@ static void op_interpreter_new(int slot) {
     interp_slots[slot] = interp;
     pthread_mutex_unlock(&interp_lock);
     if (replaced != 0) {
-        allowed("pyb_interpreter_destroy (replaced)", pyb_interpreter_destroy(replaced, 20), 5,
-                PYB_OK, PYB_E_TIMEOUT, PYB_E_BAD_HANDLE, ENGINE_BUSY);
+        destroy_interp("pyb_interpreter_destroy (replaced)", replaced, 20);
     }
 }
 
@@ -282,9 +296,8 @@ static void op_interpreter(uint64_t *rng) {
     if (what == 0 || interp_at(slot) == 0) {
         op_interpreter_new(slot);
     } else if (what == 1) {
-        pyb_status status = pyb_interpreter_destroy(interp_at(slot), (uint32_t)below(rng, 20));
-        allowed("pyb_interpreter_destroy", status, 5, PYB_OK, PYB_E_TIMEOUT, PYB_E_BAD_HANDLE,
-                ENGINE_BUSY);
+        pyb_status status =
+            destroy_interp("pyb_interpreter_destroy", interp_at(slot), (uint32_t)below(rng, 20));
         if (status == PYB_OK) {
             atomic_fetch_add(&interps_destroyed, 1);
         }

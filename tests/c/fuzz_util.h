@@ -131,6 +131,18 @@ static atomic_int interrupt_seen_at[INTERRUPTS_KEPT];
 static atomic_int interrupts_seen;
 static atomic_llong cycles_done, timeouts, commits;
 
+/* Notes that an interrupting shutdown's exception reached `what`, for
+ * check_interrupts_seen. */
+static void note_interrupt_seen(const char *what) {
+    if (!interrupt) {
+        fail("%s got a shutdown's interrupt, but no shutdown interrupts", what);
+    }
+    int at = atomic_fetch_add(&interrupts_seen, 1);
+    if (at < INTERRUPTS_KEPT) {
+        atomic_store(&interrupt_seen_at[at], atomic_load(&attempts));
+    }
+}
+
 /* A PYB_E_PYTHON from code that raises nothing itself: only an interrupt may cause it. */
 static void unexpected_python_error(const char *what, pyb_status status) {
     if (status != PYB_E_PYTHON) {
@@ -139,13 +151,7 @@ static void unexpected_python_error(const char *what, pyb_status status) {
     if (!last_error_contains("ShutdownInterrupt")) {
         fail("%s raised a Python error", what);
     }
-    if (!interrupt) {
-        fail("%s got a ShutdownInterrupt, but no shutdown interrupts", what);
-    }
-    int at = atomic_fetch_add(&interrupts_seen, 1);
-    if (at < INTERRUPTS_KEPT) {
-        atomic_store(&interrupt_seen_at[at], atomic_load(&attempts));
-    }
+    note_interrupt_seen(what);
 }
 
 #define ENGINE_BUSY PYB_E_NOT_INITIALIZED, PYB_E_SHUTTING_DOWN
@@ -349,7 +355,7 @@ static void check_interrupts_seen(void) {
     for (int i = 0; i < seen && i < INTERRUPTS_KEPT; i++) {
         int attempt = atomic_load(&interrupt_seen_at[i]) - 1;
         if (attempt < 0 || atomic_load(&attempt_outcome[attempt]) != OUTCOME_STOPPED) {
-            fail("a ShutdownInterrupt reached a thread during attempt %d, which did not stop "
+            fail("a shutdown's interrupt reached a thread during attempt %d, which did not stop "
                  "the engine (outcome %d)",
                  attempt, attempt < 0 ? -1 : atomic_load(&attempt_outcome[attempt]));
         }

@@ -6,9 +6,10 @@
 
 use crate::abi::status::pyb_status;
 use crate::capi::boundary::{ffi_boundary, out_ptr};
-use crate::python::gil::{
-    acquire, begin_allow_threads, end_allow_threads, holds_gil, misplaced_token, release,
-};
+use crate::python::allow_threads::{begin_allow_threads, end_allow_threads};
+use crate::python::gil::{holds_gil, release};
+use crate::python::gil_scopes::acquire;
+use crate::python::token_diagnostics::misplaced_token;
 use crate::runtime::thread_slot::ThreadSlot;
 
 pub use crate::abi::handles::{pyb_gil, pyb_thread_token};

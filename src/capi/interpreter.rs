@@ -19,7 +19,7 @@ use std::ffi::c_char;
 
 use crate::abi::status::{PYB_E_BAD_HANDLE, pyb_status};
 use crate::capi::boundary::{check_out, ffi_boundary, optional_utf8_c_arg, out_ptr};
-use crate::python::{gil, pool, subinterpreter};
+use crate::python::{interpreter_switch, pool, subinterpreter};
 use crate::runtime::config::deadline_after;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
@@ -127,7 +127,7 @@ pub unsafe extern "C" fn pyb_interpreter_enter(
         if !nested {
             refuse_if_forked()?;
         }
-        *out = gil::enter_interpreter(thread, interp)?;
+        *out = interpreter_switch::enter_interpreter(thread, interp)?;
         Ok(())
     })
 }

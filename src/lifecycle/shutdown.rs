@@ -4,13 +4,12 @@
 //! reopens the gate and nothing is lost.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
-use pyo3::{Python, ffi};
+use pyo3::Python;
 
 use crate::abi::engine::PYB_SHUTDOWN_INTERRUPT;
 use crate::abi::status::*;
@@ -18,8 +17,12 @@ use crate::lifecycle::state::{
     CHANGED, Commitment, LIFECYCLE, Lifecycle, Outcome, Phase, ShutdownRequest, deadline_after,
     refuse_if_forked,
 };
-use crate::python::interpreter::{self, Interrupts, PythonThread};
-use crate::python::owned::Owned;
+use crate::python::attached::{Attached, EngineMainState, with_gil_state};
+use crate::python::interpreter;
+use crate::python::interrupts::{self, PythonThread};
+use crate::python::python_made::{
+    open_guards, open_guards_blocker, python_made_blocker, python_made_running,
+};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate;
 use crate::runtime::stats;
@@ -31,114 +34,6 @@ const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
 /// Python threads run in their interpreters (a keeper needs its GIL, which a
 /// running thread gives up within a switch interval).
 const SUBINTERPRETER_ANSWER: Duration = Duration::from_millis(200);
-
-/// Checks on the interpreters Python code made itself (PEP 734, 3.14+).
-const PYTHON_MADE_INTERPRETERS: &CStr = match CStr::from_bytes_with_nul(
-    concat!(include_str!("python_made_interpreters.py"), "\0").as_bytes(),
-) {
-    Ok(source) => source,
-    Err(_) => panic!("python_made_interpreters.py holds a NUL byte"),
-};
-
-/// Calls `function` of the helper module for Python-made interpreters; None
-/// (logged) when it fails, so a broken helper never blocks a shutdown. Main
-/// GIL held.
-fn python_made_call<'py>(py: Python<'py>, function: &CStr) -> Option<Owned<'py>> {
-    let result = interpreter::source_module(
-        py,
-        c"_pybridge_python_interpreters",
-        PYTHON_MADE_INTERPRETERS,
-        c"<pybridge>",
-    )
-    .and_then(|module| {
-        // SAFETY: GIL held; `module` is live; new references are taken over.
-        unsafe {
-            let function = Owned::new(
-                py,
-                ffi::PyObject_GetAttrString(module.as_ptr(), function.as_ptr()),
-            )?;
-            Owned::new(py, ffi::PyObject_CallNoArgs(function.as_ptr()))
-        }
-    });
-    result
-        .map_err(|error| {
-            log::error!(
-                "could not check Python-made interpreters: {}",
-                error.message
-            )
-        })
-        .ok()
-}
-
-/// What keeps `Py_FinalizeEx` from ending the interpreters Python code made
-/// cleanly: one running code, an `InterpreterPoolExecutor` with queued work
-/// (its atexit hook waits for it). None when there is nothing, or before
-/// 3.14. Reads flags only (never enters those interpreters). Main GIL held.
-fn python_made_blocker(py: Python<'_>) -> Option<String> {
-    let answer = python_made_call(py, c"blocker")?;
-    // SAFETY: GIL held; `answer` is None or a str.
-    unsafe {
-        if answer.as_ptr() == ffi::Py_None() {
-            return None;
-        }
-        let text = ffi::PyUnicode_AsUTF8(answer.as_ptr());
-        if text.is_null() {
-            ffi::PyErr_Clear();
-            return Some("an interpreter made by Python code is busy".to_string());
-        }
-        Some(CStr::from_ptr(text).to_string_lossy().into_owned())
-    }
-}
-
-/// True while an interpreter Python code made runs code. Main GIL held.
-fn python_made_running(py: Python<'_>) -> bool {
-    python_made_call(py, c"is_running")
-        // SAFETY: GIL held; a bool object.
-        .is_some_and(|answer| answer.as_ptr() == unsafe { ffi::Py_True() })
-}
-
-/// What an open PEP 788 interpreter guard does to a shutdown (3.15+): native
-/// code holding one (`PyInterpreterGuard_*`, or inside a
-/// `PyThreadState_Ensure*` scope, which holds one) keeps `Py_FinalizeEx`
-/// waiting until it is closed, so it blocks here, before the point of no
-/// return, like a host thread inside a GIL scope. None before 3.15, or when
-/// CPython does not export the count (it is private: looked up, not linked).
-fn open_guards_blocker() -> Option<String> {
-    let guards = open_guards()?;
-    (guards > 0).then(|| {
-        format!(
-            "native code holds {guards} PEP 788 interpreter guard(s) (PyInterpreterGuard, or a \
-             PyThreadState_Ensure scope), which Py_FinalizeEx would wait for; close them"
-        )
-    })
-}
-
-/// How many guards are open on the main interpreter: CPython 3.15.2 exports
-/// `_PyInterpreterState_GuardCountdown` (for its own tests), a plain read.
-#[cfg(Py_3_15)]
-fn open_guards() -> Option<isize> {
-    type Countdown = unsafe extern "C" fn(*mut ffi::PyInterpreterState) -> isize;
-    static COUNTDOWN: std::sync::OnceLock<Option<Countdown>> = std::sync::OnceLock::new();
-    let countdown = (*COUNTDOWN.get_or_init(|| {
-        // SAFETY: a symbol lookup; the symbol, when present, has this signature (3.15.2).
-        let symbol = unsafe {
-            libc::dlsym(
-                libc::RTLD_DEFAULT,
-                c"_PyInterpreterState_GuardCountdown".as_ptr(),
-            )
-        };
-        // SAFETY: a non-null function pointer of the declared type.
-        (!symbol.is_null())
-            .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, Countdown>(symbol) })
-    }))?;
-    // SAFETY: the main interpreter is alive (before finalization); a plain read.
-    Some(unsafe { countdown(ffi::PyInterpreterState_Main()) })
-}
-
-#[cfg(not(Py_3_15))]
-fn open_guards() -> Option<isize> {
-    None
-}
 
 /// Everything hosts made through the engine dies with it: pending coroutines
 /// first (cancelled; their callbacks may still use handles), then pending
@@ -154,7 +49,7 @@ fn release_engine_objects(py: Python<'_>) {
 
 /// One shutdown attempt, run on the engine thread.
 pub(super) struct EngineShutdown {
-    main_state: *mut ffi::PyThreadState,
+    main_state: EngineMainState,
     serial: u64,
     interrupt: bool,
     /// Idents of the threads already interrupted (each is interrupted once).
@@ -163,7 +58,7 @@ pub(super) struct EngineShutdown {
 }
 
 impl EngineShutdown {
-    pub(super) fn new(main_state: *mut ffi::PyThreadState, serial: u64, interrupt: bool) -> Self {
+    pub(super) fn new(main_state: EngineMainState, serial: u64, interrupt: bool) -> Self {
         EngineShutdown {
             main_state,
             serial,
@@ -187,7 +82,7 @@ impl EngineShutdown {
             if self.interrupt {
                 // Every poll: threads skipped last time (inside a lock-taking
                 // module, or while a region was open) may be interruptible now.
-                self.with_gil(|this| this.interrupt_threads());
+                self.with_gil(|this, py| this.interrupt_threads(py));
             }
             if let Some(blocker) = blocker {
                 self.report_and_wait(blocker);
@@ -201,16 +96,13 @@ impl EngineShutdown {
                 self.report_and_wait(blocker);
                 continue;
             }
-            // SAFETY: the engine thread's own main state.
-            unsafe { ffi::PyEval_RestoreThread(self.main_state) };
+            // SAFETY: the engine thread's own main state, detached between polls.
+            let main = unsafe { self.main_state.attach() };
             if self.called_off() {
-                // SAFETY: GIL held on the main state.
-                unsafe { ffi::PyEval_SaveThread() };
                 return false;
             }
-            // SAFETY: GIL held on this thread.
-            let py = unsafe { Python::assume_attached() };
-            let threads = interpreter::python_threads(py).unwrap_or_else(|error| {
+            let py = main.python();
+            let threads = interrupts::python_threads(py).unwrap_or_else(|error| {
                 log::error!("could not list Python threads: {}", error.message);
                 Vec::new()
             });
@@ -226,22 +118,19 @@ impl EngineShutdown {
                     .or_else(|| self.commit()),
             };
             if let Some(blocker) = blocker {
-                // SAFETY: GIL held on the main state.
-                unsafe { ffi::PyEval_SaveThread() };
+                drop(main);
                 self.report_and_wait(blocker);
                 continue;
             }
-            self.finalize(py, &threads);
+            self.finalize(main, &threads);
             return true;
         }
     }
 
-    fn with_gil(&mut self, body: impl FnOnce(&mut Self)) {
-        // SAFETY: the engine thread's own main state; released before returning.
-        unsafe { ffi::PyEval_RestoreThread(self.main_state) };
-        body(self);
-        // SAFETY: GIL held on the main state.
-        unsafe { ffi::PyEval_SaveThread() };
+    fn with_gil(&mut self, body: impl FnOnce(&mut Self, Python<'_>)) {
+        // SAFETY: the engine thread's own main state, detached between polls.
+        let main = unsafe { self.main_state.attach() };
+        body(self, main.python());
     }
 
     fn called_off(&self) -> bool {
@@ -254,7 +143,7 @@ impl EngineShutdown {
     /// `PYB_SHUTDOWN_INTERRUPT`). The first one delivered commits the shutdown,
     /// under the lifecycle lock, so a caller at its deadline either calls the
     /// attempt off before anything was delivered or finds it committed. GIL held.
-    fn interrupt_threads(&mut self) {
+    fn interrupt_threads(&mut self, py: Python<'_>) {
         // The GIL may have taken long to get: never interrupt for a called-off attempt.
         if self.called_off() {
             return;
@@ -268,8 +157,6 @@ impl EngineShutdown {
             );
             return;
         }
-        // SAFETY: GIL held (called through with_gil).
-        let py = unsafe { Python::assume_attached() };
         // No exception reaches code running inside an interpreter Python code
         // made (it is raised in the thread's main-interpreter state, and
         // fires only when the thread comes back): interrupting would commit
@@ -284,7 +171,7 @@ impl EngineShutdown {
             log::debug!("shutdown interrupts nothing while a PEP 788 guard is open");
             return;
         }
-        let python_threads: Vec<u64> = interpreter::python_threads(py)
+        let python_threads: Vec<u64> = interrupts::python_threads(py)
             .unwrap_or_default()
             .iter()
             .map(|thread| thread.ident)
@@ -318,40 +205,21 @@ impl EngineShutdown {
         if python_threads.is_empty() && host_threads.is_empty() {
             return;
         }
-        // From here on no bytecode runs, so no thread moves until the raise.
-        let ready = Interrupts::new(py).and_then(|interrupts| {
-            let targets = [python_threads.as_slice(), host_threads.as_slice()].concat();
-            let safe = interpreter::interruptible(py, &targets)?;
-            Ok((interrupts, safe))
-        });
-        let (interrupts, safe) = match ready {
-            Ok(ready) => ready,
-            Err(error) => {
-                log::error!("shutdown could not interrupt threads: {}", error.message);
-                return;
-            }
-        };
-        let python_now: Vec<u64> = python_threads
-            .into_iter()
-            .filter(|i| safe.contains(i))
-            .collect();
-        let host_now: Vec<u64> = host_threads
-            .into_iter()
-            .filter(|i| safe.contains(i))
-            .collect();
-        if python_now.is_empty() && host_now.is_empty() {
-            return;
+        let serial = self.serial;
+        let commit = |deliver: &mut dyn FnMut()| commit_interrupting(serial, deliver);
+        match interrupts::raise_where_safe(
+            py,
+            &python_threads,
+            &host_threads,
+            &mut self.interrupted,
+            &commit,
+        ) {
+            Ok((0, 0)) => {}
+            Ok((python, host)) => log::info!(
+                "shutdown interrupted {python} Python thread(s) and {host} host thread(s); it cannot be called off now"
+            ),
+            Err(error) => log::error!("shutdown could not interrupt threads: {}", error.message),
         }
-        if !self.commit_and_deliver(|| interrupts.raise_in(&python_now, &host_now)) {
-            return;
-        }
-        log::info!(
-            "shutdown interrupted {} Python thread(s) and {} host thread(s); it cannot be called off now",
-            python_now.len(),
-            host_now.len()
-        );
-        self.interrupted.extend(python_now);
-        self.interrupted.extend(host_now);
     }
 
     /// Has the keepers interrupt host threads inside their interpreters and
@@ -363,14 +231,8 @@ impl EngineShutdown {
         let serial = self.serial;
         crate::python::subinterpreter::post_interrupts(
             threads,
-            Arc::new(move || commit_interrupting(serial, || {})),
+            Arc::new(move |deliver: &mut dyn FnMut()| commit_interrupting(serial, deliver)),
         );
-    }
-
-    /// Delivers interrupts under the lifecycle lock, committing the attempt;
-    /// false when it was called off (see `commit_interrupting`).
-    fn commit_and_deliver(&self, deliver: impl FnOnce()) -> bool {
-        commit_interrupting(self.serial, deliver)
     }
 
     /// Closes the gate for good unless the attempt was called off or a thread
@@ -393,7 +255,7 @@ impl EngineShutdown {
         None
     }
 
-    fn finalize(&mut self, py: Python<'_>, threads: &[PythonThread]) {
+    fn finalize(&mut self, mut main: Attached, threads: &[PythonThread]) {
         let lingering: Vec<i64> = threads
             .iter()
             .filter_map(|thread| thread.native_id)
@@ -405,27 +267,26 @@ impl EngineShutdown {
             crate::runtime::interpreters::all().len()
         ));
         crate::python::pool::on_engine_end();
-        // SAFETY: GIL held on the main state; taken back right after.
-        unsafe { ffi::PyEval_SaveThread() };
-        // With the interrupt flag, their own Python threads are interrupted
-        // (they would keep them from ending), as often as it takes.
-        crate::python::subinterpreter::end_all(Duration::from_secs(10), self.interrupt);
-        crate::python::subinterpreter::retire_idle_keepers();
-        // SAFETY: the engine thread's own main state.
-        unsafe { ffi::PyEval_RestoreThread(self.main_state) };
+        let interrupt = self.interrupt;
+        main.released(|| {
+            // With the interrupt flag, their own Python threads are interrupted
+            // (they would keep them from ending), as often as it takes.
+            crate::python::subinterpreter::end_all(Duration::from_secs(10), interrupt);
+            crate::python::subinterpreter::retire_idle_keepers();
+        });
         self.report(
             "it is cancelling pending pyb_task_submit tasks and stopping pybridge's event loop \
              (a task that swallows its cancellation may be slow)"
                 .to_string(),
         );
-        release_engine_objects(py);
+        release_engine_objects(main.python());
         self.report(
             "Py_FinalizeEx is running on the engine thread (an atexit handler or __del__ may \
              be slow)"
                 .to_string(),
         );
         let started = Instant::now();
-        let code = interpreter::finalize();
+        let code = interpreter::finalize(main);
         crate::python::handles::on_engine_finalized();
         log::info!(
             "Py_FinalizeEx returned {code} after {} ms",
@@ -461,7 +322,7 @@ impl EngineShutdown {
 /// the lifecycle lock, so a caller at its deadline either calls the attempt
 /// off before anything was delivered or finds it committed; false (nothing
 /// delivered) when it was called off.
-fn commit_interrupting(serial: u64, deliver: impl FnOnce()) -> bool {
+fn commit_interrupting(serial: u64, deliver: &mut dyn FnMut()) -> bool {
     let mut life = LIFECYCLE.lock();
     let Some(request) = life
         .request(serial)
@@ -561,7 +422,7 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
     life.transition(Phase::ShuttingDown);
     gate::barrier();
     log::info!("shutdown requested (timeout {timeout_ms} ms, flags {flags:#x})");
-    if life.guest {
+    if life.is_guest() {
         return guest_shutdown(life, serial, deadline, timeout_ms);
     }
     CHANGED.notify_all();
@@ -764,11 +625,7 @@ fn guest_shutdown(
     // interpreter lives on, so take its GIL the ordinary way to drop them.
     MutexGuard::unlocked(&mut life, || {
         // SAFETY: the guest interpreter is alive; PyGILState works on any of its threads.
-        let gstate = unsafe { ffi::PyGILState_Ensure() };
-        // SAFETY: the Ensure above holds the GIL.
-        release_engine_objects(unsafe { Python::assume_attached() });
-        // SAFETY: pairs with the Ensure above.
-        unsafe { ffi::PyGILState_Release(gstate) };
+        unsafe { with_gil_state(release_engine_objects) };
         crate::python::handles::on_engine_finalized();
     });
     if let Some(request) = life.request(serial) {

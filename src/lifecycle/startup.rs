@@ -5,8 +5,6 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pyo3::ffi;
-
 use crate::abi::status::*;
 use crate::lifecycle::shutdown::EngineShutdown;
 use crate::lifecycle::state::{
@@ -35,7 +33,7 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
             in_child: crate::python::fork::after_fork_in_child,
         },
     );
-    crate::runtime::thread_slot::on_thread_exit(crate::python::gil::release_on_thread_exit);
+    crate::runtime::thread_slot::on_thread_exit(crate::python::thread_exit::release_on_thread_exit);
     let on_engine_thread = ThreadSlot::existing().is_some_and(|thread| thread.is_engine_thread());
     let mut life = LIFECYCLE.lock();
     loop {
@@ -80,7 +78,6 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     match started {
         Ok((guest, engine_thread)) => {
             life.generation = life.generation.wrapping_add(1).max(1);
-            life.guest = guest;
             life.first_isolation.get_or_insert(config.isolated);
             life.engine_thread = engine_thread;
             life.transition(Phase::Running);
@@ -116,10 +113,8 @@ fn start(
     }
     wait_for_threads_to_exit(lingering, config.previous_threads_timeout_ms)?;
     gate::prepare();
-    // SAFETY: a plain query, safe before and after initialization.
-    if unsafe { ffi::Py_IsInitialized() } != 0 {
-        // SAFETY: the process's interpreter is alive; we only keep its pointer.
-        gate::set_interpreter(unsafe { ffi::PyInterpreterState_Main() });
+    if let Some(host_interpreter) = interpreter::started_by_host() {
+        gate::set_interpreter(host_interpreter);
         return Ok((true, None));
     }
     crate::sys::loader::promote_libpython_to_global();
@@ -214,9 +209,7 @@ fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Resul
             return;
         }
     };
-    // SAFETY: main_state belongs to the interpreter just started.
-    let interp = unsafe { ffi::PyThreadState_GetInterpreter(main_state) };
-    gate::set_interpreter(interp);
+    gate::set_interpreter(main_state.interpreter());
     let _ = ready.send(Ok(()));
     loop {
         let (serial, interrupt) = {

@@ -71,7 +71,9 @@ pub(super) struct ShutdownRequest {
 pub(super) struct Lifecycle {
     pub(super) phase: Phase,
     pub(super) generation: u32,
-    pub(super) guest: bool,
+    /// The thread that started and will finalize the interpreter; None while
+    /// no engine runs, and for a guest engine (one in an interpreter the host
+    /// started), which has none.
     pub(super) engine_thread: Option<JoinHandle<()>>,
     pub(super) request: Option<ShutdownRequest>,
     pub(super) request_serial: u64,
@@ -92,7 +94,6 @@ impl Lifecycle {
         Lifecycle {
             phase: Phase::Uninitialized,
             generation: 0,
-            guest: false,
             engine_thread: None,
             request: None,
             request_serial: 0,
@@ -110,6 +111,12 @@ impl Lifecycle {
             gate::store(EngineWord::new(self.generation, phase.gate()));
         }
         CHANGED.notify_all();
+    }
+
+    /// A running engine in an interpreter the host started, which it never
+    /// finalizes: the one kind without an engine thread.
+    pub(super) fn is_guest(&self) -> bool {
+        self.engine_thread.is_none()
     }
 
     pub(super) fn request(&mut self, serial: u64) -> Option<&mut ShutdownRequest> {

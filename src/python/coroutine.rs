@@ -39,9 +39,9 @@ use crate::abi::handles::pyb_object;
 use crate::abi::status::*;
 use crate::abi::task::{pyb_task, pyb_task_callback};
 use crate::abi::value::pyb_value;
+use crate::python::embedded::{embedded_python, source_module};
 use crate::python::exception::{exception_error, python_error};
 use crate::python::gil;
-use crate::python::interpreter::source_module;
 use crate::python::object::{type_name, with_object};
 use crate::python::owned::Owned;
 use crate::python::value::from_python;
@@ -50,11 +50,7 @@ use crate::runtime::gate;
 use crate::runtime::interpreters;
 use crate::runtime::thread_slot::CurrentThread;
 
-const RUNNER: &CStr =
-    match CStr::from_bytes_with_nul(concat!(include_str!("coroutine.py"), "\0").as_bytes()) {
-        Ok(source) => source,
-        Err(_) => panic!("coroutine.py holds a NUL byte"),
-    };
+const RUNNER: &CStr = embedded_python!("coroutine.py");
 
 /// How long the engine's end waits for cancelled tasks to finish, and then
 /// for the loop to stop under a task that did not.

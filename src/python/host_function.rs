@@ -20,8 +20,9 @@ use crate::abi::handles::pyb_object;
 use crate::abi::host_function::pyb_free_fn;
 use crate::abi::status::*;
 use crate::abi::value::{PYB_VALUE_OBJECT, pyb_str, pyb_value};
+use crate::python::allow_threads;
 use crate::python::exception::python_error;
-use crate::python::gil::{self, GilScope};
+use crate::python::gil::GilScope;
 use crate::python::handles;
 use crate::python::owned::{Owned, ptr_or_null};
 use crate::python::value;
@@ -484,9 +485,9 @@ fn invoke(registration: &Registered, args: &[pyb_value]) -> Result<(pyb_status, 
         return Ok((status, result));
     }
     let slot = ThreadSlot::current();
-    let token = gil::begin_allow_threads(slot)?;
+    let token = allow_threads::begin_allow_threads(slot)?;
     let status = call(&mut result);
-    if let Err(error) = gil::end_allow_threads(slot, token) {
+    if let Err(error) = allow_threads::end_allow_threads(slot, token) {
         // Only possible when the host left a GIL scope open inside the function;
         // that scope holds the GIL, so raising the error is still safe.
         log::error!(

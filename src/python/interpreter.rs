@@ -10,146 +10,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::{Python, ffi};
 
 use crate::abi::status::*;
+use crate::python::attached::{Attached, EngineMainState};
+use crate::python::embedded::{embedded_python, imported_module, source_module};
 use crate::python::owned::Owned;
 use crate::runtime::config::EngineConfig;
 use crate::runtime::error::{Error, Result};
 
-/// A `threading` thread other than the main thread and host (dummy) threads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PythonThread {
-    pub ident: u64,
-    pub native_id: Option<i64>,
-    pub name: String,
-    pub daemon: bool,
-}
-
-impl PythonThread {
-    pub(crate) fn describe(&self) -> String {
-        format!(
-            "{} Python thread '{}' (native id {})",
-            if self.daemon { "daemon" } else { "non-daemon" },
-            self.name,
-            self.native_id
-                .map_or("unknown".to_string(), |id| id.to_string())
-        )
-    }
-}
-
-const HELPERS: &CStr = c"
-import threading
-
-class ShutdownInterrupt(BaseException):
-    'Raised in host threads running Python by a shutdown with PYB_SHUTDOWN_INTERRUPT.'
-
-def python_threads():
-    main = threading.main_thread()
-    return [
-        (t.ident, t.native_id, t.name, t.daemon)
-        for t in threading.enumerate()
-        if t is not main and not isinstance(t, threading._DummyThread) and t.is_alive()
-    ]
-
-def extend_path(virtual_env, paths):
-    import os, site, sys
-    if virtual_env:
-        version = 'python%d.%d' % sys.version_info[:2]
-        for candidate in (os.path.join(virtual_env, 'lib', version, 'site-packages'),
-                          os.path.join(virtual_env, 'Lib', 'site-packages')):
-            if os.path.isdir(candidate):
-                site.addsitedir(candidate)
-                break
-        else:
-            raise FileNotFoundError('no site-packages under virtual environment ' + virtual_env)
-    sys.path[0:0] = list(paths)
-
-class ReinitGuard:
-    'Refuses extension modules CPython crashes re-initializing (src/python/reinit_guard.rs).'
-    def __init__(self, hazards, refused, message):
-        self.hazards = frozenset(hazards)
-        self.refused = frozenset(refused)
-        self.message = message
-        self.seen = set()
-
-    def find_spec(self, name, path=None, target=None):
-        if name in self.refused:
-            raise ImportError(self.message % name, name=name)
-        if name in self.hazards:
-            self.seen.add(name)
-        return None
-
-reinit_guard = None
-
-def guard_reimports(hazards, refused, message):
-    global reinit_guard
-    import sys
-    reinit_guard = ReinitGuard(hazards, refused, message)
-    sys.meta_path.insert(0, reinit_guard)
-
-# True while os.fork() (PyOS_BeforeFork to PyOS_AfterFork_*) is under way:
-# src/python/fork.rs then leaves CPython's fork protocol to it.
-python_forking = False
-
-def _python_fork_started():
-    global python_forking
-    python_forking = True
-
-def _python_fork_ended():
-    global python_forking
-    python_forking = False
-
-def watch_python_forks():
-    import os
-    os.register_at_fork(before=_python_fork_started, after_in_parent=_python_fork_ended,
-                        after_in_child=_python_fork_ended)
-
-def initialized_hazards():
-    import sys
-    if reinit_guard is None:
-        return []
-    return sorted(reinit_guard.seen | (reinit_guard.hazards & set(sys.modules)))
-";
+const HELPERS: &CStr = embedded_python!("engine.py");
 
 /// The engine's helper module, compiled once per interpreter (it is kept in
 /// `sys.modules`, so its exception class has one identity hosts can catch).
 fn helpers(py: Python<'_>) -> Result<Owned<'_>> {
+    crate::python::interrupts::module(py)?;
     source_module(py, c"_pybridge_engine", HELPERS, c"<pybridge>")
-}
-
-/// Module `name` from `sys.modules`, or made there from `source` the first
-/// time (per interpreter: each has its own `sys.modules`).
-pub(crate) fn source_module<'py>(
-    py: Python<'py>,
-    name: &CStr,
-    source: &CStr,
-    filename: &CStr,
-) -> Result<Owned<'py>> {
-    if let Some(existing) = imported_module(py, name) {
-        return Ok(existing);
-    }
-    // SAFETY: GIL held (the `py` token says so).
-    unsafe {
-        let code = Owned::new(
-            py,
-            ffi::Py_CompileString(source.as_ptr(), filename.as_ptr(), ffi::Py_file_input),
-        )?;
-        Owned::new(
-            py,
-            ffi::PyImport_ExecCodeModuleEx(name.as_ptr(), code.as_ptr(), filename.as_ptr()),
-        )
-    }
-}
-
-/// The module `name` if it is in `sys.modules`, else None; sets no error.
-/// A lookup, never an import: importing a module that is not there searches
-/// the path under the import lock, which an interrupted thread may have left
-/// held (docs/CPYTHON-NOTES.md, "Asynchronous exceptions are per
-/// interpreter"), and pybridge's own modules are made, never found.
-pub(crate) fn imported_module<'py>(py: Python<'py>, name: &CStr) -> Option<Owned<'py>> {
-    // SAFETY: GIL held (the `py` token); a borrowed reference is taken over.
-    unsafe {
-        let module = ffi::PyDict_GetItemString(ffi::PyImport_GetModuleDict(), name.as_ptr());
-        (!module.is_null()).then(|| Owned::from_borrowed(py, module))
-    }
 }
 
 /// True while Python's own `os.fork()` is under way in the main interpreter
@@ -196,7 +69,7 @@ fn call_helper<'py>(
 
 /// Starts CPython on the calling thread and returns its main thread state with
 /// the GIL released.
-pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
+pub(crate) fn start(config: &EngineConfig) -> Result<EngineMainState> {
     check_python_home(config)?;
     // SAFETY: PyConfig is plain data initialized by CPython before use.
     unsafe {
@@ -258,7 +131,7 @@ pub(crate) fn start(config: &EngineConfig) -> Result<*mut ffi::PyThreadState> {
                 format!("Python started but could not be set up: {}", error.message),
             ));
         }
-        Ok(ffi::PyEval_SaveThread())
+        Ok(EngineMainState::new(ffi::PyEval_SaveThread()))
     }
 }
 
@@ -497,36 +370,6 @@ fn c_text(text: *const std::ffi::c_char) -> String {
         .into_owned()
 }
 
-/// The interpreter's Python-created threads that are still alive. GIL held.
-pub(crate) fn python_threads(py: Python<'_>) -> Result<Vec<PythonThread>> {
-    let rows = call_helper(py, c"python_threads", &[])?;
-    // SAFETY: GIL held; the helper returns a list of (int, int|None, str, bool) tuples.
-    unsafe {
-        let count = ffi::PyList_Size(rows.as_ptr());
-        let mut threads = Vec::with_capacity(count.max(0) as usize);
-        for index in 0..count {
-            let row = ffi::PyList_GetItem(rows.as_ptr(), index);
-            let field = |at: ffi::Py_ssize_t| ffi::PyTuple_GetItem(row, at);
-            let native_id = field(1);
-            let name = ffi::PyUnicode_AsUTF8(field(2));
-            threads.push(PythonThread {
-                ident: ffi::PyLong_AsUnsignedLongLong(field(0)),
-                native_id: (native_id != ffi::Py_None()).then(|| ffi::PyLong_AsLongLong(native_id)),
-                name: if name.is_null() {
-                    "?".to_string()
-                } else {
-                    CStr::from_ptr(name).to_string_lossy().into_owned()
-                },
-                daemon: ffi::PyObject_IsTrue(field(3)) == 1,
-            });
-        }
-        if !ffi::PyErr_Occurred().is_null() {
-            return Err(crate::python::exception::python_error(py));
-        }
-        Ok(threads)
-    }
-}
-
 /// Whether a thread of an ended interpreter is parked by CPython for good:
 /// from 3.14, a thread that wants the GIL after finalization began is hung in
 /// `PyThread_hang_thread`, a loop around `pause()`, instead of being ended,
@@ -560,204 +403,20 @@ pub(crate) fn is_parked_by_finalization(native_id: i64) -> bool {
     }
 }
 
-/// Standard-library modules that take locks which finalization needs again
-/// (the import system's module locks, `threading`'s start and shutdown
-/// handshakes, `logging`'s handler locks, queues and futures) in the
-/// `acquire(); try:` pattern. An exception raised between the two leaves the
-/// lock held for good: on 3.11 every later import hung, and `Thread.start()`
-/// waited for ever (see docs/CPYTHON-NOTES.md, "An asynchronous exception can
-/// leave Python's own locks held").
-const LOCK_TAKING_MODULES: [&str; 8] = [
-    "importlib",
-    "_frozen_importlib",
-    "zipimport",
-    "threading",
-    "logging",
-    "queue",
-    "concurrent.futures",
-    "multiprocessing",
-];
-
-fn is_lock_taking_module(name: &str) -> bool {
-    LOCK_TAKING_MODULES
-        .iter()
-        .any(|module| has_module_prefix(name, module))
+/// The main interpreter of a CPython the host started itself, if there is
+/// one (pybridge then runs as a guest in it).
+pub(crate) fn started_by_host() -> Option<*mut ffi::PyInterpreterState> {
+    // SAFETY: a plain query, safe before and after initialization; the
+    // process's interpreter is alive when it says so, and only its pointer is kept.
+    unsafe { (ffi::Py_IsInitialized() != 0).then(|| ffi::PyInterpreterState_Main()) }
 }
 
-/// `name` is `module`, one of its submodules, or a private twin (`module_x`).
-fn has_module_prefix(name: &str, module: &str) -> bool {
-    name.strip_prefix(module)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('_'))
-}
-
-/// The asynchronous exceptions a shutdown raises: `SystemExit` in Python
-/// threads, which `threading` ends quietly, and
-/// `_pybridge_engine.ShutdownInterrupt` (a BaseException) in host threads,
-/// because `SystemExit` reaching `PyRun_SimpleString` or `PyErr_Print` on a
-/// host thread calls `Py_Exit` and finalizes from the wrong thread.
-pub(crate) struct Interrupts<'py> {
-    host_exception: Owned<'py>,
-}
-
-impl<'py> Interrupts<'py> {
-    /// GIL held.
-    pub(crate) fn new(py: Python<'py>) -> Result<Interrupts<'py>> {
-        let module = helpers(py)?;
-        // SAFETY: GIL held.
-        let host_exception = Owned::new(py, unsafe {
-            ffi::PyObject_GetAttrString(module.as_ptr(), c"ShutdownInterrupt".as_ptr())
-        })?;
-        Ok(Interrupts { host_exception })
-    }
-
-    /// Raises the exceptions; each fires when its thread next runs Python
-    /// bytecode. Runs no Python code. GIL held.
-    pub(crate) fn raise_in(&self, python_threads: &[u64], host_threads: &[u64]) {
-        // SAFETY: static exception type object.
-        let system_exit = unsafe { ffi::PyExc_SystemExit };
-        for (idents, exception) in [
-            (python_threads, system_exit),
-            (host_threads, self.host_exception.as_ptr()),
-        ] {
-            for ident in idents {
-                // SAFETY: GIL held; `exception` is a live type object.
-                unsafe { ffi::PyThreadState_SetAsyncExc(*ident as libc::c_long, exception) };
-            }
-        }
-    }
-}
-
-unsafe extern "C" {
-    /// `thread_state_ident.c`: the ident of the thread a state was made on.
-    fn pybridge_thread_state_ident(state: *mut ffi::PyThreadState) -> libc::c_ulong;
-}
-
-/// The threads (by ident) an exception may be raised in now: those whose
-/// innermost Python frame is not in a lock-taking module and that are not in
-/// the middle of an import (see `must_wait`). The exception
-/// fires in that frame; the frames below it are paused at a call, inside
-/// the `try` or `with` that guards any lock they took, so they release it
-/// as the exception passes. A thread with no Python frame is safe too: its
-/// next bytecode is the first of a function, before any lock is taken.
-/// Runs no bytecode, and holds the
-/// cyclic GC off, so no other thread can run (and move) between this look
-/// and the raise, as long as the caller keeps the GIL. (Below the innermost
-/// frame only importlib is looked for: every Python thread has `threading`
-/// frames at the bottom of its stack.) Works in whichever
-/// interpreter's GIL the caller holds (the main one, or a sub-interpreter's
-/// on its keeper). GIL held.
-pub(crate) fn interruptible(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
-    // SAFETY: GIL held throughout; every reference taken is released.
-    unsafe {
-        let gc_was_enabled = ffi::PyGC_Disable();
-        let result = interruptible_now(py, idents);
-        if gc_was_enabled != 0 {
-            ffi::PyGC_Enable();
-        }
-        result
-    }
-}
-
-/// See `interruptible`. GIL held, GC off.
-///
-/// Walks the current interpreter's own thread states instead of calling
-/// `sys._current_frames()`: on CPython 3.12 that function also visits the
-/// threads of every other interpreter, making frame objects for them with
-/// this interpreter's allocator while their own GIL runs them, and the
-/// process aborts in `free()` when such a thread returns (reproduced with
-/// CPython alone, docs/CPYTHON-NOTES.md "An asynchronous exception can leave
-/// Python's own locks held").
-/// `PyThreadState_GetFrame` on a state of this interpreter allocates here,
-/// where the frame lives. The list is stable while the GIL is held: CPython
-/// and pybridge delete a thread state only with its interpreter's GIL.
-unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
-    // SAFETY (whole body): GIL held; thread states are read while the GIL
-    // keeps them alive; frames are owned by `Owned`.
-    unsafe {
-        let interpreter = ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get());
-        // An ident can have more than one state: on 3.11 a new Python thread's
-        // state carries its starter's ident until it runs. A thread is safe only
-        // when every state with its ident is.
-        let mut unsafe_idents = Vec::new();
-        let mut state = ffi::PyInterpreterState_ThreadHead(interpreter);
-        while !state.is_null() {
-            let ident = pybridge_thread_state_ident(state) as u64;
-            if idents.contains(&ident) && !unsafe_idents.contains(&ident) {
-                let frame = ffi::PyThreadState_GetFrame(state).cast::<ffi::PyObject>();
-                if !frame.is_null() && must_wait(py, Owned::new(py, frame)?)? {
-                    unsafe_idents.push(ident);
-                }
-            }
-            state = ffi::PyThreadState_Next(state);
-        }
-        // A thread without a state here runs no Python in this interpreter.
-        let safe = idents
-            .iter()
-            .copied()
-            .filter(|ident| !unsafe_idents.contains(ident))
-            .collect();
-        Ok(safe)
-    }
-}
-
-/// True when a thread whose innermost frame is `innermost` must not be
-/// interrupted now: that frame runs a lock-taking module's code, or a frame
-/// below it is importlib's, so an import is in progress. An exception in a
-/// module's body would leave that module half made for every other thread
-/// importing it at the time: they are handed the partial module (two threads
-/// importing `json` in one interpreter, one interrupted in `json`'s body: the
-/// other's `json.dumps` was an `AttributeError`). The import finishes first.
-unsafe fn must_wait(py: Python<'_>, innermost: Owned<'_>) -> Result<bool> {
-    // SAFETY (whole body): GIL held; every frame is owned while it is read.
-    unsafe {
-        if module_name(py, innermost.as_ptr())?.is_some_and(|name| is_lock_taking_module(&name)) {
-            return Ok(true);
-        }
-        let mut frame = innermost;
-        loop {
-            let back = ffi::PyFrame_GetBack(frame.as_ptr().cast()).cast::<ffi::PyObject>();
-            let Some(back) = Owned::from_raw(py, back) else {
-                return Ok(false);
-            };
-            if module_name(py, back.as_ptr())?.is_some_and(|name| is_import_machinery(&name)) {
-                return Ok(true);
-            }
-            frame = back;
-        }
-    }
-}
-
-fn is_import_machinery(name: &str) -> bool {
-    has_module_prefix(name, "importlib") || has_module_prefix(name, "_frozen_importlib")
-}
-
-/// The `__name__` of the module whose code `frame` (a live frame) runs.
-unsafe fn module_name(py: Python<'_>, frame: *mut ffi::PyObject) -> Result<Option<String>> {
-    // SAFETY (whole body): GIL held; `frame` is a live frame the caller keeps.
-    unsafe {
-        let globals = Owned::new(
-            py,
-            ffi::PyObject_GetAttrString(frame, c"f_globals".as_ptr()),
-        )?;
-        let name = ffi::PyDict_GetItemString(globals.as_ptr(), c"__name__".as_ptr());
-        if name.is_null() || ffi::PyUnicode_Check(name) == 0 {
-            return Ok(None);
-        }
-        let utf8 = ffi::PyUnicode_AsUTF8(name);
-        if utf8.is_null() {
-            return Err(crate::python::exception::python_error(py));
-        }
-        Ok(Some(CStr::from_ptr(utf8).to_string_lossy().into_owned()))
-    }
-}
-
-/// `Py_FinalizeEx` on the engine thread, which holds the GIL on its main state.
-pub(crate) fn finalize() -> i32 {
-    // SAFETY: called on the thread that initialized Python, with its state
-    // current, so the GIL is held.
-    let py = unsafe { Python::assume_attached() };
-    note_initialized_hazards(py);
-    // SAFETY: as above.
+/// `Py_FinalizeEx` on the engine thread, which holds the GIL on its main
+/// state (`main`, which finalization consumes).
+pub(crate) fn finalize(main: Attached) -> i32 {
+    note_initialized_hazards(main.python());
+    main.consumed();
+    // SAFETY: on the thread that initialized Python, its main state attached.
     let code = unsafe { ffi::Py_FinalizeEx() };
     crate::python::reinit_guard::note_loaded_extension_files();
     code

@@ -11,7 +11,9 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::abi::interpreter::pyb_pool_stats;
 use crate::abi::status::*;
-use crate::python::gil::{self, GilScope};
+use crate::python::allow_threads;
+use crate::python::gil::GilScope;
+use crate::python::interpreter_switch;
 use crate::python::subinterpreter;
 use crate::runtime::config::{lock_until, wait_until};
 use crate::runtime::error::{Error, Result};
@@ -144,7 +146,7 @@ pub(crate) fn create(count: usize, setup: Option<&CStr>) -> Result<u64> {
 }
 
 fn run_setup(interpreter: u64, code: &CStr) -> Result<()> {
-    let token = gil::enter_interpreter(ThreadSlot::current(), interpreter)?;
+    let token = interpreter_switch::enter_interpreter(ThreadSlot::current(), interpreter)?;
     let scope = GilScope::adopt(token);
     crate::python::call::run(scope.python(), code, c"<pool setup>", 0)
 }
@@ -226,7 +228,7 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
     if let Some(inside) = pool
         .member_ids()
         .into_iter()
-        .find(|&member| gil::is_inside_interpreter(thread, member))
+        .find(|&member| interpreter_switch::is_inside_interpreter(thread, member))
     {
         return Err(Error::new(
             PYB_E_WOULD_DEADLOCK,
@@ -247,7 +249,7 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
         // The other destroyer finished it.
         return Ok(());
     }
-    gil::with_gil_given_away(|| pool.end_members(deadline))?;
+    allow_threads::with_gil_given_away(|| pool.end_members(deadline))?;
     POOLS.lock().retain(|pool| pool.id != id);
     Ok(())
 }

@@ -20,10 +20,10 @@ use crate::abi::promise::{pyb_promise, pyb_promise_cancel_fn};
 use crate::abi::status::*;
 use crate::abi::value::pyb_value;
 use crate::python::coroutine::MethodDef;
+use crate::python::embedded::{embedded_python, source_module};
 use crate::python::exception::python_error;
 use crate::python::handles;
 use crate::python::host_function::host_error;
-use crate::python::interpreter::source_module;
 use crate::python::owned::Owned;
 use crate::python::value::to_python;
 use crate::runtime::error::{Error, Result};
@@ -43,11 +43,7 @@ fn refuse_subinterpreters() -> Result<()> {
     Ok(())
 }
 
-const SOURCE: &CStr =
-    match CStr::from_bytes_with_nul(concat!(include_str!("promise.py"), "\0").as_bytes()) {
-        Ok(source) => source,
-        Err(_) => panic!("promise.py holds a NUL byte"),
-    };
+const SOURCE: &CStr = embedded_python!("promise.py");
 
 /// `HostPromise._complete`'s states (promise.py).
 const RESOLVED: i32 = 1;

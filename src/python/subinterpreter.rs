@@ -1,6 +1,6 @@
 //! Sub-interpreters: each is made and ended by a keeper thread of its own,
 //! which pybridge owns like the engine thread, and is entered by host threads
-//! through `gil::enter_interpreter` with a persistent state per thread.
+//! through `interpreter_switch::enter_interpreter` with a persistent state per thread.
 //!
 //! Why a keeper thread: CPython wants an interpreter ended with its own thread
 //! state current, and on 3.12 by the thread that made it; a host thread that
@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use pyo3::{Python, ffi};
 
 use crate::abi::status::*;
-use crate::python::exception::text_of;
-use crate::python::gil::{self, GilScope};
+use crate::python::allow_threads;
+use crate::python::attached::Attached;
+use crate::python::embedded::{embedded_python, run_apart};
+use crate::python::gil::GilScope;
 use crate::python::handles;
-use crate::python::interpreter::imported_module;
-use crate::python::owned::Owned;
+use crate::python::interpreter_switch;
+use crate::python::interrupts;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
 use crate::runtime::interpreters::{
@@ -68,7 +70,7 @@ pub(crate) fn create(own_gil: bool) -> Result<u64> {
         ready,
     })?;
     // The keeper needs the main GIL to make the interpreter.
-    gil::with_gil_given_away(|| made.recv()).unwrap_or_else(|_| {
+    allow_threads::with_gil_given_away(|| made.recv()).unwrap_or_else(|_| {
         Err(Error::new(
             PYB_E_PANIC,
             "the thread making the sub-interpreter stopped without an answer",
@@ -189,7 +191,7 @@ fn keep(record: Arc<InterpreterRecord>, ready: Sender<Result<()>>, on_end: impl 
     loop {
         match record.wait_for_work() {
             KeeperWork::Interrupt(threads, commit) => {
-                interrupt_inside(tstate, &threads, &mut interrupted, &*commit);
+                interrupt_inside(tstate, &threads, &mut interrupted, &commit);
                 continue;
             }
             KeeperWork::Probe(askers) => {
@@ -304,72 +306,44 @@ fn new_interpreter(_py: Python<'_>, own_gil: bool) -> Result<*mut ffi::PyThreadS
     }
 }
 
-/// Helpers an interrupting shutdown makes in a sub-interpreter: the exception
-/// it raises in host threads (as in the main interpreter, not `SystemExit`,
-/// which ends the process when it reaches `PyErr_Print`), and the idents of
-/// the interpreter's own Python threads. Made only then: CPython 3.12 and 3.13
-/// keep an own-GIL interpreter's allocator arenas after it ends, so whatever
-/// pybridge allocated in every interpreter would stay behind with them.
-const HELPERS: &CStr = c"
-import sys
-
-helpers = type(sys)('_pybridge_subinterpreter')
-
-class ShutdownInterrupt(BaseException):
-    'Raised in host threads running Python by a shutdown with PYB_SHUTDOWN_INTERRUPT.'
-
-def python_threads():
-    t = sys.modules.get('threading')
-    return [x.ident for x in (t.enumerate() if t else ())
-            if x is not t.main_thread() and not isinstance(x, t._DummyThread) and x.is_alive()]
-
-helpers.ShutdownInterrupt = ShutdownInterrupt
-helpers.python_threads = python_threads
-sys.modules['_pybridge_subinterpreter'] = helpers
-";
-
-/// The name `HELPERS` registers its module under.
-const HELPERS_NAME: &CStr = c"_pybridge_subinterpreter";
-
 /// On the keeper: raises `ShutdownInterrupt` in the host threads and
 /// `SystemExit` in the interpreter's Python threads, each once, and only
-/// where the exception cannot leave a lock held (`interpreter::interruptible`,
-/// as the main interpreter's interrupts do: one raised inside importlib here
-/// left this interpreter's import lock held, and two host threads waited for
-/// it for ever); the others are tried again on the next request. Each fires
-/// when its thread next runs bytecode here.
+/// where the exception cannot leave a lock held (`interrupts::raise_where_safe`,
+/// as in the main interpreter: one raised inside importlib here left this
+/// interpreter's import lock held, and two host threads waited for it for
+/// ever); the others are tried again on the next request.
 fn interrupt_inside(
     tstate: *mut ffi::PyThreadState,
     host_threads: &[u64],
     interrupted: &mut Vec<u64>,
-    commit: &(dyn Fn() -> bool + Send + Sync),
+    commit: &InterruptCommit,
 ) {
-    // SAFETY: the keeper's own state in this interpreter.
-    unsafe { ffi::PyEval_RestoreThread(tstate) };
-    // SAFETY: this interpreter's GIL is held.
-    let py = unsafe { Python::assume_attached() };
-    match raise_interrupts(py, host_threads, interrupted, commit) {
-        Ok(0) => {}
-        Ok(count) => log::info!("shutdown interrupted {count} thread(s) in a sub-interpreter"),
+    // SAFETY: the keeper's own state in its live interpreter, detached.
+    let keeper = unsafe { Attached::restore(tstate) };
+    let py = keeper.python();
+    let raised = interrupts::python_threads(py).and_then(|threads| {
+        let python_threads: Vec<u64> = threads.iter().map(|thread| thread.ident).collect();
+        interrupts::raise_where_safe(py, &python_threads, host_threads, interrupted, &**commit)
+    });
+    match raised {
+        Ok((0, 0)) => {}
+        Ok((python, host)) => log::info!(
+            "shutdown interrupted {python} Python thread(s) and {host} host thread(s) in a sub-interpreter"
+        ),
         Err(error) => log::error!(
             "shutdown could not interrupt threads in a sub-interpreter: {}",
             error.message
         ),
     }
-    // SAFETY: GIL held on the keeper's state.
-    unsafe { ffi::PyEval_SaveThread() };
 }
 
 /// On the keeper: answers each asker with the names of the Python threads
 /// running in this interpreter (empty: none).
 fn answer_probes(tstate: *mut ffi::PyThreadState, askers: Vec<Sender<Result<String>>>) {
-    // SAFETY: the keeper's own state in this interpreter.
-    unsafe { ffi::PyEval_RestoreThread(tstate) };
-    // SAFETY: this interpreter's GIL is held.
-    let py = unsafe { Python::assume_attached() };
-    let running = running_python_threads(py);
-    // SAFETY: GIL held on the keeper's state.
-    unsafe { ffi::PyEval_SaveThread() };
+    // SAFETY: the keeper's own state in its live interpreter, detached.
+    let keeper = unsafe { Attached::restore(tstate) };
+    let running = interrupts::running_python_thread_names(keeper.python());
+    drop(keeper);
     for asker in askers {
         // An asker that stopped waiting is gone: nothing to tell it.
         let _ = asker.send(running.clone());
@@ -421,75 +395,6 @@ pub(crate) fn shutdown_blocker(deadline: Instant) -> Option<String> {
     None
 }
 
-fn raise_interrupts(
-    py: Python<'_>,
-    host_threads: &[u64],
-    interrupted: &mut Vec<u64>,
-    commit: &(dyn Fn() -> bool + Send + Sync),
-) -> Result<usize> {
-    // SAFETY: GIL held (the token); references owned by `Owned`.
-    unsafe {
-        let helpers = match imported_module(py, HELPERS_NAME) {
-            Some(helpers) => helpers,
-            None => {
-                run_apart(py, HELPERS)?;
-                imported_module(py, HELPERS_NAME).ok_or_else(|| {
-                    Error::new(
-                        PYB_E_PYTHON,
-                        "pybridge's interrupt helpers did not register in sys.modules",
-                    )
-                })?
-            }
-        };
-        let host_exception = Owned::new(
-            py,
-            ffi::PyObject_GetAttrString(helpers.as_ptr(), c"ShutdownInterrupt".as_ptr()),
-        )?;
-        let listed = Owned::new(
-            py,
-            ffi::PyObject_CallMethod(
-                helpers.as_ptr(),
-                c"python_threads".as_ptr(),
-                std::ptr::null(),
-            ),
-        )?;
-        let mut python_threads = Vec::new();
-        for index in 0..ffi::PyList_Size(listed.as_ptr()) {
-            let ident = ffi::PyLong_AsUnsignedLongLong(ffi::PyList_GetItem(listed.as_ptr(), index));
-            python_threads.push(ident);
-        }
-        if !ffi::PyErr_Occurred().is_null() {
-            return Err(crate::python::exception::python_error(py));
-        }
-        let waiting: Vec<u64> = host_threads
-            .iter()
-            .chain(&python_threads)
-            .copied()
-            .filter(|ident| *ident != 0 && !interrupted.contains(ident))
-            .collect();
-        if waiting.is_empty() {
-            return Ok(0);
-        }
-        let safe = crate::python::interpreter::interruptible(py, &waiting)?;
-        // No bytecode has run since the look, and the shutdown commits before
-        // the first raise (or raises nothing when it was called off).
-        if safe.is_empty() || !commit() {
-            return Ok(0);
-        }
-        let mut raised = 0;
-        for ident in safe {
-            let exception = if python_threads.contains(&ident) {
-                ffi::PyExc_SystemExit
-            } else {
-                host_exception.as_ptr()
-            };
-            raised += ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exception) as usize;
-            interrupted.push(ident);
-        }
-        Ok(raised)
-    }
-}
-
 /// Asks the keepers of every sub-interpreter to interrupt the host threads
 /// working there (`(interpreter, pthread id)` pairs) and their own Python
 /// threads (an interrupting shutdown), each calling `commit` before its first
@@ -506,50 +411,6 @@ pub(crate) fn post_interrupts(host_threads: &[(u64, u64)], commit: InterruptComm
     }
 }
 
-/// Python threads still running in the interpreter: `Py_EndInterpreter`
-/// would wait for a non-daemon one, and a daemon one's state left in the
-/// interpreter is a fatal error ("not the last thread", 3.11-3.13). Host
-/// threads show up as the main thread or dummies.
-const RUNNING_THREADS: &CStr = c"
-import sys
-_t = sys.modules.get('threading')
-running = ', '.join(
-    repr(t.name) for t in (_t.enumerate() if _t else ())
-    if t is not _t.main_thread()
-    and not isinstance(t, _t._DummyThread) and t.is_alive())
-";
-
-/// Runs `code` in a fresh namespace of the interpreter whose GIL is held,
-/// returning the namespace.
-fn run_apart<'py>(py: Python<'py>, code: &CStr) -> Result<Owned<'py>> {
-    // SAFETY: GIL held (the token); the references are owned by `Owned`.
-    unsafe {
-        let scope = Owned::new(py, ffi::PyDict_New())?;
-        ffi::PyDict_SetItemString(
-            scope.as_ptr(),
-            c"__builtins__".as_ptr(),
-            ffi::PyEval_GetBuiltins(),
-        );
-        Owned::new(
-            py,
-            ffi::PyRun_String(
-                code.as_ptr(),
-                ffi::Py_file_input,
-                scope.as_ptr(),
-                scope.as_ptr(),
-            ),
-        )?;
-        Ok(scope)
-    }
-}
-
-fn running_python_threads(py: Python<'_>) -> Result<String> {
-    let scope = run_apart(py, RUNNING_THREADS)?;
-    // SAFETY: GIL held; a borrowed item of a dict we own.
-    let running = unsafe { ffi::PyDict_GetItemString(scope.as_ptr(), c"running".as_ptr()) };
-    Ok(text_of(py, running).unwrap_or_default())
-}
-
 /// CPython 3.12's own-GIL interpreters crash the process when it ends (in
 /// free()) once `_ssl` or `_hashlib` was used in one (`import ssl`, `import
 /// hashlib`), `_asyncio` ran an event loop, or `_zoneinfo` was imported in two
@@ -564,39 +425,7 @@ fn running_python_threads(py: Python<'_>) -> Result<String> {
 /// all before CPython touches them; the standard library falls back to its
 /// pure-Python twins (`_pydatetime`, `_pydecimal`, the built-in hashes,
 /// asyncio's Python tasks), without TLS.
-const OWN_GIL_GUARD: &CStr = c"
-import sys
-
-class PybridgeSubinterpreterGuard:
-    if sys.version_info[:2] == (3, 12):
-        crash = ('_asyncio', '_hashlib', '_ssl', '_zoneinfo')
-        single_phase = ('_ctypes', '_curses', '_curses_panel', '_datetime', '_decimal',
-                        '_elementtree', '_lsprof', '_tkinter', 'nis', 'ossaudiodev', 'pyexpat',
-                        'readline')
-    else:
-        # `_zoneinfo` needs `_datetime`'s C API, which `_pydatetime` lacks.
-        crash = ('_datetime', '_zoneinfo')
-        single_phase = ()
-    version = '%d.%d' % sys.version_info[:2]
-
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name in cls.single_phase:
-            raise ImportError(
-                f'module {name} does not support loading in subinterpreters (refused '
-                f'by pybridge before CPython {cls.version} runs its init, which crashes the '
-                'process once done twice)', name=name)
-        if name in cls.crash:
-            raise ImportError(
-                f'pybridge refuses {name} in sub-interpreters with their own GIL on '
-                f'CPython {cls.version}: using it there can crash the process (a CPython '
-                f'{cls.version} bug). Use a shared-GIL interpreter '
-                '(PYB_INTERPRETER_SHARED_GIL) or the main interpreter for it.',
-                name=name)
-        return None
-
-sys.meta_path.insert(0, PybridgeSubinterpreterGuard)
-";
+const OWN_GIL_GUARD: &CStr = embedded_python!("own_gil_guard.py");
 
 /// On the keeper: ends the interpreter unless a Python thread still runs in it.
 fn try_to_end(
@@ -604,11 +433,11 @@ fn try_to_end(
     tstate: *mut ffi::PyThreadState,
     main_state: *mut ffi::PyThreadState,
 ) -> KeeperTalk {
-    // SAFETY: the keeper's own state; no host thread is inside (the record is closed).
-    unsafe { ffi::PyEval_RestoreThread(tstate) };
-    // SAFETY: the GIL of this interpreter is held on this thread.
-    let py = unsafe { Python::assume_attached() };
-    match running_python_threads(py) {
+    // SAFETY: the keeper's own state, detached; no host thread is inside (the
+    // record is closed).
+    let keeper = unsafe { Attached::restore(tstate) };
+    let py = keeper.python();
+    match interrupts::running_python_thread_names(py) {
         Ok(running) if running.is_empty() => {}
         outcome => {
             let why = match outcome {
@@ -622,15 +451,11 @@ fn try_to_end(
                     record.id, error.message
                 ),
             };
-            // SAFETY: GIL held on the keeper's state.
-            unsafe { ffi::PyEval_SaveThread() };
             return KeeperTalk::Refused(why);
         }
     }
     if !record.commit_to_end() {
         // The destroyer gave up meanwhile: nothing changes.
-        // SAFETY: GIL held on the keeper's state.
-        unsafe { ffi::PyEval_SaveThread() };
         return KeeperTalk::Idle;
     }
     handles::on_interpreter_end(py, record.id, &record.free_handle_slots);
@@ -660,6 +485,7 @@ fn try_to_end(
         freed += 1;
     }
     crate::runtime::stats::THREAD_STATES_DELETED.fetch_add(freed, Ordering::Relaxed);
+    keeper.consumed();
     // SAFETY: the keeper's state is current and the only one; no GIL is held after.
     unsafe { ffi::Py_EndInterpreter(tstate) };
     if !cfg!(Py_3_12) {
@@ -682,7 +508,8 @@ fn try_to_end(
 /// Destroys sub-interpreter `id` (`pyb_interpreter_destroy`); a pool's
 /// members end only with their pool (`pool::destroy`).
 pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
-    let record = interpreters::lookup(id).ok_or_else(|| gil::unknown_interpreter(id))?;
+    let record =
+        interpreters::lookup(id).ok_or_else(|| interpreter_switch::unknown_interpreter(id))?;
     let pool = record.pool.load(Ordering::Relaxed);
     if pool != 0 {
         return Err(Error::invalid_argument(format!(
@@ -690,7 +517,7 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
              instead, which ends all its interpreters"
         )));
     }
-    if gil::is_inside_interpreter(ThreadSlot::current(), id) {
+    if interpreter_switch::is_inside_interpreter(ThreadSlot::current(), id) {
         return Err(Error::new(
             PYB_E_WOULD_DEADLOCK,
             format!(
@@ -699,7 +526,7 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
             ),
         ));
     }
-    gil::with_gil_given_away(|| end(&record, deadline, false))
+    allow_threads::with_gil_given_away(|| end(&record, deadline, false))
 }
 
 /// Closes the record, waits for the threads inside to leave, and has the
@@ -741,7 +568,13 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool
         if interrupting {
             // Ident 0 matches no host thread: the Python threads alone. The
             // engine's shutdown is past its point of no return here.
-            record.post_interrupt(vec![0], Arc::new(|| true));
+            record.post_interrupt(
+                vec![0],
+                Arc::new(|deliver: &mut dyn FnMut()| {
+                    deliver();
+                    true
+                }),
+            );
         }
         match record.ask_keeper_to_end(deadline) {
             KeeperTalk::Ended => return Ok(()),

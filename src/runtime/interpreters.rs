@@ -24,9 +24,10 @@ use crate::runtime::gil_cell::GilCell;
 /// Set in `entries` while a destroy waits for the threads inside to leave.
 const CLOSING: u64 = 1 << 63;
 
-/// Commits the shutdown that asked for interrupts; false when it was called
-/// off, and then nothing may be raised.
-pub(crate) type InterruptCommit = Arc<dyn Fn() -> bool + Send + Sync>;
+/// Commits the shutdown that asked for interrupts and runs the delivery it
+/// is given under the shutdown's lock; false when the shutdown was called
+/// off, and then nothing was delivered.
+pub(crate) type InterruptCommit = Arc<dyn Fn(&mut dyn FnMut()) -> bool + Send + Sync>;
 
 /// What a keeper is woken for.
 pub(crate) enum KeeperWork {

@@ -87,14 +87,33 @@ impl<T: Copy> CellStack<T> {
         unsafe { (*self.0.get()).clear() }
     }
 
-    /// The first value, bottom first, that `matches`.
-    pub(crate) fn find(&self, matches: impl Fn(&T) -> bool) -> Option<T> {
-        unsafe { (*self.0.get()).iter().find(|value| matches(value)).copied() }
+    /// The value at `index`, if any (copied out: no borrow outlives the call).
+    #[inline(always)]
+    fn get(&self, index: usize) -> Option<T> {
+        unsafe { (&(*self.0.get())).get(index).copied() }
     }
 
-    /// Keeps only the values `keep` says to.
+    /// The first value, bottom first, that `matches`. `matches` runs on a copy
+    /// with the stack not borrowed, so it may call anything, this stack's
+    /// methods included.
+    pub(crate) fn find(&self, matches: impl Fn(&T) -> bool) -> Option<T> {
+        (0..)
+            .map_while(|index| self.get(index))
+            .find(|value| matches(value))
+    }
+
+    /// Keeps only the values `keep` says to. `keep` runs on copies with the
+    /// stack not borrowed (as for `find`); it must not change this stack.
     pub(crate) fn retain(&self, keep: impl Fn(&T) -> bool) {
-        unsafe { (*self.0.get()).retain(|value| keep(value)) }
+        let before = self.len();
+        let kept: Vec<T> = self
+            .to_vec()
+            .into_iter()
+            .filter(|value| keep(value))
+            .collect();
+        debug_assert_eq!(self.len(), before, "`keep` changed the stack it filters");
+        // SAFETY: as for every method; nothing runs while the `Vec` is replaced.
+        unsafe { *self.0.get() = kept }
     }
 
     /// A copy, bottom first (error paths).

@@ -8,7 +8,7 @@
 //! 65,536. The first block is 1, so every value below 2^18 (0 included) is
 //! never a token. 2^62 serials last 14,000 years at 10 million scopes a
 //! second. Validation compares a value with the thread's innermost open
-//! token; only error messages look further (`gil::misplaced_token`).
+//! token; only error messages look further (`token_diagnostics::misplaced_token`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

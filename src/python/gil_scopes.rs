@@ -1,0 +1,165 @@
+//! Nested GIL scopes on a thread's own state (`pyb_gil_acquire`/`release`):
+//! the outermost passes the gate and attaches the state, inner ones count,
+//! and a scope opened after code inside gave the GIL away takes it back.
+
+use std::sync::atomic::Ordering;
+
+use pyo3::ffi;
+
+use crate::python::thread_states::{
+    admit_while_closing, adopted_state_gone, attach_thread_state, note_attached,
+};
+use crate::python::token_diagnostics::misplaced_token;
+use crate::runtime::error::{Error, Result};
+use crate::runtime::gate::{self, GateState};
+use crate::runtime::gil_stats;
+use crate::runtime::thread_slot::{Activity, CurrentThread};
+use crate::runtime::token::{MAX_DEPTH, TokenKind};
+
+/// Issues the token of a new GIL scope and records it as the innermost.
+#[inline(always)]
+fn open_scope(thread: CurrentThread) -> u64 {
+    let owner = thread.owner();
+    let token = owner.issue(thread.id, TokenKind::Gil);
+    owner.scope_tokens.push(token);
+    token
+}
+
+#[inline(always)]
+pub(crate) fn acquire(thread: CurrentThread) -> Result<u64> {
+    let owner = thread.owner();
+    let depth = owner.depth.get();
+    if depth > 0 {
+        if depth >= MAX_DEPTH {
+            return Err(Error::invalid_argument(format!(
+                "GIL scopes nest at most {MAX_DEPTH} deep on one thread; release some first"
+            )));
+        }
+        // An open scope normally means the GIL is held, but code inside it may
+        // have given the GIL away (a ctypes call, Py_BEGIN_ALLOW_THREADS) and
+        // called back into pybridge: then this scope must take it back.
+        // SAFETY: a plain load (global on 3.11, thread-local from 3.12).
+        if unsafe { ffi::compat::PyThreadState_GetUnchecked() } != owner.tstate.get() {
+            return retake_nested(thread);
+        }
+        owner.depth.set(depth + 1);
+        return Ok(open_scope(thread));
+    }
+    acquire_outermost(thread)
+}
+
+#[cold]
+#[inline(never)]
+fn retake_nested(thread: CurrentThread) -> Result<u64> {
+    let owner = thread.owner();
+    thread.set_activity(Activity::WaitingForGil);
+    let wait = gil_stats::wait_begins();
+    // SAFETY: this thread's own state, saved by whoever released the GIL under
+    // the open scope; the thread is busy, so the interpreter is alive.
+    unsafe { ffi::PyEval_RestoreThread(owner.tstate.get()) };
+    note_attached(owner, owner.tstate.get());
+    gil_stats::gil_taken(thread, wait);
+    thread.set_activity(Activity::HoldingGil);
+    let depth = owner.depth.get() + 1;
+    owner.depth.set(depth);
+    owner.retaken.push(depth);
+    Ok(open_scope(thread))
+}
+
+#[inline]
+fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
+    let owner = thread.owner();
+    let inside_already = !owner.allow_frames.is_empty();
+    let word = gate::enter(&thread.busy);
+    if word.state() != GateState::Running {
+        let inside_already = inside_already && !thread.is_engine_thread();
+        if let Err(error) = admit_while_closing(owner, word, inside_already) {
+            if !inside_already {
+                gate::leave(&thread.busy);
+            }
+            return Err(error);
+        }
+    }
+    if owner.generation.get() != word.generation()
+        || owner.tstate.get().is_null()
+        || adopted_state_gone(owner)
+    {
+        if let Err(error) = attach_thread_state(owner, word.generation()) {
+            if !inside_already {
+                gate::leave(&thread.busy);
+            }
+            return Err(error);
+        }
+    }
+    // SAFETY: the gate admitted us, so the interpreter is alive; reading the
+    // current thread state is a plain load.
+    let current = unsafe { ffi::compat::PyThreadState_GetUnchecked() };
+    // A thread that already holds the GIL on its own thread state would deadlock
+    // on itself if it restored that state again (checked on 3.11-3.13).
+    let tstate = owner.tstate.get();
+    let borrowed = current == tstate;
+    owner.borrowed.set(borrowed);
+    if !borrowed {
+        thread.set_activity(Activity::WaitingForGil);
+        let wait = gil_stats::wait_begins();
+        // SAFETY: `tstate` is this thread's own, of the running interpreter.
+        unsafe { ffi::PyEval_RestoreThread(tstate) };
+        note_attached(owner, tstate);
+        gil_stats::gil_taken(thread, wait);
+    }
+    thread.set_activity(Activity::HoldingGil);
+    owner.depth.set(1);
+    let epoch = thread.epoch.load(Ordering::Relaxed).wrapping_add(1);
+    thread.epoch.store(epoch, Ordering::Relaxed);
+    Ok(open_scope(thread))
+}
+
+/// Which scope `release_scope` closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closed {
+    Nested,
+    /// The thread's outermost: it may be the scope that entered an interpreter.
+    Outermost,
+}
+
+/// Closes the innermost scope `value` and gives the GIL back if it was the
+/// outermost; switching back out of an entered interpreter is the caller's
+/// (`gil::release`).
+#[inline(always)]
+pub(crate) fn release_scope(thread: CurrentThread, value: u64) -> Result<Closed> {
+    let owner = thread.owner();
+    let depth = owner.depth.get();
+    // depth > 0: the innermost token belongs to a scope of the current region.
+    if depth == 0 || owner.scope_tokens.last() != Some(value) {
+        return Err(misplaced_token(value, Some(thread)));
+    }
+    owner.scope_tokens.pop();
+    if owner.retaken.last() == Some(depth) {
+        owner.retaken.pop();
+        gil_stats::gil_given_away(thread);
+        // Hand the GIL back to whoever gave it away under the enclosing scope.
+        // SAFETY: this thread holds the GIL on `owner.tstate`.
+        unsafe { ffi::PyEval_SaveThread() };
+    }
+    owner.depth.set(depth - 1);
+    if depth == 1 {
+        if !owner.borrowed.get() {
+            thread.set_activity(Activity::Idle);
+            gil_stats::gil_given_away(thread);
+            // SAFETY: this thread holds the GIL on `owner.tstate`.
+            unsafe { ffi::PyEval_SaveThread() };
+        } else {
+            // The thread keeps the GIL, but no longer through pybridge: a hold
+            // timed inside this scope (after an allow-threads region) ends here.
+            owner.gil_hold_start.set(0);
+        }
+        if owner.allow_frames.is_empty() {
+            thread.set_activity(Activity::Idle);
+            gate::leave(&thread.busy);
+        } else {
+            thread.set_activity(Activity::AllowThreads);
+        }
+        return Ok(Closed::Outermost);
+    }
+    Ok(Closed::Nested)
+}

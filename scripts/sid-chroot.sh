@@ -25,9 +25,10 @@ source scripts/lib.sh
 SID="${PYB_SID_ROOT:-/var/tmp/pybridge-sid}"
 # The CPythons: the sid versions of scripts/python-versions.
 SID_PYTHONS="$(pyb_python_versions sid)"
-# Bumped when the toolchain's package list changes, and named after the
-# CPythons, so an older chroot is completed.
-STAMP="$SID/.pybridge-ready-3-python-${SID_PYTHONS// /-}"
+# Bumped when the toolchain's package list changes, so an older chroot is
+# completed; a CPython added to scripts/python-versions is noticed by its
+# missing executable (has_pythons).
+STAMP="$SID/.pybridge-ready-3"
 PACKAGES="gcc g++ make cmake pkg-config ca-certificates gdb procps libicu-dev git"
 for minor in $SID_PYTHONS; do
   PACKAGES="$PACKAGES python$minor python$minor-dev libpython$minor-dev python$minor-venv"
@@ -91,8 +92,15 @@ mounted() {
   return $status
 }
 
+has_pythons() {
+  local minor
+  for minor in $SID_PYTHONS; do
+    [ -x "$SID/usr/bin/python$minor" ] || return 1
+  done
+}
+
 setup() {
-  if [ -f "$STAMP" ]; then
+  if [ -f "$STAMP" ] && has_pythons; then
     return 0
   fi
   local started=$SECONDS

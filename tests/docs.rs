@@ -3,8 +3,9 @@
 //! `docs/testing.md`, no table names a file that is gone, every relative link
 //! in `README.md` and `docs/*.md` reaches a file (and a heading, when it names
 //! one), and the supported-versions table of `docs/python.md` lists exactly the
-//! minors of `scripts/python-versions`. A failure names the file and the doc
-//! to change.
+//! minors of `scripts/python-versions`, whose versions the package tests
+//! (`tests/package.rs`) each run a host on. A failure names the file and the
+//! doc to change.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -245,6 +246,56 @@ fn the_supported_versions_table_lists_scripts_python_versions() {
         "docs/python.md's table of supported CPython versions (first column) must list \
          exactly the minors of scripts/python-versions"
     );
+}
+
+/// The package tests (`tests/package.rs`) run a host on each version of
+/// `scripts/python-versions`: a scenario per pyenv version, one per sid minor.
+/// A version added to or dropped from the list must be added to or dropped
+/// from them too; the test says which.
+#[test]
+fn the_package_tests_run_on_every_listed_version() {
+    let list = read("scripts/python-versions");
+    let package_tests = read("tests/package.rs");
+    let mut problems = Vec::new();
+    for line in list.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (version, source) = (words.next().unwrap(), words.next().unwrap_or(""));
+        let call = match source {
+            "pyenv" => format!("run_scenario(&pyenv_python(\"{version}\"), \"{version}\""),
+            "sid" => format!("run_sid_scenario(\"{version}\""),
+            other => {
+                problems.push(format!(
+                    "scripts/python-versions: {version} comes from \"{other}\", neither pyenv nor sid"
+                ));
+                continue;
+            }
+        };
+        if !package_tests.contains(&call) {
+            problems.push(format!(
+                "tests/package.rs runs no host on CPython {version} (scripts/python-versions lists \
+                 it): add a test that calls {call}, ...)"
+            ));
+        }
+    }
+    let listed: BTreeSet<&str> = list
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    for (at, _) in package_tests.match_indices("run_scenario(&pyenv_python(\"") {
+        let rest = &package_tests[at + "run_scenario(&pyenv_python(\"".len()..];
+        let version = &rest[..rest.find('"').unwrap()];
+        if !listed.contains(version) {
+            problems.push(format!(
+                "tests/package.rs runs a host on CPython {version}, which scripts/python-versions \
+                 does not list: add it there or drop the test"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// The checks above, on made-up input: each can fail.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs benches/interpreters.rs (Python on every core: the main interpreter
 # against a pool of 2 own-GIL interpreters, 1/2/4 host threads) on each
-# CPython here that has own-GIL interpreters (3.12, 3.13; release builds in
+# pyenv CPython that has own-GIL interpreters (scripts/python-versions; release builds in
 # target/python-<version>), writing each throughput table to
 # target/interpreters-<version>.csv.
 #   --plot   also draws docs/interpreters-throughput.png from those tables
@@ -11,8 +11,8 @@ source scripts/env.sh
 set +e
 status=0
 tables=()
-for version in ${PYB_INTERPRETER_PYTHONS:-3.12.1 3.13.0}; do
-  python="$PYENV_ROOT/versions/$version/bin/python3"
+for version in ${PYB_INTERPRETER_PYTHONS:-$(pyb_python_versions pyenv own-gil)}; do
+  python="$(pyb_pyenv_python "$version")"
   if [ ! -x "$python" ]; then
     echo "== interpreters benchmark on CPython $version: not installed, skipped"
     continue
@@ -27,9 +27,9 @@ for version in ${PYB_INTERPRETER_PYTHONS:-3.12.1 3.13.0}; do
   fi
 done
 if [ "${1:-}" = "--plot" ] && [ ${#tables[@]} -gt 0 ]; then
-  if ! PYTHONPATH=.deps/plot python3 -c 'import matplotlib' 2>/dev/null; then
-    python3 -m pip install --quiet --target .deps/plot matplotlib || exit 1
+  if ! PYTHONPATH=.deps/plot "$PYO3_PYTHON" -c 'import matplotlib' 2>/dev/null; then
+    "$PYO3_PYTHON" -m pip install --quiet --target .deps/plot matplotlib || exit 1
   fi
-  PYTHONPATH=.deps/plot python3 scripts/plot_interpreters.py docs/interpreters-throughput.png "${tables[@]}" || status=1
+  PYTHONPATH=.deps/plot "$PYO3_PYTHON" scripts/plot_interpreters.py docs/interpreters-throughput.png "${tables[@]}" || status=1
 fi
 exit $status

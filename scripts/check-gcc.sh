@@ -14,7 +14,7 @@
 # else the newest python3.X on PATH). Ends with "N passed, N failed"; exits
 # non-zero if anything failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
 
 python="${PYO3_PYTHON:-}"
 if [ -z "$python" ]; then
@@ -71,6 +71,7 @@ pedantic=("${strict[@]}" -pedantic)
 c_host=(-std=c11 "${pedantic[@]}" -O1 -g -pthread -Ibindings/c -Itests/c "-I$include")
 cpp_host=(-std=c++17 "${pedantic[@]}" -O1 -g -pthread -Ibindings/cpp -Ibindings/c)
 # tests/cpp_programs.rs (SANITIZE).
+# shellcheck disable=SC2054 # the commas belong to the flag
 sanitize=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 
 # C host programs: tests/c_programs.rs, tests/fuzz.rs, tests/fuzz_api.rs,

@@ -5,7 +5,7 @@
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 cargo build --release
-libdir="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')"
+libdir="$(pyb_python_libdir "$PYO3_PYTHON")"
 include="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 ldver="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LDVERSION"))')"
 out="target/demo"

@@ -1,14 +1,14 @@
+# shellcheck shell=bash
 # Sourced by the other scripts: picks the Python pybridge is built against and
 # makes sure the tools the build needs are on PATH.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYB_PYTHON_VERSION="${PYB_PYTHON_VERSION:-3.11.7}"
-# pyenv's shared CPython builds; found without the pyenv command on PATH too.
-PYENV_ROOT="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
-export PYENV_ROOT
+# The default is the version scripts/python-versions marks "build".
+PYB_PYTHON_VERSION="${PYB_PYTHON_VERSION:-$(pyb_python_versions build)}"
 if [ -z "${PYO3_PYTHON:-}" ]; then
-  if [ -x "$PYENV_ROOT/versions/$PYB_PYTHON_VERSION/bin/python3" ]; then
-    PYO3_PYTHON="$PYENV_ROOT/versions/$PYB_PYTHON_VERSION/bin/python3"
+  if [ -x "$(pyb_pyenv_python "$PYB_PYTHON_VERSION")" ]; then
+    PYO3_PYTHON="$(pyb_pyenv_python "$PYB_PYTHON_VERSION")"
   else
     PYO3_PYTHON="$(command -v python3)"
   fi

@@ -17,16 +17,16 @@ fi
 seeds="${1:-2000}"
 first="${2:-1}"
 parallel="${PYB_FUZZ_PARALLEL:-2}"
-target="${CARGO_TARGET_DIR:-target/fuzz-$("$PYO3_PYTHON" -c 'import platform; print(platform.python_version())')}"
+target="${CARGO_TARGET_DIR:-target/fuzz-$(pyb_python_version "$PYO3_PYTHON")}"
 CARGO_TARGET_DIR="$target" cargo build --quiet
 libdir="$PWD/$target/debug"
-pylib="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')"
+pylib="$(pyb_python_libdir "$PYO3_PYTHON")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 gcc -std=c11 -O1 -g -Wall -Wextra -Werror -pedantic -pthread -Ibindings/c "tests/c/$program.c" \
   -L"$libdir" -lpybridge -Wl,-rpath,"$libdir" -Wl,-rpath,"$pylib" -o "$work/$program"
 skip="${PYB_FUZZ_SKIP:+PYB_FUZZ_SKIP=$PYB_FUZZ_SKIP }"
-echo "== $program soak: seeds $first..$((first + seeds - 1)), interrupt off and on, $parallel at a time ($("$PYO3_PYTHON" -c 'import platform; print(platform.python_version())'))${skip:+, $skip}"
+echo "== $program soak: seeds $first..$((first + seeds - 1)), interrupt off and on, $parallel at a time ($(pyb_python_version "$PYO3_PYTHON"))${skip:+, $skip}"
 run_one() {
   # $1 = seed, $2 = interrupt; a hung run is killed after 120 s.
   if timeout 120 "$work/$program" "$1" "$2" >"$work/out-$1-$2" 2>&1 && grep -q "$program: ok" "$work/out-$1-$2"; then

@@ -34,7 +34,7 @@ RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer" CARGO_TARGE
   cargo +nightly build --quiet --target "$triple"
 libdir="$PWD/$target/$triple/debug"
 runtime="$(rustc +nightly --print sysroot)/lib/rustlib/$triple/lib/librustc-nightly_rt.tsan.a"
-pylib="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')"
+pylib="$(pyb_python_libdir "$PYO3_PYTHON")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for program in $programs; do

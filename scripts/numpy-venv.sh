@@ -12,8 +12,8 @@ what="${1:?usage: scripts/numpy-venv.sh <pyenv version, e.g. 3.11.7, or a python
 if [[ "$what" == */* ]]; then
   python="$what"
 else
-  PYENV_ROOT="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
-  python="$PYENV_ROOT/versions/$what/bin/python3"
+  source scripts/lib.sh
+  python="$(pyb_pyenv_python "$what")"
 fi
 [ -x "$python" ] || { echo "error: no CPython at $python" >&2; exit 1; }
 version="$("$python" -c 'import platform; print(platform.python_version())')"

@@ -9,13 +9,14 @@
 #   lib/cmake/pybridge/ pybridgeConfig.cmake + version file: pybridge::pybridge
 #   csharp/             a NuGet package layout: PyBridge.nuspec,
 #                       lib/netstandard2.0/PyBridge.dll, runtimes/linux-x64/native/
-# Cores are built against pyenv's CPython builds (PYB_CORE_PYTHONS), each
+# Cores are built for every version of scripts/python-versions: against
+# pyenv's CPython builds (PYB_CORE_PYTHONS), each
 # without an RPATH: the loader loads the chosen libpython first. The cores for
 # CPython 3.14 and 3.15 (PYB_CORE_SID_PYTHONS) are built inside the Debian sid
 # chroot (scripts/sid-chroot.sh) against its /usr/bin/python3.X: this image
 # cannot install those CPythons. A core that cannot be built stops the script.
 # Every core is checked to need no glibc newer than PYB_MAX_GLIBC (2.34, as
-# the cores built here on bookworm; see the README's package section).
+# the cores built here on bookworm; see docs/package.md).
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ROOT="$(pwd)"
@@ -47,8 +48,8 @@ add_core() {
 }
 
 built=()
-for python_version in ${PYB_CORE_PYTHONS:-3.10.13 3.11.7 3.12.1 3.13.0}; do
-  python="$PYENV_ROOT/versions/$python_version/bin/python3"
+for python_version in ${PYB_CORE_PYTHONS:-$(pyb_python_versions pyenv)}; do
+  python="$(pyb_pyenv_python "$python_version")"
   if [ ! -x "$python" ]; then
     echo "error: $python is missing: every core is built against its CPython" >&2
     exit 1
@@ -64,7 +65,7 @@ done
 # CPython 3.14 and 3.15: Debian sid's, inside the chroot (target dirs of their
 # own there: what they link is sid's glibc). Set PYB_CORE_SID_PYTHONS to a
 # subset to build fewer; set it empty to ship without them (said below).
-sid_pythons="${PYB_CORE_SID_PYTHONS-3.14 3.15}"
+sid_pythons="${PYB_CORE_SID_PYTHONS-$(pyb_python_versions sid)}"
 if [ -n "$sid_pythons" ]; then
   echo "== cores for sid's CPython $sid_pythons (inside scripts/sid-chroot.sh)"
   # shellcheck disable=SC2016,SC2086
@@ -86,7 +87,7 @@ if [ -n "$sid_pythons" ]; then
     built+=("cp${sid_version/./}")
   done
 else
-  echo "== note: PYB_CORE_SID_PYTHONS is empty: this package has no cores for CPython 3.14 and 3.15" >&2
+  echo "== note: PYB_CORE_SID_PYTHONS is empty: this package has no cores for CPython $(pyb_python_versions sid)" >&2
 fi
 
 echo "== loader"

@@ -13,11 +13,5 @@ mcs -nologo -warnaserror -unsafe -debug -r:"$OUT/PyBridge.dll" -out:"$OUT/csharp
 for runtime in ${PYB_SAMPLE_RUNTIMES:-mono coreclr}; do
   echo
   echo "######## csharp-sample on $runtime"
-  case "$runtime" in
-    mono) timeout 120 mono --debug "$OUT/csharp-sample.exe" ;;
-    coreclr) DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 timeout 120 \
-        .deps/dotnetcore2/dotnetcore2/bin/dotnet exec --runtimeconfig "$OUT/coreclr.runtimeconfig.json" \
-        "$OUT/csharp-sample.exe" ;;
-    *) echo "unknown runtime $runtime" >&2; exit 2 ;;
-  esac
+  pyb_dotnet_run --timeout 120 "$runtime" "$OUT/csharp-sample.exe"
 done

@@ -21,12 +21,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
+source scripts/lib.sh
 SID="${PYB_SID_ROOT:-/var/tmp/pybridge-sid}"
-# Bumped when the package list changes, so an older chroot is completed.
+# The CPythons: the sid versions of scripts/python-versions.
+SID_PYTHONS="$(pyb_python_versions sid)"
+# Bumped when the toolchain's package list changes, so an older chroot is
+# completed; a CPython added to scripts/python-versions is noticed by its
+# missing executable (has_pythons).
 STAMP="$SID/.pybridge-ready-3"
-PACKAGES="python3.14 python3.14-dev libpython3.14-dev python3.14-venv
-  python3.15 python3.15-dev libpython3.15-dev python3.15-venv
-  gcc g++ make cmake pkg-config ca-certificates gdb procps libicu-dev git"
+PACKAGES="gcc g++ make cmake pkg-config ca-certificates gdb procps libicu-dev git"
+for minor in $SID_PYTHONS; do
+  PACKAGES="$PACKAGES python$minor python$minor-dev libpython$minor-dev python$minor-venv"
+done
 RUSTUP_HOME_HOST="${RUSTUP_HOME:-$HOME/.rustup}"
 CARGO_HOME_HOST="${CARGO_HOME:-$HOME/.cargo}"
 
@@ -86,8 +92,15 @@ mounted() {
   return $status
 }
 
+has_pythons() {
+  local minor
+  for minor in $SID_PYTHONS; do
+    [ -x "$SID/usr/bin/python$minor" ] || return 1
+  done
+}
+
 setup() {
-  if [ -f "$STAMP" ]; then
+  if [ -f "$STAMP" ] && has_pythons; then
     return 0
   fi
   local started=$SECONDS
@@ -113,7 +126,7 @@ setup() {
   fi
   # cargo-nextest: the host's binary runs there too (sid's glibc is newer).
   as_root cp "$(command -v cargo-nextest)" "$SID/opt/cargo/bin/"
-  echo "== installing CPython 3.14, 3.15 and the toolchain in the chroot"
+  echo "== installing CPython $SID_PYTHONS and the toolchain in the chroot"
   # shellcheck disable=SC2086
   inside bash -c "export DEBIAN_FRONTEND=noninteractive;
     apt-get update -q </dev/null &&

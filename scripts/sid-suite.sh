@@ -9,9 +9,10 @@
 #     pyb_call, own-GIL pools); they report and never fail on figures.
 # Each part prints its time. Ends with "== CPython X: N part(s) failed".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
+source scripts/lib.sh
 [ "${PYB_IN_SID_CHROOT:-}" = 1 ] || { echo "error: run me through scripts/test-sid.sh" >&2; exit 2; }
-version="${1:?usage: scripts/sid-suite.sh 3.14|3.15}"
+version="${1:?usage: scripts/sid-suite.sh <a sid version of scripts/python-versions, e.g. 3.14>}"
 export PYO3_PYTHON="/usr/bin/python$version"
 export CARGO_TARGET_DIR="target/sid-$version"
 [ -x "$PYO3_PYTHON" ] || { echo "error: no $PYO3_PYTHON in the chroot" >&2; exit 2; }
@@ -28,8 +29,9 @@ part() {
   echo "== $version: $name took $((SECONDS - started)) s"
 }
 # The compiler is the same for both versions: once, with the newest headers
-# (pep788_host.c needs 3.15's).
-if [ "$version" = "${PYB_SID_GCC_CHECK:-3.15}" ]; then
+# (pep788_host.c needs 3.15's): the last sid version of scripts/python-versions.
+sid_versions="$(pyb_python_versions sid)"
+if [ "$version" = "${PYB_SID_GCC_CHECK:-${sid_versions##* }}" ]; then
   part "every C and C++ file under $(gcc --version | head -1)" bash scripts/check-gcc.sh
 fi
 part "Rust, C and C++ tests" cargo nextest run --profile ci -E 'not binary(package)'

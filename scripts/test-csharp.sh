@@ -128,8 +128,8 @@ ACROSS_VERSIONS="BuffersFillNumPyInPlace AsyncGeneratorsAreConsumedFromCSharp
   CancellingPythonCancelsTheAsyncHostFunctionsToken EngineEndCancelsPendingAsyncHostCalls"
 tarball="$(ls "$ROOT"/dist/pybridge-*-linux-x86_64.tar.gz 2>/dev/null | head -1)"
 if [ -z "${PYB_CS_TESTS:-}" ] && [ -z "${PYB_CS_PREBUILT:-}" ] && [ -n "$tarball" ]; then
-  for version in 3.10.13 3.12.1 3.13.0; do
-    python="$PYENV_ROOT/versions/$version/bin/python3"
+  for version in $(pyb_python_versions others); do
+    python="$(pyb_pyenv_python "$version")"
     [ -x "$python" ] || { echo "== CPython $version: not installed, skipped"; continue; }
     OUTV="${CARGO_TARGET_DIR:-target}/csharp-tests-$version"
     rm -rf "$OUTV" && mkdir -p "$OUTV"

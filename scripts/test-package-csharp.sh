@@ -4,7 +4,7 @@
 # dist/pybridge-<version>-linux-x86_64.tar.gz (scripts/package.sh) into a
 # temporary folder and uses nothing from target/. Fails unless both runtimes
 # finish the sample on the chosen CPython (PYB_PACKAGE_CS_PYTHON, default
-# pyenv's 3.12.1, which is not the build's default).
+# the pyenv version scripts/python-versions marks "second", not the build's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -14,8 +14,8 @@ version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 name="pybridge-$version-linux-x86_64"
 tarball="$ROOT/dist/$name.tar.gz"
 [ -f "$tarball" ] || bash scripts/package.sh
-python="${PYB_PACKAGE_CS_PYTHON:-$PYENV_ROOT/versions/3.12.1/bin/python3}"
-want="$("$python" -c 'import platform; print(platform.python_version())')"
+python="${PYB_PACKAGE_CS_PYTHON:-$(pyb_pyenv_python "$(pyb_python_versions pyenv second)")}"
+want="$(pyb_python_version "$python")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$tarball" -C "$work"
@@ -25,6 +25,7 @@ mkdir -p "$app"
 # What a NuGet restore puts beside the app: the managed assembly and the native libraries.
 cp "$nuget/lib/netstandard2.0/PyBridge.dll" "$nuget"/runtimes/linux-x64/native/*.so "$app/"
 mcs -nologo -warnaserror -unsafe -r:"$app/PyBridge.dll" -out:"$app/csharp-sample.exe" csharp-sample/Program.cs
+# pyb_dotnet_run reads the runtime configuration beside the program.
 cat > "$app/coreclr.runtimeconfig.json" <<'JSON'
 {
   "runtimeOptions": {
@@ -36,13 +37,8 @@ JSON
 status=0
 for runtime in mono coreclr; do
   echo "== the packaged C# binding on $runtime, CPython $want chosen by PyEngineOptions.Python"
-  case "$runtime" in
-    mono) run=(mono "$app/csharp-sample.exe" "$python") ;;
-    coreclr) run=("$ROOT/.deps/dotnetcore2/dotnetcore2/bin/dotnet" exec --runtimeconfig
-                  "$app/coreclr.runtimeconfig.json" "$app/csharp-sample.exe" "$python") ;;
-  esac
-  if output="$(env -u LD_LIBRARY_PATH -u PYBRIDGE_PYTHON DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 \
-      DOTNET_CLI_TELEMETRY_OPTOUT=1 timeout 120 "${run[@]}" 2>&1)" &&
+  if output="$(unset LD_LIBRARY_PATH PYBRIDGE_PYTHON
+      pyb_dotnet_run --timeout 120 "$runtime" "$app/csharp-sample.exe" "$python" 2>&1)" &&
      grep -q "running CPython $want\$" <<<"$output" &&
      [ "$(tail -n 1 <<<"$output")" = "sample finished: OK" ]; then
     echo "PASS: $runtime ran the sample on CPython $want from the package"

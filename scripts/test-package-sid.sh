@@ -10,20 +10,23 @@
 #   PYB_PACKAGE_REUSE=1 scripts/test-package-sid.sh
 #                                            the tests on the existing dist/ tarball
 #
-# The test binary is built inside against 3.14 (target/sid-3.14, as for the
+# The test binary is built inside against the first sid version (3.14: target/sid-3.14, as for the
 # chroot's other runs); the package it tests is the one in dist/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+sid_versions="$(pyb_python_versions sid)"
+first="${sid_versions%% *}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 tarball="dist/pybridge-$version-linux-x86_64.tar.gz"
 if [ "${PYB_PACKAGE_REUSE:-0}" != 1 ] || [ ! -f "$tarball" ]; then
   bash scripts/package.sh
 fi
 listing="$(tar -tzf "$tarball")"
-for tag in cp314 cp315; do
+for minor in $sid_versions; do
+  tag="cp${minor/./}"
   grep -q "/lib/libpybridge-core-$tag.so\$" <<<"$listing" ||
     { echo "error: $tarball has no $tag core" >&2; exit 1; }
 done
-exec scripts/sid-chroot.sh run bash -c \
-  'PYO3_PYTHON=/usr/bin/python3.14 CARGO_TARGET_DIR=target/sid-3.14 \
-     cargo nextest run --test package --run-ignored only -E "test(/^sid_/)" --no-fail-fast'
+exec scripts/sid-chroot.sh run env PYO3_PYTHON="/usr/bin/python$first" CARGO_TARGET_DIR="target/sid-$first" \
+  cargo nextest run --test package --run-ignored only -E 'test(/^sid_/)' --no-fail-fast

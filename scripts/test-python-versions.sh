@@ -5,19 +5,25 @@
 # 3.12 and 3.13 (see docs/CPYTHON-NOTES.md).
 # Versions that are not installed are reported and skipped. The package tests
 # run once, in the main run: the package holds a core for every version.
+#   PYB_EXTRA_PYTHONS="3.12.1"   these versions only (default: scripts/python-versions'
+#                                pyenv ones except the build's)
+#   scripts/test-python-versions.sh -E 'binary(smoke)'
+#                                nextest arguments replace the default filter
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_nextest
+filter=("$@")
+[ $# -gt 0 ] || filter=(-E 'not binary(package)')
 status=0
-for version in ${PYB_EXTRA_PYTHONS:-3.10.13 3.12.1 3.13.0}; do
-  python="$PYENV_ROOT/versions/$version/bin/python3"
+for version in ${PYB_EXTRA_PYTHONS:-$(pyb_python_versions others)}; do
+  python="$(pyb_pyenv_python "$version")"
   if [ ! -x "$python" ]; then
     echo "== CPython $version: not installed, skipped"
     continue
   fi
   echo "== CPython $version"
   if ! PYO3_PYTHON="$python" CARGO_TARGET_DIR="target/python-$version" \
-      cargo nextest run --profile ci -E 'not binary(package)'; then
+      cargo nextest run --profile ci "${filter[@]}"; then
     echo "== CPython $version: FAILED"
     status=1
   fi

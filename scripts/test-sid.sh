@@ -4,12 +4,13 @@
 # 2 minutes and 200 MB of downloads on a fresh machine) and runs
 # scripts/sid-suite.sh inside it for each, then the package's tests for both
 # (scripts/test-package-sid.sh). PYB_SID_PYTHONS chooses the versions
-# (default "3.14 3.15"). Exits non-zero when any part failed.
+# (default: the sid versions of scripts/python-versions). Exits non-zero when any part failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
+source scripts/lib.sh
 bash scripts/sid-chroot.sh setup || { echo "== the sid chroot could not be built"; exit 1; }
 status=0
-for version in ${PYB_SID_PYTHONS:-3.14 3.15}; do
+for version in ${PYB_SID_PYTHONS:-$(pyb_python_versions sid)}; do
   started=$SECONDS
   bash scripts/sid-chroot.sh run bash scripts/sid-suite.sh "$version" || status=1
   echo "== CPython $version in the sid chroot took $((SECONDS - started)) s"

@@ -78,7 +78,7 @@ fn assert_unchanged() {
 /// After a clean shutdown: a fresh interpreter whose Python code can make
 /// interpreters again. On a new thread: on 3.15 a thread that had a state in
 /// the previous interpreter hangs in its next acquire (issue 20's stale thread
-/// state, fixed in src/python/gil.rs, not here).
+/// state, fixed in src/python/thread_states.rs, not here).
 fn restart_and_use() {
     spawn("after-restart", restart_and_use_here).join().unwrap();
 }

@@ -1,4 +1,4 @@
-//! GIL statistics as host threads make them: the hooks `python/gil.rs` calls
+//! GIL statistics as host threads make them: the hooks `python/gil_scopes.rs` and `python/allow_threads.rs` call
 //! around every `PyEval_RestoreThread` and `PyEval_SaveThread` of a host
 //! thread, and the per-thread and total readings (`capi/stats.rs`). The
 //! records and the switch are `gil_times.rs`; it names no thread record, so

@@ -313,7 +313,8 @@ impl EngineShutdown {
         if let Some(request) = life.request(self.serial) {
             request.blocker = Some(blocker);
         }
-        // Woken early when the attempt is called off.
+        // A poll: what blocks (a busy flag, a Python thread, a keeper's answer)
+        // notifies nobody when it clears; woken early when the attempt is called off.
         CHANGED.wait_for(&mut life, Duration::from_millis(2));
     }
 }

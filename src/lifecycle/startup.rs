@@ -178,6 +178,8 @@ fn wait_for_threads_to_exit(native_ids: &[i64], timeout_ms: u32) -> Result<()> {
                 ),
             ));
         }
+        // A poll: threads CPython started have no handle to join, and nothing
+        // tells when one exits but the kernel's record of it going away.
         std::thread::sleep(Duration::from_millis(1));
     }
 }

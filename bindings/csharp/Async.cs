@@ -257,7 +257,7 @@ namespace PyBridge
 
 namespace PyBridge.Interop
 {
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         public delegate void PybTaskCallback(ulong task, int status, IntPtr result, IntPtr userData);

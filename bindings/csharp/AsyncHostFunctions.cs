@@ -336,7 +336,7 @@ namespace PyBridge
 
 namespace PyBridge.Interop
 {
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         public delegate void PybPromiseCancelFn(ulong promise, IntPtr userData);

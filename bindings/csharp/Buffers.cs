@@ -291,7 +291,7 @@ namespace PyBridge.Interop
 {
     /// <summary>pyb_buffer.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybBuffer
+    internal struct PybBuffer
     {
         public UIntPtr StructSize;
         public ulong Owner;
@@ -308,7 +308,7 @@ namespace PyBridge.Interop
         public UIntPtr Span;
     }
 
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         public const uint PYB_BUFFER_WRITABLE = 1;
 

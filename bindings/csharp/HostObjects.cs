@@ -311,7 +311,7 @@ namespace PyBridge
 
 namespace PyBridge.Interop
 {
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_host_object_new(IntPtr pointer, PybFreeFn free, out ulong obj);

@@ -3,6 +3,8 @@
 // platform), sizes are UIntPtr (size_t), strings go in as NUL-terminated UTF-8
 // byte arrays, and every C `bool` carries [MarshalAs(UnmanagedType.I1)].
 // tests/csharp checks that this file and the header declare the same functions.
+// Internal: applications use the idiomatic layer (PyEngine, PyObject, ...), whose names are
+// .NET's (PyStatusCode.Timeout for PYB_E_TIMEOUT); the C names stay here.
 using System;
 using System.Runtime.InteropServices;
 
@@ -10,7 +12,7 @@ namespace PyBridge.Interop
 {
     /// <summary>pyb_str: a byte string with an explicit length.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybStr
+    internal struct PybStr
     {
         public IntPtr Ptr;
         public UIntPtr Len;
@@ -18,7 +20,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_value: a tag and a 16-byte union at offset 8 (24 bytes on 64-bit).</summary>
     [StructLayout(LayoutKind.Explicit)]
-    public struct PybValue
+    internal struct PybValue
     {
         [FieldOffset(0)] public uint Tag;
         // C `bool` inside the union: one byte, 0 or 1.
@@ -31,7 +33,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_config; <c>StructSize</c> must be <c>Marshal.SizeOf(typeof(PybConfig))</c>.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybConfig
+    internal struct PybConfig
     {
         public UIntPtr StructSize;
         public IntPtr PythonHome;
@@ -47,7 +49,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_stats; <c>StructSize</c> must be set by the caller.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybStats
+    internal struct PybStats
     {
         public UIntPtr StructSize;
         public ulong EnginesStarted;
@@ -60,7 +62,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_interpreter_config.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybInterpreterConfig
+    internal struct PybInterpreterConfig
     {
         public UIntPtr StructSize;
         public uint Flags;
@@ -68,7 +70,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_pool_stats; <c>StructSize</c> must be set by the caller.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybPoolStats
+    internal struct PybPoolStats
     {
         public UIntPtr StructSize;
         public ulong Size;
@@ -81,17 +83,17 @@ namespace PyBridge.Interop
     }
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    public unsafe delegate int PybHostFn(PybValue* args, UIntPtr nargs, PybValue* result, IntPtr userData);
+    internal unsafe delegate int PybHostFn(PybValue* args, UIntPtr nargs, PybValue* result, IntPtr userData);
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    public delegate void PybFreeFn(IntPtr userData);
+    internal delegate void PybFreeFn(IntPtr userData);
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    public delegate void PybLogCallback(int level, IntPtr message, IntPtr userData);
+    internal delegate void PybLogCallback(int level, IntPtr message, IntPtr userData);
 
-    /// <summary>The C API as declared in pybridge.h. Threading and ownership
-    /// rules are the header's; the idiomatic layer (PyEngine, PyObject) follows them.</summary>
-    public static unsafe partial class Native
+    /// <summary>The C API as declared in pybridge.h, internal to the binding. Threading and
+    /// ownership rules are the header's; the idiomatic layer (PyEngine, PyObject) follows them.</summary>
+    internal static unsafe partial class Native
     {
         public const string Lib = "pybridge";
 

@@ -10,7 +10,6 @@ using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using System.Threading;
 using PyBridge;
-using PyBridge.Interop;
 
 // Partial: each concept may keep its tests in its own file (tests/csharp/*Tests.cs).
 public static partial class Tests
@@ -18,6 +17,13 @@ public static partial class Tests
     static string Root { get { return Environment.GetEnvironmentVariable("PYB_ROOT") ?? "."; } }
 
     static readonly TimeSpan Ten = TimeSpan.FromSeconds(10);
+
+    /// <summary>An internal type of the binding's P/Invoke layer (PyBridge.Interop), for the tests
+    /// that check it against the C header: the layer is not public API.</summary>
+    static Type Interop(string name)
+    {
+        return typeof(PyEngine).Assembly.GetType("PyBridge.Interop." + name, true);
+    }
 
     static void BusyFor(TimeSpan t)
     {
@@ -69,7 +75,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
         foreach (Match m in Regex.Matches(header, @"^[A-Za-z_][^(/#\n]*?\b(pyb_[a-z0-9_]+)\(", RegexOptions.Multiline))
             declared.Add(m.Groups[1].Value);
         var imported = new SortedSet<string>();
-        foreach (MethodInfo m in typeof(Native).GetMethods(BindingFlags.Public | BindingFlags.Static))
+        foreach (MethodInfo m in Interop("Native").GetMethods(BindingFlags.Public | BindingFlags.Static))
         {
             var attr = (DllImportAttribute)m.GetCustomAttributes(typeof(DllImportAttribute), false).FirstOrDefault();
             if (attr == null) continue;
@@ -79,27 +85,36 @@ threading.Thread(target=ticker.run, daemon=True).start()
         Assert.True(declared.Count >= 40, "the header parse found " + declared.Count + " functions");
         Assert.Equal("", string.Join(" ", declared.Except(imported)), "header functions without a DllImport");
         Assert.Equal("", string.Join(" ", imported.Except(declared)), "DllImports not in the header");
-        // Every PYB_ constant in the header has the same value in Native.
+        // Every PYB_ constant in the header has the same value in Native, and every status its
+        // .NET name in PyStatusCode (PYB_E_SHUTDOWN_COMMITTED: ShutdownCommitted).
+        int statuses = 0;
         foreach (Match m in Regex.Matches(header, @"^#define (PYB_[A-Z0-9_]+) (-?\d+)$", RegexOptions.Multiline))
         {
-            FieldInfo f = typeof(Native).GetField(m.Groups[1].Value);
+            FieldInfo f = Interop("Native").GetField(m.Groups[1].Value);
             Assert.True(f != null, "Native declares " + m.Groups[1].Value);
             Assert.Equal(m.Groups[2].Value, Convert.ToInt64(f.GetValue(null)).ToString(), m.Groups[1].Value);
+            Match status = Regex.Match(m.Groups[1].Value, "^PYB_(?:E_)?([A-Z_]+)$");
+            if (m.Groups[1].Value != "PYB_OK" && !m.Groups[1].Value.StartsWith("PYB_E_", StringComparison.Ordinal)) continue;
+            string dotNet = string.Concat(status.Groups[1].Value.Split('_').Select(w => w.Substring(0, 1) + w.Substring(1).ToLowerInvariant()));
+            Assert.Equal(dotNet, Enum.GetName(typeof(PyStatusCode), int.Parse(m.Groups[2].Value)), "PyStatusCode for " + m.Groups[1].Value);
+            Assert.Equal(m.Groups[1].Value, PyStatus.Name((PyStatusCode)int.Parse(m.Groups[2].Value)), "PyStatus.Name");
+            statuses++;
         }
+        Assert.Equal(Enum.GetValues(typeof(PyStatusCode)).Length, statuses, "PyStatusCode members, one per status in the header");
         if (IntPtr.Size == 8)
         {
-            Assert.Equal(24, Marshal.SizeOf(typeof(PybValue)), "sizeof(pyb_value)");
-            Assert.Equal(72, Marshal.SizeOf(typeof(PybConfig)), "sizeof(pyb_config)");
-            Assert.Equal(48, (int)Marshal.OffsetOf(typeof(PybConfig), "Python"), "offsetof(pyb_config, python)");
-            Assert.Equal(56, Marshal.SizeOf(typeof(PybStats)), "sizeof(pyb_stats)");
-            Assert.Equal(16, Marshal.SizeOf(typeof(PybStr)), "sizeof(pyb_str)");
-            Assert.Equal(88, Marshal.SizeOf(typeof(PybBuffer)), "sizeof(pyb_buffer)");
-            Assert.Equal(72, (int)Marshal.OffsetOf(typeof(PybBuffer), "Lowest"), "offsetof(pyb_buffer, lowest)");
+            Assert.Equal(24, Marshal.SizeOf(Interop("PybValue")), "sizeof(pyb_value)");
+            Assert.Equal(72, Marshal.SizeOf(Interop("PybConfig")), "sizeof(pyb_config)");
+            Assert.Equal(48, (int)Marshal.OffsetOf(Interop("PybConfig"), "Python"), "offsetof(pyb_config, python)");
+            Assert.Equal(56, Marshal.SizeOf(Interop("PybStats")), "sizeof(pyb_stats)");
+            Assert.Equal(16, Marshal.SizeOf(Interop("PybStr")), "sizeof(pyb_str)");
+            Assert.Equal(88, Marshal.SizeOf(Interop("PybBuffer")), "sizeof(pyb_buffer)");
+            Assert.Equal(72, (int)Marshal.OffsetOf(Interop("PybBuffer"), "Lowest"), "offsetof(pyb_buffer, lowest)");
         }
-        PybConfig c;
-        Assert.Equal(0, Native.pyb_config_default(out c), "pyb_config_default");
-        Assert.Equal(10000u, c.PreviousThreadsTimeoutMs, "default previous_threads_timeout_ms");
-        Assert.True(c.Python == IntPtr.Zero, "default python is NULL");
+        object[] config = { null };
+        Assert.Equal(0, (int)Interop("Native").GetMethod("pyb_config_default").Invoke(null, config), "pyb_config_default");
+        Assert.Equal(10000u, (uint)Interop("PybConfig").GetField("PreviousThreadsTimeoutMs").GetValue(config[0]), "default previous_threads_timeout_ms");
+        Assert.True((IntPtr)Interop("PybConfig").GetField("Python").GetValue(config[0]) == IntPtr.Zero, "default python is NULL");
     }
 
     [Test]
@@ -490,39 +505,39 @@ threading.Thread(target=ticker.run, daemon=True).start()
         var missing = Assert.Throws<PythonException>("PYB_E_PYTHON", () => PyEngine.Import("no_such_module_xyz"), "import");
         Assert.Equal("ModuleNotFoundError", missing.PythonTypeName, "ModuleNotFoundError");
         // One place maps statuses to exceptions.
-        var expected = new Dictionary<int, Type> {
-            { Native.PYB_E_NOT_INITIALIZED, typeof(PyEngineNotRunningException) },
-            { Native.PYB_E_SHUTTING_DOWN, typeof(PyEngineShuttingDownException) },
-            { Native.PYB_E_WRONG_THREAD, typeof(PyWrongThreadException) },
-            { Native.PYB_E_BAD_TOKEN, typeof(InvalidOperationException) },
-            { Native.PYB_E_WOULD_DEADLOCK, typeof(PyWouldDeadlockException) },
-            { Native.PYB_E_TIMEOUT, typeof(PyTimeoutException) },
-            { Native.PYB_E_NULL_ARGUMENT, typeof(ArgumentNullException) },
-            { Native.PYB_E_INVALID_ARGUMENT, typeof(ArgumentException) },
-            { Native.PYB_E_PYTHON, typeof(PythonException) },
-            { Native.PYB_E_INIT_FAILED, typeof(PyBridgeException) },
-            { Native.PYB_E_PANIC, typeof(PyBridgeException) },
-            { Native.PYB_E_BAD_HANDLE, typeof(ObjectDisposedException) },
-            { Native.PYB_E_WRONG_TYPE, typeof(InvalidCastException) },
-            { Native.PYB_E_OUT_OF_RANGE, typeof(OverflowException) },
-            { Native.PYB_E_SHUTDOWN_COMMITTED, typeof(PyTimeoutException) },
-            { Native.PYB_E_OUT_OF_MEMORY, typeof(InsufficientMemoryException) },
-            { Native.PYB_E_FORKED, typeof(InvalidOperationException) },
-            { Native.PYB_E_PYTHON_UNUSABLE, typeof(PyBridgeException) },
-            { -99, typeof(PyBridgeException) } };
+        var expected = new Dictionary<PyStatusCode, Type> {
+            { PyStatusCode.NotInitialized, typeof(PyEngineNotRunningException) },
+            { PyStatusCode.ShuttingDown, typeof(PyEngineShuttingDownException) },
+            { PyStatusCode.WrongThread, typeof(PyWrongThreadException) },
+            { PyStatusCode.BadToken, typeof(InvalidOperationException) },
+            { PyStatusCode.WouldDeadlock, typeof(PyWouldDeadlockException) },
+            { PyStatusCode.Timeout, typeof(PyTimeoutException) },
+            { PyStatusCode.NullArgument, typeof(ArgumentNullException) },
+            { PyStatusCode.InvalidArgument, typeof(ArgumentException) },
+            { PyStatusCode.Python, typeof(PythonException) },
+            { PyStatusCode.InitFailed, typeof(PyBridgeException) },
+            { PyStatusCode.Panic, typeof(PyBridgeException) },
+            { PyStatusCode.BadHandle, typeof(ObjectDisposedException) },
+            { PyStatusCode.WrongType, typeof(InvalidCastException) },
+            { PyStatusCode.OutOfRange, typeof(OverflowException) },
+            { PyStatusCode.ShutdownCommitted, typeof(PyTimeoutException) },
+            { PyStatusCode.OutOfMemory, typeof(InsufficientMemoryException) },
+            { PyStatusCode.Forked, typeof(InvalidOperationException) },
+            { PyStatusCode.PythonUnusable, typeof(PyBridgeException) },
+            { (PyStatusCode)(-99), typeof(PyBridgeException) } };
         foreach (var kv in expected)
         {
             Exception x = PyStatus.ToException(kv.Key);
             Assert.Equal(kv.Value, x.GetType(), "exception for " + PyStatus.Name(kv.Key));
             Assert.Equal(PyStatus.Name(kv.Key), x.Data[PyStatus.DataKey] as string, "status in Data");
         }
-        Assert.True(((PyTimeoutException)PyStatus.ToException(Native.PYB_E_SHUTDOWN_COMMITTED)).Committed,
+        Assert.True(((PyTimeoutException)PyStatus.ToException(PyStatusCode.ShutdownCommitted)).Committed,
             "PYB_E_SHUTDOWN_COMMITTED is a committed timeout");
         Assert.Equal(TimeSpan.FromSeconds(30), PyEngine.DefaultShutdownTimeout, "DefaultShutdownTimeout");
-        Assert.Equal("PYB_E_TIMEOUT", PyStatus.Name(-7), "PyStatus.Name");
-        Assert.Equal("PYB_E_UNKNOWN", PyStatus.Name(-99), "unknown status name");
-        PyStatus.Check(Native.PYB_OK);
-        Assert.Throws<ArgumentException>("PYB_E_INVALID_ARGUMENT", () => PyStatus.Check(Native.PYB_E_INVALID_ARGUMENT), "Check throws");
+        Assert.Equal("PYB_E_TIMEOUT", PyStatus.Name(PyStatusCode.Timeout), "PyStatus.Name");
+        Assert.Equal("PYB_E_UNKNOWN", PyStatus.Name((PyStatusCode)(-99)), "unknown status name");
+        PyStatus.Check(PyStatusCode.Ok);
+        Assert.Throws<ArgumentException>("PYB_E_INVALID_ARGUMENT", () => PyStatus.Check(PyStatusCode.InvalidArgument), "Check throws");
         PyEngine.Shutdown(Ten);
     }
 

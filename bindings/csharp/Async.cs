@@ -32,10 +32,8 @@ namespace PyBridge
             if (cancellationToken.IsCancellationRequested) return Canceled<T>(cancellationToken);
             var pending = new PendingTask<T>(cancellationToken);
             GCHandle state = GCHandle.Alloc(pending);
-            ulong task;
-            int status;
-            using (var lease = new PyObject.HandleLease(awaitable))
-                status = Native.pyb_task_submit(lease.Raw, PendingTask.Callback, GCHandle.ToIntPtr(state), out task);
+            PyTaskHandle task;
+            int status = Native.pyb_task_submit(awaitable.Handle, PendingTask.Callback, GCHandle.ToIntPtr(state), out task);
             if (status != Native.PYB_OK)
             {
                 state.Free();
@@ -160,7 +158,7 @@ namespace PyBridge
 
         internal override bool HasOutcome { get { return Volatile.Read(ref outcome) != null; } }
 
-        internal void Started(ulong pythonTask)
+        internal void Started(PyTaskHandle pythonTask)
         {
             if (!token.CanBeCanceled) return;
             // Cancel takes the GIL and does not wait; after the task ended it does nothing.
@@ -263,10 +261,10 @@ namespace PyBridge.Interop
         public delegate void PybTaskCallback(ulong task, int status, IntPtr result, IntPtr userData);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_task_submit(ulong awaitable, PybTaskCallback onDone, IntPtr userData, out ulong task);
+        public static extern int pyb_task_submit(PyObjectHandle awaitable, PybTaskCallback onDone, IntPtr userData, out PyTaskHandle task);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_task_cancel(ulong task);
+        public static extern int pyb_task_cancel(PyTaskHandle task);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_task_check_wait();

@@ -204,7 +204,8 @@ namespace PyBridge
             long id = Interlocked.Increment(ref lastId);
             var cancel = new CancellationTokenSource();
             running[id] = cancel;
-            ulong awaitable, promise;
+            PyObjectHandle awaitable;
+            ulong promise;
             int status = Native.pyb_promise_new(OnCancelCallback, (IntPtr)id, out awaitable, out promise);
             if (status != Native.PYB_OK)
             {
@@ -302,10 +303,20 @@ namespace PyBridge
                 // Collections, host objects and Python objects go as a handle that stays ours.
                 using (PyEngine.Gil())
                 using (PyObject o = handedOver != null ? handedOver.Object : PyObject.From(value))
-                using (var lease = new PyObject.HandleLease(o))
                 {
-                    PybValue v = new PybValue { Tag = Native.PYB_VALUE_OBJECT, Object = lease.Raw };
-                    status = Native.pyb_promise_resolve(promise, &v);
+                    // A pyb_value carries the id: hold the handle for the call, as the marshaller would.
+                    PyObjectHandle handle = o.Handle;
+                    bool added = false;
+                    try
+                    {
+                        handle.DangerousAddRef(ref added);
+                        PybValue v = new PybValue { Tag = Native.PYB_VALUE_OBJECT, Object = handle.Raw };
+                        status = Native.pyb_promise_resolve(promise, &v);
+                    }
+                    finally
+                    {
+                        if (added) handle.DangerousRelease();
+                    }
                 }
             }
             else
@@ -342,7 +353,7 @@ namespace PyBridge.Interop
         public delegate void PybPromiseCancelFn(ulong promise, IntPtr userData);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_promise_new(PybPromiseCancelFn onCancel, IntPtr userData, out ulong awaitable, out ulong promise);
+        public static extern int pyb_promise_new(PybPromiseCancelFn onCancel, IntPtr userData, out PyObjectHandle awaitable, out ulong promise);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_promise_resolve(ulong promise, PybValue* value);

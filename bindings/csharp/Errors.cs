@@ -270,8 +270,8 @@ namespace PyBridge
         /// <summary>A new PyObject for the last Python exception, or null (none, or its engine is gone).</summary>
         internal static PyObject TakeException()
         {
-            ulong handle;
-            return Native.pyb_last_error_python_exception(out handle) == Native.PYB_OK && handle != 0
+            PyObjectHandle handle;
+            return Native.pyb_last_error_python_exception(out handle) == Native.PYB_OK && !handle.IsInvalid
                 ? new PyObject(handle) : null;
         }
 

@@ -14,9 +14,9 @@ namespace PyBridge
     /// ends every interpreter (a finalizer must not wait), so finalizing after shutdown is safe.</summary>
     public sealed class PyInterpreter : IDisposable
     {
-        private ulong handle;
+        private readonly PyInterpreterHandle handle;
 
-        private PyInterpreter(ulong handle) { this.handle = handle; }
+        private PyInterpreter(PyInterpreterHandle handle) { this.handle = handle; }
 
         /// <summary>Makes an interpreter. Own GIL before CPython 3.12 throws
         /// <see cref="NotSupportedException"/> whose message names the version.</summary>
@@ -25,13 +25,13 @@ namespace PyBridge
             PybInterpreterConfig config;
             PyStatus.Check(Native.pyb_interpreter_config_default(out config));
             if (sharedGil) config.Flags |= Native.PYB_INTERPRETER_SHARED_GIL;
-            ulong handle;
+            PyInterpreterHandle handle;
             PyStatus.Check(Native.pyb_interpreter_new(ref config, out handle));
             return new PyInterpreter(handle);
         }
 
-        /// <summary>The pyb_interpreter handle (0 once destroyed).</summary>
-        public ulong Handle { get { return handle; } }
+        /// <summary>The pyb_interpreter handle (closed once destroyed).</summary>
+        public PyInterpreterHandle Handle { get { return handle; } }
 
         /// <summary>A GIL scope inside this interpreter on the calling thread, until disposed (on
         /// the same thread): PyEngine.Run, Eval and every PyObject call work there meanwhile.</summary>
@@ -40,7 +40,7 @@ namespace PyBridge
             return EnterHandle(handle);
         }
 
-        internal static PyGil EnterHandle(ulong handle)
+        internal static PyGil EnterHandle(PyInterpreterHandle handle)
         {
             ulong token;
             PyStatus.Check(Native.pyb_interpreter_enter(handle, out token));
@@ -54,17 +54,17 @@ namespace PyBridge
         /// <see cref="PyWouldDeadlockException"/>.</summary>
         public void Destroy(TimeSpan timeout)
         {
-            if (handle == 0) return;
+            if (handle.IsClosed) return;
             PyStatus.Check(Native.pyb_interpreter_destroy(handle, PyEngine.Milliseconds(timeout)));
-            handle = 0;
+            handle.Dispose();
         }
 
         /// <summary>Destroys it (waiting at most 10 s); quiet when the engine already ended it.</summary>
         public void Dispose()
         {
-            if (handle == 0) return;
+            if (handle.IsClosed) return;
             int status = Native.pyb_interpreter_destroy(handle, 10000);
-            handle = 0;
+            handle.Dispose();
             DisposeStatus.Check(status);
         }
     }
@@ -86,11 +86,11 @@ namespace PyBridge
     /// thread), which leaves it and gives it back.</summary>
     public sealed class PyInterpreterLease : IDisposable
     {
-        private readonly ulong pool;
-        private ulong interpreter;
+        private readonly PyPoolHandle pool;
+        private readonly PyInterpreterHandle interpreter;
         private readonly PyGil scope;
 
-        internal PyInterpreterLease(ulong pool, ulong interpreter)
+        internal PyInterpreterLease(PyPoolHandle pool, PyInterpreterHandle interpreter)
         {
             this.pool = pool;
             this.interpreter = interpreter;
@@ -101,20 +101,21 @@ namespace PyBridge
             catch
             {
                 Native.pyb_pool_return(pool, interpreter);
+                interpreter.Dispose();
                 throw;
             }
         }
 
-        /// <summary>The borrowed pyb_interpreter handle (0 once given back).</summary>
-        public ulong Handle { get { return interpreter; } }
+        /// <summary>The borrowed pyb_interpreter handle (closed once given back).</summary>
+        public PyInterpreterHandle Handle { get { return interpreter; } }
 
         public void Dispose()
         {
-            if (interpreter == 0) return;
+            if (interpreter.IsClosed) return;
             scope.Dispose();
-            ulong returned = interpreter;
-            interpreter = 0;
-            PyStatus.Check(Native.pyb_pool_return(pool, returned));
+            int status = Native.pyb_pool_return(pool, interpreter);
+            interpreter.Dispose();
+            PyStatus.Check(status);
         }
     }
 
@@ -123,7 +124,7 @@ namespace PyBridge
     /// the pool has interpreters.</summary>
     public sealed class PyInterpreterPool : IDisposable
     {
-        private ulong handle;
+        private readonly PyPoolHandle handle;
 
         public PyInterpreterPool(int count, string setupCode = null)
         {
@@ -132,14 +133,14 @@ namespace PyBridge
             PyStatus.Check(Native.pyb_pool_new((UIntPtr)(uint)count, setup, out handle));
         }
 
-        /// <summary>The pyb_pool handle (0 once destroyed).</summary>
-        public ulong Handle { get { return handle; } }
+        /// <summary>The pyb_pool handle (closed once destroyed).</summary>
+        public PyPoolHandle Handle { get { return handle; } }
 
         /// <summary>Borrows a free interpreter, waiting at most <paramref name="timeout"/>
         /// (<see cref="PyTimeoutException"/> after), and enters it on this thread.</summary>
         public PyInterpreterLease Borrow(TimeSpan timeout)
         {
-            ulong interpreter;
+            PyInterpreterHandle interpreter;
             PyStatus.Check(Native.pyb_pool_borrow(handle, PyEngine.Milliseconds(timeout), out interpreter));
             return new PyInterpreterLease(handle, interpreter);
         }
@@ -166,17 +167,17 @@ namespace PyBridge
         /// <c>Destroy</c> again waits for it).</summary>
         public void Destroy(TimeSpan timeout)
         {
-            if (handle == 0) return;
+            if (handle.IsClosed) return;
             PyStatus.Check(Native.pyb_pool_destroy(handle, PyEngine.Milliseconds(timeout)));
-            handle = 0;
+            handle.Dispose();
         }
 
         /// <summary>Destroys it (waiting at most 10 s); quiet when the engine already ended it.</summary>
         public void Dispose()
         {
-            if (handle == 0) return;
+            if (handle.IsClosed) return;
             int status = Native.pyb_pool_destroy(handle, 10000);
-            handle = 0;
+            handle.Dispose();
             DisposeStatus.Check(status);
         }
     }

@@ -117,6 +117,7 @@ namespace PyBridge
         /// returns no thread holds the GIL, so any thread may use Python at once.</summary>
         public static unsafe void Initialize(PyEngineOptions options)
         {
+            HandleIds.CheckProcessIs64Bit();
             if (options == null)
             {
                 PyStatus.Check(Native.pyb_engine_initialize(null));
@@ -249,8 +250,7 @@ namespace PyBridge
             byte[] c = Utf8.Encode(code, "code");
             if (c == null) throw new ArgumentNullException("code");
             byte[] f = Utf8.Encode(filename, "filename");
-            using (var lease = new PyObject.HandleLease(scope))
-                PyStatus.Check(Native.pyb_run(c, f, lease.Raw));
+            PyStatus.Check(Native.pyb_run(c, f, scope == null ? PyObjectHandle.None : scope.Handle));
         }
 
         /// <summary>Evaluates one expression in <paramref name="scope"/> (null: __main__); the result is
@@ -260,12 +260,9 @@ namespace PyBridge
             byte[] c = Utf8.Encode(expression, "expression");
             if (c == null) throw new ArgumentNullException("expression");
             byte[] f = Utf8.Encode(filename, "filename");
-            using (var lease = new PyObject.HandleLease(scope))
-            {
-                PybValue v;
-                PyStatus.Check(Native.pyb_eval(c, f, lease.Raw, out v));
-                return Values.FromValue(ref v);
-            }
+            PybValue v;
+            PyStatus.Check(Native.pyb_eval(c, f, scope == null ? PyObjectHandle.None : scope.Handle, out v));
+            return Values.FromValue(ref v);
         }
 
         public static T Eval<T>(string expression, PyObject scope = null, string filename = null)
@@ -278,7 +275,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            ulong h;
+            PyObjectHandle h;
             PyStatus.Check(Native.pyb_import(n, out h));
             return new PyObject(h);
         }
@@ -286,7 +283,7 @@ namespace PyBridge
         /// <summary>A fresh namespace for Run/Eval.</summary>
         public static PyScope NewScope()
         {
-            ulong h;
+            PyObjectHandle h;
             PyStatus.Check(Native.pyb_scope_new(out h));
             return new PyScope(h);
         }

@@ -8,31 +8,6 @@ using PyBridge.Interop;
 
 namespace PyBridge
 {
-    /// <summary>Owns one pyb_object handle. ReleaseHandle calls pyb_object_release, which any
-    /// thread may call without the GIL and which never blocks, so the finalizer thread may run
-    /// it at any time, also after the engine shut down (the release then reports a stale handle,
-    /// which is ignored: the object is already gone).</summary>
-    public sealed class PyObjectHandle : SafeHandle
-    {
-        // pyb_object is uint64_t on every platform, wider than IntPtr on 32-bit: keep it here
-        // and give the base class a placeholder so IsClosed/AddRef work as usual.
-        internal readonly ulong Raw;
-
-        internal PyObjectHandle(ulong raw) : base(IntPtr.Zero, true)
-        {
-            Raw = raw;
-            SetHandle(raw == 0 ? IntPtr.Zero : new IntPtr(1));
-        }
-
-        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
-
-        protected override bool ReleaseHandle()
-        {
-            Native.pyb_object_release(Raw);
-            return true;
-        }
-    }
-
     /// <summary>A reference to a Python object. Dispose it (or let the GC finalize it) to release
     /// the reference; every member may be called from any thread, with or without a GIL scope
     /// (pybridge takes the GIL for each call when the thread does not hold it).</summary>
@@ -45,9 +20,16 @@ namespace PyBridge
         // value stays right after the object is made.
         readonly object plain;
 
+        /// <summary>Takes over <paramref name="raw"/>, a new reference the caller owned (the
+        /// object of a pyb_value result).</summary>
         internal PyObject(ulong raw)
         {
             handle = new PyObjectHandle(raw);
+        }
+
+        internal PyObject(PyObjectHandle handle)
+        {
+            this.handle = handle;
         }
 
         PyObject(object plain)
@@ -78,9 +60,8 @@ namespace PyBridge
 
         PyObjectHandle Materialize()
         {
-            ulong raw;
-            Ops.Run(Ops.Op.FromValue, null, new object[] { plain }, null, out raw);
-            var made = new PyObjectHandle(raw);
+            PyObjectHandle made;
+            Ops.Run(Ops.Op.FromValue, null, new object[] { plain }, null, out made);
             PyObjectHandle first = Interlocked.CompareExchange(ref handle, made, null);
             if (first == null) return made;
             made.Dispose(); // another thread made it first (or disposed this object)
@@ -97,7 +78,8 @@ namespace PyBridge
         /// <summary>The SafeHandle behind this object.</summary>
         public SafeHandle SafeHandle { get { return Handle; } }
 
-        /// <summary>The raw pyb_object handle, for calls to <see cref="Native"/>; valid until Dispose.</summary>
+        /// <summary>The raw pyb_object handle, for C code of the application's that takes a
+        /// pyb_object (a uint64_t); valid until Dispose.</summary>
         public ulong DangerousGetHandle()
         {
             ThrowIfDisposed();
@@ -142,32 +124,6 @@ namespace PyBridge
             foreach (object item in Iterate()) yield return Deferred(item);
         }
 
-        /// <summary>The one way native calls use a PyObject's handle: AddRef on creation, Release
-        /// on Dispose, so a Dispose on another thread cannot free the handle in the middle of a
-        /// call. A struct, so <c>using</c> costs no allocation; a null object leases handle 0.</summary>
-        internal struct HandleLease : IDisposable
-        {
-            private readonly PyObject owner;
-            internal readonly ulong Raw;
-
-            internal HandleLease(PyObject owner)
-            {
-                this.owner = owner;
-                Raw = 0;
-                if (owner != null)
-                {
-                    bool ok = false;
-                    owner.Handle.DangerousAddRef(ref ok); // throws ObjectDisposedException when disposed
-                    Raw = owner.Handle.Raw;
-                }
-            }
-
-            public void Dispose()
-            {
-                if (owner != null) owner.Handle.DangerousRelease();
-            }
-        }
-
         // ---- construction and conversions ----
 
         /// <summary>A Python object from a .NET value (null, bool, integer, double, string, byte[],
@@ -175,7 +131,7 @@ namespace PyBridge
         public static unsafe PyObject From(object value)
         {
             object[] items = { value };
-            ulong h;
+            PyObjectHandle h;
             Ops.Run(Ops.Op.FromValue, null, items, null, out h);
             return new PyObject(h);
         }
@@ -189,7 +145,7 @@ namespace PyBridge
         /// <summary>A new tuple of the given values.</summary>
         public static PyTuple NewTuple(params object[] items)
         {
-            ulong h;
+            PyObjectHandle h;
             Ops.Run(Ops.Op.Tuple, null, items ?? new object[0], null, out h);
             return new PyTuple(h);
         }
@@ -197,7 +153,7 @@ namespace PyBridge
         /// <summary>A new list of the given values.</summary>
         public static PyList NewList(params object[] items)
         {
-            ulong h;
+            PyObjectHandle h;
             Ops.Run(Ops.Op.List, null, items ?? new object[0], null, out h);
             return new PyList(h);
         }
@@ -214,7 +170,7 @@ namespace PyBridge
                 kv[items.Count + i] = e.Value;
                 i++;
             }
-            ulong h;
+            PyObjectHandle h;
             Ops.Run(Ops.Op.Dict, null, kv, null, out h);
             return new PyDict(h);
         }
@@ -222,31 +178,25 @@ namespace PyBridge
         /// <summary>A second reference to the same object; dispose both.</summary>
         public PyObject Clone()
         {
-            return new PyObject(CloneRaw());
+            return new PyObject(CloneHandle());
         }
 
-        /// <summary>A new raw handle to the same object, owned by the caller.</summary>
-        internal ulong CloneRaw()
+        /// <summary>A new handle to the same object, owned by the caller.</summary>
+        internal PyObjectHandle CloneHandle()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong h;
-                PyStatus.Check(Native.pyb_object_clone(lease.Raw, out h));
-                return h;
-            }
+            PyObjectHandle h;
+            PyStatus.Check(Native.pyb_object_clone(Handle, out h));
+            return h;
         }
 
         /// <summary>The value of a Python int (or subclass such as bool).
         /// InvalidCastException: not an int; OverflowException: outside int64.</summary>
         public long ToInt64()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                long v;
-                PyStatus.Check(Native.pyb_object_to_int64(raw, out v));
-                return v;
-            }
+            PyObjectHandle raw = Handle;
+            long v;
+            PyStatus.Check(Native.pyb_object_to_int64(raw, out v));
+            return v;
         }
 
         /// <summary>The value of a Python int (or subclass) of any size. InvalidCastException: not an int.</summary>
@@ -289,61 +239,49 @@ namespace PyBridge
         /// <summary>The value of a Python float or int as a double.</summary>
         public double ToDouble()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                double v;
-                PyStatus.Check(Native.pyb_object_to_double(raw, out v));
-                return v;
-            }
+            PyObjectHandle raw = Handle;
+            double v;
+            PyStatus.Check(Native.pyb_object_to_double(raw, out v));
+            return v;
         }
 
         /// <summary>Python's <c>bool(x)</c>.</summary>
         public bool ToBoolean()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                bool v;
-                PyStatus.Check(Native.pyb_object_to_bool(raw, out v));
-                return v;
-            }
+            PyObjectHandle raw = Handle;
+            bool v;
+            PyStatus.Check(Native.pyb_object_to_bool(raw, out v));
+            return v;
         }
 
         /// <summary>The text of a Python str (InvalidCastException for any other type).</summary>
         public unsafe string AsString()
         {
-            using (var lease = new HandleLease(this))
+            PyObjectHandle raw = Handle;
+            UIntPtr len;
+            PyStatus.Check(Native.pyb_object_to_string(raw, null, UIntPtr.Zero, out len));
+            byte[] buf = new byte[(int)(ulong)len + 1];
+            fixed (byte* p = buf)
             {
-                ulong raw = lease.Raw;
-                UIntPtr len;
-                PyStatus.Check(Native.pyb_object_to_string(raw, null, UIntPtr.Zero, out len));
-                byte[] buf = new byte[(int)(ulong)len + 1];
-                fixed (byte* p = buf)
-                {
-                    PyStatus.Check(Native.pyb_object_to_string(raw, p, (UIntPtr)buf.Length, out len));
-                    return Utf8.Decode(p, (int)(ulong)len);
-                }
+                PyStatus.Check(Native.pyb_object_to_string(raw, p, (UIntPtr)buf.Length, out len));
+                return Utf8.Decode(p, (int)(ulong)len);
             }
         }
 
         /// <summary>The contents of a Python bytes or bytearray.</summary>
         public unsafe byte[] ToBytes()
         {
-            using (var lease = new HandleLease(this))
+            PyObjectHandle raw = Handle;
+            UIntPtr len;
+            PyStatus.Check(Native.pyb_object_to_bytes(raw, null, UIntPtr.Zero, out len));
+            byte[] buf = new byte[(int)(ulong)len];
+            fixed (byte* p = buf)
             {
-                ulong raw = lease.Raw;
-                UIntPtr len;
-                PyStatus.Check(Native.pyb_object_to_bytes(raw, null, UIntPtr.Zero, out len));
-                byte[] buf = new byte[(int)(ulong)len];
-                fixed (byte* p = buf)
-                {
-                    PyStatus.Check(Native.pyb_object_to_bytes(raw, p, (UIntPtr)buf.Length, out len));
-                }
-                if ((int)(ulong)len != buf.Length)
-                    throw new PyBridgeException("bytearray changed size during the copy");
-                return buf;
+                PyStatus.Check(Native.pyb_object_to_bytes(raw, p, (UIntPtr)buf.Length, out len));
             }
+            if ((int)(ulong)len != buf.Length)
+                throw new PyBridgeException("bytearray changed size during the copy");
+            return buf;
         }
 
         /// <summary>This object as <typeparamref name="T"/>: long, int, BigInteger, double, bool,
@@ -395,13 +333,10 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                PybValue v;
-                PyStatus.Check(Native.pyb_getattr(raw, n, out v));
-                return Values.FromValue(ref v);
-            }
+            PyObjectHandle raw = Handle;
+            PybValue v;
+            PyStatus.Check(Native.pyb_getattr(raw, n, out v));
+            return Values.FromValue(ref v);
         }
 
         public T GetAttr<T>(string name) { return Values.To<T>(GetAttr(name)); }
@@ -410,7 +345,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            ulong ignored;
+            PyObjectHandle ignored;
             Ops.Run(Ops.Op.SetAttr, n, new object[] { value }, this, out ignored);
         }
 
@@ -433,7 +368,7 @@ namespace PyBridge
 
         public object GetItem(object key)
         {
-            ulong ignored;
+            PyObjectHandle ignored;
             PybValue v = Ops.Run(Ops.Op.GetItem, null, new object[] { key }, this, out ignored);
             return Values.FromValue(ref v);
         }
@@ -442,7 +377,7 @@ namespace PyBridge
 
         public void SetItem(object key, object value)
         {
-            ulong ignored;
+            PyObjectHandle ignored;
             Ops.Run(Ops.Op.SetItem, null, new object[] { key, value }, this, out ignored);
         }
 
@@ -458,9 +393,8 @@ namespace PyBridge
         {
             get
             {
-                using (var lease = new HandleLease(this))
                 {
-                    ulong raw = lease.Raw;
+                    PyObjectHandle raw = Handle;
                     UIntPtr n;
                     PyStatus.Check(Native.pyb_len(raw, out n));
                     return (long)(ulong)n;
@@ -471,9 +405,8 @@ namespace PyBridge
         /// <summary>Iterates <c>iter(x)</c>, converting each item like a call result.</summary>
         public IEnumerable<object> Iterate()
         {
-            ulong it;
-            using (var lease = new HandleLease(this))
-                PyStatus.Check(Native.pyb_iter(lease.Raw, out it));
+            PyObjectHandle it;
+            PyStatus.Check(Native.pyb_iter(Handle, out it));
             return IterateFrom(new PyObject(it));
         }
 
@@ -485,8 +418,7 @@ namespace PyBridge
                 {
                     PybValue v;
                     bool done;
-                    using (var lease = new HandleLease(iterator))
-                        PyStatus.Check(Native.pyb_iter_next(lease.Raw, out v, out done));
+                    PyStatus.Check(Native.pyb_iter_next(iterator.Handle, out v, out done));
                     if (done) yield break;
                     yield return Values.FromValue(ref v);
                 }
@@ -507,7 +439,7 @@ namespace PyBridge
         /// <summary><c>x(*args, **kwargs)</c>.</summary>
         public object CallKw(object[] args, IDictionary<string, object> kwargs)
         {
-            ulong ignored;
+            PyObjectHandle ignored;
             string[] names;
             object[] items = Ops.Join(args, kwargs, out names);
             PybValue v = Ops.Run(Ops.Op.Call, null, items, this, out ignored, names);
@@ -529,7 +461,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            ulong ignored;
+            PyObjectHandle ignored;
             string[] names;
             object[] items = Ops.Join(args, kwargs, out names);
             PybValue v = Ops.Run(Ops.Op.CallMethod, n, items, this, out ignored, names);
@@ -546,7 +478,7 @@ namespace PyBridge
     /// <see cref="PyEngine.Eval"/>: scripts in different scopes do not see each other's globals.</summary>
     public sealed class PyScope : PyObject
     {
-        internal PyScope(ulong raw) : base(raw) { }
+        internal PyScope(PyObjectHandle handle) : base(handle) { }
 
         /// <summary>Runs statements in this scope.</summary>
         public void Run(string code, string filename = null) { PyEngine.Run(code, this, filename); }
@@ -584,7 +516,7 @@ namespace PyBridge
         /// <summary>Marshals <paramref name="items"/> (and keyword names for the calls), runs
         /// <paramref name="op"/> on <paramref name="target"/> and checks the status. Returns the
         /// value output; <paramref name="obj"/> gets the handle output of FromValue/Tuple/List/Dict.</summary>
-        internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out ulong obj, string[] kwnames = null)
+        internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out PyObjectHandle obj, string[] kwnames = null)
         {
             PyObject[] temporaries;
             items = Values.WithPythonObjects(items, out temporaries);
@@ -595,10 +527,9 @@ namespace PyBridge
             PybValue[] heapValues = count > StackValues ? new PybValue[count] : null;
             PybValue* stackValues = stackalloc PybValue[StackValues];
             IntPtr* kw = stackalloc IntPtr[nkw == 0 ? 1 : nkw];
-            PyObject.HandleLease lease = default(PyObject.HandleLease); // no target: Raw 0, Dispose does nothing
             int added = 0;
             PybValue result = default(PybValue);
-            obj = 0;
+            obj = null;
             fixed (byte* s = scratch)
             fixed (PybValue* hv = heapValues)
             {
@@ -614,8 +545,7 @@ namespace PyBridge
                             offset += Utf8.Strict.GetBytes(c, kwnames[i].Length, s + offset, int.MaxValue);
                         s[offset++] = 0;
                     }
-                    lease = new PyObject.HandleLease(target);
-                    ulong raw = lease.Raw;
+                    PyObjectHandle raw = target == null ? PyObjectHandle.None : target.Handle;
                     int status;
                     UIntPtr npos = (UIntPtr)(count - nkw);
                     switch (op)
@@ -652,7 +582,6 @@ namespace PyBridge
                 }
                 finally
                 {
-                    lease.Dispose();
                     Values.Unpin(items, added);
                     if (temporaries != null)
                         foreach (PyObject temporary in temporaries)

@@ -73,8 +73,7 @@ namespace PyBridge
         internal static TR CallWith<TR>(PyObject callable, PybValue* args, int count)
         {
             PybValue result;
-            using (PyObject.HandleLease lease = new PyObject.HandleLease(callable))
-                PyStatus.Check(Native.pyb_call(lease.Raw, args, (UIntPtr)count, null, UIntPtr.Zero, out result));
+            PyStatus.Check(Native.pyb_call(callable.Handle, args, (UIntPtr)count, null, UIntPtr.Zero, out result));
             return Take<TR>(ref result);
         }
 

@@ -940,7 +940,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
         PyObject list;
         using (PyInterpreter interp = PyInterpreter.Create(sharedGil: !own))
         {
-            Assert.True(interp.Handle != 0, "Handle");
+            Assert.True(interp.Handle is PyInterpreterHandle && !interp.Handle.IsInvalid && !interp.Handle.IsClosed, "Handle");
             using (interp.Enter())
             {
                 PyEngine.Run("where = 'inside'");
@@ -953,7 +953,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
             using (interp.Enter()) Assert.Equal(6L, PyEngine.Eval<long>("sum([1, 2, 3])"), "a plain value crosses");
             list.Dispose(); // queued, applied inside its interpreter
             interp.Destroy(Ten);
-            Assert.Equal(0UL, interp.Handle, "Handle after Destroy");
+            Assert.True(interp.Handle.IsClosed, "Handle after Destroy");
         }
         // Left to the engine's end: Dispose after shutdown is quiet.
         PyInterpreter left = PyInterpreter.Create(sharedGil: !own);
@@ -972,7 +972,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
         }
         using (PyInterpreterPool pool = new PyInterpreterPool(2, Work))
         {
-            Assert.True(pool.Handle != 0, "Handle");
+            Assert.True(pool.Handle is PyPoolHandle && !pool.Handle.IsInvalid, "Handle");
             long[] results = new long[2];
             Thread[] threads = new Thread[2];
             for (int t = 0; t < 2; t++)
@@ -982,7 +982,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
                 {
                     using (PyInterpreterLease lease = pool.Borrow(Ten))
                     {
-                        Assert.True(lease.Handle != 0, "lease Handle");
+                        Assert.True(!lease.Handle.IsInvalid && !lease.Handle.IsClosed, "lease Handle");
                         results[index] = PyEngine.Eval<long>("work(100000)");
                     }
                 });
@@ -1030,7 +1030,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
             Assert.True(stats.WaitMax >= TimeSpan.FromMilliseconds(50), "WaitMax " + stats.WaitMax);
             Assert.True(stats.WaitTotal >= stats.WaitMax, "WaitTotal " + stats.WaitTotal);
             pool.Destroy(Ten);
-            Assert.Equal(0UL, pool.Handle, "Handle after Destroy");
+            Assert.True(pool.Handle.IsClosed, "Handle after Destroy");
         }
         PyEngine.Shutdown(Ten);
     }

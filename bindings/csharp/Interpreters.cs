@@ -1,6 +1,7 @@
 // Sub-interpreters and pools of them (pyb_interpreter_*, pyb_pool_* in pybridge.h).
 using System;
 using System.Runtime.InteropServices;
+using System.Threading;
 using PyBridge.Interop;
 
 namespace PyBridge
@@ -10,13 +11,29 @@ namespace PyBridge
     /// inside <see cref="Enter"/> uses its own <c>__main__</c>; a <see cref="PyObject"/> made inside
     /// belongs to it (<see cref="PyWrongInterpreterException"/> elsewhere), while plain values
     /// (null, bool, long, double, string, byte[]) cross because they are copied.
-    /// Dispose destroys it. One that is only finalized is left to the engine's shutdown, which
+    /// Dispose destroys it, waiting at most <see cref="DisposeTimeout"/>, and never throws (see
+    /// <see cref="Dispose"/>). One that is only finalized is left to the engine's shutdown, which
     /// ends every interpreter (a finalizer must not wait), so finalizing after shutdown is safe.</summary>
     public sealed class PyInterpreter : IDisposable
     {
         private readonly PyInterpreterHandle handle;
 
-        private PyInterpreter(PyInterpreterHandle handle) { this.handle = handle; }
+        private PyInterpreter(PyInterpreterHandle handle)
+        {
+            this.handle = handle;
+            DisposeTimeout = DisposeStatus.DefaultTimeout;
+        }
+
+        private TimeSpan disposeTimeout;
+
+        /// <summary>How long <see cref="Dispose"/> waits for threads inside the interpreter
+        /// (default 10 s; <see cref="Timeout.InfiniteTimeSpan"/> waits for ever; a negative one is
+        /// refused here, so that Dispose cannot throw for it).</summary>
+        public TimeSpan DisposeTimeout
+        {
+            get { return disposeTimeout; }
+            set { PyEngine.Milliseconds(value); disposeTimeout = value; }
+        }
 
         /// <summary>Makes an interpreter. Own GIL before CPython 3.12 throws
         /// <see cref="NotSupportedException"/> whose message names the version.</summary>
@@ -59,13 +76,16 @@ namespace PyBridge
             handle.Dispose();
         }
 
-        /// <summary>Destroys it (waiting at most 10 s); quiet when the engine already ended it.</summary>
+        /// <summary>Destroys it, waiting at most <see cref="DisposeTimeout"/>, and never throws: a
+        /// destroy that fails (its deadline passed, or it was asked from inside the interpreter) is
+        /// written to <see cref="System.Diagnostics.Trace"/> and the interpreter is left to the
+        /// engine's end, which ends every interpreter; quiet when the engine already ended it.
+        /// <see cref="Destroy"/> throws instead.</summary>
         public void Dispose()
         {
             if (handle.IsClosed) return;
-            int status = Native.pyb_interpreter_destroy(handle, 10000);
+            DisposeStatus.Log("PyInterpreter", Native.pyb_interpreter_destroy(handle, PyEngine.Milliseconds(DisposeTimeout)));
             handle.Dispose();
-            DisposeStatus.Check(status);
         }
     }
 
@@ -109,13 +129,16 @@ namespace PyBridge
         /// <summary>The borrowed pyb_interpreter handle (closed once given back).</summary>
         public PyInterpreterHandle Handle { get { return interpreter; } }
 
+        /// <summary>Leaves the interpreter (on the borrowing thread: elsewhere it throws
+        /// <see cref="PyWrongThreadException"/>, as a GIL scope's Dispose does, and the lease
+        /// stays) and gives it back. Giving it back does not throw: a pool the engine already
+        /// ended is written to <see cref="System.Diagnostics.Trace"/>.</summary>
         public void Dispose()
         {
             if (interpreter.IsClosed) return;
             scope.Dispose();
-            int status = Native.pyb_pool_return(pool, interpreter);
+            DisposeStatus.Log("PyInterpreterLease", Native.pyb_pool_return(pool, interpreter));
             interpreter.Dispose();
-            PyStatus.Check(status);
         }
     }
 
@@ -131,6 +154,18 @@ namespace PyBridge
             if (count <= 0) throw new ArgumentOutOfRangeException("count", "a pool holds at least one interpreter");
             byte[] setup = setupCode == null ? null : Utf8.Encode(setupCode, "setupCode");
             PyStatus.Check(Native.pyb_pool_new((UIntPtr)(uint)count, setup, out handle));
+            DisposeTimeout = DisposeStatus.DefaultTimeout;
+        }
+
+        private TimeSpan disposeTimeout;
+
+        /// <summary>How long <see cref="Dispose"/> waits for leases to end (default 10 s;
+        /// <see cref="Timeout.InfiniteTimeSpan"/> waits for ever; a negative one is refused here,
+        /// so that Dispose cannot throw for it).</summary>
+        public TimeSpan DisposeTimeout
+        {
+            get { return disposeTimeout; }
+            set { PyEngine.Milliseconds(value); disposeTimeout = value; }
         }
 
         /// <summary>The pyb_pool handle (closed once destroyed).</summary>
@@ -172,25 +207,34 @@ namespace PyBridge
             handle.Dispose();
         }
 
-        /// <summary>Destroys it (waiting at most 10 s); quiet when the engine already ended it.</summary>
+        /// <summary>Destroys it, waiting at most <see cref="DisposeTimeout"/> for leases to end, and
+        /// never throws: a destroy that fails is written to <see cref="System.Diagnostics.Trace"/>
+        /// and the pool is left to the engine's end; quiet when the engine already ended it.
+        /// <see cref="Destroy"/> throws instead.</summary>
         public void Dispose()
         {
             if (handle.IsClosed) return;
-            int status = Native.pyb_pool_destroy(handle, 10000);
+            DisposeStatus.Log("PyInterpreterPool", Native.pyb_pool_destroy(handle, PyEngine.Milliseconds(DisposeTimeout)));
             handle.Dispose();
-            DisposeStatus.Check(status);
         }
     }
 
-    /// <summary>What <c>Dispose</c> of an interpreter or a pool makes of its destroy's status.</summary>
+    /// <summary>What <c>Dispose</c> of an interpreter, a pool or a lease makes of its status:
+    /// Dispose runs in <c>using</c> blocks and finally clauses, where an exception would hide the
+    /// one in flight, so a failure is traced, never thrown.</summary>
     internal static class DisposeStatus
     {
-        /// <summary>Throws for a failed destroy, but not when the engine already ended the
-        /// interpreter or pool (its shutdown ends them all), so Dispose after shutdown is quiet.</summary>
-        internal static void Check(int status)
+        internal static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+
+        /// <summary>Writes a failed status to <see cref="System.Diagnostics.Trace"/> (as a warning,
+        /// with the last error's text), except when the engine already ended the interpreter or
+        /// pool (its shutdown ends them all): Dispose after shutdown is quiet.</summary>
+        internal static void Log(string what, int status)
         {
-            if (status != Native.PYB_OK && status != Native.PYB_E_BAD_HANDLE && status != Native.PYB_E_NOT_INITIALIZED)
-                throw PyStatus.ToException(status);
+            if (status == Native.PYB_OK || status == Native.PYB_E_BAD_HANDLE || status == Native.PYB_E_NOT_INITIALIZED) return;
+            string detail = LastError.Message;
+            System.Diagnostics.Trace.TraceWarning("pybridge: {0}.Dispose failed ({1}), left to the engine's end: {2}",
+                what, PyStatus.Name(status), detail.Length == 0 ? PyStatus.Name(status) : detail);
         }
     }
 }

@@ -961,6 +961,71 @@ threading.Thread(target=ticker.run, daemon=True).start()
         left.Dispose();
     }
 
+    /// <summary>Collects what the binding writes to System.Diagnostics.Trace.</summary>
+    sealed class TraceLines : TraceListener
+    {
+        readonly List<string> lines = new List<string>();
+        public override void Write(string message) { lock (lines) lines.Add(message); }
+        public override void WriteLine(string message) { lock (lines) lines.Add(message); }
+        public string Text { get { lock (lines) return string.Join("\n", lines); } }
+    }
+
+    [Test]
+    public static void InterpreterDisposeNeverThrowsAndWaitsTheCallersTimeout()
+    {
+        PyEngine.Initialize();
+        var trace = new TraceLines();
+        Trace.Listeners.Add(trace);
+        PyInterpreter interp = PyInterpreter.Create(sharedGil: !OwnGilSupported());
+        Assert.Equal(TimeSpan.FromSeconds(10), interp.DisposeTimeout, "the default DisposeTimeout");
+        Assert.Throws<ArgumentOutOfRangeException>(null, () => interp.DisposeTimeout = TimeSpan.FromSeconds(-1), "a negative timeout");
+        // From inside: Destroy throws; Dispose traces the failure and leaves it to the engine's end.
+        using (interp.Enter())
+        {
+            Assert.Throws<PyWouldDeadlockException>("PYB_E_WOULD_DEADLOCK", () => interp.Destroy(Ten), "Destroy from inside");
+            interp.Dispose();
+        }
+        Assert.True(interp.Handle.IsClosed, "the handle is closed after a failed Dispose");
+        Assert.Contains("PyInterpreter.Dispose failed (PYB_E_WOULD_DEADLOCK)", trace.Text, "the failure is traced");
+        interp.Dispose(); // a second Dispose does nothing
+        // A thread inside: Dispose waits the caller's timeout, not 10 s, then traces PYB_E_TIMEOUT.
+        PyInterpreter busy = PyInterpreter.Create(sharedGil: !OwnGilSupported());
+        busy.DisposeTimeout = TimeSpan.FromMilliseconds(200);
+        var inside = new ManualResetEventSlim();
+        var leave = new ManualResetEventSlim();
+        var occupant = new Thread(() =>
+        {
+            using (busy.Enter())
+            using (PyEngine.AllowThreads())
+            {
+                inside.Set();
+                leave.Wait();
+            }
+        });
+        occupant.Start();
+        Assert.True(inside.Wait(Ten), "the occupant entered");
+        Stopwatch waited = Stopwatch.StartNew();
+        busy.Dispose();
+        waited.Stop();
+        leave.Set();
+        Assert.True(occupant.Join(Ten), "the occupant left");
+        Assert.True(waited.Elapsed >= TimeSpan.FromMilliseconds(190) && waited.Elapsed < TimeSpan.FromSeconds(5),
+            "Dispose waited DisposeTimeout (" + waited.Elapsed.TotalMilliseconds + " ms)");
+        Assert.Contains("PyInterpreter.Dispose failed (PYB_E_TIMEOUT)", trace.Text, "the timeout is traced");
+        // A pool's Dispose takes the same settings; after the engine's end it is quiet.
+        if (OwnGilSupported())
+        {
+            var pool = new PyInterpreterPool(1);
+            pool.DisposeTimeout = TimeSpan.FromSeconds(5);
+            Assert.Equal(TimeSpan.FromSeconds(5), pool.DisposeTimeout, "the pool's DisposeTimeout");
+            PyEngine.Shutdown(Ten);
+            pool.Dispose();
+        }
+        else PyEngine.Shutdown(Ten);
+        Trace.Listeners.Remove(trace);
+        Assert.Equal(2, trace.Text.Split('\n').Count(l => l.Contains("Dispose failed")), "two failures traced, none after shutdown: " + trace.Text);
+    }
+
     [Test]
     public static void InterpreterPoolLendsAndCounts()
     {

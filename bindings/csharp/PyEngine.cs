@@ -36,6 +36,19 @@ namespace PyBridge
         public bool IgnoreSigpipe { get; set; }
         /// <summary>How long to wait for daemon threads of a previous interpreter; null: 10 s.</summary>
         public TimeSpan? PreviousThreadsTimeout { get; set; }
+
+        /// <summary>True (the default): once pybridge's asyncio event loop has called into .NET
+        /// (<see cref="PyEngine.RunAsync{T}"/>, <see cref="PyObject.CallAsync{T}(object[])"/>, an
+        /// async host function), the binding registers an <see cref="AppDomain.ProcessExit"/>
+        /// handler that shuts a still-running engine down (waiting at most 5 s) when the process
+        /// exits. The loop's thread has then entered .NET, and Mono's exit waits for such a thread
+        /// for ever. False: no handler; shut the engine down yourself before the process exits.</summary>
+        public bool ShutdownOnProcessExit { get; set; }
+
+        public PyEngineOptions()
+        {
+            ShutdownOnProcessExit = true;
+        }
     }
 
     /// <summary>Process-wide counters since the library was loaded.</summary>
@@ -118,6 +131,7 @@ namespace PyBridge
         public static unsafe void Initialize(PyEngineOptions options)
         {
             HandleIds.CheckProcessIs64Bit();
+            ShutdownOnProcessExit = options == null || options.ShutdownOnProcessExit;
             if (options == null)
             {
                 PyStatus.Check(Native.pyb_engine_initialize(null));
@@ -173,6 +187,9 @@ namespace PyBridge
             Marshal.Copy(b, 0, p, b.Length);
             return p;
         }
+
+        /// <summary>PyEngineOptions.ShutdownOnProcessExit of the last Initialize (true before one).</summary>
+        internal static volatile bool ShutdownOnProcessExit = true;
 
         internal static uint Milliseconds(TimeSpan t)
         {

@@ -153,9 +153,7 @@ namespace PyBridge
             }
             else
             {
-                PyObjectHandle made;
-                Ops.Run(Ops.Op.FromValue, null, new object[] { r }, null, out made);
-                h = made.Detach();
+                h = Ops.FromValue(r).Detach();
             }
             result->Tag = Native.PYB_VALUE_OBJECT;
             result->Object = h;

@@ -60,8 +60,7 @@ namespace PyBridge
 
         PyObjectHandle Materialize()
         {
-            PyObjectHandle made;
-            Ops.Run(Ops.Op.FromValue, null, new object[] { plain }, null, out made);
+            PyObjectHandle made = Ops.FromValue(plain);
             PyObjectHandle first = Interlocked.CompareExchange(ref handle, made, null);
             if (first == null) return made;
             made.Dispose(); // another thread made it first (or disposed this object)
@@ -130,10 +129,7 @@ namespace PyBridge
         /// or a PyObject, which is cloned).</summary>
         public static unsafe PyObject From(object value)
         {
-            object[] items = { value };
-            PyObjectHandle h;
-            Ops.Run(Ops.Op.FromValue, null, items, null, out h);
-            return new PyObject(h);
+            return new PyObject(Ops.FromValue(value));
         }
 
         public static PyObject From(long value) { return From((object)value); }
@@ -145,17 +141,13 @@ namespace PyBridge
         /// <summary>A new tuple of the given values.</summary>
         public static PyTuple NewTuple(params object[] items)
         {
-            PyObjectHandle h;
-            Ops.Run(Ops.Op.Tuple, null, items ?? new object[0], null, out h);
-            return new PyTuple(h);
+            return new PyTuple(Ops.NewTuple(items ?? new object[0]));
         }
 
         /// <summary>A new list of the given values.</summary>
         public static PyList NewList(params object[] items)
         {
-            PyObjectHandle h;
-            Ops.Run(Ops.Op.List, null, items ?? new object[0], null, out h);
-            return new PyList(h);
+            return new PyList(Ops.NewList(items ?? new object[0]));
         }
 
         /// <summary>A new dict with the given entries.</summary>
@@ -170,9 +162,7 @@ namespace PyBridge
                 kv[items.Count + i] = e.Value;
                 i++;
             }
-            PyObjectHandle h;
-            Ops.Run(Ops.Op.Dict, null, kv, null, out h);
-            return new PyDict(h);
+            return new PyDict(Ops.NewDict(kv));
         }
 
         /// <summary>A second reference to the same object; dispose both.</summary>
@@ -254,8 +244,10 @@ namespace PyBridge
             return v;
         }
 
-        /// <summary>The text of a Python str (InvalidCastException for any other type).</summary>
-        public unsafe string AsString()
+        /// <summary>The text of a Python str (InvalidCastException for any other type), named as
+        /// <see cref="ToInt64"/> and the other strict conversions are; <see cref="ToString"/> is
+        /// Python's <c>str(x)</c> of any object.</summary>
+        public unsafe string ToStringValue()
         {
             PyObjectHandle raw = Handle;
             UIntPtr len;
@@ -345,8 +337,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            PyObjectHandle ignored;
-            Ops.Run(Ops.Op.SetAttr, n, new object[] { value }, this, out ignored);
+            Ops.SetAttr(this, n, value);
         }
 
         /// <summary>Python's <c>hasattr(x, name)</c>.</summary>
@@ -368,8 +359,7 @@ namespace PyBridge
 
         public object GetItem(object key)
         {
-            PyObjectHandle ignored;
-            PybValue v = Ops.Run(Ops.Op.GetItem, null, new object[] { key }, this, out ignored);
+            PybValue v = Ops.GetItem(this, key);
             return Values.FromValue(ref v);
         }
 
@@ -377,8 +367,7 @@ namespace PyBridge
 
         public void SetItem(object key, object value)
         {
-            PyObjectHandle ignored;
-            Ops.Run(Ops.Op.SetItem, null, new object[] { key, value }, this, out ignored);
+            Ops.SetItem(this, key, value);
         }
 
         /// <summary><c>x[key]</c>, read and written.</summary>
@@ -439,10 +428,7 @@ namespace PyBridge
         /// <summary><c>x(*args, **kwargs)</c>.</summary>
         public object CallKw(object[] args, IDictionary<string, object> kwargs)
         {
-            PyObjectHandle ignored;
-            string[] names;
-            object[] items = Ops.Join(args, kwargs, out names);
-            PybValue v = Ops.Run(Ops.Op.Call, null, items, this, out ignored, names);
+            PybValue v = Ops.Call(this, args, kwargs);
             return Values.FromValue(ref v);
         }
 
@@ -461,10 +447,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            PyObjectHandle ignored;
-            string[] names;
-            object[] items = Ops.Join(args, kwargs, out names);
-            PybValue v = Ops.Run(Ops.Op.CallMethod, n, items, this, out ignored, names);
+            PybValue v = Ops.CallMethod(this, n, args, kwargs);
             return Values.FromValue(ref v);
         }
 
@@ -487,108 +470,5 @@ namespace PyBridge
         public object Eval(string expression, string filename = null) { return PyEngine.Eval(expression, this, filename); }
 
         public T Eval<T>(string expression, string filename = null) { return PyEngine.Eval<T>(expression, this, filename); }
-    }
-
-    /// <summary>The operations that pass arrays of values; one marshalling path for all.</summary>
-    internal static unsafe class Ops
-    {
-        internal enum Op { Call, CallMethod, SetAttr, GetItem, SetItem, FromValue, Tuple, List, Dict }
-
-        private const int StackValues = 16;
-
-        internal static object[] Join(object[] args, IDictionary<string, object> kwargs, out string[] names)
-        {
-            if (args == null) args = new object[0];
-            if (kwargs == null || kwargs.Count == 0) { names = null; return args; }
-            object[] all = new object[args.Length + kwargs.Count];
-            Array.Copy(args, all, args.Length);
-            names = new string[kwargs.Count];
-            int i = 0;
-            foreach (KeyValuePair<string, object> kv in kwargs)
-            {
-                names[i] = kv.Key;
-                all[args.Length + i] = kv.Value;
-                i++;
-            }
-            return all;
-        }
-
-        /// <summary>Marshals <paramref name="items"/> (and keyword names for the calls), runs
-        /// <paramref name="op"/> on <paramref name="target"/> and checks the status. Returns the
-        /// value output; <paramref name="obj"/> gets the handle output of FromValue/Tuple/List/Dict.</summary>
-        internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out PyObjectHandle obj, string[] kwnames = null)
-        {
-            PyObject[] temporaries;
-            items = Values.WithPythonObjects(items, out temporaries);
-            int count = items.Length;
-            int nkw = kwnames == null ? 0 : kwnames.Length;
-            int scratchSize = Values.ScratchSize(items, kwnames);
-            byte[] scratch = scratchSize == 0 ? null : new byte[scratchSize];
-            PybValue[] heapValues = count > StackValues ? new PybValue[count] : null;
-            PybValue* stackValues = stackalloc PybValue[StackValues];
-            IntPtr* kw = stackalloc IntPtr[nkw == 0 ? 1 : nkw];
-            int added = 0;
-            PybValue result = default(PybValue);
-            obj = null;
-            fixed (byte* s = scratch)
-            fixed (PybValue* hv = heapValues)
-            {
-                PybValue* values = hv != null ? hv : stackValues;
-                try
-                {
-                    int offset = 0;
-                    Values.Fill(items, values, s, ref offset, ref added);
-                    for (int i = 0; i < nkw; i++)
-                    {
-                        kw[i] = (IntPtr)(s + offset);
-                        fixed (char* c = kwnames[i])
-                            offset += Utf8.Strict.GetBytes(c, kwnames[i].Length, s + offset, int.MaxValue);
-                        s[offset++] = 0;
-                    }
-                    PyObjectHandle raw = target == null ? PyObjectHandle.None : target.Handle;
-                    int status;
-                    UIntPtr npos = (UIntPtr)(count - nkw);
-                    switch (op)
-                    {
-                        case Op.Call:
-                            status = Native.pyb_call(raw, values, npos, nkw == 0 ? null : kw, (UIntPtr)nkw, out result);
-                            break;
-                        case Op.CallMethod:
-                            status = Native.pyb_call_method(raw, name, values, npos, nkw == 0 ? null : kw, (UIntPtr)nkw, out result);
-                            break;
-                        case Op.SetAttr:
-                            status = Native.pyb_setattr(raw, name, values);
-                            break;
-                        case Op.GetItem:
-                            status = Native.pyb_getitem(raw, values, out result);
-                            break;
-                        case Op.SetItem:
-                            status = Native.pyb_setitem(raw, values, values + 1);
-                            break;
-                        case Op.FromValue:
-                            status = Native.pyb_object_from_value(values, out obj);
-                            break;
-                        case Op.Tuple:
-                            status = Native.pyb_tuple_new(values, (UIntPtr)count, out obj);
-                            break;
-                        case Op.List:
-                            status = Native.pyb_list_new(values, (UIntPtr)count, out obj);
-                            break;
-                        default:
-                            status = Native.pyb_dict_new(values, values + count / 2, (UIntPtr)(count / 2), out obj);
-                            break;
-                    }
-                    PyStatus.Check(status);
-                }
-                finally
-                {
-                    Values.Unpin(items, added);
-                    if (temporaries != null)
-                        foreach (PyObject temporary in temporaries)
-                            if (temporary != null) temporary.Dispose();
-                }
-            }
-            return result;
-        }
     }
 }

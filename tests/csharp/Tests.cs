@@ -353,7 +353,7 @@ threading.Thread(target=ticker.run, daemon=True).start()
         using (PyObject o = PyObject.From(123L)) Assert.Equal(123L, o.ToInt64(), "From(long)");
         using (PyObject o = PyObject.From(0.25)) Assert.Equal(0.25, o.ToDouble(), "From(double)");
         using (PyObject o = PyObject.From(true)) Assert.Equal(true, o.ToBoolean(), "From(bool)");
-        using (PyObject o = PyObject.From("\u2603")) Assert.Equal("\u2603", o.AsString(), "From(string)");
+        using (PyObject o = PyObject.From("\u2603")) Assert.Equal("\u2603", o.ToStringValue(), "From(string)");
         using (PyObject o = PyObject.From(new byte[] { 9, 8 })) Assert.Bytes(new byte[] { 9, 8 }, o.ToBytes(), "From(byte[])");
         using (PyObject o = PyObject.From((object)7))
         {

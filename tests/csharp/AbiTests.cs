@@ -2,14 +2,11 @@
 // the coverage of its public API by these tests.
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.IO;
 using System.Linq;
-using System.Numerics;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
-using System.Threading;
 using PyBridge;
 
 public static partial class Tests

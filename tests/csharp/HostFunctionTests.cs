@@ -1,13 +1,6 @@
 // C# delegates as Python functions (synchronous ones; async ones: AsyncHostFunctionTests.cs).
 using System;
-using System.Collections.Generic;
-using System.Diagnostics;
-using System.IO;
 using System.Linq;
-using System.Numerics;
-using System.Reflection;
-using System.Runtime.InteropServices;
-using System.Text.RegularExpressions;
 using System.Threading;
 using PyBridge;
 

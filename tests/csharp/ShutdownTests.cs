@@ -1,13 +1,7 @@
 // Shutdown and misuse: deadlines, interrupts, calls during and after a shutdown, wrong threads.
 using System;
-using System.Collections.Generic;
 using System.Diagnostics;
-using System.IO;
 using System.Linq;
-using System.Numerics;
-using System.Reflection;
-using System.Runtime.InteropServices;
-using System.Text.RegularExpressions;
 using System.Threading;
 using PyBridge;
 

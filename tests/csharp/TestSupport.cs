@@ -2,14 +2,8 @@
 // tests/csharp/*Tests.cs, as the Rust tests are split), paths and waiting helpers. Each test runs in
 // its own process (see Runner.cs); each starts the engine itself.
 using System;
-using System.Collections.Generic;
 using System.Diagnostics;
-using System.IO;
-using System.Linq;
-using System.Numerics;
 using System.Reflection;
-using System.Runtime.InteropServices;
-using System.Text.RegularExpressions;
 using System.Threading;
 using PyBridge;
 

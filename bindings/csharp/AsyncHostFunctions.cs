@@ -205,7 +205,7 @@ namespace PyBridge
             var cancel = new CancellationTokenSource();
             running[id] = cancel;
             PyObjectHandle awaitable;
-            ulong promise;
+            PyPromiseHandle promise;
             int status = Native.pyb_promise_new(OnCancelCallback, (IntPtr)id, out awaitable, out promise);
             if (status != Native.PYB_OK)
             {
@@ -255,7 +255,7 @@ namespace PyBridge
             }
         }
 
-        static void Complete(long id, ulong promise, Task task, Func<Task, object> resultOf)
+        static void Complete(long id, PyPromiseHandle promise, Task task, Func<Task, object> resultOf)
         {
             // The source is not disposed: it holds nothing the GC cannot free, and a queued
             // OnCancel may still cancel it.
@@ -294,7 +294,7 @@ namespace PyBridge
 
         /// <summary>Resolves with <paramref name="value"/>; false when pybridge refused the value
         /// itself (the promise is still pending: reject it).</summary>
-        static bool Resolve(ulong promise, object value)
+        static bool Resolve(PyPromiseHandle promise, object value)
         {
             int status;
             HandedOver handedOver = value as HandedOver;
@@ -336,7 +336,7 @@ namespace PyBridge
             return value == null || value is long || value is int || value is double || value is bool;
         }
 
-        static void Reject(ulong promise, Exception failure)
+        static void Reject(PyPromiseHandle promise, Exception failure)
         {
             string message = (failure.GetType().FullName + ": " + failure.Message).Replace('\0', ' ');
             HostFailures.RecordRejection(message, failure);
@@ -353,12 +353,12 @@ namespace PyBridge.Interop
         public delegate void PybPromiseCancelFn(ulong promise, IntPtr userData);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_promise_new(PybPromiseCancelFn onCancel, IntPtr userData, out PyObjectHandle awaitable, out ulong promise);
+        public static extern int pyb_promise_new(PybPromiseCancelFn onCancel, IntPtr userData, out PyObjectHandle awaitable, out PyPromiseHandle promise);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_promise_resolve(ulong promise, PybValue* value);
+        public static extern int pyb_promise_resolve(PyPromiseHandle promise, PybValue* value);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_promise_reject(ulong promise, byte[] message);
+        public static extern int pyb_promise_reject(PyPromiseHandle promise, byte[] message);
     }
 }

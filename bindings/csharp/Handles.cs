@@ -1,5 +1,7 @@
-// One SafeHandle per kind of pybridge handle that the binding owns: objects, interpreters, pools
-// and tasks. The DllImports take and return these types, so the marshaller holds a reference on
+// One SafeHandle per kind of pybridge handle that the binding owns: objects, interpreters, pools,
+// tasks and promises. (A buffer's export is held by its owner object, a PyObjectHandle; GIL
+// tokens are not SafeHandles, since only the thread that took one may give it back, never a
+// finalizer.) The DllImports take and return these types, so the marshaller holds a reference on
 // the handle for the length of each call (a Dispose on another thread cannot free it mid-call),
 // as wasmtime-dotnet's P/Invoke layer does.
 //
@@ -103,6 +105,17 @@ namespace PyBridge
     internal sealed class PyTaskHandle : SafeHandle
     {
         public PyTaskHandle() : base(IntPtr.Zero, true) { }
+
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+
+        protected override bool ReleaseHandle() { return true; }
+    }
+
+    /// <summary>A pyb_promise handle (an async host function's pending result): only types the id,
+    /// which resolve or reject consumes; one never settled ends with the engine.</summary>
+    internal sealed class PyPromiseHandle : SafeHandle
+    {
+        public PyPromiseHandle() : base(IntPtr.Zero, true) { }
 
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
 

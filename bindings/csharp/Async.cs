@@ -30,12 +30,11 @@ namespace PyBridge
         {
             if (awaitable == null) throw new ArgumentNullException("awaitable");
             if (cancellationToken.IsCancellationRequested) return Canceled<T>(cancellationToken);
+            PendingTask.EnsureProcessExitHook();
             var pending = new PendingTask<T>(cancellationToken);
             GCHandle state = GCHandle.Alloc(pending);
-            ulong task;
-            int status;
-            using (var lease = new PyObject.HandleLease(awaitable))
-                status = Native.pyb_task_submit(lease.Raw, PendingTask.Callback, GCHandle.ToIntPtr(state), out task);
+            PyTaskHandle task;
+            int status = Native.pyb_task_submit(awaitable.Handle, PendingTask.Callback, GCHandle.ToIntPtr(state), out task);
             if (status != Native.PYB_OK)
             {
                 state.Free();
@@ -99,12 +98,21 @@ namespace PyBridge
         /// <summary>Fails the task with PyWouldDeadlockException unless its outcome arrived.</summary>
         internal abstract void FailWouldDeadlock();
 
-        static PendingTask()
+        // 1 once the ProcessExit handler is registered (once per process).
+        static int processExitHooked;
+
+        /// <summary>Registers, once, the ProcessExit handler that shuts a running engine down (5 s)
+        /// when the process exits, unless <see cref="PyEngineOptions.ShutdownOnProcessExit"/> was
+        /// false. Called where pybridge's event loop thread may enter .NET: a task's callback
+        /// (RunAsync) and an async host function (AsyncHostFunctions.cs). Why: that thread then
+        /// belongs to the runtime, and Mono's exit waits for it for ever (it sits in Python's
+        /// epoll_wait), so a process that exits with the engine running must stop the loop first
+        /// (measured hang without it: tests/csharp/AsyncTests.cs,
+        /// AProcessThatAwaitedPythonExitsWithoutShutdown).</summary>
+        internal static void EnsureProcessExitHook()
         {
-            // The event loop's thread enters .NET through this callback, and Mono's exit then waits
-            // for it for ever (it sits in Python's epoll_wait): a process that exits with the engine
-            // running stops the loop first, by shutting the engine down (measured hang without it:
-            // tests/csharp/AsyncTests.cs, AProcessThatAwaitedPythonExits).
+            if (!PyEngine.ShutdownOnProcessExit) return;
+            if (Interlocked.Exchange(ref processExitHooked, 1) != 0) return;
             AppDomain.CurrentDomain.ProcessExit += (sender, e) =>
             {
                 if (PyEngine.State != PyEngineState.Running) return;
@@ -112,10 +120,6 @@ namespace PyBridge
                 catch (Exception) { /* the process ends anyway */ }
             };
         }
-
-        /// <summary>Registers the ProcessExit hook (this class's static constructor) for another
-        /// way the loop's thread enters .NET: an async host function (AsyncHostFunctions.cs).</summary>
-        internal static void EnsureProcessExitHook() { }
 
         static void OnDone(ulong task, int status, IntPtr result, IntPtr userData)
         {
@@ -160,7 +164,7 @@ namespace PyBridge
 
         internal override bool HasOutcome { get { return Volatile.Read(ref outcome) != null; } }
 
-        internal void Started(ulong pythonTask)
+        internal void Started(PyTaskHandle pythonTask)
         {
             if (!token.CanBeCanceled) return;
             // Cancel takes the GIL and does not wait; after the task ended it does nothing.
@@ -257,16 +261,16 @@ namespace PyBridge
 
 namespace PyBridge.Interop
 {
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         public delegate void PybTaskCallback(ulong task, int status, IntPtr result, IntPtr userData);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_task_submit(ulong awaitable, PybTaskCallback onDone, IntPtr userData, out ulong task);
+        public static extern int pyb_task_submit(PyObjectHandle awaitable, PybTaskCallback onDone, IntPtr userData, out PyTaskHandle task);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_task_cancel(ulong task);
+        public static extern int pyb_task_cancel(PyTaskHandle task);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_task_check_wait();

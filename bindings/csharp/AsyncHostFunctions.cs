@@ -204,7 +204,8 @@ namespace PyBridge
             long id = Interlocked.Increment(ref lastId);
             var cancel = new CancellationTokenSource();
             running[id] = cancel;
-            ulong awaitable, promise;
+            PyObjectHandle awaitable;
+            PyPromiseHandle promise;
             int status = Native.pyb_promise_new(OnCancelCallback, (IntPtr)id, out awaitable, out promise);
             if (status != Native.PYB_OK)
             {
@@ -254,7 +255,7 @@ namespace PyBridge
             }
         }
 
-        static void Complete(long id, ulong promise, Task task, Func<Task, object> resultOf)
+        static void Complete(long id, PyPromiseHandle promise, Task task, Func<Task, object> resultOf)
         {
             // The source is not disposed: it holds nothing the GC cannot free, and a queued
             // OnCancel may still cancel it.
@@ -293,7 +294,7 @@ namespace PyBridge
 
         /// <summary>Resolves with <paramref name="value"/>; false when pybridge refused the value
         /// itself (the promise is still pending: reject it).</summary>
-        static bool Resolve(ulong promise, object value)
+        static bool Resolve(PyPromiseHandle promise, object value)
         {
             int status;
             HandedOver handedOver = value as HandedOver;
@@ -302,10 +303,20 @@ namespace PyBridge
                 // Collections, host objects and Python objects go as a handle that stays ours.
                 using (PyEngine.Gil())
                 using (PyObject o = handedOver != null ? handedOver.Object : PyObject.From(value))
-                using (var lease = new PyObject.HandleLease(o))
                 {
-                    PybValue v = new PybValue { Tag = Native.PYB_VALUE_OBJECT, Object = lease.Raw };
-                    status = Native.pyb_promise_resolve(promise, &v);
+                    // A pyb_value carries the id: hold the handle for the call, as the marshaller would.
+                    PyObjectHandle handle = o.Handle;
+                    bool added = false;
+                    try
+                    {
+                        handle.DangerousAddRef(ref added);
+                        PybValue v = new PybValue { Tag = Native.PYB_VALUE_OBJECT, Object = handle.Raw };
+                        status = Native.pyb_promise_resolve(promise, &v);
+                    }
+                    finally
+                    {
+                        if (added) handle.DangerousRelease();
+                    }
                 }
             }
             else
@@ -325,7 +336,7 @@ namespace PyBridge
             return value == null || value is long || value is int || value is double || value is bool;
         }
 
-        static void Reject(ulong promise, Exception failure)
+        static void Reject(PyPromiseHandle promise, Exception failure)
         {
             string message = (failure.GetType().FullName + ": " + failure.Message).Replace('\0', ' ');
             HostFailures.RecordRejection(message, failure);
@@ -336,18 +347,18 @@ namespace PyBridge
 
 namespace PyBridge.Interop
 {
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         public delegate void PybPromiseCancelFn(ulong promise, IntPtr userData);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_promise_new(PybPromiseCancelFn onCancel, IntPtr userData, out ulong awaitable, out ulong promise);
+        public static extern int pyb_promise_new(PybPromiseCancelFn onCancel, IntPtr userData, out PyObjectHandle awaitable, out PyPromiseHandle promise);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_promise_resolve(ulong promise, PybValue* value);
+        public static extern int pyb_promise_resolve(PyPromiseHandle promise, PybValue* value);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_promise_reject(ulong promise, byte[] message);
+        public static extern int pyb_promise_reject(PyPromiseHandle promise, byte[] message);
     }
 }

@@ -204,7 +204,7 @@ namespace PyBridge
         static unsafe PyObject ShareMemory(IntPtr data, long length, string format, int itemSize, bool writable, Release release)
         {
             GCHandle state = GCHandle.Alloc(release);
-            ulong handle;
+            PyObjectHandle handle;
             byte[] f = Encoding.ASCII.GetBytes(format + "\0");
             int status;
             fixed (byte* fp = f)
@@ -280,8 +280,7 @@ namespace PyBridge
         {
             PybBuffer view = new PybBuffer();
             view.StructSize = (UIntPtr)Marshal.SizeOf(typeof(PybBuffer));
-            using (var lease = new HandleLease(this))
-                PyStatus.Check(Native.pyb_buffer_get(lease.Raw, writable ? Native.PYB_BUFFER_WRITABLE : 0u, ref view));
+            PyStatus.Check(Native.pyb_buffer_get(Handle, writable ? Native.PYB_BUFFER_WRITABLE : 0u, ref view));
             return new PyBuffer(ref view);
         }
     }
@@ -291,7 +290,7 @@ namespace PyBridge.Interop
 {
     /// <summary>pyb_buffer.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybBuffer
+    internal struct PybBuffer
     {
         public UIntPtr StructSize;
         public ulong Owner;
@@ -308,16 +307,16 @@ namespace PyBridge.Interop
         public UIntPtr Span;
     }
 
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         public const uint PYB_BUFFER_WRITABLE = 1;
 
         [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_buffer_get(ulong obj, uint flags, ref PybBuffer view);
+        public static extern int pyb_buffer_get(PyObjectHandle obj, uint flags, ref PybBuffer view);
 
         [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_buffer_from_host(IntPtr data, UIntPtr len, byte* format, UIntPtr itemsize,
-            uint flags, PybFreeFn onRelease, IntPtr userData, out ulong obj);
+            uint flags, PybFreeFn onRelease, IntPtr userData, out PyObjectHandle obj);
 
         [DllImport(Native.Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_buffer_release(ref PybBuffer view);

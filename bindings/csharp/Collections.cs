@@ -10,7 +10,7 @@ namespace PyBridge
     /// <see cref="PyObject.NewList"/> / <see cref="PyObject.NewTuple"/>.</summary>
     public abstract class PySequence : PyObject, IEnumerable<object>
     {
-        internal PySequence(ulong raw) : base(raw) { }
+        internal PySequence(PyObjectHandle handle) : base(handle) { }
 
         /// <summary><c>len(x)</c>.</summary>
         public int Count { get { return checked((int)Length); } }
@@ -36,7 +36,7 @@ namespace PyBridge
     /// <summary>A Python <c>list</c>.</summary>
     public sealed class PyList : PySequence
     {
-        internal PyList(ulong raw) : base(raw) { }
+        internal PyList(PyObjectHandle handle) : base(handle) { }
 
         /// <summary><c>x[index]</c>, read and written.</summary>
         public new object this[int index]
@@ -52,14 +52,14 @@ namespace PyBridge
     /// <summary>A Python <c>tuple</c>.</summary>
     public sealed class PyTuple : PySequence
     {
-        internal PyTuple(ulong raw) : base(raw) { }
+        internal PyTuple(PyObjectHandle handle) : base(handle) { }
     }
 
     /// <summary>A Python <c>dict</c> seen from C#: <c>Count</c>, the indexer, <c>foreach</c> over
     /// key/value pairs, <see cref="ContainsKey"/> and <see cref="ToDictionary{K, V}"/>.</summary>
     public sealed class PyDict : PyObject, IEnumerable<KeyValuePair<object, object>>
     {
-        internal PyDict(ulong raw) : base(raw) { }
+        internal PyDict(PyObjectHandle handle) : base(handle) { }
 
         /// <summary><c>len(d)</c>.</summary>
         public int Count { get { return checked((int)Length); } }
@@ -132,7 +132,7 @@ namespace PyBridge
                 using (PyObject cls = o.GetAttr<PyObject>("__class__")) actual = cls.GetAttr<string>("__name__");
                 throw new InvalidCastException("the object is a '" + actual + "', not a " + pythonType + " (" + wanted.Name + ")");
             }
-            ulong raw = o.CloneRaw();
+            PyObjectHandle raw = o.CloneHandle();
             if (t == typeof(PyList)) return new PyList(raw);
             if (t == typeof(PyTuple)) return new PyTuple(raw);
             return new PyDict(raw);

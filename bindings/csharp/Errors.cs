@@ -113,6 +113,38 @@ namespace PyBridge
         }
     }
 
+    /// <summary>pybridge's statuses (pyb_status in pybridge.h: PYB_OK, PYB_E_*), with .NET names.
+    /// Values are stable and never reused; <see cref="PyStatus.Name(PyStatusCode)"/> gives the C
+    /// name ("PYB_E_TIMEOUT"), which every exception the binding makes carries in its
+    /// <see cref="Exception.Data"/> under <see cref="PyStatus.DataKey"/>.</summary>
+    public enum PyStatusCode
+    {
+        Ok = 0,
+        NotInitialized = -1,
+        ShuttingDown = -2,
+        /// <summary>Reserved: no function returns it.</summary>
+        GilNotHeld = -3,
+        WrongThread = -4,
+        BadToken = -5,
+        WouldDeadlock = -6,
+        Timeout = -7,
+        NullArgument = -8,
+        InvalidArgument = -9,
+        Python = -10,
+        InitFailed = -11,
+        Panic = -12,
+        BadHandle = -13,
+        WrongType = -14,
+        OutOfRange = -15,
+        ShutdownCommitted = -16,
+        OutOfMemory = -17,
+        Forked = -18,
+        PythonUnusable = -19,
+        WrongInterpreter = -20,
+        Unsupported = -21,
+        Cancelled = -22,
+    }
+
     /// <summary>Status to .NET exception, in one place. The last error is per thread
     /// and is read here, synchronously, on the thread that got the status.</summary>
     public static class PyStatus
@@ -120,14 +152,19 @@ namespace PyBridge
         /// <summary>Key under which every exception made here stores the status name in <see cref="Exception.Data"/>.</summary>
         public const string DataKey = "PyBridge.Status";
 
-        /// <summary>The status constant's name, e.g. "PYB_E_TIMEOUT".</summary>
-        public static string Name(int status)
+        /// <summary>The status constant's C name, e.g. "PYB_E_TIMEOUT" ("PYB_E_UNKNOWN" for a value
+        /// pybridge does not define).</summary>
+        public static string Name(PyStatusCode status) { return Name((int)status); }
+
+        internal static string Name(int status)
         {
             return Utf8.FromNative(Native.pyb_status_name(status));
         }
 
-        /// <summary>Throws the exception for a failing status; does nothing for PYB_OK.</summary>
-        public static void Check(int status)
+        /// <summary>Throws the exception for a failing status; does nothing for <see cref="PyStatusCode.Ok"/>.</summary>
+        public static void Check(PyStatusCode status) { Check((int)status); }
+
+        internal static void Check(int status)
         {
             if (status != Native.PYB_OK)
                 throw ToException(status);
@@ -145,7 +182,9 @@ namespace PyBridge
         /// OUT_OF_MEMORY: <see cref="InsufficientMemoryException"/>; WRONG_INTERPRETER:
         /// <see cref="PyWrongInterpreterException"/>; UNSUPPORTED: <see cref="NotSupportedException"/>; PYTHON_UNUSABLE (the named Python cannot be run) and
         /// others: <see cref="PyBridgeException"/>.</summary>
-        public static Exception ToException(int status)
+        public static Exception ToException(PyStatusCode status) { return ToException((int)status); }
+
+        internal static Exception ToException(int status)
         {
             string name = Name(status);
             string detail = LastError.Message;
@@ -231,8 +270,8 @@ namespace PyBridge
         /// <summary>A new PyObject for the last Python exception, or null (none, or its engine is gone).</summary>
         internal static PyObject TakeException()
         {
-            ulong handle;
-            return Native.pyb_last_error_python_exception(out handle) == Native.PYB_OK && handle != 0
+            PyObjectHandle handle;
+            return Native.pyb_last_error_python_exception(out handle) == Native.PYB_OK && !handle.IsInvalid
                 ? new PyObject(handle) : null;
         }
 

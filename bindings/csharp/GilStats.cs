@@ -165,7 +165,7 @@ namespace PyBridge.Interop
 {
     /// <summary>pyb_gil_stats; <c>StructSize</c> must be set by the caller (<see cref="Blank"/>).</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public unsafe struct PybGilStats
+    internal unsafe struct PybGilStats
     {
         public const int NameSize = Native.PYB_THREAD_NAME_SIZE;
         public UIntPtr StructSize;
@@ -197,7 +197,7 @@ namespace PyBridge.Interop
         }
     }
 
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         public const int PYB_THREAD_NAME_SIZE = 32;
 

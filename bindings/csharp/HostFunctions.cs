@@ -91,8 +91,8 @@ namespace PyBridge
                     if (args[i].Tag == Native.PYB_VALUE_OBJECT)
                     {
                         // Argument handles die when the call returns: give the delegate its own.
-                        ulong clone;
-                        PyStatus.Check(Native.pyb_object_clone(args[i].Object, out clone));
+                        PyObjectHandle clone;
+                        PyStatus.Check(Native.pyb_object_clone_borrowed(args[i].Object, out clone));
                         a[i] = new PyObject(clone);
                     }
                     else
@@ -149,12 +149,11 @@ namespace PyBridge
             }
             else if (o != null)
             {
-                using (var lease = new PyObject.HandleLease(o))
-                    PyStatus.Check(Native.pyb_object_clone(lease.Raw, out h));
+                h = o.CloneHandle().Detach();
             }
             else
             {
-                Ops.Run(Ops.Op.FromValue, null, new object[] { r }, null, out h);
+                h = Ops.FromValue(r).Detach();
             }
             result->Tag = Native.PYB_VALUE_OBJECT;
             result->Object = h;

@@ -41,7 +41,7 @@ namespace PyBridge
         static PyObject NewCapsule(object value)
         {
             GCHandle handle = GCHandle.Alloc(value);
-            ulong raw;
+            PyObjectHandle raw;
             int status = Native.pyb_host_object_new(GCHandle.ToIntPtr(handle), FreeHostObject, out raw);
             if (status != Native.PYB_OK)
             {
@@ -67,8 +67,7 @@ namespace PyBridge
         {
             IntPtr pointer;
             int status;
-            using (var lease = new HandleLease(this))
-                status = Native.pyb_host_object_get(lease.Raw, out pointer);
+            status = Native.pyb_host_object_get(Handle, out pointer);
             if (status == Native.PYB_E_WRONG_TYPE)
             {
                 value = null;
@@ -84,9 +83,7 @@ namespace PyBridge
         internal ulong Detach()
         {
             ThrowIfDisposed();
-            ulong raw = Handle.Raw;
-            Handle.SetHandleAsInvalid();
-            return raw;
+            return Handle.Detach();
         }
 
         // Kept alive for the process: Python may drop a host object at any time.
@@ -311,12 +308,12 @@ namespace PyBridge
 
 namespace PyBridge.Interop
 {
-    public static unsafe partial class Native
+    internal static unsafe partial class Native
     {
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_host_object_new(IntPtr pointer, PybFreeFn free, out ulong obj);
+        public static extern int pyb_host_object_new(IntPtr pointer, PybFreeFn free, out PyObjectHandle obj);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_host_object_get(ulong obj, out IntPtr pointer);
+        public static extern int pyb_host_object_get(PyObjectHandle obj, out IntPtr pointer);
     }
 }

@@ -1,16 +1,19 @@
 // P/Invoke declarations for bindings/c/pybridge.h, one per exported function.
-// Signatures are blittable: handles and tokens are ulong (uint64_t on every
-// platform), sizes are UIntPtr (size_t), strings go in as NUL-terminated UTF-8
+// Handles the binding owns are SafeHandles (Handles.cs: a 64-bit IntPtr carries the uint64_t id);
+// tokens and borrowed handles are ulong (uint64_t on every platform); sizes are UIntPtr (size_t), strings go in as NUL-terminated UTF-8
 // byte arrays, and every C `bool` carries [MarshalAs(UnmanagedType.I1)].
 // tests/csharp checks that this file and the header declare the same functions.
+// Internal: applications use the idiomatic layer (PyEngine, PyObject, ...), whose names are
+// .NET's (PyStatusCode.Timeout for PYB_E_TIMEOUT); the C names stay here.
 using System;
 using System.Runtime.InteropServices;
+using PyBridge;
 
 namespace PyBridge.Interop
 {
     /// <summary>pyb_str: a byte string with an explicit length.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybStr
+    internal struct PybStr
     {
         public IntPtr Ptr;
         public UIntPtr Len;
@@ -18,7 +21,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_value: a tag and a 16-byte union at offset 8 (24 bytes on 64-bit).</summary>
     [StructLayout(LayoutKind.Explicit)]
-    public struct PybValue
+    internal struct PybValue
     {
         [FieldOffset(0)] public uint Tag;
         // C `bool` inside the union: one byte, 0 or 1.
@@ -31,7 +34,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_config; <c>StructSize</c> must be <c>Marshal.SizeOf(typeof(PybConfig))</c>.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybConfig
+    internal struct PybConfig
     {
         public UIntPtr StructSize;
         public IntPtr PythonHome;
@@ -47,7 +50,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_stats; <c>StructSize</c> must be set by the caller.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybStats
+    internal struct PybStats
     {
         public UIntPtr StructSize;
         public ulong EnginesStarted;
@@ -60,7 +63,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_interpreter_config.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybInterpreterConfig
+    internal struct PybInterpreterConfig
     {
         public UIntPtr StructSize;
         public uint Flags;
@@ -68,7 +71,7 @@ namespace PyBridge.Interop
 
     /// <summary>pyb_pool_stats; <c>StructSize</c> must be set by the caller.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct PybPoolStats
+    internal struct PybPoolStats
     {
         public UIntPtr StructSize;
         public ulong Size;
@@ -81,17 +84,17 @@ namespace PyBridge.Interop
     }
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    public unsafe delegate int PybHostFn(PybValue* args, UIntPtr nargs, PybValue* result, IntPtr userData);
+    internal unsafe delegate int PybHostFn(PybValue* args, UIntPtr nargs, PybValue* result, IntPtr userData);
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    public delegate void PybFreeFn(IntPtr userData);
+    internal delegate void PybFreeFn(IntPtr userData);
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    public delegate void PybLogCallback(int level, IntPtr message, IntPtr userData);
+    internal delegate void PybLogCallback(int level, IntPtr message, IntPtr userData);
 
-    /// <summary>The C API as declared in pybridge.h. Threading and ownership
-    /// rules are the header's; the idiomatic layer (PyEngine, PyObject) follows them.</summary>
-    public static unsafe partial class Native
+    /// <summary>The C API as declared in pybridge.h, internal to the binding. Threading and
+    /// ownership rules are the header's; the idiomatic layer (PyEngine, PyObject) follows them.</summary>
+    internal static unsafe partial class Native
     {
         public const string Lib = "pybridge";
 
@@ -149,37 +152,37 @@ namespace PyBridge.Interop
 
         // Code, names and filenames: NUL-terminated UTF-8 (see Utf8.Encode).
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_run(byte[] code, byte[] filename, ulong scope);
+        public static extern int pyb_run(byte[] code, byte[] filename, PyObjectHandle scope);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_eval(byte[] expr, byte[] filename, ulong scope, out PybValue value);
+        public static extern int pyb_eval(byte[] expr, byte[] filename, PyObjectHandle scope, out PybValue value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_scope_new(out ulong scope);
+        public static extern int pyb_scope_new(out PyObjectHandle scope);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_import(byte[] name, out ulong module);
+        public static extern int pyb_import(byte[] name, out PyObjectHandle module);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_getattr(ulong obj, byte[] name, out PybValue value);
+        public static extern int pyb_getattr(PyObjectHandle obj, byte[] name, out PybValue value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_setattr(ulong obj, byte[] name, PybValue* value);
+        public static extern int pyb_setattr(PyObjectHandle obj, byte[] name, PybValue* value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_getitem(ulong obj, PybValue* key, out PybValue value);
+        public static extern int pyb_getitem(PyObjectHandle obj, PybValue* key, out PybValue value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_setitem(ulong obj, PybValue* key, PybValue* value);
+        public static extern int pyb_setitem(PyObjectHandle obj, PybValue* key, PybValue* value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_len(ulong obj, out UIntPtr len);
+        public static extern int pyb_len(PyObjectHandle obj, out UIntPtr len);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_iter(ulong obj, out ulong iterator);
+        public static extern int pyb_iter(PyObjectHandle obj, out PyObjectHandle iterator);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_iter_next(ulong iterator, out PybValue value, [MarshalAs(UnmanagedType.I1)] out bool done);
+        public static extern int pyb_iter_next(PyObjectHandle iterator, out PybValue value, [MarshalAs(UnmanagedType.I1)] out bool done);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_call(ulong callable, PybValue* args, UIntPtr nargs, IntPtr* kwnames, UIntPtr nkwargs, out PybValue value);
+        public static extern int pyb_call(PyObjectHandle callable, PybValue* args, UIntPtr nargs, IntPtr* kwnames, UIntPtr nkwargs, out PybValue value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_call_method(ulong obj, byte[] name, PybValue* args, UIntPtr nargs, IntPtr* kwnames, UIntPtr nkwargs, out PybValue value);
+        public static extern int pyb_call_method(PyObjectHandle obj, byte[] name, PybValue* args, UIntPtr nargs, IntPtr* kwnames, UIntPtr nkwargs, out PybValue value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_tuple_new(PybValue* items, UIntPtr count, out ulong obj);
+        public static extern int pyb_tuple_new(PybValue* items, UIntPtr count, out PyObjectHandle obj);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_list_new(PybValue* items, UIntPtr count, out ulong obj);
+        public static extern int pyb_list_new(PybValue* items, UIntPtr count, out PyObjectHandle obj);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_dict_new(PybValue* keys, PybValue* values, UIntPtr count, out ulong obj);
+        public static extern int pyb_dict_new(PybValue* keys, PybValue* values, UIntPtr count, out PyObjectHandle obj);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_config_default(out PybConfig config);
@@ -203,7 +206,7 @@ namespace PyBridge.Interop
         public static extern UIntPtr pyb_last_error_python_types(byte* buf, UIntPtr bufLen);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_last_error_python_exception(out ulong exception);
+        public static extern int pyb_last_error_python_exception(out PyObjectHandle exception);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_gil_acquire(out ulong token);
@@ -219,21 +222,21 @@ namespace PyBridge.Interop
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_interpreter_config_default(out PybInterpreterConfig config);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_interpreter_new(ref PybInterpreterConfig config, out ulong interp);
+        public static extern int pyb_interpreter_new(ref PybInterpreterConfig config, out PyInterpreterHandle interp);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_interpreter_enter(ulong interp, out ulong token);
+        public static extern int pyb_interpreter_enter(PyInterpreterHandle interp, out ulong token);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_interpreter_destroy(ulong interp, uint timeoutMs);
+        public static extern int pyb_interpreter_destroy(PyInterpreterHandle interp, uint timeoutMs);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_pool_new(UIntPtr count, byte[] setupCode, out ulong pool);
+        public static extern int pyb_pool_new(UIntPtr count, byte[] setupCode, out PyPoolHandle pool);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_pool_borrow(ulong pool, uint timeoutMs, out ulong interp);
+        public static extern int pyb_pool_borrow(PyPoolHandle pool, uint timeoutMs, out PyInterpreterHandle interp);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_pool_return(ulong pool, ulong interp);
+        public static extern int pyb_pool_return(PyPoolHandle pool, PyInterpreterHandle interp);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_pool_destroy(ulong pool, uint timeoutMs);
+        public static extern int pyb_pool_destroy(PyPoolHandle pool, uint timeoutMs);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_pool_stats_get(ulong pool, ref PybPoolStats stats);
+        public static extern int pyb_pool_stats_get(PyPoolHandle pool, ref PybPoolStats stats);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_set_error(byte[] message);
@@ -253,19 +256,22 @@ namespace PyBridge.Interop
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_object_release(ulong obj);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_object_clone(ulong obj, out ulong clone);
+        public static extern int pyb_object_clone(PyObjectHandle obj, out PyObjectHandle clone);
+        /// <summary>pyb_object_clone of a handle the binding does not own (a host function's argument).</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, EntryPoint = "pyb_object_clone")]
+        public static extern int pyb_object_clone_borrowed(ulong obj, out PyObjectHandle clone);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_object_from_value(PybValue* value, out ulong obj);
+        public static extern int pyb_object_from_value(PybValue* value, out PyObjectHandle obj);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_object_to_int64(ulong obj, out long value);
+        public static extern int pyb_object_to_int64(PyObjectHandle obj, out long value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_object_to_double(ulong obj, out double value);
+        public static extern int pyb_object_to_double(PyObjectHandle obj, out double value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_object_to_bool(ulong obj, [MarshalAs(UnmanagedType.I1)] out bool value);
+        public static extern int pyb_object_to_bool(PyObjectHandle obj, [MarshalAs(UnmanagedType.I1)] out bool value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_object_to_string(ulong obj, byte* buf, UIntPtr bufLen, out UIntPtr len);
+        public static extern int pyb_object_to_string(PyObjectHandle obj, byte* buf, UIntPtr bufLen, out UIntPtr len);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        public static extern int pyb_object_to_bytes(ulong obj, byte* buf, UIntPtr bufLen, out UIntPtr len);
+        public static extern int pyb_object_to_bytes(PyObjectHandle obj, byte* buf, UIntPtr bufLen, out UIntPtr len);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int pyb_stats_get(ref PybStats stats);

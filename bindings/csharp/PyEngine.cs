@@ -36,6 +36,19 @@ namespace PyBridge
         public bool IgnoreSigpipe { get; set; }
         /// <summary>How long to wait for daemon threads of a previous interpreter; null: 10 s.</summary>
         public TimeSpan? PreviousThreadsTimeout { get; set; }
+
+        /// <summary>True (the default): once pybridge's asyncio event loop has called into .NET
+        /// (<see cref="PyEngine.RunAsync{T}"/>, <see cref="PyObject.CallAsync{T}(object[])"/>, an
+        /// async host function), the binding registers an <see cref="AppDomain.ProcessExit"/>
+        /// handler that shuts a still-running engine down (waiting at most 5 s) when the process
+        /// exits. The loop's thread has then entered .NET, and Mono's exit waits for such a thread
+        /// for ever. False: no handler; shut the engine down yourself before the process exits.</summary>
+        public bool ShutdownOnProcessExit { get; set; }
+
+        public PyEngineOptions()
+        {
+            ShutdownOnProcessExit = true;
+        }
     }
 
     /// <summary>Process-wide counters since the library was loaded.</summary>
@@ -117,6 +130,8 @@ namespace PyBridge
         /// returns no thread holds the GIL, so any thread may use Python at once.</summary>
         public static unsafe void Initialize(PyEngineOptions options)
         {
+            HandleIds.CheckProcessIs64Bit();
+            ShutdownOnProcessExit = options == null || options.ShutdownOnProcessExit;
             if (options == null)
             {
                 PyStatus.Check(Native.pyb_engine_initialize(null));
@@ -172,6 +187,9 @@ namespace PyBridge
             Marshal.Copy(b, 0, p, b.Length);
             return p;
         }
+
+        /// <summary>PyEngineOptions.ShutdownOnProcessExit of the last Initialize (true before one).</summary>
+        internal static volatile bool ShutdownOnProcessExit = true;
 
         internal static uint Milliseconds(TimeSpan t)
         {
@@ -249,8 +267,7 @@ namespace PyBridge
             byte[] c = Utf8.Encode(code, "code");
             if (c == null) throw new ArgumentNullException("code");
             byte[] f = Utf8.Encode(filename, "filename");
-            using (var lease = new PyObject.HandleLease(scope))
-                PyStatus.Check(Native.pyb_run(c, f, lease.Raw));
+            PyStatus.Check(Native.pyb_run(c, f, scope == null ? PyObjectHandle.None : scope.Handle));
         }
 
         /// <summary>Evaluates one expression in <paramref name="scope"/> (null: __main__); the result is
@@ -260,12 +277,9 @@ namespace PyBridge
             byte[] c = Utf8.Encode(expression, "expression");
             if (c == null) throw new ArgumentNullException("expression");
             byte[] f = Utf8.Encode(filename, "filename");
-            using (var lease = new PyObject.HandleLease(scope))
-            {
-                PybValue v;
-                PyStatus.Check(Native.pyb_eval(c, f, lease.Raw, out v));
-                return Values.FromValue(ref v);
-            }
+            PybValue v;
+            PyStatus.Check(Native.pyb_eval(c, f, scope == null ? PyObjectHandle.None : scope.Handle, out v));
+            return Values.FromValue(ref v);
         }
 
         public static T Eval<T>(string expression, PyObject scope = null, string filename = null)
@@ -278,7 +292,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            ulong h;
+            PyObjectHandle h;
             PyStatus.Check(Native.pyb_import(n, out h));
             return new PyObject(h);
         }
@@ -286,7 +300,7 @@ namespace PyBridge
         /// <summary>A fresh namespace for Run/Eval.</summary>
         public static PyScope NewScope()
         {
-            ulong h;
+            PyObjectHandle h;
             PyStatus.Check(Native.pyb_scope_new(out h));
             return new PyScope(h);
         }

@@ -8,31 +8,6 @@ using PyBridge.Interop;
 
 namespace PyBridge
 {
-    /// <summary>Owns one pyb_object handle. ReleaseHandle calls pyb_object_release, which any
-    /// thread may call without the GIL and which never blocks, so the finalizer thread may run
-    /// it at any time, also after the engine shut down (the release then reports a stale handle,
-    /// which is ignored: the object is already gone).</summary>
-    public sealed class PyObjectHandle : SafeHandle
-    {
-        // pyb_object is uint64_t on every platform, wider than IntPtr on 32-bit: keep it here
-        // and give the base class a placeholder so IsClosed/AddRef work as usual.
-        internal readonly ulong Raw;
-
-        internal PyObjectHandle(ulong raw) : base(IntPtr.Zero, true)
-        {
-            Raw = raw;
-            SetHandle(raw == 0 ? IntPtr.Zero : new IntPtr(1));
-        }
-
-        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
-
-        protected override bool ReleaseHandle()
-        {
-            Native.pyb_object_release(Raw);
-            return true;
-        }
-    }
-
     /// <summary>A reference to a Python object. Dispose it (or let the GC finalize it) to release
     /// the reference; every member may be called from any thread, with or without a GIL scope
     /// (pybridge takes the GIL for each call when the thread does not hold it).</summary>
@@ -45,9 +20,16 @@ namespace PyBridge
         // value stays right after the object is made.
         readonly object plain;
 
+        /// <summary>Takes over <paramref name="raw"/>, a new reference the caller owned (the
+        /// object of a pyb_value result).</summary>
         internal PyObject(ulong raw)
         {
             handle = new PyObjectHandle(raw);
+        }
+
+        internal PyObject(PyObjectHandle handle)
+        {
+            this.handle = handle;
         }
 
         PyObject(object plain)
@@ -78,9 +60,7 @@ namespace PyBridge
 
         PyObjectHandle Materialize()
         {
-            ulong raw;
-            Ops.Run(Ops.Op.FromValue, null, new object[] { plain }, null, out raw);
-            var made = new PyObjectHandle(raw);
+            PyObjectHandle made = Ops.FromValue(plain);
             PyObjectHandle first = Interlocked.CompareExchange(ref handle, made, null);
             if (first == null) return made;
             made.Dispose(); // another thread made it first (or disposed this object)
@@ -97,7 +77,8 @@ namespace PyBridge
         /// <summary>The SafeHandle behind this object.</summary>
         public SafeHandle SafeHandle { get { return Handle; } }
 
-        /// <summary>The raw pyb_object handle, for calls to <see cref="Native"/>; valid until Dispose.</summary>
+        /// <summary>The raw pyb_object handle, for C code of the application's that takes a
+        /// pyb_object (a uint64_t); valid until Dispose.</summary>
         public ulong DangerousGetHandle()
         {
             ThrowIfDisposed();
@@ -142,42 +123,13 @@ namespace PyBridge
             foreach (object item in Iterate()) yield return Deferred(item);
         }
 
-        /// <summary>The one way native calls use a PyObject's handle: AddRef on creation, Release
-        /// on Dispose, so a Dispose on another thread cannot free the handle in the middle of a
-        /// call. A struct, so <c>using</c> costs no allocation; a null object leases handle 0.</summary>
-        internal struct HandleLease : IDisposable
-        {
-            private readonly PyObject owner;
-            internal readonly ulong Raw;
-
-            internal HandleLease(PyObject owner)
-            {
-                this.owner = owner;
-                Raw = 0;
-                if (owner != null)
-                {
-                    bool ok = false;
-                    owner.Handle.DangerousAddRef(ref ok); // throws ObjectDisposedException when disposed
-                    Raw = owner.Handle.Raw;
-                }
-            }
-
-            public void Dispose()
-            {
-                if (owner != null) owner.Handle.DangerousRelease();
-            }
-        }
-
         // ---- construction and conversions ----
 
         /// <summary>A Python object from a .NET value (null, bool, integer, double, string, byte[],
         /// or a PyObject, which is cloned).</summary>
         public static unsafe PyObject From(object value)
         {
-            object[] items = { value };
-            ulong h;
-            Ops.Run(Ops.Op.FromValue, null, items, null, out h);
-            return new PyObject(h);
+            return new PyObject(Ops.FromValue(value));
         }
 
         public static PyObject From(long value) { return From((object)value); }
@@ -189,17 +141,13 @@ namespace PyBridge
         /// <summary>A new tuple of the given values.</summary>
         public static PyTuple NewTuple(params object[] items)
         {
-            ulong h;
-            Ops.Run(Ops.Op.Tuple, null, items ?? new object[0], null, out h);
-            return new PyTuple(h);
+            return new PyTuple(Ops.NewTuple(items ?? new object[0]));
         }
 
         /// <summary>A new list of the given values.</summary>
         public static PyList NewList(params object[] items)
         {
-            ulong h;
-            Ops.Run(Ops.Op.List, null, items ?? new object[0], null, out h);
-            return new PyList(h);
+            return new PyList(Ops.NewList(items ?? new object[0]));
         }
 
         /// <summary>A new dict with the given entries.</summary>
@@ -214,39 +162,31 @@ namespace PyBridge
                 kv[items.Count + i] = e.Value;
                 i++;
             }
-            ulong h;
-            Ops.Run(Ops.Op.Dict, null, kv, null, out h);
-            return new PyDict(h);
+            return new PyDict(Ops.NewDict(kv));
         }
 
         /// <summary>A second reference to the same object; dispose both.</summary>
         public PyObject Clone()
         {
-            return new PyObject(CloneRaw());
+            return new PyObject(CloneHandle());
         }
 
-        /// <summary>A new raw handle to the same object, owned by the caller.</summary>
-        internal ulong CloneRaw()
+        /// <summary>A new handle to the same object, owned by the caller.</summary>
+        internal PyObjectHandle CloneHandle()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong h;
-                PyStatus.Check(Native.pyb_object_clone(lease.Raw, out h));
-                return h;
-            }
+            PyObjectHandle h;
+            PyStatus.Check(Native.pyb_object_clone(Handle, out h));
+            return h;
         }
 
         /// <summary>The value of a Python int (or subclass such as bool).
         /// InvalidCastException: not an int; OverflowException: outside int64.</summary>
         public long ToInt64()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                long v;
-                PyStatus.Check(Native.pyb_object_to_int64(raw, out v));
-                return v;
-            }
+            PyObjectHandle raw = Handle;
+            long v;
+            PyStatus.Check(Native.pyb_object_to_int64(raw, out v));
+            return v;
         }
 
         /// <summary>The value of a Python int (or subclass) of any size. InvalidCastException: not an int.</summary>
@@ -289,61 +229,51 @@ namespace PyBridge
         /// <summary>The value of a Python float or int as a double.</summary>
         public double ToDouble()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                double v;
-                PyStatus.Check(Native.pyb_object_to_double(raw, out v));
-                return v;
-            }
+            PyObjectHandle raw = Handle;
+            double v;
+            PyStatus.Check(Native.pyb_object_to_double(raw, out v));
+            return v;
         }
 
         /// <summary>Python's <c>bool(x)</c>.</summary>
         public bool ToBoolean()
         {
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                bool v;
-                PyStatus.Check(Native.pyb_object_to_bool(raw, out v));
-                return v;
-            }
+            PyObjectHandle raw = Handle;
+            bool v;
+            PyStatus.Check(Native.pyb_object_to_bool(raw, out v));
+            return v;
         }
 
-        /// <summary>The text of a Python str (InvalidCastException for any other type).</summary>
-        public unsafe string AsString()
+        /// <summary>The text of a Python str (InvalidCastException for any other type), named as
+        /// <see cref="ToInt64"/> and the other strict conversions are; <see cref="ToString"/> is
+        /// Python's <c>str(x)</c> of any object.</summary>
+        public unsafe string ToStringValue()
         {
-            using (var lease = new HandleLease(this))
+            PyObjectHandle raw = Handle;
+            UIntPtr len;
+            PyStatus.Check(Native.pyb_object_to_string(raw, null, UIntPtr.Zero, out len));
+            byte[] buf = new byte[(int)(ulong)len + 1];
+            fixed (byte* p = buf)
             {
-                ulong raw = lease.Raw;
-                UIntPtr len;
-                PyStatus.Check(Native.pyb_object_to_string(raw, null, UIntPtr.Zero, out len));
-                byte[] buf = new byte[(int)(ulong)len + 1];
-                fixed (byte* p = buf)
-                {
-                    PyStatus.Check(Native.pyb_object_to_string(raw, p, (UIntPtr)buf.Length, out len));
-                    return Utf8.Decode(p, (int)(ulong)len);
-                }
+                PyStatus.Check(Native.pyb_object_to_string(raw, p, (UIntPtr)buf.Length, out len));
+                return Utf8.Decode(p, (int)(ulong)len);
             }
         }
 
         /// <summary>The contents of a Python bytes or bytearray.</summary>
         public unsafe byte[] ToBytes()
         {
-            using (var lease = new HandleLease(this))
+            PyObjectHandle raw = Handle;
+            UIntPtr len;
+            PyStatus.Check(Native.pyb_object_to_bytes(raw, null, UIntPtr.Zero, out len));
+            byte[] buf = new byte[(int)(ulong)len];
+            fixed (byte* p = buf)
             {
-                ulong raw = lease.Raw;
-                UIntPtr len;
-                PyStatus.Check(Native.pyb_object_to_bytes(raw, null, UIntPtr.Zero, out len));
-                byte[] buf = new byte[(int)(ulong)len];
-                fixed (byte* p = buf)
-                {
-                    PyStatus.Check(Native.pyb_object_to_bytes(raw, p, (UIntPtr)buf.Length, out len));
-                }
-                if ((int)(ulong)len != buf.Length)
-                    throw new PyBridgeException("bytearray changed size during the copy");
-                return buf;
+                PyStatus.Check(Native.pyb_object_to_bytes(raw, p, (UIntPtr)buf.Length, out len));
             }
+            if ((int)(ulong)len != buf.Length)
+                throw new PyBridgeException("bytearray changed size during the copy");
+            return buf;
         }
 
         /// <summary>This object as <typeparamref name="T"/>: long, int, BigInteger, double, bool,
@@ -395,13 +325,10 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            using (var lease = new HandleLease(this))
-            {
-                ulong raw = lease.Raw;
-                PybValue v;
-                PyStatus.Check(Native.pyb_getattr(raw, n, out v));
-                return Values.FromValue(ref v);
-            }
+            PyObjectHandle raw = Handle;
+            PybValue v;
+            PyStatus.Check(Native.pyb_getattr(raw, n, out v));
+            return Values.FromValue(ref v);
         }
 
         public T GetAttr<T>(string name) { return Values.To<T>(GetAttr(name)); }
@@ -410,8 +337,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            ulong ignored;
-            Ops.Run(Ops.Op.SetAttr, n, new object[] { value }, this, out ignored);
+            Ops.SetAttr(this, n, value);
         }
 
         /// <summary>Python's <c>hasattr(x, name)</c>.</summary>
@@ -433,8 +359,7 @@ namespace PyBridge
 
         public object GetItem(object key)
         {
-            ulong ignored;
-            PybValue v = Ops.Run(Ops.Op.GetItem, null, new object[] { key }, this, out ignored);
+            PybValue v = Ops.GetItem(this, key);
             return Values.FromValue(ref v);
         }
 
@@ -442,8 +367,7 @@ namespace PyBridge
 
         public void SetItem(object key, object value)
         {
-            ulong ignored;
-            Ops.Run(Ops.Op.SetItem, null, new object[] { key, value }, this, out ignored);
+            Ops.SetItem(this, key, value);
         }
 
         /// <summary><c>x[key]</c>, read and written.</summary>
@@ -458,9 +382,8 @@ namespace PyBridge
         {
             get
             {
-                using (var lease = new HandleLease(this))
                 {
-                    ulong raw = lease.Raw;
+                    PyObjectHandle raw = Handle;
                     UIntPtr n;
                     PyStatus.Check(Native.pyb_len(raw, out n));
                     return (long)(ulong)n;
@@ -471,9 +394,8 @@ namespace PyBridge
         /// <summary>Iterates <c>iter(x)</c>, converting each item like a call result.</summary>
         public IEnumerable<object> Iterate()
         {
-            ulong it;
-            using (var lease = new HandleLease(this))
-                PyStatus.Check(Native.pyb_iter(lease.Raw, out it));
+            PyObjectHandle it;
+            PyStatus.Check(Native.pyb_iter(Handle, out it));
             return IterateFrom(new PyObject(it));
         }
 
@@ -485,8 +407,7 @@ namespace PyBridge
                 {
                     PybValue v;
                     bool done;
-                    using (var lease = new HandleLease(iterator))
-                        PyStatus.Check(Native.pyb_iter_next(lease.Raw, out v, out done));
+                    PyStatus.Check(Native.pyb_iter_next(iterator.Handle, out v, out done));
                     if (done) yield break;
                     yield return Values.FromValue(ref v);
                 }
@@ -507,10 +428,7 @@ namespace PyBridge
         /// <summary><c>x(*args, **kwargs)</c>.</summary>
         public object CallKw(object[] args, IDictionary<string, object> kwargs)
         {
-            ulong ignored;
-            string[] names;
-            object[] items = Ops.Join(args, kwargs, out names);
-            PybValue v = Ops.Run(Ops.Op.Call, null, items, this, out ignored, names);
+            PybValue v = Ops.Call(this, args, kwargs);
             return Values.FromValue(ref v);
         }
 
@@ -529,10 +447,7 @@ namespace PyBridge
         {
             byte[] n = Utf8.Encode(name, "name");
             if (n == null) throw new ArgumentNullException("name");
-            ulong ignored;
-            string[] names;
-            object[] items = Ops.Join(args, kwargs, out names);
-            PybValue v = Ops.Run(Ops.Op.CallMethod, n, items, this, out ignored, names);
+            PybValue v = Ops.CallMethod(this, n, args, kwargs);
             return Values.FromValue(ref v);
         }
 
@@ -546,7 +461,7 @@ namespace PyBridge
     /// <see cref="PyEngine.Eval"/>: scripts in different scopes do not see each other's globals.</summary>
     public sealed class PyScope : PyObject
     {
-        internal PyScope(ulong raw) : base(raw) { }
+        internal PyScope(PyObjectHandle handle) : base(handle) { }
 
         /// <summary>Runs statements in this scope.</summary>
         public void Run(string code, string filename = null) { PyEngine.Run(code, this, filename); }
@@ -555,111 +470,5 @@ namespace PyBridge
         public object Eval(string expression, string filename = null) { return PyEngine.Eval(expression, this, filename); }
 
         public T Eval<T>(string expression, string filename = null) { return PyEngine.Eval<T>(expression, this, filename); }
-    }
-
-    /// <summary>The operations that pass arrays of values; one marshalling path for all.</summary>
-    internal static unsafe class Ops
-    {
-        internal enum Op { Call, CallMethod, SetAttr, GetItem, SetItem, FromValue, Tuple, List, Dict }
-
-        private const int StackValues = 16;
-
-        internal static object[] Join(object[] args, IDictionary<string, object> kwargs, out string[] names)
-        {
-            if (args == null) args = new object[0];
-            if (kwargs == null || kwargs.Count == 0) { names = null; return args; }
-            object[] all = new object[args.Length + kwargs.Count];
-            Array.Copy(args, all, args.Length);
-            names = new string[kwargs.Count];
-            int i = 0;
-            foreach (KeyValuePair<string, object> kv in kwargs)
-            {
-                names[i] = kv.Key;
-                all[args.Length + i] = kv.Value;
-                i++;
-            }
-            return all;
-        }
-
-        /// <summary>Marshals <paramref name="items"/> (and keyword names for the calls), runs
-        /// <paramref name="op"/> on <paramref name="target"/> and checks the status. Returns the
-        /// value output; <paramref name="obj"/> gets the handle output of FromValue/Tuple/List/Dict.</summary>
-        internal static PybValue Run(Op op, byte[] name, object[] items, PyObject target, out ulong obj, string[] kwnames = null)
-        {
-            PyObject[] temporaries;
-            items = Values.WithPythonObjects(items, out temporaries);
-            int count = items.Length;
-            int nkw = kwnames == null ? 0 : kwnames.Length;
-            int scratchSize = Values.ScratchSize(items, kwnames);
-            byte[] scratch = scratchSize == 0 ? null : new byte[scratchSize];
-            PybValue[] heapValues = count > StackValues ? new PybValue[count] : null;
-            PybValue* stackValues = stackalloc PybValue[StackValues];
-            IntPtr* kw = stackalloc IntPtr[nkw == 0 ? 1 : nkw];
-            PyObject.HandleLease lease = default(PyObject.HandleLease); // no target: Raw 0, Dispose does nothing
-            int added = 0;
-            PybValue result = default(PybValue);
-            obj = 0;
-            fixed (byte* s = scratch)
-            fixed (PybValue* hv = heapValues)
-            {
-                PybValue* values = hv != null ? hv : stackValues;
-                try
-                {
-                    int offset = 0;
-                    Values.Fill(items, values, s, ref offset, ref added);
-                    for (int i = 0; i < nkw; i++)
-                    {
-                        kw[i] = (IntPtr)(s + offset);
-                        fixed (char* c = kwnames[i])
-                            offset += Utf8.Strict.GetBytes(c, kwnames[i].Length, s + offset, int.MaxValue);
-                        s[offset++] = 0;
-                    }
-                    lease = new PyObject.HandleLease(target);
-                    ulong raw = lease.Raw;
-                    int status;
-                    UIntPtr npos = (UIntPtr)(count - nkw);
-                    switch (op)
-                    {
-                        case Op.Call:
-                            status = Native.pyb_call(raw, values, npos, nkw == 0 ? null : kw, (UIntPtr)nkw, out result);
-                            break;
-                        case Op.CallMethod:
-                            status = Native.pyb_call_method(raw, name, values, npos, nkw == 0 ? null : kw, (UIntPtr)nkw, out result);
-                            break;
-                        case Op.SetAttr:
-                            status = Native.pyb_setattr(raw, name, values);
-                            break;
-                        case Op.GetItem:
-                            status = Native.pyb_getitem(raw, values, out result);
-                            break;
-                        case Op.SetItem:
-                            status = Native.pyb_setitem(raw, values, values + 1);
-                            break;
-                        case Op.FromValue:
-                            status = Native.pyb_object_from_value(values, out obj);
-                            break;
-                        case Op.Tuple:
-                            status = Native.pyb_tuple_new(values, (UIntPtr)count, out obj);
-                            break;
-                        case Op.List:
-                            status = Native.pyb_list_new(values, (UIntPtr)count, out obj);
-                            break;
-                        default:
-                            status = Native.pyb_dict_new(values, values + count / 2, (UIntPtr)(count / 2), out obj);
-                            break;
-                    }
-                    PyStatus.Check(status);
-                }
-                finally
-                {
-                    lease.Dispose();
-                    Values.Unpin(items, added);
-                    if (temporaries != null)
-                        foreach (PyObject temporary in temporaries)
-                            if (temporary != null) temporary.Dispose();
-                }
-            }
-            return result;
-        }
     }
 }

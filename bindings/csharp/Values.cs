@@ -111,7 +111,7 @@ namespace PyBridge
             if (item is uint) { v->Tag = Native.PYB_VALUE_INT; v->Int64 = (uint)item; return; }
             if (item is BigInteger)
             {
-                // Ops.Run turned larger ones into PyObjects first (WithPythonObjects).
+                // Ops.Marshal turned larger ones into PyObjects first (WithPythonObjects).
                 v->Tag = Native.PYB_VALUE_INT; v->Int64 = (long)(BigInteger)item; return;
             }
             if (item is ulong)
@@ -272,7 +272,7 @@ namespace PyBridge
             if (t == typeof(int)) return checked((int)o.ToInt64());
             if (t == typeof(double)) return o.ToDouble();
             if (t == typeof(bool)) return o.ToBoolean();
-            if (t == typeof(string)) return o.AsString();
+            if (t == typeof(string)) return o.ToStringValue();
             if (t == typeof(byte[])) return o.ToBytes();
             throw new InvalidCastException("cannot convert a Python object to " + t.FullName);
         }

@@ -13,8 +13,9 @@ if [ ! -f "$LIB_DIR/libpybridge.so" ]; then
   exit 1
 fi
 cp "$LIB_DIR/libpybridge.so" "$OUT_DIR/"
+# TRACE: Dispose reports failures through System.Diagnostics.Trace (defined by the .NET SDK too).
 # host_objects.py: Python the binding runs, embedded as a resource (HostObjects.cs).
-mcs -nologo -warnaserror -unsafe -optimize+ -debug -target:library -r:System.Core.dll -r:System.Numerics.dll -out:"$OUT_DIR/PyBridge.dll" \
+mcs -nologo -warnaserror -unsafe -optimize+ -debug -define:TRACE -target:library -r:System.Core.dll -r:System.Numerics.dll -out:"$OUT_DIR/PyBridge.dll" \
   -resource:"$ROOT"/bindings/csharp/host_objects.py,PyBridge.host_objects.py "$ROOT"/bindings/csharp/*.cs
 cat > "$OUT_DIR/coreclr.runtimeconfig.json" <<'JSON'
 {

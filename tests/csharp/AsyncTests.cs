@@ -4,6 +4,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using PyBridge;
@@ -247,6 +248,26 @@ public static partial class Tests
                 Assert.Equal(false, timed.Wait(TimeSpan.FromMilliseconds(200)), "Wait(timeout) inside a GIL scope times out");
             Assert.Equal(2L, timed.Result, "and the task completes once the GIL is free");
         }
+        PyEngine.Shutdown(Ten);
+    }
+}
+
+public static partial class Tests
+{
+    /// <summary>PyEngineOptions.ShutdownOnProcessExit (true by default) decides whether awaiting
+    /// Python registers the ProcessExit handler (AProcessThatAwaitedPythonExitsWithoutShutdown shows
+    /// what it is for); with it false, the application shuts the engine down itself.</summary>
+    [Test]
+    public static void TheProcessExitHookFollowsTheOption()
+    {
+        Assert.Equal(true, new PyEngineOptions().ShutdownOnProcessExit, "on by default");
+        PyEngine.Initialize(new PyEngineOptions { ShutdownOnProcessExit = false });
+        PyEngine.Run(AsyncSetup);
+        using (PyObject add = PyEngine.Eval<PyObject>("add"))
+            Assert.Equal(3L, add.CallAsync<long>(1L, 2L).Result, "awaited");
+        FieldInfo hooked = typeof(PyEngine).Assembly.GetType("PyBridge.PendingTask", true)
+            .GetField("processExitHooked", BindingFlags.NonPublic | BindingFlags.Static);
+        Assert.Equal(0, (int)hooked.GetValue(null), "no ProcessExit handler after awaiting Python");
         PyEngine.Shutdown(Ten);
     }
 }

@@ -9,7 +9,6 @@ using System.Text.RegularExpressions;
 using System.Linq;
 using System.Threading;
 using PyBridge;
-using PyBridge.Interop;
 
 public static partial class Tests
 {
@@ -223,9 +222,9 @@ public static partial class Tests
                 .Where(l => l.StartsWith("///", StringComparison.Ordinal)).Select(l => l.Substring(3)));
             foreach (Match m in Regex.Matches(docs, @"(\w+Exception)\s*\(\s*(PYB_E_[A-Z_]+)"))
             {
-                FieldInfo constant = typeof(Native).GetField(m.Groups[2].Value);
+                FieldInfo constant = Interop("Native").GetField(m.Groups[2].Value);
                 if (constant == null) { wrong.Add(Path.GetFileName(file) + ": unknown " + m.Groups[2].Value); continue; }
-                Exception made = PyStatus.ToException((int)constant.GetValue(null));
+                Exception made = PyStatus.ToException((PyStatusCode)(int)constant.GetValue(null));
                 checkedCount++;
                 bool matches = false;
                 for (Type t = made.GetType(); t != null; t = t.BaseType)

@@ -5,7 +5,6 @@ using System.Linq;
 using System.Runtime.InteropServices;
 using System.Threading;
 using PyBridge;
-using PyBridge.Interop;
 
 public static partial class Tests
 {
@@ -16,7 +15,7 @@ public static partial class Tests
     public static void GilStatsNameTheLongestHolderAndTheWait()
     {
         if (IntPtr.Size == 8)
-            Assert.Equal(192, Marshal.SizeOf(typeof(PybGilStats)), "sizeof(pyb_gil_stats)");
+            Assert.Equal(192, Marshal.SizeOf(Interop("PybGilStats")), "sizeof(pyb_gil_stats)");
         PyEngine.Initialize();
         Assert.Equal(false, PyEngine.GilStatsEnabled, "off by default");
         PyEngine.GilStatsEnabled = true;

@@ -1,5 +1,5 @@
 /*
- * The C baseline of the C# Benchmark test (tests/csharp/Tests.cs): the same
+ * The C baseline of the C# Benchmark test (tests/csharp/BenchmarkTests.cs): the same
  * pyb_call of the same Python function, from C, in the same process and run.
  * scripts/test-csharp.sh builds it as libpybcsbench.so next to the tests.
  */

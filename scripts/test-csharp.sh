@@ -137,7 +137,7 @@ if [ -z "${PYB_CS_TESTS:-}" ] && [ -z "${PYB_CS_PREBUILT:-}" ] && [ -n "$tarball
     cp "$OUT/PyBridge.dll" "$OUT/tests.exe" "$OUT"/*.runtimeconfig.json "$OUTV/"
     cp "$OUTV"/pybridge-*/lib/*.so "$OUTV/"
     tests="$(echo $ACROSS_VERSIONS)"
-    [ "$version" = 3.12.1 ] && tests="$tests InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark ExitAfterASubInterpretersEndReleasedHostMemoryAndObjects ExitAfterAPoolsEndReleasedHostMemory"
+    [ "$version" = 3.12.1 ] && tests="$tests InterpretersKeepTheirObjects InterpreterPoolLendsAndCounts InterpreterPoolBenchmark ExitAfterASubInterpretersEndReleasedHostMemoryAndObjects ExitAfterAPoolsEndReleasedHostMemory InterpreterDisposeNeverThrowsAndWaitsTheCallersTimeout"
     PYB_NUMPY_VENV="$(bash scripts/numpy-venv.sh "$version")" || PYB_NUMPY_VENV=""
     export PYBRIDGE_PYTHON="$python" PYB_NUMPY_VENV
     MAIN_OUT="$OUT"

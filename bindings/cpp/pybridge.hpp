@@ -4,7 +4,8 @@
 // Types, in wasmtime's .hh style:
 //   Engine        the process's engine: initialize, shutdown from any thread,
 //                 register C++ callables as Python functions.
-//   Gil           scoped GIL acquisition; move-only; nests.
+//   Gil           scoped GIL acquisition; move-only; nests. A GilScope, like
+//                 Interpreter::Scope.
 //   AllowThreads  scoped release of the GIL inside a GIL scope (or inside a
 //                 host function), for long native work.
 //   Object        move-only owning handle to a Python object; copy with clone();
@@ -18,6 +19,15 @@
 //   Task          a Python awaitable run on pybridge's event loop, as a future.
 //   host_object / host_object_cast
 //                 C++ objects handed to Python and back, type-checked.
+//   Interpreter, Pool
+//                 sub-interpreters and pools of them; destroyed by their
+//                 destructors within destroy_timeout() (10 s unless set).
+//
+// Destructors never throw. The ones that can wait say how long: Interpreter
+// and Pool at most destroy_timeout(); AllowThreads, and a GIL scope that
+// ends inside another interpreter's scope, until this thread gets the outer
+// GIL back (as Py_END_ALLOW_THREADS does: no bound, the outer scope needs
+// it); the others do not wait.
 //
 // Threading: every call may be made on any thread and takes the GIL itself when
 // the thread does not hold it. Error details are per thread: an Error is built

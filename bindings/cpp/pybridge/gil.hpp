@@ -85,7 +85,8 @@ class Gil : public GilScope {
 };
 
 // Releases the GIL this thread holds (all nesting levels) for its lifetime, and
-// takes it back when destroyed (blocking until it is free): wrap long native
+// takes it back when destroyed (blocking until it is free, with no bound, as
+// Py_END_ALLOW_THREADS does: the scope it sits in needs the GIL): wrap long native
 // work in it. Inside, touch no Python objects except through pybridge calls.
 // On a thread without the GIL it does nothing. Bound to its thread: neither
 // copyable nor movable.

@@ -166,6 +166,12 @@ class Value {
       if (i > static_cast<T>(std::numeric_limits<int64_t>::max())) {
         throw Error(PYB_E_OUT_OF_RANGE, "unsigned value does not fit in int64");
       }
+    } else if constexpr (std::is_signed_v<T> && sizeof(T) > sizeof(int64_t)) {
+      // __int128 (gnu++17): as checked as the other way (as<T>()).
+      if (i < static_cast<T>(std::numeric_limits<int64_t>::min()) ||
+          i > static_cast<T>(std::numeric_limits<int64_t>::max())) {
+        throw Error(PYB_E_OUT_OF_RANGE, "signed value does not fit in int64");
+      }
     }
     scalar_.int64 = static_cast<int64_t>(i);
   }

@@ -374,6 +374,13 @@ int hpp_check() {
         (void)scope.active();
         pybridge::AllowThreads nogil;
     }
+    pybridge::Interpreter sub(pybridge::Interpreter::GilMode::shared);
+    sub.set_destroy_timeout(std::chrono::milliseconds(100));
+    pybridge::Interpreter other;
+    other = std::move(sub); // destroys the one `other` held, within its bound
+    if (other.try_destroy(std::chrono::seconds(1)) != PYB_OK) {
+        return pybridge::eval("1").as<uint8_t>();
+    }
     try {
         engine.shutdown(std::chrono::seconds(1), pybridge::ShutdownMode::interrupt);
     } catch (const pybridge::Error &error) {

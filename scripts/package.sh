@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes dist/pybridge-<version>-linux-x86_64.tar.gz, which unpacks to one
 # relocatable folder:
-#   include/            pybridge.h, pybridge.hpp
+#   include/            pybridge.h, pybridge.hpp, pybridge/*.hpp (its parts)
 #   lib/                libpybridge.so (the loader: link this one) and one core
 #                       per CPython minor, libpybridge-core-cp3XX.so, stripped;
 #                       lib/debug/ keeps their debug info (GNU debuglink)
@@ -101,6 +101,9 @@ gcc -shared -o "$stage/lib/libpybridge.so" -Wl,-soname,libpybridge.so \
 strip_keeping_debug "$stage/lib/libpybridge.so"
 
 cp bindings/c/pybridge.h bindings/cpp/pybridge.hpp "$stage/include/"
+# The C++ header's parts, which pybridge.hpp includes as "pybridge/<part>.hpp".
+mkdir -p "$stage/include/pybridge"
+cp bindings/cpp/pybridge/*.hpp "$stage/include/pybridge/"
 major="${version%%.*}"
 fill() { sed -e "s/@VERSION@/$version/g" -e "s/@VERSION_MAJOR@/$major/g" "$1" > "$2"; }
 fill packaging/pybridge.pc.in "$stage/lib/pkgconfig/pybridge.pc"

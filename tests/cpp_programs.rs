@@ -3,7 +3,8 @@
 //! under a deadline and checks its exit status and last line; then builds and
 //! runs each again under AddressSanitizer (with LeakSanitizer) and
 //! UndefinedBehaviorSanitizer, which must report nothing. Also checks that the
-//! C++ header compiles on its own, and that the README shows
+//! C++ header compiles on its own, that each part header under
+//! `bindings/cpp/pybridge/` does too, and that the README shows
 //! `tests/cpp/readme_example.cpp` verbatim.
 //!
 //! Under the sanitizers, libasan must be the first runtime loaded: the host
@@ -176,6 +177,15 @@ fn interpreters(sanitized: bool) {
         .stdout
         .contains("interpreters: own GIL refused before CPython 3.12");
     assert!(own_gil != refused, "{}", outcome.describe());
+    outcome.assert_printed(
+        "interpreters: move-assigned Gil and Interpreter::Scope end the old scope once",
+    );
+    if own_gil {
+        outcome.assert_printed(
+            "interpreters: move-assigned Interpreter, Pool and Lease end the old one once",
+        );
+        outcome.assert_printed("interpreters: destructors wait at most destroy_timeout()");
+    }
 }
 
 fn calls_and_containers(sanitized: bool) {
@@ -358,7 +368,18 @@ int hpp_check() {
     {
         pybridge::Gil gil;
         pybridge::Gil nested = std::move(gil);
+        pybridge::Gil inner;
+        inner = std::move(nested); // ends the inner scope, then holds the outer one
+        pybridge::GilScope &scope = inner;
+        (void)scope.active();
         pybridge::AllowThreads nogil;
+    }
+    pybridge::Interpreter sub(pybridge::Interpreter::GilMode::shared);
+    sub.set_destroy_timeout(std::chrono::milliseconds(100));
+    pybridge::Interpreter other;
+    other = std::move(sub); // destroys the one `other` held, within its bound
+    if (other.try_destroy(std::chrono::seconds(1)) != PYB_OK) {
+        return pybridge::eval("1").as<uint8_t>();
     }
     try {
         engine.shutdown(std::chrono::seconds(1), pybridge::ShutdownMode::interrupt);
@@ -396,6 +417,67 @@ fn cpp_header_compiles_alone_and_twice_as_cpp17() {
     if let Err(output) = compile_snippet("hpp_alone", HPP_ALONE) {
         panic!("bindings/cpp/pybridge.hpp does not compile on its own as C++17:\n{output}");
     }
+}
+
+/// The part headers under `bindings/cpp/pybridge/`, sorted by name.
+fn cpp_part_headers() -> Vec<std::path::PathBuf> {
+    let mut parts: Vec<_> = std::fs::read_dir(cpp_header_dir().join("pybridge"))
+        .expect("bindings/cpp/pybridge/")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "hpp"))
+        .collect();
+    parts.sort();
+    parts
+}
+
+/// Checks `header` as a C++17 translation unit of its own (`-fsyntax-only`,
+/// strict warnings), with only the C header's folder on the include path.
+fn check_header_alone(header: &std::path::Path) -> Result<(), String> {
+    let mut command = Command::new("g++");
+    command
+        .args(["-std=c++17", "-fsyntax-only"])
+        .args(STRICT)
+        .arg(format!("-I{}", header_dir().display()))
+        .args(["-x", "c++"])
+        .arg(header);
+    run_compiler(command)
+}
+
+/// Each part header compiles on its own, so every part includes what it
+/// uses; and the umbrella `pybridge.hpp` includes every part, so users who
+/// include it alone get all of them.
+#[test]
+fn each_cpp_part_header_compiles_alone_and_the_umbrella_includes_it() {
+    let umbrella = std::fs::read_to_string(cpp_header_dir().join("pybridge.hpp")).unwrap();
+    let parts = cpp_part_headers();
+    assert!(
+        parts.len() >= 10,
+        "bindings/cpp/pybridge/ has {} headers",
+        parts.len()
+    );
+    for part in &parts {
+        let name = part.file_name().unwrap().to_str().unwrap();
+        assert!(
+            umbrella.contains(&format!("#include \"pybridge/{name}\"\n")),
+            "bindings/cpp/pybridge.hpp does not include pybridge/{name}"
+        );
+        if let Err(output) = check_header_alone(part) {
+            panic!("bindings/cpp/pybridge/{name} does not compile on its own:\n{output}");
+        }
+    }
+    // The check can fail: a part that uses what it does not include.
+    let dir = work_dir("hpp_part_missing_include");
+    let broken = dir.join("broken.hpp");
+    std::fs::write(
+        &broken,
+        "#include \"pybridge.h\"\ninline std::string f() { return std::string(); }\n",
+    )
+    .unwrap();
+    assert!(
+        check_header_alone(&broken).is_err(),
+        "a part without <string> compiled"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

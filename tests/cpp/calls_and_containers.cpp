@@ -1,6 +1,8 @@
 // calls_and_containers: keyword arguments (pybridge::kw) in call and
 // call_method, containers built from arguments and from C++ ranges, and
-// iterables read back into std::vector.
+// iterables read back into std::vector; as<T>() refuses an int T cannot
+// hold, and Value refuses a null const char *.
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <string>
@@ -102,6 +104,65 @@ void exceptions() {
     TEST_CHECK(!plain.exception() && plain.python_types().empty() && !plain.is("Exception"), "a non-Python error");
 }
 
+// Expects `body` to throw a pybridge::Error with `status` whose message
+// contains `text`.
+template <class F>
+void expect_error(const char *what, pyb_status status, const char *text, F &&body) {
+    try {
+        body();
+    } catch (const pybridge::Error &error) {
+        TEST_CHECK(error.status() == status, "%s: %s", what, error.what());
+        TEST_CHECK(error.message().find(text) != std::string::npos, "%s: message %s", what,
+                   error.what());
+        return;
+    }
+    test::fail("%s: no error", what);
+}
+
+// as<T>() of an int that T cannot hold throws PYB_E_OUT_OF_RANGE instead of
+// truncating; values at T's limits convert exactly.
+void checked_narrowing() {
+    TEST_CHECK(pybridge::eval("255").as<uint8_t>() == 255, "uint8 max");
+    TEST_CHECK(pybridge::eval("-128").as<int8_t>() == -128, "int8 min");
+    TEST_CHECK(pybridge::eval("2**31 - 1").as<int32_t>() == INT32_MAX, "int32 max");
+    TEST_CHECK(pybridge::eval("2**63 - 1").as<uint64_t>() == uint64_t(INT64_MAX), "uint64 of int64 max");
+    TEST_CHECK(pybridge::eval("-2**63").as<int64_t>() == INT64_MIN, "int64 min");
+    TEST_CHECK(pybridge::Value(true).as<int>() == 1, "a bool is an int");
+    expect_error("as<uint8_t>() of 256", PYB_E_OUT_OF_RANGE,
+                 "the int 256 does not fit in a 8-bit unsigned integer (0..255)",
+                 [] { (void)pybridge::eval("256").as<uint8_t>(); });
+    expect_error("as<int8_t>() of -129", PYB_E_OUT_OF_RANGE,
+                 "the int -129 does not fit in a 8-bit signed integer (-128..127)",
+                 [] { (void)pybridge::eval("-129").as<int8_t>(); });
+    expect_error("as<int32_t>() of 2**31", PYB_E_OUT_OF_RANGE, "the int 2147483648 does not fit",
+                 [] { (void)pybridge::eval("2**31").as<int32_t>(); });
+    expect_error("as<uint64_t>() of -1", PYB_E_OUT_OF_RANGE,
+                 "the int -1 does not fit in a 64-bit unsigned integer",
+                 [] { (void)pybridge::Value(-1).as<uint64_t>(); });
+    expect_error("as<unsigned>() of -1", PYB_E_OUT_OF_RANGE, "the int -1 does not fit",
+                 [] { (void)pybridge::Value(int64_t(-1)).as<unsigned>(); });
+    // to_vector<T> converts each item the same way.
+    pybridge::Object items = pybridge::eval("[1, 2, 300]").into_object();
+    TEST_CHECK(pybridge::to_vector<int16_t>(items) == (std::vector<int16_t>{1, 2, 300}), "int16 items");
+    expect_error("to_vector<uint8_t> of [1, 2, 300]", PYB_E_OUT_OF_RANGE, "the int 300 does not fit",
+                 [&] { (void)pybridge::to_vector<uint8_t>(items); });
+    // An int beyond int64 fails in the C API already.
+    expect_error("as<int64_t>() of 2**64", PYB_E_OUT_OF_RANGE, "",
+                 [] { (void)pybridge::eval("2**64").as<int64_t>(); });
+}
+
+// Value(const char *) refuses a null pointer; Value(nullptr) stays None.
+void null_c_strings() {
+    const char *none = nullptr;
+    expect_error("Value(null const char *)", PYB_E_NULL_ARGUMENT, "Value(const char *): the pointer is null",
+                 [&] { pybridge::Value value(none); });
+    pybridge::Object str = pybridge::eval("str").into_object();
+    expect_error("call with a null const char *", PYB_E_NULL_ARGUMENT, "the pointer is null",
+                 [&] { (void)str.call(none); });
+    TEST_CHECK(pybridge::Value(nullptr).is_none(), "Value(nullptr) is None");
+    TEST_CHECK(pybridge::Value("").to_string().empty(), "an empty str");
+}
+
 }  // namespace
 
 int main() {
@@ -125,6 +186,14 @@ int main() {
     });
     test::guarded("exceptions", [] {
         exceptions();
+        return 0;
+    });
+    test::guarded("checked narrowing", [] {
+        checked_narrowing();
+        return 0;
+    });
+    test::guarded("null C strings", [] {
+        null_c_strings();
         return 0;
     });
     test::guarded("shutdown", [&] {

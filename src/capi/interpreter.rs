@@ -23,6 +23,7 @@ use crate::python::{interpreter_switch, pool, subinterpreter};
 use crate::runtime::config::deadline_after;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
+use crate::runtime::ids::InterpreterId;
 use crate::runtime::thread_slot::ThreadSlot;
 
 pub use crate::abi::handles::pyb_gil;
@@ -95,7 +96,7 @@ pub unsafe extern "C" fn pyb_interpreter_new(
         let own_gil = config.flags & PYB_INTERPRETER_SHARED_GIL == 0;
         let id = subinterpreter::create(own_gil)?;
         // SAFETY: checked non-null above.
-        unsafe { *out = id };
+        unsafe { *out = id.0 };
         Ok(())
     })
 }
@@ -123,6 +124,7 @@ pub unsafe extern "C" fn pyb_interpreter_enter(
         let out = out_ptr(out, "out")?;
         let thread = ThreadSlot::current();
         refuse_no_interpreter(interp)?;
+        let interp = InterpreterId(interp);
         let nested = thread.current_interpreter() == interp && thread.owner().depth.get() > 0;
         if !nested {
             refuse_if_forked()?;
@@ -155,7 +157,7 @@ pub extern "C" fn pyb_interpreter_destroy(interp: pyb_interpreter, timeout_ms: u
     ffi_boundary("pyb_interpreter_destroy", || {
         refuse_if_forked()?;
         refuse_no_interpreter(interp)?;
-        subinterpreter::destroy(interp, deadline_after(timeout_ms))
+        subinterpreter::destroy(InterpreterId(interp), deadline_after(timeout_ms))
     })
 }
 
@@ -205,7 +207,7 @@ pub unsafe extern "C" fn pyb_pool_borrow(
         refuse_if_forked()?;
         let interp = pool::borrow(pool, deadline_after(timeout_ms))?;
         // SAFETY: checked non-null above.
-        unsafe { *out = interp };
+        unsafe { *out = interp.0 };
         Ok(())
     })
 }
@@ -220,7 +222,7 @@ pub unsafe extern "C" fn pyb_pool_borrow(
 pub extern "C" fn pyb_pool_return(pool: pyb_pool, interp: pyb_interpreter) -> pyb_status {
     ffi_boundary("pyb_pool_return", || {
         refuse_if_forked()?;
-        pool::give_back(pool, interp)
+        pool::give_back(pool, InterpreterId(interp))
     })
 }
 

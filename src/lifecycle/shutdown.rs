@@ -25,6 +25,7 @@ use crate::python::python_made::{
 };
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate;
+use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::stats;
 use crate::runtime::thread_slot::{Activity, ThreadSlot, all_slots};
 
@@ -53,7 +54,7 @@ pub(super) struct EngineShutdown {
     serial: u64,
     interrupt: bool,
     /// Idents of the threads already interrupted (each is interrupted once).
-    interrupted: Vec<u64>,
+    interrupted: Vec<ThreadIdent>,
     busy: BusyWatch,
 }
 
@@ -171,7 +172,7 @@ impl EngineShutdown {
             log::debug!("shutdown interrupts nothing while a PEP 788 guard is open");
             return;
         }
-        let python_threads: Vec<u64> = interrupts::python_threads(py)
+        let python_threads: Vec<ThreadIdent> = interrupts::python_threads(py)
             .unwrap_or_default()
             .iter()
             .map(|thread| thread.ident)
@@ -181,25 +182,25 @@ impl EngineShutdown {
             .into_iter()
             .filter(|slot| slot.busy.load(Ordering::Acquire) && !slot.is_engine_thread())
             .filter(|slot| !slot.internal.load(Ordering::Relaxed))
-            .filter(|slot| !self.interrupted.contains(&slot.pthread_id))
+            .filter(|slot| !self.interrupted.contains(&slot.ident()))
             .collect();
         // Threads working in a sub-interpreter are interrupted there, by its
         // keeper, which checks where they are as above, interrupts each once,
         // and leaves the others for the next poll: asked again every time.
-        let in_subinterpreters: Vec<(u64, u64)> = busy
+        let in_subinterpreters: Vec<(InterpreterId, ThreadIdent)> = busy
             .iter()
-            .filter(|slot| slot.current_interpreter() != 0)
-            .map(|slot| (slot.current_interpreter(), slot.pthread_id))
+            .map(|slot| (slot.current_interpreter(), slot.ident()))
+            .filter(|(interpreter, _)| !interpreter.is_main())
             .collect();
         // Every poll while interpreters live: their own Python threads keep
         // them from ending, and their keepers look at those threads too.
         if !crate::runtime::interpreters::all().is_empty() {
             self.interrupt_in_subinterpreters(&in_subinterpreters);
         }
-        let host_threads: Vec<u64> = busy
+        let host_threads: Vec<ThreadIdent> = busy
             .iter()
-            .filter(|slot| slot.current_interpreter() == 0)
-            .map(|slot| slot.pthread_id)
+            .filter(|slot| slot.current_interpreter().is_main())
+            .map(|slot| slot.ident())
             .filter(|ident| !python_threads.contains(ident))
             .collect();
         if python_threads.is_empty() && host_threads.is_empty() {
@@ -227,7 +228,7 @@ impl EngineShutdown {
     /// just before its first raise (none when it finds every thread where an
     /// exception could leave a lock held, or the attempt called off). Not
     /// recorded in `interrupted`: asked again every poll for those left.
-    fn interrupt_in_subinterpreters(&mut self, threads: &[(u64, u64)]) {
+    fn interrupt_in_subinterpreters(&mut self, threads: &[(InterpreterId, ThreadIdent)]) {
         let serial = self.serial;
         crate::python::subinterpreter::post_interrupts(
             threads,

@@ -280,7 +280,7 @@ pub(crate) fn check_wait(thread: CurrentThread) -> Result<()> {
 
 fn refuse_subinterpreters() -> Result<()> {
     if crate::runtime::thread_slot::ThreadSlot::existing()
-        .is_some_and(|thread| thread.current_interpreter() != 0)
+        .is_some_and(|thread| !thread.current_interpreter().is_main())
     {
         return Err(Error::new(
             PYB_E_UNSUPPORTED,

@@ -31,7 +31,7 @@ pub(crate) fn before_fork() {
     };
     // Only a scope in the main interpreter whose GIL this thread really holds:
     // CPython's fork protocol is the main interpreter's.
-    if thread.current_interpreter() != 0 || !gil::scope_holds_gil(thread) {
+    if !thread.current_interpreter().is_main() || !gil::scope_holds_gil(thread) {
         return;
     }
     // With sub-interpreters alive, `PyOS_AfterFork_Child` deletes them in the

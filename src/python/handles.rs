@@ -47,6 +47,7 @@ use crate::abi::handles::pyb_object;
 use crate::abi::status::*;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gil_cell::GilCell;
+use crate::runtime::ids::InterpreterId;
 use crate::runtime::thread_slot::ThreadSlot;
 
 const CHUNK_BITS: u32 = 12;
@@ -121,7 +122,7 @@ const REFILL: usize = 64;
 static MAIN_FREE: GilCell<Vec<u32>> = GilCell::new(Vec::new());
 
 /// Queued releases: (interpreter id, handle).
-static RELEASE_QUEUE: Mutex<Vec<(u64, pyb_object)>> = Mutex::new(Vec::new());
+static RELEASE_QUEUE: Mutex<Vec<(InterpreterId, pyb_object)>> = Mutex::new(Vec::new());
 static RELEASES_QUEUED: AtomicBool = AtomicBool::new(false);
 
 /// A handle's bits: the slot index + 1 in the low 32 (so 0 is never a
@@ -175,11 +176,11 @@ pub(crate) fn bad_handle(handle: pyb_object) -> Error {
     Error::new(PYB_E_BAD_HANDLE, format!("object handle {handle:#x} {why}"))
 }
 
-/// The interpreter the calling thread works in (0 = main) and its free list.
+/// The interpreter the calling thread works in and its free list.
 #[inline(always)]
-fn current_interpreter() -> (u64, &'static GilCell<Vec<u32>>) {
+fn current_interpreter() -> (InterpreterId, &'static GilCell<Vec<u32>>) {
     match ThreadSlot::existing() {
-        Some(thread) if thread.current_interpreter() != 0 => {
+        Some(thread) if !thread.current_interpreter().is_main() => {
             let frame = thread
                 .owner()
                 .interpreter_frames
@@ -190,7 +191,7 @@ fn current_interpreter() -> (u64, &'static GilCell<Vec<u32>>) {
             let record = unsafe { &*frame.record };
             (record.id, &record.free_handle_slots)
         }
-        _ => (0, &MAIN_FREE),
+        _ => (InterpreterId::MAIN, &MAIN_FREE),
     }
 }
 
@@ -205,7 +206,7 @@ pub(crate) fn caller_is_where_recorded() -> bool {
     // SAFETY: GIL held, so the current thread state is live.
     let actual = unsafe { ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get()) };
     let (id, _) = current_interpreter();
-    let recorded = if id == 0 {
+    let recorded = if id.is_main() {
         crate::runtime::gate::interpreter()
     } else {
         crate::runtime::interpreters::lookup(id).map_or(std::ptr::null_mut(), |record| {
@@ -215,10 +216,10 @@ pub(crate) fn caller_is_where_recorded() -> bool {
     actual == recorded
 }
 
-/// The id of the interpreter the calling thread works in (0 = main).
+/// The interpreter the calling thread works in.
 #[inline(always)]
-fn current_interpreter_id() -> u64 {
-    ThreadSlot::existing().map_or(0, |thread| thread.current_interpreter())
+fn current_interpreter_id() -> InterpreterId {
+    ThreadSlot::existing().map_or(InterpreterId::MAIN, |thread| thread.current_interpreter())
 }
 
 /// Stores an owned reference and returns its new handle.
@@ -240,7 +241,7 @@ pub(crate) fn insert(py: Python<'_>, object: *mut ffi::PyObject) -> Result<pyb_o
     };
     slot.generation.set(generation);
     slot.object.set(object);
-    slot.interpreter.store(interpreter, Ordering::Relaxed);
+    slot.interpreter.store(interpreter.0, Ordering::Relaxed);
     let handle = encode_handle(index, generation);
     slot.key.store(handle, Ordering::Release);
     Ok(handle)
@@ -350,7 +351,7 @@ fn unmap_table(table: &mut Growth) {
 pub(crate) fn borrow(_py: Python<'_>, handle: pyb_object) -> Result<*mut ffi::PyObject> {
     match slot(handle) {
         Some(slot) if slot.key.load(Ordering::Acquire) == handle => {
-            let interpreter = slot.interpreter.load(Ordering::Relaxed);
+            let interpreter = InterpreterId(slot.interpreter.load(Ordering::Relaxed));
             if interpreter != current_interpreter_id() {
                 return Err(wrong_interpreter(handle, interpreter));
             }
@@ -362,10 +363,13 @@ pub(crate) fn borrow(_py: Python<'_>, handle: pyb_object) -> Result<*mut ffi::Py
 
 #[cold]
 #[inline(never)]
-fn wrong_interpreter(handle: pyb_object, owner: u64) -> Error {
-    let name = |id: u64| match id {
-        0 => "the main interpreter".to_string(),
-        id => format!("sub-interpreter {id}"),
+fn wrong_interpreter(handle: pyb_object, owner: InterpreterId) -> Error {
+    let name = |id: InterpreterId| {
+        if id.is_main() {
+            "the main interpreter".to_string()
+        } else {
+            format!("sub-interpreter {id}")
+        }
     };
     Error::new(
         PYB_E_WRONG_INTERPRETER,
@@ -408,7 +412,7 @@ pub(crate) fn release(handle: pyb_object) -> Result<()> {
     let _reading = (!holds_gil).then(LockFreeRead::begin);
     let slot = slot(handle).ok_or_else(|| bad_handle(handle))?;
     // Read before the key: a slot is reused only after its key was cleared.
-    let interpreter = slot.interpreter.load(Ordering::Acquire);
+    let interpreter = InterpreterId(slot.interpreter.load(Ordering::Acquire));
     if holds_gil && interpreter == current_interpreter_id() {
         // SAFETY: the check above: this thread holds the GIL now.
         let py = unsafe { Python::assume_attached() };
@@ -457,7 +461,7 @@ pub(crate) fn release_later(handle: pyb_object) {
     let Some(slot) = slot(handle) else {
         return;
     };
-    let interpreter = slot.interpreter.load(Ordering::Acquire);
+    let interpreter = InterpreterId(slot.interpreter.load(Ordering::Acquire));
     if slot
         .key
         .compare_exchange(
@@ -552,7 +556,7 @@ pub(crate) fn on_engine_finalize(py: Python<'_>) {
 /// Frees every handle of sub-interpreter `id` before it ends: the calling
 /// thread holds that interpreter's GIL (its keeper), and no host thread works
 /// there any more. The slots go to `GROWTH` for the other interpreters.
-pub(crate) fn on_interpreter_end(py: Python<'_>, id: u64, free: &GilCell<Vec<u32>>) {
+pub(crate) fn on_interpreter_end(py: Python<'_>, id: InterpreterId, free: &GilCell<Vec<u32>>) {
     let free = free.with(py, std::mem::take);
     GROWTH.lock().orphans.extend(free);
     RELEASE_QUEUE
@@ -564,7 +568,7 @@ pub(crate) fn on_interpreter_end(py: Python<'_>, id: u64, free: &GilCell<Vec<u32
         let mut indices = Vec::new();
         for index in 0..used {
             let slot = slot(index as u64 + 1).expect("used slots are allocated");
-            if slot.interpreter.load(Ordering::Acquire) != id
+            if slot.interpreter.load(Ordering::Acquire) != id.0
                 || slot.key.load(Ordering::Acquire) == 0
             {
                 continue;

@@ -89,7 +89,7 @@ pub(crate) fn register(py: Python<'_>, registration: &Registration<'_>) -> Resul
     // Host functions live in the main interpreter: their table is guarded by
     // the main GIL, which a sub-interpreter with its own GIL does not hold.
     if crate::runtime::thread_slot::ThreadSlot::existing()
-        .is_some_and(|thread| thread.current_interpreter() != 0)
+        .is_some_and(|thread| !thread.current_interpreter().is_main())
     {
         return Err(Error::new(
             PYB_E_UNSUPPORTED,

@@ -12,6 +12,7 @@ use crate::python::gil_scopes::acquire;
 use crate::python::thread_states::{ensure_main_thread_state, note_created};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
+use crate::runtime::ids::InterpreterId;
 use crate::runtime::interpreters;
 use crate::runtime::stats;
 use crate::runtime::thread_slot::{CurrentThread, InterpreterFrame, SubinterpreterState};
@@ -22,7 +23,7 @@ use crate::runtime::thread_slot::{CurrentThread, InterpreterFrame, Subinterprete
 /// an allow-threads region (so a thread never holds two GILs, and two threads
 /// entering each other's interpreters cannot deadlock), the thread's own
 /// state in `id` is made or reused, and the scope's release switches back.
-pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
+pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Result<u64> {
     let owner = thread.owner();
     if thread.current_interpreter() == id && owner.depth.get() > 0 {
         return acquire(thread);
@@ -108,7 +109,7 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
     owner.tstate.set(tstate);
     owner.owns_tstate.set(true);
     owner.generation.set(record.generation);
-    thread.interpreter.store(id, Ordering::Relaxed);
+    thread.interpreter.store(id.0, Ordering::Relaxed);
     match acquire(thread) {
         Ok(token) => {
             frame.scope_token = token;
@@ -124,7 +125,7 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: u64) -> Result<u64> {
 }
 
 #[cold]
-pub(crate) fn unknown_interpreter(id: u64) -> Error {
+pub(crate) fn unknown_interpreter(id: InterpreterId) -> Error {
     Error::new(
         PYB_E_BAD_HANDLE,
         format!(
@@ -143,7 +144,7 @@ pub(crate) fn restore_previous_interpreter(thread: CurrentThread, frame: &Interp
     owner.generation_start.set(frame.previous_generation_start);
     thread
         .interpreter
-        .store(frame.previous_interpreter, Ordering::Relaxed);
+        .store(frame.previous_interpreter.0, Ordering::Relaxed);
     // SAFETY: the record is registered while this thread's entry lasts.
     unsafe { &*frame.record }.leave();
 }
@@ -177,7 +178,7 @@ fn end_region(thread: CurrentThread, region: u64) {
 }
 
 /// True when the calling thread is inside sub-interpreter `id`, at any depth.
-pub(crate) fn is_inside_interpreter(thread: CurrentThread, id: u64) -> bool {
+pub(crate) fn is_inside_interpreter(thread: CurrentThread, id: InterpreterId) -> bool {
     thread.current_interpreter() == id
         || thread
             .owner()

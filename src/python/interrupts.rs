@@ -16,6 +16,7 @@ use pyo3::{Python, ffi};
 use crate::python::embedded::{embedded_python, imported_module, run_apart, source_module};
 use crate::python::owned::Owned;
 use crate::runtime::error::Result;
+use crate::runtime::ids::ThreadIdent;
 
 /// The Python side, compiled once per interpreter that needs it.
 const SOURCE: &CStr = embedded_python!("interrupts.py");
@@ -67,7 +68,7 @@ fn call<'py>(py: Python<'py>, module: &Owned<'py>, name: &CStr) -> Result<Owned<
 /// A `threading` thread other than the main thread and host (dummy) threads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PythonThread {
-    pub ident: u64,
+    pub ident: ThreadIdent,
     pub native_id: Option<i64>,
     pub name: String,
     pub daemon: bool,
@@ -103,7 +104,7 @@ fn threads_of(py: Python<'_>, rows: &Owned<'_>) -> Result<Vec<PythonThread>> {
             let native_id = field(1);
             let name = ffi::PyUnicode_AsUTF8(field(2));
             threads.push(PythonThread {
-                ident: ffi::PyLong_AsUnsignedLongLong(field(0)),
+                ident: ThreadIdent(ffi::PyLong_AsUnsignedLongLong(field(0))),
                 native_id: (native_id != ffi::Py_None()).then(|| ffi::PyLong_AsLongLong(native_id)),
                 name: if name.is_null() {
                     "?".to_string()
@@ -133,16 +134,16 @@ pub(crate) type Commit<'a> = &'a dyn Fn(&mut dyn FnMut()) -> bool;
 /// GIL held.
 pub(crate) fn raise_where_safe(
     py: Python<'_>,
-    python_threads: &[u64],
-    host_threads: &[u64],
-    interrupted: &mut Vec<u64>,
+    python_threads: &[ThreadIdent],
+    host_threads: &[ThreadIdent],
+    interrupted: &mut Vec<ThreadIdent>,
     commit: Commit<'_>,
 ) -> Result<(usize, usize)> {
-    let waiting: Vec<u64> = python_threads
+    let waiting: Vec<ThreadIdent> = python_threads
         .iter()
         .chain(host_threads)
         .copied()
-        .filter(|ident| *ident != 0 && !interrupted.contains(ident))
+        .filter(|ident| *ident != ThreadIdent::NONE && !interrupted.contains(ident))
         .collect();
     if waiting.is_empty() {
         return Ok((0, 0));
@@ -168,7 +169,8 @@ pub(crate) fn raise_where_safe(
                 host_exception.as_ptr()
             };
             // SAFETY: GIL held; `exception` is a live type object.
-            let count = unsafe { ffi::PyThreadState_SetAsyncExc(ident as libc::c_long, exception) };
+            let count =
+                unsafe { ffi::PyThreadState_SetAsyncExc(ident.0 as libc::c_long, exception) };
             if count > 0 {
                 if python {
                     raised.0 += 1;
@@ -252,7 +254,7 @@ unsafe extern "C" {
 /// frames at the bottom of its stack.) Works in whichever
 /// interpreter's GIL the caller holds (the main one, or a sub-interpreter's
 /// on its keeper). GIL held.
-fn interruptible(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
+fn interruptible(py: Python<'_>, idents: &[ThreadIdent]) -> Result<Vec<ThreadIdent>> {
     // SAFETY: GIL held throughout; every reference taken is released.
     unsafe {
         let gc_was_enabled = ffi::PyGC_Disable();
@@ -276,7 +278,7 @@ fn interruptible(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
 /// `PyThreadState_GetFrame` on a state of this interpreter allocates here,
 /// where the frame lives. The list is stable while the GIL is held: CPython
 /// and pybridge delete a thread state only with its interpreter's GIL.
-unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> {
+unsafe fn interruptible_now(py: Python<'_>, idents: &[ThreadIdent]) -> Result<Vec<ThreadIdent>> {
     // SAFETY (whole body): GIL held; thread states are read while the GIL
     // keeps them alive; frames are owned by `Owned`.
     unsafe {
@@ -287,7 +289,7 @@ unsafe fn interruptible_now(py: Python<'_>, idents: &[u64]) -> Result<Vec<u64>> 
         let mut unsafe_idents = Vec::new();
         let mut state = ffi::PyInterpreterState_ThreadHead(interpreter);
         while !state.is_null() {
-            let ident = pybridge_thread_state_ident(state) as u64;
+            let ident = ThreadIdent(pybridge_thread_state_ident(state) as u64);
             if idents.contains(&ident) && !unsafe_idents.contains(&ident) {
                 let frame = ffi::PyThreadState_GetFrame(state).cast::<ffi::PyObject>();
                 if !frame.is_null() && must_wait(py, Owned::new(py, frame)?)? {

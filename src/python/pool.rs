@@ -18,6 +18,7 @@ use crate::python::subinterpreter;
 use crate::runtime::config::{lock_until, wait_until};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
+use crate::runtime::ids::InterpreterId;
 use crate::runtime::interpreters::{self, InterpreterRecord, KeeperTalk};
 use crate::runtime::thread_slot::ThreadSlot;
 
@@ -25,8 +26,8 @@ use crate::runtime::thread_slot::ThreadSlot;
 pub(crate) const MAX_POOL_SIZE: usize = 256;
 
 struct Members {
-    free: Vec<u64>,
-    borrowed: Vec<u64>,
+    free: Vec<InterpreterId>,
+    borrowed: Vec<InterpreterId>,
     /// Set by a destroy: borrowers are refused, returns still accepted.
     closing: bool,
     /// Set by the engine's end, which ended the interpreters: a destroy
@@ -145,13 +146,13 @@ pub(crate) fn create(count: usize, setup: Option<&CStr>) -> Result<u64> {
     Ok(id)
 }
 
-fn run_setup(interpreter: u64, code: &CStr) -> Result<()> {
+fn run_setup(interpreter: InterpreterId, code: &CStr) -> Result<()> {
     let token = interpreter_switch::enter_interpreter(ThreadSlot::current(), interpreter)?;
     let scope = GilScope::adopt(token);
     crate::python::call::run(scope.python(), code, c"<pool setup>", 0)
 }
 
-pub(crate) fn borrow(id: u64, deadline: Option<Instant>) -> Result<u64> {
+pub(crate) fn borrow(id: u64, deadline: Option<Instant>) -> Result<InterpreterId> {
     let pool = find(id)?;
     let started = Instant::now();
     let mut members = pool.members.lock();
@@ -200,7 +201,7 @@ impl Pool {
     }
 }
 
-pub(crate) fn give_back(id: u64, interpreter: u64) -> Result<()> {
+pub(crate) fn give_back(id: u64, interpreter: InterpreterId) -> Result<()> {
     let pool = find(id)?;
     let mut members = pool.members.lock();
     let Some(position) = members.borrowed.iter().position(|&b| b == interpreter) else {
@@ -255,7 +256,7 @@ pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
 }
 
 impl Pool {
-    fn member_ids(&self) -> Vec<u64> {
+    fn member_ids(&self) -> Vec<InterpreterId> {
         let members = self.members.lock();
         members
             .free
@@ -320,7 +321,10 @@ enum Ended {
 /// each to new entries and waits for the threads inside to leave, has each
 /// keeper check that it could end (no Python thread runs) and hold, and only
 /// then lets them end. A failure before that point undoes it all.
-fn end_together(ids: &[u64], deadline: Option<Instant>) -> std::result::Result<Ended, String> {
+fn end_together(
+    ids: &[InterpreterId],
+    deadline: Option<Instant>,
+) -> std::result::Result<Ended, String> {
     // An interpreter already gone was ended by the engine's end.
     let records: Vec<_> = ids
         .iter()

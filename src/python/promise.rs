@@ -32,7 +32,7 @@ use crate::runtime::gate;
 /// Promises live in the main interpreter, whose event loops await them.
 fn refuse_subinterpreters() -> Result<()> {
     if crate::runtime::thread_slot::ThreadSlot::existing()
-        .is_some_and(|thread| thread.current_interpreter() != 0)
+        .is_some_and(|thread| !thread.current_interpreter().is_main())
     {
         return Err(Error::new(
             PYB_E_UNSUPPORTED,

@@ -27,6 +27,7 @@ use crate::python::interpreter_switch;
 use crate::python::interrupts;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
+use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::interpreters::{
     self, InterpreterRecord, InterruptCommit, KeeperTalk, KeeperWork,
 };
@@ -53,7 +54,7 @@ fn python_version() -> String {
 }
 
 /// Makes a sub-interpreter and returns its id; blocks until its keeper made it.
-pub(crate) fn create(own_gil: bool) -> Result<u64> {
+pub(crate) fn create(own_gil: bool) -> Result<InterpreterId> {
     refuse_unsupported(own_gil)?;
     let word = gate::load();
     match word.state() {
@@ -314,15 +315,15 @@ fn new_interpreter(_py: Python<'_>, own_gil: bool) -> Result<*mut ffi::PyThreadS
 /// ever); the others are tried again on the next request.
 fn interrupt_inside(
     tstate: *mut ffi::PyThreadState,
-    host_threads: &[u64],
-    interrupted: &mut Vec<u64>,
+    host_threads: &[ThreadIdent],
+    interrupted: &mut Vec<ThreadIdent>,
     commit: &InterruptCommit,
 ) {
     // SAFETY: the keeper's own state in its live interpreter, detached.
     let keeper = unsafe { Attached::restore(tstate) };
     let py = keeper.python();
     let raised = interrupts::python_threads(py).and_then(|threads| {
-        let python_threads: Vec<u64> = threads.iter().map(|thread| thread.ident).collect();
+        let python_threads: Vec<ThreadIdent> = threads.iter().map(|thread| thread.ident).collect();
         interrupts::raise_where_safe(py, &python_threads, host_threads, interrupted, &**commit)
     });
     match raised {
@@ -396,18 +397,26 @@ pub(crate) fn shutdown_blocker(deadline: Instant) -> Option<String> {
 }
 
 /// Asks the keepers of every sub-interpreter to interrupt the host threads
-/// working there (`(interpreter, pthread id)` pairs) and their own Python
+/// working there (`(interpreter, thread)` pairs) and their own Python
 /// threads (an interrupting shutdown), each calling `commit` before its first
 /// raise. Does not wait: a keeper may need the GIL the caller holds.
-pub(crate) fn post_interrupts(host_threads: &[(u64, u64)], commit: InterruptCommit) {
+pub(crate) fn post_interrupts(
+    host_threads: &[(InterpreterId, ThreadIdent)],
+    commit: InterruptCommit,
+) {
     for record in interpreters::all() {
-        let mine: Vec<u64> = host_threads
+        let mine: Vec<ThreadIdent> = host_threads
             .iter()
             .filter(|(interpreter, _)| *interpreter == record.id)
             .map(|(_, ident)| *ident)
             .collect();
-        // Ident 0 matches no thread: the keeper wakes for the Python threads alone.
-        record.post_interrupt(if mine.is_empty() { vec![0] } else { mine }, commit.clone());
+        // The keeper wakes for the interpreter's Python threads alone.
+        let threads = if mine.is_empty() {
+            vec![ThreadIdent::NONE]
+        } else {
+            mine
+        };
+        record.post_interrupt(threads, commit.clone());
     }
 }
 
@@ -507,7 +516,7 @@ fn try_to_end(
 
 /// Destroys sub-interpreter `id` (`pyb_interpreter_destroy`); a pool's
 /// members end only with their pool (`pool::destroy`).
-pub(crate) fn destroy(id: u64, deadline: Option<Instant>) -> Result<()> {
+pub(crate) fn destroy(id: InterpreterId, deadline: Option<Instant>) -> Result<()> {
     let record =
         interpreters::lookup(id).ok_or_else(|| interpreter_switch::unknown_interpreter(id))?;
     let pool = record.pool.load(Ordering::Relaxed);
@@ -569,7 +578,7 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool
             // Ident 0 matches no host thread: the Python threads alone. The
             // engine's shutdown is past its point of no return here.
             record.post_interrupt(
-                vec![0],
+                vec![ThreadIdent::NONE],
                 Arc::new(|deliver: &mut dyn FnMut()| {
                     deliver();
                     true
@@ -629,7 +638,7 @@ pub(crate) fn still_ending(what: &str) -> Error {
 }
 
 /// Who is inside interpreter `id`, for a timeout's message.
-pub(crate) fn threads_inside(id: u64) -> String {
+pub(crate) fn threads_inside(id: InterpreterId) -> String {
     let inside: Vec<String> = all_slots()
         .iter()
         .filter(|slot| slot.current_interpreter() == id)

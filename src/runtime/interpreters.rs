@@ -20,6 +20,7 @@ use pyo3::ffi;
 use crate::runtime::config::wait_until;
 use crate::runtime::error;
 use crate::runtime::gil_cell::GilCell;
+use crate::runtime::ids::{InterpreterId, ThreadIdent};
 
 /// Set in `entries` while a destroy waits for the threads inside to leave.
 const CLOSING: u64 = 1 << 63;
@@ -31,9 +32,9 @@ pub(crate) type InterruptCommit = Arc<dyn Fn(&mut dyn FnMut()) -> bool + Send + 
 
 /// What a keeper is woken for.
 pub(crate) enum KeeperWork {
-    /// Interrupt these host threads (pthread ids; 0 matches none) and the
-    /// interpreter's own Python threads, once committed.
-    Interrupt(Vec<u64>, InterruptCommit),
+    /// Interrupt these host threads (`ThreadIdent::NONE` matches none) and
+    /// the interpreter's own Python threads, once committed.
+    Interrupt(Vec<ThreadIdent>, InterruptCommit),
     /// Answer each asker with the names of the Python threads running here.
     Probe(Vec<Sender<error::Result<String>>>),
     /// End the interpreter, or prepare to (a destroyer waits in `ask`).
@@ -64,8 +65,8 @@ pub(crate) enum KeeperTalk {
 }
 
 pub(crate) struct InterpreterRecord {
-    /// The `pyb_interpreter` handle.
-    pub id: u64,
+    /// Its `pyb_interpreter` handle.
+    pub id: InterpreterId,
     pub own_gil: bool,
     /// The engine generation the interpreter was made under.
     pub generation: u32,
@@ -78,10 +79,10 @@ pub(crate) struct InterpreterRecord {
     /// Guards the wait for `entries` to drain and the keeper hand-off.
     talk: Mutex<KeeperTalk>,
     changed: Condvar,
-    /// Host threads (pthread ids) an interrupting shutdown asked the keeper to
+    /// Host threads an interrupting shutdown asked the keeper to
     /// interrupt, and what commits the shutdown when the keeper delivers one;
     /// guarded by `talk`'s lock for the wake-up.
-    interrupts: Mutex<(Vec<u64>, Option<InterruptCommit>)>,
+    interrupts: Mutex<(Vec<ThreadIdent>, Option<InterruptCommit>)>,
     /// Waiting askers of "which Python threads run here?" (an engine shutdown,
     /// before its point of no return); guarded by `talk`'s lock for the wake-up.
     probes: Mutex<Vec<Sender<error::Result<String>>>>,
@@ -93,7 +94,7 @@ pub(crate) struct InterpreterRecord {
 }
 
 impl InterpreterRecord {
-    pub(crate) fn new(id: u64, own_gil: bool, generation: u32) -> Self {
+    pub(crate) fn new(id: InterpreterId, own_gil: bool, generation: u32) -> Self {
         InterpreterRecord {
             id,
             own_gil,
@@ -235,7 +236,7 @@ impl InterpreterRecord {
     /// interpreter's own Python threads); does not wait. The keeper calls
     /// `commit` before it raises anything and raises nothing when it says no
     /// (the shutdown was called off meanwhile).
-    pub(crate) fn post_interrupt(&self, host_threads: Vec<u64>, commit: InterruptCommit) {
+    pub(crate) fn post_interrupt(&self, host_threads: Vec<ThreadIdent>, commit: InterruptCommit) {
         let _talk = self.talk.lock();
         let mut interrupts = self.interrupts.lock();
         interrupts.0.extend(host_threads);
@@ -313,19 +314,19 @@ static REGISTRY: RwLock<Vec<Arc<InterpreterRecord>>> = RwLock::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A new, process-unique interpreter id.
-pub(crate) fn next_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+pub(crate) fn next_id() -> InterpreterId {
+    InterpreterId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
 pub(crate) fn register(record: Arc<InterpreterRecord>) {
     REGISTRY.write().push(record);
 }
 
-pub(crate) fn unregister(id: u64) {
+pub(crate) fn unregister(id: InterpreterId) {
     REGISTRY.write().retain(|record| record.id != id);
 }
 
-pub(crate) fn lookup(id: u64) -> Option<Arc<InterpreterRecord>> {
+pub(crate) fn lookup(id: InterpreterId) -> Option<Arc<InterpreterRecord>> {
     REGISTRY
         .read()
         .iter()
@@ -336,7 +337,7 @@ pub(crate) fn lookup(id: u64) -> Option<Arc<InterpreterRecord>> {
 /// Enters the live record `id` (see `try_enter`) and returns it, borrowed: a
 /// record with a thread inside stays registered, so the reference is good
 /// until the matching `leave`. `Err(true)`: it exists but is being destroyed.
-pub(crate) fn enter(id: u64) -> Result<&'static InterpreterRecord, bool> {
+pub(crate) fn enter(id: InterpreterId) -> Result<&'static InterpreterRecord, bool> {
     let registry = REGISTRY.read();
     let record = registry
         .iter()

@@ -9,6 +9,7 @@ pub(crate) mod gate;
 pub(crate) mod gil_cell;
 pub(crate) mod gil_stats;
 pub(crate) mod gil_times;
+pub(crate) mod ids;
 pub(crate) mod interpreters;
 pub(crate) mod logging;
 pub(crate) mod stats;

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use pyo3::ffi;
 
 use crate::runtime::gil_times::{self, GilTimes};
+use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::token::{Serials, Token, TokenKind};
 use crate::sys::{current_slot, thread as os_thread};
 
@@ -125,8 +126,7 @@ impl<T: Copy> CellStack<T> {
 /// This thread's own thread state in one sub-interpreter.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SubinterpreterState {
-    /// The interpreter's id (its `pyb_interpreter` handle).
-    pub interpreter: u64,
+    pub interpreter: InterpreterId,
     pub tstate: *mut ffi::PyThreadState,
 }
 
@@ -141,8 +141,8 @@ pub(crate) struct InterpreterFrame {
     /// The allow-threads region that gave the previous interpreter's GIL away,
     /// or 0 when the thread held none.
     pub region_token: u64,
-    /// The interpreter the thread was in (0 = main) and its state there.
-    pub previous_interpreter: u64,
+    /// The interpreter the thread was in and its state there.
+    pub previous_interpreter: InterpreterId,
     pub previous_tstate: *mut ffi::PyThreadState,
     pub previous_owns_tstate: bool,
     pub previous_generation: u32,
@@ -411,10 +411,17 @@ impl ThreadSlot {
         }
     }
 
-    /// The interpreter this thread works in: 0 = main, else a sub-interpreter id.
+    /// The ident CPython knows this thread by.
+    // `c_ulong` is `u64` here and 32 bits on Windows.
+    #[allow(clippy::unnecessary_cast)]
+    pub(crate) fn ident(&self) -> ThreadIdent {
+        ThreadIdent(self.pthread_id as u64)
+    }
+
+    /// The interpreter this thread works in now.
     #[inline(always)]
-    pub(crate) fn current_interpreter(&self) -> u64 {
-        self.interpreter.load(Ordering::Relaxed)
+    pub(crate) fn current_interpreter(&self) -> InterpreterId {
+        InterpreterId(self.interpreter.load(Ordering::Relaxed))
     }
 
     /// True on the engine thread (Python's main thread) while it runs.

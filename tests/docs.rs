@@ -4,8 +4,9 @@
 //! in `README.md` and `docs/*.md` reaches a file (and a heading, when it names
 //! one), and the supported-versions table of `docs/python.md` lists exactly the
 //! minors of `scripts/python-versions`, whose versions the package tests
-//! (`tests/package.rs`) each run a host on. A failure names the file and the
-//! doc to change.
+//! (`tests/package.rs`) each run a host on. A module of `src/` over 500
+//! lines says in its docs why it is one concept. A failure names the file and
+//! the doc to change.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -110,6 +111,34 @@ fn every_module_is_in_the_architecture_table() {
     let mut modules = files("src", true, &[".rs", ".c", ".cpp", ".py"]);
     modules.extend(files("loader/src", false, &[".rs"]));
     check_tables("docs/architecture.md", &modules, "modules");
+}
+
+/// How long a module may grow before it must say why it is still one concept.
+const LONG_MODULE_LINES: usize = 500;
+/// The note a longer module carries in its module docs.
+const LONG_MODULE_NOTE: &str = "One file over 500 lines:";
+
+/// The modules over `LONG_MODULE_LINES` lines (in `files`) whose text lacks the note.
+fn long_modules_without_a_note(files: &BTreeSet<String>) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|file| {
+            let text = read(file);
+            let lines = text.lines().count();
+            (lines > LONG_MODULE_LINES && !text.contains(LONG_MODULE_NOTE))
+                .then(|| format!("{file} ({lines} lines)"))
+        })
+        .collect()
+}
+
+#[test]
+fn every_long_module_says_why_it_is_one_concept() {
+    let missing = long_modules_without_a_note(&files("src", true, &[".rs"]));
+    assert!(
+        missing.is_empty(),
+        "modules over {LONG_MODULE_LINES} lines without a `//! {LONG_MODULE_NOTE} <why>` note \
+         in their module docs (split them by concept, or say why they are one): {missing:?}"
+    );
 }
 
 #[test]
@@ -301,6 +330,12 @@ fn the_package_tests_run_on_every_listed_version() {
 /// The checks above, on made-up input: each can fail.
 #[test]
 fn the_checks_see_what_they_look_for() {
+    // A long file without the note is found; a short one never is.
+    let long = BTreeSet::from(["docs/CPYTHON-NOTES.md".to_string()]);
+    assert!(read("docs/CPYTHON-NOTES.md").lines().count() > LONG_MODULE_LINES);
+    assert_eq!(long_modules_without_a_note(&long).len(), 1);
+    let short = BTreeSet::from(["src/lib.rs".to_string()]);
+    assert!(long_modules_without_a_note(&short).is_empty());
     let doc = "# T\n\n| file | what |\n|---|---|\n| `tests/a.rs` | x |\n| plain | y |\n\
                ```\n| `tests/in_code.rs` | z |\n```\n";
     assert_eq!(table_paths(doc), BTreeSet::from(["tests/a.rs".to_string()]));

@@ -2,6 +2,10 @@
 //! wait for host threads to leave and non-daemon Python threads to finish,
 //! then commit and finalize on the engine thread. Until the commit a timeout
 //! reopens the gate and nothing is lost.
+//!
+//! One file over 500 lines: one attempt's life (poll, interrupt, commit,
+//! finalize) and the caller's wait for it share the lifecycle lock's
+//! protocol, which reads only as a whole.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -27,6 +27,9 @@
 //! `LOOP`'s lock is never held while Python code may run (an allocation may
 //! run a `__del__` that submits): Python objects are made and released
 //! outside it.
+//!
+//! One file over 500 lines: the loop's one-per-life start, the submission
+//! queue and the exactly-once completion are one state machine (`LOOP`).
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, c_void};

@@ -36,6 +36,9 @@
 //! waits for that count to reach zero before unmapping, so no reader can hold
 //! a pointer into a chunk that is gone. A new table's slots start at a
 //! generation above every handle the old one issued, so old handles stay dead.
+//!
+//! One file over 500 lines: the table, its queued releases and its end with
+//! an interpreter all lean on the same slot layout and lock discipline.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};

@@ -7,6 +7,9 @@
 //! call (boost.python's per-function call policy). While the host code runs
 //! the thread sits inside a pybridge GIL scope, so a shutdown waits for it
 //! instead of finalizing the interpreter under it.
+//!
+//! One file over 500 lines: registration, the trampoline and the
+//! release-GIL policy share the per-function record and its lifetime.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};

@@ -6,6 +6,10 @@
 //! state current, and on 3.12 by the thread that made it; a host thread that
 //! made one may have exited or be busy by then, and the engine's end must be
 //! able to end them all. The keeper sleeps on a condition variable in between.
+//!
+//! One file over 500 lines: everything a keeper thread does (make, probe,
+//! interrupt, end) is one loop over its `KeeperWork`, and the destroyers'
+//! side of that conversation.
 
 use std::ffi::CStr;
 use std::sync::Arc;

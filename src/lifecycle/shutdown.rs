@@ -254,7 +254,6 @@ impl EngineShutdown {
             return Some(blocker);
         }
         if let Some(request) = life.request(self.serial) {
-            request.committed = Some(Commitment::Finalizing);
             request.blocker = Some("it is past its point of no return and finalizing".to_string());
         }
         None
@@ -336,7 +335,7 @@ fn commit_interrupting(serial: u64, deliver: &mut dyn FnMut()) -> bool {
     else {
         return false;
     };
-    request.committed.get_or_insert(Commitment::Interrupted);
+    request.interrupted = true;
     deliver();
     true
 }
@@ -421,7 +420,7 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
         serial,
         interrupt: flags & PYB_SHUTDOWN_INTERRUPT != 0,
         taken_by_engine: false,
-        committed: None,
+        interrupted: false,
         outcome: Outcome::Pending,
         blocker: None,
     });
@@ -443,7 +442,7 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
             log::info!("shutdown complete");
             Ok(())
         }
-        Outcome::Pending if life.request(serial).is_some_and(|r| r.committed.is_some()) => {
+        Outcome::Pending if life.commitment(serial).is_some() => {
             Err(committed_error(&mut life, serial, timeout_ms))
         }
         Outcome::Pending | Outcome::CalledOff(_) => {
@@ -537,10 +536,11 @@ fn blocker_of(request: &ShutdownRequest) -> String {
 
 /// The deadline passed after the point of no return: the shutdown carries on.
 fn committed_error(life: &mut MutexGuard<'_, Lifecycle>, serial: u64, timeout_ms: u32) -> Error {
+    let commitment = life.commitment(serial);
     let Some(request) = life.request(serial) else {
         return Error::new(PYB_E_SHUTDOWN_COMMITTED, "the shutdown is finishing");
     };
-    let what = match request.committed {
+    let what = match commitment {
         // `finalize` reports each stage as it starts.
         Some(Commitment::Finalizing) => blocker_of(request),
         _ => format!(
@@ -587,7 +587,7 @@ fn join_shutdown(
                  engine runs on. Blocking: {blocker}"
             ),
         )),
-        Outcome::Pending if life.request(serial).is_some_and(|r| r.committed.is_some()) => {
+        Outcome::Pending if life.commitment(serial).is_some() => {
             Err(committed_error(&mut life, serial, timeout_ms))
         }
         Outcome::Pending => Err(Error::new(

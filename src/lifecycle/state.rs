@@ -60,8 +60,10 @@ pub(super) struct ShutdownRequest {
     pub(super) serial: u64,
     pub(super) interrupt: bool,
     pub(super) taken_by_engine: bool,
-    /// Set, under the lifecycle lock, before the first irreversible step.
-    pub(super) committed: Option<Commitment>,
+    /// Set, under the lifecycle lock, before the first interrupt is
+    /// delivered: from then on the shutdown cannot be called off. (Its other
+    /// point of no return, the gate closed for good, is `Phase::Finalizing`.)
+    pub(super) interrupted: bool,
     pub(super) outcome: Outcome,
     /// What the engine thread last found blocking it, for the timeout
     /// message; `None` until it first reports.
@@ -117,6 +119,19 @@ impl Lifecycle {
     /// finalizes: the one kind without an engine thread.
     pub(super) fn is_guest(&self) -> bool {
         self.engine_thread.is_none()
+    }
+
+    /// Why shutdown `serial` can no longer be called off, if it cannot.
+    pub(super) fn commitment(&mut self, serial: u64) -> Option<Commitment> {
+        let finalizing = self.phase == Phase::Finalizing;
+        let request = self.request(serial)?;
+        if finalizing {
+            Some(Commitment::Finalizing)
+        } else if request.interrupted {
+            Some(Commitment::Interrupted)
+        } else {
+            None
+        }
     }
 
     pub(super) fn request(&mut self, serial: u64) -> Option<&mut ShutdownRequest> {

@@ -22,7 +22,8 @@
 //! path in its code: `crate::`, `self::` and `super::` paths, in `use`
 //! declarations (grouped and nested too) or inline; comments and string
 //! literals are skipped. The abi crate and the packaged loader (`loader/src/`)
-//! are checked for module cycles too.
+//! are checked for module cycles too, and no source file borrows another
+//! crate's file with `#[path]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -562,6 +563,51 @@ fn the_abi_crate_names_only_itself() {
 #[test]
 fn the_abi_module_graph_has_no_cycle() {
     assert_no_module_cycle(&abi_sources(), "abi/src");
+}
+
+/// Every `.rs` file under `dir` (relative to the repository), recursively.
+fn rust_files(dir: &str, found: &mut Vec<std::path::PathBuf>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let relative = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap();
+            rust_files(&relative.to_string_lossy(), found);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// Code shared between crates lives in a crate (`abi/`, `support/`) that
+/// each user depends on; a file compiled into two crates with `#[path]`
+/// would be checked as part of neither.
+#[test]
+fn no_file_is_borrowed_with_a_path_attribute() {
+    let mut files = Vec::new();
+    for dir in ["src", "abi", "loader", "support", "tests", "benches"] {
+        rust_files(dir, &mut files);
+    }
+    assert!(files.len() > 60, "found only {} files", files.len());
+    let mut borrowed = Vec::new();
+    for file in &files {
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        let tokens = tokens(&code);
+        if tokens
+            .windows(4)
+            .any(|window| window == ["#", "[", "path", "="])
+        {
+            borrowed.push(file.display().to_string());
+        }
+    }
+    assert!(
+        borrowed.is_empty(),
+        "#[path] borrows a file in:\n{}",
+        borrowed.join("\n")
+    );
 }
 
 /// The loader's crate root (`lib.rs`, and the forwarders build.rs generates

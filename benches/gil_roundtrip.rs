@@ -10,8 +10,7 @@
 //! runs a second time, linked to the packaged `libpybridge.so`: the loader that
 //! forwards every call to the core it loaded, against raw CPython in that run.
 
-#[path = "../support/host_programs.rs"]
-mod harness;
+use pybridge_test_support::host_programs as harness;
 
 use std::path::Path;
 use std::process::Command;

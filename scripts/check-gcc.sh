@@ -67,7 +67,7 @@ snippet() { # rust_file const_name out_file
 
 strict=(-Wall -Wextra -Werror)
 pedantic=("${strict[@]}" -pedantic)
-# support/host_programs.rs (build_c_program, build_cpp_program).
+# support/src/host_programs.rs (build_c_program, build_cpp_program).
 c_host=(-std=c11 "${pedantic[@]}" -O1 -g -pthread -Ibindings/c -Itests/c "-I$include")
 cpp_host=(-std=c++17 "${pedantic[@]}" -O1 -g -pthread -Ibindings/cpp -Ibindings/c)
 # tests/cpp_programs.rs (SANITIZE).

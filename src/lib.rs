@@ -11,16 +11,23 @@
 //! - `python`: everything that touches a Python object, under a GIL token;
 //! - `runtime`: process state and its rules: the gate, thread records,
 //!   tokens, errors, counters, logging;
-//! - `sys`: the operating system and the dynamic loader;
-//! - `abi`: the C data types and constants.
+//! - `sys`: the operating system and the dynamic loader.
+//!
+//! Under them all, `abi` is the `pybridge-abi` crate (`abi/`): the C data
+//! types and constants, the copy into host buffers and the rule for choosing
+//! a Python, shared with the packaged loader (`loader/`), which must apply
+//! them identically.
 
 // The exported functions check every pointer for NULL; their one remaining
 // contract (non-NULL pointers are valid) is the C convention the header states
 // once, so a `# Safety` section on each would only repeat it.
 #![allow(clippy::missing_safety_doc)]
 
-// Bottom to top; cbindgen reads the types first, then the functions.
-mod abi;
+// The C types, under the crate's own paths (`crate::abi::status::...`);
+// cbindgen reads them from the dependency (`cbindgen.toml`).
+use pybridge_abi as abi;
+
+// Bottom to top.
 mod capi;
 mod lifecycle;
 mod python;

@@ -2,8 +2,7 @@
 //! committed header, runs them under a deadline and checks what they report.
 //! Also checks that the header compiles on its own as C11 and as C++17.
 
-#[path = "../support/host_programs.rs"]
-mod harness;
+use pybridge_test_support::host_programs as harness;
 
 use std::path::Path;
 use std::process::Command;

@@ -14,8 +14,7 @@
 //! leak checker unwinds slowly (`fast_unwind_on_malloc=0`) to see the frames
 //! `tests/cpp/lsan.supp` names.
 
-#[path = "../support/host_programs.rs"]
-mod harness;
+use pybridge_test_support::host_programs as harness;
 
 use std::process::Command;
 use std::time::Duration;

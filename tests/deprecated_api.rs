@@ -6,8 +6,7 @@
 //! would load on no newer version). Run it per CPython (`PYO3_PYTHON=...`):
 //! each build reads its own headers.
 
-#[path = "../support/host_programs.rs"]
-mod harness;
+use pybridge_test_support::host_programs as harness;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,7 @@
 //! `fuzz_host <seed> <interrupt>` replays it. `scripts/fuzz-soak.sh` runs the
 //! same program over thousands of seeds.
 
-#[path = "../support/host_programs.rs"]
-mod harness;
+use pybridge_test_support::host_programs as harness;
 
 use std::time::Duration;
 

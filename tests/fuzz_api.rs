@@ -7,8 +7,7 @@
 //! `PYB_FUZZ_SKIP=tasks,pools` (see the program) switches families off;
 //! `scripts/fuzz-soak.sh --api` runs it over thousands of seeds.
 
-#[path = "../support/host_programs.rs"]
-mod harness;
+use pybridge_test_support::host_programs as harness;
 
 use std::time::Duration;
 

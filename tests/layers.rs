@@ -1,6 +1,5 @@
 //! The crate's layers, checked. Each directory under `src/` is one layer;
 //! bottom to top:
-//! - `abi`: the C data types and constants, layout only;
 //! - `sys`: the operating system and the loader (no pybridge state);
 //! - `runtime`: process state and its rules: the gate, thread records, tokens,
 //!   errors, counters, logging;
@@ -10,6 +9,11 @@
 //! - `capi`: the exported `pyb_*` functions, argument checks, the panic
 //!   boundary and the last-error store.
 //!
+//! Under them all is `abi`: the `pybridge-abi` crate (`abi/`: the C data
+//! types and constants, the copy into host buffers, the rule for choosing a
+//! Python), which the core names as `crate::abi` and the packaged loader as
+//! `pybridge_abi`. It depends on nothing of either and names only itself.
+//!
 //! A module names only modules of its own layer or below; within a layer the
 //! module graph has no cycle; only `capi` exports symbols or keeps
 //! `extern "C" fn pyb_*`, and no code in the crate calls one; `capi` never
@@ -17,13 +21,18 @@
 //! token too. Reads `src/`; no engine. A module "names" another through any
 //! path in its code: `crate::`, `self::` and `super::` paths, in `use`
 //! declarations (grouped and nested too) or inline; comments and string
-//! literals are skipped. The packaged loader (`loader/src/`) is checked for
-//! module cycles too.
+//! literals are skipped. The abi crate and the packaged loader (`loader/src/`)
+//! are checked for module cycles too, and no source file borrows another
+//! crate's file with `#[path]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-const LAYERS: &[&str] = &["abi", "sys", "runtime", "python", "lifecycle", "capi"];
+/// The core's name for the `pybridge-abi` crate (`use pybridge_abi as abi;`
+/// in `src/lib.rs`): the layer below all of `src/`.
+const ABI: &str = "abi";
+
+const LAYERS: &[&str] = &[ABI, "sys", "runtime", "python", "lifecycle", "capi"];
 
 /// One source file: its layer and its module name (`mod` for the layer's `mod.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,6 +59,12 @@ fn sources() -> BTreeMap<Module, String> {
         let path = entry.unwrap().path();
         if path.is_dir() {
             let layer = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert_ne!(
+                layer,
+                ABI,
+                "{} is back: the C types live in the pybridge-abi crate (abi/src/)",
+                path.display()
+            );
             for file in std::fs::read_dir(&path).unwrap() {
                 let file = file.unwrap().path();
                 assert!(!file.is_dir(), "{} nests a directory", file.display());
@@ -445,11 +460,10 @@ fn the_module_graph_has_no_cycle() {
     assert_no_cycle(&edges, "modules", ToString::to_string);
 }
 
-/// The loader's own modules (`loader/src/*.rs` but `lib.rs`), by name, with
-/// their text. The modules that `lib.rs` borrows from `src/` with `#[path]`
-/// (abi, c_buffer, python_locator) are the core's, checked above.
-fn loader_sources() -> BTreeMap<String, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("loader/src");
+/// The modules of the crate whose sources are in `dir` (relative to the
+/// repository), by name, with their text; `lib.rs` is the crate root, left out.
+fn crate_sources(dir: &str) -> BTreeMap<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut sources = BTreeMap::new();
     for entry in std::fs::read_dir(&root).unwrap() {
         let path = entry.unwrap().path();
@@ -461,6 +475,139 @@ fn loader_sources() -> BTreeMap<String, String> {
     }
     assert!(sources.len() >= 4, "found only {:?}", sources.keys());
     sources
+}
+
+/// Fails unless the modules of the crate in `dir` (`sources`, from
+/// `crate_sources`) name each other without a cycle, and some name another.
+fn assert_no_module_cycle(sources: &BTreeMap<String, String>, dir: &str) {
+    let edges: BTreeMap<String, BTreeSet<String>> = sources
+        .iter()
+        .map(|(module, text)| {
+            let named = named_paths(std::slice::from_ref(module), text)
+                .into_iter()
+                .filter_map(|path| path.first().cloned())
+                .filter(|other| other != module && sources.contains_key(other))
+                .collect();
+            (module.clone(), named)
+        })
+        .collect();
+    assert!(
+        edges.values().any(|named| !named.is_empty()),
+        "no module of {dir} names another: {edges:?}"
+    );
+    assert_no_cycle(&edges, &format!("{dir} modules"), |module| {
+        format!("{dir}/{module}.rs")
+    });
+}
+
+/// The loader's own modules (`loader/src/*.rs` but `lib.rs`). What it shares
+/// with the core is the abi crate's, checked below.
+fn loader_sources() -> BTreeMap<String, String> {
+    crate_sources("loader/src")
+}
+
+/// The abi crate's modules (`abi/src/*.rs` but `lib.rs`).
+fn abi_sources() -> BTreeMap<String, String> {
+    crate_sources("abi/src")
+}
+
+/// The abi crate is shared by the core and the loader, so it may name
+/// neither: every path of its code that starts at `crate::`, `self::` or
+/// `super::` leads to one of its own modules, it names no other crate of the
+/// workspace, and its manifest depends on none.
+#[test]
+fn the_abi_crate_names_only_itself() {
+    let sources = abi_sources();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("abi");
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    let mut violations = Vec::new();
+    let files = sources
+        .iter()
+        .map(|(module, text)| (vec![module.clone()], format!("abi/src/{module}.rs"), text))
+        .chain([(Vec::new(), "abi/src/lib.rs".to_string(), &lib)]);
+    for (position, file, text) in files {
+        for path in named_paths(&position, text) {
+            if path
+                .first()
+                .is_some_and(|first| !sources.contains_key(first))
+            {
+                violations.push(format!("{file} names crate::{}", path.join("::")));
+            }
+        }
+        let code = code_only(text);
+        let tokens = tokens(&code);
+        for window in tokens.windows(2) {
+            if window[0].starts_with("pybridge") && window[1] == "::" {
+                violations.push(format!("{file} names {}::", window[0]));
+            }
+        }
+    }
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut section = "";
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section.contains("dependencies")
+            && (line.starts_with("pybridge") || line.contains("path"))
+        {
+            violations.push(format!("abi/Cargo.toml {section} has {line}"));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "the abi crate reaches outside itself:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn the_abi_module_graph_has_no_cycle() {
+    assert_no_module_cycle(&abi_sources(), "abi/src");
+}
+
+/// Every `.rs` file under `dir` (relative to the repository), recursively.
+fn rust_files(dir: &str, found: &mut Vec<std::path::PathBuf>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let relative = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap();
+            rust_files(&relative.to_string_lossy(), found);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// Code shared between crates lives in a crate (`abi/`, `support/`) that
+/// each user depends on; a file compiled into two crates with `#[path]`
+/// would be checked as part of neither.
+#[test]
+fn no_file_is_borrowed_with_a_path_attribute() {
+    let mut files = Vec::new();
+    for dir in ["src", "abi", "loader", "support", "tests", "benches"] {
+        rust_files(dir, &mut files);
+    }
+    assert!(files.len() > 60, "found only {} files", files.len());
+    let mut borrowed = Vec::new();
+    for file in &files {
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        let tokens = tokens(&code);
+        if tokens
+            .windows(4)
+            .any(|window| window == ["#", "[", "path", "="])
+        {
+            borrowed.push(file.display().to_string());
+        }
+    }
+    assert!(
+        borrowed.is_empty(),
+        "#[path] borrows a file in:\n{}",
+        borrowed.join("\n")
+    );
 }
 
 /// The loader's crate root (`lib.rs`, and the forwarders build.rs generates
@@ -502,24 +649,7 @@ fn the_loader_module_graph_has_no_cycle() {
         "items of the loader's crate root, named by its modules:\n{}",
         root_items.join("\n")
     );
-    let edges: BTreeMap<String, BTreeSet<String>> = sources
-        .iter()
-        .map(|(module, text)| {
-            let named = named_paths(std::slice::from_ref(module), text)
-                .into_iter()
-                .filter_map(|path| path.first().cloned())
-                .filter(|other| other != module && sources.contains_key(other))
-                .collect();
-            (module.clone(), named)
-        })
-        .collect();
-    assert!(
-        edges.values().any(|named| !named.is_empty()),
-        "no loader module names another: {edges:?}"
-    );
-    assert_no_cycle(&edges, "loader modules", |module| {
-        format!("loader/src/{module}.rs")
-    });
+    assert_no_module_cycle(&sources, "loader/src");
 }
 
 /// The lines of `text` without comments (rough: `//` to the end of a line).

@@ -18,10 +18,8 @@
 //! builds the package on the host first (its cp314 and cp315 cores are built
 //! inside the chroot by `scripts/package.sh`).
 
-#[path = "../support/host_programs.rs"]
-mod harness;
-#[path = "../support/stand_in_python.rs"]
-mod stand_in_python;
+use pybridge_test_support::host_programs as harness;
+use pybridge_test_support::stand_in_python;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

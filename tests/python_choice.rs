@@ -6,8 +6,7 @@
 
 mod common;
 use common::*;
-#[path = "../support/stand_in_python.rs"]
-mod stand_in_python;
+use pybridge_test_support::stand_in_python;
 use stand_in_python::{fake_installation, fake_libpython};
 
 use std::path::{Path, PathBuf};

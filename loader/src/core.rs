@@ -4,10 +4,11 @@ use std::ffi::{CStr, CString, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use pybridge_abi::python_locator::{Installation, find_on_path, locate};
+
 use crate::core_functions::CoreFunctions;
 use crate::library::Library;
 use crate::pending_settings;
-use crate::python_locator::{Installation, find_on_path, locate};
 
 /// The environment variable that names the Python when the config does not.
 pub(crate) const PYTHON_VARIABLE: &str = "PYBRIDGE_PYTHON";

@@ -4,11 +4,12 @@
 
 use std::ffi::{c_char, c_void};
 
-use crate::abi::config::pyb_config;
-use crate::abi::engine::PYB_STATE_UNINITIALIZED;
-use crate::abi::stats::pyb_stats;
-use crate::abi::status::*;
-use crate::c_buffer::copy_to_c_buffer;
+use pybridge_abi::c_buffer::copy_to_c_buffer;
+use pybridge_abi::config::pyb_config;
+use pybridge_abi::engine::PYB_STATE_UNINITIALIZED;
+use pybridge_abi::stats::pyb_stats;
+use pybridge_abi::status::*;
+
 use crate::core::{self, functions};
 use crate::last_error::{copy_message, fail};
 use crate::pending_settings;

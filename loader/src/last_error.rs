@@ -6,8 +6,8 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 
-use crate::abi::status::{PYB_E_NOT_INITIALIZED, pyb_status, status_name};
-use crate::c_buffer::copy_to_c_buffer;
+use pybridge_abi::c_buffer::copy_to_c_buffer;
+use pybridge_abi::status::{PYB_E_NOT_INITIALIZED, pyb_status, status_name};
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };

@@ -15,18 +15,8 @@
 // the header states once, as in the core.
 #![allow(clippy::missing_safety_doc)]
 
-// The C data types, compiled from the core's own sources (their Rust-side
-// helpers are the core's public API, shaped for it).
-#[allow(dead_code, clippy::wrong_self_convention)]
-#[path = "../../src/abi/mod.rs"]
-mod abi;
-// Text into host buffers, as the core copies it.
-#[path = "../../src/capi/c_buffer.rs"]
-mod c_buffer;
-// The same rules for finding a Python as the core's.
-#[allow(dead_code)]
-#[path = "../../src/sys/python_locator.rs"]
-mod python_locator;
+// The C data types, the copy into host buffers and the rules for finding a
+// Python are shared with the core: the `pybridge_abi` crate (abi/).
 
 mod core;
 mod core_functions;

@@ -4,8 +4,8 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 
+use crate::abi::c_buffer::copy_to_c_buffer;
 use crate::abi::status::status_name;
-use crate::capi::c_buffer::copy_to_c_buffer;
 use crate::runtime::error::{Error, PythonError};
 
 #[derive(Default)]

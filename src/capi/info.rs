@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use crate::capi::c_buffer::copy_to_c_buffer;
+use crate::abi::c_buffer::copy_to_c_buffer;
 use crate::python::gil::GilScope;
 use crate::python::info::sys_prefix;
 use crate::runtime::config::chosen_python;

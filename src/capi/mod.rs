@@ -30,5 +30,4 @@ pub mod logging;
 pub mod stats;
 
 mod boundary;
-mod c_buffer;
 mod python_choice;

@@ -6,15 +6,15 @@
 //! Python must be that one: same minor version, same file. The packaged
 //! `libpybridge.so` (`loader/`) makes that so by loading the chosen Python's
 //! libpython and then the core built for its version; it makes the same
-//! choice with the same rules (it compiles `sys/python_locator.rs` too).
+//! choice with the same rules (both use `pybridge_abi::python_locator`).
 
 use std::path::{Path, PathBuf};
 
+use crate::abi::python_locator::{Installation, find_on_path, locate};
 use crate::abi::status::PYB_E_PYTHON_UNUSABLE;
 use crate::runtime::config::record_chosen_python;
 use crate::runtime::error::{Error, Result};
 use crate::sys::loader;
-use crate::sys::python_locator::{Installation, find_on_path, locate};
 
 /// The environment variable that names the Python when the config does not.
 pub(crate) const PYTHON_VARIABLE: &str = "PYBRIDGE_PYTHON";

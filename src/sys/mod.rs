@@ -7,6 +7,5 @@ pub(crate) mod loader;
 pub(crate) mod membarrier;
 pub(crate) mod memory;
 pub(crate) mod process;
-pub(crate) mod python_locator;
 pub(crate) mod stack_check;
 pub(crate) mod thread;

@@ -2,8 +2,8 @@
 
 use std::ffi::c_void;
 
-use crate::abi::status::pyb_status;
-use crate::abi::value::pyb_value;
+use crate::status::pyb_status;
+use crate::value::pyb_value;
 
 /// `pyb_register_function` flag: release the GIL while the host function runs,
 /// so other Python threads run meanwhile. The function then must not touch

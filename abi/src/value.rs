@@ -5,7 +5,7 @@
 
 use std::ffi::c_char;
 
-use crate::abi::handles::pyb_object;
+use crate::handles::pyb_object;
 
 /// `None`; no payload.
 pub const PYB_VALUE_NONE: u32 = 0;
@@ -187,13 +187,20 @@ impl pyb_value {
     }
 
     /// Reads a host-written bool without assuming the byte is 0 or 1.
-    pub(crate) unsafe fn bool_payload(&self) -> bool {
+    ///
+    /// # Safety
+    /// The value's tag must be `PYB_VALUE_BOOL`.
+    pub unsafe fn bool_payload(&self) -> bool {
         // SAFETY: a bool field is one byte at the start of the union.
         unsafe { *(std::ptr::addr_of!(self.data) as *const u8) != 0 }
     }
 
     /// The bytes of a STR/BYTES payload; `None` when the pointer is NULL with a length.
-    pub(crate) unsafe fn bytes(&self) -> Option<&[u8]> {
+    ///
+    /// # Safety
+    /// The value's tag must be `PYB_VALUE_STR` or `PYB_VALUE_BYTES`, and its
+    /// pointer must give `len` readable bytes that outlive the borrow.
+    pub unsafe fn bytes(&self) -> Option<&[u8]> {
         // SAFETY: the caller checked the tag.
         let payload = unsafe { self.data.str };
         if payload.len == 0 {

@@ -2,8 +2,8 @@
 
 use std::ffi::c_void;
 
-use crate::abi::status::pyb_status;
-use crate::abi::value::pyb_value;
+use crate::status::pyb_status;
+use crate::value::pyb_value;
 
 /// A coroutine submitted with `pyb_task_submit`, for `pyb_task_cancel`.
 #[allow(non_camel_case_types)]

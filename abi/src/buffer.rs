@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use crate::abi::handles::pyb_object;
+use crate::handles::pyb_object;
 
 /// `pyb_buffer_get` flag: the view must be writable (fails on `bytes`, a
 /// read-only `memoryview`, ...). `pyb_buffer_from_host` flag: Python may write

@@ -1,6 +1,6 @@
 //! Text handed to a host's buffer: the copy routine behind every truncating
-//! `(buf, buf_len)` output (last error, Python info). Self-contained: the
-//! packaged loader compiles this file too (`loader/src/lib.rs`).
+//! `(buf, buf_len)` output (last error, Python info), in the core and in the
+//! packaged loader alike.
 
 use std::ffi::c_char;
 
@@ -9,7 +9,7 @@ use std::ffi::c_char;
 ///
 /// # Safety
 /// `buf` must be NULL or point to `buf_len` writable bytes.
-pub(crate) unsafe fn copy_to_c_buffer(bytes: &[u8], buf: *mut c_char, buf_len: usize) -> usize {
+pub unsafe fn copy_to_c_buffer(bytes: &[u8], buf: *mut c_char, buf_len: usize) -> usize {
     if !buf.is_null() && buf_len > 0 {
         let copied = bytes.len().min(buf_len - 1);
         // SAFETY: `copied + 1 <= buf_len` bytes fit in the caller's buffer.

@@ -1,14 +1,12 @@
 //! Builds and runs the C and C++ host programs, for the tests (`tests/c_programs.rs`,
-//! `tests/cpp_programs.rs`, `tests/fuzz.rs`) and the benchmark (`benches/gil_roundtrip.rs`),
-//! which all include this file with `#[path]`: it belongs to neither.
+//! `tests/cpp_programs.rs`, `tests/fuzz.rs`, ...) and the benchmark
+//! (`benches/gil_roundtrip.rs`).
 //!
 //! C programs are compiled as strict C11 against the committed header and the
 //! Python pybridge was built with; C++ programs as strict C++17 against
 //! `bindings/cpp/pybridge.hpp`, which needs no CPython header. Both are linked to
 //! the `libpybridge.so` that Cargo built next to the running test or bench
 //! binary, and run under a deadline.
-#![allow(dead_code)]
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -18,8 +16,11 @@ use std::time::{Duration, Instant};
 /// The warnings every C and C++ host program is built with.
 pub const STRICT: &[&str] = &["-Wall", "-Wextra", "-Werror", "-pedantic"];
 
+/// The repository: this crate is its `support/`.
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("support/ is inside the repository")
 }
 
 pub fn header_dir() -> PathBuf {
@@ -71,11 +72,7 @@ pub fn python_flags() -> PythonFlags {
     let text = String::from_utf8(output.stdout).expect("non-UTF-8 sysconfig output");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 6, "unexpected sysconfig output: {text}");
-    let libdir = if lines[2].is_empty() {
-        PathBuf::from(env!("PYB_BUILD_PYTHON_LIBDIR"))
-    } else {
-        PathBuf::from(lines[2])
-    };
+    let libdir = PathBuf::from(lines[2]);
     let mut cflags = vec![format!("-I{}", lines[0])];
     if lines[1] != lines[0] {
         cflags.push(format!("-I{}", lines[1]));
@@ -118,9 +115,22 @@ pub fn pybridge_lib_dir() -> PathBuf {
     );
 }
 
+/// Cargo's tmp directory for tests and benches (`CARGO_TARGET_TMPDIR`,
+/// `target/tmp`), found from the running binary the way `pybridge_lib_dir`
+/// finds the library: Cargo gives that variable to test and bench targets
+/// only, not to a library such as this one.
+pub fn target_tmp_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the binary is in target/<profile>/deps/");
+    target.join("tmp")
+}
+
 /// A fresh directory for one test's build products under Cargo's target tmp dir.
 pub fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+    let dir = target_tmp_dir()
         .join("c_programs")
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

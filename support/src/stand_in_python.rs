@@ -1,5 +1,5 @@
 //! Stand-in Python installations for the tests of refused Pythons: a shell
-//! script that answers pybridge's probe (`src/sys/python_locator.rs`) as a
+//! script that answers pybridge's probe (`abi/src/python_locator.rs`) as a
 //! build this machine cannot install would (free-threaded, debug,
 //! static-only, newer than any core), and a fake libpython beside it.
 

@@ -9,8 +9,8 @@
 //! its own `sysconfig`. A libpython path is recognised by its file name and
 //! turned into its installation's executable when one sits in the usual place.
 //!
-//! Self-contained (std and libc only): the packaged loader compiles this same
-//! file (`loader/src/lib.rs`) to pick the core for the version it finds.
+//! The core starts the Python this finds; the packaged loader applies the same
+//! rule to pick the core built for that Python's version.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -285,3 +285,57 @@ fn buffer_from_host_refuses_every_format_that_is_not_one_item_with_its_reason() 
         ],
     );
 }
+
+/// A program that leaves a process behind holding its output pipes (a fork()
+/// child, a gdb it ran) once hung a whole fuzz sweep past every deadline: the
+/// run waited for the pipes to close. Now a run ends when its program does,
+/// and what the program left is killed with it.
+#[test]
+fn a_run_ends_with_its_program_and_kills_what_it_left_behind() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 600 & echo $!; echo started"]);
+        let _ = done.send(run_command_with_deadline(
+            command,
+            Duration::from_secs(30),
+            true,
+        ));
+    });
+    let outcome = finished
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the run waited for the process its program left behind");
+    assert!(outcome.status.success(), "{}", outcome.stderr);
+    assert!(!outcome.timed_out);
+    outcome.assert_printed("started");
+    let left: u32 = outcome
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Killed: gone, or a zombie until init reaps it.
+    let stat = Path::new("/proc").join(left.to_string()).join("stat");
+    let gone_by = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::fs::read_to_string(&stat) {
+            Err(_) => break,
+            Ok(text)
+                if text
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z') =>
+            {
+                break;
+            }
+            Ok(_) if std::time::Instant::now() > gone_by => {
+                panic!("the process the program left behind (pid {left}) still runs")
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! the `libpybridge.so` that Cargo built next to the running test or bench
 //! binary, and run under a deadline.
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
@@ -320,7 +321,23 @@ pub fn run_with_deadline_env(
     run_command_with_deadline(command, deadline, capture)
 }
 
-/// Runs `command` (stdin closed); kills it when it passes `deadline`.
+/// Kills what is left of the process group `leader` made. The leader has been
+/// waited for: while a member lives, Linux does not hand its id out again;
+/// once none does, the id could be reused only after the pids wrap around,
+/// not in the instant between the wait and this call.
+fn kill_process_group(leader: u32) {
+    // `kill -KILL -- -<pgid>`: no libc binding needed for one call.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{leader}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Runs `command` (stdin closed) in a process group of its own; kills it when
+/// it passes `deadline`. Whatever it started (a fork() child, a gdb it ran)
+/// is killed with it once it has ended: such a process holds the output pipes
+/// open, and waiting for their end hung a whole sweep past every deadline.
 pub fn run_command_with_deadline(
     mut command: Command,
     deadline: Duration,
@@ -339,6 +356,7 @@ pub fn run_command_with_deadline(
     // the rpath and be the library under test.
     let mut child: Child = command
         .env_remove("LD_LIBRARY_PATH")
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(piped())
         .stderr(piped())
@@ -359,6 +377,7 @@ pub fn run_command_with_deadline(
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    kill_process_group(child.id());
     let elapsed = started.elapsed();
     let join = |handle: Option<JoinHandle<String>>| {
         handle

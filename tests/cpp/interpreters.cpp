@@ -112,7 +112,10 @@ void scope_move_assignment(pybridge::Interpreter::GilMode mode) {
     }
     pybridge::Interpreter a(mode);
     pybridge::Interpreter b(mode);
-    for (auto [interpreter, name] : {std::make_pair(&a, "a"), std::make_pair(&b, "b")}) {
+    // An array, not a braced list of pairs: GCC 16 warns that the pairs in
+    // an initializer_list may dangle (-Wdangling-reference).
+    const std::pair<pybridge::Interpreter *, const char *> named[] = {{&a, "a"}, {&b, "b"}};
+    for (const auto &[interpreter, name] : named) {
         auto inside = interpreter->enter();
         pybridge::run(std::string("where = '") + name + "'");
     }

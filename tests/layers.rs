@@ -4,7 +4,7 @@
 //! - `runtime`: process state and its rules: the gate, thread records, tokens,
 //!   errors, counters, logging;
 //! - `python`: everything that touches a Python object; each function that
-//!   needs the GIL takes a GIL token (`Python<'py>`);
+//!   needs the GIL takes a GIL token (`Python<'py>`, or one naming its interpreter);
 //! - `lifecycle`: the engine thread, its state machine, initialize and shutdown;
 //! - `capi`: the exported `pyb_*` functions, argument checks, the panic
 //!   boundary and the last-error store.
@@ -780,7 +780,8 @@ fn python_functions_that_take_an_object_take_a_gil_token() {
                 continue;
             }
             checked += 1;
-            if !params.contains("Python<") {
+            // A token naming its interpreter (`MainGil`, `InterpreterGil`) counts.
+            if !["Python<", "Gil<"].iter().any(|token| params.contains(token)) {
                 violations.push(format!("{module}:{line}: {}", signature.trim()));
             }
         }

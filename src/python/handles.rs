@@ -49,7 +49,7 @@ use pyo3::{Python, ffi};
 use crate::abi::handles::pyb_object;
 use crate::abi::status::*;
 use crate::runtime::error::{Error, Result};
-use crate::runtime::gil_cell::GilCell;
+use crate::runtime::gil_cell::{InterpreterGil, InterpreterGilCell};
 use crate::runtime::ids::InterpreterId;
 use crate::runtime::thread_slot::ThreadSlot;
 
@@ -122,7 +122,8 @@ static GROWTH: Mutex<Growth> = Mutex::new(Growth {
 const REFILL: usize = 64;
 
 /// The main interpreter's free slots; the main GIL is their lock.
-static MAIN_FREE: GilCell<Vec<u32>> = GilCell::new(Vec::new());
+static MAIN_FREE: InterpreterGilCell<Vec<u32>> =
+    InterpreterGilCell::new(InterpreterId::MAIN, Vec::new());
 
 /// Queued releases: (interpreter id, handle).
 static RELEASE_QUEUE: Mutex<Vec<(InterpreterId, pyb_object)>> = Mutex::new(Vec::new());
@@ -179,9 +180,28 @@ pub(crate) fn bad_handle(handle: pyb_object) -> Error {
     Error::new(PYB_E_BAD_HANDLE, format!("object handle {handle:#x} {why}"))
 }
 
-/// The interpreter the calling thread works in and its free list.
+/// The GIL token of the interpreter the calling thread works in, and that
+/// interpreter's free list. Debug builds check the thread's record against
+/// CPython's current thread state (`caller_is_where_recorded`).
 #[inline(always)]
-fn current_interpreter() -> (InterpreterId, &'static GilCell<Vec<u32>>) {
+fn current_interpreter(
+    py: Python<'_>,
+) -> (InterpreterGil<'_>, &'static InterpreterGilCell<Vec<u32>>) {
+    let (id, free) = recorded_interpreter();
+    debug_assert!(
+        caller_is_where_recorded(),
+        "pybridge bug: a handle made where the thread's record does not say it works"
+    );
+    // SAFETY: the caller holds a GIL (`py`), and pybridge puts a thread into an
+    // interpreter only by attaching one of that interpreter's thread states,
+    // which its record then names: the GIL held is `id`'s. (Keeper threads,
+    // where the two differ, make no handles: `caller_is_where_recorded`.)
+    (unsafe { InterpreterGil::assume(py, id) }, free)
+}
+
+/// The interpreter the calling thread's record says it works in, and its free list.
+#[inline(always)]
+fn recorded_interpreter() -> (InterpreterId, &'static InterpreterGilCell<Vec<u32>>) {
     match ThreadSlot::existing() {
         Some(thread) if !thread.current_interpreter().is_main() => {
             let frame = thread
@@ -208,7 +228,7 @@ fn current_interpreter() -> (InterpreterId, &'static GilCell<Vec<u32>>) {
 pub(crate) fn caller_is_where_recorded() -> bool {
     // SAFETY: GIL held, so the current thread state is live.
     let actual = unsafe { ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get()) };
-    let (id, _) = current_interpreter();
+    let (id, _) = recorded_interpreter();
     let recorded = if id.is_main() {
         crate::runtime::gate::interpreter()
     } else {
@@ -227,8 +247,9 @@ fn current_interpreter_id() -> InterpreterId {
 
 /// Stores an owned reference and returns its new handle.
 pub(crate) fn insert(py: Python<'_>, object: *mut ffi::PyObject) -> Result<pyb_object> {
-    let (interpreter, free) = current_interpreter();
-    let index = match free.with(py, take_free_index) {
+    let (gil, free) = current_interpreter(py);
+    let interpreter = gil.interpreter();
+    let index = match free.with(gil, take_free_index) {
         Ok(index) => index,
         Err(error) => {
             // SAFETY: GIL held; we own the reference we could not store. Outside
@@ -398,8 +419,8 @@ pub(crate) fn new_reference(py: Python<'_>, handle: pyb_object) -> Result<*mut f
 /// just cleared, returning its reference.
 fn take_slot(py: Python<'_>, handle: pyb_object, slot: &Slot) -> *mut ffi::PyObject {
     let object = slot.object.replace(std::ptr::null_mut());
-    let (_, free) = current_interpreter();
-    free.with(py, |free| free.push(((handle & INDEX_MASK) - 1) as u32));
+    let (gil, free) = current_interpreter(py);
+    free.with(gil, |free| free.push(((handle & INDEX_MASK) - 1) as u32));
     object
 }
 
@@ -559,8 +580,9 @@ pub(crate) fn on_engine_finalize(py: Python<'_>) {
 /// Frees every handle of sub-interpreter `id` before it ends: the calling
 /// thread holds that interpreter's GIL (its keeper), and no host thread works
 /// there any more. The slots go to `GROWTH` for the other interpreters.
-pub(crate) fn on_interpreter_end(py: Python<'_>, id: InterpreterId, free: &GilCell<Vec<u32>>) {
-    let free = free.with(py, std::mem::take);
+pub(crate) fn on_interpreter_end(gil: InterpreterGil<'_>, free: &InterpreterGilCell<Vec<u32>>) {
+    let (py, id) = (gil.python(), gil.interpreter());
+    let free = free.with(gil, std::mem::take);
     GROWTH.lock().orphans.extend(free);
     RELEASE_QUEUE
         .lock()

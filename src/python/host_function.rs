@@ -27,10 +27,11 @@ use crate::python::allow_threads;
 use crate::python::exception::python_error;
 use crate::python::gil::GilScope;
 use crate::python::handles;
+use crate::python::interpreter_gil::main_gil;
 use crate::python::owned::{Owned, ptr_or_null};
 use crate::python::value;
 use crate::runtime::error::{Error, Result};
-use crate::runtime::gil_cell::GilCell;
+use crate::runtime::gil_cell::{MainGil, MainGilCell};
 use crate::runtime::thread_slot::ThreadSlot;
 
 struct Registered {
@@ -58,10 +59,10 @@ struct HostState {
 }
 
 // SAFETY: `host_error` is a reference owned by the state and touched only under
-// the GIL (the `GilCell`), as pyo3's `Py<T>` is `Send`.
+// the main GIL (the `MainGilCell`), as pyo3's `Py<T>` is `Send`.
 unsafe impl Send for HostState {}
 
-static HOST: GilCell<HostState> = GilCell::new(HostState {
+static HOST: MainGilCell<HostState> = MainGilCell::new(HostState {
     registrations: Vec::new(),
     host_error: std::ptr::null_mut(),
 });
@@ -91,16 +92,14 @@ pub(crate) struct Registration<'a> {
 pub(crate) fn register(py: Python<'_>, registration: &Registration<'_>) -> Result<()> {
     // Host functions live in the main interpreter: their table is guarded by
     // the main GIL, which a sub-interpreter with its own GIL does not hold.
-    if crate::runtime::thread_slot::ThreadSlot::existing()
-        .is_some_and(|thread| !thread.current_interpreter().is_main())
-    {
+    let Some(main) = main_gil(py) else {
         return Err(Error::new(
             PYB_E_UNSUPPORTED,
             "host functions can be registered in the main interpreter only, not inside a \
              sub-interpreter",
         ));
-    }
-    host_error_type(py)?;
+    };
+    host_error_type(main)?;
     let registered = Arc::new(Registered {
         qualified_name: format!(
             "{}.{}",
@@ -116,7 +115,7 @@ pub(crate) fn register(py: Python<'_>, registration: &Registration<'_>) -> Resul
     });
     let module = module_object(py, registration.module)?;
     install(py, module.as_ptr(), registration.name, &registered)?;
-    HOST.with(py, |state| state.registrations.push(registered));
+    HOST.with(main, |state| state.registrations.push(registered));
     Ok(())
 }
 
@@ -245,9 +244,10 @@ unsafe fn drop_payload(payload: *mut CapsulePayload) {
     LIVE_DEFINITIONS.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// The engine's `pybridge.HostError`, created (with its module) on first use. GIL held.
-fn host_error_type(py: Python<'_>) -> Result<*mut ffi::PyObject> {
-    let existing = HOST.with(py, |state| state.host_error);
+/// The engine's `pybridge.HostError`, created (with its module) on first use.
+fn host_error_type(main: MainGil<'_>) -> Result<*mut ffi::PyObject> {
+    let py = main.python();
+    let existing = HOST.with(main, |state| state.host_error);
     if !existing.is_null() {
         return Ok(existing);
     }
@@ -269,15 +269,20 @@ fn host_error_type(py: Python<'_>) -> Result<*mut ffi::PyObject> {
         }
         // The engine state keeps this reference until `on_engine_finalize`.
         let kind = kind.into_raw();
-        HOST.with(py, |state| state.host_error = kind);
+        HOST.with(main, |state| state.host_error = kind);
         Ok(kind)
     }
 }
 
 /// A new `pybridge.HostError(message)` instance, for a host's error that
 /// Python receives as a value (a rejected promise) rather than as a raise.
+/// Only the main interpreter has the type; elsewhere the value is a `RuntimeError`.
 pub(crate) fn host_error<'py>(py: Python<'py>, message: &str) -> Result<Owned<'py>> {
-    let kind = host_error_type(py)?;
+    let kind = match main_gil(py) {
+        Some(main) => host_error_type(main)?,
+        // SAFETY: a static type object of CPython's.
+        None => unsafe { ffi::PyExc_RuntimeError },
+    };
     let text = Owned::str(py, message)?;
     // SAFETY: GIL held; a live type and argument.
     unsafe { Owned::new(py, ffi::PyObject_CallOneArg(kind, text.as_ptr())) }
@@ -286,7 +291,8 @@ pub(crate) fn host_error<'py>(py: Python<'py>, message: &str) -> Result<Owned<'p
 /// Drops every registration (calling `free_user_data`) and the `HostError`
 /// type before `Py_FinalizeEx`. Engine thread.
 pub(crate) fn on_engine_finalize(py: Python<'_>) {
-    let (registrations, host_error) = HOST.with(py, |state| {
+    let main = main_gil(py).expect("the engine ends on the main interpreter's GIL");
+    let (registrations, host_error) = HOST.with(main, |state| {
         (
             std::mem::take(&mut state.registrations),
             std::mem::replace(&mut state.host_error, std::ptr::null_mut()),
@@ -356,13 +362,15 @@ fn finish(
 }
 
 /// Raises `pybridge.HostError(message)` (or `RuntimeError` once the engine's
-/// type is gone); `TypeError(message)` for `PYB_E_WRONG_TYPE`, the status a
+/// type is gone, or outside the main interpreter, which alone has it); `TypeError(message)` for `PYB_E_WRONG_TYPE`, the status a
 /// host function gives for arguments it cannot take, as Python's own do.
 fn raise_host_error(py: Python<'_>, status: pyb_status, message: &str) {
     let text = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
     // SAFETY: GIL held (the token).
     unsafe {
-        let mut kind = HOST.with(py, |state| state.host_error);
+        let mut kind = main_gil(py).map_or(std::ptr::null_mut(), |main| {
+            HOST.with(main, |state| state.host_error)
+        });
         if status == PYB_E_WRONG_TYPE {
             kind = ffi::PyExc_TypeError;
         } else if kind.is_null() {

@@ -1,6 +1,8 @@
 //! Everything that touches a Python object. A function that needs the GIL
 //! takes a GIL token (`pyo3::Python<'py>`, minted by a `gil::GilScope` or by
-//! CPython calling in) and references are owned through `owned::Owned`.
+//! CPython calling in) and references are owned through `owned::Owned`. State
+//! guarded by one interpreter's GIL takes a token naming that interpreter
+//! (`runtime::gil_cell`, made by `interpreter_gil` and `handles`).
 
 pub(crate) mod allow_threads;
 pub(crate) mod attached;
@@ -17,6 +19,7 @@ pub(crate) mod host_function;
 pub(crate) mod host_object;
 pub(crate) mod info;
 pub(crate) mod interpreter;
+pub(crate) mod interpreter_gil;
 pub(crate) mod interpreter_switch;
 pub(crate) mod interrupts;
 pub(crate) mod object;

@@ -31,6 +31,7 @@ use crate::python::interpreter_switch;
 use crate::python::interrupts;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gate::{self, GateState};
+use crate::runtime::gil_cell::InterpreterGil;
 use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::interpreters::{
     self, InterpreterRecord, InterruptCommit, KeeperTalk, KeeperWork,
@@ -471,7 +472,9 @@ fn try_to_end(
         // The destroyer gave up meanwhile: nothing changes.
         return KeeperTalk::Idle;
     }
-    handles::on_interpreter_end(py, record.id, &record.free_handle_slots);
+    // SAFETY: the keeper holds this interpreter's GIL (on its own thread state).
+    let gil = unsafe { InterpreterGil::assume(py, record.id) };
+    handles::on_interpreter_end(gil, &record.free_handle_slots);
     // Py_EndInterpreter requires the ending state to be the only one (3.12):
     // free the states host threads left here. From 3.12 each is its thread's
     // PyGILState state if that thread attached nothing since, and the thread's

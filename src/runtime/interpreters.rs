@@ -19,7 +19,7 @@ use pyo3::ffi;
 
 use crate::runtime::config::wait_until;
 use crate::runtime::error;
-use crate::runtime::gil_cell::GilCell;
+use crate::runtime::gil_cell::InterpreterGilCell;
 use crate::runtime::ids::{InterpreterId, ThreadIdent};
 
 /// Set in `entries` while a destroy waits for the threads inside to leave.
@@ -90,7 +90,7 @@ pub(crate) struct InterpreterRecord {
     /// (a host's and the engine's end, say) must not reopen each other's close.
     pub destroying: Mutex<()>,
     /// This interpreter's free object-handle slots; its GIL is their lock.
-    pub free_handle_slots: GilCell<Vec<u32>>,
+    pub free_handle_slots: InterpreterGilCell<Vec<u32>>,
 }
 
 impl InterpreterRecord {
@@ -107,7 +107,7 @@ impl InterpreterRecord {
             interrupts: Mutex::new((Vec::new(), None)),
             probes: Mutex::new(Vec::new()),
             destroying: Mutex::new(()),
-            free_handle_slots: GilCell::new(Vec::new()),
+            free_handle_slots: InterpreterGilCell::new(id, Vec::new()),
         }
     }
 

@@ -781,7 +781,10 @@ fn python_functions_that_take_an_object_take_a_gil_token() {
             }
             checked += 1;
             // A token naming its interpreter (`MainGil`, `InterpreterGil`) counts.
-            if !["Python<", "Gil<"].iter().any(|token| params.contains(token)) {
+            if !["Python<", "Gil<"]
+                .iter()
+                .any(|token| params.contains(token))
+            {
                 violations.push(format!("{module}:{line}: {}", signature.trim()));
             }
         }

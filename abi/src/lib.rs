@@ -1,7 +1,7 @@
 //! What the pybridge core and the packaged loader share: the C ABI's types
 //! and conventions, and the one rule for choosing a Python that both must
-//! apply identically. It names nothing of either (std only), so both depend
-//! on it and neither on the other.
+//! apply identically. It names nothing of either (std only, and Windows'
+//! registry API on Windows), so both depend on it and neither on the other.
 //!
 //! The C data types and constants come first, in the order a host meets them:
 //! layout only, no behaviour. cbindgen writes them to the header in this
@@ -28,4 +28,7 @@ pub mod stats;
 // The conventions both sides apply: text into a host's buffer, and which
 // Python a host's name means.
 pub mod c_buffer;
+mod installation;
 pub mod python_locator;
+mod windows_layout;
+mod windows_registry;

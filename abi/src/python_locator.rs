@@ -13,34 +13,11 @@
 //! rule to pick the core built for that Python's version.
 
 use std::path::{Path, PathBuf};
+
+use crate::installation::{Build, WHAT_TO_NAME, not_python, refuse_build};
+pub use crate::installation::{Installation, LocateError};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A probed CPython installation, ready to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installation {
-    /// What the host named, as given.
-    pub named: PathBuf,
-    /// The executable to give CPython as its program name: it derives the
-    /// prefixes (and a venv's) from it. `None` when only a libpython was named
-    /// and no executable of that installation was found.
-    pub executable: Option<PathBuf>,
-    /// The shared library to load.
-    pub libpython: PathBuf,
-    /// `(3, 11)` for CPython 3.11.
-    pub minor: (u32, u32),
-    /// The full version when the installation ran (`3.11.7`), else `3.11`.
-    pub version: String,
-    /// The installation's prefix, for CPython's `home` when there is no executable.
-    pub home: Option<PathBuf>,
-    /// The venv's root when the executable belongs to one.
-    pub venv: Option<PathBuf>,
-}
-
-/// Why a named Python cannot be used; each message names the path and says
-/// what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocateError(pub String);
 
 /// How long the probe may take before the named file is given up on.
 const PROBE_DEADLINE: Duration = Duration::from_secs(30);
@@ -81,19 +58,19 @@ impl Probe {
 /// messages that refuse a build pybridge cannot run.
 pub fn locate(named: &Path, supports: &str) -> Result<Installation, LocateError> {
     if named.as_os_str().is_empty() {
-        return Err(LocateError(
-            "the Python path is empty; name a Python executable (for example \
-             /usr/bin/python3 or a venv's bin/python) or a libpython3.X.so file"
-                .to_string(),
-        ));
+        return Err(LocateError(format!(
+            "the Python path is empty; name a {WHAT_TO_NAME}"
+        )));
     }
     let metadata = std::fs::metadata(named).map_err(|error| {
         LocateError(format!(
-            "the Python {} does not exist ({error}); name an existing Python executable \
-             (for example /usr/bin/python3 or a venv's bin/python) or a libpython3.X.so file",
+            "the Python {} does not exist ({error}); name an existing {WHAT_TO_NAME}",
             named.display()
         ))
     })?;
+    if cfg!(windows) {
+        return crate::windows_layout::locate(named, supports);
+    }
     if metadata.is_dir() {
         return Err(LocateError(format!(
             "the Python {} is a directory; name the executable inside it (bin/python3) \
@@ -115,34 +92,6 @@ struct LibraryName {
     build: Build,
 }
 
-/// The kind of CPython build; pybridge runs GIL-enabled release builds only
-/// (its cores are built against those, and a debug or free-threaded
-/// libpython has another ABI).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Build {
-    /// `Py_GIL_DISABLED=1`, ABI flag `t` (PEP 703, 3.13+).
-    free_threaded: bool,
-    /// `Py_DEBUG=1`, ABI flag `d` (`--with-pydebug`, Debian's python3.X-dbg).
-    debug: bool,
-}
-
-impl Build {
-    /// What `sys.abiflags` or a libpython name's suffix (`t`, `d`, `td`) says.
-    fn from_abiflags(flags: &str) -> Build {
-        Build {
-            free_threaded: flags.contains('t'),
-            debug: flags.contains('d'),
-        }
-    }
-
-    fn or(self, other: Build) -> Build {
-        Build {
-            free_threaded: self.free_threaded || other.free_threaded,
-            debug: self.debug || other.debug,
-        }
-    }
-}
-
 /// `libpython3.11.so.1.0` → 3.11, a release build; `libpython3.13t.so` →
 /// 3.13 free-threaded; `libpython3.14d.so` → 3.14 debug.
 fn libpython_name(path: &Path) -> Option<LibraryName> {
@@ -157,37 +106,6 @@ fn libpython_name(path: &Path) -> Option<LibraryName> {
         minor: minor.parse().ok()?,
         build,
     })
-}
-
-/// Refuses a free-threaded or debug build, naming what was found (and how it
-/// was recognised) and what this pybridge runs.
-fn refuse_build(
-    named: &Path,
-    version: &str,
-    build: Build,
-    evidence: &str,
-    supports: &str,
-) -> Result<(), LocateError> {
-    let (kind, instead) = match (build.free_threaded, build.debug) {
-        (false, false) => return Ok(()),
-        (true, false) => (
-            "a free-threaded build",
-            "the default build with the GIL (python3.X rather than python3.Xt)",
-        ),
-        (false, true) => (
-            "a debug build",
-            "a release build (python3.X rather than python3.Xd or Debian's python3.X-dbg)",
-        ),
-        (true, true) => (
-            "a free-threaded debug build",
-            "a release build with the GIL (python3.X rather than python3.Xtd)",
-        ),
-    };
-    Err(LocateError(format!(
-        "the Python {} is {kind} of CPython {version} ({evidence}); this pybridge supports \
-         {supports}, GIL-enabled release builds only: name {instead}",
-        named.display()
-    )))
 }
 
 fn locate_library(
@@ -353,14 +271,6 @@ fn parse_minor(version: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-fn not_python(named: &Path, why: &str) -> LocateError {
-    LocateError(format!(
-        "{} is not a Python pybridge can use: {why}; name a CPython executable (for example \
-         /usr/bin/python3 or a venv's bin/python) or a libpython3.X.so file",
-        named.display()
-    ))
-}
-
 /// Runs `executable -I -c PROBE` under a deadline and reads what it prints.
 fn run_probe(executable: &Path) -> Result<Probe, LocateError> {
     let mut child = Command::new(executable)
@@ -439,10 +349,36 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| is_executable(candidate))
 }
 
+/// The Pythons to try, in order, when a host names none (after the one the
+/// caller prefers, such as the build's): on Windows the installations
+/// registered under PEP 514, newest first, then `python.exe` on `PATH`;
+/// elsewhere `python3` on `PATH`. Each comes with how it was found.
+pub fn default_candidates() -> Vec<(PathBuf, String)> {
+    let mut candidates: Vec<(PathBuf, String)> = crate::windows_registry::registered_pythons()
+        .into_iter()
+        .map(|(tag, path)| (path, format!("default: the registry's PythonCore\\{tag}")))
+        .collect();
+    let on_path = if cfg!(windows) {
+        "python.exe"
+    } else {
+        "python3"
+    };
+    candidates
+        .extend(find_on_path(on_path).map(|path| (path, format!("default: {on_path} on PATH"))));
+    candidates
+}
+
+#[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Windows has no execute bit: a file of that name is the program.
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@
 #     (mingw's libstdc++, -fms-extensions) and with mingw's g++ (posix
 #     threads). MSVC's own C++ standard library is not on this machine, so
 #     pybridge.hpp is not compiled against it (docs/testing.md, "Windows").
+#   - tests/windows/rust_std.rs, built with rustc for x86_64-pc-windows-gnu:
+#     Rust's standard library loads in the prefix (its stand-in
+#     bcryptprimitives.dll) and its threads work.
 #   - tests/windows/raw_python_threads.c, built with mingw against each
 #     python3XY.dll: 4 Win32 threads x 1,000 PyGILState_Ensure/run/release
 #     cycles, an exact total. No pybridge in it: it proves the environment.
@@ -68,6 +71,16 @@ step "pybridge.hpp, clang for x86_64-w64-windows-gnu with -fms-extensions, C++17
   bindings/cpp/pybridge.hpp
 step "pybridge.hpp, $PYB_MINGW_CXX, C++17" \
   "$PYB_MINGW_CXX" -fsyntax-only "${strict[@]}" -x c++ -std=c++17 -Ibindings/c bindings/cpp/pybridge.hpp
+
+# --- Rust's standard library under wine -------------------------------------------
+# What every pybridge DLL needs from the prefix: std loads (the stand-in
+# bcryptprimitives.dll), its threads and random hash keys work.
+mkdir -p "$PYB_WINDOWS_TARGET"
+if step "rust_std.rs built for x86_64-pc-windows-gnu" \
+  rustc --edition 2021 --target x86_64-pc-windows-gnu -D warnings -O \
+  -o "$PYB_WINDOWS_TARGET/rust_std.exe" tests/windows/rust_std.rs; then
+  step "rust_std under wine" bash scripts/wine-run.sh --timeout 30 "$PYB_WINDOWS_TARGET/rust_std.exe"
+fi
 
 # --- raw CPython from Win32 threads, on each embeddable CPython -------------------
 raw_cycles=1000

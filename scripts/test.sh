@@ -8,8 +8,8 @@
 # unpacks it and uses nothing else, and the benchmark runs through it too.
 # The engine tests also run against the image's other CPython versions and, in
 # a Debian sid chroot, CPython 3.14 and 3.15 (scripts/test-sid.sh); the C# tests
-# on Mono, CoreCLR 3.1 and .NET 8; a short fuzz sweep runs under
-# ThreadSanitizer.
+# on Mono, CoreCLR 3.1 and .NET 8; the Windows checks under wine
+# (scripts/test-windows.sh); a short fuzz sweep runs under ThreadSanitizer.
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_nextest
@@ -42,6 +42,12 @@ if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
   stage "C# tests" bash scripts/test-csharp.sh
   # The C# sample from the package's NuGet layout, the Python chosen by the option.
   stage "C# sample from the package" bash scripts/test-package-csharp.sh
+fi
+if [ "${PYB_SKIP_WINDOWS:-0}" != "1" ]; then
+  # Windows under wine: the headers for Windows compilers, Rust's std and raw
+  # CPython from Win32 threads on the embeddable CPythons (installs mingw, wine
+  # and those CPythons if missing; about 10 s once installed).
+  stage "Windows under wine" bash scripts/test-windows.sh
 fi
 if [ "${PYB_SKIP_TSAN:-0}" != "1" ]; then
   # A short fuzz sweep under ThreadSanitizer (about 30 s; see the script).

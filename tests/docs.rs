@@ -298,9 +298,12 @@ fn the_package_tests_run_on_every_listed_version() {
         let call = match source {
             "pyenv" => format!("run_scenario(&pyenv_python(\"{version}\"), \"{version}\""),
             "sid" => format!("run_sid_scenario(\"{version}\""),
+            // The Windows CPythons run under wine in scripts/test-windows.sh,
+            // which takes its versions from the list itself.
+            "windows" => continue,
             other => {
                 problems.push(format!(
-                    "scripts/python-versions: {version} comes from \"{other}\", neither pyenv nor sid"
+                    "scripts/python-versions: {version} comes from \"{other}\", not pyenv, sid or windows"
                 ));
                 continue;
             }

@@ -3,6 +3,7 @@
 //! and a test can check that the running Python is the build's. A cross-build
 //! (Windows, from Linux) has no Python to run: it records the version only.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
@@ -34,8 +35,24 @@ fn main() {
     if unix {
         // mingw's code is position independent already, and it warns about the flag.
         host_call.flag("-fPIC");
+    } else {
+        // libstdc++ linked in (after the object that needs it): a Windows
+        // user has no mingw libstdc++-6.dll.
+        host_call.cpp_link_stdlib(None);
     }
     host_call.compile("pybridge_host_call");
+    if !unix {
+        let archive = host_call
+            .get_compiler()
+            .to_command()
+            .arg("-print-file-name=libstdc++.a")
+            .output()
+            .expect("the C++ compiler locates its libstdc++.a");
+        let archive = PathBuf::from(String::from_utf8_lossy(&archive.stdout).trim());
+        let directory = archive.parent().expect("libstdc++.a has a folder");
+        println!("cargo:rustc-link-search=native={}", directory.display());
+        println!("cargo:rustc-link-lib=static=stdc++");
+    }
     println!("cargo:rerun-if-changed=src/python/host_call.cpp");
 
     // An rpath to the build's libpython: without it the loader may pick up another

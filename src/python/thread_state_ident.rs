@@ -17,6 +17,7 @@
 //! another interpreter runs (docs/CPYTHON-NOTES.md, "Interrupting threads").
 
 use std::ffi::c_ulong;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::{Python, ffi};
 
@@ -58,12 +59,25 @@ fn from_c(ident: c_ulong) -> ThreadIdent {
     ThreadIdent(u64::from(ident))
 }
 
+/// Set once the offset was seen right: the layout cannot change in a process.
+static LAYOUT_SEEN_RIGHT: AtomicBool = AtomicBool::new(false);
+
 /// Whether the offset is right for the CPython that runs: the calling
-/// thread's own state must carry the calling thread's ident. GIL held.
+/// thread's own state must carry the calling thread's ident. (A state made on
+/// another thread would carry that thread's ident; pybridge interrupts from
+/// the engine thread and keepers, on states they made, so a false answer
+/// means the layout is not the one written here.) GIL held.
 pub(crate) fn layout_holds(py: Python<'_>) -> bool {
+    if LAYOUT_SEEN_RIGHT.load(Ordering::Relaxed) {
+        return true;
+    }
     // SAFETY: GIL held, so the calling thread has a current, live state.
-    unsafe {
+    let holds = unsafe {
         let own = ffi::PyThreadState_Get();
         ident_of(py, own) == from_c(ffi::PyThread_get_thread_ident())
+    };
+    if holds {
+        LAYOUT_SEEN_RIGHT.store(true, Ordering::Relaxed);
     }
+    holds
 }

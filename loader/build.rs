@@ -303,8 +303,15 @@ fn main() {
     }
     std::fs::write(Path::new(&out_dir).join("forward.rs"), out).unwrap();
 
-    // The Python the package was built with: the default when the host names none.
+    // The Python the package was built with: the default when the host names
+    // none. A cross-build's (a Windows package made on Linux) is a path on the
+    // build machine only, so it has none.
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
-    let python = std::env::var("PYO3_PYTHON").unwrap_or_default();
+    let cross_compiling = std::env::var("TARGET").ok() != std::env::var("HOST").ok();
+    let python = if cross_compiling {
+        String::new()
+    } else {
+        std::env::var("PYO3_PYTHON").unwrap_or_default()
+    };
     println!("cargo:rustc-env=PYB_BUILD_PYTHON_EXECUTABLE={python}");
 }

@@ -684,8 +684,12 @@ const PLATFORM_NAMES: &[&str] = &[
     "std::os::windows",
     "cfg(unix",
     "cfg(windows",
+    "cfg!(unix",
+    "cfg!(windows",
     "cfg(not(unix",
     "cfg(not(windows",
+    "cfg!(not(unix",
+    "cfg!(not(windows",
     "target_os",
     "target_family",
     "target_env",
@@ -706,6 +710,29 @@ fn nothing_above_sys_names_a_platform() {
             }
         }
     }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// The packaged loader likewise: of its modules only `loader/src/library.rs`
+/// (the OS loader as the loader uses it) names a platform. (The crate root,
+/// not read here, keeps the ELF-only `exported_function!` macro.)
+#[test]
+fn only_the_loaders_library_module_names_a_platform() {
+    let mut violations = Vec::new();
+    for (file, text) in &loader_sources() {
+        if file == "library" {
+            continue;
+        }
+        for (number, code) in code_lines(text) {
+            if PLATFORM_NAMES.iter().any(|name| code.contains(name)) {
+                violations.push(format!("loader/src/{file}.rs:{number}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(
+        loader_sources().contains_key("library"),
+        "loader/src/library.rs is gone: update this test"
+    );
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 

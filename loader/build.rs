@@ -3,11 +3,13 @@
 //! signatures: one source of truth (`bindings/c/pybridge.h`, itself checked
 //! against the core by `tests/header.rs`).
 //!
-//! Each generated `pyb_*` is a GNU indirect function (`exported_function!` in
-//! `src/lib.rs`): a caller bound after a core was loaded calls the core's
-//! function directly; one bound before goes through `forward_pyb_*`, which
-//! calls the core's function, or returns `PYB_E_NOT_INITIALIZED` while there
-//! is none. Functions with other behaviour before a core is loaded are written
+//! On Linux each generated `pyb_*` is a GNU indirect function
+//! (`exported_function!` in `src/lib.rs`): a caller bound after a core was
+//! loaded calls the core's function directly; one bound before goes through
+//! `forward_pyb_*`, which calls the core's function, or returns
+//! `PYB_E_NOT_INITIALIZED` while there is none. Windows has no indirect
+//! functions: there each `pyb_*` is a plain export that calls through the
+//! table `src/core.rs` fills when the core loads. Functions with other behaviour before a core is loaded are written
 //! by hand in `src/exports.rs` and listed in `HAND_WRITTEN`; the table entry
 //! for each is generated all the same.
 
@@ -216,6 +218,8 @@ fn main() {
     // The table, included by src/core_functions.rs; the forwarders below, by lib.rs.
     std::fs::write(Path::new(&out_dir).join("core_functions.rs"), &out).unwrap();
     out.clear();
+    // GNU indirect functions exist only in ELF: Windows gets plain exports.
+    let indirect = std::env::var_os("CARGO_CFG_UNIX").is_some();
     for function in functions
         .iter()
         .filter(|f| !HAND_WRITTEN.contains(&f.name.as_str()))
@@ -235,18 +239,33 @@ fn main() {
             .map(|(ty, arg)| format!("{arg}: {ty}"))
             .collect();
         let name = &function.name;
-        writeln!(
-            out,
-            "/// `{name}` for a caller bound before a core was loaded: the core's function, \
-             or `PYB_E_NOT_INITIALIZED` while there is none."
-        )
-        .unwrap();
-        writeln!(
-            out,
-            "unsafe extern \"C\" fn forward_{name}({}) -> i32 {{",
-            params.join(", ")
-        )
-        .unwrap();
+        if indirect {
+            writeln!(
+                out,
+                "/// `{name}` for a caller bound before a core was loaded: the core's function, \
+                 or `PYB_E_NOT_INITIALIZED` while there is none."
+            )
+            .unwrap();
+            writeln!(
+                out,
+                "unsafe extern \"C\" fn forward_{name}({}) -> i32 {{",
+                params.join(", ")
+            )
+            .unwrap();
+        } else {
+            writeln!(
+                out,
+                "/// `{name}`: the loaded core's function, from the table filled when the \
+                 core loads, or `PYB_E_NOT_INITIALIZED` while there is none."
+            )
+            .unwrap();
+            writeln!(
+                out,
+                "#[unsafe(no_mangle)]\npub unsafe extern \"C\" fn {name}({}) -> i32 {{",
+                params.join(", ")
+            )
+            .unwrap();
+        }
         writeln!(out, "    match crate::core::functions() {{").unwrap();
         writeln!(
             out,
@@ -260,6 +279,9 @@ fn main() {
         )
         .unwrap();
         writeln!(out, "    }}\n}}\n").unwrap();
+        if !indirect {
+            continue;
+        }
         writeln!(
             out,
             "/// Picks the code `{name}` binds a caller to (see `exported_function!`)."
@@ -281,8 +303,15 @@ fn main() {
     }
     std::fs::write(Path::new(&out_dir).join("forward.rs"), out).unwrap();
 
-    // The Python the package was built with: the default when the host names none.
+    // The Python the package was built with: the default when the host names
+    // none. A cross-build's (a Windows package made on Linux) is a path on the
+    // build machine only, so it has none.
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
-    let python = std::env::var("PYO3_PYTHON").unwrap_or_default();
+    let cross_compiling = std::env::var("TARGET").ok() != std::env::var("HOST").ok();
+    let python = if cross_compiling {
+        String::new()
+    } else {
+        std::env::var("PYO3_PYTHON").unwrap_or_default()
+    };
     println!("cargo:rustc-env=PYB_BUILD_PYTHON_EXECUTABLE={python}");
 }

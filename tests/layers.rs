@@ -23,7 +23,7 @@
 //! declarations (grouped and nested too) or inline; comments and string
 //! literals are skipped. The abi crate and the packaged loader (`loader/src/`)
 //! are checked for module cycles too, and no source file borrows another
-//! crate's file with `#[path]`.
+//! crate's file with `#[path]`. Nothing above `sys` names a platform.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -672,6 +672,67 @@ fn only_capi_exports_symbols() {
             }
         }
     }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// What names an operating system in Rust code: its C library or API crate,
+/// its `std::os` module, or a `cfg` on it.
+const PLATFORM_NAMES: &[&str] = &[
+    "libc::",
+    "windows_sys",
+    "std::os::unix",
+    "std::os::windows",
+    "cfg(unix",
+    "cfg(windows",
+    "cfg!(unix",
+    "cfg!(windows",
+    "cfg(not(unix",
+    "cfg(not(windows",
+    "cfg!(not(unix",
+    "cfg!(not(windows",
+    "target_os",
+    "target_family",
+    "target_env",
+];
+
+/// Windows and Linux differ only inside `sys/`: above it every module calls
+/// the same functions whatever the platform.
+#[test]
+fn nothing_above_sys_names_a_platform() {
+    let mut violations = Vec::new();
+    for (module, text) in &sources() {
+        if module.layer == "sys" {
+            continue;
+        }
+        for (number, code) in code_lines(text) {
+            if PLATFORM_NAMES.iter().any(|name| code.contains(name)) {
+                violations.push(format!("{module}:{number}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// The packaged loader likewise: of its modules only `loader/src/library.rs`
+/// (the OS loader as the loader uses it) names a platform. (The crate root,
+/// not read here, keeps the ELF-only `exported_function!` macro.)
+#[test]
+fn only_the_loaders_library_module_names_a_platform() {
+    let mut violations = Vec::new();
+    for (file, text) in &loader_sources() {
+        if file == "library" {
+            continue;
+        }
+        for (number, code) in code_lines(text) {
+            if PLATFORM_NAMES.iter().any(|name| code.contains(name)) {
+                violations.push(format!("loader/src/{file}.rs:{number}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(
+        loader_sources().contains_key("library"),
+        "loader/src/library.rs is gone: update this test"
+    );
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 

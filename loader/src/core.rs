@@ -1,13 +1,13 @@
 //! Choosing the Python and loading its libpython and the matching core.
 
-use std::ffi::{CStr, CString, c_void};
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use pybridge_abi::python_locator::{Installation, find_on_path, locate};
 
 use crate::core_functions::CoreFunctions;
-use crate::library::Library;
+use crate::library::{self, Library, Scope};
 use crate::pending_settings;
 
 /// The environment variable that names the Python when the config does not.
@@ -42,23 +42,17 @@ pub(crate) fn loaded() -> Option<&'static Core> {
 
 /// Where this library was loaded from: the cores sit beside it.
 fn own_directory() -> PathBuf {
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: dladdr reads the loader's tables for an address in this library.
-    let found = unsafe { libc::dladdr(own_directory as *const c_void, &mut info) };
-    if found == 0 || info.dli_fname.is_null() {
+    let Some(path) = library::own_path() else {
         return PathBuf::from(".");
-    }
-    // SAFETY: dladdr filled a NUL-terminated path.
-    let path = unsafe { CStr::from_ptr(info.dli_fname) }
-        .to_string_lossy()
-        .into_owned();
-    let path = std::fs::canonicalize(&path).unwrap_or_else(|_| PathBuf::from(path));
+    };
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The core file for CPython `major.minor`.
 fn core_file_name((major, minor): (u32, u32)) -> String {
-    format!("libpybridge-core-cp{major}{minor}.so")
+    let (prefix, suffix) = library::CORE_FILE;
+    format!("{prefix}{major}{minor}{suffix}")
 }
 
 /// The versions with a core beside this library, oldest first.
@@ -69,9 +63,8 @@ fn available_minors() -> Vec<(u32, u32)> {
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
-            let digits = name
-                .strip_prefix("libpybridge-core-cp")?
-                .strip_suffix(".so")?;
+            let (prefix, suffix) = library::CORE_FILE;
+            let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
             let (major, minor) = digits.split_at(1);
             Some((major.parse().ok()?, minor.parse().ok()?))
         })
@@ -94,7 +87,9 @@ fn supported_text() -> String {
     let versions = available_versions();
     if versions.is_empty() {
         format!(
-            "no CPython at all (no libpybridge-core-cp3XX.so beside the loader in {})",
+            "no CPython at all (no {}3XX{} beside the loader in {})",
+            library::CORE_FILE.0,
+            library::CORE_FILE.1,
             own_directory().display()
         )
     } else {
@@ -157,7 +152,7 @@ pub(crate) fn load(named: Option<&str>) -> Result<&'static Core, String> {
         ));
     }
     open_libpython(&installation)?;
-    let library = Library::open(&core_path, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+    let library = Library::open(&core_path, Scope::Local)?;
     let functions = CoreFunctions::resolve(&library)?;
     let chosen = format!(
         "{} (chosen by {how}; CPython {}, core {})",
@@ -198,7 +193,7 @@ fn open_libpython(installation: &Installation) -> Result<(), String> {
         }
         return Ok(());
     }
-    Library::open(&wanted, libc::RTLD_NOW | libc::RTLD_GLOBAL)?;
+    Library::open(&wanted, Scope::Global)?;
     *loaded = Some((wanted, installation.version.clone()));
     Ok(())
 }

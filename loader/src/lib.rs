@@ -7,6 +7,9 @@
 //! (`libpybridge-core-cp3XX.so`, beside this file), whose `NEEDED` libpython
 //! is then the one already loaded. A host's calls made after that are bound to
 //! the core's own functions (GNU indirect functions, `exported_function!`).
+//! On Windows (`pybridge.dll`, cores `pybridge-core-cp3XY.dll`) every export
+//! is a plain function that calls the core's through the table filled when
+//! the core loads; `src/library.rs` holds what differs between the two.
 //!
 //! A process keeps the first libpython it loads: CPython cannot be unloaded,
 //! and two of them in one process would share symbol names.
@@ -33,6 +36,7 @@ mod pending_settings;
 /// function and the host calls the core with no step in between. The symbol is
 /// exported by the version script `scripts/package.sh` links with (rustc's own
 /// export list knows only Rust items).
+#[cfg(unix)]
 #[macro_export]
 macro_rules! exported_function {
     ($name:ident, $resolve:ident) => {

@@ -349,7 +349,7 @@ fn item_size_of(item: u8, native: bool) -> Option<usize> {
         (b'h' | b'H' | b'e', _) => 2,
         (b'i' | b'I' | b'f', _) => 4,
         (b'q' | b'Q' | b'd', _) => 8,
-        (b'l' | b'L', true) => size_of::<libc::c_long>(),
+        (b'l' | b'L', true) => size_of::<std::ffi::c_long>(),
         (b'l' | b'L', false) => 4,
         (b'n' | b'N', true) => size_of::<usize>(),
         (b'P', true) => size_of::<*const u8>(),

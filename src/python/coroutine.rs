@@ -52,6 +52,7 @@ use crate::runtime::error::{Error, Result};
 use crate::runtime::gate;
 use crate::runtime::interpreters;
 use crate::runtime::thread_slot::CurrentThread;
+use crate::sys::wake_pipe::{self, PipeEnd};
 
 const RUNNER: &CStr = embedded_python!("coroutine.py");
 
@@ -121,8 +122,8 @@ struct Loop {
     attempt: u64,
     /// The wake-up pipe of the current start, open from the start until its
     /// thread ends (or the start fails). -1: closed.
-    reader: libc::c_int,
-    writer: libc::c_int,
+    reader: PipeEnd,
+    writer: PipeEnd,
     /// The loop's `Runner`, from its `attach` until the engine's end.
     runner: Option<Reference>,
     /// Handed over, not yet taken by the loop.
@@ -140,8 +141,8 @@ impl Loop {
             generation,
             phase: Phase::Idle,
             attempt: 0,
-            reader: -1,
-            writer: -1,
+            reader: wake_pipe::CLOSED,
+            writer: wake_pipe::CLOSED,
             runner: None,
             queue: Vec::new(),
             pending: BTreeMap::new(),
@@ -175,19 +176,15 @@ impl Loop {
     /// is (both close under this lock), so this is never a SIGPIPE. A full
     /// pipe (EAGAIN) has a wake-up in it already.
     fn wake(&self) {
-        if self.writer >= 0 {
-            // SAFETY: an open, non-blocking pipe this state owns.
-            unsafe { libc::write(self.writer, [1u8].as_ptr().cast(), 1) };
+        if self.writer != wake_pipe::CLOSED {
+            wake_pipe::wake(self.writer);
         }
     }
 }
 
-fn close(fd: &mut libc::c_int) {
-    if *fd >= 0 {
-        // SAFETY: a descriptor this state owns, closed once.
-        unsafe { libc::close(*fd) };
-        *fd = -1;
-    }
+/// Closes an end of the wake-up pipe this state owns.
+fn close(end: &mut PipeEnd) {
+    wake_pipe::close(end);
 }
 
 /// Records `error` as the calling thread's last error, for callbacks that
@@ -320,7 +317,7 @@ fn is_awaitable(py: Python<'_>, object: *mut ffi::PyObject) -> bool {
             })
             .map(|flags| ffi::PyLong_AsLong(flags.as_ptr()));
         ffi::PyErr_Clear();
-        flags.is_some_and(|flags| flags & ffi::CO_ITERABLE_COROUTINE as libc::c_long != 0)
+        flags.is_some_and(|flags| flags & ffi::CO_ITERABLE_COROUTINE as std::ffi::c_long != 0)
     }
 }
 
@@ -364,17 +361,13 @@ fn start(py: Python<'_>) -> Result<()> {
         if state.phase != Phase::Idle {
             return Ok(());
         }
-        let mut fds = [-1; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            state.reader = fds[0];
-            state.writer = fds[1];
+        wake_pipe::open().map(|(reader, writer)| {
+            state.reader = reader;
+            state.writer = writer;
             state.attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
             state.phase = Phase::Starting;
-            Ok((state.attempt, state.reader))
-        }
+            (state.attempt, state.reader)
+        })
     };
     let (attempt, reader) = match started {
         Ok(started) => started,
@@ -404,7 +397,7 @@ fn pipe_failed(py: Python<'_>, error: &std::io::Error) -> Error {
     python_error(py)
 }
 
-fn start_runner(py: Python<'_>, attempt: u64, reader: libc::c_int) -> Result<()> {
+fn start_runner(py: Python<'_>, attempt: u64, reader: PipeEnd) -> Result<()> {
     let module = source_module(py, c"_pybridge_asyncio", RUNNER, c"<pybridge-asyncio>")?;
     // SAFETY: GIL held; live objects; the tuple steals the functions.
     unsafe {

@@ -13,6 +13,14 @@
 #include <cstring>
 #include <exception>
 
+/* Not exported from the shared library. A DLL exports only what its .def file
+ * or a dllexport names, and mingw's gcc rejects the attribute. */
+#if defined(_WIN32)
+#define PYB_HIDDEN
+#else
+#define PYB_HIDDEN __attribute__((visibility("hidden")))
+#endif
+
 extern "C" {
 
 typedef int32_t (*pyb_host_call_fn)(const void *args, size_t nargs, void *result,
@@ -29,7 +37,7 @@ static void copy_message(const char *text, char *what, size_t what_len) {
     what[what_len - 1] = '\0';
 }
 
-__attribute__((visibility("hidden"))) int32_t pyb_call_host_guarded(
+PYB_HIDDEN int32_t pyb_call_host_guarded(
     pyb_host_call_fn function, const void *args, size_t nargs, void *result, void *user_data,
     int *thrown, char *what, size_t what_len) noexcept {
     *thrown = PYB_HOST_RETURNED;

@@ -15,6 +15,7 @@ use crate::python::embedded::{embedded_python, imported_module, source_module};
 use crate::python::owned::Owned;
 use crate::runtime::config::EngineConfig;
 use crate::runtime::error::{Error, Result};
+use crate::sys::wide_text::{WideChar, to_wide_nul};
 
 const HELPERS: &CStr = embedded_python!("engine.py");
 
@@ -310,7 +311,7 @@ unsafe fn set_config_string(config: &mut ffi::PyConfig, field: Field, value: &st
         Field::ProgramName => &mut config.program_name,
         Field::Home => &mut config.home,
     };
-    let target: *mut *mut libc::wchar_t = target;
+    let target: *mut *mut WideChar = target;
     // SAFETY: `target` is a field of the initialized config.
     let status = unsafe { ffi::PyConfig_SetBytesString(config, target.cast(), text.as_ptr()) };
     config_status(status, || format!("CPython rejected the path {value:?}"))
@@ -335,19 +336,10 @@ unsafe fn set_config_argv(config: &mut ffi::PyConfig, argv: &[String]) -> Result
     if argv.iter().any(|arg| arg.contains('\0')) {
         return Err(Error::invalid_argument("pyb_config.argv holds a NUL byte"));
     }
-    let wide: Vec<Vec<libc::wchar_t>> = argv
-        .iter()
-        .map(|arg| {
-            arg.chars()
-                .map(|c| c as libc::wchar_t)
-                .chain(std::iter::once(0))
-                .collect()
-        })
-        .collect();
-    let mut pointers: Vec<*mut libc::wchar_t> =
-        wide.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
+    let wide: Vec<Vec<WideChar>> = argv.iter().map(|arg| to_wide_nul(arg)).collect();
+    let mut pointers: Vec<*mut WideChar> = wide.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
     // SAFETY: `pointers` holds `len` NUL-terminated wide strings that outlive
-    // the call; CPython copies them. (wchar_t is UTF-32 on Linux, one per char.)
+    // the call; CPython copies them.
     let status = unsafe {
         ffi::PyConfig_SetArgv(
             config,

@@ -9,12 +9,13 @@
 //! thread calls `Py_Exit` and finalizes from the wrong thread. Each is raised
 //! once per thread, and only where it cannot leave a lock held.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, c_long};
 
 use pyo3::{Python, ffi};
 
 use crate::python::embedded::{embedded_python, imported_module, run_apart, source_module};
 use crate::python::owned::Owned;
+use crate::python::thread_state_ident;
 use crate::runtime::error::Result;
 use crate::runtime::ids::ThreadIdent;
 
@@ -169,8 +170,7 @@ pub(crate) fn raise_where_safe(
                 host_exception.as_ptr()
             };
             // SAFETY: GIL held; `exception` is a live type object.
-            let count =
-                unsafe { ffi::PyThreadState_SetAsyncExc(ident.0 as libc::c_long, exception) };
+            let count = unsafe { ffi::PyThreadState_SetAsyncExc(ident.0 as c_long, exception) };
             if count > 0 {
                 if python {
                     raised.0 += 1;
@@ -235,11 +235,6 @@ fn has_module_prefix(name: &str, module: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('_'))
 }
 
-unsafe extern "C" {
-    /// `thread_state_ident.c`: the ident of the thread a state was made on.
-    fn pybridge_thread_state_ident(state: *mut ffi::PyThreadState) -> libc::c_ulong;
-}
-
 /// The threads (by ident) an exception may be raised in now: those whose
 /// innermost Python frame is not in a lock-taking module and that are not in
 /// the middle of an import (see `must_wait`). The exception
@@ -282,6 +277,14 @@ unsafe fn interruptible_now(py: Python<'_>, idents: &[ThreadIdent]) -> Result<Ve
     // SAFETY (whole body): GIL held; thread states are read while the GIL
     // keeps them alive; frames are owned by `Owned`.
     unsafe {
+        if !thread_state_ident::layout_holds(py) {
+            // Not the thread state layout this build knows: no state can be
+            // matched to its thread, so none is interrupted.
+            log::error!(
+                "pybridge cannot read this CPython's thread idents; no thread is interrupted"
+            );
+            return Ok(Vec::new());
+        }
         let interpreter = ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get());
         // An ident can have more than one state: on 3.11 a new Python thread's
         // state carries its starter's ident until it runs. A thread is safe only
@@ -289,7 +292,7 @@ unsafe fn interruptible_now(py: Python<'_>, idents: &[ThreadIdent]) -> Result<Ve
         let mut unsafe_idents = Vec::new();
         let mut state = ffi::PyInterpreterState_ThreadHead(interpreter);
         while !state.is_null() {
-            let ident = ThreadIdent(pybridge_thread_state_ident(state) as u64);
+            let ident = thread_state_ident::ident_of(py, state);
             if idents.contains(&ident) && !unsafe_idents.contains(&ident) {
                 let frame = ffi::PyThreadState_GetFrame(state).cast::<ffi::PyObject>();
                 if !frame.is_null() && must_wait(py, Owned::new(py, frame)?)? {

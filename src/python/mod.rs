@@ -31,6 +31,7 @@ pub(crate) mod reinit_guard;
 pub(crate) mod state_quarantine;
 pub(crate) mod subinterpreter;
 pub(crate) mod thread_exit;
+pub(crate) mod thread_state_ident;
 pub(crate) mod thread_states;
 pub(crate) mod token_diagnostics;
 pub(crate) mod value;

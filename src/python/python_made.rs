@@ -93,16 +93,9 @@ pub(crate) fn open_guards() -> Option<isize> {
     type Countdown = unsafe extern "C" fn(*mut ffi::PyInterpreterState) -> isize;
     static COUNTDOWN: std::sync::OnceLock<Option<Countdown>> = std::sync::OnceLock::new();
     let countdown = (*COUNTDOWN.get_or_init(|| {
-        // SAFETY: a symbol lookup; the symbol, when present, has this signature (3.15.2).
-        let symbol = unsafe {
-            libc::dlsym(
-                libc::RTLD_DEFAULT,
-                c"_PyInterpreterState_GuardCountdown".as_ptr(),
-            )
-        };
-        // SAFETY: a non-null function pointer of the declared type.
-        (!symbol.is_null())
-            .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, Countdown>(symbol) })
+        let symbol = crate::sys::loader::libpython_symbol(c"_PyInterpreterState_GuardCountdown")?;
+        // SAFETY: a function pointer; when present it has this signature (3.15.2).
+        Some(unsafe { std::mem::transmute::<*mut std::ffi::c_void, Countdown>(symbol) })
     }))?;
     // SAFETY: the main interpreter is alive (before finalization); a plain read.
     Some(unsafe { countdown(ffi::PyInterpreterState_Main()) })

@@ -213,7 +213,7 @@ pub(crate) struct ThreadSlot {
     /// that took it again. Atomic only so the shutdown side may read it.
     pub epoch: AtomicU32,
     pub os_tid: i32,
-    pub pthread_id: libc::c_ulong,
+    pub pthread_id: std::ffi::c_ulong,
     /// The operating system's name for the thread when it first used
     /// pybridge (`sys::thread::own_name`).
     pub name: String,

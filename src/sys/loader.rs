@@ -1,5 +1,7 @@
 //! The dynamic loader's view of libpython: which file is mapped, and making
-//! its symbols global for extension modules.
+//! its symbols global for extension modules. Linux: `dladdr`, `dlopen`,
+//! `dl_iterate_phdr`; Windows: `GetModuleHandleExW`, `GetModuleFileNameW`,
+//! `K32EnumProcessModules` (the `#[cfg(windows)]` functions at the end).
 
 use std::ffi::CStr;
 
@@ -10,6 +12,7 @@ use pyo3::ffi;
 /// libpython only as pybridge's private dependency, and CPython's extension
 /// modules (`math`, `_json`, ...) then fail to import with "undefined symbol:
 /// PyFloat_Type". `RTLD_NOLOAD` re-opens the copy already mapped, never a second one.
+#[cfg(unix)]
 pub(crate) fn promote_libpython_to_global() {
     let path = libpython_path();
     let Ok(path) = std::ffi::CString::new(path) else {
@@ -56,6 +59,7 @@ pub(crate) fn running_version() -> String {
 }
 
 /// The file the dynamic loader actually mapped for libpython.
+#[cfg(unix)]
 pub(crate) fn libpython_path() -> String {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads loader tables for a symbol address we link against.
@@ -73,6 +77,7 @@ pub(crate) fn libpython_path() -> String {
 /// The load address of the shared object `address` lies in (`dladdr`), if any.
 // Used to recognise threads CPython 3.14+ parks at finalization.
 #[cfg_attr(not(Py_3_14), allow(dead_code))]
+#[cfg(unix)]
 pub(crate) fn object_base_of(address: usize) -> Option<usize> {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads loader tables; any address is accepted.
@@ -94,10 +99,12 @@ pub(crate) fn libpython_base() -> Option<usize> {
 /// deadlocked under ThreadSanitizer, whose runtime takes the loader's lock to
 /// symbolize a report while it holds its own locks, which the allocation
 /// wanted. When the names do not fit, the walk is repeated with more room.
+#[cfg(unix)]
 pub(crate) fn loaded_object_paths() -> Vec<String> {
     loaded_object_paths_from(64 * 1024)
 }
 
+#[cfg(unix)]
 fn loaded_object_paths_from(mut room: usize) -> Vec<String> {
     loop {
         let mut names = NameBuffer {
@@ -125,11 +132,13 @@ fn loaded_object_paths_from(mut room: usize) -> Vec<String> {
 }
 
 /// NUL-terminated names, written within the capacity reserved up front.
+#[cfg(unix)]
 struct NameBuffer {
     bytes: Vec<u8>,
     overflowed: bool,
 }
 
+#[cfg(unix)]
 unsafe extern "C" fn collect_file_name(
     info: *mut libc::dl_phdr_info,
     _size: libc::size_t,
@@ -153,7 +162,117 @@ unsafe extern "C" fn collect_file_name(
     0
 }
 
-#[cfg(test)]
+/// Nothing to do on Windows: a `.pyd` imports `python3XY.dll` by name, and
+/// the DLL already loaded under that name is the one it gets.
+#[cfg(windows)]
+pub(crate) fn promote_libpython_to_global() {}
+
+/// The module (its base address) that contains `address`, kept loaded.
+#[cfg(windows)]
+fn module_of(address: usize) -> Option<windows_sys::Win32::Foundation::HMODULE> {
+    use windows_sys::Win32::System::LibraryLoader::{
+        GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS, GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+        GetModuleHandleExW,
+    };
+    let mut module = std::ptr::null_mut();
+    // SAFETY: reads the loader's tables; any address is accepted.
+    let found = unsafe {
+        GetModuleHandleExW(
+            GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+            address as *const u16,
+            &mut module,
+        )
+    };
+    (found != 0 && !module.is_null()).then_some(module)
+}
+
+/// The file `module` was loaded from.
+#[cfg(windows)]
+fn module_path(module: windows_sys::Win32::Foundation::HMODULE) -> Option<String> {
+    let mut room = 512usize;
+    loop {
+        let mut path = vec![0u16; room];
+        // SAFETY: a buffer of `room` UTF-16 units.
+        let length = unsafe {
+            windows_sys::Win32::System::LibraryLoader::GetModuleFileNameW(
+                module,
+                path.as_mut_ptr(),
+                room as u32,
+            )
+        } as usize;
+        if length == 0 {
+            return None;
+        }
+        if length < room {
+            return Some(String::from_utf16_lossy(&path[..length]));
+        }
+        room *= 4;
+    }
+}
+
+/// The file the loader actually mapped for libpython (`python3XY.dll`).
+#[cfg(windows)]
+pub(crate) fn libpython_path() -> String {
+    module_of(ffi::Py_GetVersion as *const () as usize)
+        .and_then(module_path)
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The load address of the module `address` lies in, if any.
+#[cfg(windows)]
+#[cfg_attr(not(Py_3_14), allow(dead_code))]
+pub(crate) fn object_base_of(address: usize) -> Option<usize> {
+    module_of(address).map(|module| module as usize)
+}
+
+/// The file of every module loaded in the process (executable, DLLs,
+/// extension modules).
+#[cfg(windows)]
+pub(crate) fn loaded_object_paths() -> Vec<String> {
+    use windows_sys::Win32::System::ProcessStatus::K32EnumProcessModules;
+    use windows_sys::Win32::System::Threading::GetCurrentProcess;
+    let mut modules: Vec<windows_sys::Win32::Foundation::HMODULE> = vec![std::ptr::null_mut(); 256];
+    loop {
+        let room = (modules.len() * size_of::<windows_sys::Win32::Foundation::HMODULE>()) as u32;
+        let mut needed = 0u32;
+        // SAFETY: a buffer of `room` bytes; the process pseudo-handle.
+        let listed = unsafe {
+            K32EnumProcessModules(GetCurrentProcess(), modules.as_mut_ptr(), room, &mut needed)
+        };
+        if listed == 0 {
+            return Vec::new();
+        }
+        if needed <= room {
+            modules
+                .truncate(needed as usize / size_of::<windows_sys::Win32::Foundation::HMODULE>());
+            return modules.into_iter().filter_map(module_path).collect();
+        }
+        modules.resize(modules.len() * 2, std::ptr::null_mut());
+    }
+}
+
+/// The address of libpython's exported `name`, if it exports it.
+#[cfg_attr(not(Py_3_15), allow(dead_code))]
+#[cfg(windows)]
+pub(crate) fn libpython_symbol(name: &CStr) -> Option<*mut std::ffi::c_void> {
+    let module = module_of(ffi::Py_GetVersion as *const () as usize)?;
+    // SAFETY: a loaded module and a C string.
+    let address = unsafe {
+        windows_sys::Win32::System::LibraryLoader::GetProcAddress(module, name.as_ptr().cast())
+    }?;
+    Some(address as *mut std::ffi::c_void)
+}
+
+/// The address of libpython's exported `name`, if it exports it.
+#[cfg_attr(not(Py_3_15), allow(dead_code))]
+#[cfg(unix)]
+pub(crate) fn libpython_symbol(name: &CStr) -> Option<*mut std::ffi::c_void> {
+    // SAFETY: a symbol lookup in the global scope, which holds libpython.
+    let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!address.is_null()).then_some(address)
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -9,3 +9,5 @@ pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod stack_check;
 pub(crate) mod thread;
+pub(crate) mod wake_pipe;
+pub(crate) mod wide_text;

@@ -1,23 +1,31 @@
-//! Facts about threads from the kernel and the C library.
+//! Facts about threads from the kernel and the C library (Linux), or from
+//! kernel32 (Windows, at the end). The same functions on both: a thread's
+//! kernel id, its Python ident, its stack, its name.
+
+use std::ffi::c_ulong;
 
 /// The calling thread's kernel id (`gettid`).
+#[cfg(unix)]
 pub(crate) fn os_tid() -> i32 {
     // SAFETY: trivial libc call.
     unsafe { libc::gettid() }
 }
 
 /// The calling thread's `pthread_t`, as CPython's thread idents are.
-pub(crate) fn pthread_id() -> libc::c_ulong {
+#[cfg(unix)]
+pub(crate) fn pthread_id() -> c_ulong {
     // SAFETY: trivial libc call.
-    unsafe { libc::pthread_self() as libc::c_ulong }
+    unsafe { libc::pthread_self() as c_ulong }
 }
 
 /// Whether the thread with kernel id `native_id` still exists in this process.
+#[cfg(unix)]
 pub(crate) fn is_alive(native_id: i64) -> bool {
     std::path::Path::new(&format!("/proc/self/task/{native_id}")).exists()
 }
 
 /// The calling thread's stack size, if the C library can tell.
+#[cfg(unix)]
 pub(crate) fn stack_size() -> Option<usize> {
     // SAFETY: pthread_getattr_np fills `attr` for the calling thread, which we
     // read and then destroy; plain libc calls.
@@ -39,6 +47,7 @@ pub(crate) fn stack_size() -> Option<usize> {
 /// Rust's `thread::Builder::name`, cut to 15 bytes), else the process's name
 /// the thread inherited. Rust's `thread::current().name()` knows only names
 /// given through Rust, so it has none for a host's threads.
+#[cfg(unix)]
 pub(crate) fn own_name() -> String {
     // Linux keeps 15 bytes and a NUL.
     let mut buffer = [0 as libc::c_char; 16];
@@ -58,6 +67,7 @@ pub(crate) fn own_name() -> String {
 
 /// The current name of this process's thread `os_tid` (what the host set with
 /// `pthread_setname_np` or .NET's `Thread.Name`), if it still runs.
+#[cfg(unix)]
 pub(crate) fn name_of(os_tid: i32) -> Option<String> {
     let name = std::fs::read_to_string(format!("/proc/self/task/{os_tid}/comm")).ok()?;
     Some(name.trim_end_matches('\n').to_string())
@@ -71,6 +81,7 @@ pub(crate) fn name_of(os_tid: i32) -> Option<String> {
 /// that ends meanwhile makes the read fail instead of faulting.
 // Used to recognise threads CPython 3.14+ parks at finalization.
 #[cfg_attr(not(Py_3_14), allow(dead_code))]
+#[cfg(unix)]
 pub(crate) fn is_paused_below(native_id: i64, is_caller: impl Fn(usize) -> bool) -> bool {
     #[cfg(target_arch = "x86_64")]
     const PAUSE: i64 = libc::SYS_pause;
@@ -106,4 +117,116 @@ pub(crate) fn is_paused_below(native_id: i64, is_caller: impl Fn(usize) -> bool)
         .chunks_exact(8)
         .map(|word| u64::from_ne_bytes(word.try_into().expect("8 bytes")) as usize)
         .any(is_caller)
+}
+
+/// The calling thread's id (`GetCurrentThreadId`). Windows ids are 32-bit
+/// and multiples of 4; kept as the same `i32` Linux's `gettid` gives.
+#[cfg(windows)]
+pub(crate) fn os_tid() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { windows_sys::Win32::System::Threading::GetCurrentThreadId() as i32 }
+}
+
+/// The calling thread's Python ident: on Windows CPython uses the thread id
+/// (`PyThread_get_thread_ident` is `GetCurrentThreadId`).
+#[cfg(windows)]
+pub(crate) fn pthread_id() -> c_ulong {
+    // SAFETY: no arguments.
+    unsafe { windows_sys::Win32::System::Threading::GetCurrentThreadId() as c_ulong }
+}
+
+/// A handle to thread `id` of any process, allowed to query it; closed on drop.
+#[cfg(windows)]
+struct ThreadHandle(windows_sys::Win32::Foundation::HANDLE);
+
+#[cfg(windows)]
+impl ThreadHandle {
+    fn open(id: i64) -> Option<ThreadHandle> {
+        use windows_sys::Win32::System::Threading::{OpenThread, THREAD_QUERY_LIMITED_INFORMATION};
+        let id = u32::try_from(id).ok()?;
+        // SAFETY: plain call; a null handle means no such thread (or no access).
+        let handle = unsafe { OpenThread(THREAD_QUERY_LIMITED_INFORMATION, 0, id) };
+        (!handle.is_null()).then_some(ThreadHandle(handle))
+    }
+
+    /// Whether it belongs to this process (ids are unique system-wide).
+    fn is_ours(&self) -> bool {
+        use windows_sys::Win32::System::Threading::{GetCurrentProcessId, GetProcessIdOfThread};
+        // SAFETY: a live handle with query access.
+        unsafe { GetProcessIdOfThread(self.0) == GetCurrentProcessId() }
+    }
+
+    /// The thread's description (`SetThreadDescription`, .NET's `Thread.Name`).
+    fn description(&self) -> Option<String> {
+        use windows_sys::Win32::Foundation::LocalFree;
+        use windows_sys::Win32::System::Threading::GetThreadDescription;
+        let mut text = std::ptr::null_mut();
+        // SAFETY: a live handle with query access; the text is ours to free.
+        unsafe {
+            if GetThreadDescription(self.0, &mut text) < 0 || text.is_null() {
+                return None;
+            }
+            let length = (0..).take_while(|&index| *text.add(index) != 0).count();
+            let name = String::from_utf16_lossy(std::slice::from_raw_parts(text, length));
+            LocalFree(text.cast());
+            Some(name)
+        }
+    }
+}
+
+#[cfg(windows)]
+impl Drop for ThreadHandle {
+    fn drop(&mut self) {
+        // SAFETY: a handle this value owns, closed once.
+        unsafe { windows_sys::Win32::Foundation::CloseHandle(self.0) };
+    }
+}
+
+/// Whether thread `native_id` still runs in this process.
+#[cfg(windows)]
+pub(crate) fn is_alive(native_id: i64) -> bool {
+    use windows_sys::Win32::Foundation::STILL_ACTIVE;
+    use windows_sys::Win32::System::Threading::GetExitCodeThread;
+    let Some(thread) = ThreadHandle::open(native_id) else {
+        return false;
+    };
+    let mut code = 0;
+    // SAFETY: a live handle with query access.
+    let read = unsafe { GetExitCodeThread(thread.0, &mut code) } != 0;
+    thread.is_ours() && read && code == STILL_ACTIVE as u32
+}
+
+/// The calling thread's stack size (reserved, not committed).
+#[cfg(windows)]
+pub(crate) fn stack_size() -> Option<usize> {
+    let (mut low, mut high) = (0, 0);
+    // SAFETY: writes the two limits of the calling thread's stack.
+    unsafe {
+        windows_sys::Win32::System::Threading::GetCurrentThreadStackLimits(&mut low, &mut high)
+    };
+    high.checked_sub(low).filter(|size| *size > 0)
+}
+
+/// The calling thread's description (empty when it has none).
+#[cfg(windows)]
+pub(crate) fn own_name() -> String {
+    name_of(os_tid()).unwrap_or_default()
+}
+
+/// The current description of this process's thread `os_tid`, if it still runs.
+#[cfg(windows)]
+pub(crate) fn name_of(os_tid: i32) -> Option<String> {
+    let thread = ThreadHandle::open(i64::from(os_tid as u32))?;
+    if !thread.is_ours() {
+        return None;
+    }
+    Some(thread.description().unwrap_or_default())
+}
+
+/// CPython 3.14+ parks a thread on Windows in an alertable `SleepEx` loop,
+/// which cannot be told from outside from any other sleep: never recognised.
+#[cfg(windows)]
+#[cfg_attr(not(Py_3_14), allow(dead_code))]
+pub(crate) fn is_paused_below(_native_id: i64, _is_caller: impl Fn(usize) -> bool) -> bool {
+    false
 }

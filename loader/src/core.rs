@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use pybridge_abi::python_locator::{Installation, find_on_path, locate};
+use pybridge_abi::python_locator::{Installation, default_candidates, locate};
 
 use crate::core_functions::CoreFunctions;
 use crate::library::{self, Library, Scope};
@@ -112,14 +112,13 @@ fn choose(named: Option<&str>) -> Result<(PathBuf, String), String> {
             "default: the Python pybridge was built with".to_string(),
         ));
     }
-    find_on_path("python3")
-        .map(|path| (path, "default: python3 on PATH".to_string()))
-        .ok_or_else(|| {
-            format!(
-                "no Python was named and there is no python3 on PATH; name one with \
-                 pyb_config.python or {PYTHON_VARIABLE}"
-            )
-        })
+    default_candidates().into_iter().next().ok_or_else(|| {
+        format!(
+            "no Python was named and none was found ({}); name one with pyb_config.python or \
+             {PYTHON_VARIABLE}",
+            library::DEFAULT_PYTHON_PLACES
+        )
+    })
 }
 
 /// Loads the core for the Python the host names, once per process.

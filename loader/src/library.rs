@@ -13,6 +13,13 @@ pub(crate) const CORE_FILE: (&str, &str) = ("libpybridge-core-cp", ".so");
 #[cfg(windows)]
 pub(crate) const CORE_FILE: (&str, &str) = ("pybridge-core-cp", ".dll");
 
+/// Where a Python was looked for when the host named none, for the message.
+#[cfg(unix)]
+pub(crate) const DEFAULT_PYTHON_PLACES: &str = "no python3 on PATH";
+#[cfg(windows)]
+pub(crate) const DEFAULT_PYTHON_PLACES: &str =
+    "no installation in the registry's Software\\Python\\PythonCore, no python.exe on PATH";
+
 /// Whose symbols a library's later neighbours see.
 #[derive(Clone, Copy)]
 pub(crate) enum Scope {

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::abi::python_locator::{Installation, find_on_path, locate};
+use crate::abi::python_locator::{Installation, default_candidates, locate};
 use crate::abi::status::PYB_E_PYTHON_UNUSABLE;
 use crate::runtime::config::record_chosen_python;
 use crate::runtime::error::{Error, Result};
@@ -45,14 +45,15 @@ pub(crate) fn choose(named: Option<&str>) -> Result<Chosen> {
                         home: None,
                     });
                 }
-                let path = find_on_path("python3").ok_or_else(|| {
-                    unusable(format!(
-                        "no Python was named and neither the Python pybridge was built with \
-                         ({build}) nor python3 on PATH exists; name one with pyb_config.python \
-                         or {PYTHON_VARIABLE}"
-                    ))
-                })?;
-                (path, "default: python3 on PATH".to_string())
+                // Then what the platform offers (python3 on PATH; on Windows the
+                // registry's installations first), and last the libpython
+                // this library is linked to (a cross-built one has no build Python).
+                default_candidates().into_iter().next().unwrap_or_else(|| {
+                    (
+                        PathBuf::from(loader::libpython_path()),
+                        "default: the libpython this library is linked to".to_string(),
+                    )
+                })
             }
         },
     };

@@ -1294,3 +1294,76 @@ fn a_sub_interpreter_still_ending_at_the_shutdown_deadline_abandons_the_engine()
         },
     );
 }
+
+/// Issue 21, the other way a sub-interpreter outlives a shutdown's deadline: an
+/// interrupting shutdown commits by interrupting a Python thread in one, which
+/// sits in native code (`os.read`) and cannot stop. Nothing was finalized, so
+/// the shutdown carries on: the caller hears `PYB_E_SHUTDOWN_COMMITTED` at
+/// its deadline, a restart meanwhile `PYB_E_TIMEOUT` within
+/// `previous_threads_timeout_ms` (nothing started), and once the thread
+/// leaves native code it takes its interrupt, the shutdown ends cleanly and a
+/// restart works.
+#[test]
+fn a_sub_interpreter_thread_in_native_code_keeps_a_committed_shutdown_going_and_a_restart_waits() {
+    within(LIMIT, "a committed shutdown held by native code", || {
+        const SLACK_MS: u128 = 1_000;
+        initialize();
+        let gate = Gate::new();
+        let interp = new_interpreter();
+        let native_id = inside(interp, || {
+            exec(&format!(
+                "import os, threading\n\
+                 def wait_for_gate():\n    os.read({}, 1)\n\
+                 worker = threading.Thread(target=wait_for_gate, name='native-waiter')\n\
+                 worker.start()",
+                gate.read
+            ));
+            eval_int("worker.native_id")
+        });
+        // In the read system call (number 0 on x86-64), where no interrupt lands.
+        wait_until(LIMIT / 2, "the worker blocking in read", || {
+            std::fs::read_to_string(format!("/proc/self/task/{native_id}/syscall"))
+                .is_ok_and(|call| call.starts_with("0 "))
+        });
+        const DEADLINE_MS: u32 = 1_000;
+        let started = Instant::now();
+        expect(
+            shutdown(DEADLINE_MS, PYB_SHUTDOWN_INTERRUPT),
+            PYB_E_SHUTDOWN_COMMITTED,
+        );
+        let waited = elapsed_ms(started);
+        assert!(
+            (u128::from(DEADLINE_MS)..u128::from(DEADLINE_MS) + SLACK_MS).contains(&waited),
+            "waited {waited} ms"
+        );
+        assert!(last_error().contains("'native-waiter'"), "{}", last_error());
+        let mut config = unsafe { std::mem::zeroed() };
+        ok(unsafe { pybridge::config::pyb_config_default(&mut config) });
+        config.previous_threads_timeout_ms = 100;
+        expect(
+            unsafe { pybridge::engine::pyb_engine_initialize(&config) },
+            PYB_E_TIMEOUT,
+        );
+        assert!(
+            last_error().contains("shutdown was still under way"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            pybridge::engine::pyb_engine_state(),
+            pybridge::engine::PYB_STATE_SHUTTING_DOWN
+        );
+        gate.open(1);
+        let status = shutdown(PYB_TIMEOUT_INFINITE, 0);
+        assert!(
+            status == PYB_OK || status == PYB_E_NOT_INITIALIZED,
+            "{}: {}",
+            name(status),
+            last_error()
+        );
+        assert_eq!(stats().interpreters_finalized, 1);
+        initialize();
+        assert_eq!(eval_int("6 * 7"), 42);
+        ok(shutdown(10_000, 0));
+    });
+}

@@ -156,8 +156,8 @@ typedef struct pyb_config {
   // memory. From CPython 3.14 such a thread, once it wakes, is parked by
   // CPython for good and never runs Python again: parked threads are not
   // waited for, only those still asleep or in native code. The same bound
-  // applies, each on its own, to waiting for a shutdown still under way
-  // and for the previous engine thread to exit.
+  // covers, before that, waiting for a shutdown still under way and for
+  // the previous engine thread to exit (the two together).
   // `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
   uint32_t previous_threads_timeout_ms;
   // The Python to run, UTF-8, or NULL: a CPython executable (`/usr/bin/python3`,

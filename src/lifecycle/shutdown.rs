@@ -270,14 +270,14 @@ impl EngineShutdown {
         ));
         crate::python::pool::on_engine_end();
         let (serial, interrupt) = (self.serial, self.interrupt);
+        // An abandonment is given before this thread takes the GIL back,
+        // which a daemon thread in native code may hold as long as it likes.
         let abandoned = main.released(|| {
-            let left = end_subinterpreters(serial, interrupt);
+            let abandoned = end_subinterpreters(serial, interrupt);
             crate::python::subinterpreter::retire_idle_keepers();
-            // Given before this thread takes the GIL back, which a daemon
-            // thread in native code may hold for as long as it likes.
-            left.map(|why| abandon(serial, &why))
+            abandoned
         });
-        if abandoned.is_some() {
+        if abandoned {
             // This thread leaves its main state, detached, and ends; Python
             // stays initialized and no one calls Py_FinalizeEx.
             drop(main);
@@ -332,46 +332,56 @@ impl EngineShutdown {
 /// but never less than one keeper answer (`SUBINTERPRETER_ANSWER`) from now, so
 /// that a zero timeout, or a deadline spent waiting for interrupted threads,
 /// still ends interpreters that can end at once; `None` (an infinite timeout)
-/// waits as long as it takes. A call that joins meanwhile with a later
-/// deadline buys them more time. Returns why one is still alive at the end.
-fn end_subinterpreters(serial: u64, interrupt: bool) -> Option<String> {
+/// waits as long as it takes. A call that joins with a later deadline before
+/// the engine gives up buys them more time. True when it gave up (`abandon`).
+fn end_subinterpreters(serial: u64, interrupt: bool) -> bool {
     let floor = Instant::now() + SUBINTERPRETER_ANSWER;
-    let callers_deadline = || {
-        LIFECYCLE
-            .lock()
-            .request(serial)
-            .map_or(Some(floor), |request| request.deadline)
-    };
-    let mut given = callers_deadline();
+    let mut given = LIFECYCLE
+        .lock()
+        .request(serial)
+        .map_or(Some(floor), |request| request.deadline);
     loop {
         // With the interrupt flag, their own Python threads are interrupted
         // (they would keep them from ending), as often as it takes.
         let deadline = given.map(|deadline| deadline.max(floor));
-        let why = crate::python::subinterpreter::end_all(deadline, interrupt).err()?;
-        let now = callers_deadline();
-        if now == given {
-            return Some(why);
+        let Err(why) = crate::python::subinterpreter::end_all(deadline, interrupt) else {
+            return false;
+        };
+        match abandon_unless_extended(serial, &why, given) {
+            Ok(()) => return true,
+            Err(extended) => given = extended,
         }
-        given = now;
     }
 }
 
-/// Gives shutdown `serial` up for good with a sub-interpreter still alive:
-/// `Py_FinalizeEx` would abort the process ("remaining subinterpreters",
-/// checked on 3.11-3.13), so Python stays initialized, the gate stays closed,
-/// and every later shutdown and start says why. Without the GIL.
-fn abandon(serial: u64, why: &str) {
+/// Gives shutdown `serial` up for good with a sub-interpreter still alive,
+/// unless a call joined meanwhile with a deadline later than `given` (then
+/// `Err` with it). `Py_FinalizeEx` must not run then: 3.11 and 3.12 abort the
+/// process ("remaining subinterpreters"), 3.13 ends them itself on this
+/// thread, under the keeper that owns each. So Python stays initialized, the
+/// gate stays closed, and every later shutdown and start says why. Without the GIL.
+fn abandon_unless_extended(
+    serial: u64,
+    why: &str,
+    given: Option<Instant>,
+) -> std::result::Result<(), Option<Instant>> {
+    let mut life = LIFECYCLE.lock();
+    if let Some(request) = life.request(serial) {
+        if request.deadline != given {
+            return Err(request.deadline);
+        }
+    }
     let message = format!(
-        "the shutdown passed its point of no return, but {why} at its deadline. CPython \
-         aborts the process when Py_FinalizeEx runs with a sub-interpreter alive, so \
-         pybridge did not finalize: Python stays initialized, unused, until the process \
-         exits, and no engine can start again in this process"
+        "the shutdown passed its point of no return, but {why} at its deadline. \
+         Py_FinalizeEx must not run while a sub-interpreter lives (CPython aborts the \
+         process), so pybridge did not finalize: Python stays initialized, unused, until \
+         the process exits, and no engine can start again in this process"
     );
     log::error!("shutdown abandoned: {message}");
     gate::set_engine_thread_tid(0);
-    let mut life = LIFECYCLE.lock();
     life.abandoned = Some(message.clone());
     life.settle(serial, Outcome::Abandoned(message));
+    Ok(())
 }
 
 /// Commits attempt `serial` as interrupting and runs `deliver`, both under

@@ -1367,3 +1367,42 @@ fn a_sub_interpreter_thread_in_native_code_keeps_a_committed_shutdown_going_and_
         ok(shutdown(10_000, 0));
     });
 }
+
+/// Issue 21: the sub-interpreters' deadline is the callers', but never less
+/// than one keeper answer: here an interrupting shutdown commits on a
+/// main-interpreter thread that catches its interrupt and waits for the test,
+/// so the caller's deadline has long passed (and no call waits any more) when
+/// the engine gets to the sub-interpreters. An idle one still ends, and the
+/// engine finalizes instead of giving up.
+#[test]
+fn a_committed_shutdown_that_outlives_its_deadline_still_ends_idle_sub_interpreters() {
+    within(LIMIT, "idle sub-interpreters after the deadline", || {
+        initialize();
+        let gate = Gate::new();
+        let interp = new_interpreter();
+        assert_eq!(inside(interp, || eval_int("6 * 7")), 42);
+        run(&format!(
+            "import os, threading, time\n\
+             def stubborn():\n    \
+                 try:\n        while True:\n            time.sleep(0.001)\n    \
+                 except SystemExit:\n        os.read({}, 1)\n\
+             worker = threading.Thread(target=stubborn, name='stubborn', daemon=False)\n\
+             worker.start()",
+            gate.read
+        ));
+        expect(
+            shutdown(300, PYB_SHUTDOWN_INTERRUPT),
+            PYB_E_SHUTDOWN_COMMITTED,
+        );
+        assert!(last_error().contains("'stubborn'"), "{}", last_error());
+        gate.open(1);
+        wait_until(LIMIT / 2, "the engine's end", || {
+            pybridge::engine::pyb_engine_state() == pybridge::engine::PYB_STATE_UNINITIALIZED
+        });
+        assert_eq!(stats().interpreters_finalized, 1);
+        expect(try_enter(interp), PYB_E_NOT_INITIALIZED);
+        initialize();
+        expect(try_enter(interp), PYB_E_BAD_HANDLE);
+        ok(shutdown(10_000, 0));
+    });
+}

@@ -321,8 +321,9 @@ impl EngineShutdown {
         if let Some(request) = life.request(self.serial) {
             request.blocker = Some(blocker);
         }
-        // A poll: what blocks (a busy flag, a Python thread, a keeper's answer)
-        // notifies nobody when it clears; woken early when the attempt is called off.
+        // A poll: busy flags are plain stores the hot path never notifies, and
+        // a Python thread's end shows only to a GIL retaken (here, or by a
+        // keeper); woken early when the attempt is called off.
         CHANGED.wait_for(&mut life, Duration::from_millis(2));
     }
 }

@@ -33,6 +33,8 @@
 #define PYB_STATE_RUNNING 1
 
 // A shutdown is in progress; new GIL requests fail with `PYB_E_SHUTTING_DOWN`.
+// After a shutdown was abandoned (see `pyb_engine_shutdown`), for the rest of
+// the process.
 #define PYB_STATE_SHUTTING_DOWN 2
 
 // This process is a `fork()` child of a process whose engine was running (or

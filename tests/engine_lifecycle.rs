@@ -699,3 +699,78 @@ fn a_thread_with_a_state_in_the_previous_engine_runs_in_the_next() {
         worker.join().unwrap();
     });
 }
+
+/// The engine thread's last words ("the engine thread exits", logged after
+/// its shutdown's outcome) reach a host log callback that holds them until
+/// the test lets go: the thread is past Python's finalization but has not
+/// exited.
+static LAST_WORDS: std::sync::Mutex<(bool, bool)> = std::sync::Mutex::new((false, false));
+static LAST_WORDS_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+
+unsafe extern "C" fn hold_last_words(_: i32, message: *const c_char, _: *mut std::ffi::c_void) {
+    if cstr_to_string(message).contains("the engine thread exits") {
+        let mut words = LAST_WORDS.lock().unwrap();
+        words.0 = true;
+        LAST_WORDS_CHANGED.notify_all();
+        while !words.1 {
+            words = LAST_WORDS_CHANGED.wait(words).unwrap();
+        }
+    }
+}
+
+/// Issue 21: a restart joins the previous engine thread within a bound. A
+/// thread held after its outcome (here in a host log callback) makes the
+/// shutdown return `PYB_OK` at its deadline (Python is finalized) and the
+/// next start `PYB_E_TIMEOUT` after `previous_threads_timeout_ms`, with
+/// nothing started; once the thread has gone, a start succeeds.
+#[test]
+fn a_restart_waits_for_the_previous_engine_thread_within_its_bound() {
+    within(LIMIT, "an engine thread slow to exit", || {
+        /// The caller's wake-up past a deadline on a busy machine.
+        const SLACK_MS: u128 = 1_000;
+        initialize();
+        ok(pybridge::logging::pyb_set_log_callback(
+            Some(hold_last_words),
+            std::ptr::null_mut(),
+            pybridge::logging::PYB_LOG_DEBUG,
+        ));
+        const DEADLINE_MS: u32 = 300;
+        let started = Instant::now();
+        ok(shutdown(DEADLINE_MS, 0));
+        let waited = elapsed_ms(started);
+        assert!(
+            waited < u128::from(DEADLINE_MS) + SLACK_MS,
+            "waited {waited} ms"
+        );
+        assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
+        let mut words = LAST_WORDS.lock().unwrap();
+        while !words.0 {
+            words = LAST_WORDS_CHANGED.wait(words).unwrap();
+        }
+        drop(words);
+        let mut config = default_config();
+        config.previous_threads_timeout_ms = 100;
+        let asked = Instant::now();
+        expect(initialize_with(&config), PYB_E_TIMEOUT);
+        let refused_after = elapsed_ms(asked);
+        assert!(
+            (100..100 + SLACK_MS).contains(&refused_after),
+            "{refused_after} ms"
+        );
+        assert!(
+            last_error().contains("previous engine's thread"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(pyb_engine_state(), PYB_STATE_UNINITIALIZED);
+        assert_eq!(stats().engines_started, 1);
+        // Let go: the thread exits, and the next start joins it.
+        LAST_WORDS.lock().unwrap().1 = true;
+        LAST_WORDS_CHANGED.notify_all();
+        ok(initialize_with(&default_config()));
+        assert_eq!(eval_i64("6 * 7"), 42);
+        assert_eq!(stats().engines_started, 2);
+        ok(shutdown(10_000, 0));
+        assert_eq!(stats().interpreters_finalized, 2);
+    });
+}

@@ -1113,6 +1113,19 @@ impl Gate {
         )
     }
 
+    /// Lets the end of `interp` go on and waits until it has ended: a destroy
+    /// that waits sees it go, or finds it gone.
+    fn open_and_wait_for_the_end(&self, interp: pyb_interpreter) {
+        self.open(1);
+        let status = pyb_interpreter_destroy(interp, PYB_TIMEOUT_INFINITE);
+        assert!(
+            status == PYB_OK || status == PYB_E_BAD_HANDLE,
+            "{}: {}",
+            name(status),
+            last_error()
+        );
+    }
+
     /// Lets `count` waiting ends go on.
     fn open(&self, count: usize) {
         let bytes = vec![b'x'; count];
@@ -1171,15 +1184,7 @@ fn a_destroy_whose_deadline_passes_while_the_interpreter_ends_returns_and_the_en
                 last_error()
             );
             assert_eq!(eval_int("6 * 7"), 42);
-            gate.open(1);
-            // The end finishes: a destroy that waits sees it go, or finds it gone.
-            let status = pyb_interpreter_destroy(interp, PYB_TIMEOUT_INFINITE);
-            assert!(
-                status == PYB_OK || status == PYB_E_BAD_HANDLE,
-                "{}: {}",
-                name(status),
-                last_error()
-            );
+            gate.open_and_wait_for_the_end(interp);
             expect(pyb_interpreter_destroy(interp, 0), PYB_E_BAD_HANDLE);
             expect(try_enter(interp), PYB_E_BAD_HANDLE);
         }
@@ -1210,6 +1215,194 @@ fn a_pool_destroy_whose_deadline_passes_while_its_interpreters_end_carries_on() 
         gate.open(2);
         ok(pyb_pool_destroy(pool, PYB_TIMEOUT_INFINITE));
         expect(pyb_pool_destroy(pool, 0), PYB_E_BAD_HANDLE);
+        ok(shutdown(10_000, 0));
+    });
+}
+
+/// Issue 21: past its point of no return a shutdown gives the sub-interpreters
+/// until its deadline, all of them together. One still ending then (its
+/// atexit function blocked in native code) can neither be waited for nor
+/// finalized under (CPython aborts the process when `Py_FinalizeEx` finds a
+/// sub-interpreter alive), so the shutdown is abandoned: the caller hears
+/// `PYB_E_SHUTDOWN_COMMITTED` at its deadline, the engine gives up by then too,
+/// Python stays initialized, every later shutdown says so at once, and a
+/// restart is refused with `PYB_E_SHUTTING_DOWN` instead of crashing.
+#[test]
+fn a_sub_interpreter_still_ending_at_the_shutdown_deadline_abandons_the_engine() {
+    within(
+        LIMIT,
+        "an engine end with a sub-interpreter still ending",
+        || {
+            /// How far past the deadline the call and the engine may be on a busy
+            /// machine: their wake-ups, and one keeper answer (200 ms).
+            const SLACK_MS: u128 = 1_000;
+            initialize();
+            let gate = Gate::new();
+            let interp = new_interpreter();
+            inside(interp, || exec(&gate.atexit_code()));
+            const DEADLINE_MS: u32 = 1_000;
+            let started = Instant::now();
+            expect(shutdown(DEADLINE_MS, 0), PYB_E_SHUTDOWN_COMMITTED);
+            let waited = elapsed_ms(started);
+            assert!(
+                (u128::from(DEADLINE_MS)..u128::from(DEADLINE_MS) + SLACK_MS).contains(&waited),
+                "waited {waited} ms for a {DEADLINE_MS} ms deadline"
+            );
+            // A start waits for the shutdown in progress, which the engine gives
+            // up at the same deadline, and is refused.
+            expect(
+                unsafe { pybridge::engine::pyb_engine_initialize(std::ptr::null()) },
+                PYB_E_SHUTTING_DOWN,
+            );
+            let gave_up = elapsed_ms(started);
+            assert!(
+                gave_up < u128::from(DEADLINE_MS) + SLACK_MS,
+                "the engine gave up after {gave_up} ms"
+            );
+            let refusal = last_error();
+            assert!(
+                refusal.contains("no engine can start again")
+                    && refusal.contains(&format!("sub-interpreter {interp} was still ending")),
+                "{refusal}"
+            );
+            // Every later shutdown returns the same at once, whatever its timeout.
+            for timeout_ms in [0, PYB_TIMEOUT_INFINITE] {
+                let asked = Instant::now();
+                expect(shutdown(timeout_ms, 0), PYB_E_SHUTDOWN_COMMITTED);
+                assert!(elapsed_ms(asked) < SLACK_MS, "{} ms", elapsed_ms(asked));
+                let message = last_error();
+                assert!(
+                    message.contains("shutdown abandoned")
+                        && message.contains("Python stays initialized"),
+                    "{message}"
+                );
+            }
+            assert_eq!(
+                pybridge::engine::pyb_engine_state(),
+                pybridge::engine::PYB_STATE_SHUTTING_DOWN
+            );
+            let mut token = 0;
+            expect(unsafe { pyb_gil_acquire(&mut token) }, PYB_E_SHUTTING_DOWN);
+            // The interpreter's end finishes once its atexit function returns;
+            // the engine stays as it was, and the process lives on.
+            gate.open_and_wait_for_the_end(interp);
+            expect(shutdown(0, 0), PYB_E_SHUTDOWN_COMMITTED);
+            expect(
+                unsafe { pybridge::engine::pyb_engine_initialize(std::ptr::null()) },
+                PYB_E_SHUTTING_DOWN,
+            );
+        },
+    );
+}
+
+/// Issue 21, the other way a sub-interpreter outlives a shutdown's deadline: an
+/// interrupting shutdown commits by interrupting a Python thread in one, which
+/// sits in native code (`os.read`) and cannot stop. Nothing was finalized, so
+/// the shutdown carries on: the caller hears `PYB_E_SHUTDOWN_COMMITTED` at
+/// its deadline, a restart meanwhile `PYB_E_TIMEOUT` within
+/// `previous_threads_timeout_ms` (nothing started), and once the thread
+/// leaves native code it takes its interrupt, the shutdown ends cleanly and a
+/// restart works.
+#[test]
+fn a_sub_interpreter_thread_in_native_code_keeps_a_committed_shutdown_going_and_a_restart_waits() {
+    within(LIMIT, "a committed shutdown held by native code", || {
+        const SLACK_MS: u128 = 1_000;
+        initialize();
+        let gate = Gate::new();
+        let interp = new_interpreter();
+        let native_id = inside(interp, || {
+            exec(&format!(
+                "import os, threading\n\
+                 def wait_for_gate():\n    os.read({}, 1)\n\
+                 worker = threading.Thread(target=wait_for_gate, name='native-waiter')\n\
+                 worker.start()",
+                gate.read
+            ));
+            eval_int("worker.native_id")
+        });
+        // In the read system call (number 0 on x86-64), where no interrupt lands.
+        wait_until(LIMIT / 2, "the worker blocking in read", || {
+            std::fs::read_to_string(format!("/proc/self/task/{native_id}/syscall"))
+                .is_ok_and(|call| call.starts_with("0 "))
+        });
+        const DEADLINE_MS: u32 = 1_000;
+        let started = Instant::now();
+        expect(
+            shutdown(DEADLINE_MS, PYB_SHUTDOWN_INTERRUPT),
+            PYB_E_SHUTDOWN_COMMITTED,
+        );
+        let waited = elapsed_ms(started);
+        assert!(
+            (u128::from(DEADLINE_MS)..u128::from(DEADLINE_MS) + SLACK_MS).contains(&waited),
+            "waited {waited} ms"
+        );
+        assert!(last_error().contains("'native-waiter'"), "{}", last_error());
+        let mut config = unsafe { std::mem::zeroed() };
+        ok(unsafe { pybridge::config::pyb_config_default(&mut config) });
+        config.previous_threads_timeout_ms = 100;
+        expect(
+            unsafe { pybridge::engine::pyb_engine_initialize(&config) },
+            PYB_E_TIMEOUT,
+        );
+        assert!(
+            last_error().contains("shutdown was still under way"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            pybridge::engine::pyb_engine_state(),
+            pybridge::engine::PYB_STATE_SHUTTING_DOWN
+        );
+        gate.open(1);
+        let status = shutdown(PYB_TIMEOUT_INFINITE, 0);
+        assert!(
+            status == PYB_OK || status == PYB_E_NOT_INITIALIZED,
+            "{}: {}",
+            name(status),
+            last_error()
+        );
+        assert_eq!(stats().interpreters_finalized, 1);
+        initialize();
+        assert_eq!(eval_int("6 * 7"), 42);
+        ok(shutdown(10_000, 0));
+    });
+}
+
+/// Issue 21: the sub-interpreters' deadline is the callers', but never less
+/// than one keeper answer: here an interrupting shutdown commits on a
+/// main-interpreter thread that catches its interrupt and waits for the test,
+/// so the caller's deadline has long passed (and no call waits any more) when
+/// the engine gets to the sub-interpreters. An idle one still ends, and the
+/// engine finalizes instead of giving up.
+#[test]
+fn a_committed_shutdown_that_outlives_its_deadline_still_ends_idle_sub_interpreters() {
+    within(LIMIT, "idle sub-interpreters after the deadline", || {
+        initialize();
+        let gate = Gate::new();
+        let interp = new_interpreter();
+        assert_eq!(inside(interp, || eval_int("6 * 7")), 42);
+        run(&format!(
+            "import os, threading, time\n\
+             def stubborn():\n    \
+                 try:\n        while True:\n            time.sleep(0.001)\n    \
+                 except SystemExit:\n        os.read({}, 1)\n\
+             worker = threading.Thread(target=stubborn, name='stubborn', daemon=False)\n\
+             worker.start()",
+            gate.read
+        ));
+        expect(
+            shutdown(300, PYB_SHUTDOWN_INTERRUPT),
+            PYB_E_SHUTDOWN_COMMITTED,
+        );
+        assert!(last_error().contains("'stubborn'"), "{}", last_error());
+        gate.open(1);
+        wait_until(LIMIT / 2, "the engine's end", || {
+            pybridge::engine::pyb_engine_state() == pybridge::engine::PYB_STATE_UNINITIALIZED
+        });
+        assert_eq!(stats().interpreters_finalized, 1);
+        expect(try_enter(interp), PYB_E_NOT_INITIALIZED);
+        initialize();
+        expect(try_enter(interp), PYB_E_BAD_HANDLE);
         ok(shutdown(10_000, 0));
     });
 }

@@ -354,3 +354,56 @@ fn shutdown_flags_and_state_are_checked() {
         }
     });
 }
+
+/// Issue 21: a shutdown's outcome reaches every call that joined it, however
+/// late each wakes. A call-off takes the old shutdown out of the lifecycle,
+/// and a new one can start before the joiners wake (here the caller starts
+/// more at once): each joiner still hears `PYB_E_TIMEOUT` for the shutdown
+/// it joined (a joiner that found its shutdown gone used to take it for
+/// finalized and return `PYB_OK` with the engine running).
+#[test]
+fn every_joiner_of_a_called_off_shutdown_hears_its_timeout_after_new_ones_start() {
+    within(LIMIT, "joiners of called-off shutdowns", || {
+        initialize();
+        count_shutdown_joins();
+        let (release, holder) = hold_gil_on_another_thread();
+        const ROUNDS: usize = 6;
+        const JOINERS: usize = 3;
+        const DEADLINE_MS: u32 = 1_000;
+        for round in 0..ROUNDS {
+            let joined_before = shutdown_joins();
+            let timeouts_before = stats().shutdown_timeouts;
+            let starter = spawn("starter", || {
+                let first = (shutdown(DEADLINE_MS, 0), last_error());
+                // New shutdowns at once, while the joiners wake.
+                let next: Vec<pyb_status> = (0..20).map(|_| shutdown(0, 0)).collect();
+                (first, next)
+            });
+            wait_for_shutting_down();
+            let joiners: Vec<_> = (0..JOINERS)
+                .map(|_| spawn("joiner", || (shutdown(60_000, 0), last_error())))
+                .collect();
+            wait_until(LIMIT / 2, "the joiners joining", || {
+                shutdown_joins() == joined_before + JOINERS
+            });
+            let ((status, message), next) = starter.join().unwrap();
+            expect(status, PYB_E_TIMEOUT);
+            assert!(message.contains("gil-holder"), "{message}");
+            assert_eq!(next, vec![PYB_E_TIMEOUT; 20], "round {round}");
+            for joiner in joiners {
+                let (status, message) = joiner.join().unwrap();
+                expect(status, PYB_E_TIMEOUT);
+                assert!(
+                    message.contains("the shutdown this call joined"),
+                    "round {round}: {message}"
+                );
+            }
+            assert_eq!(stats().shutdown_timeouts, timeouts_before + 21);
+            assert_eq!(pyb_engine_state(), PYB_STATE_RUNNING);
+        }
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        ok(shutdown(10_000, 0));
+        assert_eq!(stats().interpreters_finalized, 1);
+    });
+}

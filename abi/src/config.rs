@@ -41,7 +41,9 @@ pub struct pyb_config {
     /// A daemon thread that wakes up under a new interpreter would run on freed
     /// memory. From CPython 3.14 such a thread, once it wakes, is parked by
     /// CPython for good and never runs Python again: parked threads are not
-    /// waited for, only those still asleep or in native code.
+    /// waited for, only those still asleep or in native code. The same bound
+    /// covers, before that, waiting for a shutdown still under way and for
+    /// the previous engine thread to exit (the two together).
     /// `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
     pub previous_threads_timeout_ms: u32,
     /// The Python to run, UTF-8, or NULL: a CPython executable (`/usr/bin/python3`,

@@ -5,6 +5,8 @@ pub const PYB_STATE_UNINITIALIZED: i32 = 0;
 /// Python runs; GIL requests are accepted.
 pub const PYB_STATE_RUNNING: i32 = 1;
 /// A shutdown is in progress; new GIL requests fail with `PYB_E_SHUTTING_DOWN`.
+/// After a shutdown was abandoned (see `pyb_engine_shutdown`), for the rest of
+/// the process.
 pub const PYB_STATE_SHUTTING_DOWN: i32 = 2;
 /// This process is a `fork()` child of a process whose engine was running (or
 /// starting, or stopping). The child has only the forking thread, so its copy

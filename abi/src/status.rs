@@ -49,7 +49,11 @@ pub const PYB_E_OUT_OF_RANGE: pyb_status = -15;
 /// (finalization has begun, or `PYB_SHUTDOWN_INTERRUPT` delivered its
 /// interrupts): it cannot be called off, it goes on in the background, and the
 /// engine accepts no new work. The message names what it still waits for; call
-/// `pyb_engine_shutdown` again to wait for the end.
+/// `pyb_engine_shutdown` again to wait for the end. A message that starts
+/// "shutdown abandoned:" means there is no end to wait for: a sub-interpreter
+/// was still alive at the deadline, so Python was left initialized for the rest
+/// of the process (finalizing it then aborts the process) and no engine can
+/// start again.
 pub const PYB_E_SHUTDOWN_COMMITTED: pyb_status = -16;
 /// A size the caller passed asks for more memory than can be allocated;
 /// nothing was changed and the engine stays usable.

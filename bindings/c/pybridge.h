@@ -33,6 +33,8 @@
 #define PYB_STATE_RUNNING 1
 
 // A shutdown is in progress; new GIL requests fail with `PYB_E_SHUTTING_DOWN`.
+// After a shutdown was abandoned (see `pyb_engine_shutdown`), for the rest of
+// the process.
 #define PYB_STATE_SHUTTING_DOWN 2
 
 // This process is a `fork()` child of a process whose engine was running (or
@@ -155,7 +157,9 @@ typedef struct pyb_config {
   // A daemon thread that wakes up under a new interpreter would run on freed
   // memory. From CPython 3.14 such a thread, once it wakes, is parked by
   // CPython for good and never runs Python again: parked threads are not
-  // waited for, only those still asleep or in native code.
+  // waited for, only those still asleep or in native code. The same bound
+  // covers, before that, waiting for a shutdown still under way and for
+  // the previous engine thread to exit (the two together).
   // `PYB_TIMEOUT_INFINITE` waits for ever; default 10000.
   uint32_t previous_threads_timeout_ms;
   // The Python to run, UTF-8, or NULL: a CPython executable (`/usr/bin/python3`,
@@ -511,7 +515,11 @@ typedef struct pyb_gil_stats {
 // (finalization has begun, or `PYB_SHUTDOWN_INTERRUPT` delivered its
 // interrupts): it cannot be called off, it goes on in the background, and the
 // engine accepts no new work. The message names what it still waits for; call
-// `pyb_engine_shutdown` again to wait for the end.
+// `pyb_engine_shutdown` again to wait for the end. A message that starts
+// "shutdown abandoned:" means there is no end to wait for: a sub-interpreter
+// was still alive at the deadline, so Python was left initialized for the rest
+// of the process (finalizing it then aborts the process) and no engine can
+// start again.
 #define PYB_E_SHUTDOWN_COMMITTED -16
 
 // A size the caller passed asks for more memory than can be allocated;
@@ -568,8 +576,11 @@ pyb_status pyb_config_default(struct pyb_config *out);
 // Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
 // (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
 // `PYB_E_OUT_OF_MEMORY` (`module_search_paths_len` too large to allocate for),
-// `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
-// after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
+// `PYB_E_TIMEOUT` (a shutdown still under way, the previous engine thread not
+// yet exited, or daemon threads of the previous interpreter still alive, after
+// `previous_threads_timeout_ms`; nothing started), `PYB_E_SHUTTING_DOWN` (the
+// last engine's shutdown was abandoned, see `pyb_engine_shutdown`: no engine
+// can start again in this process), `PYB_E_FORKED` (a `fork()` child of a
 // process whose engine ran, see `PYB_STATE_FORKED`).
 pyb_status pyb_engine_initialize(const struct pyb_config *config);
 
@@ -599,6 +610,15 @@ pyb_status pyb_engine_initialize(const struct pyb_config *config);
 // - after it: `PYB_E_SHUTDOWN_COMMITTED`; the state stays `SHUTTING_DOWN`
 //   until the shutdown ends and then becomes `UNINITIALIZED`. Call
 //   `pyb_engine_shutdown` again to wait for it.
+//
+// Past the point of no return the sub-interpreters are ended within the
+// latest deadline of the calls waiting for the shutdown (`PYB_TIMEOUT_INFINITE`:
+// no limit; at least 200 ms however short). One still alive then (its
+// `atexit` function blocked, say) abandons the engine, because `Py_FinalizeEx`
+// with a sub-interpreter alive aborts the process: Python stays initialized
+// until the process exits, the state stays `SHUTTING_DOWN`, this and every
+// later shutdown return `PYB_E_SHUTDOWN_COMMITTED` ("shutdown abandoned: ...")
+// and `pyb_engine_initialize` returns `PYB_E_SHUTTING_DOWN`.
 //
 // Flags: `PYB_SHUTDOWN_INTERRUPT`. Concurrent calls join the shutdown in
 // progress: exactly one finalizes, each returns when it ends or its own deadline

@@ -22,8 +22,11 @@ pub use crate::abi::engine::*;
 /// Any thread; the caller must not hold the GIL. Errors: `PYB_E_INIT_FAILED`
 /// (CPython's reason in the message), `PYB_E_INVALID_ARGUMENT` (bad config),
 /// `PYB_E_OUT_OF_MEMORY` (`module_search_paths_len` too large to allocate for),
-/// `PYB_E_TIMEOUT` (daemon threads of the previous interpreter still alive
-/// after `previous_threads_timeout_ms`), `PYB_E_FORKED` (a `fork()` child of a
+/// `PYB_E_TIMEOUT` (a shutdown still under way, the previous engine thread not
+/// yet exited, or daemon threads of the previous interpreter still alive, after
+/// `previous_threads_timeout_ms`; nothing started), `PYB_E_SHUTTING_DOWN` (the
+/// last engine's shutdown was abandoned, see `pyb_engine_shutdown`: no engine
+/// can start again in this process), `PYB_E_FORKED` (a `fork()` child of a
 /// process whose engine ran, see `PYB_STATE_FORKED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb_status {
@@ -59,6 +62,15 @@ pub unsafe extern "C" fn pyb_engine_initialize(config: *const pyb_config) -> pyb
 /// - after it: `PYB_E_SHUTDOWN_COMMITTED`; the state stays `SHUTTING_DOWN`
 ///   until the shutdown ends and then becomes `UNINITIALIZED`. Call
 ///   `pyb_engine_shutdown` again to wait for it.
+///
+/// Past the point of no return the sub-interpreters are ended within the
+/// latest deadline of the calls waiting for the shutdown (`PYB_TIMEOUT_INFINITE`:
+/// no limit; at least 200 ms however short). One still alive then (its
+/// `atexit` function blocked, say) abandons the engine, because `Py_FinalizeEx`
+/// with a sub-interpreter alive aborts the process: Python stays initialized
+/// until the process exits, the state stays `SHUTTING_DOWN`, this and every
+/// later shutdown return `PYB_E_SHUTDOWN_COMMITTED` ("shutdown abandoned: ...")
+/// and `pyb_engine_initialize` returns `PYB_E_SHUTTING_DOWN`.
 ///
 /// Flags: `PYB_SHUTDOWN_INTERRUPT`. Concurrent calls join the shutdown in
 /// progress: exactly one finalizes, each returns when it ends or its own deadline

@@ -7,6 +7,9 @@
 //! GIL requests fail at once), then waits, with the deadline, for host threads
 //! to leave and non-daemon Python threads to finish; only then does it commit to
 //! finalizing. Until that commit a timeout reopens the gate and nothing is lost.
+//! After it the sub-interpreters end by the callers' deadline; one left alive
+//! then abandons the engine (Python stays initialized for good) rather than
+//! let `Py_FinalizeEx` abort the process.
 //!
 //! `state.rs` holds the state machine both sides drive; `startup.rs` and
 //! `shutdown.rs` the two sides.

@@ -18,8 +18,8 @@ use pyo3::Python;
 use crate::abi::engine::PYB_SHUTDOWN_INTERRUPT;
 use crate::abi::status::*;
 use crate::lifecycle::state::{
-    CHANGED, Commitment, LIFECYCLE, Lifecycle, Outcome, Phase, ShutdownRequest, deadline_after,
-    refuse_if_forked,
+    CHANGED, Commitment, LIFECYCLE, Lifecycle, Outcome, OutcomeCell, Phase, ShutdownRequest,
+    deadline_after, later, refuse_if_forked, wait_until,
 };
 use crate::python::attached::{Attached, EngineMainState, with_gil_state};
 use crate::python::interpreter;
@@ -73,7 +73,8 @@ impl EngineShutdown {
         }
     }
 
-    /// True when the interpreter was finalized; false when the attempt was called off.
+    /// True when this engine ended (finalized, or abandoned); false when the
+    /// attempt was called off.
     pub(super) fn run(mut self) -> bool {
         loop {
             if self.called_off() {
@@ -138,10 +139,10 @@ impl EngineShutdown {
         body(self, main.python());
     }
 
+    /// True once the attempt has an outcome, which only its caller's
+    /// call-off can give it before the engine thread does.
     fn called_off(&self) -> bool {
-        let mut life = LIFECYCLE.lock();
-        life.request(self.serial)
-            .is_none_or(|request| request.outcome != Outcome::Pending)
+        LIFECYCLE.lock().request(self.serial).is_none()
     }
 
     /// Interrupts the threads that run Python and may be interrupted now (see
@@ -244,10 +245,7 @@ impl EngineShutdown {
     /// slipped inside; returns what blocks otherwise. GIL held.
     fn commit(&mut self) -> Option<String> {
         let mut life = LIFECYCLE.lock();
-        let Some(request) = life.request(self.serial) else {
-            return Some("the shutdown was called off".to_string());
-        };
-        if request.outcome != Outcome::Pending {
+        if life.request(self.serial).is_none() {
             return Some("the shutdown was called off".to_string());
         }
         if let Some(blocker) = close_gate_for_good(&mut life, &mut self.busy) {
@@ -271,13 +269,20 @@ impl EngineShutdown {
             crate::runtime::interpreters::all().len()
         ));
         crate::python::pool::on_engine_end();
-        let interrupt = self.interrupt;
-        main.released(|| {
-            // With the interrupt flag, their own Python threads are interrupted
-            // (they would keep them from ending), as often as it takes.
-            crate::python::subinterpreter::end_all(Duration::from_secs(10), interrupt);
+        let (serial, interrupt) = (self.serial, self.interrupt);
+        // An abandonment is given before this thread takes the GIL back,
+        // which a daemon thread in native code may hold as long as it likes.
+        let abandoned = main.released(|| {
+            let abandoned = end_subinterpreters(serial, interrupt);
             crate::python::subinterpreter::retire_idle_keepers();
+            abandoned
         });
+        if abandoned {
+            // This thread leaves its main state, detached, and ends; Python
+            // stays initialized and no one calls Py_FinalizeEx.
+            drop(main);
+            return;
+        }
         self.report(
             "it is cancelling pending pyb_task_submit tasks and stopping pybridge's event loop \
              (a task that swallows its cancellation may be slow)"
@@ -298,11 +303,10 @@ impl EngineShutdown {
         );
         stats::INTERPRETERS_FINALIZED.fetch_add(1, Ordering::Relaxed);
         gate::set_interpreter(std::ptr::null_mut());
+        gate::set_engine_thread_tid(0);
         let mut life = LIFECYCLE.lock();
         life.lingering_threads = lingering;
-        if let Some(request) = life.request(self.serial) {
-            request.outcome = Outcome::Finalized;
-        }
+        life.settle(self.serial, Outcome::Finalized);
         life.transition(Phase::Uninitialized);
     }
 
@@ -317,10 +321,68 @@ impl EngineShutdown {
         if let Some(request) = life.request(self.serial) {
             request.blocker = Some(blocker);
         }
-        // A poll: what blocks (a busy flag, a Python thread, a keeper's answer)
-        // notifies nobody when it clears; woken early when the attempt is called off.
+        // A poll: busy flags are plain stores the hot path never notifies, and
+        // a Python thread's end shows only to a GIL retaken (here, or by a
+        // keeper); woken early when the attempt is called off.
         CHANGED.wait_for(&mut life, Duration::from_millis(2));
     }
+}
+
+/// Ends every sub-interpreter, past the point of no return, by shutdown
+/// `serial`'s deadline: the latest of its callers' (`ShutdownRequest::deadline`),
+/// but never less than one keeper answer (`SUBINTERPRETER_ANSWER`) from now, so
+/// that a zero timeout, or a deadline spent waiting for interrupted threads,
+/// still ends interpreters that can end at once; `None` (an infinite timeout)
+/// waits as long as it takes. A call that joins with a later deadline before
+/// the engine gives up buys them more time. True when it gave up (`abandon`).
+fn end_subinterpreters(serial: u64, interrupt: bool) -> bool {
+    let floor = Instant::now() + SUBINTERPRETER_ANSWER;
+    let mut given = LIFECYCLE
+        .lock()
+        .request(serial)
+        .map_or(Some(floor), |request| request.deadline);
+    loop {
+        // With the interrupt flag, their own Python threads are interrupted
+        // (they would keep them from ending), as often as it takes.
+        let deadline = given.map(|deadline| deadline.max(floor));
+        let Err(why) = crate::python::subinterpreter::end_all(deadline, interrupt) else {
+            return false;
+        };
+        match abandon_unless_extended(serial, &why, given) {
+            Ok(()) => return true,
+            Err(extended) => given = extended,
+        }
+    }
+}
+
+/// Gives shutdown `serial` up for good with a sub-interpreter still alive,
+/// unless a call joined meanwhile with a deadline later than `given` (then
+/// `Err` with it). `Py_FinalizeEx` must not run then: 3.11 and 3.12 abort the
+/// process ("remaining subinterpreters"), 3.13 ends them itself on this
+/// thread, under the keeper that owns each. So Python stays initialized, the
+/// gate stays closed, and every later shutdown and start says why. Without the GIL.
+fn abandon_unless_extended(
+    serial: u64,
+    why: &str,
+    given: Option<Instant>,
+) -> std::result::Result<(), Option<Instant>> {
+    let mut life = LIFECYCLE.lock();
+    if let Some(request) = life.request(serial) {
+        if request.deadline != given {
+            return Err(request.deadline);
+        }
+    }
+    let message = format!(
+        "the shutdown passed its point of no return, but {why} at its deadline. \
+         Py_FinalizeEx must not run while a sub-interpreter lives (CPython aborts the \
+         process), so pybridge did not finalize: Python stays initialized, unused, until \
+         the process exits, and no engine can start again in this process"
+    );
+    log::error!("shutdown abandoned: {message}");
+    gate::set_engine_thread_tid(0);
+    life.abandoned = Some(message.clone());
+    life.settle(serial, Outcome::Abandoned(message));
+    Ok(())
 }
 
 /// Commits attempt `serial` as interrupting and runs `deliver`, both under
@@ -329,10 +391,7 @@ impl EngineShutdown {
 /// delivered) when it was called off.
 fn commit_interrupting(serial: u64, deliver: &mut dyn FnMut()) -> bool {
     let mut life = LIFECYCLE.lock();
-    let Some(request) = life
-        .request(serial)
-        .filter(|request| request.outcome == Outcome::Pending)
-    else {
+    let Some(request) = life.request(serial) else {
         return false;
     };
     request.interrupted = true;
@@ -416,12 +475,14 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
     }
     life.request_serial += 1;
     let serial = life.request_serial;
+    let outcome = OutcomeCell::default();
     life.request = Some(ShutdownRequest {
         serial,
         interrupt: flags & PYB_SHUTDOWN_INTERRUPT != 0,
         taken_by_engine: false,
         interrupted: false,
-        outcome: Outcome::Pending,
+        deadline,
+        outcome: outcome.clone(),
         blocker: None,
     });
     life.transition(Phase::ShuttingDown);
@@ -431,25 +492,46 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
         return guest_shutdown(life, serial, deadline, timeout_ms);
     }
     CHANGED.notify_all();
-    let outcome = wait_for_outcome(&mut life, serial, deadline);
-    match outcome {
-        Outcome::Finalized => {
-            let engine_thread = life.engine_thread.take();
+    match wait_for_outcome(&mut life, &outcome, deadline) {
+        Some(Outcome::Finalized) => {
+            // The engine thread's last steps after its outcome: wait for them
+            // within the deadline (a next start joins the thread, bounded too,
+            // and once one began the thread is its business).
+            let exited = life
+                .engine_thread
+                .as_ref()
+                .filter(|_| life.phase == Phase::Uninitialized)
+                .map(|thread| thread.exit_signal());
             drop(life);
-            if let Some(handle) = engine_thread {
-                let _ = handle.join();
+            if exited.is_some_and(|exited| !exited.wait(deadline)) {
+                log::warn!(
+                    "shutdown complete, but the engine thread had not exited by the deadline; \
+                     the next pyb_engine_initialize waits for it"
+                );
+            } else {
+                log::info!("shutdown complete");
             }
-            log::info!("shutdown complete");
             Ok(())
         }
-        Outcome::Pending if life.commitment(serial).is_some() => {
+        Some(Outcome::Abandoned(why)) => Err(abandoned_error(&why)),
+        // Only this call calls its attempt off.
+        Some(Outcome::CalledOff(blocker)) => Err(timeout_error(timeout_ms, &blocker)),
+        None if life.commitment(serial).is_some() => {
             Err(committed_error(&mut life, serial, timeout_ms))
         }
-        Outcome::Pending | Outcome::CalledOff(_) => {
+        None => {
             let blocker = call_off(&mut life, serial);
             Err(timeout_error(timeout_ms, &blocker))
         }
     }
+}
+
+/// What every call waiting for an abandoned shutdown, and every later one, returns.
+fn abandoned_error(why: &str) -> Error {
+    Error::new(
+        PYB_E_SHUTDOWN_COMMITTED,
+        format!("shutdown abandoned: {why}"),
+    )
 }
 
 /// A shutdown from a thread the shutdown would have to wait for can never finish.
@@ -480,27 +562,19 @@ fn refuse_if_caller_blocks_shutdown() -> Result<()> {
     }
 }
 
+/// Waits for a shutdown's outcome until `deadline`; `None` while it is still
+/// in progress then. Set under the lifecycle lock, so none is missed.
 fn wait_for_outcome(
     life: &mut MutexGuard<'_, Lifecycle>,
-    serial: u64,
+    outcome: &OutcomeCell,
     deadline: Option<Instant>,
-) -> Outcome {
+) -> Option<Outcome> {
     loop {
-        let outcome = life
-            .request(serial)
-            .map_or(Outcome::Finalized, |request| request.outcome.clone());
-        if outcome != Outcome::Pending {
-            return outcome;
+        if let Some(outcome) = outcome.get() {
+            return Some(outcome.clone());
         }
-        match deadline {
-            Some(deadline) => {
-                if CHANGED.wait_until(life, deadline).timed_out() {
-                    return life
-                        .request(serial)
-                        .map_or(Outcome::Finalized, |request| request.outcome.clone());
-                }
-            }
-            None => CHANGED.wait(life),
+        if wait_until(&CHANGED, life, deadline) {
+            return outcome.get().cloned();
         }
     }
 }
@@ -508,14 +582,10 @@ fn wait_for_outcome(
 /// Ends a pending attempt at its deadline, before its point of no return (so
 /// nothing was interrupted): reopen the gate. Returns what was blocking.
 fn call_off(life: &mut MutexGuard<'_, Lifecycle>, serial: u64) -> String {
-    let blocker = match life.request(serial) {
-        Some(request) => {
-            let blocker = blocker_of(request);
-            request.outcome = Outcome::CalledOff(blocker.clone());
-            blocker
-        }
-        None => "unknown".to_string(),
-    };
+    let blocker = life
+        .request(serial)
+        .map_or_else(|| "unknown".to_string(), |request| blocker_of(request));
+    life.settle(serial, Outcome::CalledOff(blocker.clone()));
     life.transition(Phase::Running);
     stats::SHUTDOWN_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
     log::warn!("shutdown timed out and was called off: {blocker}");
@@ -574,23 +644,31 @@ fn join_shutdown(
     deadline: Option<Instant>,
     timeout_ms: u32,
 ) -> Result<()> {
-    let Some(serial) = life.request.as_ref().map(|request| request.serial) else {
-        return Err(Error::shutting_down());
+    let Some(request) = life.request.as_mut() else {
+        return Err(match &life.abandoned {
+            Some(why) => abandoned_error(why),
+            None => Error::shutting_down(),
+        });
     };
+    // Past the point of no return the engine gives the sub-interpreters until
+    // the last waiting call's deadline.
+    request.deadline = later(request.deadline, deadline);
+    let (serial, outcome) = (request.serial, request.outcome.clone());
     log::debug!("a shutdown call joins the shutdown in progress (timeout {timeout_ms} ms)");
-    match wait_for_outcome(&mut life, serial, deadline) {
-        Outcome::Finalized => Ok(()),
-        Outcome::CalledOff(blocker) => Err(Error::new(
+    match wait_for_outcome(&mut life, &outcome, deadline) {
+        Some(Outcome::Finalized) => Ok(()),
+        Some(Outcome::Abandoned(why)) => Err(abandoned_error(&why)),
+        Some(Outcome::CalledOff(blocker)) => Err(Error::new(
             PYB_E_TIMEOUT,
             format!(
                 "the shutdown this call joined (started by another thread) timed out; the \
                  engine runs on. Blocking: {blocker}"
             ),
         )),
-        Outcome::Pending if life.commitment(serial).is_some() => {
+        None if life.commitment(serial).is_some() => {
             Err(committed_error(&mut life, serial, timeout_ms))
         }
-        Outcome::Pending => Err(Error::new(
+        None => Err(Error::new(
             PYB_E_TIMEOUT,
             format!(
                 "another thread's shutdown is still in progress after {timeout_ms} ms; the \
@@ -634,9 +712,7 @@ fn guest_shutdown(
         unsafe { with_gil_state(release_engine_objects) };
         crate::python::handles::on_engine_finalized();
     });
-    if let Some(request) = life.request(serial) {
-        request.outcome = Outcome::Finalized;
-    }
+    life.settle(serial, Outcome::Finalized);
     life.transition(Phase::Uninitialized);
     gate::set_interpreter(std::ptr::null_mut());
     log::info!("guest engine detached; the host's interpreter keeps running");

@@ -2,14 +2,13 @@
 //! thread, which stays Python's main thread until the shutdown finalizes it.
 
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::abi::status::*;
 use crate::lifecycle::shutdown::EngineShutdown;
 use crate::lifecycle::state::{
-    CHANGED, ISOLATION_STICKS, LIFECYCLE, Outcome, Phase, deadline_after, idle_for_fork,
-    refuse_if_forked,
+    CHANGED, EngineThread, ISOLATION_STICKS, LIFECYCLE, Phase, deadline_after, idle_for_fork,
+    refuse_if_forked, wait_until,
 };
 use crate::python::interpreter;
 use crate::runtime::config::EngineConfig;
@@ -35,8 +34,14 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     );
     crate::runtime::thread_slot::on_thread_exit(crate::python::thread_exit::release_on_thread_exit);
     let on_engine_thread = ThreadSlot::existing().is_some_and(|thread| thread.is_engine_thread());
+    // What this start waits for of the previous engine: its shutdown, if one
+    // is under way, and its thread's exit (then its daemon threads, below).
+    let previous_deadline = deadline_after(config.previous_threads_timeout_ms);
     let mut life = LIFECYCLE.lock();
     loop {
+        if let Some(why) = &life.abandoned {
+            return Err(abandoned_engine_error(why));
+        }
         if on_engine_thread && life.phase != Phase::Running {
             // Python code run by finalization (atexit, __del__) calling back in.
             return Err(Error::new(
@@ -48,8 +53,23 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
         match life.phase {
             Phase::Running => return Ok(()),
             Phase::Uninitialized => break,
-            Phase::Initializing | Phase::ShuttingDown | Phase::Finalizing => {
-                CHANGED.wait(&mut life)
+            // Another start: it waits for the previous engine within its own bound.
+            Phase::Initializing => CHANGED.wait(&mut life),
+            Phase::ShuttingDown | Phase::Finalizing => {
+                if wait_until(&CHANGED, &mut life, previous_deadline)
+                    && matches!(life.phase, Phase::ShuttingDown | Phase::Finalizing)
+                    && life.abandoned.is_none()
+                {
+                    return Err(Error::new(
+                        PYB_E_TIMEOUT,
+                        format!(
+                            "the previous engine's shutdown was still under way after {} ms \
+                             (pyb_config.previous_threads_timeout_ms); nothing was started. \
+                             Call pyb_engine_shutdown to wait for it, then start again",
+                            config.previous_threads_timeout_ms
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -72,9 +92,20 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     let previous_engine = life.engine_thread.take();
     drop(life);
 
-    let started = start(&config, previous_engine, &lingering);
+    let mut unjoined = None;
+    let started = start(
+        &config,
+        previous_engine,
+        previous_deadline,
+        &lingering,
+        &mut unjoined,
+    );
 
     let mut life = LIFECYCLE.lock();
+    if unjoined.is_some() {
+        // Joined by the next start (no engine thread runs meanwhile).
+        life.engine_thread = unjoined;
+    }
     match started {
         Ok((guest, engine_thread)) => {
             life.generation = life.generation.wrapping_add(1).max(1);
@@ -103,13 +134,30 @@ pub(crate) fn initialize(config: EngineConfig) -> Result<()> {
     }
 }
 
+/// Starts an engine: the previous engine thread joined (within `previous_deadline`;
+/// one that has not exited by then is put in `unjoined`), the previous
+/// interpreter's daemon threads gone, then a guest engine or a new engine thread.
 fn start(
     config: &EngineConfig,
-    previous_engine: Option<JoinHandle<()>>,
+    previous_engine: Option<EngineThread>,
+    previous_deadline: Option<Instant>,
     lingering: &[i64],
-) -> Result<(bool, Option<JoinHandle<()>>)> {
-    if let Some(handle) = previous_engine {
-        let _ = handle.join();
+    unjoined: &mut Option<EngineThread>,
+) -> Result<(bool, Option<EngineThread>)> {
+    if let Some(thread) = previous_engine {
+        if let Err(thread) = thread.join_until(previous_deadline) {
+            *unjoined = Some(thread);
+            return Err(Error::new(
+                PYB_E_TIMEOUT,
+                format!(
+                    "the previous engine's thread ({ENGINE_THREAD_NAME}) had not exited after {} \
+                     ms (pyb_config.previous_threads_timeout_ms): it is past Python's \
+                     finalization but still runs (a log callback it called may be blocked); \
+                     nothing was started",
+                    config.previous_threads_timeout_ms
+                ),
+            ));
+        }
     }
     wait_for_threads_to_exit(lingering, config.previous_threads_timeout_ms)?;
     gate::prepare();
@@ -120,30 +168,46 @@ fn start(
     crate::sys::loader::promote_libpython_to_global();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let engine_config = config.clone();
-    let handle = std::thread::Builder::new()
-        .name(ENGINE_THREAD_NAME.to_string())
-        .stack_size(ENGINE_THREAD_STACK)
-        .spawn(move || engine_thread_main(engine_config, ready_tx))
-        .map_err(|err| {
-            Error::new(
-                PYB_E_INIT_FAILED,
-                format!("could not start the engine thread: {err}"),
-            )
-        })?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok((false, Some(handle))),
-        Ok(Err(error)) => {
-            let _ = handle.join();
-            Err(error)
-        }
-        Err(_) => {
-            let _ = handle.join();
-            Err(Error::new(
-                PYB_E_INIT_FAILED,
-                "the engine thread ended before Python was initialized",
-            ))
-        }
+    let thread = EngineThread::spawn(
+        std::thread::Builder::new()
+            .name(ENGINE_THREAD_NAME.to_string())
+            .stack_size(ENGINE_THREAD_STACK),
+        move || {
+            engine_thread_main(engine_config, ready_tx);
+            // Its last words; a host's log callback may hold it here.
+            log::debug!("the engine thread exits");
+        },
+    )
+    .map_err(|err| {
+        Error::new(
+            PYB_E_INIT_FAILED,
+            format!("could not start the engine thread: {err}"),
+        )
+    })?;
+    let error = match ready_rx.recv() {
+        Ok(Ok(())) => return Ok((false, Some(thread))),
+        Ok(Err(error)) => error,
+        Err(_) => Error::new(
+            PYB_E_INIT_FAILED,
+            "the engine thread ended before Python was initialized",
+        ),
+    };
+    // It failed before or inside Py_InitializeFromConfig and returns at once.
+    if let Err(thread) = thread.join_until(previous_deadline) {
+        *unjoined = Some(thread);
     }
+    Err(error)
+}
+
+/// What a start gets once an engine was abandoned (`Outcome::Abandoned`).
+pub(super) fn abandoned_engine_error(why: &str) -> Error {
+    Error::new(
+        PYB_E_SHUTTING_DOWN,
+        format!(
+            "no engine can start again in this process: the last one's shutdown was \
+             abandoned, and Python stays initialized until the process exits. {why}"
+        ),
+    )
 }
 
 /// A daemon thread that sleeps through a finalization and wakes under a new
@@ -207,6 +271,7 @@ fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Resul
     let main_state = match interpreter::start(&config) {
         Ok(state) => state,
         Err(error) => {
+            gate::set_engine_thread_tid(0);
             let _ = ready.send(Err(error));
             return;
         }
@@ -218,9 +283,7 @@ fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Resul
             let mut life = LIFECYCLE.lock();
             loop {
                 match life.request.as_mut() {
-                    Some(request)
-                        if !request.taken_by_engine && request.outcome == Outcome::Pending =>
-                    {
+                    Some(request) if !request.taken_by_engine => {
                         request.taken_by_engine = true;
                         break (request.serial, request.interrupt);
                     }
@@ -228,9 +291,9 @@ fn engine_thread_main(config: EngineConfig, ready: std::sync::mpsc::Sender<Resul
                 }
             }
         };
+        // The tid is reset there, before the outcome: a next engine may set its own right after.
         if EngineShutdown::new(main_state, serial, interrupt).run() {
             break;
         }
     }
-    gate::set_engine_thread_tid(0);
 }

@@ -621,8 +621,12 @@ fn end(record: &InterpreterRecord, deadline: Option<Instant>, interrupting: bool
                         ),
                     ));
                 }
-                // Nothing tells when a Python thread ends: look again soon.
-                std::thread::sleep(Duration::from_millis(2));
+                // A poll: only the keeper, retaking the interpreter's GIL, can
+                // see its Python threads end, and nothing tells it when they do.
+                let pause = Duration::from_millis(2);
+                std::thread::sleep(deadline.map_or(pause, |deadline| {
+                    pause.min(deadline.saturating_duration_since(Instant::now()))
+                }));
             }
         }
     }
@@ -658,25 +662,33 @@ pub(crate) fn threads_inside(id: InterpreterId) -> String {
     }
 }
 
-/// The engine's end: every sub-interpreter ends first (no host thread is
-/// inside pybridge by now). Run by the engine thread without the main GIL,
-/// which keepers of shared-GIL interpreters need.
-pub(crate) fn end_all(deadline_each: Duration, interrupting: bool) {
+/// The engine's end: every sub-interpreter ends (no host thread is inside
+/// pybridge by now), all by one `deadline` (`None`: no limit). Run by the
+/// engine thread without the main GIL, which keepers of shared-GIL
+/// interpreters need. `Err` names the first one still alive at the deadline,
+/// refusing or still ending; the caller must then not finalize (CPython
+/// aborts the process when `Py_FinalizeEx` finds a sub-interpreter alive).
+pub(crate) fn end_all(
+    deadline: Option<Instant>,
+    interrupting: bool,
+) -> std::result::Result<(), String> {
     for record in interpreters::all() {
-        let mut outcome = end(&record, Some(Instant::now() + deadline_each), interrupting);
-        if outcome
-            .as_ref()
-            .is_err_and(|error| error.status == PYB_E_SHUTDOWN_COMMITTED)
-        {
-            // CPython finalizes only once no other interpreter is ending.
-            outcome = end(&record, None, false);
-        }
-        if let Err(error) = outcome {
-            log::error!(
-                "the engine's end leaves sub-interpreter {} behind: {}",
-                record.id,
-                error.message
-            );
-        }
+        let Err(error) = end(&record, deadline, interrupting) else {
+            continue;
+        };
+        let why = if error.status == PYB_E_SHUTDOWN_COMMITTED {
+            format!(
+                "sub-interpreter {} was still ending (CPython was running its atexit \
+                 functions and finalizers)",
+                record.id
+            )
+        } else {
+            error.message.clone()
+        };
+        return Err(format!(
+            "{why}; {} sub-interpreter(s) were still alive",
+            interpreters::all().len()
+        ));
     }
+    Ok(())
 }

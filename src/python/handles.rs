@@ -51,6 +51,7 @@ use crate::abi::status::*;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gil_cell::GilCell;
 use crate::runtime::ids::InterpreterId;
+use crate::runtime::interpreters::InterpreterRecord;
 use crate::runtime::thread_slot::ThreadSlot;
 
 const CHUNK_BITS: u32 = 12;
@@ -183,15 +184,16 @@ pub(crate) fn bad_handle(handle: pyb_object) -> Error {
 #[inline(always)]
 fn current_interpreter() -> (InterpreterId, &'static GilCell<Vec<u32>>) {
     match ThreadSlot::existing() {
+        // The published id answers the common case without a look at the frames.
         Some(thread) if !thread.current_interpreter().is_main() => {
-            let frame = thread
+            let (_, switch) = thread
                 .owner()
-                .interpreter_frames
-                .last()
-                .expect("a thread in a sub-interpreter has its frame");
+                .frames
+                .innermost_switch()
+                .expect("a thread in a sub-interpreter has its switch");
             // SAFETY: the thread's entry keeps the record registered (see
             // `runtime::interpreters::enter`) while it works there.
-            let record = unsafe { &*frame.record };
+            let record: &'static InterpreterRecord = unsafe { &*switch.record };
             (record.id, &record.free_handle_slots)
         }
         _ => (InterpreterId::MAIN, &MAIN_FREE),

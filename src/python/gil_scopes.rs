@@ -33,7 +33,8 @@ fn open_scope(thread: CurrentThread, depth: u32, entry: ScopeEntry) -> u64 {
 #[inline(always)]
 pub(crate) fn acquire(thread: CurrentThread) -> Result<u64> {
     let owner = thread.owner();
-    if let Some(ScopeFrame { depth, .. }) = owner.frames.innermost_scope() {
+    let depth = owner.frames.depth();
+    if depth > 0 {
         if depth >= MAX_DEPTH {
             return Err(Error::invalid_argument(format!(
                 "GIL scopes nest at most {MAX_DEPTH} deep on one thread; release some first"
@@ -132,10 +133,10 @@ pub(crate) enum Closed {
 pub(crate) fn release_scope(thread: CurrentThread, value: u64) -> Result<Closed> {
     let owner = thread.owner();
     // Only the innermost scope of the current nesting (no-op regions aside) closes.
-    let Some(scope) = owner.frames.close_scope(value) else {
+    let Some(entry) = owner.frames.close_scope(value) else {
         return Err(misplaced_token(value, Some(thread)));
     };
-    match scope.entry {
+    match entry {
         ScopeEntry::Nested => Ok(Closed::Nested),
         ScopeEntry::Retook => {
             gil_stats::gil_given_away(thread);
@@ -145,7 +146,7 @@ pub(crate) fn release_scope(thread: CurrentThread, value: u64) -> Result<Closed>
             Ok(Closed::Nested)
         }
         ScopeEntry::Took | ScopeEntry::Borrowed => {
-            release_outermost(thread, scope.entry == ScopeEntry::Borrowed);
+            release_outermost(thread, entry == ScopeEntry::Borrowed);
             Ok(Closed::Outermost)
         }
     }

@@ -49,10 +49,26 @@ impl<T: Copy> CellStack<T> {
         unsafe { (&(*self.0.get())).get(index).copied() }
     }
 
+    /// Drops the last value, if any (no copy out).
+    #[inline(always)]
+    pub(crate) fn discard_last(&self) {
+        unsafe {
+            (*self.0.get()).pop();
+        }
+    }
+
     /// Takes out the value at `index` (which must exist); those above move down.
     #[inline(always)]
     pub(crate) fn remove(&self, index: usize) -> T {
-        unsafe { (*self.0.get()).remove(index) }
+        unsafe {
+            let values = &mut *self.0.get();
+            // The usual case, the last value, without `Vec::remove`'s `memmove` call.
+            if index + 1 == values.len() {
+                values.pop().expect("index + 1 == len")
+            } else {
+                values.remove(index)
+            }
+        }
     }
 
     /// The last value, top first, that `matches`, with its index. `matches`

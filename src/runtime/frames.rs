@@ -161,6 +161,18 @@ impl FrameStack {
     /// GIL nesting since the innermost region or switch; 0 = no scope open there.
     #[inline(always)]
     pub(crate) fn depth(&self) -> u32 {
+        // Written out (not through `innermost_scope`) so the hot path reads
+        // the one field instead of copying the frame.
+        match self.0.last() {
+            Some(Frame::Scope(scope)) => scope.depth,
+            Some(Frame::NoopAllowThreads { .. }) => self.depth_under_noops(),
+            Some(Frame::AllowThreads(_) | Frame::Interpreter(_)) | None => 0,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn depth_under_noops(&self) -> u32 {
         self.innermost_scope().map_or(0, |scope| scope.depth)
     }
 
@@ -176,13 +188,28 @@ impl FrameStack {
                 })
     }
 
-    /// Closes the innermost scope if its token is `token`.
+    /// Closes the innermost scope if its token is `token`, saying how it got
+    /// its GIL. (Only that field is read back: a wider read of a frame pushed
+    /// a moment ago, as in a round trip, stalls on store forwarding.)
     #[inline(always)]
-    pub(crate) fn close_scope(&self, token: u64) -> Option<ScopeFrame> {
+    pub(crate) fn close_scope(&self, token: u64) -> Option<ScopeEntry> {
+        match self.0.last() {
+            Some(Frame::Scope(scope)) if scope.token == token => {
+                self.0.discard_last();
+                Some(scope.entry)
+            }
+            Some(Frame::NoopAllowThreads { .. }) => self.close_scope_under_noops(token),
+            _ => None,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn close_scope_under_noops(&self, token: u64) -> Option<ScopeEntry> {
         match self
             .take_innermost_if(|frame| matches!(frame, Frame::Scope(scope) if scope.token == token))
         {
-            Some(Frame::Scope(scope)) => Some(scope),
+            Some(Frame::Scope(scope)) => Some(scope.entry),
             _ => None,
         }
     }
@@ -226,6 +253,15 @@ impl FrameStack {
     /// Takes out the switch right under a scope that just closed, if it is one.
     #[inline(always)]
     pub(crate) fn leave_switch(&self) -> Option<InterpreterFrame> {
+        match self.0.last() {
+            None | Some(Frame::Scope(_) | Frame::AllowThreads(_)) => None,
+            Some(_) => self.take_innermost_switch(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_innermost_switch(&self) -> Option<InterpreterFrame> {
         match self.take_innermost_if(|frame| matches!(frame, Frame::Interpreter(_))) {
             Some(Frame::Interpreter(switch)) => Some(switch),
             _ => None,
@@ -236,7 +272,16 @@ impl FrameStack {
     /// thread will take that GIL back, so it stays busy).
     #[inline(always)]
     pub(crate) fn in_allow_threads_region(&self) -> bool {
-        // Usually the stack is empty or the region is near the top.
+        match self.0.last() {
+            None => false,
+            Some(Frame::AllowThreads(_)) => true,
+            Some(_) => self.region_further_down(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn region_further_down(&self) -> bool {
         self.0
             .rfind(|frame| matches!(frame, Frame::AllowThreads(_)))
             .is_some()
@@ -334,7 +379,7 @@ mod tests {
         // Not the innermost no-op region.
         assert!(!frames.end_noop_region(30));
         // The scope closes from under both no-op regions.
-        assert_eq!(frames.close_scope(10).map(|scope| scope.token), Some(10));
+        assert_eq!(frames.close_scope(10), Some(ScopeEntry::Took));
         assert_eq!(frames.depth(), 0);
         assert!(frames.end_noop_region(31));
         assert!(frames.end_noop_region(30));

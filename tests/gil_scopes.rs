@@ -259,6 +259,41 @@ fn allow_threads_misuse_returns_exact_statuses() {
 }
 
 #[test]
+fn no_op_regions_close_in_order_among_themselves_only() {
+    within(LIMIT, "no-op region order", || {
+        initialize();
+        // Without the GIL: two no-op regions, then a scope opened inside them.
+        let first = begin_allow();
+        let second = begin_allow();
+        let scope = acquire();
+        // No-op regions close innermost first among themselves...
+        expect(pyb_end_allow_threads(first), PYB_E_BAD_TOKEN);
+        assert!(
+            last_error().contains("not the innermost"),
+            "{}",
+            last_error()
+        );
+        // ...but a scope opened inside one does not hold it open.
+        ok(pyb_end_allow_threads(second));
+        assert_eq!(pyb_gil_held(), 1);
+        // A real region, then a no-op one inside it: the real one ends first,
+        // and the scope and the last no-op region close in either order.
+        let real = begin_allow();
+        let inner = begin_allow();
+        assert_eq!(pyb_gil_held(), 0);
+        ok(pyb_end_allow_threads(real));
+        assert_eq!(pyb_gil_held(), 1);
+        run_held("closed_in_any_order = 1");
+        ok(pyb_gil_release(scope));
+        assert_eq!(pyb_gil_held(), 0);
+        ok(pyb_end_allow_threads(inner));
+        ok(pyb_end_allow_threads(first));
+        expect(pyb_end_allow_threads(first), PYB_E_BAD_TOKEN);
+        assert_eq!(eval_i64("closed_in_any_order"), 1);
+    });
+}
+
+#[test]
 fn tokens_from_an_earlier_engine_are_refused() {
     within(LIMIT, "earlier engine tokens", || {
         initialize();

@@ -125,7 +125,7 @@ pub unsafe extern "C" fn pyb_interpreter_enter(
         let thread = ThreadSlot::current();
         refuse_no_interpreter(interp)?;
         let interp = InterpreterId(interp);
-        let nested = thread.current_interpreter() == interp && thread.owner().depth.get() > 0;
+        let nested = thread.current_interpreter() == interp && thread.owner().frames.depth() > 0;
         if !nested {
             refuse_if_forked()?;
         }

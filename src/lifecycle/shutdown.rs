@@ -540,9 +540,9 @@ fn refuse_if_caller_blocks_shutdown() -> Result<()> {
         return Ok(());
     };
     let owner = slot.owner();
-    let reason = if owner.depth.get() > 0 {
+    let reason = if owner.frames.depth() > 0 {
         Some("the calling thread holds the GIL through pybridge; release it first")
-    } else if !owner.allow_frames.is_empty() {
+    } else if owner.frames.in_allow_threads_region() {
         Some("the calling thread is inside an allow-threads region; end it first")
     } else if slot.is_engine_thread() {
         Some("the engine thread cannot shut itself down; call from a host thread")

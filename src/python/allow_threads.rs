@@ -9,14 +9,15 @@ use pyo3::ffi;
 use crate::python::thread_states::{may_touch_cpython, note_attached, thread_holds_gil};
 use crate::python::token_diagnostics::misplaced_token;
 use crate::runtime::error::{Error, Result};
+use crate::runtime::frames::{AllowFrame, Frame};
 use crate::runtime::gate;
 use crate::runtime::gil_stats;
-use crate::runtime::thread_slot::{Activity, AllowFrame, CurrentThread, ThreadSlot};
+use crate::runtime::thread_slot::{Activity, CurrentThread, ThreadSlot};
 use crate::runtime::token::{MAX_DEPTH, TokenKind};
 
 pub(crate) fn begin_allow_threads(thread: CurrentThread) -> Result<u64> {
     let owner = thread.owner();
-    if (owner.allow_frames.len() + owner.noop_regions.len()) as u32 >= MAX_DEPTH {
+    if owner.frames.regions_open() >= MAX_DEPTH as usize {
         return Err(Error::invalid_argument(format!(
             "allow-threads regions nest at most {MAX_DEPTH} deep on one thread"
         )));
@@ -31,11 +32,10 @@ pub(crate) fn begin_allow_threads(thread: CurrentThread) -> Result<u64> {
             gate::leave(&thread.busy);
         }
         let token = owner.issue(thread.id, TokenKind::AllowThreadsNoop);
-        owner.noop_regions.push(token);
+        owner.frames.push(Frame::NoopAllowThreads { token });
         return Ok(token);
     }
-    let depth = owner.depth.get();
-    if depth == 0 && owner.generation.get() != word.generation() {
+    if owner.frames.depth() == 0 && owner.generation.get() != word.generation() {
         // Token generations must match the running engine; a state cached from
         // an earlier engine is gone with it.
         owner.tstate.set(std::ptr::null_mut());
@@ -47,50 +47,45 @@ pub(crate) fn begin_allow_threads(thread: CurrentThread) -> Result<u64> {
     // SAFETY: this thread holds the GIL; busy stays set until the region ends.
     let saved = unsafe { ffi::PyEval_SaveThread() };
     let token = owner.issue(thread.id, TokenKind::AllowThreads);
-    owner.allow_frames.push(AllowFrame {
-        saved_tstate: saved,
-        depth,
-        epoch: thread.epoch.load(Ordering::Relaxed),
-        borrowed: owner.borrowed.get(),
+    // The scopes open now wait below the region: the nesting starts again above it.
+    owner.frames.push(Frame::AllowThreads(AllowFrame {
         token,
-    });
-    owner.depth.set(0);
-    owner.borrowed.set(false);
+        saved_tstate: saved,
+        epoch: thread.epoch.load(Ordering::Relaxed),
+    }));
     Ok(token)
 }
 
 pub(crate) fn end_allow_threads(thread: CurrentThread, value: u64) -> Result<()> {
     let owner = thread.owner();
-    if owner.noop_regions.last() == Some(value) {
-        owner.noop_regions.pop();
+    // A no-op region closes when it is the innermost no-op one, wherever the
+    // other frames are (`runtime/frames.rs`); a region that gave the GIL away
+    // only with no scope opened inside it still open.
+    if owner.frames.end_noop_region(value) {
         return Ok(());
     }
-    let Some(top) = owner.allow_frames.last() else {
+    let Some(region) = owner.frames.end_region(value) else {
         return Err(misplaced_token(value, Some(thread)));
     };
-    if value != top.token || owner.depth.get() > 0 {
-        return Err(misplaced_token(value, Some(thread)));
-    }
-    owner.allow_frames.pop();
+    // The scopes the region interrupted are the innermost again.
+    let depth = owner.frames.depth();
     thread.set_activity(Activity::WaitingForGil);
     // Timed only when the region gave away a hold pybridge timed (not a GIL
     // the thread held without pybridge, such as a Python thread's).
-    let wait = if top.depth > 0 {
+    let wait = if depth > 0 {
         gil_stats::wait_begins()
     } else {
         0
     };
     // SAFETY: the thread state this thread saved at begin; the shutdown side
     // waits for busy threads, so the interpreter is alive.
-    unsafe { ffi::PyEval_RestoreThread(top.saved_tstate) };
-    note_attached(owner, top.saved_tstate);
+    unsafe { ffi::PyEval_RestoreThread(region.saved_tstate) };
+    note_attached(owner, region.saved_tstate);
     gil_stats::gil_taken(thread, wait);
-    owner.depth.set(top.depth);
-    thread.epoch.store(top.epoch, Ordering::Relaxed);
-    owner.borrowed.set(top.borrowed);
-    if top.depth > 0 {
+    thread.epoch.store(region.epoch, Ordering::Relaxed);
+    if depth > 0 {
         thread.set_activity(Activity::HoldingGil);
-    } else if owner.allow_frames.is_empty() {
+    } else if !owner.frames.in_allow_threads_region() {
         // The thread holds the GIL the way it did before the region (not through pybridge).
         thread.set_activity(Activity::Idle);
         gate::leave(&thread.busy);

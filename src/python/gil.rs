@@ -66,14 +66,14 @@ impl Drop for GilScope {
 pub(crate) fn release(thread: CurrentThread, value: u64) -> Result<()> {
     match release_scope(thread, value)? {
         Closed::Nested => Ok(()),
-        Closed::Outermost => leave_entered_interpreter(thread, value),
+        Closed::Outermost => leave_entered_interpreter(thread),
     }
 }
 
 /// True when the calling thread holds the GIL, through pybridge or otherwise.
 pub(crate) fn holds_gil(thread: CurrentThread) -> bool {
     let owner = thread.owner();
-    if owner.depth.get() > 0 {
+    if owner.frames.depth() > 0 {
         // Busy already, so CPython is alive; the GIL may have been given away inside the scope.
         // SAFETY: a plain load.
         return unsafe { ffi::compat::PyThreadState_GetUnchecked() } == owner.tstate.get();
@@ -123,6 +123,6 @@ pub(crate) fn held_gil_interpreter(thread: CurrentThread) -> Option<*mut ffi::Py
 pub(crate) fn scope_holds_gil(thread: CurrentThread) -> bool {
     let owner = thread.owner();
     // SAFETY: a plain load of the current thread state.
-    owner.depth.get() > 0
+    owner.frames.depth() > 0
         && unsafe { ffi::compat::PyThreadState_GetUnchecked() } == owner.tstate.get()
 }

@@ -11,24 +11,29 @@ use crate::python::thread_states::{
 };
 use crate::python::token_diagnostics::misplaced_token;
 use crate::runtime::error::{Error, Result};
+use crate::runtime::frames::{Frame, ScopeEntry, ScopeFrame};
 use crate::runtime::gate::{self, GateState};
 use crate::runtime::gil_stats;
 use crate::runtime::thread_slot::{Activity, CurrentThread};
 use crate::runtime::token::{MAX_DEPTH, TokenKind};
 
-/// Issues the token of a new GIL scope and records it as the innermost.
+/// Issues the token of a new GIL scope and pushes it as the innermost frame.
 #[inline(always)]
-fn open_scope(thread: CurrentThread) -> u64 {
+fn open_scope(thread: CurrentThread, depth: u32, entry: ScopeEntry) -> u64 {
     let owner = thread.owner();
     let token = owner.issue(thread.id, TokenKind::Gil);
-    owner.scope_tokens.push(token);
+    owner.frames.push(Frame::Scope(ScopeFrame {
+        token,
+        depth,
+        entry,
+    }));
     token
 }
 
 #[inline(always)]
 pub(crate) fn acquire(thread: CurrentThread) -> Result<u64> {
     let owner = thread.owner();
-    let depth = owner.depth.get();
+    let depth = owner.frames.depth();
     if depth > 0 {
         if depth >= MAX_DEPTH {
             return Err(Error::invalid_argument(format!(
@@ -40,17 +45,16 @@ pub(crate) fn acquire(thread: CurrentThread) -> Result<u64> {
         // called back into pybridge: then this scope must take it back.
         // SAFETY: a plain load (global on 3.11, thread-local from 3.12).
         if unsafe { ffi::compat::PyThreadState_GetUnchecked() } != owner.tstate.get() {
-            return retake_nested(thread);
+            return retake_nested(thread, depth + 1);
         }
-        owner.depth.set(depth + 1);
-        return Ok(open_scope(thread));
+        return Ok(open_scope(thread, depth + 1, ScopeEntry::Nested));
     }
     acquire_outermost(thread)
 }
 
 #[cold]
 #[inline(never)]
-fn retake_nested(thread: CurrentThread) -> Result<u64> {
+fn retake_nested(thread: CurrentThread, depth: u32) -> Result<u64> {
     let owner = thread.owner();
     thread.set_activity(Activity::WaitingForGil);
     let wait = gil_stats::wait_begins();
@@ -60,16 +64,13 @@ fn retake_nested(thread: CurrentThread) -> Result<u64> {
     note_attached(owner, owner.tstate.get());
     gil_stats::gil_taken(thread, wait);
     thread.set_activity(Activity::HoldingGil);
-    let depth = owner.depth.get() + 1;
-    owner.depth.set(depth);
-    owner.retaken.push(depth);
-    Ok(open_scope(thread))
+    Ok(open_scope(thread, depth, ScopeEntry::Retook))
 }
 
 #[inline]
 fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
     let owner = thread.owner();
-    let inside_already = !owner.allow_frames.is_empty();
+    let inside_already = owner.frames.in_allow_threads_region();
     let word = gate::enter(&thread.busy);
     if word.state() != GateState::Running {
         let inside_already = inside_already && !thread.is_engine_thread();
@@ -98,7 +99,6 @@ fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
     // on itself if it restored that state again (checked on 3.11-3.13).
     let tstate = owner.tstate.get();
     let borrowed = current == tstate;
-    owner.borrowed.set(borrowed);
     if !borrowed {
         thread.set_activity(Activity::WaitingForGil);
         let wait = gil_stats::wait_begins();
@@ -108,10 +108,14 @@ fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
         gil_stats::gil_taken(thread, wait);
     }
     thread.set_activity(Activity::HoldingGil);
-    owner.depth.set(1);
     let epoch = thread.epoch.load(Ordering::Relaxed).wrapping_add(1);
     thread.epoch.store(epoch, Ordering::Relaxed);
-    Ok(open_scope(thread))
+    let entry = if borrowed {
+        ScopeEntry::Borrowed
+    } else {
+        ScopeEntry::Took
+    };
+    Ok(open_scope(thread, 1, entry))
 }
 
 /// Which scope `release_scope` closed.
@@ -128,38 +132,46 @@ pub(crate) enum Closed {
 #[inline(always)]
 pub(crate) fn release_scope(thread: CurrentThread, value: u64) -> Result<Closed> {
     let owner = thread.owner();
-    let depth = owner.depth.get();
-    // depth > 0: the innermost token belongs to a scope of the current region.
-    if depth == 0 || owner.scope_tokens.last() != Some(value) {
+    // Only the innermost scope of the current nesting (no-op regions aside) closes.
+    let Some(entry) = owner.frames.close_scope(value) else {
         return Err(misplaced_token(value, Some(thread)));
-    }
-    owner.scope_tokens.pop();
-    if owner.retaken.last() == Some(depth) {
-        owner.retaken.pop();
-        gil_stats::gil_given_away(thread);
-        // Hand the GIL back to whoever gave it away under the enclosing scope.
-        // SAFETY: this thread holds the GIL on `owner.tstate`.
-        unsafe { ffi::PyEval_SaveThread() };
-    }
-    owner.depth.set(depth - 1);
-    if depth == 1 {
-        if !owner.borrowed.get() {
-            thread.set_activity(Activity::Idle);
+    };
+    match entry {
+        ScopeEntry::Nested => Ok(Closed::Nested),
+        ScopeEntry::Retook => {
             gil_stats::gil_given_away(thread);
+            // Hand the GIL back to whoever gave it away under the enclosing scope.
             // SAFETY: this thread holds the GIL on `owner.tstate`.
             unsafe { ffi::PyEval_SaveThread() };
-        } else {
-            // The thread keeps the GIL, but no longer through pybridge: a hold
-            // timed inside this scope (after an allow-threads region) ends here.
-            owner.gil_hold_start.set(0);
+            Ok(Closed::Nested)
         }
-        if owner.allow_frames.is_empty() {
-            thread.set_activity(Activity::Idle);
-            gate::leave(&thread.busy);
-        } else {
-            thread.set_activity(Activity::AllowThreads);
+        ScopeEntry::Took | ScopeEntry::Borrowed => {
+            release_outermost(thread, entry == ScopeEntry::Borrowed);
+            Ok(Closed::Outermost)
         }
-        return Ok(Closed::Outermost);
     }
-    Ok(Closed::Nested)
+}
+
+/// After the outermost scope of the current nesting closed: gives the GIL away
+/// unless the scope borrowed it, and leaves the gate unless a region will take
+/// a GIL back.
+#[inline(always)]
+fn release_outermost(thread: CurrentThread, borrowed: bool) {
+    let owner = thread.owner();
+    if !borrowed {
+        thread.set_activity(Activity::Idle);
+        gil_stats::gil_given_away(thread);
+        // SAFETY: this thread holds the GIL on `owner.tstate`.
+        unsafe { ffi::PyEval_SaveThread() };
+    } else {
+        // The thread keeps the GIL, but no longer through pybridge: a hold
+        // timed inside this scope (after an allow-threads region) ends here.
+        owner.gil_hold_start.set(0);
+    }
+    if owner.frames.in_allow_threads_region() {
+        thread.set_activity(Activity::AllowThreads);
+    } else {
+        thread.set_activity(Activity::Idle);
+        gate::leave(&thread.busy);
+    }
 }

@@ -51,6 +51,7 @@ use crate::abi::status::*;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::gil_cell::{InterpreterGil, InterpreterGilCell};
 use crate::runtime::ids::InterpreterId;
+use crate::runtime::interpreters::InterpreterRecord;
 use crate::runtime::thread_slot::ThreadSlot;
 
 const CHUNK_BITS: u32 = 12;
@@ -203,15 +204,16 @@ fn current_interpreter(
 #[inline(always)]
 fn recorded_interpreter() -> (InterpreterId, &'static InterpreterGilCell<Vec<u32>>) {
     match ThreadSlot::existing() {
+        // The published id answers the common case without a look at the frames.
         Some(thread) if !thread.current_interpreter().is_main() => {
-            let frame = thread
+            let (_, switch) = thread
                 .owner()
-                .interpreter_frames
-                .last()
-                .expect("a thread in a sub-interpreter has its frame");
+                .frames
+                .innermost_switch()
+                .expect("a thread in a sub-interpreter has its switch");
             // SAFETY: the thread's entry keeps the record registered (see
             // `runtime::interpreters::enter`) while it works there.
-            let record = unsafe { &*frame.record };
+            let record: &'static InterpreterRecord = unsafe { &*switch.record };
             (record.id, &record.free_handle_slots)
         }
         _ => (InterpreterId::MAIN, &MAIN_FREE),

@@ -11,11 +11,12 @@ use crate::python::allow_threads::{begin_allow_threads, end_allow_threads};
 use crate::python::gil_scopes::acquire;
 use crate::python::thread_states::{ensure_main_thread_state, note_created};
 use crate::runtime::error::{Error, Result};
+use crate::runtime::frames::{Frame, InterpreterFrame};
 use crate::runtime::gate::{self, GateState};
 use crate::runtime::ids::InterpreterId;
 use crate::runtime::interpreters;
 use crate::runtime::stats;
-use crate::runtime::thread_slot::{CurrentThread, InterpreterFrame, SubinterpreterState};
+use crate::runtime::thread_slot::{CurrentThread, SubinterpreterState};
 
 /// Opens a GIL scope in sub-interpreter `id` (`pyb_interpreter_enter`). In the
 /// interpreter the thread already works in, it nests like `acquire`. From
@@ -25,11 +26,11 @@ use crate::runtime::thread_slot::{CurrentThread, InterpreterFrame, Subinterprete
 /// state in `id` is made or reused, and the scope's release switches back.
 pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Result<u64> {
     let owner = thread.owner();
-    if thread.current_interpreter() == id && owner.depth.get() > 0 {
+    if thread.current_interpreter() == id && owner.frames.depth() > 0 {
         return acquire(thread);
     }
     let word = gate::load();
-    if owner.interpreter_frames.is_empty()
+    if owner.frames.innermost_switch().is_none()
         && (owner.tstate.get().is_null()
             || owner.generation.get() != word.generation()
             || word.state() != GateState::Running)
@@ -53,8 +54,8 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Res
     // A thread in no scope and no region that has no current thread state
     // holds none: no region (0) then, the common case of a pool worker.
     // SAFETY: a plain load of the current thread state.
-    let holds_nothing = owner.depth.get() == 0
-        && owner.allow_frames.is_empty()
+    let holds_nothing = owner.frames.depth() == 0
+        && !owner.frames.in_allow_threads_region()
         && unsafe { ffi::compat::PyThreadState_GetUnchecked() }.is_null();
     let region = if holds_nothing {
         0
@@ -96,11 +97,9 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Res
             created
         }
     };
-    let mut frame = InterpreterFrame {
+    let switch = InterpreterFrame {
         record,
-        scope_token: 0,
         region_token: region,
-        previous_interpreter: thread.current_interpreter(),
         previous_tstate: owner.tstate.get(),
         previous_owns_tstate: owner.owns_tstate.get(),
         previous_generation: owner.generation.get(),
@@ -109,19 +108,16 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Res
     owner.tstate.set(tstate);
     owner.owns_tstate.set(true);
     owner.generation.set(record.generation);
-    thread.interpreter.store(id.0, Ordering::Relaxed);
-    match acquire(thread) {
-        Ok(token) => {
-            frame.scope_token = token;
-            owner.interpreter_frames.push(frame);
-            Ok(token)
-        }
-        Err(error) => {
-            restore_previous_interpreter(thread, &frame);
-            end_region(thread, region);
-            Err(error)
-        }
-    }
+    // The switch goes right below the scope `acquire` opens, whose release
+    // switches back (`leave_entered_interpreter`).
+    owner.frames.push(Frame::Interpreter(switch));
+    thread.publish_interpreter();
+    acquire(thread).inspect_err(|_| {
+        // `acquire` pushed nothing: the switch is the innermost frame.
+        owner.frames.leave_switch();
+        restore_previous_interpreter(thread, &switch);
+        end_region(thread, region);
+    })
 }
 
 #[cold]
@@ -135,36 +131,34 @@ pub(crate) fn unknown_interpreter(id: InterpreterId) -> Error {
     )
 }
 
-/// Puts back what `enter_interpreter` changed and gives up the entry.
-pub(crate) fn restore_previous_interpreter(thread: CurrentThread, frame: &InterpreterFrame) {
+/// Puts back what `enter_interpreter` changed (once `switch` is out of the
+/// frames) and gives up the entry.
+pub(crate) fn restore_previous_interpreter(thread: CurrentThread, switch: &InterpreterFrame) {
     let owner = thread.owner();
-    owner.tstate.set(frame.previous_tstate);
-    owner.owns_tstate.set(frame.previous_owns_tstate);
-    owner.generation.set(frame.previous_generation);
-    owner.generation_start.set(frame.previous_generation_start);
-    thread
-        .interpreter
-        .store(frame.previous_interpreter.0, Ordering::Relaxed);
-    // SAFETY: the record is registered while this thread's entry lasts.
-    unsafe { &*frame.record }.leave();
+    owner.tstate.set(switch.previous_tstate);
+    owner.owns_tstate.set(switch.previous_owns_tstate);
+    owner.generation.set(switch.previous_generation);
+    owner.generation_start.set(switch.previous_generation_start);
+    thread.publish_interpreter();
+    switch.record().leave();
 }
 
-/// After the thread's outermost scope `token` closed (and gave its GIL away):
-/// if that scope entered an interpreter, back to the one the thread came from.
+/// After the thread's outermost scope of the current nesting closed (and gave
+/// its GIL away): if that scope entered an interpreter (the switch is the
+/// frame right below it), back to the one the thread came from.
 #[inline(always)]
-pub(crate) fn leave_entered_interpreter(thread: CurrentThread, token: u64) -> Result<()> {
-    match thread.owner().interpreter_frames.last() {
-        Some(frame) if frame.scope_token == token => leave_interpreter(thread, frame),
-        _ => Ok(()),
+pub(crate) fn leave_entered_interpreter(thread: CurrentThread) -> Result<()> {
+    match thread.owner().frames.leave_switch() {
+        Some(switch) => leave_interpreter(thread, switch),
+        None => Ok(()),
     }
 }
 
 /// The release of a switched-to interpreter's outermost scope (which gave its
 /// GIL away already): back to the interpreter the thread came from.
-fn leave_interpreter(thread: CurrentThread, frame: InterpreterFrame) -> Result<()> {
-    thread.owner().interpreter_frames.pop();
-    restore_previous_interpreter(thread, &frame);
-    match frame.region_token {
+fn leave_interpreter(thread: CurrentThread, switch: InterpreterFrame) -> Result<()> {
+    restore_previous_interpreter(thread, &switch);
+    match switch.region_token {
         0 => Ok(()),
         region => end_allow_threads(thread, region),
     }
@@ -177,16 +171,9 @@ fn end_region(thread: CurrentThread, region: u64) {
     }
 }
 
-/// True when the calling thread is inside sub-interpreter `id`, at any depth.
+/// True when the calling thread is inside interpreter `id`, at any depth: the
+/// one it works in, or one a switch still open came from (the main one
+/// always: the first switch came from there).
 pub(crate) fn is_inside_interpreter(thread: CurrentThread, id: InterpreterId) -> bool {
-    thread.current_interpreter() == id
-        || thread
-            .owner()
-            .interpreter_frames
-            .find(|frame| {
-                frame.previous_interpreter == id
-                    // SAFETY: registered while this thread's entry lasts.
-                    || unsafe { &*frame.record }.id == id
-            })
-            .is_some()
+    id.is_main() || thread.current_interpreter() == id || thread.owner().frames.has_switch_into(id)
 }

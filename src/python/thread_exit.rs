@@ -8,10 +8,12 @@ use pyo3::ffi;
 
 use crate::python::interpreter_switch::restore_previous_interpreter;
 use crate::python::state_quarantine;
+use crate::runtime::frames::{Frame, ScopeEntry, ScopeFrame};
 use crate::runtime::gate::{self, GateState};
 use crate::runtime::interpreters;
 use crate::runtime::stats;
 use crate::runtime::thread_slot::{Activity, CurrentThread};
+use crate::runtime::token::TokenKind;
 
 /// Frees the exiting thread's own thread states, if the engine still runs:
 /// unwinds interpreter switches, then the main state (which lets go of the
@@ -27,14 +29,19 @@ pub(crate) fn release_on_thread_exit(thread: CurrentThread) {
 
 /// A thread that exits inside an interpreter scope (a host bug) first gives
 /// that interpreter's GIL back, deleting its state there, and unwinds to the
-/// interpreter it came from.
+/// interpreter it came from, innermost switch first. The scopes go with the
+/// first switch (none of them holds a GIL any more); regions stay, so the main
+/// state's release below still sees the thread inside one.
 fn leave_interpreter_frames_on_exit(thread: CurrentThread) {
     let owner = thread.owner();
-    while let Some(frame) = owner.interpreter_frames.pop() {
+    while let Some((index, switch)) = owner.frames.innermost_switch() {
         let tstate = owner.tstate.get();
         // SAFETY: a plain load of the current thread state.
         if unsafe { ffi::compat::PyThreadState_GetUnchecked() } == tstate {
-            // SAFETY: this thread holds the sub-interpreter's GIL on its own state.
+            // SAFETY: this thread holds the sub-interpreter's GIL on its own
+            // state. Clear may run Python code that calls back into pybridge
+            // on this thread: it sees the scopes still open, and the frames
+            // hold no borrow across it.
             unsafe {
                 ffi::PyThreadState_Clear(tstate);
                 ffi::PyThreadState_DeleteCurrent();
@@ -44,9 +51,8 @@ fn leave_interpreter_frames_on_exit(thread: CurrentThread) {
                 .subinterpreter_states
                 .retain(|state| state.tstate != tstate);
         }
-        owner.depth.set(0);
-        owner.scope_tokens.clear();
-        restore_previous_interpreter(thread, &frame);
+        owner.frames.drop_switch_and_scopes(index);
+        restore_previous_interpreter(thread, &switch);
     }
 }
 
@@ -58,17 +64,22 @@ fn release_main_state_on_exit(thread: CurrentThread) {
     if tstate.is_null() || !owner.owns_tstate.get() {
         return;
     }
-    let depth = owner.depth.get();
-    let inside = depth > 0 || !owner.allow_frames.is_empty();
+    let depth = owner.frames.depth();
+    let inside = depth > 0 || owner.frames.in_allow_threads_region();
     if inside {
         log::warn!(
             "{} exits with {} GIL scope(s) and {} allow-threads region(s) open; closing them",
             thread.describe(),
             depth,
-            owner.allow_frames.len()
+            owner
+                .frames
+                .to_vec()
+                .iter()
+                .filter(|frame| matches!(frame, Frame::AllowThreads(_)))
+                .count()
         );
     }
-    let holding = depth > 0 && !owner.borrowed.get();
+    let holding = depth > 0 && !owner.frames.borrowed();
     let word = gate::enter(&thread.busy);
     let ours = owner.generation.get() == word.generation();
     // A thread inside has been busy all along, so a `Finalizing` it sees is
@@ -91,13 +102,19 @@ fn release_main_state_on_exit(thread: CurrentThread) {
     if admitted {
         // SAFETY: admitted by the gate; the state is this thread's own. Clear may
         // run Python code that calls back into pybridge on this thread: it sees
-        // an open, borrowed scope, and the owner state holds no borrow across it.
+        // an open scope (one that borrowed the GIL, if none was open: its
+        // token is never handed out), and the frames hold no borrow across it.
         unsafe {
             if !holding {
                 ffi::PyEval_RestoreThread(tstate);
             }
-            owner.depth.set(depth.max(1));
-            owner.borrowed.set(true);
+            if depth == 0 {
+                owner.frames.push(Frame::Scope(ScopeFrame {
+                    token: owner.issue(thread.id, TokenKind::Gil),
+                    depth: 1,
+                    entry: ScopeEntry::Borrowed,
+                }));
+            }
             ffi::PyThreadState_Clear(tstate);
             ffi::PyThreadState_DeleteCurrent();
         }
@@ -112,10 +129,7 @@ fn release_main_state_on_exit(thread: CurrentThread) {
         );
     }
     owner.tstate.set(std::ptr::null_mut());
-    owner.depth.set(0);
-    owner.allow_frames.clear();
-    owner.scope_tokens.clear();
-    owner.noop_regions.clear();
+    owner.frames.clear();
     thread.set_activity(Activity::Idle);
     gate::leave(&thread.busy);
 }

@@ -4,6 +4,7 @@
 
 use crate::abi::status::*;
 use crate::runtime::error::Error;
+use crate::runtime::frames::Frame;
 use crate::runtime::thread_slot::{CurrentThread, issuer_of};
 use crate::runtime::token::{Token, TokenKind};
 
@@ -37,27 +38,26 @@ pub(crate) fn misplaced_token(value: u64, thread: Option<CurrentThread>) -> Erro
         }
     };
     let owner = thread.owner();
-    let depth = owner.depth.get();
-    let (open, what, closer): (Vec<u64>, _, _) = match token.kind {
-        TokenKind::Gil => (owner.scope_tokens.to_vec(), "GIL scope", "pyb_gil_release"),
-        TokenKind::AllowThreads => (
-            owner
-                .allow_frames
-                .to_vec()
-                .iter()
-                .map(|frame| frame.token)
-                .collect(),
-            "allow-threads region",
-            "pyb_end_allow_threads",
-        ),
-        TokenKind::AllowThreadsNoop => (
-            owner.noop_regions.to_vec(),
-            "allow-threads region",
-            "pyb_end_allow_threads",
-        ),
+    let depth = owner.frames.depth();
+    let frames = owner.frames.to_vec();
+    let (what, closer) = match token.kind {
+        TokenKind::Gil => ("GIL scope", "pyb_gil_release"),
+        TokenKind::AllowThreads | TokenKind::AllowThreadsNoop => {
+            ("allow-threads region", "pyb_end_allow_threads")
+        }
     };
+    // The open frames of the token's kind, bottom first.
+    let open: Vec<u64> = frames
+        .iter()
+        .filter_map(|frame| match (token.kind, frame) {
+            (TokenKind::Gil, Frame::Scope(scope)) => Some(scope.token),
+            (TokenKind::AllowThreads, Frame::AllowThreads(region)) => Some(region.token),
+            (TokenKind::AllowThreadsNoop, Frame::NoopAllowThreads { token }) => Some(*token),
+            _ => None,
+        })
+        .collect();
     if let Some(position) = open.iter().position(|&open| open == value) {
-        if token.kind == TokenKind::Gil && depth == 0 && !owner.allow_frames.is_empty() {
+        if token.kind == TokenKind::Gil && depth == 0 && owner.frames.in_allow_threads_region() {
             return bad(format!(
                 "token {value:#x} is a GIL scope opened before the allow-threads region this \
                  thread is in: call pyb_end_allow_threads first"

@@ -2,9 +2,11 @@
 //! gate every entry passes, thread records and their tokens, errors, the
 //! engine's settings, counters, logging, and the fork() fence.
 
+pub(crate) mod cell_stack;
 pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod fork;
+pub(crate) mod frames;
 pub(crate) mod gate;
 pub(crate) mod gil_cell;
 pub(crate) mod gil_stats;

@@ -1,12 +1,13 @@
 //! One record per host thread that has used pybridge: its persistent Python
-//! thread state, its GIL nesting, and the flags the shutdown side reads.
+//! thread states, its frame stack (`runtime/frames.rs`: GIL scopes, regions,
+//! interpreter switches), and the flags the shutdown side reads.
 //!
 //! The record lives in a process-wide registry (so shutdown can see every
 //! thread) and is reached from its own thread through one thread-local pointer
 //! kept in initial-exec TLS (`sys/current_slot.rs`); Rust TLS is used only
 //! for the thread-exit hook.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -16,6 +17,8 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use pyo3::ffi;
 
+use crate::runtime::cell_stack::CellStack;
+use crate::runtime::frames::FrameStack;
 use crate::runtime::gil_times::{self, GilTimes};
 use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::token::{Serials, Token, TokenKind};
@@ -31,122 +34,11 @@ pub(crate) enum Activity {
     AllowThreads = 3,
 }
 
-/// A region opened by `pyb_begin_allow_threads` that released the GIL: what to
-/// restore at the matching end.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AllowFrame {
-    pub saved_tstate: *mut ffi::PyThreadState,
-    pub depth: u32,
-    pub epoch: u32,
-    pub borrowed: bool,
-    /// The region's token.
-    pub token: u64,
-}
-
-/// A stack the owning thread changes through `&self`, like a `Cell`: every
-/// method copies values in or out and calls no other code while it touches
-/// the `Vec`, so no reference into it outlives the call. Code that runs Python
-/// between two calls (which may call back into pybridge on this thread) can
-/// therefore never alias it. `UnsafeCell` makes it `!Sync`.
-#[derive(Debug)]
-pub(crate) struct CellStack<T: Copy>(UnsafeCell<Vec<T>>);
-
-impl<T: Copy> CellStack<T> {
-    const fn new() -> Self {
-        CellStack(UnsafeCell::new(Vec::new()))
-    }
-
-    // SAFETY (every method): the `Vec` is borrowed only for the method's own
-    // body, which calls nothing that could reach this stack again, and the type
-    // is `!Sync`, so no other thread can.
-    #[inline(always)]
-    pub(crate) fn push(&self, value: T) {
-        unsafe { (*self.0.get()).push(value) }
-    }
-
-    #[inline(always)]
-    pub(crate) fn pop(&self) -> Option<T> {
-        unsafe { (*self.0.get()).pop() }
-    }
-
-    #[inline(always)]
-    pub(crate) fn last(&self) -> Option<T> {
-        unsafe { (*self.0.get()).last().copied() }
-    }
-
-    #[inline(always)]
-    pub(crate) fn len(&self) -> usize {
-        unsafe { (*self.0.get()).len() }
-    }
-
-    #[inline(always)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub(crate) fn clear(&self) {
-        unsafe { (*self.0.get()).clear() }
-    }
-
-    /// The value at `index`, if any (copied out: no borrow outlives the call).
-    #[inline(always)]
-    fn get(&self, index: usize) -> Option<T> {
-        unsafe { (&(*self.0.get())).get(index).copied() }
-    }
-
-    /// The first value, bottom first, that `matches`. `matches` runs on a copy
-    /// with the stack not borrowed, so it may call anything, this stack's
-    /// methods included.
-    pub(crate) fn find(&self, matches: impl Fn(&T) -> bool) -> Option<T> {
-        (0..)
-            .map_while(|index| self.get(index))
-            .find(|value| matches(value))
-    }
-
-    /// Keeps only the values `keep` says to. `keep` runs on copies with the
-    /// stack not borrowed (as for `find`); it must not change this stack.
-    pub(crate) fn retain(&self, keep: impl Fn(&T) -> bool) {
-        let before = self.len();
-        let kept: Vec<T> = self
-            .to_vec()
-            .into_iter()
-            .filter(|value| keep(value))
-            .collect();
-        debug_assert_eq!(self.len(), before, "`keep` changed the stack it filters");
-        // SAFETY: as for every method; nothing runs while the `Vec` is replaced.
-        unsafe { *self.0.get() = kept }
-    }
-
-    /// A copy, bottom first (error paths).
-    pub(crate) fn to_vec(&self) -> Vec<T> {
-        unsafe { (*self.0.get()).clone() }
-    }
-}
-
 /// This thread's own thread state in one sub-interpreter.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SubinterpreterState {
     pub interpreter: InterpreterId,
     pub tstate: *mut ffi::PyThreadState,
-}
-
-/// A scope opened by `pyb_interpreter_enter` in another interpreter than the
-/// thread was in: what to restore when that scope closes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct InterpreterFrame {
-    /// The entered interpreter's record; the thread's entry keeps it registered.
-    pub record: *const crate::runtime::interpreters::InterpreterRecord,
-    /// The token of the entered interpreter's outermost scope.
-    pub scope_token: u64,
-    /// The allow-threads region that gave the previous interpreter's GIL away,
-    /// or 0 when the thread held none.
-    pub region_token: u64,
-    /// The interpreter the thread was in and its state there.
-    pub previous_interpreter: InterpreterId,
-    pub previous_tstate: *mut ffi::PyThreadState,
-    pub previous_owns_tstate: bool,
-    pub previous_generation: u32,
-    pub previous_generation_start: u64,
 }
 
 /// State only the owning thread reads or writes, reached only through its
@@ -170,31 +62,16 @@ pub(crate) struct OwnerState {
     /// and attaching it hung or crashed. So it is never adopted as the main
     /// state; compared, never dereferenced. Null after adopting another's.
     pub last_attached: Cell<*mut ffi::PyThreadState>,
-    /// GIL nesting through pybridge; 0 = no scope open.
-    pub depth: Cell<u32>,
-    /// The outermost scope found the GIL already held by this thread (a Python
-    /// thread calling into the host, or code inside `PyGILState_Ensure`), so
-    /// its release must not give the GIL away.
-    pub borrowed: Cell<bool>,
-    pub allow_frames: CellStack<AllowFrame>,
-    /// Tokens of the open GIL scopes, innermost last (those opened inside an
-    /// allow-threads region sit above the ones opened before it).
-    pub scope_tokens: CellStack<u64>,
-    /// Tokens of the open no-op allow-threads regions, innermost last.
-    pub noop_regions: CellStack<u64>,
+    /// The open GIL scopes, allow-threads regions and interpreter switches,
+    /// innermost last: the nesting depth and the interpreter are read off it.
+    pub frames: FrameStack,
     /// Where this thread's token serials come from.
     serials: Cell<Serials>,
     /// The first serial issued under the current `generation`: older tokens
     /// of this thread come from an earlier engine (for messages only).
     pub generation_start: Cell<u64>,
-    /// Depths of nested scopes that found the GIL given away under them (by
-    /// ctypes or a C extension's Py_BEGIN_ALLOW_THREADS inside an outer scope)
-    /// and took it back; their release gives it away again.
-    pub retaken: CellStack<u32>,
     /// This thread's thread states in sub-interpreters (kept, like the main one).
     pub subinterpreter_states: CellStack<SubinterpreterState>,
-    /// Open switches into other interpreters, innermost last.
-    pub interpreter_frames: CellStack<InterpreterFrame>,
     /// When this thread's current GIL hold began, in clock ticks; 0 when it
     /// is not timed (GIL statistics off, or no GIL held through pybridge).
     pub gil_hold_start: Cell<u64>,
@@ -218,8 +95,12 @@ pub(crate) struct ThreadSlot {
     /// pybridge (`sys::thread::own_name`).
     pub name: String,
     /// The interpreter this thread works in now: 0 for the main one, else the
-    /// sub-interpreter's id. Written by the owner; read by others for messages.
-    pub interpreter: AtomicU64,
+    /// sub-interpreter's id. A published copy of what the owner's frames say
+    /// (`FrameStack::interpreter`), kept because other threads must read it
+    /// (a shutdown or a destroy finds and interrupts threads by interpreter)
+    /// and the owner's hot path reads it too (every new handle is filed under
+    /// it); written only by [`CurrentThread::publish_interpreter`].
+    interpreter: AtomicU64,
     /// Set on pybridge's own keeper threads, which a shutdown must never interrupt.
     pub internal: AtomicBool,
     /// How long this thread waited for and held GILs (written by the owner only).
@@ -259,6 +140,13 @@ impl CurrentThread {
     #[inline(always)]
     pub(crate) fn owner(&self) -> &OwnerState {
         &self.slot.owner
+    }
+
+    /// Publishes the interpreter the frames now say this thread works in;
+    /// called after each switch is pushed or taken out.
+    pub(crate) fn publish_interpreter(&self) {
+        let id = self.owner().frames.interpreter();
+        self.slot.interpreter.store(id.0, Ordering::Relaxed);
     }
 }
 
@@ -373,16 +261,10 @@ impl ThreadSlot {
                 owns_tstate: Cell::new(false),
                 generation: Cell::new(0),
                 last_attached: Cell::new(std::ptr::null_mut()),
-                depth: Cell::new(0),
-                borrowed: Cell::new(false),
-                allow_frames: CellStack::new(),
-                scope_tokens: CellStack::new(),
-                noop_regions: CellStack::new(),
+                frames: FrameStack::new(),
                 serials: Cell::new(Serials::new()),
                 generation_start: Cell::new(0),
-                retaken: CellStack::new(),
                 subinterpreter_states: CellStack::new(),
-                interpreter_frames: CellStack::new(),
                 gil_hold_start: Cell::new(0),
             },
             gil_times: GilTimes::new(),
@@ -418,7 +300,7 @@ impl ThreadSlot {
         ThreadIdent(self.pthread_id as u64)
     }
 
-    /// The interpreter this thread works in now.
+    /// The interpreter this thread works in now (any thread may ask).
     #[inline(always)]
     pub(crate) fn current_interpreter(&self) -> InterpreterId {
         InterpreterId(self.interpreter.load(Ordering::Relaxed))
@@ -465,25 +347,4 @@ impl OwnerState {
 pub(crate) fn issuer_of(token: Token) -> Option<Arc<ThreadSlot>> {
     let id = *BLOCK_OWNERS.lock().as_ref()?.get(&token.block())?;
     REGISTRY.lock().iter().find(|slot| slot.id == id).cloned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cell_stack_copies_values_in_and_out() {
-        let stack = CellStack::new();
-        assert_eq!((stack.len(), stack.last(), stack.pop()), (0, None, None));
-        for value in [3_u64, 5, 8] {
-            stack.push(value);
-        }
-        assert_eq!(stack.to_vec(), vec![3, 5, 8]);
-        assert_eq!(
-            (stack.last(), stack.pop(), stack.len()),
-            (Some(8), Some(8), 2)
-        );
-        stack.clear();
-        assert!(stack.is_empty());
-    }
 }

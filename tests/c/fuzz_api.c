@@ -1330,7 +1330,7 @@ static void op_task_cancel(uint64_t *rng) {
 
 #define CHILD_CALL_MS 500
 #define CHILD_WAIT_MS 1000 /* the timeout the child passes, should a call wait after all */
-#define CHILD_DEADLINE_MS 20000
+#define CHILD_DEADLINE_MS 8000 /* below HANG_MS, so a hung child's stack is printed before the watchdog ends the run */
 
 /* Calls that failed in this fork() child: each is printed, the child goes on
  * (to show them all) and exits with status 3. */

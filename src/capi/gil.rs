@@ -11,6 +11,7 @@ use crate::python::gil::{holds_gil, release};
 use crate::python::gil_scopes::acquire;
 use crate::python::token_diagnostics::misplaced_token;
 use crate::runtime::thread_slot::ThreadSlot;
+use crate::runtime::token::TokenValue;
 
 pub use crate::abi::handles::{pyb_gil, pyb_thread_token};
 
@@ -32,7 +33,7 @@ pub use crate::abi::handles::{pyb_gil, pyb_thread_token};
 pub unsafe extern "C" fn pyb_gil_acquire(out: *mut pyb_gil) -> pyb_status {
     ffi_boundary("pyb_gil_acquire", || {
         let out = out_ptr(out, "out")?;
-        *out = acquire(ThreadSlot::current())?;
+        *out = acquire(ThreadSlot::current())?.0;
         Ok(())
     })
 }
@@ -47,6 +48,7 @@ pub unsafe extern "C" fn pyb_gil_acquire(out: *mut pyb_gil) -> pyb_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_gil_release(token: pyb_gil) -> pyb_status {
     ffi_boundary("pyb_gil_release", || {
+        let token = TokenValue(token);
         let slot = ThreadSlot::existing().ok_or_else(|| misplaced_token(token, None))?;
         release(slot, token)
     })
@@ -71,7 +73,7 @@ pub extern "C" fn pyb_gil_held() -> i32 {
 pub unsafe extern "C" fn pyb_begin_allow_threads(out: *mut pyb_thread_token) -> pyb_status {
     ffi_boundary("pyb_begin_allow_threads", || {
         let out = out_ptr(out, "out")?;
-        *out = begin_allow_threads(ThreadSlot::current())?;
+        *out = begin_allow_threads(ThreadSlot::current())?.0;
         Ok(())
     })
 }
@@ -87,6 +89,7 @@ pub unsafe extern "C" fn pyb_begin_allow_threads(out: *mut pyb_thread_token) -> 
 #[unsafe(no_mangle)]
 pub extern "C" fn pyb_end_allow_threads(token: pyb_thread_token) -> pyb_status {
     ffi_boundary("pyb_end_allow_threads", || {
+        let token = TokenValue(token);
         let slot = ThreadSlot::existing().ok_or_else(|| misplaced_token(token, None))?;
         end_allow_threads(slot, token)
     })

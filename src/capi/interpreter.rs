@@ -129,7 +129,7 @@ pub unsafe extern "C" fn pyb_interpreter_enter(
         if !nested {
             refuse_if_forked()?;
         }
-        *out = interpreter_switch::enter_interpreter(thread, interp)?;
+        *out = interpreter_switch::enter_interpreter(thread, interp)?.0;
         Ok(())
     })
 }

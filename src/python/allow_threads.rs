@@ -13,9 +13,9 @@ use crate::runtime::frames::{AllowFrame, Frame};
 use crate::runtime::gate;
 use crate::runtime::gil_stats;
 use crate::runtime::thread_slot::{Activity, CurrentThread, ThreadSlot};
-use crate::runtime::token::{MAX_DEPTH, TokenKind};
+use crate::runtime::token::{MAX_DEPTH, TokenKind, TokenValue};
 
-pub(crate) fn begin_allow_threads(thread: CurrentThread) -> Result<u64> {
+pub(crate) fn begin_allow_threads(thread: CurrentThread) -> Result<TokenValue> {
     let owner = thread.owner();
     if owner.frames.regions_open() >= MAX_DEPTH as usize {
         return Err(Error::invalid_argument(format!(
@@ -56,7 +56,7 @@ pub(crate) fn begin_allow_threads(thread: CurrentThread) -> Result<u64> {
     Ok(token)
 }
 
-pub(crate) fn end_allow_threads(thread: CurrentThread, value: u64) -> Result<()> {
+pub(crate) fn end_allow_threads(thread: CurrentThread, value: TokenValue) -> Result<()> {
     let owner = thread.owner();
     // A no-op region closes when it is the innermost no-op one, wherever the
     // other frames are (`runtime/frames.rs`); a region that gave the GIL away

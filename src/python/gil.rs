@@ -18,11 +18,12 @@ use crate::python::thread_states::{may_touch_cpython, own_thread_state, thread_h
 use crate::runtime::error::Result;
 use crate::runtime::gate;
 use crate::runtime::thread_slot::{CurrentThread, ThreadSlot};
+use crate::runtime::token::TokenValue;
 
 /// An open GIL scope for pybridge's own code; released on drop.
 pub(crate) struct GilScope {
     thread: CurrentThread,
-    token: u64,
+    token: TokenValue,
 }
 
 impl GilScope {
@@ -34,7 +35,7 @@ impl GilScope {
 
     /// Takes over the scope `token` the calling thread just opened (by
     /// `acquire` or `enter_interpreter`), to be released on drop.
-    pub(crate) fn adopt(token: u64) -> GilScope {
+    pub(crate) fn adopt(token: TokenValue) -> GilScope {
         GilScope {
             thread: ThreadSlot::current(),
             token,
@@ -63,7 +64,7 @@ impl Drop for GilScope {
 /// the innermost one, and when it is the scope that entered an interpreter,
 /// switches back to where the thread came from.
 #[inline(always)]
-pub(crate) fn release(thread: CurrentThread, value: u64) -> Result<()> {
+pub(crate) fn release(thread: CurrentThread, value: TokenValue) -> Result<()> {
     match release_scope(thread, value)? {
         Closed::Nested => Ok(()),
         Closed::Outermost => leave_entered_interpreter(thread),

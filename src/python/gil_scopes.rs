@@ -15,11 +15,11 @@ use crate::runtime::frames::{Frame, ScopeEntry, ScopeFrame};
 use crate::runtime::gate::{self, GateState};
 use crate::runtime::gil_stats;
 use crate::runtime::thread_slot::{Activity, CurrentThread};
-use crate::runtime::token::{MAX_DEPTH, TokenKind};
+use crate::runtime::token::{MAX_DEPTH, TokenKind, TokenValue};
 
 /// Issues the token of a new GIL scope and pushes it as the innermost frame.
 #[inline(always)]
-fn open_scope(thread: CurrentThread, depth: u32, entry: ScopeEntry) -> u64 {
+fn open_scope(thread: CurrentThread, depth: u32, entry: ScopeEntry) -> TokenValue {
     let owner = thread.owner();
     let token = owner.issue(thread.id, TokenKind::Gil);
     owner.frames.push(Frame::Scope(ScopeFrame {
@@ -31,7 +31,7 @@ fn open_scope(thread: CurrentThread, depth: u32, entry: ScopeEntry) -> u64 {
 }
 
 #[inline(always)]
-pub(crate) fn acquire(thread: CurrentThread) -> Result<u64> {
+pub(crate) fn acquire(thread: CurrentThread) -> Result<TokenValue> {
     let owner = thread.owner();
     let depth = owner.frames.depth();
     if depth > 0 {
@@ -54,7 +54,7 @@ pub(crate) fn acquire(thread: CurrentThread) -> Result<u64> {
 
 #[cold]
 #[inline(never)]
-fn retake_nested(thread: CurrentThread, depth: u32) -> Result<u64> {
+fn retake_nested(thread: CurrentThread, depth: u32) -> Result<TokenValue> {
     let owner = thread.owner();
     thread.set_activity(Activity::WaitingForGil);
     let wait = gil_stats::wait_begins();
@@ -68,7 +68,7 @@ fn retake_nested(thread: CurrentThread, depth: u32) -> Result<u64> {
 }
 
 #[inline]
-fn acquire_outermost(thread: CurrentThread) -> Result<u64> {
+fn acquire_outermost(thread: CurrentThread) -> Result<TokenValue> {
     let owner = thread.owner();
     let inside_already = owner.frames.in_allow_threads_region();
     let word = gate::enter(&thread.busy);
@@ -130,7 +130,7 @@ pub(crate) enum Closed {
 /// outermost; switching back out of an entered interpreter is the caller's
 /// (`gil::release`).
 #[inline(always)]
-pub(crate) fn release_scope(thread: CurrentThread, value: u64) -> Result<Closed> {
+pub(crate) fn release_scope(thread: CurrentThread, value: TokenValue) -> Result<Closed> {
     let owner = thread.owner();
     // Only the innermost scope of the current nesting (no-op regions aside) closes.
     let Some(entry) = owner.frames.close_scope(value) else {

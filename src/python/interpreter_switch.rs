@@ -17,6 +17,7 @@ use crate::runtime::ids::InterpreterId;
 use crate::runtime::interpreters;
 use crate::runtime::stats;
 use crate::runtime::thread_slot::{CurrentThread, SubinterpreterState};
+use crate::runtime::token::TokenValue;
 
 /// Opens a GIL scope in sub-interpreter `id` (`pyb_interpreter_enter`). In the
 /// interpreter the thread already works in, it nests like `acquire`. From
@@ -24,7 +25,7 @@ use crate::runtime::thread_slot::{CurrentThread, SubinterpreterState};
 /// an allow-threads region (so a thread never holds two GILs, and two threads
 /// entering each other's interpreters cannot deadlock), the thread's own
 /// state in `id` is made or reused, and the scope's release switches back.
-pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Result<u64> {
+pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Result<TokenValue> {
     let owner = thread.owner();
     if thread.current_interpreter() == id && owner.frames.depth() > 0 {
         return acquire(thread);
@@ -52,13 +53,13 @@ pub(crate) fn enter_interpreter(thread: CurrentThread, id: InterpreterId) -> Res
     })?;
     // Whatever GIL the thread holds is given away as an allow-threads region.
     // A thread in no scope and no region that has no current thread state
-    // holds none: no region (0) then, the common case of a pool worker.
+    // holds none: no region (`TokenValue::NONE`) then, the common case of a pool worker.
     // SAFETY: a plain load of the current thread state.
     let holds_nothing = owner.frames.depth() == 0
         && !owner.frames.in_allow_threads_region()
         && unsafe { ffi::compat::PyThreadState_GetUnchecked() }.is_null();
     let region = if holds_nothing {
-        0
+        TokenValue::NONE
     } else {
         match begin_allow_threads(thread) {
             Ok(region) => region,
@@ -159,14 +160,14 @@ pub(crate) fn leave_entered_interpreter(thread: CurrentThread) -> Result<()> {
 fn leave_interpreter(thread: CurrentThread, switch: InterpreterFrame) -> Result<()> {
     restore_previous_interpreter(thread, &switch);
     match switch.region_token {
-        0 => Ok(()),
+        TokenValue::NONE => Ok(()),
         region => end_allow_threads(thread, region),
     }
 }
 
 /// Ends the region `enter_interpreter` opened (0: none) on a failed enter.
-fn end_region(thread: CurrentThread, region: u64) {
-    if region != 0 {
+fn end_region(thread: CurrentThread, region: TokenValue) {
+    if region != TokenValue::NONE {
         let _ = end_allow_threads(thread, region);
     }
 }

@@ -6,13 +6,13 @@ use crate::abi::status::*;
 use crate::runtime::error::Error;
 use crate::runtime::frames::Frame;
 use crate::runtime::thread_slot::{CurrentThread, issuer_of};
-use crate::runtime::token::{Token, TokenKind};
+use crate::runtime::token::{Token, TokenKind, TokenValue};
 
 /// Explains why `value` does not close the calling thread's innermost scope
 /// or region. Error path only: it may take locks and search.
 #[cold]
 #[inline(never)]
-pub(crate) fn misplaced_token(value: u64, thread: Option<CurrentThread>) -> Error {
+pub(crate) fn misplaced_token(value: TokenValue, thread: Option<CurrentThread>) -> Error {
     let bad = |message: String| Error::new(PYB_E_BAD_TOKEN, message);
     let Some(token) = Token::decode(value) else {
         return bad(format!("{value:#x} is not a pybridge token"));
@@ -47,7 +47,7 @@ pub(crate) fn misplaced_token(value: u64, thread: Option<CurrentThread>) -> Erro
         }
     };
     // The open frames of the token's kind, bottom first.
-    let open: Vec<u64> = frames
+    let open: Vec<TokenValue> = frames
         .iter()
         .filter_map(|frame| match (token.kind, frame) {
             (TokenKind::Gil, Frame::Scope(scope)) => Some(scope.token),

@@ -21,6 +21,7 @@ use pyo3::ffi;
 use crate::runtime::cell_stack::CellStack;
 use crate::runtime::ids::InterpreterId;
 use crate::runtime::interpreters::InterpreterRecord;
+use crate::runtime::token::TokenValue;
 
 /// One thing a thread has open.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +31,7 @@ pub(crate) enum Frame {
     /// An allow-threads region that gave the GIL away.
     AllowThreads(AllowFrame),
     /// An allow-threads region begun without a GIL: its end does nothing.
-    NoopAllowThreads { token: u64 },
+    NoopAllowThreads { token: TokenValue },
     /// A switch into another interpreter than the thread was in.
     Interpreter(InterpreterFrame),
 }
@@ -45,7 +46,7 @@ impl Frame {
 /// An open GIL scope.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ScopeFrame {
-    pub token: u64,
+    pub token: TokenValue,
     /// 1 for the first scope above the thread's innermost region or switch
     /// (or the bottom), 2 for the one nested in it, and so on.
     pub depth: u32,
@@ -73,7 +74,7 @@ pub(crate) enum ScopeEntry {
 /// restore at the matching end (the scopes it interrupted are the frames below).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AllowFrame {
-    pub token: u64,
+    pub token: TokenValue,
     pub saved_tstate: *mut ffi::PyThreadState,
     /// `ThreadSlot::epoch` when the region began, put back at its end.
     pub epoch: u32,
@@ -89,7 +90,7 @@ pub(crate) struct InterpreterFrame {
     /// The allow-threads region that gave the previous interpreter's GIL away
     /// (a no-op one when the thread held none inside a region), or 0 when the
     /// thread was in no scope and no region.
-    pub region_token: u64,
+    pub region_token: TokenValue,
     /// The thread's state before the switch, and where it came from.
     pub previous_tstate: *mut ffi::PyThreadState,
     pub previous_owns_tstate: bool,
@@ -192,7 +193,7 @@ impl FrameStack {
     /// its GIL. (Only that field is read back: a wider read of a frame pushed
     /// a moment ago, as in a round trip, stalls on store forwarding.)
     #[inline(always)]
-    pub(crate) fn close_scope(&self, token: u64) -> Option<ScopeEntry> {
+    pub(crate) fn close_scope(&self, token: TokenValue) -> Option<ScopeEntry> {
         match self.0.last() {
             Some(Frame::Scope(scope)) if scope.token == token => {
                 self.0.discard_last();
@@ -205,7 +206,7 @@ impl FrameStack {
 
     #[cold]
     #[inline(never)]
-    fn close_scope_under_noops(&self, token: u64) -> Option<ScopeEntry> {
+    fn close_scope_under_noops(&self, token: TokenValue) -> Option<ScopeEntry> {
         match self
             .take_innermost_if(|frame| matches!(frame, Frame::Scope(scope) if scope.token == token))
         {
@@ -216,7 +217,7 @@ impl FrameStack {
 
     /// Ends the innermost no-op region if its token is `token`.
     #[inline(always)]
-    pub(crate) fn end_noop_region(&self, token: u64) -> bool {
+    pub(crate) fn end_noop_region(&self, token: TokenValue) -> bool {
         match self.0.last() {
             Some(Frame::NoopAllowThreads { token: top }) if top == token => {
                 self.0.pop();
@@ -228,7 +229,7 @@ impl FrameStack {
 
     #[cold]
     #[inline(never)]
-    fn end_noop_region_under_others(&self, token: u64) -> bool {
+    fn end_noop_region_under_others(&self, token: TokenValue) -> bool {
         match self.0.rfind(Frame::is_noop) {
             Some((index, Frame::NoopAllowThreads { token: innermost })) if innermost == token => {
                 self.0.remove(index);
@@ -241,7 +242,7 @@ impl FrameStack {
     /// Ends the region `token` if it is the innermost frame (no-op regions
     /// aside): no scope opened inside it is still open.
     #[inline(always)]
-    pub(crate) fn end_region(&self, token: u64) -> Option<AllowFrame> {
+    pub(crate) fn end_region(&self, token: TokenValue) -> Option<AllowFrame> {
         match self.take_innermost_if(
             |frame| matches!(frame, Frame::AllowThreads(region) if region.token == token),
         ) {
@@ -340,7 +341,7 @@ mod tests {
 
     fn scope(token: u64, depth: u32, entry: ScopeEntry) -> Frame {
         Frame::Scope(ScopeFrame {
-            token,
+            token: TokenValue(token),
             depth,
             entry,
         })
@@ -348,7 +349,7 @@ mod tests {
 
     fn region(token: u64) -> Frame {
         Frame::AllowThreads(AllowFrame {
-            token,
+            token: TokenValue(token),
             saved_tstate: std::ptr::null_mut(),
             epoch: 0,
         })
@@ -373,16 +374,20 @@ mod tests {
     fn no_op_regions_are_looked_through_and_close_among_themselves() {
         let frames = FrameStack::new();
         frames.push(scope(10, 1, ScopeEntry::Took));
-        frames.push(Frame::NoopAllowThreads { token: 30 });
-        frames.push(Frame::NoopAllowThreads { token: 31 });
+        frames.push(Frame::NoopAllowThreads {
+            token: TokenValue(30),
+        });
+        frames.push(Frame::NoopAllowThreads {
+            token: TokenValue(31),
+        });
         assert_eq!(frames.depth(), 1);
         // Not the innermost no-op region.
-        assert!(!frames.end_noop_region(30));
+        assert!(!frames.end_noop_region(TokenValue(30)));
         // The scope closes from under both no-op regions.
-        assert_eq!(frames.close_scope(10), Some(ScopeEntry::Took));
+        assert_eq!(frames.close_scope(TokenValue(10)), Some(ScopeEntry::Took));
         assert_eq!(frames.depth(), 0);
-        assert!(frames.end_noop_region(31));
-        assert!(frames.end_noop_region(30));
+        assert!(frames.end_noop_region(TokenValue(31)));
+        assert!(frames.end_noop_region(TokenValue(30)));
         assert!(frames.to_vec().is_empty());
     }
 
@@ -391,10 +396,15 @@ mod tests {
         let frames = FrameStack::new();
         frames.push(region(20));
         frames.push(scope(12, 1, ScopeEntry::Took));
-        assert!(frames.end_region(20).is_none());
-        assert!(frames.close_scope(12).is_some());
-        frames.push(Frame::NoopAllowThreads { token: 30 });
-        assert_eq!(frames.end_region(20).map(|region| region.token), Some(20));
+        assert!(frames.end_region(TokenValue(20)).is_none());
+        assert!(frames.close_scope(TokenValue(12)).is_some());
+        frames.push(Frame::NoopAllowThreads {
+            token: TokenValue(30),
+        });
+        assert_eq!(
+            frames.end_region(TokenValue(20)).map(|region| region.token),
+            Some(TokenValue(20))
+        );
         assert!(!frames.in_allow_threads_region());
         assert_eq!(frames.regions_open(), 1);
     }

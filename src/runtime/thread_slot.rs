@@ -21,7 +21,7 @@ use crate::runtime::cell_stack::CellStack;
 use crate::runtime::frames::FrameStack;
 use crate::runtime::gil_times::{self, GilTimes};
 use crate::runtime::ids::{InterpreterId, ThreadIdent};
-use crate::runtime::token::{Serials, Token, TokenKind};
+use crate::runtime::token::{Serials, Token, TokenKind, TokenValue};
 use crate::sys::{current_slot, thread as os_thread};
 
 /// What a thread is doing, for the messages that name what blocks a shutdown.
@@ -325,7 +325,7 @@ pub(crate) fn all_slots() -> Vec<Arc<ThreadSlot>> {
 impl OwnerState {
     /// A new token of `kind` for the thread whose slot id is `slot_id`.
     #[inline(always)]
-    pub(crate) fn issue(&self, slot_id: u64, kind: TokenKind) -> u64 {
+    pub(crate) fn issue(&self, slot_id: u64, kind: TokenKind) -> TokenValue {
         let mut serials = self.serials.get();
         let serial = serials.take(|block| {
             BLOCK_OWNERS

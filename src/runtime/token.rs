@@ -30,6 +30,27 @@ pub(crate) enum TokenKind {
     AllowThreadsNoop = 2,
 }
 
+/// A GIL or allow-threads token's value as the host holds it (`pyb_gil`,
+/// `pyb_thread_token`): its own type inside pybridge, so that it cannot be
+/// mixed up with the other `u64`s that cross the boundary (object handles,
+/// interpreter ids, thread idents). A value from the host may be anything;
+/// `Token::decode` says whether it could be a token at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct TokenValue(pub u64);
+
+impl TokenValue {
+    /// Never a token (no value below 2^18 is issued): "no region" where one may be absent.
+    pub(crate) const NONE: TokenValue = TokenValue(0);
+}
+
+/// Messages show a token as the host sees it: `{token:#x}`.
+impl std::fmt::LowerHex for TokenValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token {
     pub serial: u64,
@@ -38,12 +59,12 @@ pub(crate) struct Token {
 
 impl Token {
     #[inline(always)]
-    pub(crate) fn encode(self) -> u64 {
-        (self.serial << KIND_BITS) | self.kind as u64
+    pub(crate) fn encode(self) -> TokenValue {
+        TokenValue((self.serial << KIND_BITS) | self.kind as u64)
     }
 
     /// Splits a value into fields; `None` when no token ever has this value.
-    pub(crate) fn decode(value: u64) -> Option<Token> {
+    pub(crate) fn decode(TokenValue(value): TokenValue) -> Option<Token> {
         let kind = match value & ((1 << KIND_BITS) - 1) {
             0 => TokenKind::Gil,
             1 => TokenKind::AllowThreads,
@@ -118,10 +139,10 @@ mod tests {
             kind: TokenKind::AllowThreadsNoop,
         };
         assert_eq!(Token::decode(token.encode()), Some(token));
-        assert_eq!(Token::decode(0), None, "0 is never a token");
-        assert_eq!(Token::decode(3), None, "kind 3 does not exist");
+        assert_eq!(Token::decode(TokenValue::NONE), None, "0 is never a token");
+        assert_eq!(Token::decode(TokenValue(3)), None, "kind 3 does not exist");
         assert_eq!(
-            Token::decode((1 << BLOCK_BITS) - 1),
+            Token::decode(TokenValue((1 << BLOCK_BITS) - 1)),
             None,
             "block 0 is never issued"
         );

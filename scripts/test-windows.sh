@@ -21,8 +21,9 @@
 #   - tests/windows/engine_windows_host.c, built with mingw against the core
 #     cross-built for each CPython: coroutines from 4 host threads, with
 #     cancellation and a shutdown with tasks pending; 64 host threads that
-#     take the GIL and exit while another imports every .pyd and another
-#     loads a DLL under the GIL; every thread state freed; under deadlines.
+#     take the GIL (16 in a sub-interpreter too) and exit while another
+#     imports every .pyd and another loads a DLL under the GIL; every thread
+#     state freed; under deadlines. It hangs when an exit waits for the GIL.
 #
 # Still to come (issue 23), here: pybridge.dll cross-built for
 # x86_64-pc-windows-gnu and packaged (scripts/package.sh --target windows);

@@ -10,11 +10,13 @@
  *    when the engine shuts down each get PYB_E_SHUTTING_DOWN exactly once.
  * 2. Thread exit: a host thread's thread-local destructor runs under the
  *    loader lock on Windows, so it must never wait for the GIL. EXITERS host
- *    threads take the GIL, run Python and exit, while one thread imports every
+ *    threads take the GIL, run Python and exit (a quarter of them also with a
+ *    state in an own-GIL sub-interpreter), while one thread imports every
  *    extension module (.pyd) of the distribution and another loads and frees
  *    a DLL with LoadLibrary while it holds the GIL (the loader lock against
  *    the GIL: a destructor that waited for the GIL would deadlock with it).
- *    Every thread state pybridge created must then be deleted (pyb_stats),
+ *    Every thread state they made, main and sub-interpreter, must then be
+ *    deleted, most by pybridge's reaper after their threads ended (pyb_stats),
  *    and the shutdown must end by its deadline.
  *
  * Usage: engine_windows_host.exe PYTHON_DIR EXPECTED_VERSION
@@ -210,9 +212,17 @@ static void coroutines(void) {
 
 /* ---- 2. host threads that exit, against imports and the loader lock ----- */
 
+/* A sub-interpreter (own GIL) some exiting threads also have a state in. */
+static pyb_interpreter sub;
+
 static DWORD WINAPI exiter(void *arg) {
     int index = (int)(intptr_t)arg;
     pyb_gil gil;
+    if (index % 4 == 1) {
+        must(pyb_interpreter_enter(sub, &gil), PYB_OK, "pyb_interpreter_enter (exiter)");
+        run("sub_entries = globals().get('sub_entries', 0) + 1");
+        must(pyb_gil_release(gil), PYB_OK, "pyb_gil_release (sub-interpreter)");
+    }
     must(pyb_gil_acquire(&gil), PYB_OK, "pyb_gil_acquire (exiter)");
     run("exits += 1");
     must(pyb_gil_release(gil), PYB_OK, "pyb_gil_release (exiter)");
@@ -248,7 +258,9 @@ static DWORD WINAPI importer(void *arg) {
                  (long long)i);
         run(code);
     }
-    printf("thread exit: imported %lld extension modules meanwhile\n", (long long)count.data.int64 - 1);
+    pyb_value done;
+    must(pyb_eval("len(imported)", NULL, 0, &done), PYB_OK, "len(imported)");
+    printf("thread exit: imported %lld extension modules meanwhile\n", (long long)done.data.int64);
     return 0;
 }
 
@@ -279,6 +291,8 @@ static DWORD WINAPI loader(void *arg) {
 
 static void thread_exits(void) {
     run("exits = 0\nexits_holding = 0\n");
+    must(pyb_interpreter_new(NULL, &sub), PYB_OK, "pyb_interpreter_new");
+    pyb_stats before = stats();
     HANDLE helpers[2] = {start_thread(importer, NULL), start_thread(loader, NULL)};
     for (int wave = 0; wave < EXITERS / EXITER_WAVE; wave++) {
         HANDLE threads[EXITER_WAVE];
@@ -299,20 +313,26 @@ static void thread_exits(void) {
 
     /* Every state of a thread that exited is freed, some by the reaper after
        its thread ended: wait for the count (the event), under a deadline.
-       Still alive with a state: this thread. */
+       The exiters and the two helpers made EXITERS + 2 main states and
+       EXITERS / 4 states in the sub-interpreter. */
+    const uint64_t made = EXITERS + 2 + EXITERS / 4;
     DWORD started = GetTickCount();
     pyb_stats now = stats();
-    while (now.thread_states_deleted + 1 != now.thread_states_created) {
+    while (now.thread_states_created - before.thread_states_created != made ||
+           now.thread_states_deleted - before.thread_states_deleted != made) {
         if (GetTickCount() - started > DEADLINE_MS) {
-            fail("%llu thread states created, %llu deleted: expected all but this thread's",
-                 (unsigned long long)now.thread_states_created, (unsigned long long)now.thread_states_deleted);
+            fail("%llu thread states created, %llu deleted: expected %llu and %llu",
+                 (unsigned long long)(now.thread_states_created - before.thread_states_created),
+                 (unsigned long long)(now.thread_states_deleted - before.thread_states_deleted),
+                 (unsigned long long)made, (unsigned long long)made);
         }
         SwitchToThread();
         now = stats();
     }
-    printf("thread exit: %d threads exited (%d holding the GIL); %llu states created, %llu deleted\n", EXITERS,
-           EXITERS / 16, (unsigned long long)now.thread_states_created,
-           (unsigned long long)now.thread_states_deleted);
+    printf("thread exit: %d threads exited (%d holding the GIL, %d with a sub-interpreter state); %llu states "
+           "created and deleted\n",
+           EXITERS, EXITERS / 16, EXITERS / 4, (unsigned long long)made);
+    must(pyb_interpreter_destroy(sub, 30000), PYB_OK, "pyb_interpreter_destroy");
 }
 
 /* ---- 3. the engine's end with tasks pending ----------------------------- */

@@ -18,6 +18,12 @@
 #   - tests/windows/raw_python_threads.c, built with mingw against each
 #     python3XY.dll: 4 Win32 threads x 1,000 PyGILState_Ensure/run/release
 #     cycles, an exact total. No pybridge in it: it proves the environment.
+#   - tests/windows/engine_windows_host.c, built with mingw against the core
+#     cross-built for each CPython: coroutines from 4 host threads, with
+#     cancellation and a shutdown with tasks pending; 64 host threads that
+#     take the GIL (16 in a sub-interpreter too) and exit while another
+#     imports every .pyd and another loads a DLL under the GIL; every thread
+#     state freed; under deadlines. It hangs when an exit waits for the GIL.
 #
 # Still to come (issue 23), here: pybridge.dll cross-built for
 # x86_64-pc-windows-gnu and packaged (scripts/package.sh --target windows);
@@ -98,6 +104,35 @@ for version in $(pyb_python_versions windows); do
     step "raw_python_threads on CPython $version under wine" \
       bash scripts/wine-run.sh --timeout 30 --dll-dir "$python_dir" \
       "$out/raw_python_threads.exe" "$raw_cycles" "$version"
+  fi
+done
+
+# --- pybridge.dll itself: coroutines and thread exits, on each embeddable CPython ---
+# The core cross-built for x86_64-pc-windows-gnu (linked to python3XY.dll,
+# which pyo3 makes an import library for), and tests/windows/
+# engine_windows_host.c built with mingw against its import library: the event
+# loop on Windows (a selector loop woken through a socket pair), host threads
+# exiting while others import every .pyd and load a DLL under the GIL (the
+# loader lock), and a shutdown with tasks pending, under deadlines.
+for version in $(pyb_python_versions windows); do
+  python_dir="$(pyb_windows_python_dir "$version")"
+  abi="$(pyb_windows_python_abi "$version")"
+  minor="${abi#3}"
+  core_target="$PWD/target/windows/core-$version"
+  core="$core_target/x86_64-pc-windows-gnu/release"
+  out="$PYB_WINDOWS_TARGET/$version"
+  mkdir -p "$out"
+  if step "pybridge.dll cross-built for CPython 3.$minor" \
+    env PYO3_CROSS_PYTHON_VERSION="3.$minor" CARGO_TARGET_DIR="$core_target" \
+    cargo build --quiet --release --target x86_64-pc-windows-gnu -p pybridge; then
+    if step "engine_windows_host.c built with mingw against pybridge.dll (CPython $version)" \
+      x86_64-w64-mingw32-gcc -std=c11 "${strict[@]}" -O1 -g -Ibindings/c -Itests/c \
+      -o "$out/engine_windows_host.exe" tests/windows/engine_windows_host.c -L"$core" -lpybridge; then
+      # 3-6 s here with a started server; 120 s leaves room for a slow machine.
+      step "engine_windows_host on CPython $version under wine" \
+        bash scripts/wine-run.sh --timeout 120 --dll-dir "$python_dir" --dll-dir "$core" \
+        "$out/engine_windows_host.exe" "$(pyb_wine_path "$python_dir")" "$version"
+    fi
   fi
 done
 

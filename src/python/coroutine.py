@@ -1,12 +1,12 @@
 # pybridge's asyncio event loop (module `_pybridge_asyncio`, made by
 # src/python/coroutine.rs). Host threads never call into this loop: they hand
 # their work to pybridge (Rust), which queues it and wakes the loop through a
-# pipe of its own. The loop takes the work with `take`. So no host thread runs
+# pipe of its own (a socket pair where the selector watches only sockets). The
+# loop takes the work with `take`, which also empties that pipe. So no host thread runs
 # Python code after the hand-over, and none writes into the loop's self-pipe
 # while the loop closes it (SIGPIPE, exit 141).
 
 import asyncio
-import os
 import threading
 
 # The phases `take` reports (src/python/coroutine.rs, `Phase::code`).
@@ -41,8 +41,15 @@ class Runner:
             return
         try:
             self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.add_reader(self._wake_fd, self._wake)
+            except NotImplementedError:
+                # A loop without `add_reader` (the proactor, asyncio's default
+                # on Windows): a selector loop instead, which has it.
+                self._loop.close()
+                self._loop = asyncio.SelectorEventLoop()
+                self._loop.add_reader(self._wake_fd, self._wake)
             asyncio.set_event_loop(self._loop)
-            self._loop.add_reader(self._wake_fd, self._wake)
             self._loop.call_soon(self._wake)
             # Only pybridge ends this loop: a task that calls `loop.stop()`
             # returns from `run_forever`, and one that raises SystemExit or
@@ -77,11 +84,6 @@ class Runner:
             self._detach(self._attempt)
 
     def _wake(self):
-        try:
-            while os.read(self._wake_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
         work, phase = self._take(self._attempt)
         for task_id, awaitable in work:
             if awaitable is None:

@@ -16,9 +16,10 @@
 //! that times out before its point of no return therefore cancels nothing.
 //!
 //! Host threads hand their work over in Rust: `submit` and `cancel` queue it
-//! under `LOOP`'s lock and wake the loop through a pipe of pybridge's own,
-//! which only this lock's holders write to or close; the loop takes the work
-//! with `take`. So after the hand-over no host thread runs Python bytecode,
+//! under `LOOP`'s lock and wake the loop through a pipe of pybridge's own
+//! (`sys::wake_pipe`: a socket pair where the selector watches only
+//! sockets), which only this lock's holders write to, empty or close; the
+//! loop takes the work with `take`, which empties the pipe first. So after the hand-over no host thread runs Python bytecode,
 //! and an asynchronous exception (an interrupting shutdown's) cannot land
 //! between a task's hand-over and its `PYB_OK`; and no host thread writes into
 //! the loop's own self-pipe, which `loop.close()` closes one end at a time
@@ -411,7 +412,7 @@ fn start_runner(py: Python<'_>, attempt: u64, reader: PipeEnd) -> Result<()> {
             ffi::PyObject_CallMethod(
                 module.as_ptr(),
                 c"Runner".as_ptr(),
-                c"OiK".as_ptr(),
+                c"OLK".as_ptr(),
                 hooks.as_ptr(),
                 reader,
                 attempt,
@@ -555,6 +556,11 @@ unsafe extern "C" fn take(
             if state.attempt != attempt {
                 (Vec::new(), 3) // STALE: a thread of a start given up
             } else {
+                // Emptied under the lock that `push` wakes under: a push after
+                // this finds the queue empty and wakes the loop again.
+                if state.reader != wake_pipe::CLOSED {
+                    wake_pipe::drain(state.reader);
+                }
                 (std::mem::take(&mut state.queue), state.phase.code())
             }
         };

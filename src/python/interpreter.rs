@@ -155,8 +155,9 @@ fn check_python_home(config: &EngineConfig) -> Result<()> {
         },
         (None, true) => return Ok(()),
     };
-    // A home may be "prefix:exec_prefix"; the standard library is in the prefix.
-    let prefix = std::path::Path::new(home.split(':').next().unwrap_or_default());
+    // A home may be "prefix:exec_prefix" (";" on Windows, where a path has a
+    // ":" of its own); the standard library is in the prefix.
+    let prefix = std::env::split_paths(&home).next().unwrap_or_default();
     let version = crate::sys::loader::running_version();
     let mut parts = version.split('.');
     let (major, minor) = (
@@ -171,13 +172,17 @@ fn check_python_home(config: &EngineConfig) -> Result<()> {
         format!("python{major}.{minor}/os.pyc"),
         format!("python{major}{minor}.zip"),
     ];
-    let found = std::fs::read_dir(prefix).is_ok_and(|entries| {
-        entries.flatten().any(|entry| {
-            landmarks
-                .iter()
-                .any(|landmark| entry.path().join(landmark).exists())
-        })
-    });
+    // Windows layouts (getpath.py): <home>/Lib/os.py, and the zip in the home
+    // itself (the embeddable distribution: python313.zip beside the DLL).
+    let found = prefix.join(&landmarks[2]).exists()
+        || prefix.join("Lib").join("os.py").exists()
+        || std::fs::read_dir(&prefix).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                landmarks
+                    .iter()
+                    .any(|landmark| entry.path().join(landmark).exists())
+            })
+        });
     if found {
         return Ok(());
     }

@@ -1,19 +1,32 @@
 //! What a host thread's exit frees: its interpreter switches unwound, its
 //! main-interpreter state, then its states in sub-interpreters, each under its
 //! own GIL, when and only when the engine lets it touch CPython.
+//!
+//! Where a thread's exit may not wait for the GIL (`EXIT_MAY_WAIT` false:
+//! Windows, whose thread-local destructors run under the loader lock), a
+//! thread that does not hold the GIL as it exits hands its states to a reaper
+//! instead: a detached thread that frees them under the GIL from a state of
+//! its own, then frees that one, and ends. Freeing another thread's state is
+//! safe only on a thread with no state it keeps: from 3.12, deleting a state
+//! clears the *deleting* thread's `PyGILState` slot (`unbind_gilstate_tstate`,
+//! checked on 3.12.9 and 3.13.2), which the reaper's temporary state is the
+//! only one to lose.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use parking_lot::Mutex;
 use pyo3::ffi;
 
 use crate::python::interpreter_switch::restore_previous_interpreter;
 use crate::python::state_quarantine;
 use crate::runtime::frames::{Frame, ScopeEntry, ScopeFrame};
 use crate::runtime::gate::{self, GateState};
+use crate::runtime::ids::InterpreterId;
 use crate::runtime::interpreters;
 use crate::runtime::stats;
-use crate::runtime::thread_slot::{Activity, CurrentThread};
+use crate::runtime::thread_slot::{Activity, CurrentThread, ThreadSlot};
 use crate::runtime::token::TokenKind;
+use crate::sys::thread::{EXIT_MAY_WAIT, spawn_detached};
 
 /// Frees the exiting thread's own thread states, if the engine still runs:
 /// unwinds interpreter switches, then the main state (which lets go of the
@@ -99,7 +112,13 @@ fn release_main_state_on_exit(thread: CurrentThread) {
                     word.state(),
                     GateState::ShuttingDown | GateState::Finalizing
                 )));
-    if admitted {
+    if admitted && !holding && !EXIT_MAY_WAIT {
+        hand_to_reaper(Orphan {
+            tstate: tstate as usize,
+            interpreter: None,
+            generation: word.generation(),
+        });
+    } else if admitted {
         // SAFETY: admitted by the gate; the state is this thread's own. Clear may
         // run Python code that calls back into pybridge on this thread: it sees
         // an open scope (one that borrowed the GIL, if none was open: its
@@ -154,6 +173,18 @@ fn release_subinterpreter_states_on_exit(thread: CurrentThread) {
         owner.subinterpreter_states.clear();
         return;
     }
+    if !EXIT_MAY_WAIT {
+        let generation = gate::load().generation();
+        for state in owner.subinterpreter_states.to_vec() {
+            hand_to_reaper(Orphan {
+                tstate: state.tstate as usize,
+                interpreter: Some(state.interpreter),
+                generation,
+            });
+        }
+        owner.subinterpreter_states.clear();
+        return;
+    }
     for state in owner.subinterpreter_states.to_vec() {
         let Ok(record) = interpreters::enter(state.interpreter) else {
             continue;
@@ -169,4 +200,103 @@ fn release_subinterpreter_states_on_exit(thread: CurrentThread) {
         record.leave();
     }
     owner.subinterpreter_states.clear();
+}
+
+/// A state whose thread exited without freeing it.
+struct Orphan {
+    /// The `PyThreadState`, as an address (it is never touched without the GIL).
+    tstate: usize,
+    /// None: the main interpreter's.
+    interpreter: Option<InterpreterId>,
+    /// The engine life it belongs to: another life's is gone with its interpreter.
+    generation: u32,
+}
+
+/// States handed over and not yet freed.
+static ORPHANS: Mutex<Vec<Orphan>> = Mutex::new(Vec::new());
+/// A reaper thread is running (it takes every orphan handed over meanwhile).
+static REAPING: AtomicBool = AtomicBool::new(false);
+
+/// Queues `orphan` for the reaper, starting one if none runs. Waits for no
+/// lock a GIL holder could hold while it waits for the exiting thread.
+fn hand_to_reaper(orphan: Orphan) {
+    ORPHANS.lock().push(orphan);
+    if !REAPING.swap(true, Ordering::AcqRel)
+        && let Err(error) = spawn_detached("pybridge-reaper", reap)
+    {
+        REAPING.store(false, Ordering::Release);
+        log::warn!(
+            "no thread to free an exited thread's Python state ({error}); it is left to the interpreter's end"
+        );
+    }
+}
+
+/// The reaper thread: frees orphans until none is left, then ends.
+fn reap() {
+    loop {
+        let batch = std::mem::take(&mut *ORPHANS.lock());
+        if batch.is_empty() {
+            REAPING.store(false, Ordering::Release);
+            // An orphan queued after the take but before the store found a
+            // reaper running and started none: take it on, unless a new
+            // reaper already did.
+            if ORPHANS.lock().is_empty() || REAPING.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            continue;
+        }
+        free_orphans(batch);
+    }
+}
+
+/// Frees `batch` if the engine still runs the life they belong to; else
+/// they are left to the interpreter's end (a shutdown, a destroy), which
+/// frees every state still in its list.
+fn free_orphans(batch: Vec<Orphan>) {
+    let thread = ThreadSlot::current();
+    let word = gate::enter(&thread.busy);
+    if word.state() == GateState::Running {
+        let (main, subs): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .filter(|orphan| orphan.generation == word.generation())
+            .partition(|orphan| orphan.interpreter.is_none());
+        if !main.is_empty() {
+            // SAFETY: admitted by the gate, so the main interpreter lives.
+            unsafe { free_in(ffi::PyInterpreterState_Main(), &main) };
+        }
+        for orphan in subs {
+            let Some(Ok(record)) = orphan.interpreter.map(interpreters::enter) else {
+                continue; // being destroyed or gone: its end frees the state
+            };
+            // SAFETY: the entry keeps the interpreter alive; the state is in
+            // it (reading its interpreter needs no GIL).
+            unsafe {
+                let interp = ffi::PyThreadState_GetInterpreter(orphan.tstate as *mut _);
+                free_in(interp, std::slice::from_ref(&orphan));
+            }
+            record.leave();
+        }
+    }
+    gate::leave(&thread.busy);
+}
+
+/// Frees `orphans`, states of `interp`, under its GIL taken with a temporary
+/// state of the reaper's own, freed last.
+///
+/// # Safety
+/// `interp` lives; every orphan is a state of it that no thread uses.
+unsafe fn free_in(interp: *mut ffi::PyInterpreterState, orphans: &[Orphan]) {
+    // SAFETY: as the caller promises; the temporary state is new and this thread's.
+    unsafe {
+        let reaper = ffi::PyThreadState_New(interp);
+        ffi::PyEval_RestoreThread(reaper);
+        for orphan in orphans {
+            let tstate = orphan.tstate as *mut ffi::PyThreadState;
+            ffi::PyThreadState_Clear(tstate);
+            ffi::PyThreadState_Delete(tstate);
+            stats::THREAD_STATES_DELETED.fetch_add(1, Ordering::Relaxed);
+        }
+        ffi::PyThreadState_Clear(reaper);
+        ffi::PyThreadState_DeleteCurrent();
+    }
 }

@@ -210,10 +210,19 @@ fn module_path(module: windows_sys::Win32::Foundation::HMODULE) -> Option<String
     }
 }
 
+/// libpython's module, found from a static it exports: a function's address
+/// is no use here, because a function imported through a mingw import
+/// library is a jump stub inside this DLL (which named pybridge.dll as the
+/// running libpython, under wine with 3.12.9 and 3.13.2).
+#[cfg(windows)]
+fn libpython_module() -> Option<windows_sys::Win32::Foundation::HMODULE> {
+    module_of(&raw const ffi::PyBaseObject_Type as usize)
+}
+
 /// The file the loader actually mapped for libpython (`python3XY.dll`).
 #[cfg(windows)]
 pub(crate) fn libpython_path() -> String {
-    module_of(ffi::Py_GetVersion as *const () as usize)
+    libpython_module()
         .and_then(module_path)
         .unwrap_or_else(|| "unknown".to_string())
 }
@@ -255,7 +264,7 @@ pub(crate) fn loaded_object_paths() -> Vec<String> {
 #[cfg_attr(not(Py_3_15), allow(dead_code))]
 #[cfg(windows)]
 pub(crate) fn libpython_symbol(name: &CStr) -> Option<*mut std::ffi::c_void> {
-    let module = module_of(ffi::Py_GetVersion as *const () as usize)?;
+    let module = libpython_module()?;
     // SAFETY: a loaded module and a C string.
     let address = unsafe {
         windows_sys::Win32::System::LibraryLoader::GetProcAddress(module, name.as_ptr().cast())

@@ -230,3 +230,58 @@ pub(crate) fn name_of(os_tid: i32) -> Option<String> {
 pub(crate) fn is_paused_below(_native_id: i64, _is_caller: impl Fn(usize) -> bool) -> bool {
     false
 }
+
+/// Whether a thread's exit (pybridge's thread-local destructor) may wait for
+/// a lock another thread holds, the GIL among them. Linux: yes. Windows: no:
+/// a DLL's thread-local destructors run during `DLL_THREAD_DETACH`, under the
+/// loader lock, and a thread that holds the GIL while it loads a DLL (an
+/// extension module's init, `ctypes`) waits for that lock: waiting for the
+/// GIL there is a deadlock (Microsoft's DllMain best practices).
+pub(crate) const EXIT_MAY_WAIT: bool = cfg!(unix);
+
+/// Runs `body` on a new detached thread with a stack big enough for CPython
+/// (4 MiB). Callable from a thread's exit on Windows, under the loader lock:
+/// `CreateThread` does not wait for it (the new thread runs once the exiting
+/// one lets go), and nothing of Rust's `std::thread` (whose thread-locals may
+/// be gone at that point) is used there.
+#[cfg(unix)]
+pub(crate) fn spawn_detached(name: &str, body: fn()) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .stack_size(DETACHED_STACK)
+        .spawn(body)
+        .map(drop)
+}
+
+const DETACHED_STACK: usize = 4 << 20;
+
+#[cfg(windows)]
+pub(crate) fn spawn_detached(_name: &str, body: fn()) -> std::io::Result<()> {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{CreateThread, STACK_SIZE_PARAM_IS_A_RESERVATION};
+
+    unsafe extern "system" fn start(body: *mut std::ffi::c_void) -> u32 {
+        // SAFETY: the `fn()` that `spawn_detached` passed as the argument.
+        let body: fn() = unsafe { std::mem::transmute(body) };
+        // A panic must not unwind out of a thread's start routine.
+        let _ = std::panic::catch_unwind(body);
+        0
+    }
+    // SAFETY: a start routine and an argument that live for ever.
+    let handle = unsafe {
+        CreateThread(
+            std::ptr::null(),
+            DETACHED_STACK,
+            Some(start),
+            body as *mut std::ffi::c_void,
+            STACK_SIZE_PARAM_IS_A_RESERVATION,
+            std::ptr::null_mut(),
+        )
+    };
+    if handle.is_null() {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the handle just returned, closed once; the thread runs on.
+    unsafe { CloseHandle(handle) };
+    Ok(())
+}

@@ -20,8 +20,18 @@
 #error "define HOST_CHECK_PROGRAM before including host_check.h"
 #endif
 
+/* mingw checks formats against Microsoft's printf unless the host is built
+   with -D__USE_MINGW_ANSI_STDIO=1 (as scripts/test-windows.sh does), which
+   gives C99's %zu and %lld; this follows whichever printf is in use. */
+#ifdef __MINGW_PRINTF_FORMAT
+#define HOST_CHECK_PRINTF __MINGW_PRINTF_FORMAT
+#else
+#define HOST_CHECK_PRINTF printf
+#endif
+
 /* Prints "<program>: FAILED: <message>", pybridge's last error, and exits. */
-static void fail(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn, unused));
+static void fail(const char *format, ...)
+    __attribute__((format(HOST_CHECK_PRINTF, 1, 2), noreturn, unused));
 static void fail(const char *format, ...) {
     va_list args;
     va_start(args, format);

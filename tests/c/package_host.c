@@ -23,6 +23,13 @@
 
 #include "pybridge.h"
 
+#ifdef _WIN32
+/* The C runtime's realpath (links and relative parts resolved). */
+#define absolute_path(path, out, size) _fullpath((out), (path), (size))
+#else
+#define absolute_path(path, out, size) realpath((path), (out))
+#endif
+
 #define HOST_CHECK_PROGRAM "package_host"
 #include "host_check.h"
 
@@ -100,7 +107,7 @@ static void run(const char *mode, const char *python, const char *version, const
     if (venv != NULL) {
         snprintf(expr, sizeof expr, "__import__('os').path.realpath(__import__('sys').prefix)");
         char want[4096];
-        if (realpath(venv, want) == NULL) {
+        if (absolute_path(venv, want, sizeof want) == NULL) {
             fail("realpath(%s)", venv);
         }
         expect_text(expr, want);

@@ -91,8 +91,10 @@ fn unusable(message: String) -> Error {
 fn refuse_if_not_loaded(installation: &Installation) -> Result<()> {
     let loaded = loader::libpython_path();
     let running = loader::running_version();
+    // Both sides canonical: on Windows `canonicalize` gives a verbatim
+    // `\\?\Z:\...` path, which never equals the loader's `Z:\...` as written.
     let same = std::fs::canonicalize(&installation.libpython)
-        .is_ok_and(|chosen| chosen == Path::new(&loaded));
+        .is_ok_and(|chosen| std::fs::canonicalize(&loaded).is_ok_and(|loaded| chosen == loaded));
     if same {
         return Ok(());
     }

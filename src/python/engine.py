@@ -56,6 +56,9 @@ def _python_fork_ended():
 
 def watch_python_forks():
     import os
+    # Windows has no fork, and its os module no register_at_fork (3.12, 3.13).
+    if not hasattr(os, "register_at_fork"):
+        return
     os.register_at_fork(before=_python_fork_started, after_in_parent=_python_fork_ended,
                         after_in_child=_python_fork_ended)
 

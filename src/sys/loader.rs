@@ -211,9 +211,14 @@ fn module_path(module: windows_sys::Win32::Foundation::HMODULE) -> Option<String
 }
 
 /// The file the loader actually mapped for libpython (`python3XY.dll`).
+/// Asked with a data symbol's address: a function's address taken here is
+/// the import thunk inside this DLL (mingw links `jmp *__imp_Py_GetVersion`
+/// stubs), so it named the core instead of python3XY.dll (found under wine,
+/// CPython 3.12.9 and 3.13.2), while a type object's address is in the DLL
+/// that defines it.
 #[cfg(windows)]
 pub(crate) fn libpython_path() -> String {
-    module_of(ffi::Py_GetVersion as *const () as usize)
+    module_of(std::ptr::addr_of!(ffi::PyLong_Type) as usize)
         .and_then(module_path)
         .unwrap_or_else(|| "unknown".to_string())
 }

@@ -7,6 +7,7 @@ pub(crate) mod loader;
 pub(crate) mod membarrier;
 pub(crate) mod memory;
 pub(crate) mod process;
+pub(crate) mod python_home;
 pub(crate) mod stack_check;
 pub(crate) mod thread;
 pub(crate) mod wake_pipe;

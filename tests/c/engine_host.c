@@ -335,6 +335,6 @@ int main(void) {
     check_allow_threads();
     check_shutdown();
 
-    printf("engine_host: all checks passed\n");
+    host_checks_done();
     return 0;
 }

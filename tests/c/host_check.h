@@ -12,12 +12,23 @@
 #define PYBRIDGE_TESTS_HOST_CHECK_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifndef HOST_CHECK_PROGRAM
 #error "define HOST_CHECK_PROGRAM before including host_check.h"
+/* The last lines of a host that passed: "<program>: <N> checks" (the
+   expect/check calls) and "<program>: all checks passed", the line the
+   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
+static void host_checks_done(void) __attribute__((unused));
+static void host_checks_done(void) {
+    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
+    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
+    fflush(stdout);
+}
+
 #endif
 
 /* mingw checks formats against Microsoft's printf unless the host is built
@@ -27,6 +38,16 @@
 #define HOST_CHECK_PRINTF __MINGW_PRINTF_FORMAT
 #else
 #define HOST_CHECK_PRINTF printf
+/* The last lines of a host that passed: "<program>: <N> checks" (the
+   expect/check calls) and "<program>: all checks passed", the line the
+   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
+static void host_checks_done(void) __attribute__((unused));
+static void host_checks_done(void) {
+    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
+    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
+    fflush(stdout);
+}
+
 #endif
 
 /* Prints "<program>: FAILED: <message>", pybridge's last error, and exits. */
@@ -40,6 +61,16 @@ static void fail(const char *format, ...) {
     va_end(args);
 #ifdef HOST_CHECK_CONTEXT
     HOST_CHECK_CONTEXT(stderr);
+/* The last lines of a host that passed: "<program>: <N> checks" (the
+   expect/check calls) and "<program>: all checks passed", the line the
+   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
+static void host_checks_done(void) __attribute__((unused));
+static void host_checks_done(void) {
+    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
+    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
+    fflush(stdout);
+}
+
 #endif
     char last[2048];
     pyb_last_error_message(last, sizeof last);
@@ -49,6 +80,9 @@ static void fail(const char *format, ...) {
     _Exit(1);
 }
 
+/* How many expect/check calls passed, from every thread. */
+static atomic_ulong host_checks_passed;
+
 /* Compares status names, so a wrong status prints as e.g. "PYB_E_TIMEOUT". */
 static void expect(const char *what, pyb_status got, const char *want) __attribute__((unused));
 static void expect(const char *what, pyb_status got, const char *want) {
@@ -56,12 +90,23 @@ static void expect(const char *what, pyb_status got, const char *want) {
     if (strcmp(name, want) != 0) {
         fail("%s: got %s (%d), expected %s", what, name, (int)got, want);
     }
+    atomic_fetch_add(&host_checks_passed, 1);
 }
 
 /* expect(what, status, "PYB_OK"). */
 static void check(const char *what, pyb_status status) __attribute__((unused));
 static void check(const char *what, pyb_status status) {
     expect(what, status, "PYB_OK");
+}
+
+/* The last lines of a host that passed: "<program>: <N> checks" (the
+   expect/check calls) and "<program>: all checks passed", the line the
+   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
+static void host_checks_done(void) __attribute__((unused));
+static void host_checks_done(void) {
+    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
+    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
+    fflush(stdout);
 }
 
 #endif

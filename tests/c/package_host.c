@@ -183,6 +183,7 @@ static void run(const char *mode, const char *python, const char *version, const
         fail("pyb_python_info does not name %s:\n%s", python, info);
     }
     check("final shutdown", pyb_engine_shutdown(20000, 0));
+    printf("package_host: %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
     printf("package_host: CPython %s via %s: %d host threads x %d rounds, %lld ticks, two engines\n",
            version, mode, HOST_THREADS, ROUNDS, (long long)ticks_after);
 }

@@ -10,5 +10,6 @@ pub(crate) mod process;
 pub(crate) mod python_home;
 pub(crate) mod stack_check;
 pub(crate) mod thread;
+pub(crate) mod thread_exit;
 pub(crate) mod wake_pipe;
 pub(crate) mod wide_text;

@@ -19,16 +19,6 @@
 
 #ifndef HOST_CHECK_PROGRAM
 #error "define HOST_CHECK_PROGRAM before including host_check.h"
-/* The last lines of a host that passed: "<program>: <N> checks" (the
-   expect/check calls) and "<program>: all checks passed", the line the
-   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
-static void host_checks_done(void) __attribute__((unused));
-static void host_checks_done(void) {
-    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
-    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
-    fflush(stdout);
-}
-
 #endif
 
 /* mingw checks formats against Microsoft's printf unless the host is built
@@ -38,16 +28,6 @@ static void host_checks_done(void) {
 #define HOST_CHECK_PRINTF __MINGW_PRINTF_FORMAT
 #else
 #define HOST_CHECK_PRINTF printf
-/* The last lines of a host that passed: "<program>: <N> checks" (the
-   expect/check calls) and "<program>: all checks passed", the line the
-   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
-static void host_checks_done(void) __attribute__((unused));
-static void host_checks_done(void) {
-    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
-    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
-    fflush(stdout);
-}
-
 #endif
 
 /* Prints "<program>: FAILED: <message>", pybridge's last error, and exits. */
@@ -61,16 +41,6 @@ static void fail(const char *format, ...) {
     va_end(args);
 #ifdef HOST_CHECK_CONTEXT
     HOST_CHECK_CONTEXT(stderr);
-/* The last lines of a host that passed: "<program>: <N> checks" (the
-   expect/check calls) and "<program>: all checks passed", the line the
-   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
-static void host_checks_done(void) __attribute__((unused));
-static void host_checks_done(void) {
-    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
-    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
-    fflush(stdout);
-}
-
 #endif
     char last[2048];
     pyb_last_error_message(last, sizeof last);

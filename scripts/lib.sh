@@ -173,3 +173,11 @@ pyb_package_csharp() {
     -out:"$stage/csharp/lib/netstandard2.0/PyBridge.dll" "$PYB_REPO"/bindings/csharp/*.cs
   pyb_package_fill "$PYB_REPO/packaging/PyBridge.nuspec.in" "$stage/csharp/PyBridge.nuspec" "$version"
 }
+
+# The CPython minors the Windows package has a core for, on one line: every
+# minor scripts/python-versions lists (3.10 to 3.15). Only the `windows` ones
+# run under wine; the others are cross-built and not run (docs/python.md).
+pyb_windows_core_minors() {
+  pyb_python_versions | tr ' ' '\n' | cut -d. -f1,2 | sort -u -V | tr '\n' ' ' | sed 's/ $//'
+  echo
+}

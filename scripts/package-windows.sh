@@ -14,9 +14,10 @@
 #                       (IMPORTED_IMPLIB + IMPORTED_LOCATION on Windows)
 #   csharp/             the NuGet layout: PyBridge.nuspec,
 #                       lib/netstandard2.0/PyBridge.dll, runtimes/win-x64/native/
-# Cores are built for PYB_WINDOWS_CORES (default: the minors of the `windows`
-# lines of scripts/python-versions, the CPythons the Windows tests run on), each
-# with PYO3_CROSS_PYTHON_VERSION (pyo3 makes python3XY.dll's import library).
+# Cores are built for PYB_WINDOWS_CORES (default: every minor of
+# scripts/python-versions, 3.10-3.15; the Windows tests run those of the
+# `windows` lines, 3.12 and 3.13, under wine), each with
+# PYO3_CROSS_PYTHON_VERSION (pyo3 makes python3XY.dll's import library).
 # The DLLs import only what Windows itself has (checked below): mingw's
 # libgcc, libstdc++ and winpthread are linked statically. python3XY.dll is the
 # user's, found at run time. A DLL that imports anything else stops the script.
@@ -49,12 +50,8 @@ strip_keeping_debug() {
   (cd "$stage/bin/debug" && x86_64-w64-mingw32-objcopy --add-gnu-debuglink="$base.debug" "$file")
 }
 
-default_cores=""
-for python_version in $(pyb_python_versions windows); do
-  default_cores="$default_cores ${python_version%.*}"
-done
 built=()
-for minor in ${PYB_WINDOWS_CORES:-$default_cores}; do
+for minor in ${PYB_WINDOWS_CORES:-$(pyb_windows_core_minors)}; do
   tag="cp${minor/./}"
   echo "== core for CPython $minor on Windows ($tag)"
   PYO3_CROSS_PYTHON_VERSION="$minor" CARGO_TARGET_DIR="$build_dir" \

@@ -121,7 +121,7 @@ unzip -q "$package_zip" -d "$package" 2>/dev/null
 package="$package/$package_name"
 
 # The zip holds exactly this: the headers, the loader and a core per
-# `windows` CPython (each with its debug info), both import libraries, the
+# supported CPython minor (each with its debug info), both import libraries, the
 # CMake and pkg-config files, and the NuGet layout.
 check_package_contents() {
   local expected actual tag
@@ -129,8 +129,8 @@ check_package_contents() {
     echo include/pybridge.h
     echo include/pybridge.hpp
     for part in bindings/cpp/pybridge/*.hpp; do echo "include/pybridge/$(basename "$part")"; done
-    for dll in pybridge.dll $(for v in $(pyb_python_versions windows); do
-      echo "pybridge-core-cp$(pyb_windows_python_abi "$v").dll"; done); do
+    for dll in pybridge.dll $(for minor in $(pyb_windows_core_minors); do
+      echo "pybridge-core-cp${minor/./}.dll"; done); do
       echo "bin/$dll"
       echo "bin/debug/$dll.debug"
       echo "csharp/runtimes/win-x64/native/$dll"

@@ -124,3 +124,60 @@ pyb_wine_path() {
   absolute="$(realpath -m "$1")"
   echo "Z:${absolute//\//\\}"
 }
+
+# --- what both packages share (scripts/package.sh, scripts/package-windows.sh) ---
+
+# The release version, from the workspace's Cargo.toml: pyb_package_version -> 0.1.0.
+pyb_package_version() {
+  sed -n 's/^version = "\(.*\)"/\1/p' "$PYB_REPO/Cargo.toml" | head -1
+}
+
+# Copies the C and C++ headers into STAGE/include: pybridge.h, pybridge.hpp
+# and the parts it includes as "pybridge/<part>.hpp".
+pyb_package_headers() {
+  local stage="$1"
+  mkdir -p "$stage/include/pybridge"
+  cp "$PYB_REPO/bindings/c/pybridge.h" "$PYB_REPO/bindings/cpp/pybridge.hpp" "$stage/include/"
+  cp "$PYB_REPO"/bindings/cpp/pybridge/*.hpp "$stage/include/pybridge/"
+}
+
+# Fills one of packaging/'s templates: pyb_package_fill TEMPLATE OUTPUT VERSION.
+pyb_package_fill() {
+  local version="$3"
+  sed -e "s/@VERSION@/$version/g" -e "s/@VERSION_MAJOR@/${version%%.*}/g" "$1" >"$2"
+}
+
+# The pkg-config file and the CMake package (one template for Linux and
+# Windows consumers) into STAGE/lib: pyb_package_build_files STAGE VERSION.
+pyb_package_build_files() {
+  local stage="$1" version="$2" template
+  mkdir -p "$stage/lib/pkgconfig" "$stage/lib/cmake/pybridge"
+  pyb_package_fill "$PYB_REPO/packaging/pybridge.pc.in" "$stage/lib/pkgconfig/pybridge.pc" "$version"
+  for template in pybridgeConfig pybridgeConfigVersion; do
+    pyb_package_fill "$PYB_REPO/packaging/$template.cmake.in" \
+      "$stage/lib/cmake/pybridge/$template.cmake" "$version"
+  done
+}
+
+# The C# binding in NuGet's layout under STAGE/csharp: the nuspec and
+# lib/netstandard2.0/PyBridge.dll, built with mcs (installed when missing);
+# the caller adds runtimes/<rid>/native/. pyb_package_csharp STAGE VERSION.
+pyb_package_csharp() {
+  local stage="$1" version="$2"
+  if ! command -v mcs >/dev/null 2>&1; then
+    bash "$PYB_REPO/scripts/install-csharp.sh"
+  fi
+  mkdir -p "$stage/csharp/lib/netstandard2.0"
+  mcs -nologo -warnaserror -unsafe -optimize+ -target:library -r:System.Numerics.dll \
+    -resource:"$PYB_REPO/bindings/csharp/host_objects.py",PyBridge.host_objects.py \
+    -out:"$stage/csharp/lib/netstandard2.0/PyBridge.dll" "$PYB_REPO"/bindings/csharp/*.cs
+  pyb_package_fill "$PYB_REPO/packaging/PyBridge.nuspec.in" "$stage/csharp/PyBridge.nuspec" "$version"
+}
+
+# The CPython minors the Windows package has a core for, on one line: every
+# minor scripts/python-versions lists (3.10 to 3.15). Only the `windows` ones
+# run under wine; the others are cross-built and not run (docs/python.md).
+pyb_windows_core_minors() {
+  pyb_python_versions | tr ' ' '\n' | cut -d. -f1,2 | sort -u -V | tr '\n' ' ' | sed 's/ $//'
+  echo
+}

@@ -17,10 +17,23 @@
 # cannot install those CPythons. A core that cannot be built stops the script.
 # Every core is checked to need no glibc newer than PYB_MAX_GLIBC (2.34, as
 # the cores built here on bookworm; see docs/package.md).
+#
+# `scripts/package.sh --target windows` writes the Windows package instead
+# (scripts/package-windows.sh).
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  --target)
+    case "${2:-}" in
+      linux) ;;
+      windows) exec bash scripts/package-windows.sh ;;
+      *) echo "usage: scripts/package.sh [--target linux|windows]" >&2; exit 2 ;;
+    esac ;;
+  "") ;;
+  *) echo "usage: scripts/package.sh [--target linux|windows]" >&2; exit 2 ;;
+esac
 source scripts/env.sh
 ROOT="$(pwd)"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+version="$(pyb_package_version)"
 name="pybridge-$version-linux-x86_64"
 stage="$ROOT/target/package/$name"
 rm -rf "$stage"
@@ -100,24 +113,11 @@ gcc -shared -o "$stage/lib/libpybridge.so" -Wl,-soname,libpybridge.so \
   -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 strip_keeping_debug "$stage/lib/libpybridge.so"
 
-cp bindings/c/pybridge.h bindings/cpp/pybridge.hpp "$stage/include/"
-# The C++ header's parts, which pybridge.hpp includes as "pybridge/<part>.hpp".
-mkdir -p "$stage/include/pybridge"
-cp bindings/cpp/pybridge/*.hpp "$stage/include/pybridge/"
-major="${version%%.*}"
-fill() { sed -e "s/@VERSION@/$version/g" -e "s/@VERSION_MAJOR@/$major/g" "$1" > "$2"; }
-fill packaging/pybridge.pc.in "$stage/lib/pkgconfig/pybridge.pc"
-fill packaging/pybridgeConfig.cmake.in "$stage/lib/cmake/pybridge/pybridgeConfig.cmake"
-fill packaging/pybridgeConfigVersion.cmake.in "$stage/lib/cmake/pybridge/pybridgeConfigVersion.cmake"
+pyb_package_headers "$stage"
+pyb_package_build_files "$stage" "$version"
 
 echo "== C# binding"
-if ! command -v mcs >/dev/null 2>&1; then
-  bash scripts/install-csharp.sh
-fi
-mcs -nologo -warnaserror -unsafe -optimize+ -target:library -r:System.Numerics.dll \
-  -resource:bindings/csharp/host_objects.py,PyBridge.host_objects.py \
-  -out:"$stage/csharp/lib/netstandard2.0/PyBridge.dll" bindings/csharp/*.cs
-fill packaging/PyBridge.nuspec.in "$stage/csharp/PyBridge.nuspec"
+pyb_package_csharp "$stage" "$version"
 cp "$stage"/lib/*.so "$stage/csharp/runtimes/linux-x64/native/"
 
 # The oldest glibc every shipped library runs on (what each needs is printed).

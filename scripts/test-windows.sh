@@ -25,12 +25,15 @@
 #     imports every .pyd and another loads a DLL under the GIL; every thread
 #     state freed; under deadlines. It hangs when an exit waits for the GIL.
 #
-# Still to come (issue 23), here: pybridge.dll cross-built for
-# x86_64-pc-windows-gnu and packaged (scripts/package.sh --target windows);
-# the C and C++ hosts of tests/c and tests/cpp built with mingw against that
-# package alone and run on each CPython here; its exports compared with the
-# header's; the CMake consumer cross-built; the C# tests on the Windows CoreCLR
-# (PyPI dotnetcore2's win_amd64 wheel) P/Invoking the DLL.
+#   - the Windows package (scripts/package.sh --target windows, rebuilt when
+#     older than its sources): its files, pybridge.dll's exports against the
+#     header's functions, no mingw runtime DLL imported.
+#   - tests/c/engine_host.c, objects_host.c and package_host.c built with
+#     mingw against the unpacked package alone, and tests/cmake_consumer
+#     cross-built through find_package(pybridge), run on each CPython.
+#
+# Still to come (issue 23): the C++ hosts of tests/cpp and the other C hosts;
+# the C# tests on the Windows CoreCLR (PyPI dotnetcore2's win_amd64 wheel).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
 source scripts/lib.sh
@@ -134,6 +137,142 @@ for version in $(pyb_python_versions windows); do
         "$out/engine_windows_host.exe" "$(pyb_wine_path "$python_dir")" "$version"
     fi
   fi
+done
+
+# --- the Windows package (scripts/package.sh --target windows) --------------------
+# Built when missing or older than what goes into it (a rebuild takes 1-4
+# minutes: each core rebuilds pyo3 for its CPython version).
+package_name="pybridge-$(pyb_package_version)-windows-x86_64"
+package_zip="dist/$package_name.zip"
+if [ ! -f "$package_zip" ] ||
+  [ -n "$(find src abi loader bindings packaging Cargo.toml Cargo.lock build.rs scripts/package-windows.sh \
+    scripts/lib.sh -newer "$package_zip" -type f -print -quit)" ]; then
+  step "scripts/package.sh --target windows" bash scripts/package.sh --target windows
+fi
+package="$PYB_WINDOWS_TARGET/package"
+rm -rf "$package"
+mkdir -p "$package"
+unzip -q "$package_zip" -d "$package" 2>/dev/null
+package="$package/$package_name"
+
+# The zip holds exactly this: the headers, the loader and a core per
+# supported CPython minor (each with its debug info), both import libraries, the
+# CMake and pkg-config files, and the NuGet layout.
+check_package_contents() {
+  local expected actual tag
+  expected="$( {
+    echo include/pybridge.h
+    echo include/pybridge.hpp
+    for part in bindings/cpp/pybridge/*.hpp; do echo "include/pybridge/$(basename "$part")"; done
+    for dll in pybridge.dll $(for minor in $(pyb_windows_core_minors); do
+      echo "pybridge-core-cp${minor/./}.dll"; done); do
+      echo "bin/$dll"
+      echo "bin/debug/$dll.debug"
+      echo "csharp/runtimes/win-x64/native/$dll"
+    done
+    echo lib/libpybridge.dll.a
+    echo lib/pybridge.lib
+    echo lib/pkgconfig/pybridge.pc
+    echo lib/cmake/pybridge/pybridgeConfig.cmake
+    echo lib/cmake/pybridge/pybridgeConfigVersion.cmake
+    echo csharp/PyBridge.nuspec
+    echo csharp/lib/netstandard2.0/PyBridge.dll
+  } | sort)"
+  actual="$(cd "$package" && find . -type f | sed 's|^\./||' | sort)"
+  if [ "$expected" != "$actual" ]; then
+    echo "the zip's files differ from the expected ones (< expected, > in the zip):" >&2
+    diff <(echo "$expected") <(echo "$actual") >&2
+    return 1
+  fi
+}
+# pybridge.dll exports the header's functions, no more and no fewer (each
+# function of pybridge.h is declared on a line of its own, starting with its
+# return type).
+check_exports() {
+  local header dll
+  header="$(grep -E '^[a-z].*\bpyb_[a-z0-9_]+\(' "$package/include/pybridge.h" | grep -v '^typedef' |
+    grep -oE '\bpyb_[a-z0-9_]+\(' | tr -d '(' | sort)"
+  dll="$(x86_64-w64-mingw32-objdump -p "$package/bin/pybridge.dll" |
+    awk '/^\[Ordinal\/Name Pointer\] Table/ { table = 1; next } table && /^[ \t]*\[/ { print $NF; next } table { exit }' | sort)"
+  if [ -z "$header" ] || [ "$header" != "$dll" ]; then
+    echo "pybridge.dll's exports differ from pybridge.h's functions (< header, > DLL):" >&2
+    diff <(echo "$header") <(echo "$dll") >&2
+    return 1
+  fi
+  echo "   $(echo "$dll" | wc -l) exports = the header's functions"
+}
+# No shipped DLL and no host built below leans on a mingw runtime DLL.
+check_no_mingw_runtime() {
+  local file found=0
+  for file in "$@"; do
+    if x86_64-w64-mingw32-objdump -p "$file" | grep -iE 'DLL Name: (libgcc|libstdc|libwinpthread)'; then
+      echo "$file imports a mingw runtime DLL" >&2
+      found=1
+    fi
+  done
+  [ "$found" = 0 ]
+}
+step "the Windows zip's contents" check_package_contents
+step "pybridge.dll's exports equal pybridge.h's functions" check_exports
+step "the package's DLLs import no mingw runtime DLL" check_no_mingw_runtime "$package"/bin/*.dll
+
+# --- the C hosts, built with mingw against the package alone ------------------------
+# include/, lib/libpybridge.dll.a and, at run time, bin/: nothing from target/.
+# C99 printf (%zu), winpthreads for <pthread.h>, everything static (the
+# programs import no mingw runtime DLL). engine_host also calls CPython's C
+# API inside its GIL scopes: the embeddable CPython has no Python.h, so it
+# declares those functions itself (tests/c/python_declarations.h) and links
+# the CPython it runs on.
+windows_host_cc=(x86_64-w64-mingw32-gcc-posix -std=c11 "${strict[@]}" -O1 -g -pthread -static
+  -D__USE_MINGW_ANSI_STDIO=1 -I"$package/include" -Itests/c)
+hosts_dir="$PYB_WINDOWS_TARGET/hosts"
+mkdir -p "$hosts_dir"
+for host in objects_host package_host; do
+  step "$host.c built with mingw against the package" \
+    "${windows_host_cc[@]}" -o "$hosts_dir/$host.exe" "tests/c/$host.c" -L"$package/lib" -lpybridge
+done
+step "the C hosts import no mingw runtime DLL" check_no_mingw_runtime "$hosts_dir"/*.exe
+
+# --- the CMake consumer (tests/cmake_consumer), cross-built for Windows -------------
+cmake_build="$PYB_WINDOWS_TARGET/cmake_consumer"
+rm -rf "$cmake_build"
+step "tests/cmake_consumer cross-built with mingw through find_package(pybridge)" \
+  cmake -S tests/cmake_consumer -B "$cmake_build" -DCMAKE_SYSTEM_NAME=Windows \
+  -DCMAKE_CXX_COMPILER="$PYB_MINGW_CXX" -DCMAKE_PREFIX_PATH="$package" \
+  -DCMAKE_FIND_ROOT_PATH_MODE_PACKAGE=BOTH -DCMAKE_EXE_LINKER_FLAGS="-static" \
+  -DCMAKE_BUILD_TYPE=Release --log-level=ERROR -Wno-dev
+step "cmake --build (the consumer)" cmake --build "$cmake_build" -- -s
+
+for version in $(pyb_python_versions windows); do
+  python_dir="$(pyb_windows_python_dir "$version")"
+  abi="$(pyb_windows_python_abi "$version")"
+  windows_python="$(pyb_wine_path "$python_dir")"
+  out="$PYB_WINDOWS_TARGET/$version"
+  mkdir -p "$out"
+  if step "engine_host.c built with mingw against the package and python$abi.dll" \
+    "${windows_host_cc[@]}" -DHOST_NO_PYTHON_H -o "$out/engine_host.exe" tests/c/engine_host.c \
+    -L"$package/lib" -lpybridge "$python_dir/libpython$abi.dll.a"; then
+    step "engine_host on CPython $version under wine" env PYBRIDGE_PYTHON="$windows_python" \
+      bash scripts/wine-run.sh --timeout 120 --dll-dir "$package/bin" --dll-dir "$python_dir" \
+      "$out/engine_host.exe"
+  fi
+  step "objects_host on CPython $version under wine" env PYBRIDGE_PYTHON="$windows_python" \
+    bash scripts/wine-run.sh --timeout 120 --dll-dir "$package/bin" "$hosts_dir/objects_host.exe"
+  # The Python named by pyb_config.python (the folder) over a PYBRIDGE_PYTHON
+  # that names nothing usable, then by PYBRIDGE_PYTHON (python.exe) alone.
+  step "package_host on CPython $version under wine, by pyb_config.python" \
+    env PYBRIDGE_PYTHON='Z:\nowhere\python.exe' \
+    bash scripts/wine-run.sh --timeout 120 --dll-dir "$package/bin" \
+    --expect-start "package_host: CPython $version via config: 4 host threads x 200 rounds," \
+    "$hosts_dir/package_host.exe" run config "$windows_python" "$version"
+  step "package_host on CPython $version under wine, by PYBRIDGE_PYTHON" \
+    env PYBRIDGE_PYTHON="$windows_python\\python.exe" \
+    bash scripts/wine-run.sh --timeout 120 --dll-dir "$package/bin" \
+    --expect-start "package_host: CPython $version via env: 4 host threads x 200 rounds," \
+    "$hosts_dir/package_host.exe" run env "$windows_python\\python.exe" "$version"
+  step "the CMake consumer on CPython $version under wine" \
+    bash scripts/wine-run.sh --timeout 60 --dll-dir "$package/bin" \
+    --expect "consumer: $version says 42" "$cmake_build/consumer.exe" "$windows_python"
 done
 
 # End the prefix's wine server and its services (they would linger 30 s).

@@ -175,10 +175,6 @@ fn set_current_ptr(slot: *const ThreadSlot) {
     current_slot::set(slot.cast())
 }
 
-thread_local! {
-    static EXIT_HOOK: ExitHook = const { ExitHook };
-}
-
 /// What a thread's exit does with its record's CPython state (`gil` registers
 /// it when an engine first starts: before that no record has a thread state).
 static ON_THREAD_EXIT: OnceLock<fn(CurrentThread)> = OnceLock::new();
@@ -187,39 +183,36 @@ pub(crate) fn on_thread_exit(handler: fn(CurrentThread)) {
     ON_THREAD_EXIT.get_or_init(|| handler);
 }
 
-/// Its drop runs when the thread exits: it frees the thread state and unregisters.
-struct ExitHook;
-
-impl Drop for ExitHook {
-    fn drop(&mut self) {
-        let ptr = current_ptr();
-        if ptr.is_null() {
-            return;
-        }
-        // SAFETY: this thread's own slot; the registry keeps it alive until
-        // it is removed below.
-        let slot = unsafe { CurrentThread::new(&*ptr) };
-        let handler = ON_THREAD_EXIT.get().copied();
-        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if let Some(handler) = handler {
-                handler(slot)
-            }
-        })) {
-            crate::runtime::error::Error::from_panic(payload);
-        }
-        set_current_ptr(std::ptr::null());
-        if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
-            owners.retain(|_, id| *id != slot.id);
-        }
-        // The longest hold keeps naming this thread once it has gone, by the
-        // name it ended with (a host may name a thread after its first call).
-        gil_times::thread_exits(slot.id, os_thread::own_name());
-        gil_times::retire(&slot.gil_times, || {
-            REGISTRY
-                .lock()
-                .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr))
-        });
+/// Runs when a thread with a slot exits (`sys::thread_exit`): frees the
+/// thread state and unregisters.
+fn exit_hook() {
+    let ptr = current_ptr();
+    if ptr.is_null() {
+        return;
     }
+    // SAFETY: this thread's own slot; the registry keeps it alive until
+    // it is removed below.
+    let slot = unsafe { CurrentThread::new(&*ptr) };
+    let handler = ON_THREAD_EXIT.get().copied();
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(handler) = handler {
+            handler(slot)
+        }
+    })) {
+        crate::runtime::error::Error::from_panic(payload);
+    }
+    set_current_ptr(std::ptr::null());
+    if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
+        owners.retain(|_, id| *id != slot.id);
+    }
+    // The longest hold keeps naming this thread once it has gone, by the
+    // name it ended with (a host may name a thread after its first call).
+    gil_times::thread_exits(slot.id, os_thread::own_name());
+    gil_times::retire(&slot.gil_times, || {
+        REGISTRY
+            .lock()
+            .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr))
+    });
 }
 
 impl ThreadSlot {
@@ -273,8 +266,7 @@ impl ThreadSlot {
         let ptr = Arc::as_ptr(&slot);
         REGISTRY.lock().push(slot);
         set_current_ptr(ptr);
-        // Touch the hook so its destructor is registered for this thread.
-        EXIT_HOOK.with(|_| {});
+        crate::sys::thread_exit::arm(exit_hook);
         // SAFETY: this thread's own slot, registered above; lives until this
         // thread exits.
         unsafe { CurrentThread::new(&*ptr) }

@@ -12,6 +12,7 @@
 #define PYBRIDGE_TESTS_HOST_CHECK_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,18 @@
 #error "define HOST_CHECK_PROGRAM before including host_check.h"
 #endif
 
+/* mingw checks formats against Microsoft's printf unless the host is built
+   with -D__USE_MINGW_ANSI_STDIO=1 (as scripts/test-windows.sh does), which
+   gives C99's %zu and %lld; this follows whichever printf is in use. */
+#ifdef __MINGW_PRINTF_FORMAT
+#define HOST_CHECK_PRINTF __MINGW_PRINTF_FORMAT
+#else
+#define HOST_CHECK_PRINTF printf
+#endif
+
 /* Prints "<program>: FAILED: <message>", pybridge's last error, and exits. */
-static void fail(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn, unused));
+static void fail(const char *format, ...)
+    __attribute__((format(HOST_CHECK_PRINTF, 1, 2), noreturn, unused));
 static void fail(const char *format, ...) {
     va_list args;
     va_start(args, format);
@@ -39,6 +50,9 @@ static void fail(const char *format, ...) {
     _Exit(1);
 }
 
+/* How many expect/check calls passed, from every thread. */
+static atomic_ulong host_checks_passed;
+
 /* Compares status names, so a wrong status prints as e.g. "PYB_E_TIMEOUT". */
 static void expect(const char *what, pyb_status got, const char *want) __attribute__((unused));
 static void expect(const char *what, pyb_status got, const char *want) {
@@ -46,12 +60,23 @@ static void expect(const char *what, pyb_status got, const char *want) {
     if (strcmp(name, want) != 0) {
         fail("%s: got %s (%d), expected %s", what, name, (int)got, want);
     }
+    atomic_fetch_add(&host_checks_passed, 1);
 }
 
 /* expect(what, status, "PYB_OK"). */
 static void check(const char *what, pyb_status status) __attribute__((unused));
 static void check(const char *what, pyb_status status) {
     expect(what, status, "PYB_OK");
+}
+
+/* The last lines of a host that passed: "<program>: <N> checks" (the
+   expect/check calls) and "<program>: all checks passed", the line the
+   drivers (tests/c_programs.rs, scripts/wine-run.sh) judge a run by. */
+static void host_checks_done(void) __attribute__((unused));
+static void host_checks_done(void) {
+    printf(HOST_CHECK_PROGRAM ": %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
+    printf(HOST_CHECK_PROGRAM ": all checks passed\n");
+    fflush(stdout);
 }
 
 #endif

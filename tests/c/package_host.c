@@ -23,6 +23,13 @@
 
 #include "pybridge.h"
 
+#ifdef _WIN32
+/* The C runtime's realpath (links and relative parts resolved). */
+#define absolute_path(path, out, size) _fullpath((out), (path), (size))
+#else
+#define absolute_path(path, out, size) realpath((path), (out))
+#endif
+
 #define HOST_CHECK_PROGRAM "package_host"
 #include "host_check.h"
 
@@ -100,7 +107,7 @@ static void run(const char *mode, const char *python, const char *version, const
     if (venv != NULL) {
         snprintf(expr, sizeof expr, "__import__('os').path.realpath(__import__('sys').prefix)");
         char want[4096];
-        if (realpath(venv, want) == NULL) {
+        if (absolute_path(venv, want, sizeof want) == NULL) {
             fail("realpath(%s)", venv);
         }
         expect_text(expr, want);
@@ -176,6 +183,7 @@ static void run(const char *mode, const char *python, const char *version, const
         fail("pyb_python_info does not name %s:\n%s", python, info);
     }
     check("final shutdown", pyb_engine_shutdown(20000, 0));
+    printf("package_host: %lu checks\n", (unsigned long)atomic_load(&host_checks_passed));
     printf("package_host: CPython %s via %s: %d host threads x %d rounds, %lld ticks, two engines\n",
            version, mode, HOST_THREADS, ROUNDS, (long long)ticks_after);
 }

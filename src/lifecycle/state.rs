@@ -263,10 +263,18 @@ pub(super) fn refuse_if_forked() -> Result<()> {
 
 /// For the fork() child handler, on the child's only thread: true when no
 /// engine runs and no lifecycle step was in progress at the fork. Never waits.
+/// An idle child also forgets the previous engine's thread, which exists only
+/// in the parent: the child's next start would join it, and joining a thread
+/// of another process waits for ever or panics in std.
 pub(super) fn idle_for_fork() -> bool {
-    LIFECYCLE
-        .try_lock()
-        .is_some_and(|life| life.phase == Phase::Uninitialized)
+    let Some(mut life) = LIFECYCLE.try_lock() else {
+        return false;
+    };
+    if life.phase != Phase::Uninitialized {
+        return false;
+    }
+    std::mem::forget(life.engine_thread.take());
+    true
 }
 
 pub(super) use crate::runtime::config::{deadline_after, wait_until};

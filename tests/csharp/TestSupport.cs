@@ -13,6 +13,8 @@ public static partial class Tests
 
     static readonly TimeSpan Ten = TimeSpan.FromSeconds(10);
 
+    static bool OnWindows { get { return Environment.OSVersion.Platform == PlatformID.Win32NT; } }
+
     /// <summary>An internal type of the binding's P/Invoke layer (PyBridge.Interop), for the tests
     /// that check it against the C header: the layer is not public API.</summary>
     static Type Interop(string name)

@@ -91,8 +91,15 @@ fn unusable(message: String) -> Error {
 fn refuse_if_not_loaded(installation: &Installation) -> Result<()> {
     let loaded = loader::libpython_path();
     let running = loader::running_version();
-    let same = std::fs::canonicalize(&installation.libpython)
-        .is_ok_and(|chosen| chosen == Path::new(&loaded));
+    // Both sides canonicalized: on Windows a canonical path is `\\?\C:\...`,
+    // which the module path the loader gives (GetModuleFileNameW) is not.
+    let same = match (
+        std::fs::canonicalize(&installation.libpython),
+        std::fs::canonicalize(&loaded),
+    ) {
+        (Ok(chosen), Ok(loaded)) => chosen == loaded,
+        _ => false,
+    };
     if same {
         return Ok(());
     }

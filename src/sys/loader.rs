@@ -85,10 +85,69 @@ pub(crate) fn object_base_of(address: usize) -> Option<usize> {
     (found != 0 && !info.dli_fbase.is_null()).then_some(info.dli_fbase as usize)
 }
 
+/// Whether `home` (a Python home, as `PYTHONHOME` takes it) holds the
+/// standard library of CPython `major`.`minor`, by CPython's own landmarks
+/// (getpath.py, 3.11-3.15); Err names the landmarks looked for. Here a home
+/// may be "prefix:exec_prefix", the library in the prefix, under
+/// <platlibdir>/pythonX.Y/os.py or os.pyc, or <platlibdir>/pythonXY.zip;
+/// platlibdir is "lib" on most systems, "lib64" on Fedora, whatever a build
+/// chose elsewhere: any directory.
+#[cfg(unix)]
+pub(crate) fn home_has_stdlib(home: &str, major: &str, minor: &str) -> Result<(), String> {
+    let prefix = std::path::Path::new(home.split(':').next().unwrap_or_default());
+    let landmarks = [
+        format!("python{major}.{minor}/os.py"),
+        format!("python{major}.{minor}/os.pyc"),
+        format!("python{major}{minor}.zip"),
+    ];
+    let found = std::fs::read_dir(prefix).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            landmarks
+                .iter()
+                .any(|landmark| entry.path().join(landmark).exists())
+        })
+    });
+    found
+        .then_some(())
+        .ok_or_else(|| format!("lib/{} or lib/{}", landmarks[0], landmarks[2]))
+}
+
+/// Whether `home` holds the standard library of CPython `major`.`minor`
+/// (getpath.py's Windows landmarks, 3.11-3.15): Lib\os.py or Lib\os.pyc
+/// (an installation), or pythonXY.zip in the home itself (the embeddable
+/// distribution). A Windows home is one folder: no "prefix:exec_prefix"
+/// (its ':' is the drive's).
+#[cfg(windows)]
+pub(crate) fn home_has_stdlib(home: &str, major: &str, minor: &str) -> Result<(), String> {
+    let home = std::path::Path::new(home);
+    let zip = format!("python{major}{minor}.zip");
+    let found = ["Lib/os.py", "Lib/os.pyc", zip.as_str()]
+        .iter()
+        .any(|landmark| home.join(landmark).exists());
+    found
+        .then_some(())
+        .ok_or_else(|| format!("Lib\\os.py or {zip}"))
+}
+
 /// Where libpython is loaded.
 #[cfg_attr(not(Py_3_14), allow(dead_code))]
 pub(crate) fn libpython_base() -> Option<usize> {
-    object_base_of(ffi::Py_GetVersion as *const () as usize)
+    object_base_of(libpython_address())
+}
+
+/// An address inside libpython's own image.
+#[cfg(unix)]
+fn libpython_address() -> usize {
+    ffi::Py_GetVersion as *const () as usize
+}
+
+/// An address inside libpython's own image: a data export's. A function's
+/// address taken in this DLL is the import thunk the linker put here (mingw,
+/// checked with CPython 3.13.2 under wine), so its module would be this DLL;
+/// a data export is reached through the import table, at its real address.
+#[cfg(windows)]
+fn libpython_address() -> usize {
+    std::ptr::addr_of!(ffi::PyBaseObject_Type) as usize
 }
 
 /// The file of every object the loader has mapped (executable, libraries,
@@ -213,7 +272,7 @@ fn module_path(module: windows_sys::Win32::Foundation::HMODULE) -> Option<String
 /// The file the loader actually mapped for libpython (`python3XY.dll`).
 #[cfg(windows)]
 pub(crate) fn libpython_path() -> String {
-    module_of(ffi::Py_GetVersion as *const () as usize)
+    module_of(libpython_address())
         .and_then(module_path)
         .unwrap_or_else(|| "unknown".to_string())
 }
@@ -255,7 +314,7 @@ pub(crate) fn loaded_object_paths() -> Vec<String> {
 #[cfg_attr(not(Py_3_15), allow(dead_code))]
 #[cfg(windows)]
 pub(crate) fn libpython_symbol(name: &CStr) -> Option<*mut std::ffi::c_void> {
-    let module = module_of(ffi::Py_GetVersion as *const () as usize)?;
+    let module = module_of(libpython_address())?;
     // SAFETY: a loaded module and a C string.
     let address = unsafe {
         windows_sys::Win32::System::LibraryLoader::GetProcAddress(module, name.as_ptr().cast())

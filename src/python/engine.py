@@ -56,6 +56,8 @@ def _python_fork_ended():
 
 def watch_python_forks():
     import os
+    if not hasattr(os, "register_at_fork"):
+        return  # Windows: no fork (CPython 3.12, 3.13)
     os.register_at_fork(before=_python_fork_started, after_in_parent=_python_fork_ended,
                         after_in_child=_python_fork_ended)
 

@@ -155,39 +155,21 @@ fn check_python_home(config: &EngineConfig) -> Result<()> {
         },
         (None, true) => return Ok(()),
     };
-    // A home may be "prefix:exec_prefix"; the standard library is in the prefix.
-    let prefix = std::path::Path::new(home.split(':').next().unwrap_or_default());
     let version = crate::sys::loader::running_version();
     let mut parts = version.split('.');
     let (major, minor) = (
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    // CPython's own landmarks (getpath.py, 3.11-3.15): <platlibdir>/pythonX.Y/os.py
-    // or os.pyc, or <platlibdir>/pythonXY.zip; platlibdir is "lib" on most
-    // systems, "lib64" on Fedora, whatever a build chose elsewhere: any directory.
-    let landmarks = [
-        format!("python{major}.{minor}/os.py"),
-        format!("python{major}.{minor}/os.pyc"),
-        format!("python{major}{minor}.zip"),
-    ];
-    let found = std::fs::read_dir(prefix).is_ok_and(|entries| {
-        entries.flatten().any(|entry| {
-            landmarks
-                .iter()
-                .any(|landmark| entry.path().join(landmark).exists())
-        })
-    });
-    if found {
+    let Err(landmarks) = crate::sys::loader::home_has_stdlib(&home, major, minor) else {
         return Ok(());
-    }
+    };
     Err(Error::new(
         PYB_E_INIT_FAILED,
         format!(
             "{source} {home:?} holds no standard library of CPython {major}.{minor} (no \
-             lib/{} or lib/{} under it); Python was not started, so a later \
-             pyb_engine_initialize can start it with another home",
-            landmarks[0], landmarks[2]
+             {landmarks} under it); Python was not started, so a later \
+             pyb_engine_initialize can start it with another home"
         ),
     ))
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Windows CoreCLR the C# tests run on under wine (scripts/test-csharp-windows.sh),
-# idempotently and without prompts (CI-safe, no stdin); scripts/install-windows.sh calls it.
+# and Mono's mcs that builds them when missing (apt's mono-devel), idempotently and without
+# prompts (CI-safe, no stdin); scripts/install-windows.sh calls it.
 #
 # The runtime is CoreCLR 3.1 for Windows x64 from PyPI's dotnetcore2 win_amd64 wheel (the
 # Linux C# tests use the same package's manylinux wheel), pinned below by version and sha256
@@ -10,6 +11,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+
+# The tests are built by Mono's mcs, as on Linux (scripts/install-csharp.sh installs it too).
+if ! command -v mcs >/dev/null 2>&1; then
+  echo "installing mono-devel for mcs (once)..."
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q </dev/null
+  $SUDO apt-get install -y -q mono-devel </dev/null
+fi
 
 DOTNETCORE2_WINDOWS_VERSION=3.1.23
 DOTNETCORE2_WINDOWS_SHA256=e2528813677d7a080522336cb530442408d1e2aea76fa8657018fb532c03c252

@@ -11,7 +11,8 @@
 #     (.deps/windows, git-ignored), each with a mingw import library
 #     libpython3XY.dll.a made from its DLL (no Windows CPython ships one);
 #   - the Windows CoreCLR the C# tests run on, from PyPI's dotnetcore2
-#     win_amd64 wheel (scripts/install-windows-csharp.sh);
+#     win_amd64 wheel, and Mono's mcs that builds them
+#     (scripts/install-windows-csharp.sh);
 #   - a wine prefix of our own, target/windows/wineprefix, that says Windows 10
 #     (a new wine 8 prefix says Windows 7, which CPython 3.13 refuses) and has
 #     a stand-in bcryptprimitives.dll (tests/windows/bcryptprimitives.c: wine 8

@@ -18,13 +18,16 @@
 #   - tests/windows/raw_python_threads.c, built with mingw against each
 #     python3XY.dll: 4 Win32 threads x 1,000 PyGILState_Ensure/run/release
 #     cycles, an exact total. No pybridge in it: it proves the environment.
+#   - the C# tests (tests/csharp) on the Windows CoreCLR against the core DLL
+#     cross-built for each CPython (scripts/test-csharp-windows.sh).
 #
 # Still to come (issue 23), here: pybridge.dll cross-built for
 # x86_64-pc-windows-gnu and packaged (scripts/package.sh --target windows);
 # the C and C++ hosts of tests/c and tests/cpp built with mingw against that
 # package alone and run on each CPython here; its exports compared with the
 # header's; the CMake consumer cross-built; the C# tests on the Windows CoreCLR
-# (PyPI dotnetcore2's win_amd64 wheel) P/Invoking the DLL.
+# (PyPI dotnetcore2's win_amd64 wheel) P/Invoking the DLL: done for the core DLL
+# (scripts/test-csharp-windows.sh, below); the package's loader when it lands.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
 source scripts/lib.sh
@@ -99,6 +102,16 @@ for version in $(pyb_python_versions windows); do
       bash scripts/wine-run.sh --timeout 30 --dll-dir "$python_dir" \
       "$out/raw_python_threads.exe" "$raw_cycles" "$version"
   fi
+done
+
+# --- the C# tests on the Windows CoreCLR, on each embeddable CPython ---------------
+# scripts/test-csharp-windows.sh: the mcs-built tests of tests/csharp run by dotnet.exe
+# (PyPI dotnetcore2's win_amd64 wheel) against the core DLL cross-built for that CPython,
+# every test in its own process from one wine start; the [NotOnWindows] ones skip by name
+# with their reason. About 75 s a CPython once built (a first core build: 3-4 min).
+for version in $(pyb_python_versions windows); do
+  step "C# tests on the Windows CoreCLR, CPython $version under wine" \
+    bash scripts/test-csharp-windows.sh "$version"
 done
 
 # End the prefix's wine server and its services (they would linger 30 s).

@@ -10,6 +10,9 @@
 #     listed sha256), unpacked into $PYB_WINDOWS_DEPS/python-<version>
 #     (.deps/windows, git-ignored), each with a mingw import library
 #     libpython3XY.dll.a made from its DLL (no Windows CPython ships one);
+#   - the Windows CoreCLR the C# tests run on, from PyPI's dotnetcore2
+#     win_amd64 wheel, and Mono's mcs that builds them
+#     (scripts/install-windows-csharp.sh);
 #   - a wine prefix of our own, target/windows/wineprefix, that says Windows 10
 #     (a new wine 8 prefix says Windows 7, which CPython 3.13 refuses) and has
 #     a stand-in bcryptprimitives.dll (tests/windows/bcryptprimitives.c: wine 8
@@ -92,6 +95,9 @@ PY
   mv "$unpacked" "$dir"
   rm -rf "$work"
 done
+
+# --- the Windows CoreCLR (the C# tests) -----------------------------------------
+bash scripts/install-windows-csharp.sh
 
 # --- the wine prefix ---------------------------------------------------------------
 pyb_wine_env

@@ -32,8 +32,11 @@
 #     mingw against the unpacked package alone, and tests/cmake_consumer
 #     cross-built through find_package(pybridge), run on each CPython.
 #
+#   - the C# tests (tests/csharp) on the Windows CoreCLR against the core DLL
+#     cross-built for each CPython (scripts/test-csharp-windows.sh).
+#
 # Still to come (issue 23): the C++ hosts of tests/cpp and the other C hosts;
-# the C# tests on the Windows CoreCLR (PyPI dotnetcore2's win_amd64 wheel).
+# the C# tests against the package's loader rather than the core DLL.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
 source scripts/lib.sh
@@ -273,6 +276,16 @@ for version in $(pyb_python_versions windows); do
   step "the CMake consumer on CPython $version under wine" \
     bash scripts/wine-run.sh --timeout 60 --dll-dir "$package/bin" \
     --expect "consumer: $version says 42" "$cmake_build/consumer.exe" "$windows_python"
+done
+
+# --- the C# tests on the Windows CoreCLR, on each embeddable CPython ---------------
+# scripts/test-csharp-windows.sh: the mcs-built tests of tests/csharp run by dotnet.exe
+# (PyPI dotnetcore2's win_amd64 wheel) against the core DLL cross-built for that CPython,
+# every test in its own process from one wine start; the [NotOnWindows] ones skip by name
+# with their reason. About 75 s a CPython once built (a first core build: 3-4 min).
+for version in $(pyb_python_versions windows); do
+  step "C# tests on the Windows CoreCLR, CPython $version under wine" \
+    bash scripts/test-csharp-windows.sh "$version"
 done
 
 # End the prefix's wine server and its services (they would linger 30 s).

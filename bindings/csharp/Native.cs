@@ -96,7 +96,12 @@ namespace PyBridge.Interop
     /// ownership rules are the header's; the idiomatic layer (PyEngine, PyObject) follows them.</summary>
     internal static unsafe partial class Native
     {
-        public const string Lib = "pybridge";
+        // "libpybridge", not "pybridge": Windows names files case-insensitively, so a native
+        // pybridge.dll beside this assembly, PyBridge.dll, would be the same file (CoreCLR then
+        // fails to load the assembly, "expected to contain an assembly manifest"). Resolves to
+        // libpybridge.so on Linux and libpybridge.dll on Windows (SkiaSharp's libSkiaSharp.dll
+        // avoids the same clash).
+        public const string Lib = "libpybridge";
 
         public const int PYB_OK = 0;
         public const int PYB_E_NOT_INITIALIZED = -1;

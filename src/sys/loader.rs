@@ -88,7 +88,22 @@ pub(crate) fn object_base_of(address: usize) -> Option<usize> {
 /// Where libpython is loaded.
 #[cfg_attr(not(Py_3_14), allow(dead_code))]
 pub(crate) fn libpython_base() -> Option<usize> {
-    object_base_of(ffi::Py_GetVersion as *const () as usize)
+    object_base_of(libpython_address())
+}
+
+/// An address inside libpython's own image.
+#[cfg(unix)]
+fn libpython_address() -> usize {
+    ffi::Py_GetVersion as *const () as usize
+}
+
+/// An address inside libpython's own image: a data export's. A function's
+/// address taken in this DLL is the import thunk the linker put here (mingw,
+/// checked with CPython 3.13.2 under wine), so its module would be this DLL;
+/// a data export is reached through the import table, at its real address.
+#[cfg(windows)]
+fn libpython_address() -> usize {
+    std::ptr::addr_of!(ffi::PyBaseObject_Type) as usize
 }
 
 /// The file of every object the loader has mapped (executable, libraries,
@@ -210,13 +225,11 @@ fn module_path(module: windows_sys::Win32::Foundation::HMODULE) -> Option<String
     }
 }
 
-/// libpython's module, found from a static it exports: a function's address
-/// is no use here, because a function imported through a mingw import
-/// library is a jump stub inside this DLL (which named pybridge.dll as the
-/// running libpython, under wine with 3.12.9 and 3.13.2).
+/// libpython's module, found from the address of a static it exports
+/// (`libpython_address`: a function's would name this DLL).
 #[cfg(windows)]
 fn libpython_module() -> Option<windows_sys::Win32::Foundation::HMODULE> {
-    module_of(&raw const ffi::PyBaseObject_Type as usize)
+    module_of(libpython_address())
 }
 
 /// The file the loader actually mapped for libpython (`python3XY.dll`).

@@ -23,7 +23,7 @@ public static partial class Tests
         {
             var attr = (DllImportAttribute)m.GetCustomAttributes(typeof(DllImportAttribute), false).FirstOrDefault();
             if (attr == null) continue;
-            Assert.Equal("pybridge", attr.Value, m.Name + " library");
+            Assert.Equal("libpybridge", attr.Value, m.Name + " library");
             imported.Add(attr.EntryPoint ?? m.Name);
         }
         Assert.True(declared.Count >= 40, "the header parse found " + declared.Count + " functions");

@@ -36,6 +36,7 @@ public static partial class Tests
     }
 
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AsyncGeneratorsAreConsumedFromCSharp()
     {
         PyEngine.Initialize();

@@ -49,6 +49,7 @@ public static partial class Tests
     }
 
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void PythonAwaitsAsyncHostFunctions()
     {
         PyEngine.Initialize();
@@ -128,6 +129,7 @@ public static partial class Tests
     }
 
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AsyncHostFunctionExceptionsReachPython()
     {
         PyEngine.Initialize();
@@ -176,6 +178,7 @@ public static partial class Tests
     }
 
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void CancellingPythonCancelsTheAsyncHostFunctionsToken()
     {
         PyEngine.Initialize();
@@ -223,6 +226,7 @@ public static partial class Tests
     /// thread behind (the runner fails a process that outlives Main by 2 s; Mono's exit waits for
     /// every thread that entered .NET). A new engine life takes async calls again.</summary>
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void EngineEndCancelsPendingAsyncHostCalls()
     {
         PyEngine.Initialize();

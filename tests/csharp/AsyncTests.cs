@@ -35,6 +35,7 @@ public static partial class Tests
     }
 
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AwaitingPythonCoroutines()
     {
         PyEngine.Initialize();
@@ -103,6 +104,7 @@ public static partial class Tests
     /// task) until the binding shut the engine down on ProcessExit. The runner's deadline fails a
     /// hang; the test reports its own PASS because it ends the process itself.</summary>
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AProcessThatAwaitedPythonExitsWithoutShutdown()
     {
         PyEngine.Initialize();
@@ -121,6 +123,7 @@ public static partial class Tests
     /// "never awaited" warning); a cancelled task carries the caller's token; keywords reach the
     /// async def.</summary>
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void CallAsyncHonoursTheTokenAndTakesKeywords()
     {
         PyEngine.Initialize();
@@ -172,6 +175,7 @@ public static partial class Tests
     /// GIL to finish, so the wait hung for ever. Waits that the BCL does not route through the
     /// task's scheduler (a timeout, a token) are not covered; without the GIL, waits work.</summary>
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void WaitingForAPythonTaskWhileHoldingTheGilFailsAtOnce()
     {
         PyEngine.Initialize();
@@ -258,6 +262,7 @@ public static partial class Tests
     /// Python registers the ProcessExit handler (AProcessThatAwaitedPythonExitsWithoutShutdown shows
     /// what it is for); with it false, the application shuts the engine down itself.</summary>
     [Test]
+    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void TheProcessExitHookFollowsTheOption()
     {
         Assert.Equal(true, new PyEngineOptions().ShutdownOnProcessExit, "on by default");

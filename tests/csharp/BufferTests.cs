@@ -114,6 +114,7 @@ public static partial class Tests
     }
 
     [Test]
+    [NotOnWindows(NoNumPyOnWindowsHere)]
     public static unsafe void BuffersFillNumPyInPlace()
     {
         string venv = Environment.GetEnvironmentVariable("PYB_NUMPY_VENV");

@@ -59,6 +59,7 @@ public static partial class Tests
     }
 
     [Test]
+    [NotOnWindows(NoNumPyOnWindowsHere)]
     public static void DynamicNumPy()
     {
         string venv = Environment.GetEnvironmentVariable("PYB_NUMPY_VENV");

@@ -9,7 +9,16 @@ using PyBridge;
 public static partial class Tests
 {
     [DllImport("libc", EntryPoint = "gettid")]
-    static extern int GetTid();
+    static extern int LinuxGetTid();
+
+    [DllImport("kernel32", EntryPoint = "GetCurrentThreadId")]
+    static extern int WindowsGetCurrentThreadId();
+
+    /// <summary>The OS's id of this thread, as pyb_gil_thread_stats.os_thread_id gives it.</summary>
+    static int GetTid()
+    {
+        return OnWindows ? WindowsGetCurrentThreadId() : LinuxGetTid();
+    }
 
     [Test]
     public static void GilStatsNameTheLongestHolderAndTheWait()

@@ -13,7 +13,8 @@
 #   lib/pkgconfig/      pybridge.pc; lib/cmake/pybridge/: pybridge::pybridge
 #                       (IMPORTED_IMPLIB + IMPORTED_LOCATION on Windows)
 #   csharp/             the NuGet layout: PyBridge.nuspec,
-#                       lib/netstandard2.0/PyBridge.dll, runtimes/win-x64/native/
+#                       lib/netstandard2.0/PyBridge.dll, runtimes/win-x64/native/ (the
+#                       loader there as libpybridge.dll, the name the C# binding imports)
 # Cores are built for PYB_WINDOWS_CORES (default: every minor of
 # scripts/python-versions, 3.10-3.15; the Windows tests run those of the
 # `windows` lines, 3.12 and 3.13, under wine), each with
@@ -80,7 +81,14 @@ pyb_package_build_files "$stage" "$version"
 
 echo "== C# binding"
 pyb_package_csharp "$stage" "$version"
-cp "$stage"/bin/*.dll "$stage/csharp/runtimes/win-x64/native/"
+# The C# binding imports "libpybridge": Windows' file names ignore case, so a
+# native pybridge.dll beside the assembly PyBridge.dll would be the same file.
+# The loader finds its cores beside itself, whatever its own name.
+for dll in "$stage"/bin/*.dll; do
+  native="$(basename "$dll")"
+  [ "$native" = pybridge.dll ] && native=libpybridge.dll
+  cp "$dll" "$stage/csharp/runtimes/win-x64/native/$native"
+done
 
 # Every DLL a shipped DLL imports must come with Windows (or be the user's
 # python3XY.dll): no mingw runtime DLL a user would not have.

@@ -171,7 +171,7 @@ check_package_contents() {
       echo "pybridge-core-cp${minor/./}.dll"; done); do
       echo "bin/$dll"
       echo "bin/debug/$dll.debug"
-      echo "csharp/runtimes/win-x64/native/$dll"
+      echo "csharp/runtimes/win-x64/native/${dll/#pybridge.dll/libpybridge.dll}"
     done
     echo lib/libpybridge.dll.a
     echo lib/pybridge.lib

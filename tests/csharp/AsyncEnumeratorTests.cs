@@ -36,7 +36,6 @@ public static partial class Tests
     }
 
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AsyncGeneratorsAreConsumedFromCSharp()
     {
         PyEngine.Initialize();

@@ -49,7 +49,6 @@ public static partial class Tests
     }
 
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void PythonAwaitsAsyncHostFunctions()
     {
         PyEngine.Initialize();
@@ -129,7 +128,6 @@ public static partial class Tests
     }
 
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AsyncHostFunctionExceptionsReachPython()
     {
         PyEngine.Initialize();
@@ -178,7 +176,6 @@ public static partial class Tests
     }
 
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void CancellingPythonCancelsTheAsyncHostFunctionsToken()
     {
         PyEngine.Initialize();
@@ -226,7 +223,6 @@ public static partial class Tests
     /// thread behind (the runner fails a process that outlives Main by 2 s; Mono's exit waits for
     /// every thread that entered .NET). A new engine life takes async calls again.</summary>
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void EngineEndCancelsPendingAsyncHostCalls()
     {
         PyEngine.Initialize();

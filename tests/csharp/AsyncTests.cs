@@ -35,7 +35,6 @@ public static partial class Tests
     }
 
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AwaitingPythonCoroutines()
     {
         PyEngine.Initialize();
@@ -104,7 +103,6 @@ public static partial class Tests
     /// task) until the binding shut the engine down on ProcessExit. The runner's deadline fails a
     /// hang; the test reports its own PASS because it ends the process itself.</summary>
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void AProcessThatAwaitedPythonExitsWithoutShutdown()
     {
         PyEngine.Initialize();
@@ -123,7 +121,6 @@ public static partial class Tests
     /// "never awaited" warning); a cancelled task carries the caller's token; keywords reach the
     /// async def.</summary>
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void CallAsyncHonoursTheTokenAndTakesKeywords()
     {
         PyEngine.Initialize();
@@ -175,7 +172,6 @@ public static partial class Tests
     /// GIL to finish, so the wait hung for ever. Waits that the BCL does not route through the
     /// task's scheduler (a timeout, a token) are not covered; without the GIL, waits work.</summary>
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void WaitingForAPythonTaskWhileHoldingTheGilFailsAtOnce()
     {
         PyEngine.Initialize();
@@ -262,7 +258,6 @@ public static partial class Tests
     /// Python registers the ProcessExit handler (AProcessThatAwaitedPythonExitsWithoutShutdown shows
     /// what it is for); with it false, the application shuts the engine down itself.</summary>
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)]
     public static void TheProcessExitHookFollowsTheOption()
     {
         Assert.Equal(true, new PyEngineOptions().ShutdownOnProcessExit, "on by default");

@@ -139,7 +139,6 @@ public static partial class Tests
     }
 
     [Test]
-    [NotOnWindows(NoEventLoopOnWindowsYet)] // its last part awaits through CallAsync
     public static void HostExceptionsComeBackAsThemselves()
     {
         PyEngine.Initialize();

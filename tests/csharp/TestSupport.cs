@@ -20,12 +20,6 @@ public static partial class Tests
         "distribution's python3XY._pth turns site and venvs off, so PyEngineOptions.VirtualEnv cannot add " +
         "a NumPy (scripts/test-csharp.sh's PYB_NUMPY_VENV is a Linux venv)";
 
-    /// <summary>Why the tests that use pybridge's event loop (CallAsync, RunAsync, async host
-    /// functions, async generators) skip on Windows for now.</summary>
-    const string NoEventLoopOnWindowsYet = "pybridge's asyncio loop thread waits with loop.add_reader, " +
-        "which Windows' default ProactorEventLoop lacks (NotImplementedError ends the loop thread, " +
-        "and what awaits it waits for ever): the coroutine fix for Windows is in progress (src/python/coroutine.*)";
-
     /// <summary>An internal type of the binding's P/Invoke layer (PyBridge.Interop), for the tests
     /// that check it against the C header: the layer is not public API.</summary>
     static Type Interop(string name)

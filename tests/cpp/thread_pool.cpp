@@ -58,7 +58,11 @@ int64_t native_work(Overlap &overlap, pybridge::Args args) {
         overlap.changed.wait_for(lock, std::chrono::seconds(20),
                                  [&] { return overlap.max_inside.load() == kThreads; });
     } else {
-        std::this_thread::sleep_for(kNativeWork);
+        // At least kNativeWork: on Windows (mingw's libstdc++ over
+        // winpthreads) sleep_for returns at once for less than a millisecond.
+        while (std::chrono::steady_clock::now() - started < kNativeWork) {
+            std::this_thread::sleep_for(kNativeWork);
+        }
     }
     --overlap.inside;
     overlap.busy_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -286,7 +286,7 @@ done
 # arguments, its Python from PYBRIDGE_PYTHON, judged by its last line. The
 # hosts that stay Linux-only are listed in docs/testing.md ("Windows, under
 # wine").
-cpp_hosts=(interpreters shutdown_race coroutines buffers host_api calls_and_containers
+cpp_hosts=(interpreters shutdown_race coroutines buffers host_api calls_and_containers thread_pool
   native_worker raw_host_exceptions readme_example c_extension)
 windows_host_cxx=("$PYB_MINGW_CXX" -std=c++17 "${strict[@]}" -O1 -g -pthread -static
   -D__USE_MINGW_ANSI_STDIO=1 -I"$package/include")

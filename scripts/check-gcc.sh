@@ -123,8 +123,6 @@ check "bindings/cpp/pybridge.hpp alone (default C++)" g++ "${pedantic[@]}" -Ibin
 # The library's own C and C++ files, as build.rs compiles them (-O2 -fPIC; the
 # cc crate passes no -std for C, so the compiler's default).
 check "src/python/host_call.cpp (build.rs)" g++ -std=c++17 -O2 -fPIC "${strict[@]}" src/python/host_call.cpp
-check "src/python/thread_state_ident.c (build.rs)" gcc -O2 -fPIC "${strict[@]}" "-I$include" \
-  src/python/thread_state_ident.c
 check "src/sys/current_slot.c (build.rs)" gcc -O2 -fPIC "${strict[@]}" src/sys/current_slot.c
 
 if [ "$failed" -gt 0 ]; then

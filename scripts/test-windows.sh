@@ -32,11 +32,14 @@
 #     mingw against the unpacked package alone, and tests/cmake_consumer
 #     cross-built through find_package(pybridge), run on each CPython.
 #
+#   - the C++ hosts of tests/cpp built with mingw's g++ (posix threads)
+#     against the unpacked package alone, run on each CPython (docs/testing.md
+#     lists the ones that stay Linux-only, and why).
 #   - the C# tests (tests/csharp) on the Windows CoreCLR against the core DLL
 #     cross-built for each CPython (scripts/test-csharp-windows.sh).
 #
-# Still to come (issue 23): the C++ hosts of tests/cpp and the other C hosts;
-# the C# tests against the package's loader rather than the core DLL.
+# Still to come (issue 23): the other C hosts of tests/c; the C# tests
+# against the package's loader rather than the core DLL.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
 source scripts/lib.sh
@@ -286,6 +289,38 @@ done
 for version in $(pyb_python_versions windows); do
   step "C# tests on the Windows CoreCLR, CPython $version under wine" \
     bash scripts/test-csharp-windows.sh "$version"
+done
+
+# --- the C++ hosts of tests/cpp, built with mingw's g++ against the package alone ---
+# As tests/cpp_programs.rs builds them on Linux (C++17, strict), with the
+# package's include/ and lib/ only, posix threads (std::thread, std::mutex),
+# C99 printf (%zu) and everything static. Each runs as on Linux: no
+# arguments, its Python from PYBRIDGE_PYTHON, judged by its last line. The
+# hosts that stay Linux-only are listed in docs/testing.md ("Windows, under
+# wine").
+cpp_hosts=(interpreters shutdown_race coroutines buffers host_api calls_and_containers thread_pool
+  native_worker raw_host_exceptions readme_example c_extension)
+windows_host_cxx=("$PYB_MINGW_CXX" -std=c++17 "${strict[@]}" -O1 -g -pthread -static
+  -D__USE_MINGW_ANSI_STDIO=1 -I"$package/include")
+cpp_hosts_dir="$PYB_WINDOWS_TARGET/cpp_hosts"
+rm -rf "$cpp_hosts_dir"
+mkdir -p "$cpp_hosts_dir"
+for host in "${cpp_hosts[@]}"; do
+  step "$host.cpp built with mingw's g++ against the package" \
+    "${windows_host_cxx[@]}" -o "$cpp_hosts_dir/$host.exe" "tests/cpp/$host.cpp" -L"$package/lib" -lpybridge
+done
+step "the C++ hosts import no mingw runtime DLL" check_no_mingw_runtime "$cpp_hosts_dir"/*.exe
+
+for version in $(pyb_python_versions windows); do
+  windows_python="$(pyb_wine_path "$(pyb_windows_python_dir "$version")")"
+  for host in "${cpp_hosts[@]}"; do
+    [ -f "$cpp_hosts_dir/$host.exe" ] || continue
+    expect=()
+    # The README's example ends with its own line (as in tests/cpp_programs.rs).
+    [ "$host" = readme_example ] && expect=(--expect "readme_example: done")
+    step "$host (C++) on CPython $version under wine" env PYBRIDGE_PYTHON="$windows_python" \
+      bash scripts/wine-run.sh --timeout 120 --dll-dir "$package/bin" "${expect[@]}" "$cpp_hosts_dir/$host.exe"
+  done
 done
 
 # End the prefix's wine server and its services (they would linger 30 s).

@@ -18,6 +18,15 @@ namespace test {
 
 extern const char *const program;  // each program defines its name
 
+// mingw checks formats against Microsoft's printf unless the host is built
+// with -D__USE_MINGW_ANSI_STDIO=1 (as scripts/test-windows.sh does), which
+// gives C99's %zu and %lld; this follows whichever printf is in use.
+#ifdef __MINGW_PRINTF_FORMAT
+#define TEST_PRINTF __MINGW_PRINTF_FORMAT
+#else
+#define TEST_PRINTF printf
+#endif
+
 // Prints "<program>: FAILED: <prefix><message>" and exits at once: _Exit,
 // because exit() from a worker thread would run static destructors while other
 // threads still run.
@@ -30,7 +39,7 @@ extern const char *const program;  // each program defines its name
     std::_Exit(1);
 }
 
-[[noreturn]] inline void fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
+[[noreturn]] inline void fail(const char *format, ...) __attribute__((format(TEST_PRINTF, 1, 2)));
 [[noreturn]] inline void fail(const char *format, ...) {
     std::va_list args;
     va_start(args, format);
@@ -40,7 +49,7 @@ extern const char *const program;  // each program defines its name
 // Fails with "file:line: condition: message" unless `condition` holds.
 [[noreturn]] inline void fail_check(const char *file, int line, const char *condition,
                                     const char *format, ...)
-    __attribute__((format(printf, 4, 5)));
+    __attribute__((format(TEST_PRINTF, 4, 5)));
 [[noreturn]] inline void fail_check(const char *file, int line, const char *condition,
                                     const char *format, ...) {
     char where[512];

@@ -7,7 +7,15 @@
 // registered with the GIL held (which serializes it). GIL statistics are on while the pool runs: the table
 // they give is checked and printed (scripts/gil-report shows it; with
 // PYB_GIL_CSV=path set, the same figures are written there as CSV).
+#ifdef _WIN32
+#define NOMINMAX
+#include <windows.h>
+// In kernel32 since Windows 10 1607; mingw-w64's import library has it, its
+// headers do not declare it.
+extern "C" __declspec(dllimport) HRESULT WINAPI SetThreadDescription(HANDLE thread, PCWSTR description);
+#else
 #include <pthread.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -59,6 +67,13 @@ int64_t native_work(Overlap &overlap, pybridge::Args args) {
                                  [&] { return overlap.max_inside.load() == kThreads; });
     } else {
         std::this_thread::sleep_for(kNativeWork);
+        // At least kNativeWork, blocked: on Windows (mingw's libstdc++ over
+        // winpthreads) sleep_for returns at once for less than a millisecond,
+        // and sleeping again for as little would spin, taking the cores the
+        // GIL's holder needs; a whole millisecond blocks there.
+        while (std::chrono::steady_clock::now() - started < kNativeWork) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
     }
     --overlap.inside;
     overlap.busy_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -66,6 +81,21 @@ int64_t native_work(Overlap &overlap, pybridge::Args args) {
                            .count();
     ++overlap.calls;
     return thread * 1000000 + round;
+}
+
+// Names the calling thread where pybridge's GIL statistics read it: on
+// Windows its description (GetThreadDescription), which winpthreads'
+// pthread_setname_np does not set.
+void name_this_thread(const char *name) {
+#ifdef _WIN32
+    wchar_t wide[16] = {};
+    for (size_t i = 0; i + 1 < sizeof wide / sizeof wide[0] && name[i] != '\0'; ++i) {
+        wide[i] = static_cast<wchar_t>(name[i]);  // the names are ASCII
+    }
+    SetThreadDescription(GetCurrentThread(), wide);
+#else
+    pthread_setname_np(pthread_self(), name);
+#endif
 }
 
 const char *kScript = R"(
@@ -120,7 +150,7 @@ int main() {
         pool.emplace_back([&, t] {
             char name[16];
             std::snprintf(name, sizeof name, "pool-%d", t);
-            pthread_setname_np(pthread_self(), name);
+            name_this_thread(name);
             test::guarded("pool thread", [&] {
                 pybridge::Object scope = pybridge::new_scope();
                 scope.set_item("tid", t);

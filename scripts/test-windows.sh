@@ -161,6 +161,11 @@ mkdir -p "$package"
 unzip -q "$package_zip" -d "$package" 2>/dev/null
 package="$package/$package_name"
 
+# Runs a wine command (reg.exe, say) in the suite's prefix, its output discarded.
+wine_quietly() {
+  WINEPREFIX="$PYB_WINEPREFIX" WINEDEBUG=-all timeout 60 "$PYB_WINE" "$@" </dev/null >/dev/null 2>&1
+}
+
 # The zip holds exactly this: the headers, the loader and a core per
 # supported CPython minor (each with its debug info), both import libraries, the
 # CMake and pkg-config files, and the NuGet layout.
@@ -276,6 +281,19 @@ for version in $(pyb_python_versions windows); do
     bash scripts/wine-run.sh --timeout 120 --dll-dir "$package/bin" \
     --expect-start "package_host: CPython $version via env: 4 host threads x 200 rounds," \
     "$hosts_dir/package_host.exe" run env "$windows_python\\python.exe" "$version"
+  # Nothing named: the installation PEP 514's registry keys name, registered
+  # for this step alone (so newest-first cannot pick the other version) and
+  # removed after it. Output to /dev/null: a wine service started here must
+  # not hold a captured pipe open.
+  registry_key="HKCU\\Software\\Python\\PythonCore\\${version%.*}\\InstallPath"
+  if step "CPython $version registered in the prefix's registry" \
+    wine_quietly reg add "$registry_key" /ve /d "$windows_python" /f; then
+    step "package_host on CPython $version under wine, nothing named: found in the registry" \
+      env -u PYBRIDGE_PYTHON bash scripts/wine-run.sh --timeout 120 --dll-dir "$package/bin" \
+      --expect-start "package_host: CPython $version via env: 4 host threads x 200 rounds," \
+      "$hosts_dir/package_host.exe" run env "$windows_python" "$version"
+    wine_quietly reg delete 'HKCU\Software\Python' /f
+  fi
   step "the CMake consumer on CPython $version under wine" \
     bash scripts/wine-run.sh --timeout 60 --dll-dir "$package/bin" \
     --expect "consumer: $version says 42" "$cmake_build/consumer.exe" "$windows_python"

@@ -6,9 +6,12 @@
 //! the DLL's TLS callback, under the loader lock, and the exit hook takes the
 //! GIL: a thread holding the GIL that then needs the loader lock (starting a
 //! thread through the C runtime, loading an extension module) deadlocked with
-//! it (objects_host under wine, CPython 3.12.9 and 3.13.2). Windows calls FLS
+//! it (objects_host under wine, CPython 3.12.9 and 3.13.2). Wine calls FLS
 //! callbacks before it takes the loader lock for the thread's detach, and
-//! before the TLS callbacks, so Rust's thread-locals are still there.
+//! before the TLS callbacks, so Rust's thread-locals are still there. Whether
+//! real Windows does the same could not be checked here, so the hook does
+//! not rely on it: on Windows it never waits for the GIL either
+//! (`thread::EXIT_MAY_WAIT`; a reaper thread frees what it cannot).
 
 use std::sync::OnceLock;
 

@@ -18,8 +18,8 @@ use pyo3::Python;
 use crate::abi::engine::PYB_SHUTDOWN_INTERRUPT;
 use crate::abi::status::*;
 use crate::lifecycle::state::{
-    CHANGED, Commitment, LIFECYCLE, Lifecycle, Outcome, OutcomeCell, Phase, ShutdownRequest,
-    deadline_after, later, refuse_if_forked, wait_until,
+    CHANGED, Commitment, EngineThread, LIFECYCLE, Lifecycle, Outcome, OutcomeCell, Phase,
+    ShutdownRequest, deadline_after, later, refuse_if_forked, wait_until,
 };
 use crate::python::attached::{Attached, EngineMainState, with_gil_state};
 use crate::python::interpreter;
@@ -503,13 +503,16 @@ pub(crate) fn shutdown(timeout_ms: u32, flags: u32) -> Result<()> {
                 .filter(|_| life.phase == Phase::Uninitialized)
                 .map(|thread| thread.exit_signal());
             drop(life);
-            if exited.is_some_and(|exited| !exited.wait(deadline)) {
-                log::warn!(
+            match exited {
+                Some(exited) if !exited.wait(deadline) => log::warn!(
                     "shutdown complete, but the engine thread had not exited by the deadline; \
                      the next pyb_engine_initialize waits for it"
-                );
-            } else {
-                log::info!("shutdown complete");
+                ),
+                Some(exited) => {
+                    EngineThread::join_exited(&exited);
+                    log::info!("shutdown complete");
+                }
+                None => log::info!("shutdown complete"),
             }
             Ok(())
         }

@@ -237,6 +237,29 @@ impl EngineThread {
         self.exited.clone()
     }
 
+    /// Joins the recorded engine thread if it is the one whose `exited` signal
+    /// the caller saw: a finished thread left unjoined until the next start
+    /// (or for ever, when none comes) is a leaked thread to ThreadSanitizer.
+    /// Bounded as `join_until` says, and outside the lifecycle lock; nothing
+    /// when a start took the thread meanwhile.
+    pub(super) fn join_exited(exited: &Arc<ExitSignal>) {
+        let thread = {
+            let mut life = LIFECYCLE.lock();
+            let ours = life
+                .engine_thread
+                .as_ref()
+                .is_some_and(|thread| Arc::ptr_eq(&thread.exited, exited));
+            if ours && life.phase == Phase::Uninitialized {
+                life.engine_thread.take()
+            } else {
+                None
+            }
+        };
+        if let Some(thread) = thread {
+            let _ = thread.join_until(None);
+        }
+    }
+
     /// Joins the thread once it has given its exit signal, waiting for that
     /// until `deadline`; hands the thread back when the deadline passes first.
     pub(super) fn join_until(self, deadline: Option<Instant>) -> std::result::Result<(), Self> {

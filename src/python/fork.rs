@@ -15,8 +15,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::RwLock;
-
 use pyo3::{Python, ffi};
 
 use crate::python::gil;
@@ -25,23 +23,6 @@ use crate::runtime::thread_slot::ThreadSlot;
 /// Set between this thread's `PyOS_BeforeFork` and the `PyOS_AfterFork_*`
 /// that ends it (in the parent and, copied, in the child).
 static BEFORE_FORK_CALLED: AtomicBool = AtomicBool::new(false);
-
-/// Shared by a host thread making its thread state without the GIL, exclusive
-/// from the forking thread's `PyOS_BeforeFork` to the fork's end. Making a
-/// state takes CPython's runtime lock (HEAD_LOCK) without the GIL, and on
-/// 3.10/3.11 neither `PyOS_BeforeFork` takes that lock nor does
-/// `PyOS_AfterFork_Child` re-create it before taking it again: a fork in the
-/// middle of one hung the child for ever in `_PyThreadState_DeleteExcept`
-/// (tests/c/fuzz_api.c, seed 97 with interrupts, 3.11.7, 1 seed in about 300
-/// on a loaded machine). 3.12+ take the lock in `PyOS_BeforeFork`.
-static STATES_BEING_MADE: RwLock<()> = RwLock::new(());
-
-/// Runs `make`, which makes a thread state without the GIL, where no fork
-/// that runs CPython's fork protocol can happen meanwhile.
-pub(crate) fn outside_a_fork<R>(make: impl FnOnce() -> R) -> R {
-    let _shared = STATES_BEING_MADE.read();
-    make()
-}
 
 /// `pthread_atfork`'s prepare step, in the parent on the forking thread.
 pub(crate) fn before_fork() {
@@ -67,10 +48,9 @@ pub(crate) fn before_fork() {
         return;
     }
     // No thread is in the middle of making a state from here to the fork's
-    // end (`STATES_BEING_MADE`): those that are finish without the GIL, which
-    // this thread holds. Held past this function: released by the after-fork
-    // steps, in the parent and in the child.
-    std::mem::forget(STATES_BEING_MADE.write());
+    // end: those that are finish without the GIL, which this thread holds.
+    // Released by the after-fork steps, in the parent and in the child.
+    crate::runtime::fork::hold_off_state_making();
     // SAFETY: main GIL held on this thread's own state, as os.fork() has it.
     unsafe { ffi::PyOS_BeforeFork() };
     BEFORE_FORK_CALLED.store(true, Ordering::SeqCst);
@@ -79,11 +59,11 @@ pub(crate) fn before_fork() {
 /// `pthread_atfork`'s parent step.
 pub(crate) fn after_fork_in_parent() {
     if BEFORE_FORK_CALLED.swap(false, Ordering::SeqCst) {
-        // SAFETY: pairs the `PyOS_BeforeFork` above, on the same thread; the
-        // write lock is the one `before_fork` took and forgot.
+        // SAFETY: pairs the `PyOS_BeforeFork` and the hold-off above, on the
+        // same thread.
         unsafe {
             ffi::PyOS_AfterFork_Parent();
-            STATES_BEING_MADE.force_unlock_write(parking_lot::lock_api::GuardNoSend::new());
+            crate::runtime::fork::resume_state_making();
         }
     }
 }
@@ -92,11 +72,11 @@ pub(crate) fn after_fork_in_parent() {
 pub(crate) fn after_fork_in_child() {
     if BEFORE_FORK_CALLED.swap(false, Ordering::SeqCst) {
         // SAFETY: pairs the parent's `PyOS_BeforeFork`; this thread holds the
-        // main GIL on the state it held it on before the fork, and the write
-        // lock `before_fork` took (the child's copy; no other thread exists).
+        // main GIL on the state it held it on before the fork, and the
+        // hold-off `before_fork` took (the child's copy; no other thread exists).
         unsafe {
             ffi::PyOS_AfterFork_Child();
-            STATES_BEING_MADE.force_unlock_write(parking_lot::lock_api::GuardNoSend::new());
+            crate::runtime::fork::resume_state_making();
         }
     }
 }

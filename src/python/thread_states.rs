@@ -107,7 +107,7 @@ pub(crate) fn attach_thread_state(owner: &OwnerState, generation: u32) -> Result
         // SAFETY: as above; PyThreadState_New needs no GIL, and on its own thread
         // the new state becomes the thread's PyGILState state (3.11-3.13; on
         // 3.14+ when it is first attached).
-        let created = crate::python::fork::outside_a_fork(|| unsafe {
+        let created = crate::runtime::fork::outside_a_fork(|| unsafe {
             ffi::PyThreadState_New(gate::interpreter())
         });
         if created.is_null() {

@@ -17,7 +17,42 @@
 
 use std::sync::OnceLock;
 
+use parking_lot::RwLock;
+
 use crate::runtime::gate::{self, EngineWord, GateState};
+
+/// Shared by a host thread making a thread state without the GIL, exclusive
+/// from the forking thread's `PyOS_BeforeFork` to the fork's end
+/// (`python::fork`). Making a state takes CPython's runtime lock (HEAD_LOCK)
+/// without the GIL, and on 3.10/3.11 neither `PyOS_BeforeFork` takes that
+/// lock nor does `PyOS_AfterFork_Child` re-create it before taking it again: a
+/// fork in the middle of one hung the child for ever in
+/// `_PyThreadState_DeleteExcept` (tests/c/fuzz_api.c, seed 97 with
+/// interrupts, 3.11.7, 1 seed in about 300 on a loaded machine). 3.12+ take the
+/// lock in `PyOS_BeforeFork`.
+static STATES_BEING_MADE: RwLock<()> = RwLock::new(());
+
+/// Runs `make`, which makes a thread state without the GIL, where no fork
+/// that runs CPython's fork protocol can happen meanwhile.
+pub(crate) fn outside_a_fork<R>(make: impl FnOnce() -> R) -> R {
+    let _shared = STATES_BEING_MADE.read();
+    make()
+}
+
+/// Waits until no thread is making a state, and keeps new ones from starting
+/// until `resume_state_making`. The forking thread's prepare step; a thread
+/// making one needs no GIL, so it finishes while the forking thread waits.
+pub(crate) fn hold_off_state_making() {
+    std::mem::forget(STATES_BEING_MADE.write());
+}
+
+/// # Safety
+/// The calling thread called `hold_off_state_making` (in the parent, or the
+/// child's copy of that thread) and has not resumed since.
+pub(crate) unsafe fn resume_state_making() {
+    // SAFETY: the exclusive hold `hold_off_state_making` took and forgot.
+    unsafe { STATES_BEING_MADE.force_unlock_write(parking_lot::lock_api::GuardNoSend::new()) };
+}
 
 /// Asks the engine whether nothing runs and no lifecycle step is in progress.
 /// Must not wait: it runs in the child, where a lock may belong to a thread

@@ -40,6 +40,13 @@ const KNOWN_SHUTDOWN_FLAGS: u32 = PYB_SHUTDOWN_INTERRUPT;
 /// running thread gives up within a switch interval).
 const SUBINTERPRETER_ANSWER: Duration = Duration::from_millis(200);
 
+/// The least time the engine gives the sub-interpreters to end past the point
+/// of no return, whatever deadline its callers gave (they return at theirs):
+/// their `atexit` functions and finalizers ran past a 200 ms floor on a busy
+/// machine (the API fuzzer on 3.15.2, two suites at once), and an engine
+/// abandoned for that could never start again in the process.
+const SUBINTERPRETERS_END_FLOOR: Duration = Duration::from_millis(1_000);
+
 /// Everything hosts made through the engine dies with it: pending coroutines
 /// first (cancelled; their callbacks may still use handles), then pending
 /// promises (their hosts told, once, through the cancel callback), then object
@@ -330,13 +337,13 @@ impl EngineShutdown {
 
 /// Ends every sub-interpreter, past the point of no return, by shutdown
 /// `serial`'s deadline: the latest of its callers' (`ShutdownRequest::deadline`),
-/// but never less than one keeper answer (`SUBINTERPRETER_ANSWER`) from now, so
-/// that a zero timeout, or a deadline spent waiting for interrupted threads,
-/// still ends interpreters that can end at once; `None` (an infinite timeout)
+/// but never less than `SUBINTERPRETERS_END_FLOOR` from now, so that a zero
+/// timeout, or a deadline spent waiting for interrupted threads, still ends
+/// interpreters that end in ordinary time; `None` (an infinite timeout)
 /// waits as long as it takes. A call that joins with a later deadline before
 /// the engine gives up buys them more time. True when it gave up (`abandon`).
 fn end_subinterpreters(serial: u64, interrupt: bool) -> bool {
-    let floor = Instant::now() + SUBINTERPRETER_ANSWER;
+    let floor = Instant::now() + SUBINTERPRETERS_END_FLOOR;
     let mut given = LIFECYCLE
         .lock()
         .request(serial)

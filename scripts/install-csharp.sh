@@ -9,14 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-if ! command -v mcs >/dev/null 2>&1 || ! command -v mono >/dev/null 2>&1; then
-  echo "installing mono-devel (once)..."
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q </dev/null
-  $SUDO apt-get install -y -q mono-devel </dev/null
-fi
+pyb_install_mono
 
 DOTNETCORE2_VERSION="${DOTNETCORE2_VERSION:-3.1.23}"
 if [ ! -x .deps/dotnetcore2/dotnetcore2/bin/dotnet ]; then

@@ -12,15 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-# The tests are built by Mono's mcs, as on Linux (scripts/install-csharp.sh installs it too).
-if ! command -v mcs >/dev/null 2>&1; then
-  echo "installing mono-devel for mcs (once)..."
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q </dev/null
-  $SUDO apt-get install -y -q mono-devel </dev/null
-fi
+# The tests are built by Mono's mcs, as on Linux.
+pyb_install_mono
 
 DOTNETCORE2_WINDOWS_VERSION=3.1.23
 DOTNETCORE2_WINDOWS_SHA256=e2528813677d7a080522336cb530442408d1e2aea76fa8657018fb532c03c252

@@ -181,3 +181,16 @@ pyb_windows_core_minors() {
   pyb_python_versions | tr ' ' '\n' | cut -d. -f1,2 | sort -u -V | tr '\n' ' ' | sed 's/ $//'
   echo
 }
+
+# Installs Debian's mono-devel (mcs, mono) when `mcs` or `mono` is missing: the
+# C# binding and tests are built with mcs for every runtime, Windows' included.
+pyb_install_mono() {
+  if command -v mcs >/dev/null 2>&1 && command -v mono >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "installing mono-devel (once)..."
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -q </dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q mono-devel </dev/null
+}

@@ -413,3 +413,109 @@ fn a_child_forked_while_others_wait_for_the_gil_can_release_it() {
         ok(shutdown(5000, 0));
     });
 }
+
+/// Two threads fork at once, one from a scope and one without: glibc runs
+/// their fork handlers side by side, so the second's whole fork lands inside
+/// the first's CPython fork protocol. Neither may end the other's: before the
+/// fix, the second thread's parent step called `PyOS_AfterFork_Parent`
+/// without the import lock (a fatal error on 3.10), left the first's import
+/// lock held (the next fork from a scope hung) and cost the first's child its
+/// `PyOS_AfterFork_Child` (hung in drop_gil). Found by tests/c/fuzz_api.c.
+#[test]
+fn a_fork_without_a_scope_inside_another_threads_fork_leaves_its_protocol_alone() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+    /// The thread that forks from its scope; its handlers do the choreography.
+    static SCOPED_FORKER: AtomicI32 = AtomicI32::new(0);
+    /// Set by the scoped forker's prepare step (1 = CPython's before-fork step
+    /// had run: the import lock was held; 2 = it had not).
+    static PROTOCOL_SEEN: AtomicU32 = AtomicU32::new(0);
+    /// Set when the other thread's whole fork ran inside the scoped one's.
+    static INNER_FORK_DONE: AtomicU32 = AtomicU32::new(0);
+    type Signals = (mpsc::Sender<()>, mpsc::Receiver<i32>);
+    static SIGNALS: Mutex<Option<Signals>> = Mutex::new(None);
+    use std::sync::mpsc;
+
+    /// Registered before the engine's, so it runs after pybridge's prepare
+    /// step (glibc runs prepare handlers newest first).
+    extern "C" fn prepare() {
+        // SAFETY: gettid has no preconditions.
+        if unsafe { libc::gettid() } != SCOPED_FORKER.load(Ordering::SeqCst) {
+            return;
+        }
+        // This thread holds the main GIL through its scope.
+        let held = c("import _imp\nif not _imp.lock_held(): raise SystemError('no protocol')");
+        let status = unsafe { pyb_run(held.as_ptr(), std::ptr::null(), 0) };
+        PROTOCOL_SEEN.store(if status == PYB_OK { 1 } else { 2 }, Ordering::SeqCst);
+        let guard = SIGNALS.lock().unwrap();
+        let (go, done) = guard.as_ref().unwrap();
+        go.send(()).unwrap();
+        if let Ok(exit_code) = done.recv_timeout(CHILD_LIMIT) {
+            INNER_FORK_DONE.store(if exit_code == 0 { 1 } else { 2 }, Ordering::SeqCst);
+        }
+    }
+
+    within(LIMIT, "two forks at once", || {
+        // SAFETY: plain function pointers, registered once in this process.
+        assert_eq!(
+            unsafe { libc::pthread_atfork(Some(prepare), None, None) },
+            0
+        );
+        initialize();
+        let (go_tx, go_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        *SIGNALS.lock().unwrap() = Some((go_tx, done_rx));
+        // A thread that has used pybridge but holds no scope when it forks.
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let plain_forker = spawn("plain forker", move || {
+            ok(unsafe { pyb_run(c("x = 1").as_ptr(), std::ptr::null(), 0) });
+            ready_tx.send(()).unwrap();
+            if go_rx.recv_timeout(LIMIT).is_err() {
+                return;
+            }
+            // SAFETY: the child only exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: leaves the child at once.
+                unsafe { libc::_exit(0) };
+            }
+            let mut status = -1;
+            // SAFETY: our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let _ = done_tx.send(status);
+        });
+        ready_rx.recv_timeout(LIMIT).unwrap();
+        // SAFETY: gettid has no preconditions.
+        SCOPED_FORKER.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        let token = acquire();
+        let code = in_child(move || {
+            let script = c("import time\ntime.sleep(0)\nx = sum(range(100))\n");
+            if unsafe { pyb_run(script.as_ptr(), std::ptr::null(), 0) } != PYB_OK {
+                return 1;
+            }
+            if pyb_gil_release(token) != PYB_OK {
+                return 2;
+            }
+            0
+        });
+        SCOPED_FORKER.store(0, Ordering::SeqCst);
+        ok(pyb_gil_release(token));
+        // (Its exit frees its thread state, which takes the GIL.)
+        plain_forker.join().unwrap();
+        assert_eq!(
+            PROTOCOL_SEEN.load(Ordering::SeqCst),
+            1,
+            "pybridge's fork step must run before this test's (one process per test)"
+        );
+        assert_eq!(INNER_FORK_DONE.load(Ordering::SeqCst), 1, "the plain fork");
+        assert_eq!(code, 0, "the scoped fork's child");
+        // The import lock went back: Python imports, and forks from a scope again.
+        run("import _imp\nassert not _imp.lock_held()\nimport decimal");
+        let token = acquire();
+        let code = in_child(move || exit_code(step(1, pyb_gil_release(token), PYB_OK)));
+        assert_eq!(code, 0, "the second scoped fork's child");
+        ok(pyb_gil_release(token));
+        ok(shutdown(5000, 0));
+    });
+}

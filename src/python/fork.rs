@@ -13,16 +13,26 @@
 //! are alive (see `before_fork`): then a child that runs Python may still hang
 //! when it lets the GIL go, a limit the README states.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
 
 use pyo3::{Python, ffi};
 
 use crate::python::gil;
 use crate::runtime::thread_slot::ThreadSlot;
 
-/// Set between this thread's `PyOS_BeforeFork` and the `PyOS_AfterFork_*`
-/// that ends it (in the parent and, copied, in the child).
-static BEFORE_FORK_CALLED: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Set between this thread's `PyOS_BeforeFork` and the `PyOS_AfterFork_*`
+    /// that ends it (in the parent and, copied, in the child). Per thread:
+    /// glibc runs the fork handlers of threads that fork at once side by side,
+    /// and a process-wide flag let a thread forking without a scope end
+    /// another's protocol: `PyOS_AfterFork_Parent` without the import lock
+    /// (a fatal error), that lock never released (the next fork from a scope
+    /// hung), and a child without `PyOS_AfterFork_Child` (hung in `drop_gil`).
+    /// Found by tests/c/fuzz_api.c on 3.10 (seeds 42, 311 and 395 with
+    /// interrupts); pinned by tests/fork.rs. `const` and without a destructor,
+    /// so reading it in a fork handler allocates nothing.
+    static BEFORE_FORK_CALLED: Cell<bool> = const { Cell::new(false) };
+}
 
 /// `pthread_atfork`'s prepare step, in the parent on the forking thread.
 pub(crate) fn before_fork() {
@@ -53,12 +63,12 @@ pub(crate) fn before_fork() {
     crate::runtime::fork::hold_off_state_making();
     // SAFETY: main GIL held on this thread's own state, as os.fork() has it.
     unsafe { ffi::PyOS_BeforeFork() };
-    BEFORE_FORK_CALLED.store(true, Ordering::SeqCst);
+    BEFORE_FORK_CALLED.set(true);
 }
 
 /// `pthread_atfork`'s parent step.
 pub(crate) fn after_fork_in_parent() {
-    if BEFORE_FORK_CALLED.swap(false, Ordering::SeqCst) {
+    if BEFORE_FORK_CALLED.replace(false) {
         // SAFETY: pairs the `PyOS_BeforeFork` and the hold-off above, on the
         // same thread.
         unsafe {
@@ -70,7 +80,7 @@ pub(crate) fn after_fork_in_parent() {
 
 /// `pthread_atfork`'s child step, on the child's only thread (the forking one).
 pub(crate) fn after_fork_in_child() {
-    if BEFORE_FORK_CALLED.swap(false, Ordering::SeqCst) {
+    if BEFORE_FORK_CALLED.replace(false) {
         // SAFETY: pairs the parent's `PyOS_BeforeFork`; this thread holds the
         // main GIL on the state it held it on before the fork, and the
         // hold-off `before_fork` took (the child's copy; no other thread exists).

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef PYBRIDGE_TESTS_HOST_CHECK_H
 #error "include host_check.h before fuzz_util.h"
@@ -102,6 +103,21 @@ static void print_threads(FILE *out, int count) {
 static int watched_threads;
 static long long watched_hang_ms;
 
+/* Prints every thread's stack to stderr before a hang is reported, so the
+ * report says where each thread waits (gdb is on the test machines; where it
+ * is missing or cannot attach, the report goes on without the stacks). */
+static void print_own_stacks(void) {
+    char command[192];
+    snprintf(command, sizeof command,
+             "timeout 60 gdb -p %d -batch -ex 'thread apply all bt 30' 2>/dev/null | "
+             "grep -E '^(#|Thread)' >&2",
+             (int)getpid());
+    fflush(stderr);
+    if (system(command) != 0) {
+        fprintf(stderr, "fuzz: no stacks of the hung process (gdb failed)\n");
+    }
+}
+
 static void *watchdog(void *arg) {
     (void)arg;
     for (;;) {
@@ -110,6 +126,7 @@ static void *watchdog(void *arg) {
         for (int i = 0; i < watched_threads; i++) {
             long long last = atomic_load(&progress_ms[i]);
             if (last != 0 && now - last > watched_hang_ms) {
+                print_own_stacks();
                 fail("thread %d hung for %lld ms in '%s'", i, now - last,
                      atomic_load(&current_op[i]));
             }

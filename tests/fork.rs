@@ -519,3 +519,105 @@ fn a_fork_without_a_scope_inside_another_threads_fork_leaves_its_protocol_alone(
         ok(shutdown(5000, 0));
     });
 }
+
+/// Two threads fork from scopes, the second while the first's protocol has
+/// let the GIL go inside `PyOS_BeforeFork` (a `register_at_fork` hook that
+/// waits, as logging's lock or a contended import lock do). The second waits
+/// for the first's fork to end without the GIL: holding it there hung both
+/// forks. Each fork runs the protocol: another thread's hooks under way say
+/// nothing about this one's fork (a process-wide "os.fork() is under way"
+/// flag made the second skip it).
+#[test]
+fn a_fork_from_a_scope_waits_for_another_scopes_fork_without_the_gil() {
+    use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+    /// The thread that forks second; the prepare step below acts only there.
+    static SECOND_FORKER: AtomicI32 = AtomicI32::new(0);
+    /// 1 when the second fork's prepare step woke the first's hook.
+    static WOKE_FIRST: AtomicU32 = AtomicU32::new(0);
+
+    /// Registered after the engine's, so it runs before pybridge's prepare
+    /// step (glibc runs prepare handlers newest first).
+    extern "C" fn prepare() {
+        // SAFETY: gettid has no preconditions.
+        if unsafe { libc::gettid() } != SECOND_FORKER.load(Ordering::SeqCst) {
+            return;
+        }
+        // This thread holds the main GIL through its scope; the first fork's
+        // hook needs it back to go on.
+        let wake = c("second_fork_started.set()");
+        let status = unsafe { pyb_run(wake.as_ptr(), std::ptr::null(), 0) };
+        WOKE_FIRST.store(u32::from(status == PYB_OK), Ordering::SeqCst);
+    }
+
+    fn fork_from_scope(token: pyb_gil) -> i32 {
+        in_child(move || {
+            let script = c("import time\ntime.sleep(0)\nx = sum(range(100))\n");
+            if unsafe { pyb_run(script.as_ptr(), std::ptr::null(), 0) } != PYB_OK {
+                return 1;
+            }
+            exit_code(step(2, pyb_gil_release(token), PYB_OK))
+        })
+    }
+
+    within(LIMIT, "two forks from scopes", || {
+        initialize();
+        run(r#"
+import os, threading
+first_in_hook = threading.Event()
+second_fork_started = threading.Event()
+first_forker = second_forker = None
+hooks_ran_on = []
+def hook():
+    hooks_ran_on.append(threading.get_ident())
+    if threading.get_ident() == first_forker:
+        global first_hook_woken
+        first_in_hook.set()
+        first_hook_woken = second_fork_started.wait(30)
+first_hook_woken = False
+os.register_at_fork(before=hook)
+"#);
+        // SAFETY: a plain function pointer, registered once in this process.
+        assert_eq!(
+            unsafe { libc::pthread_atfork(Some(prepare), None, None) },
+            0
+        );
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let second = spawn("second forker", move || {
+            // Its thread state is made before the first fork holds that off.
+            let token = acquire();
+            ready_tx.send(()).unwrap();
+            run_held("first_in_hook.wait(30)\nsecond_forker = threading.get_ident()");
+            // SAFETY: gettid has no preconditions.
+            SECOND_FORKER.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+            let code = fork_from_scope(token);
+            ok(pyb_gil_release(token));
+            code
+        });
+        ready_rx.recv_timeout(LIMIT).unwrap();
+        let token = acquire();
+        run_held("first_forker = threading.get_ident()");
+        let first_code = fork_from_scope(token);
+        ok(pyb_gil_release(token));
+        // (Its exit frees its thread state, which takes the GIL.)
+        let second_code = second.join().unwrap();
+        assert_eq!(
+            eval_i64("first_hook_woken"),
+            1,
+            "the first fork's hook was woken"
+        );
+        assert_eq!(
+            WOKE_FIRST.load(Ordering::SeqCst),
+            1,
+            "the second fork woke the first"
+        );
+        assert_eq!(first_code, 0, "the first fork's child");
+        assert_eq!(second_code, 0, "the second fork's child");
+        // Both forks ran CPython's protocol (its hooks), each once.
+        assert_eq!(
+            eval_i64("sorted(hooks_ran_on) == sorted([first_forker, second_forker])"),
+            1
+        );
+        ok(shutdown(5000, 0));
+    });
+}

@@ -5,6 +5,7 @@
 # Made by pybridge before this module (src/python/interrupts.rs), so the
 # import finds it in sys.modules; kept here under its public name.
 from _pybridge_interrupts import ShutdownInterrupt
+from _thread import get_ident as _get_ident
 
 def extend_path(virtual_env, paths):
     import os, site, sys
@@ -42,24 +43,29 @@ def guard_reimports(hazards, refused, message):
     reinit_guard = ReinitGuard(hazards, refused, message)
     sys.meta_path.insert(0, reinit_guard)
 
-# True while os.fork() (PyOS_BeforeFork to PyOS_AfterFork_*) is under way:
-# src/python/fork.rs then leaves CPython's fork protocol to it.
-python_forking = False
+# The threads (`_thread.get_ident()`) inside os.fork(), from its
+# PyOS_BeforeFork to its PyOS_AfterFork_*: src/python/fork.rs leaves CPython's
+# fork protocol to os.fork() on those threads. A set, because these hooks run
+# for every thread's fork, pybridge's own protocol included, and forks on
+# several threads can overlap.
+python_forking = set()
 
 def _python_fork_started():
-    global python_forking
-    python_forking = True
+    python_forking.add(_get_ident())
 
-def _python_fork_ended():
-    global python_forking
-    python_forking = False
+def _python_fork_ended_in_parent():
+    python_forking.discard(_get_ident())
+
+def _python_fork_ended_in_child():
+    python_forking.clear()  # the forking thread is the child's only one
 
 def watch_python_forks():
     import os
     if not hasattr(os, 'register_at_fork'):
         return  # no fork() here (Windows)
-    os.register_at_fork(before=_python_fork_started, after_in_parent=_python_fork_ended,
-                        after_in_child=_python_fork_ended)
+    os.register_at_fork(before=_python_fork_started,
+                        after_in_parent=_python_fork_ended_in_parent,
+                        after_in_child=_python_fork_ended_in_child)
 
 def initialized_hazards():
     import sys

@@ -44,23 +44,38 @@ pub(crate) fn before_fork() {
     if !thread.current_interpreter().is_main() || !gil::scope_holds_gil(thread) {
         return;
     }
-    // With sub-interpreters alive, `PyOS_AfterFork_Child` deletes them in the
-    // child and can wait there for ever on a lock of theirs that a thread
-    // working in one held at the fork (seen on 3.11; os.fork() has the same
-    // limit). Their number cannot grow meanwhile: making one needs the main
-    // GIL, which this thread holds.
-    if !crate::runtime::interpreters::all().is_empty() {
-        return;
-    }
     // SAFETY: the check above: this thread holds the main GIL now.
     let py = unsafe { Python::assume_attached() };
-    if crate::python::interpreter::python_is_forking(py) != Some(false) {
+    // os.fork() on this thread runs the protocol itself.
+    if crate::python::interpreter::python_is_forking(py, thread.ident()) != Some(false) {
         return;
     }
     // No thread is in the middle of making a state from here to the fork's
     // end: those that are finish without the GIL, which this thread holds.
     // Released by the after-fork steps, in the parent and in the child.
-    crate::runtime::fork::hold_off_state_making();
+    if !crate::runtime::fork::try_hold_off_state_making() {
+        // Another thread's fork holds it, in its protocol, which may need the
+        // GIL back before it ends: `PyOS_BeforeFork` runs Python's
+        // `register_at_fork` hooks and waits for the import lock, and either
+        // lets the GIL go. Waiting here with the GIL held hung both forks.
+        // SAFETY: this thread holds the main GIL on its own state (checked
+        // above), and takes it back on the same state.
+        unsafe {
+            let own = ffi::PyEval_SaveThread();
+            crate::runtime::fork::hold_off_state_making();
+            ffi::PyEval_RestoreThread(own);
+        }
+    }
+    // With sub-interpreters alive, `PyOS_AfterFork_Child` deletes them in the
+    // child and can wait there for ever on a lock of theirs that a thread
+    // working in one held at the fork (seen on 3.11; os.fork() has the same
+    // limit). Their number cannot grow from here to the fork: making one
+    // needs the main GIL, which this thread holds again.
+    if !crate::runtime::interpreters::all().is_empty() {
+        // SAFETY: the hold-off just taken, on this thread.
+        unsafe { crate::runtime::fork::resume_state_making() };
+        return;
+    }
     // SAFETY: main GIL held on this thread's own state, as os.fork() has it.
     unsafe { ffi::PyOS_BeforeFork() };
     BEFORE_FORK_CALLED.set(true);

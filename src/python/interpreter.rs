@@ -15,6 +15,7 @@ use crate::python::embedded::{embedded_python, imported_module, source_module};
 use crate::python::owned::Owned;
 use crate::runtime::config::EngineConfig;
 use crate::runtime::error::{Error, Result};
+use crate::runtime::ids::ThreadIdent;
 use crate::sys::wide_text::{WideChar, to_wide_nul};
 
 const HELPERS: &CStr = embedded_python!("engine.py");
@@ -26,21 +27,27 @@ fn helpers(py: Python<'_>) -> Result<Owned<'_>> {
     source_module(py, c"_pybridge_engine", HELPERS, c"<pybridge>")
 }
 
-/// True while Python's own `os.fork()` is under way in the main interpreter
-/// (its `register_at_fork` hooks say so); false where no engine helper module
-/// exists. Runs no bytecode. Main GIL held.
-pub(crate) fn python_is_forking(py: Python<'_>) -> Option<bool> {
+/// True while Python's own `os.fork()` is under way on the calling thread,
+/// `thread` (its `register_at_fork` hooks say so); `None` where no engine
+/// helper module exists. Runs no bytecode. Main GIL held.
+pub(crate) fn python_is_forking(py: Python<'_>, thread: ThreadIdent) -> Option<bool> {
     let module = imported_module(py, c"_pybridge_engine")?;
-    // SAFETY: GIL held; a plain module attribute read, no bytecode runs.
-    let flag = unsafe { ffi::PyObject_GetAttrString(module.as_ptr(), c"python_forking".as_ptr()) };
-    // SAFETY: a new reference (or NULL), taken over.
-    let Some(flag) = (unsafe { Owned::from_raw(py, flag) }) else {
-        // SAFETY: GIL held; the failed lookup set an error nobody else wants.
-        unsafe { ffi::PyErr_Clear() };
-        return None;
+    let lookup = || -> Result<bool> {
+        // SAFETY: GIL held; plain attribute reads and a set lookup of an
+        // int, no bytecode runs; references owned.
+        unsafe {
+            let forking = Owned::new(
+                py,
+                ffi::PyObject_GetAttrString(module.as_ptr(), c"python_forking".as_ptr()),
+            )?;
+            let ident = Owned::new(py, ffi::PyLong_FromUnsignedLongLong(thread.0))?;
+            match ffi::PySet_Contains(forking.as_ptr(), ident.as_ptr()) {
+                -1 => Err(crate::python::exception::python_error(py)),
+                found => Ok(found == 1),
+            }
+        }
     };
-    // SAFETY: GIL held; `flag` is live.
-    Some(flag.as_ptr() == unsafe { ffi::Py_True() })
+    lookup().ok()
 }
 
 /// Calls `_pybridge_engine.<name>(*args)`; steals nothing.

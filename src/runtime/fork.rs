@@ -39,11 +39,21 @@ pub(crate) fn outside_a_fork<R>(make: impl FnOnce() -> R) -> R {
     make()
 }
 
-/// Waits until no thread is making a state, and keeps new ones from starting
-/// until `resume_state_making`. The forking thread's prepare step; a thread
-/// making one needs no GIL, so it finishes while the forking thread waits.
+/// Waits until no thread is making a state and no other fork holds them off,
+/// and keeps new ones from starting until `resume_state_making`. The forking
+/// thread's prepare step; a thread making one needs no GIL, so it finishes
+/// while the forking thread waits.
 pub(crate) fn hold_off_state_making() {
     std::mem::forget(STATES_BEING_MADE.write());
+}
+
+/// `hold_off_state_making` where that needs no wait; false (and nothing held)
+/// otherwise.
+pub(crate) fn try_hold_off_state_making() -> bool {
+    STATES_BEING_MADE
+        .try_write()
+        .map(std::mem::forget)
+        .is_some()
 }
 
 /// # Safety

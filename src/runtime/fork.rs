@@ -105,11 +105,15 @@ extern "C" fn in_parent() {
 }
 
 /// Runs in the child, on its only thread, right after `fork()`: only atomics,
-/// and a `try_lock` that never waits; then CPython's own after-fork step when
+/// and `try_lock`s that never wait; then CPython's own after-fork step when
 /// the parent took its before-fork one.
 extern "C" fn in_child() {
     let word = gate::load();
-    let engine_idle = ENGINE_IDLE.get().is_some_and(|idle| idle());
+    // An ordinary process only where no thread that is gone held a lock the
+    // child's own engine would need (a thread registering or exiting at the
+    // fork); otherwise fenced off like a child of a running engine.
+    let engine_idle = ENGINE_IDLE.get().is_some_and(|idle| idle())
+        && crate::runtime::thread_slot::bookkeeping_unlocked();
     if word.state() == GateState::Closed && engine_idle {
         gate::forget_membarrier();
     } else {

@@ -279,6 +279,12 @@ static RETIRED: Mutex<Totals> = Mutex::new(Totals {
 
 /// Keeps an exiting thread's counts in the totals while `unregister` removes
 /// it from the registry: under one lock, so `total` counts it exactly once.
+/// True when neither lock a thread's exit takes here is held (see
+/// `thread_slot::bookkeeping_unlocked`); never waits.
+pub(crate) fn bookkeeping_unlocked() -> bool {
+    RETIRED.try_lock().is_some() && LONGEST.try_lock().is_some()
+}
+
 pub(crate) fn retire(times: &GilTimes, unregister: impl FnOnce()) {
     let mut retired = RETIRED.lock();
     if retired.epoch == epoch() {

@@ -19,6 +19,7 @@ use pyo3::ffi;
 
 use crate::runtime::cell_stack::CellStack;
 use crate::runtime::frames::FrameStack;
+use crate::runtime::gate::{self, GateState};
 use crate::runtime::gil_times::{self, GilTimes};
 use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::token::{Serials, Token, TokenKind, TokenValue};
@@ -190,6 +191,13 @@ fn exit_hook() {
     if ptr.is_null() {
         return;
     }
+    if gate::load().state() == GateState::Forked {
+        // A fork() child (whose last thread's exit runs this from `exit()`
+        // too): nothing to free in CPython, and the locks below may belong to
+        // threads that are gone.
+        set_current_ptr(std::ptr::null());
+        return;
+    }
     // SAFETY: this thread's own slot; the registry keeps it alive until
     // it is removed below.
     let slot = unsafe { CurrentThread::new(&*ptr) };
@@ -213,6 +221,15 @@ fn exit_hook() {
             .lock()
             .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr))
     });
+}
+
+/// True when no thread holds the locks a thread's first call or exit takes.
+/// For a fork() child, which may run an engine of its own only when no thread
+/// that is gone there held one: it asks without waiting.
+pub(crate) fn bookkeeping_unlocked() -> bool {
+    REGISTRY.try_lock().is_some()
+        && BLOCK_OWNERS.try_lock().is_some()
+        && gil_times::bookkeeping_unlocked()
 }
 
 impl ThreadSlot {
@@ -263,6 +280,18 @@ impl ThreadSlot {
             gil_times: GilTimes::new(),
         });
         crate::sys::stack_check::warn_if_stack_too_small(|| slot.describe());
+        if gate::load().state() == GateState::Forked {
+            // A fork() child of a running engine, whose calls all return
+            // PYB_E_FORKED: the registry's lock may belong to a thread that
+            // is gone (one registering or exiting at the fork), and waiting
+            // for it hung the child (tests/c/fuzz_api.c). Nothing reads the
+            // registry here, so the slot is only kept for this thread's life
+            // (leaked, with no exit hook).
+            let ptr = Arc::into_raw(slot);
+            set_current_ptr(ptr);
+            // SAFETY: leaked above, so it lives for the rest of the process.
+            return unsafe { CurrentThread::new(&*ptr) };
+        }
         let ptr = Arc::as_ptr(&slot);
         REGISTRY.lock().push(slot);
         set_current_ptr(ptr);
@@ -339,4 +368,61 @@ impl OwnerState {
 pub(crate) fn issuer_of(token: Token) -> Option<Arc<ThreadSlot>> {
     let id = *BLOCK_OWNERS.lock().as_ref()?.get(&token.block())?;
     REGISTRY.lock().iter().find(|slot| slot.id == id).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    /// Spawns `body` and returns a receiver that hears from a joiner once the
+    /// thread has ended, its exit hook included.
+    fn ended_after(body: impl FnOnce() + Send + 'static) -> mpsc::Receiver<()> {
+        let thread = std::thread::spawn(body);
+        let (ended_tx, ended_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            thread.join().unwrap();
+            let _ = ended_tx.send(());
+        });
+        ended_rx
+    }
+
+    /// In a fork() child of a running engine, a thread's first call and its
+    /// exit take none of the bookkeeping locks, which a thread that is gone
+    /// may hold there (as this test's own guards stand in for). Changes the
+    /// process's gate: nextest runs each test in a process of its own.
+    #[test]
+    fn a_fork_childs_threads_come_and_go_without_the_bookkeeping_locks() {
+        // A thread with a slot (and an exit hook) from before the fork.
+        let (made_tx, made_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let old_thread_ended = ended_after(move || {
+            made_tx.send(ThreadSlot::current().id).unwrap();
+            let _ = go_rx.recv();
+        });
+        let old_id = made_rx.recv_timeout(LIMIT).unwrap();
+        assert!(REGISTRY.lock().iter().any(|slot| slot.id == old_id));
+
+        let held = (REGISTRY.lock(), BLOCK_OWNERS.lock());
+        assert!(!bookkeeping_unlocked());
+        gate::store(gate::EngineWord::new(1, GateState::Forked));
+        go_tx.send(()).unwrap();
+        old_thread_ended
+            .recv_timeout(LIMIT)
+            .expect("a thread's exit waited for the bookkeeping locks");
+        let (id_tx, id_rx) = mpsc::channel();
+        let new_thread_ended = ended_after(move || id_tx.send(ThreadSlot::current().id).unwrap());
+        let new_id = id_rx
+            .recv_timeout(LIMIT)
+            .expect("a new thread's first call waited for the registry");
+        new_thread_ended
+            .recv_timeout(LIMIT)
+            .expect("a new thread's exit waited for the bookkeeping locks");
+        drop(held);
+        assert!(bookkeeping_unlocked());
+        assert!(REGISTRY.lock().iter().all(|slot| slot.id != new_id));
+    }
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU64, Ordering, compiler_fence, fence,
 };
 
+use parking_lot::{Mutex, MutexGuard};
 use pyo3::ffi;
 
 use crate::sys::membarrier;
@@ -117,6 +118,19 @@ pub(crate) fn enter(busy: &AtomicBool) -> EngineWord {
 #[inline(always)]
 pub(crate) fn leave(busy: &AtomicBool) {
     busy.store(false, Ordering::Release);
+}
+
+/// `table` locked; in a fork() child of a running engine only when that
+/// needs no wait, because a thread that is gone may hold it there (None then:
+/// the child does without what the table records). For pybridge's own
+/// process-wide tables that a fenced-off child may still touch: thread
+/// records, token owners, GIL-time totals.
+pub(crate) fn lock_unless_forked<T>(table: &'static Mutex<T>) -> Option<MutexGuard<'static, T>> {
+    if load().state() == GateState::Forked {
+        table.try_lock()
+    } else {
+        Some(table.lock())
+    }
 }
 
 /// Whether this process registered for expedited membarrier: 0 not yet tried,

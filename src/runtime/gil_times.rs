@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::runtime::gate::lock_unless_forked;
 use crate::sys::clock;
 
 /// Bit 0: timing on. Bits 1..: the reset epoch.
@@ -189,7 +190,9 @@ pub(crate) struct LongestHold {
 #[cold]
 pub(crate) fn note_longest(id: u64, os_tid: i32, name: &str, held: u64) {
     let epoch = epoch();
-    let mut longest = LONGEST.lock();
+    let Some(mut longest) = lock_unless_forked(&LONGEST) else {
+        return;
+    };
     if longest
         .as_ref()
         .is_some_and(|hold| hold.epoch == epoch && hold.ticks >= held)
@@ -210,7 +213,10 @@ pub(crate) fn note_longest(id: u64, os_tid: i32, name: &str, held: u64) {
 /// record keeps that name (its id and kernel tid are in the record already),
 /// so the total still names the thread once it is gone.
 pub(crate) fn thread_exits(id: u64, name: String) {
-    if let Some(hold) = LONGEST.lock().as_mut().filter(|hold| hold.thread_id == id) {
+    let Some(mut longest) = lock_unless_forked(&LONGEST) else {
+        return;
+    };
+    if let Some(hold) = longest.as_mut().filter(|hold| hold.thread_id == id) {
         hold.name = name;
     }
 }
@@ -277,14 +283,14 @@ static RETIRED: Mutex<Totals> = Mutex::new(Totals {
     },
 });
 
-/// Keeps an exiting thread's counts in the totals while `unregister` removes
-/// it from the registry: under one lock, so `total` counts it exactly once.
 /// True when neither lock a thread's exit takes here is held (see
 /// `thread_slot::bookkeeping_unlocked`); never waits.
 pub(crate) fn bookkeeping_unlocked() -> bool {
     RETIRED.try_lock().is_some() && LONGEST.try_lock().is_some()
 }
 
+/// Keeps an exiting thread's counts in the totals while `unregister` removes
+/// it from the registry: under one lock, so `total` counts it exactly once.
 pub(crate) fn retire(times: &GilTimes, unregister: impl FnOnce()) {
     let mut retired = RETIRED.lock();
     if retired.epoch == epoch() {
@@ -306,15 +312,18 @@ pub(crate) fn totals_of(times: &GilTimes) -> Option<Totals> {
 pub(crate) fn total(
     each_live: impl FnOnce(&mut dyn FnMut(&GilTimes)),
 ) -> (Totals, Option<LongestHold>) {
-    let retired = RETIRED.lock();
-    let mut totals = if retired.epoch == epoch() {
-        retired.clone()
-    } else {
-        Totals::default()
+    // In a fork() child these may be held by a thread that is gone: then the
+    // child's figures lack the exited threads or the longest hold.
+    let retired = lock_unless_forked(&RETIRED);
+    let mut totals = match &retired {
+        Some(retired) if retired.epoch == epoch() => (**retired).clone(),
+        _ => Totals::default(),
     };
     each_live(&mut |times| times.add_to(&mut totals));
     drop(retired);
-    let longest = LONGEST.lock().clone().filter(|hold| hold.epoch == epoch());
+    let longest = lock_unless_forked(&LONGEST)
+        .and_then(|longest| longest.clone())
+        .filter(|hold| hold.epoch == epoch());
     (totals, longest)
 }
 

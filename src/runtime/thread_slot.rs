@@ -19,7 +19,7 @@ use pyo3::ffi;
 
 use crate::runtime::cell_stack::CellStack;
 use crate::runtime::frames::FrameStack;
-use crate::runtime::gate::{self, GateState};
+use crate::runtime::gate::{self, GateState, lock_unless_forked};
 use crate::runtime::gil_times::{self, GilTimes};
 use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::token::{Serials, Token, TokenKind, TokenValue};
@@ -340,7 +340,10 @@ impl ThreadSlot {
 
 /// A snapshot of every registered slot, for the shutdown side.
 pub(crate) fn all_slots() -> Vec<Arc<ThreadSlot>> {
-    REGISTRY.lock().clone()
+    // (None in a fork() child where a thread that is gone holds it.)
+    lock_unless_forked(&REGISTRY)
+        .map(|slots| slots.clone())
+        .unwrap_or_default()
 }
 
 impl OwnerState {
@@ -349,10 +352,11 @@ impl OwnerState {
     pub(crate) fn issue(&self, slot_id: u64, kind: TokenKind) -> TokenValue {
         let mut serials = self.serials.get();
         let serial = serials.take(|block| {
-            BLOCK_OWNERS
-                .lock()
-                .get_or_insert_with(HashMap::new)
-                .insert(block, slot_id);
+            if let Some(mut owners) = lock_unless_forked(&BLOCK_OWNERS) {
+                owners
+                    .get_or_insert_with(HashMap::new)
+                    .insert(block, slot_id);
+            }
         });
         self.serials.set(serials);
         Token { serial, kind }.encode()
@@ -366,8 +370,13 @@ impl OwnerState {
 
 /// The live thread a token was issued to, if it is still alive.
 pub(crate) fn issuer_of(token: Token) -> Option<Arc<ThreadSlot>> {
-    let id = *BLOCK_OWNERS.lock().as_ref()?.get(&token.block())?;
-    REGISTRY.lock().iter().find(|slot| slot.id == id).cloned()
+    let id = *lock_unless_forked(&BLOCK_OWNERS)?
+        .as_ref()?
+        .get(&token.block())?;
+    lock_unless_forked(&REGISTRY)?
+        .iter()
+        .find(|slot| slot.id == id)
+        .cloned()
 }
 
 #[cfg(test)]
@@ -421,6 +430,10 @@ mod tests {
         new_thread_ended
             .recv_timeout(LIMIT)
             .expect("a new thread's exit waited for the bookkeeping locks");
+        // The readers do without the tables instead of waiting.
+        assert!(all_slots().is_empty());
+        let token = Token::decode(ThreadSlot::current().owner().issue(1, TokenKind::Gil)).unwrap();
+        assert!(issuer_of(token).is_none());
         drop(held);
         assert!(bookkeeping_unlocked());
         assert!(REGISTRY.lock().iter().all(|slot| slot.id != new_id));

@@ -23,6 +23,13 @@ pub(crate) use embedded_python;
 
 /// Module `name` from `sys.modules`, or made there from `source` the first
 /// time (per interpreter: each has its own `sys.modules`).
+///
+/// The module is made apart and put in `sys.modules` only once its body has
+/// run: a body lets the GIL go (`import asyncio` takes a while), and a module
+/// published first was found half made by another thread (the API fuzzer, 3.13:
+/// `_pybridge_asyncio` without `Runner`). Two threads may both make it; the
+/// first one published is the one every thread uses. A body that fails (an
+/// interrupting shutdown's exception) publishes nothing.
 pub(crate) fn source_module<'py>(
     py: Python<'py>,
     name: &CStr,
@@ -32,16 +39,38 @@ pub(crate) fn source_module<'py>(
     if let Some(existing) = imported_module(py, name) {
         return Ok(existing);
     }
-    // SAFETY: GIL held (the `py` token says so).
+    // SAFETY: GIL held (the `py` token says so); references owned by `Owned`.
     unsafe {
         let code = Owned::new(
             py,
             ffi::Py_CompileString(source.as_ptr(), filename.as_ptr(), ffi::Py_file_input),
         )?;
+        let module = Owned::new(py, ffi::PyModule_New(name.as_ptr()))?;
+        let namespace = ffi::PyModule_GetDict(module.as_ptr());
+        if ffi::PyDict_SetItemString(
+            namespace,
+            c"__builtins__".as_ptr(),
+            ffi::PyEval_GetBuiltins(),
+        ) != 0
+        {
+            return Err(crate::python::exception::python_error(py));
+        }
         Owned::new(
             py,
-            ffi::PyImport_ExecCodeModuleEx(name.as_ptr(), code.as_ptr(), filename.as_ptr()),
-        )
+            ffi::PyEval_EvalCode(code.as_ptr(), namespace, namespace),
+        )?;
+        let key = Owned::new(py, ffi::PyUnicode_FromString(name.as_ptr()))?;
+        let mut published = std::ptr::null_mut();
+        if ffi::compat::PyDict_SetDefaultRef(
+            ffi::PyImport_GetModuleDict(),
+            key.as_ptr(),
+            module.as_ptr(),
+            &mut published,
+        ) < 0
+        {
+            return Err(crate::python::exception::python_error(py));
+        }
+        Owned::new(py, published)
     }
 }
 

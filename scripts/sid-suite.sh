@@ -2,8 +2,9 @@
 # Runs inside the sid chroot (scripts/test-sid.sh starts it there): the suite
 # for one CPython of the chroot, e.g. `scripts/sid-suite.sh 3.14`:
 #   - the whole Rust-driven suite (engine, objects, C and C++ host programs
-#     built with GCC 16 and run under the sanitizers, both fuzzers at their
-#     full seed counts, the NumPy tests with a NumPy that has wheels for it);
+#     built with GCC 16 and run under the sanitizers, both fuzzers over this
+#     version's window of seeds (scripts/lib.sh `pyb_fuzz_window`), the NumPy
+#     tests with a NumPy that has wheels for it);
 #   - the C# tests on .NET 8 (assemblies the host built with mcs);
 #   - the benchmarks against raw CPython in the same run (GIL round trip,
 #     pyb_call, own-GIL pools); they report and never fail on figures.
@@ -34,7 +35,9 @@ sid_versions="$(pyb_python_versions sid)"
 if [ "$version" = "${PYB_SID_GCC_CHECK:-${sid_versions##* }}" ]; then
   part "every C and C++ file under $(gcc --version | head -1)" bash scripts/check-gcc.sh
 fi
-part "Rust, C and C++ tests" cargo nextest run --profile ci -E 'not binary(package)'
+pyb_fuzz_window "$version"
+part "Rust, C and C++ tests (fuzz seeds $PYB_FUZZ_FIRST_SEED..$((PYB_FUZZ_FIRST_SEED + PYB_FUZZ_SEEDS - 1)))" \
+  cargo nextest run --profile ci -E 'not binary(package)'
 if [ "${PYB_SKIP_CSHARP:-0}" != "1" ]; then
   # The C# tests built by the host's C# stage (no Mono here), on .NET 8, against
   # this CPython's library.

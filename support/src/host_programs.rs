@@ -394,8 +394,10 @@ pub fn run_command_with_deadline(
 }
 
 /// Runs the seeded fuzzer `source` (a C program taking `<seed> <interrupt>`,
-/// ending with "<name>: ok") over seeds 1..=`seeds` (`PYB_FUZZ_SEEDS`
-/// overrides), `parallel` processes at a time, each under `seed_deadline`,
+/// ending with "<name>: ok") over `seeds` seeds from 1 (`PYB_FUZZ_SEEDS` and
+/// `PYB_FUZZ_FIRST_SEED` override: the other CPythons' runs each sweep a
+/// window of their own, scripts/lib.sh `pyb_fuzz_window`), `parallel`
+/// processes at a time, each under `seed_deadline`,
 /// and fails naming every failing seed with the command that replays it.
 /// The programs inherit this process's environment (`PYB_FUZZ_SKIP`, say).
 pub fn fuzz_sweep(
@@ -408,10 +410,15 @@ pub fn fuzz_sweep(
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    let seeds: u64 = std::env::var("PYB_FUZZ_SEEDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(seeds);
+    let from_env = |name: &str, default: u64| -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(default)
+    };
+    let seeds = from_env("PYB_FUZZ_SEEDS", seeds);
+    let first = from_env("PYB_FUZZ_FIRST_SEED", 1);
+    let last = first + seeds - 1;
     let name = Path::new(source)
         .file_stem()
         .and_then(|stem| stem.to_str())
@@ -421,7 +428,7 @@ pub fn fuzz_sweep(
         .unwrap_or_default();
     let dir = work_dir(&format!("{name}-{interrupt}"));
     let exe = build_c_program(source, &dir, "-O1").unwrap_or_else(|gcc| panic!("{gcc}"));
-    let next = AtomicU64::new(1);
+    let next = AtomicU64::new(first);
     let passed = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -429,7 +436,7 @@ pub fn fuzz_sweep(
             scope.spawn(|| {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed > seeds {
+                    if seed > last {
                         break;
                     }
                     let (seed_text, interrupt_text) = (seed.to_string(), interrupt.to_string());
@@ -453,7 +460,7 @@ pub fn fuzz_sweep(
     });
     let failures = failures.into_inner().unwrap();
     println!(
-        "{name} sweep, interrupt {interrupt}: {} passed, {} failed",
+        "{name} sweep, interrupt {interrupt}, seeds {first}..={last}: {} passed, {} failed",
         passed.load(Ordering::Relaxed),
         failures.len()
     );

@@ -292,9 +292,10 @@ pub(crate) fn bookkeeping_unlocked() -> bool {
 /// Keeps an exiting thread's counts in the totals while `unregister` removes
 /// it from the registry: under one lock, so `total` counts it exactly once.
 pub(crate) fn retire(times: &GilTimes, unregister: impl FnOnce()) {
-    let mut retired = RETIRED.lock();
-    if retired.epoch == epoch() {
-        times.add_to(&mut retired);
+    // (None only in a fork() child, see `lock_unless_forked`: its counts go.)
+    let mut retired = lock_unless_forked(&RETIRED);
+    if let Some(retired) = retired.as_mut().filter(|retired| retired.epoch == epoch()) {
+        times.add_to(retired);
     }
     unregister();
 }

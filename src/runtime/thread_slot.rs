@@ -19,7 +19,7 @@ use pyo3::ffi;
 
 use crate::runtime::cell_stack::CellStack;
 use crate::runtime::frames::FrameStack;
-use crate::runtime::gate::{self, GateState, lock_unless_forked};
+use crate::runtime::gate::lock_unless_forked;
 use crate::runtime::gil_times::{self, GilTimes};
 use crate::runtime::ids::{InterpreterId, ThreadIdent};
 use crate::runtime::token::{Serials, Token, TokenKind, TokenValue};
@@ -191,15 +191,8 @@ fn exit_hook() {
     if ptr.is_null() {
         return;
     }
-    if gate::load().state() == GateState::Forked {
-        // A fork() child (whose last thread's exit runs this from `exit()`
-        // too): nothing to free in CPython, and the locks below may belong to
-        // threads that are gone.
-        set_current_ptr(std::ptr::null());
-        return;
-    }
     // SAFETY: this thread's own slot; the registry keeps it alive until
-    // it is removed below.
+    // it is removed below (or for ever: see `create`).
     let slot = unsafe { CurrentThread::new(&*ptr) };
     let handler = ON_THREAD_EXIT.get().copied();
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -210,16 +203,21 @@ fn exit_hook() {
         crate::runtime::error::Error::from_panic(payload);
     }
     set_current_ptr(std::ptr::null());
-    if let Some(owners) = BLOCK_OWNERS.lock().as_mut() {
+    // In a fork() child (whose last thread's exit runs this from `exit()`
+    // too) a table whose lock a thread that is gone holds keeps its entry.
+    if let Some(owners) = lock_unless_forked(&BLOCK_OWNERS)
+        .as_mut()
+        .and_then(|owners| owners.as_mut())
+    {
         owners.retain(|_, id| *id != slot.id);
     }
     // The longest hold keeps naming this thread once it has gone, by the
     // name it ended with (a host may name a thread after its first call).
     gil_times::thread_exits(slot.id, os_thread::own_name());
     gil_times::retire(&slot.gil_times, || {
-        REGISTRY
-            .lock()
-            .retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr))
+        if let Some(mut registry) = lock_unless_forked(&REGISTRY) {
+            registry.retain(|entry| !std::ptr::eq(Arc::as_ptr(entry), ptr));
+        }
     });
 }
 
@@ -280,24 +278,20 @@ impl ThreadSlot {
             gil_times: GilTimes::new(),
         });
         crate::sys::stack_check::warn_if_stack_too_small(|| slot.describe());
-        if gate::load().state() == GateState::Forked {
-            // A fork() child of a running engine, whose calls all return
-            // PYB_E_FORKED: the registry's lock may belong to a thread that
-            // is gone (one registering or exiting at the fork), and waiting
-            // for it hung the child (tests/c/fuzz_api.c). Nothing reads the
-            // registry here, so the slot is only kept for this thread's life
-            // (leaked, with no exit hook).
-            let ptr = Arc::into_raw(slot);
-            set_current_ptr(ptr);
-            // SAFETY: leaked above, so it lives for the rest of the process.
-            return unsafe { CurrentThread::new(&*ptr) };
-        }
         let ptr = Arc::as_ptr(&slot);
-        REGISTRY.lock().push(slot);
+        match lock_unless_forked(&REGISTRY) {
+            Some(mut registry) => registry.push(slot),
+            // A fork() child of a running engine whose registry lock a thread
+            // that is gone holds (one registering or exiting at the fork):
+            // waiting for it hung the child before its call could return
+            // PYB_E_FORKED (tests/c/fuzz_api.c). Nothing reads the registry
+            // there, so the slot is kept for the rest of the process instead.
+            None => std::mem::forget(slot),
+        }
         set_current_ptr(ptr);
         crate::sys::thread_exit::arm(exit_hook);
-        // SAFETY: this thread's own slot, registered above; lives until this
-        // thread exits.
+        // SAFETY: this thread's own slot, registered (or forgotten) above;
+        // lives until this thread exits.
         unsafe { CurrentThread::new(&*ptr) }
     }
 
@@ -382,6 +376,7 @@ pub(crate) fn issuer_of(token: Token) -> Option<Arc<ThreadSlot>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::gate::{self, GateState};
     use std::sync::mpsc;
     use std::time::Duration;
 
